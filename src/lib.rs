@@ -1,0 +1,23 @@
+//! hopdns: a recursive caching DNS resolver.
+//!
+//! # Layout
+//! One folder per concern; one query's way through them:
+//!
+//! ```text
+//! client -> server/ (UDP/TCP, ACL, EDNS, truncation)
+//!        -> cache/ (answers)  --hit--> reply
+//!        -> resolver/ (sans-IO state machine + driver) <-> cache/ (delegations, infra)
+//!        -> transport/ (one exchange with one authority: UDP, TCP, timeouts)
+//!        -> trace/ (hop events, printed by `hopdns trace`, logged by `serve`)
+//! ```
+//!
+//! `lab/` is a local hierarchy of authoritative servers for tests and the offline demo;
+//! `serve` never needs it. `config/` turns the CLI into validated settings.
+
+pub mod cache;
+pub mod config;
+pub mod lab;
+pub mod resolver;
+pub mod server;
+pub mod trace;
+pub mod transport;

@@ -1,0 +1,120 @@
+//! What a resolution produces: the question asked and the outcome, as plain values.
+//!
+//! DNS outcomes (NXDOMAIN, NODATA) are values, not errors; only "no answer at all" is a
+//! failure, carried as [`Outcome::ServFail`] with its reason.
+
+use std::fmt;
+
+use hickory_proto::op::{Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+
+/// One question, as the resolver and the cache key it: the name is kept lowercased and
+/// fully qualified so that equal questions compare equal whatever the client's case.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Question {
+    pub name: Name,
+    pub qtype: RecordType,
+    pub qclass: DNSClass,
+}
+
+impl Question {
+    pub fn new(name: Name, qtype: RecordType) -> Self {
+        Self::with_class(name, qtype, DNSClass::IN)
+    }
+
+    pub fn with_class(name: Name, qtype: RecordType, qclass: DNSClass) -> Self {
+        let mut name = name.to_lowercase();
+        name.set_fqdn(true);
+        Self {
+            name,
+            qtype,
+            qclass,
+        }
+    }
+
+    pub fn from_query(q: &Query) -> Self {
+        Self::with_class(q.name.clone(), q.query_type, q.query_class)
+    }
+
+    pub fn to_query(&self) -> Query {
+        let mut q = Query::query(self.name.clone(), self.qtype);
+        q.set_query_class(self.qclass);
+        q
+    }
+}
+
+impl fmt::Display for Question {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.name, self.qtype)
+    }
+}
+
+/// Why a resolution ended without an answer. Each becomes SERVFAIL at the edge.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("every server for {zone} failed (timeout, lame, REFUSED or SERVFAIL)")]
+    ServersExhausted { zone: Name },
+    #[error("referral limit reached ({0} referrals)")]
+    TooManyReferrals(usize),
+    #[error("CNAME/DNAME chain longer than {0}")]
+    ChainTooLong(usize),
+    #[error("upstream query budget of {0} spent")]
+    QueryBudget(usize),
+    #[error("sub-resolution depth limit of {0} reached")]
+    SubDepth(usize),
+    #[error("deadline reached")]
+    Deadline,
+    #[error("CNAME or delegation loop at {0}")]
+    Loop(Name),
+    #[error("no usable server address (all filtered by transport settings)")]
+    NoAddress,
+    #[error("class {0} is not served")]
+    UnsupportedClass(DNSClass),
+}
+
+/// The end of one resolution.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// NOERROR with data: any CNAME/DNAME chain first, then the final RRset.
+    Answer { answers: Vec<Record> },
+    /// NXDOMAIN for the last name in the chain (RFC 2308 §2.1); `soa` gives the negative TTL.
+    NxDomain {
+        answers: Vec<Record>,
+        soa: Option<Record>,
+    },
+    /// NOERROR without data for the type asked (RFC 2308 §2.2).
+    NoData {
+        answers: Vec<Record>,
+        soa: Option<Record>,
+    },
+    /// No answer could be had.
+    ServFail(Failure),
+}
+
+impl Outcome {
+    pub fn rcode(&self) -> ResponseCode {
+        match self {
+            Outcome::Answer { .. } | Outcome::NoData { .. } => ResponseCode::NoError,
+            Outcome::NxDomain { .. } => ResponseCode::NXDomain,
+            Outcome::ServFail(_) => ResponseCode::ServFail,
+        }
+    }
+
+    /// The answer section: the chain and, for positive answers, the final RRset.
+    pub fn answers(&self) -> &[Record] {
+        match self {
+            Outcome::Answer { answers }
+            | Outcome::NxDomain { answers, .. }
+            | Outcome::NoData { answers, .. } => answers,
+            Outcome::ServFail(_) => &[],
+        }
+    }
+
+    /// The authority section of a minimal reply: the SOA of a negative answer, nothing else.
+    pub fn soa(&self) -> Option<&Record> {
+        match self {
+            Outcome::NxDomain { soa, .. } | Outcome::NoData { soa, .. } => soa.as_ref(),
+            _ => None,
+        }
+    }
+}
