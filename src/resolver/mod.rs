@@ -1,5 +1,19 @@
 //! The resolver room: the iterative state machine (sans-IO) and the driver that runs it.
+//!
+//! * [`machine`]: `Resolution`, plain data and pure transitions. It says "send this query to
+//!   one of these servers" and is told what came back; it never touches a socket or a clock.
+//! * [`classify`]: scrubbing and classification of replies.
+//! * [`driver`]: `Resolver`, which runs resolutions with a transport, the cache and the clock.
 
+mod budget;
+pub mod classify;
+mod driver;
+pub mod hints;
+pub mod machine;
 mod outcome;
+#[cfg(test)]
+mod tests;
 
+pub use budget::Limits;
+pub use driver::{Resolver, ResolverConfig};
 pub use outcome::{Failure, Outcome, Question};

@@ -1,1 +1,132 @@
-//! trace room.
+//! The trace room: hop events emitted by the resolution state machine, and their printers.
+//! Nothing here changes behaviour: `hopdns trace` prints these events, `serve` logs them at
+//! debug level through `tracing`.
+
+mod json;
+mod text;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, Record};
+
+use crate::resolver::{Outcome, Question};
+
+pub use json::JsonPrinter;
+pub use text::TextPrinter;
+
+/// Where a resolution (or sub-resolution) starts its walk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CutSource {
+    /// The root hints (or the primed root NS set).
+    Hints,
+    /// A zone cut remembered from an earlier referral.
+    Cache,
+}
+
+/// What one reply was judged to be.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReplyKind {
+    Answer(Vec<Record>),
+    /// A CNAME/DNAME chain that leaves this server's zone; resolution restarts at `target`.
+    Cname {
+        chain: Vec<Record>,
+        target: Name,
+    },
+    Referral {
+        zone: Name,
+        ns: Vec<Name>,
+        glue: Vec<(Name, IpAddr)>,
+    },
+    NxDomain(Option<Record>),
+    NoData(Option<Record>),
+    /// Skipped: REFUSED, SERVFAIL, non-authoritative, upward referral...
+    Lame(String),
+    /// TC set over UDP: the same server is asked again over TCP.
+    Truncated,
+    /// FORMERR to a query with EDNS: the same server is asked again without it.
+    EdnsRejected,
+}
+
+/// One step of a resolution. Built only when someone listens, so size is no concern.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum HopEvent {
+    /// A (sub-)resolution starts. `depth` is 0 for the client's question.
+    Start { depth: usize, question: Question },
+    /// The walk for `name` starts at `zone`.
+    Cut {
+        depth: usize,
+        zone: Name,
+        source: CutSource,
+    },
+    /// Answered from the cache without asking anyone.
+    CacheAnswer {
+        depth: usize,
+        question: Question,
+        records: Vec<Record>,
+        rcode: ResponseCode,
+    },
+    /// A server answered.
+    Reply {
+        depth: usize,
+        zone: Name,
+        server: SocketAddr,
+        server_name: Option<Name>,
+        question: Question,
+        tcp: bool,
+        rcode: ResponseCode,
+        flags: String,
+        kind: ReplyKind,
+        rtt: Duration,
+    },
+    /// A server did not answer in time (or the network refused).
+    NoReply {
+        depth: usize,
+        zone: Name,
+        server: SocketAddr,
+        server_name: Option<Name>,
+        question: Question,
+        tcp: bool,
+        error: String,
+        after: Duration,
+    },
+    /// Glueless name server: its address is looked up first.
+    LookupNs { depth: usize, ns: Name },
+    /// The resolution ended.
+    Done { depth: usize, outcome: Outcome },
+}
+
+/// Receives hop events as they happen.
+pub trait TraceSink: Send {
+    fn event(&mut self, event: &HopEvent);
+}
+
+/// Sends hop events to `tracing` at debug level (what `serve` uses).
+#[derive(Default)]
+pub struct LogSink;
+
+impl TraceSink for LogSink {
+    fn event(&mut self, event: &HopEvent) {
+        tracing::debug!(target: "hopdns::trace", "{}", text::line(event));
+    }
+}
+
+/// Discards events (the fast path when nobody listens).
+#[derive(Default)]
+pub struct NoSink;
+
+impl TraceSink for NoSink {
+    fn event(&mut self, _: &HopEvent) {}
+}
+
+/// Keeps every event (tests and the trace command).
+#[derive(Default)]
+pub struct Collect(pub Vec<HopEvent>);
+
+impl TraceSink for Collect {
+    fn event(&mut self, event: &HopEvent) {
+        self.0.push(event.clone());
+    }
+}

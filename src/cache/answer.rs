@@ -1,0 +1,241 @@
+//! The answer cache: positive RRsets and negative answers (RFC 2308), keyed by question.
+//!
+//! Each entry remembers when it expires on the system clock; readers get records whose TTL
+//! is the time left (RFC 1035 §3.2.1: TTLs count down while cached). CNAME RRsets are cached
+//! under their own (name, CNAME) key, so the resolver can rebuild a whole chain from cache.
+
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+
+use hickory_proto::rr::Record;
+use lru::LruCache;
+
+use super::{shard_of, CacheConfig, SHARDS};
+use crate::resolver::Question;
+
+/// What a lookup finds: records with TTLs already decremented to the time left.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cached {
+    /// The RRset for the question.
+    Records(Vec<Record>),
+    /// The name does not exist (RFC 2308 §2.1), with the SOA that set the negative TTL.
+    NxDomain(Option<Record>),
+    /// The name exists without data of this type (RFC 2308 §2.2).
+    NoData(Option<Record>),
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    data: Cached,
+    expires: u64,
+}
+
+#[derive(Debug)]
+pub struct AnswerCache {
+    shards: Vec<Mutex<LruCache<Question, Entry>>>,
+    min_ttl: u32,
+    max_ttl: u32,
+    max_negative_ttl: u32,
+}
+
+impl AnswerCache {
+    pub fn new(config: &CacheConfig) -> Self {
+        let per_shard = NonZeroUsize::new((config.answer_entries / SHARDS).max(1)).expect("max(1)");
+        Self {
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(LruCache::new(per_shard)))
+                .collect(),
+            min_ttl: config.min_ttl,
+            max_ttl: config.max_ttl,
+            max_negative_ttl: config.max_negative_ttl,
+        }
+    }
+
+    fn shard(&self, q: &Question) -> std::sync::MutexGuard<'_, LruCache<Question, Entry>> {
+        // A poisoned lock only means another thread panicked mid-update of an LRU list of
+        // plain values; the data is still consistent enough to serve.
+        self.shards[shard_of(q)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The entry for `q` with TTLs counted down to `now`, or `None` if absent or expired.
+    pub fn get(&self, q: &Question, now: u64) -> Option<Cached> {
+        let mut shard = self.shard(q);
+        let entry = shard.get(q)?;
+        if entry.expires <= now {
+            shard.pop(q);
+            return None;
+        }
+        let left = (entry.expires - now).min(u64::from(u32::MAX)) as u32;
+        Some(with_ttl(&entry.data, left))
+    }
+
+    /// Caches an RRset (all records share the owner and type of `q`). The RRset's TTL is its
+    /// lowest record TTL (RFC 2181 §5.2), clamped to `min-ttl..=max-ttl`.
+    pub fn insert_records(&self, q: Question, records: Vec<Record>, now: u64) {
+        let Some(ttl) = records.iter().map(|r| r.ttl).min() else {
+            return;
+        };
+        let ttl = ttl.clamp(self.min_ttl, self.max_ttl.max(self.min_ttl));
+        self.put(q, Cached::Records(records), ttl, now);
+    }
+
+    /// Caches a negative answer. Its TTL is min(SOA TTL, SOA MINIMUM) (RFC 2308 §5), capped by
+    /// `max-negative-ttl`; without an SOA the answer is not cached (RFC 2308 §5).
+    pub fn insert_negative(&self, q: Question, nxdomain: bool, soa: Option<Record>, now: u64) {
+        let Some(ttl) = soa.as_ref().and_then(negative_ttl) else {
+            return;
+        };
+        let ttl = ttl.min(self.max_negative_ttl);
+        let data = if nxdomain {
+            Cached::NxDomain(soa)
+        } else {
+            Cached::NoData(soa)
+        };
+        self.put(q, data, ttl, now);
+    }
+
+    fn put(&self, q: Question, data: Cached, ttl: u32, now: u64) {
+        if ttl == 0 {
+            return;
+        }
+        let entry = Entry {
+            data,
+            expires: now + u64::from(ttl),
+        };
+        self.shard(&q).put(q, entry);
+    }
+
+    /// Number of entries held (expired ones included until they are touched or evicted).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// RFC 2308 §5: the negative TTL is the minimum of the SOA's own TTL and its MINIMUM field.
+pub fn negative_ttl(soa: &Record) -> Option<u32> {
+    match &soa.data {
+        hickory_proto::rr::RData::SOA(s) => Some(soa.ttl.min(s.minimum)),
+        _ => None,
+    }
+}
+
+fn with_ttl(data: &Cached, left: u32) -> Cached {
+    let set = |records: &[Record]| -> Vec<Record> {
+        records
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.ttl = left;
+                r
+            })
+            .collect()
+    };
+    match data {
+        Cached::Records(rs) => Cached::Records(set(rs)),
+        Cached::NxDomain(soa) => {
+            Cached::NxDomain(soa.as_ref().map(|s| set(std::slice::from_ref(s)).remove(0)))
+        }
+        Cached::NoData(soa) => {
+            Cached::NoData(soa.as_ref().map(|s| set(std::slice::from_ref(s)).remove(0)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::{A, SOA};
+    use hickory_proto::rr::{Name, RData, RecordType};
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn a(owner: &str, ttl: u32) -> Record {
+        Record::from_rdata(name(owner), ttl, RData::A(A::new(192, 0, 2, 1)))
+    }
+
+    fn soa(ttl: u32, minimum: u32) -> Record {
+        let s = SOA::new(name("ns.example."), name("h.example."), 1, 2, 3, 4, minimum);
+        Record::from_rdata(name("example."), ttl, RData::SOA(s))
+    }
+
+    #[test]
+    fn ttl_counts_down_and_entry_expires() {
+        let c = AnswerCache::new(&CacheConfig::default());
+        let q = Question::new(name("www.example."), RecordType::A);
+        c.insert_records(q.clone(), vec![a("www.example.", 300)], 1000);
+        let Some(Cached::Records(rs)) = c.get(&q, 1100) else {
+            panic!("expected records")
+        };
+        assert_eq!(rs[0].ttl, 200);
+        assert_eq!(c.get(&q, 1300), None);
+    }
+
+    #[test]
+    fn lookup_ignores_case() {
+        let c = AnswerCache::new(&CacheConfig::default());
+        c.insert_records(
+            Question::new(name("WWW.Example."), RecordType::A),
+            vec![a("www.example.", 300)],
+            0,
+        );
+        assert!(c
+            .get(&Question::new(name("www.EXAMPLE."), RecordType::A), 1)
+            .is_some());
+    }
+
+    #[test]
+    fn ttls_are_clamped() {
+        let cfg = CacheConfig {
+            min_ttl: 60,
+            max_ttl: 600,
+            ..CacheConfig::default()
+        };
+        let c = AnswerCache::new(&cfg);
+        let q1 = Question::new(name("a.example."), RecordType::A);
+        let q2 = Question::new(name("b.example."), RecordType::A);
+        c.insert_records(q1.clone(), vec![a("a.example.", 5)], 0);
+        c.insert_records(q2.clone(), vec![a("b.example.", 86_400)], 0);
+        assert!(matches!(c.get(&q1, 0), Some(Cached::Records(r)) if r[0].ttl == 60));
+        assert!(matches!(c.get(&q2, 0), Some(Cached::Records(r)) if r[0].ttl == 600));
+    }
+
+    #[test]
+    fn negative_ttl_is_min_of_soa_ttl_and_minimum_and_capped() {
+        let c = AnswerCache::new(&CacheConfig::default());
+        let q = Question::new(name("nx.example."), RecordType::A);
+        c.insert_negative(q.clone(), true, Some(soa(900, 120)), 0);
+        assert!(matches!(c.get(&q, 100), Some(Cached::NxDomain(Some(s))) if s.ttl == 20));
+        assert_eq!(c.get(&q, 120), None);
+        let q2 = Question::new(name("nodata.example."), RecordType::AAAA);
+        c.insert_negative(q2.clone(), false, Some(soa(86_400, 86_400)), 0);
+        assert!(matches!(c.get(&q2, 0), Some(Cached::NoData(Some(s))) if s.ttl == 3600));
+        let q3 = Question::new(name("nosoa.example."), RecordType::A);
+        c.insert_negative(q3.clone(), true, None, 0);
+        assert_eq!(c.get(&q3, 0), None, "no SOA, no negative caching");
+    }
+
+    #[test]
+    fn least_recently_used_is_evicted() {
+        let cfg = CacheConfig {
+            answer_entries: SHARDS, // one entry per shard
+            ..CacheConfig::default()
+        };
+        let c = AnswerCache::new(&cfg);
+        for i in 0..1000 {
+            let n = format!("n{i}.example.");
+            c.insert_records(Question::new(name(&n), RecordType::A), vec![a(&n, 300)], 0);
+        }
+        assert!(c.len() <= SHARDS);
+    }
+}

@@ -1,0 +1,199 @@
+//! The infra cache: per server address, smoothed RTT, retransmission timeout and EDNS support.
+//!
+//! RTT smoothing and the timeout follow RFC 6298 (SRTT, RTTVAR, RTO = SRTT + 4*RTTVAR) with
+//! exponential backoff on timeouts, as Unbound's infra cache does. An unknown server gets an
+//! initial timeout of [`INITIAL_RTO`], a few hundred milliseconds, so a dead server costs
+//! little before we move on. Entries older than [`HOST_TTL`] are forgotten (Unbound
+//! `infra-host-ttl`, 900 s), so a server that was down gets another chance.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// First timeout for a server we know nothing about (Unbound starts at 376 ms).
+pub const INITIAL_RTO: Duration = Duration::from_millis(400);
+/// Floor of the timeout: even a very close server gets this long to answer.
+pub const MIN_RTO: Duration = Duration::from_millis(50);
+/// Ceiling of the timeout after repeated backoff.
+pub const MAX_RTO: Duration = Duration::from_secs(3);
+/// How long what we learned about a server is kept.
+pub const HOST_TTL: Duration = Duration::from_secs(900);
+
+/// What is known of one server.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ServerStats {
+    /// Smoothed RTT in milliseconds.
+    pub srtt_ms: f64,
+    /// RTT variation in milliseconds.
+    pub rttvar_ms: f64,
+    /// Current retransmission timeout.
+    pub rto: Duration,
+    /// Timeouts since the last answer.
+    pub timeouts: u32,
+    /// The server answered FORMERR to a query with EDNS (RFC 6891 §7 fallback).
+    pub no_edns: bool,
+    updated: Instant,
+}
+
+#[derive(Debug, Default)]
+pub struct InfraCache {
+    servers: Mutex<HashMap<IpAddr, ServerStats>>,
+}
+
+impl InfraCache {
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<IpAddr, ServerStats>) -> R) -> R {
+        f(&mut self.servers.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Known stats for `server`, unless forgotten.
+    pub fn get(&self, server: IpAddr, now: Instant) -> Option<ServerStats> {
+        self.with(|m| {
+            m.get(&server)
+                .copied()
+                .filter(|s| now.saturating_duration_since(s.updated) < HOST_TTL)
+        })
+    }
+
+    /// The timeout to use for the next query to `server`.
+    pub fn rto(&self, server: IpAddr, now: Instant) -> Duration {
+        self.get(server, now).map_or(INITIAL_RTO, |s| s.rto)
+    }
+
+    /// Whether queries to `server` should carry EDNS.
+    pub fn edns_ok(&self, server: IpAddr, now: Instant) -> bool {
+        !self.get(server, now).is_some_and(|s| s.no_edns)
+    }
+
+    /// The expected cost of asking `server`, for choosing among candidates: its SRTT, with
+    /// unknown servers placed at the initial timeout so known-fast servers are preferred but
+    /// new ones are still explored, and timeouts penalising by the current backed-off RTO.
+    pub fn score(&self, server: IpAddr, now: Instant) -> Duration {
+        match self.get(server, now) {
+            None => INITIAL_RTO / 2,
+            Some(s) if s.timeouts > 0 => s.rto.saturating_mul(s.timeouts.min(8)),
+            Some(s) => Duration::from_secs_f64(s.srtt_ms / 1000.0),
+        }
+    }
+
+    /// An answer came back after `rtt` (RFC 6298 §2.2-2.3 smoothing).
+    pub fn record_rtt(&self, server: IpAddr, rtt: Duration, now: Instant) {
+        let r = rtt.as_secs_f64() * 1000.0;
+        self.with(|m| {
+            let s = match m
+                .get(&server)
+                .filter(|s| now.saturating_duration_since(s.updated) < HOST_TTL)
+            {
+                Some(old) => {
+                    let rttvar = 0.75 * old.rttvar_ms + 0.25 * (old.srtt_ms - r).abs();
+                    let srtt = 0.875 * old.srtt_ms + 0.125 * r;
+                    ServerStats {
+                        srtt_ms: srtt,
+                        rttvar_ms: rttvar,
+                        timeouts: 0,
+                        updated: now,
+                        ..*old
+                    }
+                }
+                None => ServerStats {
+                    srtt_ms: r,
+                    rttvar_ms: r / 2.0,
+                    rto: INITIAL_RTO,
+                    timeouts: 0,
+                    no_edns: false,
+                    updated: now,
+                },
+            };
+            let rto = Duration::from_secs_f64((s.srtt_ms + 4.0 * s.rttvar_ms) / 1000.0)
+                .clamp(MIN_RTO, MAX_RTO);
+            m.insert(server, ServerStats { rto, ..s });
+        });
+    }
+
+    /// A query timed out: double the timeout (RFC 6298 §5.5) and count it.
+    pub fn record_timeout(&self, server: IpAddr, now: Instant) {
+        self.with(|m| {
+            let s = m
+                .get(&server)
+                .copied()
+                .filter(|s| now.saturating_duration_since(s.updated) < HOST_TTL)
+                .unwrap_or(ServerStats {
+                    srtt_ms: INITIAL_RTO.as_secs_f64() * 1000.0,
+                    rttvar_ms: 0.0,
+                    rto: INITIAL_RTO,
+                    timeouts: 0,
+                    no_edns: false,
+                    updated: now,
+                });
+            m.insert(
+                server,
+                ServerStats {
+                    rto: s.rto.saturating_mul(2).min(MAX_RTO),
+                    timeouts: s.timeouts.saturating_add(1),
+                    updated: now,
+                    ..s
+                },
+            );
+        });
+    }
+
+    /// The server rejected EDNS with FORMERR: query it without OPT from now on.
+    pub fn record_no_edns(&self, server: IpAddr, now: Instant) {
+        self.with(|m| {
+            let entry = m.entry(server).or_insert(ServerStats {
+                srtt_ms: INITIAL_RTO.as_secs_f64() * 1000.0 / 2.0,
+                rttvar_ms: 0.0,
+                rto: INITIAL_RTO,
+                timeouts: 0,
+                no_edns: true,
+                updated: now,
+            });
+            entry.no_edns = true;
+            entry.updated = now;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_server_gets_the_initial_timeout_and_timeouts_back_off() {
+        let c = InfraCache::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let t = Instant::now();
+        assert_eq!(c.rto(ip, t), INITIAL_RTO);
+        c.record_timeout(ip, t);
+        assert_eq!(c.rto(ip, t), INITIAL_RTO * 2);
+        for _ in 0..10 {
+            c.record_timeout(ip, t);
+        }
+        assert_eq!(c.rto(ip, t), MAX_RTO);
+        assert!(c.score(ip, t) > c.score("192.0.2.2".parse().unwrap(), t));
+    }
+
+    #[test]
+    fn rtt_smoothing_and_forgetting() {
+        let c = InfraCache::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let t = Instant::now();
+        c.record_rtt(ip, Duration::from_millis(10), t);
+        assert_eq!(c.score(ip, t), Duration::from_millis(10));
+        assert!(c.rto(ip, t) >= MIN_RTO && c.rto(ip, t) < INITIAL_RTO);
+        c.record_rtt(ip, Duration::from_millis(90), t);
+        let s = c.get(ip, t).unwrap();
+        assert!((s.srtt_ms - 20.0).abs() < 1e-6);
+        assert_eq!(c.get(ip, t + HOST_TTL), None);
+    }
+
+    #[test]
+    fn edns_fallback_is_remembered() {
+        let c = InfraCache::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let t = Instant::now();
+        assert!(c.edns_ok(ip, t));
+        c.record_no_edns(ip, t);
+        assert!(!c.edns_ok(ip, t));
+    }
+}

@@ -1,0 +1,273 @@
+//! The driver: runs [`Resolution`]s against a transport, the cache and the clock.
+//!
+//! It does everything the machine must not: reads the clock, picks one server among the
+//! machine's candidates by smoothed RTT (the infra cache), applies per-server timeouts and the
+//! request's deadline, performs the exchange, feeds results back and hands hop events to a
+//! [`TraceSink`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use hickory_proto::op::{Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
+
+use super::hints;
+use super::machine::{Action, Event, Resolution, Settings};
+use super::{Failure, Outcome, Question};
+use crate::cache::{unix_now, Cache, CacheConfig, Delegation};
+use crate::server::Answerer;
+use crate::trace::{HopEvent, LogSink, ReplyKind, TraceSink};
+use crate::transport::{choose, Exchange, OutQuery, TransportError};
+
+/// Shortest timeout for a TCP exchange (connection set-up included).
+const MIN_TCP_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Hint servers tried by priming before falling back to the hints.
+const PRIMING_TRIES: usize = 3;
+
+/// Everything a [`Resolver`] needs besides its transport.
+#[derive(Clone, Debug)]
+pub struct ResolverConfig {
+    /// The root zone cut to start from: parsed root hints.
+    pub root_hints: Delegation,
+    pub settings: Settings,
+    pub cache: CacheConfig,
+}
+
+impl ResolverConfig {
+    pub fn new(root_hints: Delegation) -> Self {
+        Self {
+            root_hints,
+            settings: Settings::default(),
+            cache: CacheConfig::default(),
+        }
+    }
+}
+
+/// The recursive resolver: shared by every worker of the front end.
+pub struct Resolver {
+    cache: Arc<Cache>,
+    exchange: Arc<dyn Exchange>,
+    settings: Arc<Settings>,
+    root: Delegation,
+}
+
+impl Resolver {
+    pub fn new(config: ResolverConfig, exchange: Arc<dyn Exchange>) -> Self {
+        Self {
+            cache: Arc::new(Cache::new(config.cache)),
+            exchange,
+            settings: Arc::new(config.settings),
+            root: config.root_hints,
+        }
+    }
+
+    pub fn cache(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+
+    /// RFC 8109 priming: asks hint servers for the root NS set and caches the answer as the
+    /// root zone cut. Returns whether it worked; on failure the hints stay in use.
+    pub async fn prime(&self, sink: Option<&mut dyn TraceSink>) -> bool {
+        let mut sink = sink;
+        let root = Name::root();
+        let question = Question::new(root.clone(), RecordType::NS);
+        let candidates: Vec<_> = self
+            .root
+            .servers
+            .iter()
+            .flat_map(|s| s.addrs.iter())
+            .filter(|ip| {
+                (ip.is_ipv4() && self.settings.ipv4) || (ip.is_ipv6() && self.settings.ipv6)
+            })
+            .map(|ip| std::net::SocketAddr::new(*ip, 53))
+            .collect();
+        let mut left = candidates.clone();
+        for _ in 0..PRIMING_TRIES {
+            let now = Instant::now();
+            let Some(server) = choose(&left, &self.cache.infra, now) else {
+                break;
+            };
+            left.retain(|c| *c != server);
+            let out = OutQuery {
+                server,
+                query: Query::query(root.clone(), RecordType::NS),
+                tcp: false,
+                edns: true,
+                timeout: self.cache.infra.rto(server.ip(), now),
+            };
+            let result = self.exchange.exchange(&out).await;
+            let rtt = now.elapsed();
+            let server_name = self
+                .root
+                .servers
+                .iter()
+                .find(|s| s.addrs.contains(&server.ip()))
+                .map(|s| s.name.clone());
+            match result {
+                Ok(msg) => {
+                    self.cache
+                        .infra
+                        .record_rtt(server.ip(), rtt, Instant::now());
+                    let primed = hints::primed(&msg);
+                    if let Some(sink) = sink.as_deref_mut() {
+                        let kind = match &primed {
+                            Some((d, _)) => ReplyKind::Referral {
+                                zone: root.clone(),
+                                ns: d.servers.iter().map(|s| s.name.clone()).collect(),
+                                glue: d
+                                    .servers
+                                    .iter()
+                                    .flat_map(|s| s.addrs.iter().map(|a| (s.name.clone(), *a)))
+                                    .collect(),
+                            },
+                            None => ReplyKind::Lame("not a valid priming answer".into()),
+                        };
+                        sink.event(&HopEvent::Reply {
+                            depth: 0,
+                            zone: root.clone(),
+                            server,
+                            server_name,
+                            question: question.clone(),
+                            tcp: false,
+                            rcode: msg.metadata.response_code,
+                            flags: if msg.metadata.authoritative {
+                                "qr aa"
+                            } else {
+                                "qr"
+                            }
+                            .into(),
+                            kind,
+                            rtt,
+                        });
+                    }
+                    if let Some((d, ttl)) = primed {
+                        tracing::debug!(servers = d.servers.len(), ttl, "primed the root NS set");
+                        self.cache.delegations.insert(d, ttl, unix_now());
+                        return true;
+                    }
+                }
+                Err(e) => {
+                    self.cache.infra.record_timeout(server.ip(), Instant::now());
+                    if let Some(sink) = sink.as_deref_mut() {
+                        sink.event(&HopEvent::NoReply {
+                            depth: 0,
+                            zone: root.clone(),
+                            server,
+                            server_name,
+                            question: question.clone(),
+                            tcp: false,
+                            error: e.to_string(),
+                            after: rtt,
+                        });
+                    }
+                }
+            }
+        }
+        tracing::warn!("priming failed; using the root hints as they are");
+        false
+    }
+
+    /// Resolves `question`, logging hops at debug level when that level is enabled.
+    pub async fn resolve(&self, question: &Question) -> Outcome {
+        if tracing::enabled!(target: "hopdns::trace", tracing::Level::DEBUG) {
+            self.resolve_traced(question, Some(&mut LogSink)).await
+        } else {
+            self.resolve_traced(question, None).await
+        }
+    }
+
+    /// Resolves `question`, handing every hop event to `sink`.
+    pub async fn resolve_traced(
+        &self,
+        question: &Question,
+        mut sink: Option<&mut dyn TraceSink>,
+    ) -> Outcome {
+        if question.qclass != DNSClass::IN {
+            return Outcome::ServFail(Failure::UnsupportedClass(question.qclass));
+        }
+        let deadline = Instant::now() + self.settings.limits.deadline;
+        let mut m = Resolution::new(
+            question.clone(),
+            self.root.clone(),
+            self.settings.clone(),
+            sink.is_some(),
+        );
+        loop {
+            let action = m.poll(&self.cache, unix_now());
+            flush(&mut m, &mut sink);
+            let send = match action {
+                Action::Done(outcome) => return outcome,
+                Action::Send(send) => send,
+            };
+            let now = Instant::now();
+            let Some(server) =
+                choose(&send.candidates, &self.cache.infra, now).filter(|_| now < deadline)
+            else {
+                m.handle(Event::Deadline, &self.cache, unix_now());
+                continue;
+            };
+            let mut timeout = self.cache.infra.rto(server.ip(), now);
+            if send.tcp {
+                timeout = timeout.saturating_mul(2).max(MIN_TCP_TIMEOUT);
+            }
+            let timeout = timeout.min(deadline - now);
+            let edns = send.edns && self.cache.infra.edns_ok(server.ip(), now);
+            let out = OutQuery {
+                server,
+                query: send.query.clone(),
+                tcp: send.tcp,
+                edns,
+                timeout,
+            };
+            let result = self.exchange.exchange(&out).await;
+            let after = now.elapsed();
+            let done = Instant::now();
+            let event = match result {
+                Ok(message) => {
+                    self.cache.infra.record_rtt(server.ip(), after, done);
+                    if edns
+                        && message.metadata.response_code == ResponseCode::FormErr
+                        && message.edns.is_none()
+                    {
+                        self.cache.infra.record_no_edns(server.ip(), done);
+                    }
+                    Event::Response {
+                        from: server,
+                        message,
+                        rtt: after,
+                    }
+                }
+                Err(e) => {
+                    if !matches!(e, TransportError::Encode(_)) {
+                        self.cache.infra.record_timeout(server.ip(), done);
+                    }
+                    Event::NoReply {
+                        from: server,
+                        error: e.to_string(),
+                        after,
+                    }
+                }
+            };
+            m.handle(event, &self.cache, unix_now());
+            if Instant::now() >= deadline {
+                m.handle(Event::Deadline, &self.cache, unix_now());
+            }
+        }
+    }
+}
+
+fn flush(m: &mut Resolution, sink: &mut Option<&mut dyn TraceSink>) {
+    if let Some(sink) = sink.as_deref_mut() {
+        for ev in m.take_events() {
+            sink.event(&ev);
+        }
+    }
+}
+
+#[async_trait]
+impl Answerer for Resolver {
+    async fn answer(&self, question: &Question) -> Outcome {
+        self.resolve(question).await
+    }
+}

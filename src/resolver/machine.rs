@@ -1,0 +1,800 @@
+//! The resolution state machine: plain data and pure transitions (sans-IO).
+//!
+//! A [`Resolution`] answers one question. It is driven with two calls, after quinn-proto's
+//! `Connection` and Knot Resolver's consume/produce loop:
+//!
+//! * [`Resolution::poll`] runs the machine until it must wait, and returns what to do next:
+//!   [`Action::Send`] (ask one of these servers this question) or [`Action::Done`].
+//! * [`Resolution::handle`] feeds back what happened to the last `Send`: a response, no
+//!   response, or the deadline.
+//!
+//! The machine never opens a socket, never sleeps and never reads the clock: `now` (seconds
+//! of the system clock, for TTLs) is an argument. It reads and fills the [`Cache`], which is
+//! plain data behind locks. Glueless NS lookups and CNAME restarts are explicit frames on a
+//! stack with budgets (Knot's `kr_rplan`), never recursion on the async stack.
+//!
+//! Each frame walks: `Start` (cache, then closest zone cut) -> `Query` (choose the servers to
+//! ask, or look up a glueless NS address first) -> `Waiting` -> classify the reply and act
+//! (answer, restart at a CNAME target, descend on a referral, skip a lame server, retry over
+//! TCP or without EDNS) -> ... -> `Finished`.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use super::classify::{classify, ns_target, Reply};
+use super::{Failure, Limits, Outcome, Question};
+use crate::cache::{Cache, Cached, Delegation, NsName};
+use crate::trace::{CutSource, HopEvent, ReplyKind};
+
+/// Transport choices that constrain which addresses the machine may ask.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub ipv4: bool,
+    pub ipv6: bool,
+    /// Ask 127.0.0.0/8 and ::1 addresses learned from referrals (off by default, as Unbound's
+    /// `do-not-query-localhost`). Root hints are used whatever their address.
+    pub query_loopback: bool,
+    pub limits: Limits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            ipv4: true,
+            ipv6: true,
+            query_loopback: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What the driver must do next.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Send `query` to one of `candidates` (the driver picks by RTT) and report back.
+    Send(Send),
+    /// The resolution is over.
+    Done(Outcome),
+}
+
+/// One upstream query to make.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Send {
+    pub query: Query,
+    /// The zone the candidates serve (for the infra cache and logs).
+    pub zone: Name,
+    pub candidates: Vec<SocketAddr>,
+    pub tcp: bool,
+    pub edns: bool,
+}
+
+/// What happened to the last `Send`.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A response that the transport matched to our query (ID, address, question).
+    Response {
+        from: SocketAddr,
+        message: Message,
+        rtt: Duration,
+    },
+    /// No usable response: timeout or network error.
+    NoReply {
+        from: SocketAddr,
+        error: String,
+        after: Duration,
+    },
+    /// The request's deadline passed.
+    Deadline,
+}
+
+// One Phase per frame, a handful of frames per resolution: size does not matter here.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+enum Phase {
+    Start,
+    Query,
+    Waiting,
+    Finished(Outcome),
+}
+
+/// A retry of the same server: over TCP after TC, or without EDNS after FORMERR.
+#[derive(Clone, Debug)]
+struct Retry {
+    server: SocketAddr,
+    tcp: bool,
+    edns: bool,
+}
+
+/// One name server of the current cut, and how far its address lookup has gone.
+#[derive(Clone, Debug)]
+struct Server {
+    name: Name,
+    addrs: Vec<IpAddr>,
+    tried_a: bool,
+    tried_aaaa: bool,
+}
+
+/// The zone cut a frame is asking, with what this resolution learned of its servers.
+#[derive(Clone, Debug)]
+struct Cut {
+    zone: Name,
+    servers: Vec<Server>,
+    /// Queries answered or timed out, per address.
+    attempts: HashMap<IpAddr, u8>,
+    /// Addresses that answered uselessly (lame, REFUSED, SERVFAIL): not asked again here.
+    bad: HashSet<IpAddr>,
+    /// Each address is asked at most `round` times.
+    round: u8,
+}
+
+impl Cut {
+    /// Builds a cut, filling in addresses of glueless NS names that the cache already knows
+    /// (free: no query is sent for them).
+    fn new(d: Delegation, cache: &Cache, now: u64) -> Self {
+        let servers = d
+            .servers
+            .into_iter()
+            .map(|NsName { name, mut addrs }| {
+                if addrs.is_empty() {
+                    for t in [RecordType::A, RecordType::AAAA] {
+                        if let Some(Cached::Records(rs)) =
+                            cache.answers.get(&Question::new(name.clone(), t), now)
+                        {
+                            addrs.extend(rs.iter().filter_map(|r| r.data.ip_addr()));
+                        }
+                    }
+                }
+                Server {
+                    name,
+                    addrs,
+                    tried_a: false,
+                    tried_aaaa: false,
+                }
+            })
+            .collect();
+        Self {
+            zone: d.zone,
+            servers,
+            attempts: HashMap::new(),
+            bad: HashSet::new(),
+            round: 1,
+        }
+    }
+
+    fn server_name(&self, ip: IpAddr) -> Option<Name> {
+        self.servers
+            .iter()
+            .find(|s| s.addrs.contains(&ip))
+            .map(|s| s.name.clone())
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Frame {
+    /// The question this frame was created for.
+    question: Question,
+    /// The name being resolved now (differs from the question's after a CNAME/DNAME).
+    qname: Name,
+    /// CNAME/DNAME records followed so far.
+    chain: Vec<Record>,
+    cut: Option<Cut>,
+    referrals: usize,
+    phase: Phase,
+    retry: Option<Retry>,
+    /// For a glueless-NS lookup: the NS name whose address the parent frame needs.
+    ns_for: Option<Name>,
+    /// What was last sent, with its EDNS/TCP choice, for classifying the reply.
+    in_flight: Option<Send>,
+}
+
+impl Frame {
+    fn new(question: Question, ns_for: Option<Name>) -> Self {
+        Self {
+            qname: question.name.clone(),
+            question,
+            chain: Vec::new(),
+            cut: None,
+            referrals: 0,
+            phase: Phase::Start,
+            retry: None,
+            ns_for,
+            in_flight: None,
+        }
+    }
+
+    fn current(&self) -> Question {
+        Question::with_class(
+            self.qname.clone(),
+            self.question.qtype,
+            self.question.qclass,
+        )
+    }
+}
+
+enum Step {
+    Continue,
+    Send(Send),
+}
+
+/// One resolution: a stack of frames (the client's question at the bottom, glueless-NS
+/// lookups above it) and the budgets they share.
+#[derive(Debug)]
+pub struct Resolution {
+    frames: Vec<Frame>,
+    root: Delegation,
+    settings: Arc<Settings>,
+    queries: usize,
+    ns_lookups: usize,
+    finished: Option<Outcome>,
+    events: Option<Vec<HopEvent>>,
+}
+
+impl Resolution {
+    /// A resolution of `question`, starting from `root` (hints or primed) when the cache has
+    /// no closer cut. With `trace`, hop events are recorded for [`Self::take_events`].
+    pub fn new(question: Question, root: Delegation, settings: Arc<Settings>, trace: bool) -> Self {
+        let mut r = Self {
+            frames: vec![Frame::new(question.clone(), None)],
+            root,
+            settings,
+            queries: 0,
+            ns_lookups: 0,
+            finished: None,
+            events: trace.then(Vec::new),
+        };
+        r.emit(|| HopEvent::Start { depth: 0, question });
+        r
+    }
+
+    /// Upstream queries asked for so far (sub-resolutions included).
+    pub fn queries_sent(&self) -> usize {
+        self.queries
+    }
+
+    /// Hop events recorded since the last call.
+    pub fn take_events(&mut self) -> Vec<HopEvent> {
+        self.events.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn emit(&mut self, f: impl FnOnce() -> HopEvent) {
+        if let Some(ev) = self.events.as_mut() {
+            ev.push(f());
+        }
+    }
+
+    fn depth(&self) -> usize {
+        self.frames.len().saturating_sub(1)
+    }
+
+    fn top(&mut self) -> &mut Frame {
+        self.frames
+            .last_mut()
+            .expect("a live resolution has a frame")
+    }
+
+    /// Runs until the machine needs the network or is done.
+    pub fn poll(&mut self, cache: &Cache, now: u64) -> Action {
+        loop {
+            if let Some(o) = &self.finished {
+                return Action::Done(o.clone());
+            }
+            let step = match self.top().phase.clone() {
+                Phase::Start => self.start(cache, now),
+                Phase::Query => self.next_query(),
+                Phase::Waiting => match self.top().in_flight.clone() {
+                    // Polled again without an event: ask again for the same thing.
+                    Some(send) => Step::Send(send),
+                    None => {
+                        self.top().phase = Phase::Query;
+                        Step::Continue
+                    }
+                },
+                Phase::Finished(outcome) => {
+                    self.pop(outcome);
+                    Step::Continue
+                }
+            };
+            if let Step::Send(send) = step {
+                return Action::Send(send);
+            }
+        }
+    }
+
+    /// Feeds back what happened to the last [`Action::Send`].
+    pub fn handle(&mut self, event: Event, cache: &Cache, now: u64) {
+        if self.finished.is_some() {
+            return;
+        }
+        match event {
+            Event::Deadline => {
+                let depth = self.depth();
+                let outcome = Outcome::ServFail(Failure::Deadline);
+                self.emit(|| HopEvent::Done {
+                    depth,
+                    outcome: outcome.clone(),
+                });
+                self.finished = Some(outcome);
+            }
+            Event::NoReply { from, error, after } => {
+                let Some(sent) = self.take_in_flight() else {
+                    return;
+                };
+                let depth = self.depth();
+                let frame = self.top();
+                let cut = frame.cut.as_mut().expect("waiting frames have a cut");
+                *cut.attempts.entry(from.ip()).or_default() += 1;
+                let (zone, server_name) = (cut.zone.clone(), cut.server_name(from.ip()));
+                let question = frame.current();
+                frame.phase = Phase::Query;
+                self.emit(|| HopEvent::NoReply {
+                    depth,
+                    zone,
+                    server: from,
+                    server_name,
+                    question,
+                    tcp: sent.tcp,
+                    error,
+                    after,
+                });
+            }
+            Event::Response { from, message, rtt } => {
+                let Some(sent) = self.take_in_flight() else {
+                    return;
+                };
+                self.on_response(from, &message, rtt, &sent, cache, now);
+            }
+        }
+    }
+
+    fn take_in_flight(&mut self) -> Option<Send> {
+        let frame = self.top();
+        if !matches!(frame.phase, Phase::Waiting) {
+            return None;
+        }
+        frame.in_flight.take()
+    }
+
+    /// Start of a frame (or a restart after a CNAME): answer from the cache if we can, else
+    /// find the closest zone cut.
+    fn start(&mut self, cache: &Cache, now: u64) -> Step {
+        let depth = self.depth();
+        let q = self.top().current();
+        if let Some(hit) = cache.answers.get(&q, now) {
+            let frame = self.top();
+            let mut answers = std::mem::take(&mut frame.chain);
+            let outcome = match hit {
+                Cached::Records(rs) => {
+                    answers.extend(rs);
+                    Outcome::Answer { answers }
+                }
+                Cached::NxDomain(soa) => Outcome::NxDomain { answers, soa },
+                Cached::NoData(soa) => Outcome::NoData { answers, soa },
+            };
+            self.emit(|| HopEvent::CacheAnswer {
+                depth,
+                question: q,
+                records: outcome.answers().to_vec(),
+                rcode: outcome.rcode(),
+            });
+            self.top().phase = Phase::Finished(outcome);
+            return Step::Continue;
+        }
+        if q.qtype != RecordType::CNAME {
+            let cq = Question::with_class(q.name.clone(), RecordType::CNAME, q.qclass);
+            if let Some(Cached::Records(rs)) = cache.answers.get(&cq, now) {
+                if let Some(RData::CNAME(target)) = rs.first().map(|r| &r.data) {
+                    let target = target.0.clone();
+                    self.follow(rs, target);
+                    return Step::Continue;
+                }
+            }
+        }
+        let (delegation, source) = match cache.delegations.closest(&q.name, now) {
+            Some(d) => (d, CutSource::Cache),
+            None => (self.root.clone(), CutSource::Hints),
+        };
+        let zone = delegation.zone.clone();
+        let frame = self.top();
+        frame.cut = Some(Cut::new(delegation, cache, now));
+        frame.phase = Phase::Query;
+        self.emit(|| HopEvent::Cut {
+            depth,
+            zone,
+            source,
+        });
+        Step::Continue
+    }
+
+    /// Adds chain records and moves the top frame to `target`, within the chain budget.
+    fn follow(&mut self, records: Vec<Record>, target: Name) {
+        let max = self.settings.limits.max_chain;
+        let frame = self.top();
+        let looped = target == frame.question.name || frame.chain.iter().any(|r| r.name == target);
+        frame.chain.extend(records);
+        let links = frame
+            .chain
+            .iter()
+            .filter(|r| r.record_type() == RecordType::CNAME)
+            .count();
+        if looped {
+            frame.phase = Phase::Finished(Outcome::ServFail(Failure::Loop(target)));
+        } else if links > max {
+            frame.phase = Phase::Finished(Outcome::ServFail(Failure::ChainTooLong(max)));
+        } else {
+            frame.qname = target;
+            frame.cut = None;
+            frame.referrals = 0;
+            frame.phase = Phase::Start;
+        }
+    }
+
+    /// Chooses what to ask next in the current cut.
+    fn next_query(&mut self) -> Step {
+        let settings = self.settings.clone();
+        let limits = &settings.limits;
+        let depth = self.depth();
+        let queries = self.queries;
+        let frame = self.top();
+        let q = frame.current();
+        let cut = frame.cut.as_mut().expect("query phase has a cut");
+        let zone = cut.zone.clone();
+
+        let retry = frame.retry.take();
+        let (candidates, tcp, edns) = match retry {
+            Some(r) => (vec![r.server], r.tcp, r.edns),
+            None => {
+                let root = cut.zone.is_root();
+                let mut c: Vec<SocketAddr> = Vec::new();
+                for s in &cut.servers {
+                    for ip in &s.addrs {
+                        let fresh = cut.attempts.get(ip).copied().unwrap_or(0) < cut.round;
+                        let sa = SocketAddr::new(*ip, 53);
+                        if fresh
+                            && !cut.bad.contains(ip)
+                            && usable(*ip, root, &settings)
+                            && !c.contains(&sa)
+                        {
+                            c.push(sa);
+                        }
+                    }
+                }
+                (c, false, true)
+            }
+        };
+        if !candidates.is_empty() {
+            if queries >= limits.max_queries {
+                frame.phase =
+                    Phase::Finished(Outcome::ServFail(Failure::QueryBudget(limits.max_queries)));
+                return Step::Continue;
+            }
+            let send = Send {
+                query: q.to_query(),
+                zone,
+                candidates,
+                tcp,
+                edns,
+            };
+            frame.in_flight = Some(send.clone());
+            frame.phase = Phase::Waiting;
+            self.queries += 1;
+            return Step::Send(send);
+        }
+
+        // Every address we have is spent: look up a glueless NS name, if one is left.
+        let next = cut.servers.iter_mut().find_map(|s| {
+            if s.addrs
+                .iter()
+                .any(|ip| usable(*ip, false, &settings) || cut.zone.is_root())
+            {
+                return None;
+            }
+            if settings.ipv4 && !s.tried_a {
+                s.tried_a = true;
+                Some((s.name.clone(), RecordType::A))
+            } else if settings.ipv6 && !s.tried_aaaa {
+                s.tried_aaaa = true;
+                Some((s.name.clone(), RecordType::AAAA))
+            } else {
+                None
+            }
+        });
+        if let Some((ns, qtype)) = next {
+            let sub = Question::new(ns.clone(), qtype);
+            let looped = self
+                .frames
+                .iter()
+                .any(|f| f.current() == sub || f.question == sub);
+            if looped
+                || depth + 1 > limits.max_sub_depth
+                || self.ns_lookups >= limits.max_ns_lookups
+            {
+                return Step::Continue; // this NS cannot be reached; try the next one
+            }
+            // Addresses already cached were filled in when the cut was built.
+            self.ns_lookups += 1;
+            self.emit(|| HopEvent::LookupNs {
+                depth: depth + 1,
+                ns: ns.clone(),
+            });
+            self.frames.push(Frame::new(sub.clone(), Some(ns)));
+            self.emit(|| HopEvent::Start {
+                depth: depth + 1,
+                question: sub,
+            });
+            return Step::Continue;
+        }
+
+        // A second round for servers that only timed out, then give up on this cut.
+        let frame = self.top();
+        let cut = frame.cut.as_mut().expect("query phase has a cut");
+        let timed_out = cut.attempts.keys().any(|ip| !cut.bad.contains(ip));
+        if timed_out && cut.round < limits.attempts_per_server {
+            cut.round += 1;
+            return Step::Continue;
+        }
+        let failure = if cut.servers.iter().all(|s| s.addrs.is_empty())
+            || cut.attempts.is_empty() && cut.bad.is_empty()
+        {
+            Failure::NoAddress
+        } else {
+            Failure::ServersExhausted { zone }
+        };
+        frame.phase = Phase::Finished(Outcome::ServFail(failure));
+        Step::Continue
+    }
+
+    /// A frame ended: report it, and hand a glueless-NS result to the frame that asked.
+    fn pop(&mut self, outcome: Outcome) {
+        let depth = self.depth();
+        self.emit(|| HopEvent::Done {
+            depth,
+            outcome: outcome.clone(),
+        });
+        let frame = self.frames.pop().expect("a frame to pop");
+        let Some(ns) = frame.ns_for else {
+            self.finished = Some(outcome);
+            return;
+        };
+        let found: Vec<IpAddr> = match &outcome {
+            Outcome::Answer { answers } => {
+                answers.iter().filter_map(|r| r.data.ip_addr()).collect()
+            }
+            _ => Vec::new(),
+        };
+        if let Some(cut) = self.top().cut.as_mut() {
+            for s in cut.servers.iter_mut().filter(|s| s.name == ns) {
+                for ip in &found {
+                    if !s.addrs.contains(ip) {
+                        s.addrs.push(*ip);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_response(
+        &mut self,
+        from: SocketAddr,
+        msg: &Message,
+        rtt: Duration,
+        sent: &Send,
+        cache: &Cache,
+        now: u64,
+    ) {
+        let depth = self.depth();
+        let max_referrals = self.settings.limits.max_referrals;
+        let frame = self.top();
+        let q = frame.current();
+        let cut = frame.cut.as_mut().expect("waiting frames have a cut");
+        *cut.attempts.entry(from.ip()).or_default() += 1;
+        let zone = cut.zone.clone();
+        let server_name = cut.server_name(from.ip());
+        let reply = classify(msg, &q, &zone, sent.edns, sent.tcp);
+
+        let kind = self.events.is_some().then(|| reply_kind(&reply));
+        if let Some(kind) = kind {
+            let m = &msg.metadata;
+            let flags = [
+                (m.authoritative, "aa"),
+                (m.truncation, "tc"),
+                (m.recursion_desired, "rd"),
+                (m.recursion_available, "ra"),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, f)| *f)
+            .collect::<Vec<_>>()
+            .join(" ");
+            self.emit(|| HopEvent::Reply {
+                depth,
+                zone: zone.clone(),
+                server: from,
+                server_name,
+                question: q.clone(),
+                tcp: sent.tcp,
+                rcode: m.response_code,
+                flags: format!("qr {flags}").trim().to_string(),
+                kind,
+                rtt,
+            });
+        }
+
+        let frame = self.top();
+        let cut = frame.cut.as_mut().expect("waiting frames have a cut");
+        frame.phase = Phase::Query;
+        match reply {
+            Reply::Truncated => {
+                frame.retry = Some(Retry {
+                    server: from,
+                    tcp: true,
+                    edns: sent.edns,
+                })
+            }
+            Reply::EdnsRejected => {
+                frame.retry = Some(Retry {
+                    server: from,
+                    tcp: sent.tcp,
+                    edns: false,
+                })
+            }
+            Reply::Lame(_) => {
+                cut.bad.insert(from.ip());
+            }
+            Reply::Answer { chain, records } => {
+                cache_chain(cache, &chain, now);
+                cache.answers.insert_records(
+                    Question::with_class(records[0].name.clone(), q.qtype, q.qclass),
+                    records.clone(),
+                    now,
+                );
+                let final_name = records[0].name.clone();
+                let mut answers = std::mem::take(&mut frame.chain);
+                answers.extend(chain);
+                if answers.iter().any(|r| r.name == final_name) && q.qtype != RecordType::CNAME {
+                    frame.phase = Phase::Finished(Outcome::ServFail(Failure::Loop(final_name)));
+                } else {
+                    answers.extend(records);
+                    frame.phase = Phase::Finished(Outcome::Answer { answers });
+                }
+            }
+            Reply::Cname { chain, target } => {
+                cache_chain(cache, &chain, now);
+                self.follow(chain, target);
+            }
+            Reply::NxDomain { chain, soa } => {
+                cache_chain(cache, &chain, now);
+                let end = chain_end(&q.name, &chain);
+                cache.answers.insert_negative(
+                    Question::with_class(end, q.qtype, q.qclass),
+                    true,
+                    soa.clone(),
+                    now,
+                );
+                let mut answers = std::mem::take(&mut frame.chain);
+                answers.extend(chain);
+                frame.phase = Phase::Finished(Outcome::NxDomain { answers, soa });
+            }
+            Reply::NoData { chain, soa } => {
+                cache_chain(cache, &chain, now);
+                let end = chain_end(&q.name, &chain);
+                cache.answers.insert_negative(
+                    Question::with_class(end, q.qtype, q.qclass),
+                    false,
+                    soa.clone(),
+                    now,
+                );
+                let mut answers = std::mem::take(&mut frame.chain);
+                answers.extend(chain);
+                frame.phase = Phase::Finished(Outcome::NoData { answers, soa });
+            }
+            Reply::Referral {
+                zone: child,
+                ns,
+                glue,
+            } => {
+                frame.referrals += 1;
+                if frame.referrals > max_referrals {
+                    frame.phase = Phase::Finished(Outcome::ServFail(Failure::TooManyReferrals(
+                        max_referrals,
+                    )));
+                    return;
+                }
+                let ttl = ns.iter().map(|r| r.ttl).min().unwrap_or(0);
+                let servers = ns
+                    .iter()
+                    .filter_map(ns_target)
+                    .map(|name| NsName {
+                        name: name.to_lowercase(),
+                        addrs: glue
+                            .iter()
+                            .filter(|g| g.name == *name)
+                            .filter_map(|g| g.data.ip_addr())
+                            .collect(),
+                    })
+                    .collect();
+                let d = Delegation {
+                    zone: child,
+                    servers,
+                };
+                cache.delegations.insert(d.clone(), ttl, now);
+                let source_zone = d.zone.clone();
+                frame.cut = Some(Cut::new(d, cache, now));
+                self.emit(|| HopEvent::Cut {
+                    depth,
+                    zone: source_zone,
+                    source: CutSource::Cache,
+                });
+            }
+        }
+    }
+}
+
+/// May we send to `ip`? The family must be enabled; loopback only with `query_loopback`,
+/// except for the root cut (configured hints are used whatever their address); never an
+/// unspecified, multicast or broadcast address.
+fn usable(ip: IpAddr, root_cut: bool, s: &Settings) -> bool {
+    let family = match ip {
+        IpAddr::V4(v4) => s.ipv4 && !v4.is_broadcast(),
+        IpAddr::V6(_) => s.ipv6,
+    };
+    family
+        && !ip.is_unspecified()
+        && !ip.is_multicast()
+        && (root_cut || s.query_loopback || !ip.is_loopback())
+}
+
+/// The name a chain ends at (the question's name if there is no chain).
+fn chain_end(qname: &Name, chain: &[Record]) -> Name {
+    chain
+        .iter()
+        .rev()
+        .find_map(|r| match &r.data {
+            RData::CNAME(c) => Some(c.0.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| qname.clone())
+}
+
+/// Caches each CNAME of a chain under its own (owner, CNAME) key.
+fn cache_chain(cache: &Cache, chain: &[Record], now: u64) {
+    for r in chain
+        .iter()
+        .filter(|r| r.record_type() == RecordType::CNAME)
+    {
+        cache.answers.insert_records(
+            Question::new(r.name.clone(), RecordType::CNAME),
+            vec![r.clone()],
+            now,
+        );
+    }
+}
+
+fn reply_kind(reply: &Reply) -> ReplyKind {
+    match reply {
+        Reply::Answer { chain, records } => {
+            ReplyKind::Answer(chain.iter().chain(records).cloned().collect())
+        }
+        Reply::Cname { chain, target } => ReplyKind::Cname {
+            chain: chain.clone(),
+            target: target.clone(),
+        },
+        Reply::NxDomain { soa, .. } => ReplyKind::NxDomain(soa.clone()),
+        Reply::NoData { soa, .. } => ReplyKind::NoData(soa.clone()),
+        Reply::Referral { zone, ns, glue } => ReplyKind::Referral {
+            zone: zone.clone(),
+            ns: ns.iter().filter_map(ns_target).cloned().collect(),
+            glue: glue
+                .iter()
+                .filter_map(|g| g.data.ip_addr().map(|ip| (g.name.clone(), ip)))
+                .collect(),
+        },
+        Reply::Lame(why) => ReplyKind::Lame(why.clone()),
+        Reply::Truncated => ReplyKind::Truncated,
+        Reply::EdnsRejected => ReplyKind::EdnsRejected,
+    }
+}

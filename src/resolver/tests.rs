@@ -1,0 +1,844 @@
+//! State machine tests: scripted authorities, no sockets, no clock.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RData, RecordType};
+
+use super::machine::{Action, Event, Resolution, Settings};
+use super::{Failure, Outcome, Question};
+use crate::cache::{Cache, Delegation, NsName};
+use crate::trace::{HopEvent, ReplyKind};
+use crate::transport::scripted::{self as s, Script, Scripted};
+
+const NOW: u64 = 1_000_000;
+
+fn name(x: &str) -> Name {
+    Name::from_ascii(x).unwrap()
+}
+
+fn q(x: &str, t: RecordType) -> Question {
+    Question::new(name(x), t)
+}
+
+fn root() -> Delegation {
+    Delegation {
+        zone: Name::root(),
+        servers: vec![NsName {
+            name: name("a.root."),
+            addrs: vec!["10.0.0.1".parse().unwrap()],
+        }],
+    }
+}
+
+/// A small world: root -> com/org/net -> example.com (two NS with glue).
+fn world() -> Scripted {
+    let w = Scripted::new();
+    w.default_for("10.0.0.1", Script::Reply(s::nxdomain(".")));
+    for (tld, ns, ip) in [
+        ("com.", "ns.nic.com.", "10.0.1.1"),
+        ("org.", "ns.nic.org.", "10.0.1.2"),
+        ("net.", "ns.nic.net.", "10.0.1.3"),
+    ] {
+        for qname in [
+            "www.example.com.",
+            "alias.example.com.",
+            "nx.example.com.",
+            "example.org.",
+            "www.example.org.",
+            "ns.host.net.",
+            "www.poison.com.",
+            "ns.host.org.",
+            "a.loop.com.",
+            "www.loop.com.",
+            "www.lame.com.",
+            "www.big.com.",
+            "www.old.com.",
+            "www.dname.com.",
+            "www.example.net.",
+        ] {
+            if qname.ends_with(tld) {
+                for t in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
+                    w.on(
+                        "10.0.0.1",
+                        qname,
+                        t,
+                        Script::Reply(s::referral(tld, &[(ns, Some(ip))])),
+                    );
+                }
+            }
+        }
+    }
+    let ex = s::referral(
+        "example.com.",
+        &[
+            ("ns1.example.com.", Some("10.0.2.1")),
+            ("ns2.example.com.", Some("10.0.2.2")),
+        ],
+    );
+    for qname in ["www.example.com.", "alias.example.com.", "nx.example.com."] {
+        for t in [RecordType::A, RecordType::AAAA] {
+            w.on("10.0.1.1", qname, t, Script::Reply(ex.clone()));
+        }
+    }
+    for srv in ["10.0.2.1", "10.0.2.2"] {
+        w.on(
+            srv,
+            "www.example.com.",
+            RecordType::A,
+            Script::Reply(s::answer(vec![s::rec(
+                "www.example.com.",
+                300,
+                s::a("192.0.2.1"),
+            )])),
+        );
+        w.on(
+            srv,
+            "www.example.com.",
+            RecordType::AAAA,
+            Script::Reply(s::nodata("example.com.")),
+        );
+        w.on(
+            srv,
+            "alias.example.com.",
+            RecordType::A,
+            Script::Reply(s::answer(vec![
+                s::rec("alias.example.com.", 300, s::cname("www.example.com.")),
+                s::rec("www.example.com.", 300, s::a("192.0.2.1")),
+            ])),
+        );
+        w.on(
+            srv,
+            "nx.example.com.",
+            RecordType::A,
+            Script::Reply(s::nxdomain("example.com.")),
+        );
+    }
+    w
+}
+
+fn settings() -> Settings {
+    Settings {
+        ipv6: false,
+        ..Settings::default()
+    }
+}
+
+struct Run {
+    outcome: Outcome,
+    events: Vec<HopEvent>,
+    sent: usize,
+}
+
+/// Drives the machine with the scripted world, always picking the first candidate.
+fn run_with(w: &Scripted, cache: &Cache, question: Question, settings: Settings) -> Run {
+    let mut m = Resolution::new(question, root(), Arc::new(settings), true);
+    let mut events = Vec::new();
+    for _ in 0..1000 {
+        let action = m.poll(cache, NOW);
+        events.extend(m.take_events());
+        match action {
+            Action::Done(outcome) => {
+                return Run {
+                    outcome,
+                    events,
+                    sent: m.queries_sent(),
+                }
+            }
+            Action::Send(send) => {
+                assert!(!send.candidates.is_empty());
+                let server: SocketAddr = send.candidates[0];
+                let ev = match w.reply(
+                    server,
+                    &send.query.name,
+                    send.query.query_type,
+                    send.tcp,
+                    send.edns,
+                ) {
+                    Some(message) => Event::Response {
+                        from: server,
+                        message,
+                        rtt: Duration::from_millis(1),
+                    },
+                    None => Event::NoReply {
+                        from: server,
+                        error: "timed out".into(),
+                        after: Duration::from_millis(400),
+                    },
+                };
+                m.handle(ev, cache, NOW);
+            }
+        }
+    }
+    panic!("the machine did not finish in 1000 steps");
+}
+
+fn run(w: &Scripted, cache: &Cache, question: Question) -> Run {
+    run_with(w, cache, question, settings())
+}
+
+fn a_records(o: &Outcome) -> Vec<String> {
+    o.answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn servers_asked(w: &Scripted) -> Vec<String> {
+    w.seen().iter().map(|s| s.server.to_string()).collect()
+}
+
+#[test]
+fn follows_referrals_root_tld_authoritative() {
+    let w = world();
+    let cache = Cache::default();
+    let r = run(&w, &cache, q("www.example.com.", RecordType::A));
+    assert_eq!(a_records(&r.outcome), ["192.0.2.1"]);
+    assert_eq!(r.sent, 3);
+    assert_eq!(servers_asked(&w), ["10.0.0.1", "10.0.1.1", "10.0.2.1"]);
+    let zones: Vec<String> = r
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            HopEvent::Reply {
+                zone,
+                kind: ReplyKind::Referral { zone: to, .. },
+                ..
+            } => Some(format!("{zone}->{to}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(zones, [".->com.", "com.->example.com."]);
+    for e in &w.seen() {
+        assert!(e.edns, "EDNS on every query");
+        assert!(!e.tcp);
+    }
+}
+
+#[test]
+fn repeated_question_is_answered_from_cache_and_delegations_are_reused() {
+    let w = world();
+    let cache = Cache::default();
+    run(&w, &cache, q("www.example.com.", RecordType::A));
+    let again = run(&w, &cache, q("WWW.example.com.", RecordType::A));
+    assert_eq!(again.sent, 0);
+    assert!(again
+        .events
+        .iter()
+        .any(|e| matches!(e, HopEvent::CacheAnswer { .. })));
+    let sibling = run(&w, &cache, q("nx.example.com.", RecordType::A));
+    assert_eq!(sibling.sent, 1, "starts at the cached example.com cut");
+    assert_eq!(sibling.outcome.rcode(), ResponseCode::NXDomain);
+}
+
+#[test]
+fn nxdomain_and_nodata_carry_the_soa() {
+    let w = world();
+    let cache = Cache::default();
+    let nx = run(&w, &cache, q("nx.example.com.", RecordType::A));
+    assert!(
+        matches!(&nx.outcome, Outcome::NxDomain { soa: Some(s), .. } if s.name == name("example.com."))
+    );
+    let nodata = run(&w, &cache, q("www.example.com.", RecordType::AAAA));
+    assert!(
+        matches!(&nodata.outcome, Outcome::NoData { soa: Some(_), answers } if answers.is_empty())
+    );
+    let cached = run(&w, &cache, q("nx.example.com.", RecordType::A));
+    assert_eq!(cached.sent, 0, "negative answers are cached");
+    assert_eq!(cached.outcome.rcode(), ResponseCode::NXDomain);
+}
+
+#[test]
+fn in_zone_cname_is_returned_with_its_target() {
+    let w = world();
+    let cache = Cache::default();
+    let r = run(&w, &cache, q("alias.example.com.", RecordType::A));
+    let types: Vec<RecordType> = r
+        .outcome
+        .answers()
+        .iter()
+        .map(|r| r.record_type())
+        .collect();
+    assert_eq!(types, [RecordType::CNAME, RecordType::A]);
+    let from_cache = run(&w, &cache, q("alias.example.com.", RecordType::A));
+    assert_eq!(from_cache.sent, 0, "the whole chain comes from cache");
+    assert_eq!(from_cache.outcome.answers().len(), 2);
+}
+
+#[test]
+fn cname_chain_across_zones_restarts_at_each_target() {
+    let w = world();
+    let cache = Cache::default();
+    // www.example.net -> CNAME www.example.com (answered by the example.com servers).
+    w.on(
+        "10.0.1.3",
+        "www.example.net.",
+        RecordType::A,
+        Script::Reply(s::referral(
+            "example.net.",
+            &[("ns.example.net.", Some("10.0.3.1"))],
+        )),
+    );
+    w.on(
+        "10.0.3.1",
+        "www.example.net.",
+        RecordType::A,
+        Script::Reply(s::answer(vec![s::rec(
+            "www.example.net.",
+            60,
+            s::cname("www.example.com."),
+        )])),
+    );
+    let r = run(&w, &cache, q("www.example.net.", RecordType::A));
+    assert_eq!(r.outcome.answers().len(), 2);
+    assert_eq!(a_records(&r.outcome), ["192.0.2.1"]);
+    assert!(r.events.iter().any(|e| matches!(
+        e,
+        HopEvent::Reply {
+            kind: ReplyKind::Cname { .. },
+            ..
+        }
+    )));
+}
+
+#[test]
+fn dname_is_followed_with_a_synthesised_cname() {
+    use hickory_proto::rr::rdata::NULL;
+    let w = world();
+    let cache = Cache::default();
+    w.on(
+        "10.0.1.1",
+        "www.dname.com.",
+        RecordType::A,
+        Script::Reply(s::referral(
+            "dname.com.",
+            &[("ns.dname.com.", Some("10.0.4.1"))],
+        )),
+    );
+    let target = name("example.com.");
+    let mut wire = Vec::new();
+    {
+        use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+        let mut enc = BinEncoder::new(&mut wire);
+        target.emit(&mut enc).unwrap();
+    }
+    let dname = hickory_proto::rr::Record::from_rdata(
+        name("dname.com."),
+        300,
+        RData::Unknown {
+            code: RecordType::DNAME,
+            rdata: NULL::with(wire),
+        },
+    );
+    w.on(
+        "10.0.4.1",
+        "www.dname.com.",
+        RecordType::A,
+        Script::Reply(s::answer(vec![dname])),
+    );
+    let r = run(&w, &cache, q("www.dname.com.", RecordType::A));
+    assert_eq!(a_records(&r.outcome), ["192.0.2.1"]);
+    assert!(r
+        .outcome
+        .answers()
+        .iter()
+        .any(|r| matches!(&r.data, RData::CNAME(c) if c.0 == name("www.example.com."))));
+}
+
+#[test]
+fn glueless_ns_is_looked_up_only_when_needed() {
+    let w = world();
+    let cache = Cache::default();
+    // example.org: one NS with glue (silent), one glueless under net.
+    w.on(
+        "10.0.1.2",
+        "www.example.org.",
+        RecordType::A,
+        Script::Reply(s::referral(
+            "example.org.",
+            &[
+                ("ns1.example.org.", Some("10.0.5.1")),
+                ("ns.host.net.", None),
+            ],
+        )),
+    );
+    w.on(
+        "10.0.1.3",
+        "ns.host.net.",
+        RecordType::A,
+        Script::Reply(s::referral(
+            "host.net.",
+            &[("ns.host.net.", Some("10.0.6.1"))],
+        )),
+    );
+    w.on(
+        "10.0.6.1",
+        "ns.host.net.",
+        RecordType::A,
+        Script::Reply(s::answer(vec![s::rec(
+            "ns.host.net.",
+            300,
+            s::a("10.0.5.2"),
+        )])),
+    );
+    w.on(
+        "10.0.5.2",
+        "www.example.org.",
+        RecordType::A,
+        Script::Reply(s::answer(vec![s::rec(
+            "www.example.org.",
+            300,
+            s::a("192.0.2.30"),
+        )])),
+    );
+    // First, with the glued server answering: no lookup of the glueless name at all.
+    w.on(
+        "10.0.5.1",
+        "www.example.org.",
+        RecordType::A,
+        Script::Reply(s::answer(vec![s::rec(
+            "www.example.org.",
+            300,
+            s::a("192.0.2.30"),
+        )])),
+    );
+    let r = run(&w, &Cache::default(), q("www.example.org.", RecordType::A));
+    assert_eq!(a_records(&r.outcome), ["192.0.2.30"]);
+    assert!(
+        !w.seen().iter().any(|s| s.name == name("ns.host.net.")),
+        "no speculative NS lookups"
+    );
+    // Then with the glued server silent: the glueless name is resolved, then asked.
+    w.on(
+        "10.0.5.1",
+        "www.example.org.",
+        RecordType::A,
+        Script::Timeout,
+    );
+    let r = run(&w, &cache, q("www.example.org.", RecordType::A));
+    assert_eq!(a_records(&r.outcome), ["192.0.2.30"]);
+    assert!(r
+        .events
+        .iter()
+        .any(|e| matches!(e, HopEvent::LookupNs { ns, .. } if *ns == name("ns.host.net."))));
+}
+
+#[test]
+fn out_of_bailiwick_glue_is_not_believed() {
+    let w = world();
+    let cache = Cache::default();
+    // The com server hands out glue for an org name: a lie we must not use.
+    w.on(
+        "10.0.1.1",
+        "www.poison.com.",
+        RecordType::A,
+        Script::Reply(s::referral(
+            "poison.com.",
+            &[("ns.host.org.", Some("10.6.6.6"))],
+        )),
+    );
+    w.on(
+        "10.0.1.2",
+        "ns.host.org.",
+        RecordType::A,
+        Script::Reply(s::referral(
+            "host.org.",
+            &[("ns.host.org.", Some("10.0.7.1"))],
+        )),
+    );
+    w.on(
+        "10.0.7.1",
+        "ns.host.org.",
+        RecordType::A,
+        Script::Reply(s::answer(vec![s::rec(
+            "ns.host.org.",
+            300,
+            s::a("10.0.7.2"),
+        )])),
+    );
+    w.on(
+        "10.0.7.2",
+        "www.poison.com.",
+        RecordType::A,
+        Script::Reply(s::answer(vec![s::rec(
+            "www.poison.com.",
+            300,
+            s::a("192.0.2.77"),
+        )])),
+    );
+    w.on(
+        "10.6.6.6",
+        "www.poison.com.",
+        RecordType::A,
+        Script::Reply(s::answer(vec![s::rec(
+            "www.poison.com.",
+            300,
+            s::a("198.51.100.66"),
+        )])),
+    );
+    let r = run(&w, &cache, q("www.poison.com.", RecordType::A));
+    assert_eq!(a_records(&r.outcome), ["192.0.2.77"]);
+    assert!(!servers_asked(&w).contains(&"10.6.6.6".to_string()));
+}
+
+#[test]
+fn lame_refused_servfail_and_timeouts_move_to_the_next_server() {
+    for bad in [
+        Script::Reply(s::error(ResponseCode::Refused)),
+        Script::Reply(s::error(ResponseCode::ServFail)),
+        Script::Reply({
+            let mut m = s::answer(vec![s::rec("www.example.com.", 300, s::a("198.51.100.1"))]);
+            m.metadata.authoritative = false;
+            m
+        }),
+        Script::Timeout,
+    ] {
+        let w = world();
+        w.on("10.0.2.1", "www.example.com.", RecordType::A, bad.clone());
+        let r = run(&w, &Cache::default(), q("www.example.com.", RecordType::A));
+        assert_eq!(a_records(&r.outcome), ["192.0.2.1"], "{bad:?}");
+        assert_eq!(
+            servers_asked(&w),
+            ["10.0.0.1", "10.0.1.1", "10.0.2.1", "10.0.2.2"],
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn all_servers_failing_ends_in_servfail_with_retries_bounded() {
+    let w = world();
+    w.on(
+        "10.0.2.1",
+        "www.example.com.",
+        RecordType::A,
+        Script::Timeout,
+    );
+    w.on(
+        "10.0.2.2",
+        "www.example.com.",
+        RecordType::A,
+        Script::Timeout,
+    );
+    let r = run(&w, &Cache::default(), q("www.example.com.", RecordType::A));
+    assert!(
+        matches!(
+            r.outcome,
+            Outcome::ServFail(Failure::ServersExhausted { .. })
+        ),
+        "{:?}",
+        r.outcome
+    );
+    assert_eq!(r.sent, 2 + 2 * 2, "each silent server is tried twice");
+}
+
+#[test]
+fn truncated_udp_is_retried_over_tcp_on_the_same_server() {
+    let w = world();
+    w.on(
+        "10.0.2.1",
+        "www.example.com.",
+        RecordType::A,
+        Script::TruncatedThen(s::answer(vec![s::rec(
+            "www.example.com.",
+            300,
+            s::a("192.0.2.1"),
+        )])),
+    );
+    let r = run(&w, &Cache::default(), q("www.example.com.", RecordType::A));
+    assert_eq!(a_records(&r.outcome), ["192.0.2.1"]);
+    let last: Vec<_> = w
+        .seen()
+        .into_iter()
+        .skip(2)
+        .map(|s| (s.server.to_string(), s.tcp))
+        .collect();
+    assert_eq!(
+        last,
+        [
+            ("10.0.2.1".to_string(), false),
+            ("10.0.2.1".to_string(), true)
+        ]
+    );
+}
+
+#[test]
+fn formerr_to_edns_is_retried_without_edns() {
+    let w = world();
+    w.on(
+        "10.0.2.1",
+        "www.example.com.",
+        RecordType::A,
+        Script::NoEdnsThen(s::answer(vec![s::rec(
+            "www.example.com.",
+            300,
+            s::a("192.0.2.1"),
+        )])),
+    );
+    let r = run(&w, &Cache::default(), q("www.example.com.", RecordType::A));
+    assert_eq!(a_records(&r.outcome), ["192.0.2.1"]);
+    let last: Vec<_> = w
+        .seen()
+        .into_iter()
+        .skip(2)
+        .map(|s| (s.server.to_string(), s.edns))
+        .collect();
+    assert_eq!(
+        last,
+        [
+            ("10.0.2.1".to_string(), true),
+            ("10.0.2.1".to_string(), false)
+        ]
+    );
+}
+
+#[test]
+fn cname_loop_ends_in_servfail() {
+    let w = world();
+    w.on(
+        "10.0.1.1",
+        "a.loop.com.",
+        RecordType::A,
+        Script::Reply(s::referral(
+            "loop.com.",
+            &[("ns.loop.com.", Some("10.0.8.1"))],
+        )),
+    );
+    w.on(
+        "10.0.8.1",
+        "a.loop.com.",
+        RecordType::A,
+        Script::Reply(s::answer(vec![s::rec(
+            "a.loop.com.",
+            300,
+            s::cname("b.loop.com."),
+        )])),
+    );
+    w.on(
+        "10.0.8.1",
+        "b.loop.com.",
+        RecordType::A,
+        Script::Reply(s::answer(vec![s::rec(
+            "b.loop.com.",
+            300,
+            s::cname("a.loop.com."),
+        )])),
+    );
+    let r = run(&w, &Cache::default(), q("a.loop.com.", RecordType::A));
+    assert!(
+        matches!(r.outcome, Outcome::ServFail(Failure::Loop(_))),
+        "{:?}",
+        r.outcome
+    );
+    assert!(r.sent <= 5);
+}
+
+#[test]
+fn long_cname_chain_hits_the_chain_limit() {
+    let w = world();
+    w.on(
+        "10.0.1.1",
+        "www.lame.com.",
+        RecordType::A,
+        Script::Reply(s::referral(
+            "lame.com.",
+            &[("ns.lame.com.", Some("10.0.9.1"))],
+        )),
+    );
+    w.on(
+        "10.0.9.1",
+        "www.lame.com.",
+        RecordType::A,
+        Script::Reply(s::answer(vec![s::rec(
+            "www.lame.com.",
+            300,
+            s::cname("c1.lame.com."),
+        )])),
+    );
+    for i in 1..40 {
+        w.on(
+            "10.0.9.1",
+            &format!("c{i}.lame.com."),
+            RecordType::A,
+            Script::Reply(s::answer(vec![s::rec(
+                &format!("c{i}.lame.com."),
+                300,
+                s::cname(&format!("c{}.lame.com.", i + 1)),
+            )])),
+        );
+    }
+    let r = run(&w, &Cache::default(), q("www.lame.com.", RecordType::A));
+    assert!(
+        matches!(r.outcome, Outcome::ServFail(Failure::ChainTooLong(12))),
+        "{:?}",
+        r.outcome
+    );
+}
+
+#[test]
+fn upward_and_self_referrals_are_lame() {
+    // Upward: the loop.com server refers back to com (its NS are scrubbed: not its zone).
+    // Self: it refers to loop.com itself.
+    for (to, ns, ip) in [
+        ("com.", "ns.nic.com.", "10.0.1.1"),
+        ("loop.com.", "ns.loop.com.", "10.0.8.1"),
+    ] {
+        let w = world();
+        w.on(
+            "10.0.1.1",
+            "www.loop.com.",
+            RecordType::A,
+            Script::Reply(s::referral(
+                "loop.com.",
+                &[("ns.loop.com.", Some("10.0.8.1"))],
+            )),
+        );
+        w.on(
+            "10.0.8.1",
+            "www.loop.com.",
+            RecordType::A,
+            Script::Reply(s::referral(to, &[(ns, Some(ip))])),
+        );
+        let r = run(&w, &Cache::default(), q("www.loop.com.", RecordType::A));
+        assert!(
+            matches!(
+                r.outcome,
+                Outcome::ServFail(Failure::ServersExhausted { .. })
+            ),
+            "{:?}",
+            r.outcome
+        );
+        assert!(r.events.iter().any(|e| matches!(
+            e,
+            HopEvent::Reply {
+                kind: ReplyKind::Lame(_),
+                ..
+            }
+        )));
+        assert_eq!(r.sent, 3, "the lame server is not asked again");
+    }
+}
+
+#[test]
+fn ns_names_inside_each_others_zones_end_quickly() {
+    let w = world();
+    // a.loop.com is served by ns.b.net, and b.net by ns.a.loop.com: neither can be reached.
+    w.on(
+        "10.0.1.1",
+        "www.loop.com.",
+        RecordType::A,
+        Script::Reply(s::referral("loop.com.", &[("ns.b.net.", None)])),
+    );
+    w.on(
+        "10.0.0.1",
+        "ns.b.net.",
+        RecordType::A,
+        Script::Reply(s::referral("net.", &[("ns.nic.net.", Some("10.0.1.3"))])),
+    );
+    w.on(
+        "10.0.1.3",
+        "ns.b.net.",
+        RecordType::A,
+        Script::Reply(s::referral("b.net.", &[("ns.loop.com.", None)])),
+    );
+    w.on(
+        "10.0.1.1",
+        "ns.loop.com.",
+        RecordType::A,
+        Script::Reply(s::referral("loop.com.", &[("ns.b.net.", None)])),
+    );
+    let r = run(&w, &Cache::default(), q("www.loop.com.", RecordType::A));
+    assert!(matches!(r.outcome, Outcome::ServFail(_)), "{:?}", r.outcome);
+    assert!(r.sent <= 10, "sent {}", r.sent);
+}
+
+#[test]
+fn query_budget_bounds_upstream_queries() {
+    let w = world();
+    // A delegation with 30 glueless NS names that all lead nowhere (NXNS-style).
+    let names: Vec<String> = (0..30).map(|i| format!("ns{i}.nx.net.")).collect();
+    let servers: Vec<(&str, Option<&str>)> = names.iter().map(|n| (n.as_str(), None)).collect();
+    w.on(
+        "10.0.1.1",
+        "www.lame.com.",
+        RecordType::A,
+        Script::Reply(s::referral("lame.com.", &servers)),
+    );
+    for n in &names {
+        w.on(
+            "10.0.0.1",
+            n,
+            RecordType::A,
+            Script::Reply(s::referral("net.", &[("ns.nic.net.", Some("10.0.1.3"))])),
+        );
+        w.on(
+            "10.0.1.3",
+            n,
+            RecordType::A,
+            Script::Reply(s::nxdomain("net.")),
+        );
+    }
+    let limits = super::Limits::default();
+    let r = run(&w, &Cache::default(), q("www.lame.com.", RecordType::A));
+    assert!(matches!(r.outcome, Outcome::ServFail(_)));
+    assert!(r.sent <= limits.max_queries, "sent {}", r.sent);
+    assert!(r.sent <= 2 + 2 * limits.max_ns_lookups, "sent {}", r.sent);
+}
+
+#[test]
+fn loopback_referrals_need_query_loopback() {
+    let w = world();
+    w.on(
+        "10.0.1.1",
+        "www.lame.com.",
+        RecordType::A,
+        Script::Reply(s::referral(
+            "lame.com.",
+            &[("ns.lame.com.", Some("127.0.0.9"))],
+        )),
+    );
+    let r = run(&w, &Cache::default(), q("www.lame.com.", RecordType::A));
+    assert!(
+        matches!(r.outcome, Outcome::ServFail(Failure::NoAddress)),
+        "{:?}",
+        r.outcome
+    );
+    assert!(!servers_asked(&w).contains(&"127.0.0.9".to_string()));
+    let with = Settings {
+        query_loopback: true,
+        ..settings()
+    };
+    let r = run_with(
+        &w,
+        &Cache::default(),
+        q("www.lame.com.", RecordType::A),
+        with,
+    );
+    assert!(
+        servers_asked(&w).contains(&"127.0.0.9".to_string()),
+        "{:?}",
+        r.outcome
+    );
+}
+
+#[test]
+fn deadline_ends_in_servfail() {
+    let cache = Cache::default();
+    let mut m = Resolution::new(
+        q("www.example.com.", RecordType::A),
+        root(),
+        Arc::new(settings()),
+        false,
+    );
+    assert!(matches!(m.poll(&cache, NOW), Action::Send(_)));
+    m.handle(Event::Deadline, &cache, NOW);
+    assert_eq!(
+        m.poll(&cache, NOW),
+        Action::Done(Outcome::ServFail(Failure::Deadline))
+    );
+}

@@ -1,0 +1,121 @@
+//! The JSON printer: one object per hop event, one per line (JSON Lines), for scripts.
+
+use std::io::Write;
+
+use serde_json::{json, Value};
+
+use super::{CutSource, HopEvent, ReplyKind, TraceSink};
+
+pub struct JsonPrinter<W: Write + Send> {
+    out: W,
+}
+
+impl<W: Write + Send> JsonPrinter<W> {
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+}
+
+impl<W: Write + Send> TraceSink for JsonPrinter<W> {
+    fn event(&mut self, event: &HopEvent) {
+        let _ = writeln!(self.out, "{}", to_json(event));
+    }
+}
+
+fn strings<T: ToString>(items: &[T]) -> Vec<String> {
+    items.iter().map(ToString::to_string).collect()
+}
+
+/// The JSON form of one event. Field names are stable: scripts read them.
+pub fn to_json(event: &HopEvent) -> Value {
+    match event {
+        HopEvent::Start { depth, question } => json!({
+            "event": "start", "depth": depth, "question": question.to_string(),
+        }),
+        HopEvent::Cut {
+            depth,
+            zone,
+            source,
+        } => json!({
+            "event": "cut", "depth": depth, "zone": zone.to_string(),
+            "source": match source { CutSource::Hints => "hints", CutSource::Cache => "cache" },
+        }),
+        HopEvent::CacheAnswer {
+            depth,
+            question,
+            records,
+            rcode,
+        } => json!({
+            "event": "cache", "depth": depth, "question": question.to_string(),
+            "rcode": rcode.to_string(), "records": strings(records),
+        }),
+        HopEvent::Reply {
+            depth,
+            zone,
+            server,
+            server_name,
+            question,
+            tcp,
+            rcode,
+            flags,
+            kind,
+            rtt,
+        } => {
+            let (what, detail) = match kind {
+                ReplyKind::Answer(rs) => ("answer", json!({ "records": strings(rs) })),
+                ReplyKind::Cname { chain, target } => (
+                    "cname",
+                    json!({ "records": strings(chain), "target": target.to_string() }),
+                ),
+                ReplyKind::Referral { zone, ns, glue } => (
+                    "referral",
+                    json!({
+                        "zone": zone.to_string(), "ns": strings(ns),
+                        "glue": glue.iter().map(|(n, ip)| json!({ "name": n.to_string(), "addr": ip.to_string() })).collect::<Vec<_>>(),
+                    }),
+                ),
+                ReplyKind::NxDomain(soa) => (
+                    "nxdomain",
+                    json!({ "soa": soa.as_ref().map(|s| s.to_string()) }),
+                ),
+                ReplyKind::NoData(soa) => (
+                    "nodata",
+                    json!({ "soa": soa.as_ref().map(|s| s.to_string()) }),
+                ),
+                ReplyKind::Lame(why) => ("lame", json!({ "why": why })),
+                ReplyKind::Truncated => ("truncated", json!({})),
+                ReplyKind::EdnsRejected => ("edns_rejected", json!({})),
+            };
+            json!({
+                "event": "reply", "depth": depth, "zone": zone.to_string(),
+                "server": server.to_string(), "server_name": server_name.as_ref().map(|n| n.to_string()),
+                "question": question.to_string(), "transport": if *tcp { "tcp" } else { "udp" },
+                "rcode": rcode.to_string(), "flags": flags, "kind": what, "detail": detail,
+                "ms": rtt.as_secs_f64() * 1000.0,
+            })
+        }
+        HopEvent::NoReply {
+            depth,
+            zone,
+            server,
+            server_name,
+            question,
+            tcp,
+            error,
+            after,
+        } => json!({
+            "event": "noreply", "depth": depth, "zone": zone.to_string(), "server": server.to_string(),
+            "server_name": server_name.as_ref().map(|n| n.to_string()), "question": question.to_string(),
+            "transport": if *tcp { "tcp" } else { "udp" }, "error": error, "ms": after.as_secs_f64() * 1000.0,
+        }),
+        HopEvent::LookupNs { depth, ns } => {
+            json!({ "event": "lookup_ns", "depth": depth, "ns": ns.to_string() })
+        }
+        HopEvent::Done { depth, outcome } => json!({
+            "event": "done", "depth": depth, "rcode": outcome.rcode().to_string(),
+            "answers": strings(outcome.answers()),
+            "soa": outcome.soa().map(|s| s.to_string()),
+            "failure": match outcome { crate::resolver::Outcome::ServFail(f) => Some(f.to_string()), _ => None },
+        }),
+    }
+}

@@ -1,0 +1,173 @@
+//! The text printer: one block per hop, in the spirit of `dig +trace`, indented by
+//! sub-resolution depth (as Knot Resolver's `kr_log_q` indents sub-queries).
+
+use std::io::Write;
+
+use super::{CutSource, HopEvent, ReplyKind, TraceSink};
+use crate::resolver::Outcome;
+
+/// Prints hop events as readable text to a writer (stdout for `hopdns trace`).
+pub struct TextPrinter<W: Write + Send> {
+    out: W,
+}
+
+impl<W: Write + Send> TextPrinter<W> {
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+}
+
+impl<W: Write + Send> TraceSink for TextPrinter<W> {
+    fn event(&mut self, event: &HopEvent) {
+        // A closed stdout (e.g. `| head`) must not stop the resolution.
+        let _ = writeln!(self.out, "{}", block(event));
+    }
+}
+
+fn indent(depth: usize) -> String {
+    "    ".repeat(depth)
+}
+
+/// One short line per event, for logs.
+pub(super) fn line(event: &HopEvent) -> String {
+    block(event).replace('\n', " | ")
+}
+
+/// The full text of one event (may span lines).
+fn block(event: &HopEvent) -> String {
+    match event {
+        HopEvent::Start { depth, question } => {
+            format!("{};; resolving {question}", indent(*depth))
+        }
+        HopEvent::Cut {
+            depth,
+            zone,
+            source,
+        } => {
+            let from = match source {
+                CutSource::Hints => "root hints",
+                CutSource::Cache => "delegation cache",
+            };
+            format!("{};; zone {zone} (from {from})", indent(*depth))
+        }
+        HopEvent::CacheAnswer {
+            depth,
+            question,
+            records,
+            rcode,
+        } => {
+            let mut s = format!("{};; {question}: {rcode} from cache", indent(*depth));
+            for r in records {
+                s.push_str(&format!("\n{}{r}", indent(*depth)));
+            }
+            s
+        }
+        HopEvent::Reply {
+            depth,
+            zone,
+            server,
+            server_name,
+            question,
+            tcp,
+            rcode,
+            flags,
+            kind,
+            rtt,
+        } => {
+            let pad = indent(*depth);
+            let name = server_name
+                .as_ref()
+                .map_or_else(|| "?".to_string(), |n| n.to_string());
+            let mut s = format!(
+                "{pad};; zone {zone}: asked {name} ({server}) {question} over {}: {rcode}, flags: {flags}, {} ms",
+                if *tcp { "TCP" } else { "UDP" },
+                rtt.as_millis()
+            );
+            let body = match kind {
+                ReplyKind::Answer(records) => {
+                    let mut b = format!("answer ({} records)", records.len());
+                    for r in records {
+                        b.push_str(&format!("\n{pad}{r}"));
+                    }
+                    b
+                }
+                ReplyKind::Cname { chain, target } => {
+                    let mut b = format!("CNAME chain, restarting at {target}");
+                    for r in chain {
+                        b.push_str(&format!("\n{pad}{r}"));
+                    }
+                    b
+                }
+                ReplyKind::Referral { zone, ns, glue } => {
+                    let mut b = format!("referral to {zone}");
+                    for n in ns {
+                        b.push_str(&format!("\n{pad}{zone}\tNS\t{n}"));
+                    }
+                    for (n, ip) in glue {
+                        b.push_str(&format!("\n{pad}{n}\tglue\t{ip}"));
+                    }
+                    if glue.is_empty() {
+                        b.push_str(&format!(
+                            "\n{pad};; no glue: NS addresses are looked up when needed"
+                        ));
+                    }
+                    b
+                }
+                ReplyKind::NxDomain(soa) => format!("NXDOMAIN{}", soa_text(soa, &pad)),
+                ReplyKind::NoData(soa) => format!("NODATA{}", soa_text(soa, &pad)),
+                ReplyKind::Lame(why) => format!("lame, skipped: {why}"),
+                ReplyKind::Truncated => "truncated, retrying over TCP".to_string(),
+                ReplyKind::EdnsRejected => "FORMERR to EDNS, retrying without EDNS".to_string(),
+            };
+            s.push_str(&format!("\n{pad};; -> {body}"));
+            s
+        }
+        HopEvent::NoReply {
+            depth,
+            zone,
+            server,
+            server_name,
+            question,
+            tcp,
+            error,
+            after,
+        } => {
+            let name = server_name
+                .as_ref()
+                .map_or_else(|| "?".to_string(), |n| n.to_string());
+            format!(
+                "{};; zone {zone}: asked {name} ({server}) {question} over {}: no reply ({error}) after {} ms",
+                indent(*depth),
+                if *tcp { "TCP" } else { "UDP" },
+                after.as_millis()
+            )
+        }
+        HopEvent::LookupNs { depth, ns } => {
+            format!(
+                "{};; glueless name server {ns}: looking up its address",
+                indent(*depth)
+            )
+        }
+        HopEvent::Done { depth, outcome } => {
+            let pad = indent(*depth);
+            match outcome {
+                Outcome::ServFail(why) => format!("{pad};; result: SERVFAIL ({why})"),
+                o => {
+                    let mut s = format!("{pad};; result: {}", o.rcode());
+                    for r in o.answers() {
+                        s.push_str(&format!("\n{pad}{r}"));
+                    }
+                    if let Some(soa) = o.soa() {
+                        s.push_str(&format!("\n{pad}{soa}"));
+                    }
+                    s
+                }
+            }
+        }
+    }
+}
+
+fn soa_text(soa: &Option<hickory_proto::rr::Record>, pad: &str) -> String {
+    soa.as_ref()
+        .map_or_else(|| " (no SOA)".to_string(), |s| format!("\n{pad}{s}"))
+}

@@ -1,0 +1,54 @@
+//! UDP exchange: a new socket on a random source port per query (RFC 5452 §9.2), connected to
+//! the server so the kernel drops datagrams from elsewhere; we check the source again anyway.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use hickory_proto::op::{Message, Query};
+use tokio::net::UdpSocket;
+
+use super::{matches, TransportError};
+
+/// Largest datagram we accept; bigger than our advertised payload so an oversized reply is
+/// still read whole (and then judged) rather than cut by the kernel.
+const RECV_BUF: usize = 4096;
+
+/// Tries random ports in the unprivileged range before letting the kernel pick one.
+const PORT_TRIES: usize = 8;
+
+pub(super) async fn exchange(
+    local: IpAddr,
+    server: SocketAddr,
+    id: u16,
+    query: &Query,
+    wire: &[u8],
+) -> Result<Message, TransportError> {
+    let sock = bind_random(local).await?;
+    sock.connect(server).await?;
+    sock.send(wire).await?;
+    let mut buf = vec![0u8; RECV_BUF];
+    loop {
+        let (n, from) = sock.recv_from(&mut buf).await?;
+        if from != server {
+            tracing::debug!(%from, %server, "dropping reply from unexpected source");
+            continue;
+        }
+        match Message::from_vec(&buf[..n]) {
+            Ok(msg) if matches(&msg, id, query) => return Ok(msg),
+            Ok(_) => tracing::debug!(%server, "dropping reply with wrong ID or question"),
+            Err(e) => tracing::debug!(%server, error = %e, "dropping malformed reply"),
+        }
+    }
+}
+
+async fn bind_random(local: IpAddr) -> io::Result<UdpSocket> {
+    for _ in 0..PORT_TRIES {
+        let port = rand::random_range(1024..=u16::MAX);
+        match UdpSocket::bind(SocketAddr::new(local, port)).await {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    UdpSocket::bind(SocketAddr::new(local, 0)).await
+}
