@@ -15,6 +15,7 @@
 //! `serve` never needs it. `config/` turns the CLI into validated settings.
 
 pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod lab;
 pub mod resolver;

@@ -1,1 +1,109 @@
-//! config room.
+//! The config room: turns command-line switches into validated settings for the other rooms.
+//! Two stages, as ripgrep does: clap parses syntax (`cli`), this module checks meaning and
+//! builds the real objects, with errors that name the problem and the fix.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::resolver::hints::{self, HintsError};
+use crate::resolver::ResolverConfig;
+use crate::transport::NetTransport;
+
+/// Switches for the upstream side, shared by `serve`, `trace` and `lab`.
+#[derive(Args, Clone, Debug, Default)]
+pub struct UpstreamArgs {
+    /// Root hints file in named.root format (default: the IANA hints built into hopdns).
+    #[arg(long, value_name = "FILE")]
+    pub root_hints: Option<PathBuf>,
+    /// Do not send the RFC 8109 priming query at start; use the root hints as they are.
+    #[arg(long)]
+    pub no_prime: bool,
+    /// Never query authorities over IPv4.
+    #[arg(long)]
+    pub no_ipv4: bool,
+    /// Never query authorities over IPv6.
+    #[arg(long)]
+    pub no_ipv6: bool,
+    /// Allow upstream queries to 127.0.0.0/8 and ::1 addresses learned from referrals
+    /// (off by default, like Unbound's do-not-query-localhost; root hints are always used).
+    #[arg(long)]
+    pub query_loopback: bool,
+    /// Source address for upstream queries (repeat for one IPv4 and one IPv6 address).
+    #[arg(long, value_name = "ADDR")]
+    pub outgoing_address: Vec<IpAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Hints(#[from] HintsError),
+    #[error("--no-ipv4 and --no-ipv6 together leave no way to reach any server: drop one of them")]
+    NoTransport,
+    #[error("--outgoing-address {0} given twice for the same address family: give at most one IPv4 and one IPv6 address")]
+    OutgoingTwice(IpAddr),
+    #[error("--outgoing-address {0} is an IPv{1} address but --no-ipv{1} is set")]
+    OutgoingDisabled(IpAddr, u8),
+}
+
+impl UpstreamArgs {
+    /// Validates the switches and builds the resolver settings and the transport.
+    pub fn build(&self) -> Result<(ResolverConfig, NetTransport), ConfigError> {
+        if self.no_ipv4 && self.no_ipv6 {
+            return Err(ConfigError::NoTransport);
+        }
+        let mut transport = NetTransport::default();
+        for addr in &self.outgoing_address {
+            let (slot, family, disabled) = match addr {
+                IpAddr::V4(_) => (&mut transport.outgoing_v4, 4, self.no_ipv4),
+                IpAddr::V6(_) => (&mut transport.outgoing_v6, 6, self.no_ipv6),
+            };
+            if disabled {
+                return Err(ConfigError::OutgoingDisabled(*addr, family));
+            }
+            if slot.replace(*addr).is_some() {
+                return Err(ConfigError::OutgoingTwice(*addr));
+            }
+        }
+        let mut config = ResolverConfig::new(hints::load(self.root_hints.as_deref())?);
+        config.settings.ipv4 = !self.no_ipv4;
+        config.settings.ipv6 = !self.no_ipv6;
+        config.settings.query_loopback = self.query_loopback;
+        Ok((config, transport))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contradictory_switches_are_errors_with_the_fix() {
+        let both = UpstreamArgs {
+            no_ipv4: true,
+            no_ipv6: true,
+            ..Default::default()
+        };
+        assert!(both.build().unwrap_err().to_string().contains("drop one"));
+        let twice = UpstreamArgs {
+            outgoing_address: vec!["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()],
+            ..Default::default()
+        };
+        assert!(matches!(twice.build(), Err(ConfigError::OutgoingTwice(_))));
+        let missing = UpstreamArgs {
+            root_hints: Some("/nonexistent/named.root".into()),
+            ..Default::default()
+        };
+        let e = missing.build().unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/named.root"), "{e}");
+    }
+
+    #[test]
+    fn defaults_use_the_built_in_hints_and_both_families() {
+        let (config, transport) = UpstreamArgs::default().build().unwrap();
+        assert_eq!(config.root_hints.servers.len(), 13);
+        assert!(config.settings.ipv4 && config.settings.ipv6 && !config.settings.query_loopback);
+        assert_eq!(transport.outgoing_v4, None);
+    }
+}

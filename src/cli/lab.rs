@@ -1,0 +1,75 @@
+//! `hopdns lab`: the offline demo. Starts the lab's authoritative servers and a hopdns
+//! resolver that uses them, prints what to try, and stops cleanly on Ctrl-C.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::{runtime, shutdown_signal, CmdResult};
+use crate::lab::{Lab, LabConfig};
+use crate::resolver::{hints, Resolver, ResolverConfig};
+use crate::server::{Answerer, BoundServer, ServerConfig};
+use crate::transport::NetTransport;
+
+/// The resolver's host number inside the lab network (127.53.N.53).
+pub const RESOLVER_HOST: u8 = 53;
+
+#[derive(Args, Debug, Clone)]
+pub struct LabArgs {
+    /// Lab network number N: servers live on 127.53.N.x (0-255).
+    #[arg(long, default_value_t = 0)]
+    pub net: u8,
+    /// Worker threads for the resolver.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+pub fn run(args: LabArgs) -> CmdResult {
+    let rt = runtime(args.threads)?;
+    rt.block_on(async move {
+        let lab = Lab::start(LabConfig { net: args.net }).await?;
+        let mut config = ResolverConfig::new(hints::parse(&lab.root_hints(), "(lab root hints)")?);
+        config.settings.ipv6 = false;
+        config.settings.query_loopback = true;
+        let resolver = Arc::new(Resolver::new(config, Arc::new(NetTransport::default())));
+        let addr = SocketAddr::new(IpAddr::V4(lab.addr(RESOLVER_HOST)), 53);
+        let bound = BoundServer::bind(&ServerConfig {
+            listen: vec![addr],
+            threads: args.threads.max(1),
+            ..ServerConfig::default()
+        })?;
+        resolver.prime(None).await;
+        let hints_file = std::env::temp_dir().join(format!("hopdns-lab-{}.root", args.net));
+        std::fs::write(&hints_file, lab.root_hints())?;
+        println!("hopdns lab: authoritative servers on 127.53.{}.0/24, resolver on {addr}", args.net);
+        println!();
+        println!("Try:");
+        println!("  dig @{} www.example.com            # root -> com -> example.com", addr.ip());
+        println!("  dig @{} chain.example.com          # CNAME chain across 4 zones", addr.ip());
+        println!("  dig @{} www.example.org            # glueless delegation", addr.ip());
+        println!("  dig @{} big.example.com TXT        # > 1232 bytes: TC, then TCP", addr.ip());
+        println!("  dig @{} +tcp www.example.com AAAA", addr.ip());
+        println!("  dig @{} nope.example.com           # NXDOMAIN", addr.ip());
+        println!("  dig @{} www.faulty.com             # one NS times out, one is lame", addr.ip());
+        println!(
+            "  hopdns trace chain.example.com --root-hints {} --query-loopback --no-ipv6",
+            hints_file.display()
+        );
+        println!();
+        println!("Ctrl-C stops the lab.");
+        let shutdown = CancellationToken::new();
+        let answerer: Arc<dyn Answerer> = resolver;
+        let server = tokio::spawn(bound.run(answerer, shutdown.clone()));
+        shutdown_signal().await;
+        shutdown.cancel();
+        let _ = server.await;
+        lab.shutdown().await;
+        let _ = std::fs::remove_file(&hints_file);
+        println!("hopdns lab: stopped");
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
