@@ -1,12 +1,443 @@
 //! The front end: UDP and TCP listeners, ACL, EDNS payload and truncation.
 //! It knows nothing of how answers are found: it asks an [`Answerer`].
+//!
+//! Two phases, so that `main` can report bind errors before anything runs:
+//!
+//! * [`BoundServer::bind`] is synchronous. For each listen address it binds `threads` UDP
+//!   sockets with `SO_REUSEPORT` (one per worker, so the kernel spreads clients over every
+//!   core) and then one TCP listener on the same port (DNS needs both: RFC 1035 §4.2,
+//!   RFC 7766 §5). Exactly the given address is bound; an IPv6 address is bound
+//!   `IPV6_V6ONLY`, so `[::]` does not silently take IPv4 as well. Port 0 is resolved
+//!   once (by a probe socket) and every socket of that address binds the chosen port.
+//!   Errors say what to do ([`BindError`]).
+//! * [`BoundServer::run`] registers the sockets with tokio, starts the UDP loops before the
+//!   TCP accept loops, and serves until the [`CancellationToken`] is cancelled; it then
+//!   stops every loop and in-flight query and returns well under a second later.
+//!
+//! What one message goes through is in [`request`]; the loops are in `udp` and `tcp`.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error};
 
 use crate::resolver::{Outcome, Question};
+
+pub mod acl;
+pub mod request;
+mod tcp;
+mod udp;
+
+pub use acl::Acl;
+pub use request::{Policy, Proto};
 
 /// What the front end asks for each allowed, well-formed query.
 #[async_trait]
 pub trait Answerer: Send + Sync + 'static {
     async fn answer(&self, question: &Question) -> Outcome;
 }
+
+/// The stub-resolver address systemd uses; hopdns can take its place.
+pub const DEFAULT_LISTEN: &str = "127.0.0.53:53";
+/// RFC 7766 §6.2.3: servers close idle connections after "a few seconds"; 10 s is what
+/// Unbound and BIND use.
+pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent TCP clients per listen address (further clients wait in the accept backlog).
+pub const DEFAULT_MAX_TCP_CLIENTS: usize = 100;
+/// How long `run` waits for in-flight tasks after they have been told to stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+/// Tries to find a port free for UDP and TCP when the listen port is 0.
+const PORT_ZERO_ATTEMPTS: usize = 16;
+/// Accept backlog of each TCP listener.
+const TCP_BACKLOG: i32 = 1024;
+
+/// Settings of the front end.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Addresses to serve on, UDP and TCP each. Port 0 picks a free port.
+    pub listen: Vec<SocketAddr>,
+    /// UDP sockets (and worker tasks) per listen address; 0 counts as 1.
+    pub threads: usize,
+    /// Networks allowed besides loopback; everyone else gets REFUSED.
+    pub allow: Vec<ipnet::IpNet>,
+    /// A TCP connection with no query for this long is closed; also the time a started
+    /// message has to arrive completely, and a reply to be written.
+    pub tcp_idle_timeout: Duration,
+    /// Our EDNS UDP payload (RFC 6891 §6.2.5); values below 512 count as 512.
+    pub max_udp_payload: u16,
+    /// Concurrent TCP connections per listen address; 0 counts as 1.
+    pub max_tcp_clients: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![DEFAULT_LISTEN.parse().expect("constant address parses")],
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            allow: Vec::new(),
+            tcp_idle_timeout: DEFAULT_TCP_IDLE_TIMEOUT,
+            max_udp_payload: request::DEFAULT_MAX_UDP_PAYLOAD,
+            max_tcp_clients: DEFAULT_MAX_TCP_CLIENTS,
+        }
+    }
+}
+
+/// Why the listeners could not be bound. Messages name the address and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("no listen address given: pass at least one --listen")]
+    NoListen,
+    #[error("{addr} is listed twice: give each --listen once")]
+    Duplicate { addr: SocketAddr },
+    #[error(
+        "{addr} ({proto}) is already in use: another DNS server (systemd-resolved? dnsmasq?) \
+         is listening; stop it or choose another --listen"
+    )]
+    InUse { addr: SocketAddr, proto: Proto },
+    #[error(
+        "binding port {} needs root or CAP_NET_BIND_SERVICE: run \
+         `setcap cap_net_bind_service=+ep $(which hopdns)` or use a port above 1023",
+        addr.port()
+    )]
+    Privileged { addr: SocketAddr },
+    #[error(
+        "{} is not an address of this machine (binding {addr}): choose one shown by \
+         `ip address`, or a loopback address such as 127.0.0.53",
+        addr.ip()
+    )]
+    NotLocal { addr: SocketAddr },
+    #[error("cannot {action} {proto} socket on {addr}: {source}")]
+    Io {
+        addr: SocketAddr,
+        proto: Proto,
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why serving stopped other than by the shutdown token.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot register the {proto} socket on {addr} with the runtime: {source}")]
+    Register {
+        addr: SocketAddr,
+        proto: Proto,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the {proto} listener on {addr} stopped unexpectedly: {reason}")]
+    ListenerStopped {
+        addr: SocketAddr,
+        proto: Proto,
+        reason: String,
+    },
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::Udp => "UDP",
+            Proto::Tcp => "TCP",
+        })
+    }
+}
+
+/// Every socket bound and ready; nothing is served until [`BoundServer::run`].
+#[derive(Debug)]
+pub struct BoundServer {
+    listeners: Vec<Listener>,
+    policy: Policy,
+    tcp_idle_timeout: Duration,
+    max_tcp_clients: usize,
+    stats: Arc<Stats>,
+}
+
+/// The sockets of one listen address (port 0 already resolved).
+#[derive(Debug)]
+struct Listener {
+    addr: SocketAddr,
+    udp: Vec<std::net::UdpSocket>,
+    tcp: std::net::TcpListener,
+}
+
+/// Counters shared by the loops (relaxed atomics: cheap, approximate under concurrency).
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    /// Datagrams received, per UDP worker in bind order (listen entry, then worker).
+    pub(crate) udp_received: Vec<AtomicU64>,
+}
+
+impl Stats {
+    fn count_udp(&self, worker: usize) {
+        if let Some(counter) = self.udp_received.get(worker) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What every loop needs, shared behind one `Arc`.
+pub(crate) struct Shared {
+    pub(crate) answerer: Arc<dyn Answerer>,
+    pub(crate) policy: Policy,
+    pub(crate) tcp_idle_timeout: Duration,
+    pub(crate) max_tcp_clients: usize,
+    pub(crate) stats: Arc<Stats>,
+}
+
+impl BoundServer {
+    /// Binds every socket now, so that errors come before serving starts.
+    pub fn bind(cfg: &ServerConfig) -> Result<BoundServer, BindError> {
+        if cfg.listen.is_empty() {
+            return Err(BindError::NoListen);
+        }
+        let mut seen = HashSet::new();
+        for addr in &cfg.listen {
+            if addr.port() != 0 && !seen.insert(*addr) {
+                return Err(BindError::Duplicate { addr: *addr });
+            }
+        }
+        let threads = cfg.threads.max(1);
+        let listeners = cfg
+            .listen
+            .iter()
+            .map(|addr| bind_listener(*addr, threads))
+            .collect::<Result<Vec<_>, _>>()?;
+        let workers = listeners.iter().map(|l| l.udp.len()).sum();
+        debug!(addrs = ?listeners.iter().map(|l| l.addr).collect::<Vec<_>>(), threads, "bound");
+        Ok(BoundServer {
+            listeners,
+            policy: Policy::new(Acl::new(cfg.allow.clone()), cfg.max_udp_payload),
+            tcp_idle_timeout: cfg.tcp_idle_timeout,
+            max_tcp_clients: cfg.max_tcp_clients.max(1),
+            stats: Arc::new(Stats {
+                udp_received: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            }),
+        })
+    }
+
+    /// The bound addresses, one per listen entry, in order, with port 0 resolved.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().map(|l| l.addr).collect()
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops every loop and in-flight query.
+    /// Returns an error only if a listener loop ended on its own (a bug or a panic); the
+    /// other loops are then stopped too, so a supervisor can restart the process.
+    pub async fn run(
+        self,
+        answerer: Arc<dyn Answerer>,
+        shutdown: CancellationToken,
+    ) -> Result<(), ServeError> {
+        // Register everything first, so a failure leaves nothing running.
+        let mut udp_sockets = Vec::new();
+        let mut tcp_listeners = Vec::new();
+        for listener in self.listeners {
+            let addr = listener.addr;
+            for socket in listener.udp {
+                let socket = tokio::net::UdpSocket::from_std(socket).map_err(|source| {
+                    ServeError::Register {
+                        addr,
+                        proto: Proto::Udp,
+                        source,
+                    }
+                })?;
+                udp_sockets.push((addr, socket));
+            }
+            let tcp = tokio::net::TcpListener::from_std(listener.tcp).map_err(|source| {
+                ServeError::Register {
+                    addr,
+                    proto: Proto::Tcp,
+                    source,
+                }
+            })?;
+            tcp_listeners.push((addr, tcp));
+        }
+
+        let shared = Arc::new(Shared {
+            answerer,
+            policy: self.policy,
+            tcp_idle_timeout: self.tcp_idle_timeout,
+            max_tcp_clients: self.max_tcp_clients,
+            stats: self.stats,
+        });
+        // A child token: a failing listener stops this server without cancelling the caller's.
+        let token = shutdown.child_token();
+        let tasks = TaskTracker::new();
+        let mut loops = JoinSet::new();
+        // Which listener each loop serves, to name it if it fails.
+        let mut names = HashMap::new();
+        // Ready on UDP before TCP.
+        for (worker, (addr, socket)) in udp_sockets.into_iter().enumerate() {
+            let (shared, token, tasks) = (shared.clone(), token.clone(), tasks.clone());
+            let handle = loops.spawn(udp::serve(socket, worker, shared, token, tasks));
+            names.insert(handle.id(), (addr, Proto::Udp));
+        }
+        for (addr, listener) in tcp_listeners {
+            let (shared, token, tasks) = (shared.clone(), token.clone(), tasks.clone());
+            let handle = loops.spawn(tcp::serve(listener, shared, token, tasks));
+            names.insert(handle.id(), (addr, Proto::Tcp));
+        }
+        debug!(loops = loops.len(), "serving");
+
+        let mut result = Ok(());
+        tokio::select! {
+            _ = token.cancelled() => {}
+            Some(ended) = loops.join_next_with_id() => {
+                // Loops end only when cancelled; anything else is a failure to report.
+                let (id, reason) = match ended {
+                    Ok((id, ())) => (id, "loop returned".to_string()),
+                    Err(join) => (join.id(), join.to_string()),
+                };
+                let unknown = (SocketAddr::from(([0, 0, 0, 0], 0)), Proto::Udp);
+                let (addr, proto) = names.get(&id).copied().unwrap_or(unknown);
+                let error = ServeError::ListenerStopped { addr, proto, reason };
+                error!(%error, "listener failed; stopping the server");
+                result = Err(error);
+            }
+        }
+        token.cancel();
+        tasks.close();
+        let drain = async {
+            while loops.join_next().await.is_some() {}
+            tasks.wait().await;
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            debug!("shutdown grace elapsed; abandoning remaining tasks");
+            loops.abort_all();
+        }
+        debug!("stopped");
+        result
+    }
+
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+}
+
+/// Binds the UDP sockets, then the TCP listener, of one listen address.
+fn bind_listener(addr: SocketAddr, threads: usize) -> Result<Listener, BindError> {
+    if addr.port() != 0 {
+        return bind_group(addr, threads);
+    }
+    // Port 0. The kernel's choice for a SO_REUSEPORT socket may be a port that another
+    // SO_REUSEPORT socket of the same user already has, which would share its traffic; so
+    // a plain socket picks a port nobody holds, and the group binds it just after. Losing
+    // that short race (or finding the TCP port taken) means trying another port.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let probe = new_socket(addr, Proto::Udp)?;
+        probe
+            .bind(&addr.into())
+            .map_err(|source| bind_error(addr, Proto::Udp, source))?;
+        let port = probe
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map(|a| a.port())
+            .ok_or_else(|| {
+                io_error(
+                    addr,
+                    Proto::Udp,
+                    "read the port of",
+                    io::Error::other("no socket address"),
+                )
+            })?;
+        drop(probe);
+        // set_port keeps an IPv6 scope id that SocketAddr::new would drop.
+        let mut chosen = addr;
+        chosen.set_port(port);
+        match bind_group(chosen, threads) {
+            Err(BindError::InUse { .. }) if attempt < PORT_ZERO_ATTEMPTS => continue,
+            other => return other,
+        }
+    }
+}
+
+fn bind_group(addr: SocketAddr, threads: usize) -> Result<Listener, BindError> {
+    let udp = (0..threads)
+        .map(|_| udp_socket(addr))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tcp = tcp_listener(addr)?;
+    Ok(Listener { addr, udp, tcp })
+}
+
+fn new_socket(addr: SocketAddr, proto: Proto) -> Result<Socket, BindError> {
+    let (kind, protocol) = match proto {
+        Proto::Udp => (Type::DGRAM, Protocol::UDP),
+        Proto::Tcp => (Type::STREAM, Protocol::TCP),
+    };
+    let socket = Socket::new(Domain::for_address(addr), kind, Some(protocol))
+        .map_err(|source| io_error(addr, proto, "create", source))?;
+    if addr.is_ipv6() {
+        socket
+            .set_only_v6(true)
+            .map_err(|source| io_error(addr, proto, "set IPV6_V6ONLY on", source))?;
+    }
+    socket
+        .set_nonblocking(true)
+        .map_err(|source| io_error(addr, proto, "set non-blocking mode on", source))?;
+    Ok(socket)
+}
+
+fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, BindError> {
+    let socket = new_socket(addr, Proto::Udp)?;
+    // One socket per worker on the same address; the kernel hashes clients across them.
+    #[cfg(unix)]
+    socket
+        .set_reuse_port(true)
+        .map_err(|source| io_error(addr, Proto::Udp, "set SO_REUSEPORT on", source))?;
+    socket
+        .bind(&addr.into())
+        .map_err(|source| bind_error(addr, Proto::Udp, source))?;
+    Ok(socket.into())
+}
+
+fn tcp_listener(addr: SocketAddr) -> Result<std::net::TcpListener, BindError> {
+    let socket = new_socket(addr, Proto::Tcp)?;
+    // SO_REUSEADDR lets a restart bind despite TIME_WAIT connections; it does not let two
+    // listeners share the port, so "in use" is still reported.
+    socket
+        .set_reuse_address(true)
+        .map_err(|source| io_error(addr, Proto::Tcp, "set SO_REUSEADDR on", source))?;
+    socket
+        .bind(&addr.into())
+        .map_err(|source| bind_error(addr, Proto::Tcp, source))?;
+    socket
+        .listen(TCP_BACKLOG)
+        .map_err(|source| bind_error(addr, Proto::Tcp, source))?;
+    Ok(socket.into())
+}
+
+fn bind_error(addr: SocketAddr, proto: Proto, source: io::Error) -> BindError {
+    match source.kind() {
+        io::ErrorKind::AddrInUse => BindError::InUse { addr, proto },
+        io::ErrorKind::PermissionDenied if addr.port() < 1024 => BindError::Privileged { addr },
+        io::ErrorKind::AddrNotAvailable => BindError::NotLocal { addr },
+        _ => io_error(addr, proto, "bind", source),
+    }
+}
+
+fn io_error(addr: SocketAddr, proto: Proto, action: &'static str, source: io::Error) -> BindError {
+    BindError::Io {
+        addr,
+        proto,
+        action,
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests;
