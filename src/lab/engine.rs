@@ -1,0 +1,211 @@
+//! What one lab server answers, as a `Message` (faults and transport come later, in `net`).
+//!
+//! In-zone answers come from hickory-server's `Catalog` (AA answers, CNAME, wildcards,
+//! NXDOMAIN/NODATA with SOA). Referrals are built here from the cut table, because the 0.26.3
+//! catalog answers them with AA=1 and no glue (LAB-NOTES gotcha 1).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::{LowerName, Name, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncoder;
+use hickory_server::net::runtime::{TokioRuntimeProvider, TokioTime};
+use hickory_server::net::xfer::Protocol;
+use hickory_server::net::NetError;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, MessageResponse, ZoneHandler, ZoneType};
+
+use super::zones::{ns_targets, Cut, LoadedZone};
+use super::LabError;
+
+/// The largest UDP reply a lab server sends (like a modern authoritative server).
+pub(crate) const MAX_UDP_PAYLOAD: u16 = 1232;
+
+struct ZoneInfo {
+    origin: Name,
+    cuts: Vec<Cut>,
+}
+
+/// The answering logic of one lab server (one or more zones).
+pub(crate) struct Engine {
+    zones: Vec<ZoneInfo>,
+    addresses: HashMap<Name, Vec<Record>>,
+    catalog: Catalog,
+}
+
+impl Engine {
+    pub(crate) fn new(zones: Vec<(&'static str, LoadedZone)>) -> Result<Self, LabError> {
+        let mut catalog = Catalog::new();
+        let mut infos = Vec::new();
+        let mut addresses: HashMap<Name, Vec<Record>> = HashMap::new();
+        for (file, z) in zones {
+            for (name, recs) in z.addresses {
+                addresses.entry(name).or_default().extend(recs);
+            }
+            let handler = InMemoryZoneHandler::<TokioRuntimeProvider>::new(
+                z.origin.clone(),
+                z.records,
+                ZoneType::Primary,
+                AxfrPolicy::Deny,
+            )
+            .map_err(|message| LabError::Zone { file, message })?;
+            let handler: Arc<dyn ZoneHandler> = Arc::new(handler);
+            catalog.upsert(LowerName::from(&z.origin), vec![handler]);
+            infos.push(ZoneInfo {
+                origin: z.origin,
+                cuts: z.cuts,
+            });
+        }
+        Ok(Self {
+            zones: infos,
+            addresses,
+            catalog,
+        })
+    }
+
+    /// Answers one decoded query. `raw` is the same query as bytes (hickory's catalog
+    /// wants its own `Request`). Returns the full, unlimited reply; `finish` sizes it.
+    pub(crate) async fn answer(
+        &self,
+        raw: &[u8],
+        query: &Message,
+        src: SocketAddr,
+        tcp: bool,
+    ) -> Message {
+        if query.metadata.op_code != OpCode::Query {
+            return error_reply(query, ResponseCode::NotImp);
+        }
+        let [q] = query.queries.as_slice() else {
+            return error_reply(query, ResponseCode::FormErr);
+        };
+        if query.edns.as_ref().is_some_and(|e| e.version() > 0) {
+            return error_reply(query, ResponseCode::BADVERS);
+        }
+        let qname = &q.name;
+
+        // Deepest zone on this server that holds the name; a referral if the name is at or
+        // below one of its cuts (except DS at the cut itself, which the parent answers).
+        let zone = self
+            .zones
+            .iter()
+            .filter(|z| z.origin.zone_of(qname))
+            .max_by_key(|z| z.origin.iter().len());
+        if let Some(zone) = zone {
+            let cut = zone
+                .cuts
+                .iter()
+                .filter(|c| c.name.zone_of(qname))
+                .filter(|c| !(q.query_type == RecordType::DS && c.name == *qname))
+                .min_by_key(|c| c.name.iter().len());
+            if let Some(cut) = cut {
+                let mut reply = Message::new(0, MessageType::Response, OpCode::Query);
+                reply.metadata = Metadata::response_from_request(&query.metadata);
+                reply.add_query(q.clone());
+                reply.add_authorities(cut.ns.iter().cloned());
+                reply.add_additionals(self.glue(&cut.ns));
+                return with_edns(reply, query);
+            }
+        }
+
+        let protocol = if tcp { Protocol::Tcp } else { Protocol::Udp };
+        let Ok(request) = Request::from_bytes(raw.to_vec(), src, protocol) else {
+            return error_reply(query, ResponseCode::FormErr);
+        };
+        let capture = Capture::default();
+        self.catalog
+            .handle_request::<_, TokioTime>(&request, capture.clone())
+            .await;
+        let bytes = capture.0.lock().map(|mut b| b.take()).unwrap_or_default();
+        let Some(mut reply) = bytes.and_then(|b| Message::from_vec(&b).ok()) else {
+            return error_reply(query, ResponseCode::ServFail);
+        };
+        // The catalog fills ADDITIONAL of NS answers oddly (with the NS set when a target
+        // sits below a cut); give them proper glue instead.
+        if reply
+            .answers
+            .iter()
+            .any(|r| r.record_type() == RecordType::NS)
+        {
+            let glue = self.glue(&reply.answers);
+            reply.additionals = glue;
+        }
+        with_edns(reply, query)
+    }
+
+    /// A/AAAA records this server knows for the NS targets among `ns`.
+    fn glue(&self, ns: &[Record]) -> Vec<Record> {
+        let mut out = Vec::new();
+        for target in ns_targets(ns) {
+            if let Some(recs) = self.addresses.get(target) {
+                out.extend(recs.iter().cloned());
+            }
+        }
+        out
+    }
+}
+
+/// A reply with `rcode`, the question echoed, no records, and OPT if the query had one.
+pub(crate) fn error_reply(query: &Message, rcode: ResponseCode) -> Message {
+    let mut reply = Message::new(0, MessageType::Response, OpCode::Query);
+    reply.metadata = Metadata::response_from_request(&query.metadata);
+    reply.metadata.response_code = rcode;
+    reply.add_queries(query.queries.iter().cloned());
+    with_edns(reply, query)
+}
+
+/// Sets the reply's OPT: present iff the query had one, advertising our 1232-byte limit.
+pub(crate) fn with_edns(mut reply: Message, query: &Message) -> Message {
+    reply.edns = query.edns.as_ref().map(|_| {
+        let mut edns = Edns::new();
+        edns.set_max_payload(MAX_UDP_PAYLOAD);
+        edns
+    });
+    reply
+}
+
+/// The size limit for a UDP reply: 512 without EDNS, else min(client payload, 1232).
+pub(crate) fn udp_limit(query: &Message) -> usize {
+    match &query.edns {
+        Some(edns) => edns.max_payload().clamp(512, MAX_UDP_PAYLOAD) as usize,
+        None => 512,
+    }
+}
+
+/// Encodes a reply; if it is over `limit`, sends header, question and OPT with TC=1 instead.
+pub(crate) fn encode(reply: &Message, limit: usize) -> Option<Vec<u8>> {
+    let bytes = reply.to_vec().ok()?;
+    if bytes.len() <= limit {
+        return Some(bytes);
+    }
+    reply.truncate().to_vec().ok()
+}
+
+/// A `ResponseHandler` that keeps the catalog's reply as (unlimited) bytes.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Option<Vec<u8>>>>);
+
+#[async_trait::async_trait]
+impl ResponseHandler for Capture {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let mut buf = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut buf);
+        let info = response.destructive_emit(&mut encoder)?;
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(buf);
+        }
+        Ok(info)
+    }
+}
