@@ -1,1 +1,9 @@
+//! The one integration-test binary (Cargo.toml sets `autotests = false`): each module is a
+//! group of tests that start the lab on their own 127.53.N.0/24 network, so they run in
+//! parallel without clashing. Networks in use: see `util::nets`.
 
+mod util;
+
+mod cli;
+mod resolve;
+mod trace;

@@ -44,16 +44,34 @@ pub fn run(args: LabArgs) -> CmdResult {
         resolver.prime(None).await;
         let hints_file = std::env::temp_dir().join(format!("hopdns-lab-{}.root", args.net));
         std::fs::write(&hints_file, lab.root_hints())?;
-        println!("hopdns lab: authoritative servers on 127.53.{}.0/24, resolver on {addr}", args.net);
+        println!(
+            "hopdns lab: authoritative servers on 127.53.{}.0/24, resolver on {addr}",
+            args.net
+        );
         println!();
         println!("Try:");
-        println!("  dig @{} www.example.com            # root -> com -> example.com", addr.ip());
-        println!("  dig @{} chain.example.com          # CNAME chain across 4 zones", addr.ip());
-        println!("  dig @{} www.example.org            # glueless delegation", addr.ip());
-        println!("  dig @{} big.example.com TXT        # > 1232 bytes: TC, then TCP", addr.ip());
+        println!(
+            "  dig @{} www.example.com            # root -> com -> example.com",
+            addr.ip()
+        );
+        println!(
+            "  dig @{} chain.example.com          # CNAME chain across 4 zones",
+            addr.ip()
+        );
+        println!(
+            "  dig @{} www.example.org            # glueless delegation",
+            addr.ip()
+        );
+        println!(
+            "  dig @{} big.example.com TXT        # > 1232 bytes: TC, then TCP",
+            addr.ip()
+        );
         println!("  dig @{} +tcp www.example.com AAAA", addr.ip());
         println!("  dig @{} nope.example.com           # NXDOMAIN", addr.ip());
-        println!("  dig @{} www.faulty.com             # one NS times out, one is lame", addr.ip());
+        println!(
+            "  dig @{} www.faulty.com             # one NS times out, one is lame",
+            addr.ip()
+        );
         println!(
             "  hopdns trace chain.example.com --root-hints {} --query-loopback --no-ipv6",
             hints_file.display()

@@ -28,16 +28,18 @@ pub struct TraceArgs {
 
 /// Parses a name given on the command line, with the fix in the error.
 pub fn parse_name(text: &str) -> Result<Name, String> {
-    let mut name = Name::from_ascii(text)
-        .map_err(|e| format!("{text:?} is not a valid domain name ({e}); example: www.example.com"))?;
+    let mut name = Name::from_ascii(text).map_err(|e| {
+        format!("{text:?} is not a valid domain name ({e}); example: www.example.com")
+    })?;
     name.set_fqdn(true);
     Ok(name)
 }
 
 /// Parses a record type given on the command line, with the fix in the error.
 pub fn parse_type(text: &str) -> Result<RecordType, String> {
-    RecordType::from_str(&text.to_ascii_uppercase())
-        .map_err(|_| format!("{text:?} is not a record type; use one like A, AAAA, MX, TXT, NS, SOA, CNAME"))
+    RecordType::from_str(&text.to_ascii_uppercase()).map_err(|_| {
+        format!("{text:?} is not a record type; use one like A, AAAA, MX, TXT, NS, SOA, CNAME")
+    })
 }
 
 pub fn run(args: TraceArgs) -> CmdResult {

@@ -112,8 +112,7 @@ impl Resolver {
                     let primed = hints::primed(&msg);
                     if let Some(sink) = sink.as_deref_mut() {
                         let kind = match &primed {
-                            Some((d, _)) => ReplyKind::Referral {
-                                zone: root.clone(),
+                            Some((d, _)) => ReplyKind::RootNs {
                                 ns: d.servers.iter().map(|s| s.name.clone()).collect(),
                                 glue: d
                                     .servers

@@ -722,13 +722,8 @@ impl Resolution {
                     servers,
                 };
                 cache.delegations.insert(d.clone(), ttl, now);
-                let source_zone = d.zone.clone();
+                // The Reply event above already names the new cut.
                 frame.cut = Some(Cut::new(d, cache, now));
-                self.emit(|| HopEvent::Cut {
-                    depth,
-                    zone: source_zone,
-                    source: CutSource::Cache,
-                });
             }
         }
     }

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 
-use super::{CutSource, HopEvent, ReplyKind, TraceSink};
+use super::{rcode_name, CutSource, HopEvent, ReplyKind, TraceSink};
 
 pub struct JsonPrinter<W: Write + Send> {
     out: W,
@@ -47,7 +47,7 @@ pub fn to_json(event: &HopEvent) -> Value {
             rcode,
         } => json!({
             "event": "cache", "depth": depth, "question": question.to_string(),
-            "rcode": rcode.to_string(), "records": strings(records),
+            "rcode": rcode_name(*rcode), "records": strings(records),
         }),
         HopEvent::Reply {
             depth,
@@ -85,12 +85,19 @@ pub fn to_json(event: &HopEvent) -> Value {
                 ReplyKind::Lame(why) => ("lame", json!({ "why": why })),
                 ReplyKind::Truncated => ("truncated", json!({})),
                 ReplyKind::EdnsRejected => ("edns_rejected", json!({})),
+                ReplyKind::RootNs { ns, glue } => (
+                    "root_ns",
+                    json!({
+                        "ns": strings(ns),
+                        "glue": glue.iter().map(|(n, ip)| json!({ "name": n.to_string(), "addr": ip.to_string() })).collect::<Vec<_>>(),
+                    }),
+                ),
             };
             json!({
                 "event": "reply", "depth": depth, "zone": zone.to_string(),
                 "server": server.to_string(), "server_name": server_name.as_ref().map(|n| n.to_string()),
                 "question": question.to_string(), "transport": if *tcp { "tcp" } else { "udp" },
-                "rcode": rcode.to_string(), "flags": flags, "kind": what, "detail": detail,
+                "rcode": rcode_name(*rcode), "flags": flags, "kind": what, "detail": detail,
                 "ms": rtt.as_secs_f64() * 1000.0,
             })
         }
@@ -112,7 +119,7 @@ pub fn to_json(event: &HopEvent) -> Value {
             json!({ "event": "lookup_ns", "depth": depth, "ns": ns.to_string() })
         }
         HopEvent::Done { depth, outcome } => json!({
-            "event": "done", "depth": depth, "rcode": outcome.rcode().to_string(),
+            "event": "done", "depth": depth, "rcode": rcode_name(outcome.rcode()),
             "answers": strings(outcome.answers()),
             "soa": outcome.soa().map(|s| s.to_string()),
             "failure": match outcome { crate::resolver::Outcome::ServFail(f) => Some(f.to_string()), _ => None },

@@ -47,6 +47,24 @@ pub enum ReplyKind {
     Truncated,
     /// FORMERR to a query with EDNS: the same server is asked again without it.
     EdnsRejected,
+    /// The answer to the priming query (RFC 8109): the root NS set and its addresses.
+    RootNs {
+        ns: Vec<Name>,
+        glue: Vec<(Name, IpAddr)>,
+    },
+}
+
+/// An rcode as dig prints it (NOERROR, NXDOMAIN, SERVFAIL...).
+pub fn rcode_name(rcode: ResponseCode) -> String {
+    match rcode {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        other => format!("RCODE{}", u16::from(other)),
+    }
 }
 
 /// One step of a resolution. Built only when someone listens, so size is no concern.

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use super::{CutSource, HopEvent, ReplyKind, TraceSink};
+use super::{rcode_name, CutSource, HopEvent, ReplyKind, TraceSink};
 use crate::resolver::Outcome;
 
 /// Prints hop events as readable text to a writer (stdout for `hopdns trace`).
@@ -56,7 +56,11 @@ fn block(event: &HopEvent) -> String {
             records,
             rcode,
         } => {
-            let mut s = format!("{};; {question}: {rcode} from cache", indent(*depth));
+            let mut s = format!(
+                "{};; {question}: {} from cache",
+                indent(*depth),
+                rcode_name(*rcode)
+            );
             for r in records {
                 s.push_str(&format!("\n{}{r}", indent(*depth)));
             }
@@ -79,8 +83,9 @@ fn block(event: &HopEvent) -> String {
                 .as_ref()
                 .map_or_else(|| "?".to_string(), |n| n.to_string());
             let mut s = format!(
-                "{pad};; zone {zone}: asked {name} ({server}) {question} over {}: {rcode}, flags: {flags}, {} ms",
+                "{pad};; zone {zone}: asked {name} ({server}) {question} over {}: {}, flags: {flags}, {} ms",
                 if *tcp { "TCP" } else { "UDP" },
+                rcode_name(*rcode),
                 rtt.as_millis()
             );
             let body = match kind {
@@ -118,6 +123,16 @@ fn block(event: &HopEvent) -> String {
                 ReplyKind::Lame(why) => format!("lame, skipped: {why}"),
                 ReplyKind::Truncated => "truncated, retrying over TCP".to_string(),
                 ReplyKind::EdnsRejected => "FORMERR to EDNS, retrying without EDNS".to_string(),
+                ReplyKind::RootNs { ns, glue } => {
+                    let mut b = "root NS set (priming, RFC 8109)".to_string();
+                    for n in ns {
+                        b.push_str(&format!("\n{pad}.\tNS\t{n}"));
+                    }
+                    for (n, ip) in glue {
+                        b.push_str(&format!("\n{pad}{n}\taddress\t{ip}"));
+                    }
+                    b
+                }
             };
             s.push_str(&format!("\n{pad};; -> {body}"));
             s
@@ -153,7 +168,7 @@ fn block(event: &HopEvent) -> String {
             match outcome {
                 Outcome::ServFail(why) => format!("{pad};; result: SERVFAIL ({why})"),
                 o => {
-                    let mut s = format!("{pad};; result: {}", o.rcode());
+                    let mut s = format!("{pad};; result: {}", rcode_name(o.rcode()));
                     for r in o.answers() {
                         s.push_str(&format!("\n{pad}{r}"));
                     }
