@@ -108,7 +108,7 @@ mod tests {
         Delegation {
             zone: name(zone),
             servers: vec![NsName {
-                name: name(&format!("ns.{zone}")),
+                name: name(&format!("ns.{}", zone.trim_start_matches('.'))),
                 addrs: vec!["192.0.2.53".parse().unwrap()],
             }],
         }
