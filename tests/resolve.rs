@@ -340,3 +340,32 @@ async fn client_question_case_is_echoed() {
     assert_eq!(m.answers.len(), 1);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_server_lame_without_aa_is_servfail() {
+    let env = Env::start(19).await;
+    // lame.com's only server answers without AA: its data is not believed.
+    let m = env.udp("www.lame.com", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert!(m.answers.is_empty());
+    assert_eq!(flags(&m), "qr rd ra");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_zone_cname_and_nodata_for_other_type() {
+    let env = Env::start(20).await;
+    let m = env.udp("alias.example.com", RecordType::A).await;
+    assert_eq!(
+        answers(&m),
+        [
+            "alias.example.com. CNAME www.example.com.",
+            "www.example.com. A 192.0.2.1"
+        ]
+    );
+    let m = env.udp("v4only.example.com", RecordType::AAAA).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty());
+    assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
+    env.stop().await;
+}

@@ -5,5 +5,6 @@
 mod util;
 
 mod cli;
+mod hints;
 mod resolve;
 mod trace;

@@ -42,8 +42,15 @@ pub fn run(args: LabArgs) -> CmdResult {
             ..ServerConfig::default()
         })?;
         resolver.prime(None).await;
-        let hints_file = std::env::temp_dir().join(format!("hopdns-lab-{}.root", args.net));
-        std::fs::write(&hints_file, lab.root_hints())?;
+        // Network 0 has its hints in the repository; other networks get a file of their own.
+        let shipped = std::path::Path::new("root-hints/lab.root");
+        let (hints_file, temporary) = if args.net == 0 && shipped.exists() {
+            (shipped.to_path_buf(), false)
+        } else {
+            let p = std::env::temp_dir().join(format!("hopdns-lab-{}.root", args.net));
+            std::fs::write(&p, lab.root_hints())?;
+            (p, true)
+        };
         println!(
             "hopdns lab: authoritative servers on 127.53.{}.0/24, resolver on {addr}",
             args.net
@@ -85,7 +92,9 @@ pub fn run(args: LabArgs) -> CmdResult {
         shutdown.cancel();
         let _ = server.await;
         lab.shutdown().await;
-        let _ = std::fs::remove_file(&hints_file);
+        if temporary {
+            let _ = std::fs::remove_file(&hints_file);
+        }
         println!("hopdns lab: stopped");
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
