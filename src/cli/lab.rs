@@ -98,5 +98,6 @@ pub fn run(args: LabArgs) -> CmdResult {
         println!("hopdns lab: stopped");
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
 }
