@@ -19,6 +19,10 @@ pub const MIN_RTO: Duration = Duration::from_millis(50);
 pub const MAX_RTO: Duration = Duration::from_secs(3);
 /// How long what we learned about a server is kept.
 pub const HOST_TTL: Duration = Duration::from_secs(900);
+/// Servers remembered at most (Unbound `infra-cache-numhosts` is 10000); past it, forgotten
+/// entries are dropped first, then arbitrary ones, so referrals naming endless addresses
+/// cannot grow memory.
+pub const MAX_HOSTS: usize = 10_000;
 
 /// What is known of one server.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,8 +35,9 @@ pub struct ServerStats {
     pub rto: Duration,
     /// Timeouts since the last answer.
     pub timeouts: u32,
-    /// The server answered FORMERR to a query with EDNS (RFC 6891 §7 fallback).
-    pub no_edns: bool,
+    /// Until when the server is queried without EDNS: it answered FORMERR to EDNS and then
+    /// answered without it (RFC 6891 §7 fallback). RTT updates do not extend it.
+    pub no_edns_until: Option<Instant>,
     updated: Instant,
 }
 
@@ -62,7 +67,32 @@ impl InfraCache {
 
     /// Whether queries to `server` should carry EDNS.
     pub fn edns_ok(&self, server: IpAddr, now: Instant) -> bool {
-        !self.get(server, now).is_some_and(|s| s.no_edns)
+        self.get(server, now)
+            .and_then(|s| s.no_edns_until)
+            .is_none_or(|until| now >= until)
+    }
+
+    /// Number of servers remembered (forgotten ones included until pruned).
+    pub fn len(&self) -> usize {
+        self.with(|m| m.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Inserts or replaces `server`'s entry, keeping the map within [`MAX_HOSTS`].
+    fn put(m: &mut HashMap<IpAddr, ServerStats>, server: IpAddr, stats: ServerStats, now: Instant) {
+        if m.len() >= MAX_HOSTS && !m.contains_key(&server) {
+            m.retain(|_, s| now.saturating_duration_since(s.updated) < HOST_TTL);
+            if m.len() >= MAX_HOSTS {
+                let drop: Vec<IpAddr> = m.keys().take(MAX_HOSTS / 10).copied().collect();
+                for k in drop {
+                    m.remove(&k);
+                }
+            }
+        }
+        m.insert(server, stats);
     }
 
     /// The expected cost of asking `server`, for choosing among candidates: its SRTT, with
@@ -100,13 +130,13 @@ impl InfraCache {
                     rttvar_ms: r / 2.0,
                     rto: INITIAL_RTO,
                     timeouts: 0,
-                    no_edns: false,
+                    no_edns_until: None,
                     updated: now,
                 },
             };
             let rto = Duration::from_secs_f64((s.srtt_ms + 4.0 * s.rttvar_ms) / 1000.0)
                 .clamp(MIN_RTO, MAX_RTO);
-            m.insert(server, ServerStats { rto, ..s });
+            Self::put(m, server, ServerStats { rto, ..s }, now);
         });
     }
 
@@ -122,34 +152,34 @@ impl InfraCache {
                     rttvar_ms: 0.0,
                     rto: INITIAL_RTO,
                     timeouts: 0,
-                    no_edns: false,
+                    no_edns_until: None,
                     updated: now,
                 });
-            m.insert(
-                server,
-                ServerStats {
-                    rto: s.rto.saturating_mul(2).min(MAX_RTO),
-                    timeouts: s.timeouts.saturating_add(1),
-                    updated: now,
-                    ..s
-                },
-            );
+            let stats = ServerStats {
+                rto: s.rto.saturating_mul(2).min(MAX_RTO),
+                timeouts: s.timeouts.saturating_add(1),
+                updated: now,
+                ..s
+            };
+            Self::put(m, server, stats, now);
         });
     }
 
-    /// The server rejected EDNS with FORMERR: query it without OPT from now on.
+    /// The server rejected EDNS with FORMERR and then answered without it: query it without
+    /// OPT for [`HOST_TTL`], then try EDNS again.
     pub fn record_no_edns(&self, server: IpAddr, now: Instant) {
         self.with(|m| {
-            let entry = m.entry(server).or_insert(ServerStats {
+            let mut s = m.get(&server).copied().unwrap_or(ServerStats {
                 srtt_ms: INITIAL_RTO.as_secs_f64() * 1000.0 / 2.0,
                 rttvar_ms: 0.0,
                 rto: INITIAL_RTO,
                 timeouts: 0,
-                no_edns: true,
+                no_edns_until: None,
                 updated: now,
             });
-            entry.no_edns = true;
-            entry.updated = now;
+            s.no_edns_until = Some(now + HOST_TTL);
+            s.updated = now;
+            Self::put(m, server, s, now);
         });
     }
 }
@@ -195,5 +225,20 @@ mod tests {
         assert!(c.edns_ok(ip, t));
         c.record_no_edns(ip, t);
         assert!(!c.edns_ok(ip, t));
+        c.record_rtt(ip, Duration::from_millis(5), t + HOST_TTL / 2);
+        assert!(
+            c.edns_ok(ip, t + HOST_TTL),
+            "answers do not extend the no-EDNS period"
+        );
+    }
+
+    #[test]
+    fn the_number_of_servers_is_bounded() {
+        let c = InfraCache::default();
+        let t = Instant::now();
+        for i in 0..(MAX_HOSTS as u32 + 500) {
+            c.record_timeout(IpAddr::V4(i.into()), t);
+        }
+        assert!(c.len() <= MAX_HOSTS);
     }
 }

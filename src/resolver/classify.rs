@@ -24,7 +24,7 @@ pub struct Scrubbed {
 /// question's, and anything in the additional section but A/AAAA (glue candidates).
 pub fn scrub(msg: &Message, zone: &Name, question: &Question) -> Scrubbed {
     let keep = |r: &&Record| r.dns_class == question.qclass && zone.zone_of(&r.name);
-    Scrubbed {
+    let mut s = Scrubbed {
         answers: msg.answers.iter().filter(keep).cloned().collect(),
         authority: msg
             .authorities
@@ -40,7 +40,19 @@ pub fn scrub(msg: &Message, zone: &Name, question: &Question) -> Scrubbed {
             .filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA))
             .cloned()
             .collect(),
+    };
+    // RFC 2181 §8: a TTL with the top bit set is to be treated as zero.
+    for r in s
+        .answers
+        .iter_mut()
+        .chain(&mut s.authority)
+        .chain(&mut s.additional)
+    {
+        if r.ttl > i32::MAX as u32 {
+            r.ttl = 0;
+        }
     }
+    s
 }
 
 /// What a reply is.
@@ -99,7 +111,22 @@ pub fn classify(
         .find(|r| r.record_type() == RecordType::SOA && r.name.zone_of(&current))
         .cloned();
 
+    // A chain that leaves this server's zone: whatever the rcode says is about a name the
+    // server is not authoritative for (RFC 6604 §3), so follow the chain instead.
+    if !chain.is_empty() && !zone.zone_of(&current) && found.is_empty() {
+        return if aa {
+            Reply::Cname {
+                chain,
+                target: current,
+            }
+        } else {
+            Reply::Lame("CNAME without AA".into())
+        };
+    }
     if rcode == ResponseCode::NXDomain {
+        if !chain.is_empty() && !aa {
+            return Reply::Lame("NXDOMAIN with a CNAME, without AA".into());
+        }
         return if aa || soa.is_some() {
             Reply::NxDomain { chain, soa }
         } else {
@@ -207,7 +234,10 @@ fn follow_chain(
             };
             let target = target.clone();
             chain.push(c.clone());
-            if chain.iter().any(|r| r.name == target) || target == question.name {
+            let cname_loop = chain
+                .iter()
+                .any(|r| r.record_type() == RecordType::CNAME && r.name == target);
+            if cname_loop || target == question.name {
                 break; // a loop: the machine notices the repeated name
             }
             current = target;

@@ -186,6 +186,9 @@ impl Resolver {
             return Outcome::ServFail(Failure::UnsupportedClass(question.qclass));
         }
         let deadline = Instant::now() + self.settings.limits.deadline;
+        // A server that answered FORMERR to EDNS: it is marked EDNS-less only once the same
+        // query without EDNS works, so one odd reply cannot strip EDNS from a good server.
+        let mut edns_formerr: Option<std::net::IpAddr> = None;
         let mut m = Resolution::new(
             question.clone(),
             self.root.clone(),
@@ -224,10 +227,20 @@ impl Resolver {
             let done = Instant::now();
             let event = match result {
                 Ok(message) => {
-                    self.cache.infra.record_rtt(server.ip(), after, done);
-                    if edns
-                        && message.metadata.response_code == ResponseCode::FormErr
-                        && message.edns.is_none()
+                    let rcode = message.metadata.response_code;
+                    // A server that refuses or fails fast is not a fast server: only useful
+                    // replies feed its RTT, so it does not win the next choice.
+                    if !matches!(
+                        rcode,
+                        ResponseCode::Refused | ResponseCode::ServFail | ResponseCode::NotImp
+                    ) {
+                        self.cache.infra.record_rtt(server.ip(), after, done);
+                    }
+                    if edns && rcode == ResponseCode::FormErr && message.edns.is_none() {
+                        edns_formerr = Some(server.ip());
+                    } else if !edns
+                        && rcode != ResponseCode::FormErr
+                        && edns_formerr == Some(server.ip())
                     {
                         self.cache.infra.record_no_edns(server.ip(), done);
                     }
@@ -235,8 +248,14 @@ impl Resolver {
                         from: server,
                         message,
                         rtt: after,
+                        edns,
                     }
                 }
+                Err(TransportError::Malformed(error)) => Event::Unusable {
+                    from: server,
+                    error: format!("malformed reply: {error}"),
+                    after,
+                },
                 Err(e) => {
                     if !matches!(e, TransportError::Encode(_)) {
                         self.cache.infra.record_timeout(server.ip(), done);

@@ -77,10 +77,18 @@ pub struct Send {
 #[derive(Clone, Debug)]
 pub enum Event {
     /// A response that the transport matched to our query (ID, address, question).
+    /// `edns` says whether the query that was actually sent carried EDNS.
     Response {
         from: SocketAddr,
         message: Message,
         rtt: Duration,
+        edns: bool,
+    },
+    /// A reply came back but could not be used (it did not decode): skip this server here.
+    Unusable {
+        from: SocketAddr,
+        error: String,
+        after: Duration,
     },
     /// No usable response: timeout or network error.
     NoReply {
@@ -310,6 +318,7 @@ impl Resolution {
         if self.finished.is_some() {
             return;
         }
+        let unusable = matches!(event, Event::Unusable { .. });
         match event {
             Event::Deadline => {
                 let depth = self.depth();
@@ -320,7 +329,7 @@ impl Resolution {
                 });
                 self.finished = Some(outcome);
             }
-            Event::NoReply { from, error, after } => {
+            Event::NoReply { from, error, after } | Event::Unusable { from, error, after } => {
                 let Some(sent) = self.take_in_flight() else {
                     return;
                 };
@@ -328,6 +337,9 @@ impl Resolution {
                 let frame = self.top();
                 let cut = frame.cut.as_mut().expect("waiting frames have a cut");
                 *cut.attempts.entry(from.ip()).or_default() += 1;
+                if unusable {
+                    cut.bad.insert(from.ip());
+                }
                 let (zone, server_name) = (cut.zone.clone(), cut.server_name(from.ip()));
                 let question = frame.current();
                 frame.phase = Phase::Query;
@@ -342,10 +354,16 @@ impl Resolution {
                     after,
                 });
             }
-            Event::Response { from, message, rtt } => {
-                let Some(sent) = self.take_in_flight() else {
+            Event::Response {
+                from,
+                message,
+                rtt,
+                edns,
+            } => {
+                let Some(mut sent) = self.take_in_flight() else {
                     return;
                 };
+                sent.edns = edns;
                 self.on_response(from, &message, rtt, &sent, cache, now);
             }
         }
@@ -394,7 +412,13 @@ impl Resolution {
                 }
             }
         }
-        let (delegation, source) = match cache.delegations.closest(&q.name, now) {
+        // DS records live in the parent zone (RFC 4035 §3.1.4.1): look for the cut above.
+        let cut_for = if q.qtype == RecordType::DS && !q.name.is_root() {
+            q.name.base_name()
+        } else {
+            q.name.clone()
+        };
+        let (delegation, source) = match cache.delegations.closest(&cut_for, now) {
             Some(d) => (d, CutSource::Cache),
             None => (self.root.clone(), CutSource::Hints),
         };
@@ -414,7 +438,8 @@ impl Resolution {
     fn follow(&mut self, records: Vec<Record>, target: Name) {
         let max = self.settings.limits.max_chain;
         let frame = self.top();
-        let looped = target == frame.question.name || frame.chain.iter().any(|r| r.name == target);
+        let looped =
+            target == frame.question.name || cname_owners(&frame.chain).any(|n| *n == target);
         frame.chain.extend(records);
         let links = frame
             .chain
@@ -486,11 +511,16 @@ impl Resolution {
         }
 
         // Every address we have is spent: look up a glueless NS name, if one is left.
+        let zone_of_cut = cut.zone.clone();
         let next = cut.servers.iter_mut().find_map(|s| {
             if s.addrs
                 .iter()
-                .any(|ip| usable(*ip, false, &settings) || cut.zone.is_root())
+                .any(|ip| usable(*ip, false, &settings) || zone_of_cut.is_root())
             {
+                return None;
+            }
+            // A glueless NS inside the zone it serves can only be found by asking that zone.
+            if !zone_of_cut.is_root() && zone_of_cut.zone_of(&s.name) {
                 return None;
             }
             if settings.ipv4 && !s.tried_a {
@@ -505,10 +535,11 @@ impl Resolution {
         });
         if let Some((ns, qtype)) = next {
             let sub = Question::new(ns.clone(), qtype);
+            // Any frame already after this name (for A or AAAA) means a dependency loop.
             let looped = self
                 .frames
                 .iter()
-                .any(|f| f.current() == sub || f.question == sub);
+                .any(|f| f.qname == ns || f.question.name == ns || f.ns_for.as_ref() == Some(&ns));
             if looped
                 || depth + 1 > limits.max_sub_depth
                 || self.ns_lookups >= limits.max_ns_lookups
@@ -655,7 +686,8 @@ impl Resolution {
                 let final_name = records[0].name.clone();
                 let mut answers = std::mem::take(&mut frame.chain);
                 answers.extend(chain);
-                if answers.iter().any(|r| r.name == final_name) && q.qtype != RecordType::CNAME {
+                if cname_owners(&answers).any(|n| *n == final_name) && q.qtype != RecordType::CNAME
+                {
                     frame.phase = Phase::Finished(Outcome::ServFail(Failure::Loop(final_name)));
                 } else {
                     answers.extend(records);
@@ -753,6 +785,14 @@ fn chain_end(qname: &Name, chain: &[Record]) -> Name {
             _ => None,
         })
         .unwrap_or_else(|| qname.clone())
+}
+
+/// Owners of the CNAME records in a chain (DNAME owners are not names we were sent to).
+fn cname_owners(chain: &[Record]) -> impl Iterator<Item = &Name> {
+    chain
+        .iter()
+        .filter(|r| r.record_type() == RecordType::CNAME)
+        .map(|r| &r.name)
 }
 
 /// Caches each CNAME of a chain under its own (owner, CNAME) key.

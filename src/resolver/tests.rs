@@ -161,6 +161,7 @@ fn run_with(w: &Scripted, cache: &Cache, question: Question, settings: Settings)
                         from: server,
                         message,
                         rtt: Duration::from_millis(1),
+                        edns: send.edns,
                     },
                     None => Event::NoReply {
                         from: server,
@@ -841,4 +842,205 @@ fn deadline_ends_in_servfail() {
         m.poll(&cache, NOW),
         Action::Done(Outcome::ServFail(Failure::Deadline))
     );
+}
+
+#[test]
+fn ds_is_asked_at_the_parent_side_of_a_cached_cut() {
+    let w = world();
+    let cache = Cache::default();
+    run(&w, &cache, q("www.example.com.", RecordType::A));
+    // The com server holds the DS; the example.com servers would only say NODATA.
+    let ds = hickory_proto::rr::Record::from_rdata(
+        name("example.com."),
+        300,
+        RData::Unknown {
+            code: RecordType::DS,
+            rdata: hickory_proto::rr::rdata::NULL::with(vec![1, 2, 3, 4]),
+        },
+    );
+    w.on(
+        "10.0.1.1",
+        "example.com.",
+        RecordType::DS,
+        Script::Reply(s::answer(vec![ds])),
+    );
+    w.on(
+        "10.0.2.1",
+        "example.com.",
+        RecordType::DS,
+        Script::Reply(s::nodata("example.com.")),
+    );
+    w.on(
+        "10.0.2.2",
+        "example.com.",
+        RecordType::DS,
+        Script::Reply(s::nodata("example.com.")),
+    );
+    let r = run(&w, &cache, q("example.com.", RecordType::DS));
+    assert!(
+        matches!(&r.outcome, Outcome::Answer { answers } if answers.len() == 1),
+        "{:?}",
+        r.outcome
+    );
+    assert_eq!(w.seen().last().unwrap().server.to_string(), "10.0.1.1");
+}
+
+#[test]
+fn nxdomain_with_a_cname_out_of_the_zone_follows_the_cname() {
+    let w = world();
+    let mut reply = s::nxdomain("example.com.");
+    reply.add_answer(s::rec("nx.example.com.", 300, s::cname("www.example.net.")));
+    for srv in ["10.0.2.1", "10.0.2.2"] {
+        w.on(
+            srv,
+            "nx.example.com.",
+            RecordType::A,
+            Script::Reply(reply.clone()),
+        );
+    }
+    w.on(
+        "10.0.1.3",
+        "www.example.net.",
+        RecordType::A,
+        Script::Reply(s::referral(
+            "example.net.",
+            &[("ns.example.net.", Some("10.0.3.1"))],
+        )),
+    );
+    w.on(
+        "10.0.3.1",
+        "www.example.net.",
+        RecordType::A,
+        Script::Reply(s::answer(vec![s::rec(
+            "www.example.net.",
+            60,
+            s::a("192.0.2.22"),
+        )])),
+    );
+    let r = run(&w, &Cache::default(), q("nx.example.com.", RecordType::A));
+    assert_eq!(r.outcome.rcode(), ResponseCode::NoError, "{:?}", r.outcome);
+    assert_eq!(a_records(&r.outcome), ["192.0.2.22"]);
+}
+
+#[test]
+fn undecodable_reply_skips_the_server_without_waiting() {
+    let w = world();
+    let cache = Cache::default();
+    let mut m = Resolution::new(
+        q("www.example.com.", RecordType::A),
+        root(),
+        Arc::new(settings()),
+        false,
+    );
+    // Walk to the example.com cut.
+    for _ in 0..2 {
+        let Action::Send(send) = m.poll(&cache, NOW) else {
+            panic!()
+        };
+        let from = send.candidates[0];
+        let message = w
+            .reply(from, &send.query.name, send.query.query_type, false, true)
+            .unwrap();
+        m.handle(
+            Event::Response {
+                from,
+                message,
+                rtt: Duration::ZERO,
+                edns: true,
+            },
+            &cache,
+            NOW,
+        );
+    }
+    let Action::Send(send) = m.poll(&cache, NOW) else {
+        panic!()
+    };
+    assert_eq!(send.candidates.len(), 2);
+    let bad = send.candidates[0];
+    m.handle(
+        Event::Unusable {
+            from: bad,
+            error: "garbage".into(),
+            after: Duration::ZERO,
+        },
+        &cache,
+        NOW,
+    );
+    let Action::Send(next) = m.poll(&cache, NOW) else {
+        panic!()
+    };
+    assert_eq!(next.candidates.len(), 1);
+    assert_ne!(
+        next.candidates[0], bad,
+        "the server that sent garbage is not asked again"
+    );
+}
+
+#[test]
+fn ttl_with_the_top_bit_set_is_zero() {
+    let w = world();
+    for srv in ["10.0.2.1", "10.0.2.2"] {
+        w.on(
+            srv,
+            "www.example.com.",
+            RecordType::A,
+            Script::Reply(s::answer(vec![s::rec(
+                "www.example.com.",
+                0x8000_0001,
+                s::a("192.0.2.1"),
+            )])),
+        );
+    }
+    let cache = Cache::default();
+    let r = run(&w, &cache, q("www.example.com.", RecordType::A));
+    assert_eq!(r.outcome.answers()[0].ttl, 0, "RFC 2181 §8");
+    let again = run(&w, &cache, q("www.example.com.", RecordType::A));
+    assert_eq!(again.sent, 1, "a zero TTL is not cached");
+}
+
+#[test]
+fn ns_address_loops_across_types_end_quickly() {
+    let w = world();
+    let with_v6 = Settings::default();
+    // loop.com's only NS lives in b.net, whose only NS lives in loop.com; both families tried.
+    w.on(
+        "10.0.1.1",
+        "www.loop.com.",
+        RecordType::A,
+        Script::Reply(s::referral("loop.com.", &[("ns.b.net.", None)])),
+    );
+    for t in [RecordType::A, RecordType::AAAA] {
+        w.on(
+            "10.0.0.1",
+            "ns.b.net.",
+            t,
+            Script::Reply(s::referral("net.", &[("ns.nic.net.", Some("10.0.1.3"))])),
+        );
+        w.on(
+            "10.0.1.3",
+            "ns.b.net.",
+            t,
+            Script::Reply(s::referral("b.net.", &[("ns.loop.com.", None)])),
+        );
+        w.on(
+            "10.0.0.1",
+            "ns.loop.com.",
+            t,
+            Script::Reply(s::referral("com.", &[("ns.nic.com.", Some("10.0.1.1"))])),
+        );
+        w.on(
+            "10.0.1.1",
+            "ns.loop.com.",
+            t,
+            Script::Reply(s::referral("loop.com.", &[("ns.b.net.", None)])),
+        );
+    }
+    let r = run_with(
+        &w,
+        &Cache::default(),
+        q("www.loop.com.", RecordType::A),
+        with_v6,
+    );
+    assert!(matches!(r.outcome, Outcome::ServFail(_)), "{:?}", r.outcome);
+    assert!(r.sent <= 8, "sent {}", r.sent);
 }

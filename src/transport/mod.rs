@@ -40,6 +40,9 @@ pub enum TransportError {
     Io(#[from] std::io::Error),
     #[error("could not encode the query: {0}")]
     Encode(String),
+    /// The server answered (right address, port and ID) but the reply does not decode.
+    #[error("malformed reply: {0}")]
+    Malformed(String),
 }
 
 /// Sends one query and returns the matching response. The real one is [`NetTransport`];
@@ -109,10 +112,22 @@ pub fn encode_query(q: &OutQuery) -> Result<(u16, Vec<u8>), TransportError> {
 
 /// Does `resp` answer our query? ID, QR, opcode and the question (name compared with its
 /// exact case, so 0x20 randomisation can be layered on later, type and class) must match.
+/// A FORMERR or NOTIMP without a question is accepted: servers that reject EDNS often send
+/// one (RFC 6891 §7), and the source address and ID still tie it to our query.
 pub fn matches(resp: &Message, id: u16, query: &Query) -> bool {
-    resp.metadata.id == id
+    let header = resp.metadata.id == id
         && resp.metadata.message_type == MessageType::Response
-        && resp.metadata.op_code == OpCode::Query
+        && resp.metadata.op_code == OpCode::Query;
+    if header
+        && resp.queries.is_empty()
+        && matches!(
+            resp.metadata.response_code,
+            hickory_proto::op::ResponseCode::FormErr | hickory_proto::op::ResponseCode::NotImp
+        )
+    {
+        return true;
+    }
+    header
         && resp.queries.len() == 1
         && resp.queries[0].name.eq_case(&query.name)
         && resp.queries[0].query_type == query.query_type
@@ -150,6 +165,14 @@ mod tests {
         let mut wrong_q = resp.clone();
         wrong_q.queries[0].query_type = RecordType::AAAA;
         assert!(!matches(&wrong_q, id, &q()));
+        let mut formerr = Message::new(id, MessageType::Response, OpCode::Query);
+        formerr.metadata.response_code = hickory_proto::op::ResponseCode::FormErr;
+        assert!(
+            matches(&formerr, id, &q()),
+            "FORMERR without a question (RFC 6891 §7)"
+        );
+        formerr.metadata.id = id.wrapping_add(1);
+        assert!(!matches(&formerr, id, &q()));
         let mut wrong_case = resp;
         wrong_case.queries[0].name = Name::from_ascii("WWW.example.com.").unwrap();
         assert!(!matches(&wrong_case, id, &q()));

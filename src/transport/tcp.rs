@@ -37,12 +37,7 @@ pub(super) async fn exchange(
         match Message::from_vec(&buf) {
             Ok(msg) if matches(&msg, id, query) => return Ok(msg),
             Ok(_) => tracing::debug!(%server, "dropping TCP reply with wrong ID or question"),
-            Err(e) => {
-                return Err(TransportError::Io(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("malformed TCP reply: {e}"),
-                )))
-            }
+            Err(e) => return Err(TransportError::Malformed(e.to_string())),
         }
     }
 }

@@ -9,9 +9,9 @@ use tokio::net::UdpSocket;
 
 use super::{matches, TransportError};
 
-/// Largest datagram we accept; bigger than our advertised payload so an oversized reply is
-/// still read whole (and then judged) rather than cut by the kernel.
-const RECV_BUF: usize = 4096;
+/// Largest datagram we accept: the UDP maximum, so an oversized reply is read whole (and then
+/// judged) rather than cut by the kernel into something that does not decode.
+const RECV_BUF: usize = 65_535;
 
 /// Tries random ports in the unprivileged range before letting the kernel pick one.
 const PORT_TRIES: usize = 8;
@@ -36,6 +36,11 @@ pub(super) async fn exchange(
         match Message::from_vec(&buf[..n]) {
             Ok(msg) if matches(&msg, id, query) => return Ok(msg),
             Ok(_) => tracing::debug!(%server, "dropping reply with wrong ID or question"),
+            // Our ID and QR set but undecodable: the server is broken, say so now rather
+            // than wait out the timeout (a forger would have to guess the ID and port too).
+            Err(e) if n >= 12 && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 => {
+                return Err(TransportError::Malformed(e.to_string()))
+            }
             Err(e) => tracing::debug!(%server, error = %e, "dropping malformed reply"),
         }
     }
