@@ -27,14 +27,20 @@ pub struct LabArgs {
     pub threads: usize,
 }
 
+/// The resolver `hopdns lab` runs (and the integration tests use): the lab's root hints,
+/// IPv4 upstream only (no NS in the lab has AAAA glue) and loopback servers allowed.
+pub fn lab_resolver(lab: &Lab) -> Result<Resolver, hints::HintsError> {
+    let mut config = ResolverConfig::new(hints::parse(&lab.root_hints(), "(lab root hints)")?);
+    config.settings.ipv6 = false;
+    config.settings.query_loopback = true;
+    Ok(Resolver::new(config, Arc::new(NetTransport::default())))
+}
+
 pub fn run(args: LabArgs) -> CmdResult {
     let rt = runtime(args.threads)?;
     rt.block_on(async move {
         let lab = Lab::start(LabConfig { net: args.net }).await?;
-        let mut config = ResolverConfig::new(hints::parse(&lab.root_hints(), "(lab root hints)")?);
-        config.settings.ipv6 = false;
-        config.settings.query_loopback = true;
-        let resolver = Arc::new(Resolver::new(config, Arc::new(NetTransport::default())));
+        let resolver = Arc::new(lab_resolver(&lab)?);
         let addr = SocketAddr::new(IpAddr::V4(lab.addr(RESOLVER_HOST)), 53);
         let bound = BoundServer::bind(&ServerConfig {
             listen: vec![addr],

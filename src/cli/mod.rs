@@ -1,7 +1,7 @@
 //! The command line: clap definitions (syntax) and one runner per subcommand. `main` only
 //! parses, calls [`run`] and turns the result into an exit code.
 
-mod lab;
+pub mod lab;
 mod serve;
 mod trace;
 

@@ -9,9 +9,8 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use hopdns::lab::{Lab, LabConfig};
-use hopdns::resolver::{hints, Resolver, ResolverConfig};
+use hopdns::resolver::Resolver;
 use hopdns::server::{Answerer, BoundServer, ServerConfig};
-use hopdns::transport::NetTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -34,10 +33,7 @@ impl Env {
         let lab = Lab::start(LabConfig { net })
             .await
             .expect("lab starts (tests run as root)");
-        let mut config = ResolverConfig::new(hints::parse(&lab.root_hints(), "lab").unwrap());
-        config.settings.ipv6 = false;
-        config.settings.query_loopback = true;
-        let resolver = Arc::new(Resolver::new(config, Arc::new(NetTransport::default())));
+        let resolver = Arc::new(hopdns::cli::lab::lab_resolver(&lab).unwrap());
         let addr = SocketAddr::new(IpAddr::V4(lab.addr(RESOLVER_HOST)), 53);
         let bound = BoundServer::bind(&ServerConfig {
             listen: vec![addr],
