@@ -13,6 +13,7 @@ use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 use super::hints;
+use super::inflight::{self, InFlight, Role};
 use super::machine::{Action, Event, Resolution, Settings};
 use super::{Failure, Outcome, Question};
 use crate::cache::{unix_now, Cache, CacheConfig, Delegation};
@@ -50,6 +51,7 @@ pub struct Resolver {
     exchange: Arc<dyn Exchange>,
     settings: Arc<Settings>,
     root: Delegation,
+    inflight: InFlight,
 }
 
 impl Resolver {
@@ -59,6 +61,7 @@ impl Resolver {
             exchange,
             settings: Arc::new(config.settings),
             root: config.root_hints,
+            inflight: InFlight::default(),
         }
     }
 
@@ -167,13 +170,33 @@ impl Resolver {
         false
     }
 
-    /// Resolves `question`, logging hops at debug level when that level is enabled.
+    /// Resolves `question` for a client, logging hops at debug level when that level is
+    /// enabled. Concurrent identical questions share one resolution.
     pub async fn resolve(&self, question: &Question) -> Outcome {
-        if tracing::enabled!(target: "hopdns::trace", tracing::Level::DEBUG) {
-            self.resolve_traced(question, Some(&mut LogSink)).await
-        } else {
-            self.resolve_traced(question, None).await
+        loop {
+            match self.inflight.join(question) {
+                Role::Leader(leader) => {
+                    let outcome = if tracing::enabled!(target: "hopdns::trace", tracing::Level::DEBUG)
+                    {
+                        self.resolve_traced(question, Some(&mut LogSink)).await
+                    } else {
+                        self.resolve_traced(question, None).await
+                    };
+                    self.inflight.finish(leader, &outcome);
+                    return outcome;
+                }
+                Role::Follower(rx) => match inflight::wait(rx).await {
+                    Some(outcome) => return outcome,
+                    // The leader was cancelled: take over.
+                    None => self.inflight.abandon(question),
+                },
+            }
         }
+    }
+
+    /// Resolutions running now (after coalescing).
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len()
     }
 
     /// Resolves `question`, handing every hop event to `sink`.

@@ -9,6 +9,7 @@ mod budget;
 pub mod classify;
 mod driver;
 pub mod hints;
+mod inflight;
 pub mod machine;
 mod outcome;
 #[cfg(test)]

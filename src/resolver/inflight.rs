@@ -1,0 +1,88 @@
+//! In-flight coalescing: any number of clients asking the same uncached question cause one
+//! resolution, and all of them get its outcome (Unbound's mesh, Knot's request dedup).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::watch;
+
+use super::{Outcome, Question};
+
+/// Questions being resolved now, each with a channel its waiters listen on.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    running: Mutex<HashMap<Question, watch::Receiver<Option<Outcome>>>>,
+}
+
+/// What a caller is to do about its question.
+pub enum Role {
+    /// Nobody is resolving it: resolve it, then [`Leader::finish`].
+    Leader(Leader),
+    /// Someone is: wait for their outcome.
+    Follower(watch::Receiver<Option<Outcome>>),
+}
+
+/// The right and duty to resolve one question. Dropping it without `finish` (the task was
+/// cancelled) closes the channel, and followers resolve on their own.
+pub struct Leader {
+    question: Question,
+    tx: watch::Sender<Option<Outcome>>,
+}
+
+impl InFlight {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<Question, watch::Receiver<Option<Outcome>>>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Joins the resolution of `question`, or starts it.
+    pub fn join(&self, question: &Question) -> Role {
+        let mut running = self.lock();
+        if let Some(rx) = running.get(question) {
+            if rx.has_changed().is_ok() {
+                return Role::Follower(rx.clone());
+            }
+        }
+        let (tx, rx) = watch::channel(None);
+        running.insert(question.clone(), rx);
+        Role::Leader(Leader {
+            question: question.clone(),
+            tx,
+        })
+    }
+
+    /// Resolutions running now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Publishes the outcome to every follower and forgets the question.
+    pub fn finish(&self, leader: Leader, outcome: &Outcome) {
+        self.lock().remove(&leader.question);
+        let _ = leader.tx.send(Some(outcome.clone()));
+    }
+
+    /// Forgets a question whose leader went away without an outcome.
+    pub fn abandon(&self, question: &Question) {
+        let mut running = self.lock();
+        if running
+            .get(question)
+            .is_some_and(|rx| rx.has_changed().is_err())
+        {
+            running.remove(question);
+        }
+    }
+}
+
+/// Waits for a leader's outcome; `None` if the leader was cancelled first.
+pub async fn wait(mut rx: watch::Receiver<Option<Outcome>>) -> Option<Outcome> {
+    loop {
+        if let Some(o) = rx.borrow_and_update().clone() {
+            return Some(o);
+        }
+        if rx.changed().await.is_err() {
+            return rx.borrow().clone();
+        }
+    }
+}
