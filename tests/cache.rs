@@ -26,3 +26,63 @@ async fn hundred_identical_questions_cause_one_resolution() {
     assert_eq!(env.resolver.in_flight(), 0);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nxdomain_covers_every_type_and_the_names_below_it() {
+    use hickory_proto::op::ResponseCode;
+    let env = Env::start(81).await;
+    let m = env.udp("nope.example.com", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    let n = env.lab.query_log().len();
+    // RFC 2308 §5: the name does not exist, whatever the type; RFC 8020: nor anything below.
+    for (name, t) in [
+        ("nope.example.com", RecordType::AAAA),
+        ("a.b.nope.example.com", RecordType::TXT),
+    ] {
+        let m = env.udp(name, t).await;
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NXDomain,
+            "{name} {t}"
+        );
+        assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
+    }
+    assert_eq!(
+        env.lab.query_log().len(),
+        n,
+        "answered from the cached NXDOMAIN"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_is_remembered_for_a_few_seconds() {
+    use hickory_proto::op::ResponseCode;
+    use hopdns::lab::Fault;
+    let env = Env::start(82).await;
+    for host in [20, 21] {
+        env.lab.set_fault(
+            std::net::IpAddr::V4(env.lab.addr(host)),
+            Some(Fault::Refused),
+        );
+    }
+    let m = env.udp("www.example.com", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    let n = env.lab.query_log().len();
+    // RFC 9520: the failing name is not retried at once, even once the servers recover.
+    for host in [20, 21] {
+        env.lab
+            .set_fault(std::net::IpAddr::V4(env.lab.addr(host)), None);
+    }
+    let m = env.udp("www.example.com", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert_eq!(
+        env.lab.query_log().len(),
+        n,
+        "no upstream query while the failure is cached"
+    );
+    // Other names in the zone are not affected.
+    let m = env.udp("alias.example.com", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    env.stop().await;
+}

@@ -7,7 +7,7 @@
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
-use hickory_proto::rr::Record;
+use hickory_proto::rr::{Name, Record, RecordType};
 use lru::LruCache;
 
 use super::{shard_of, CacheConfig, SHARDS};
@@ -22,6 +22,16 @@ pub enum Cached {
     NxDomain(Option<Record>),
     /// The name exists without data of this type (RFC 2308 §2.2).
     NoData(Option<Record>),
+    /// Resolving this question failed moments ago (RFC 9520): answer SERVFAIL, do not retry.
+    ServFail,
+}
+
+/// NXDOMAIN is about a name, not a type (RFC 2308 §5): it is kept under this type, which no
+/// RRset has (type 0 is reserved), so one entry answers every type.
+const NXDOMAIN_KEY_TYPE: RecordType = RecordType::Unknown(0);
+
+fn nx_key(name: &Name, class: hickory_proto::rr::DNSClass) -> Question {
+    Question::with_class(name.clone(), NXDOMAIN_KEY_TYPE, class)
 }
 
 #[derive(Clone, Debug)]
@@ -36,6 +46,7 @@ pub struct AnswerCache {
     min_ttl: u32,
     max_ttl: u32,
     max_negative_ttl: u32,
+    servfail_ttl: u32,
 }
 
 impl AnswerCache {
@@ -48,6 +59,7 @@ impl AnswerCache {
             min_ttl: config.min_ttl,
             max_ttl: config.max_ttl,
             max_negative_ttl: config.max_negative_ttl,
+            servfail_ttl: config.servfail_ttl,
         }
     }
 
@@ -60,7 +72,25 @@ impl AnswerCache {
     }
 
     /// The entry for `q` with TTLs counted down to `now`, or `None` if absent or expired.
+    /// Without an entry of its own, a cached NXDOMAIN for the name or any name above it
+    /// answers (RFC 8020 §2: nothing exists below a name that does not exist).
     pub fn get(&self, q: &Question, now: u64) -> Option<Cached> {
+        if let Some(hit) = self.get_exact(q, now) {
+            return Some(hit);
+        }
+        let mut name = q.name.clone();
+        loop {
+            if let Some(hit @ Cached::NxDomain(_)) = self.get_exact(&nx_key(&name, q.qclass), now) {
+                return Some(hit);
+            }
+            if name.is_root() {
+                return None;
+            }
+            name = name.base_name();
+        }
+    }
+
+    fn get_exact(&self, q: &Question, now: u64) -> Option<Cached> {
         let mut shard = self.shard(q);
         let entry = shard.get(q)?;
         if entry.expires <= now {
@@ -88,12 +118,17 @@ impl AnswerCache {
             return;
         };
         let ttl = ttl.min(self.max_negative_ttl);
-        let data = if nxdomain {
-            Cached::NxDomain(soa)
+        if nxdomain {
+            self.put(nx_key(&q.name, q.qclass), Cached::NxDomain(soa), ttl, now);
         } else {
-            Cached::NoData(soa)
-        };
-        self.put(q, data, ttl, now);
+            self.put(q, Cached::NoData(soa), ttl, now);
+        }
+    }
+
+    /// Remembers that resolving `q` failed, for `servfail-ttl` seconds (RFC 9520 §3.2: at
+    /// least 1 s), so a failing name does not hammer its servers.
+    pub fn insert_servfail(&self, q: Question, now: u64) {
+        self.put(q, Cached::ServFail, self.servfail_ttl, now);
     }
 
     fn put(&self, q: Question, data: Cached, ttl: u32, now: u64) {
@@ -147,6 +182,7 @@ fn with_ttl(data: &Cached, left: u32) -> Cached {
         Cached::NoData(soa) => {
             Cached::NoData(soa.as_ref().map(|s| set(std::slice::from_ref(s)).remove(0)))
         }
+        Cached::ServFail => Cached::ServFail,
     }
 }
 
@@ -154,7 +190,7 @@ fn with_ttl(data: &Cached, left: u32) -> Cached {
 mod tests {
     use super::*;
     use hickory_proto::rr::rdata::{A, SOA};
-    use hickory_proto::rr::{Name, RData, RecordType};
+    use hickory_proto::rr::RData;
 
     fn name(s: &str) -> Name {
         Name::from_ascii(s).unwrap()
@@ -223,6 +259,46 @@ mod tests {
         let q3 = Question::new(name("nosoa.example."), RecordType::A);
         c.insert_negative(q3.clone(), true, None, 0);
         assert_eq!(c.get(&q3, 0), None, "no SOA, no negative caching");
+    }
+
+    #[test]
+    fn nxdomain_answers_every_type_and_every_name_below() {
+        let c = AnswerCache::new(&CacheConfig::default());
+        c.insert_negative(
+            Question::new(name("nx.example."), RecordType::A),
+            true,
+            Some(soa(300, 300)),
+            0,
+        );
+        for (n, t) in [
+            ("nx.example.", RecordType::AAAA),
+            ("a.b.nx.example.", RecordType::MX),
+        ] {
+            assert!(
+                matches!(
+                    c.get(&Question::new(name(n), t), 10),
+                    Some(Cached::NxDomain(Some(_)))
+                ),
+                "{n} {t}"
+            );
+        }
+        assert_eq!(
+            c.get(&Question::new(name("example."), RecordType::A), 10),
+            None
+        );
+        assert_eq!(
+            c.get(&Question::new(name("other.example."), RecordType::A), 10),
+            None
+        );
+    }
+
+    #[test]
+    fn servfail_is_remembered_briefly() {
+        let c = AnswerCache::new(&CacheConfig::default());
+        let q = Question::new(name("broken.example."), RecordType::A);
+        c.insert_servfail(q.clone(), 100);
+        assert_eq!(c.get(&q, 104), Some(Cached::ServFail));
+        assert_eq!(c.get(&q, 105), None);
     }
 
     #[test]

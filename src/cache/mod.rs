@@ -39,6 +39,10 @@ pub struct CacheConfig {
     pub max_ttl: u32,
     /// Cap on negative TTLs (RFC 2308 §5 suggests 1-3 hours; Unbound uses 3600).
     pub max_negative_ttl: u32,
+    /// How long a failed resolution is answered with SERVFAIL without retrying (RFC 9520
+    /// §3.2 asks for at least 1 s; a few seconds keep a failing name off its servers without
+    /// hiding a repair for long).
+    pub servfail_ttl: u32,
 }
 
 impl Default for CacheConfig {
@@ -49,6 +53,7 @@ impl Default for CacheConfig {
             min_ttl: 0,
             max_ttl: 86_400,
             max_negative_ttl: 3_600,
+            servfail_ttl: 5,
         }
     }
 }

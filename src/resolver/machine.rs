@@ -303,7 +303,7 @@ impl Resolution {
                     }
                 },
                 Phase::Finished(outcome) => {
-                    self.pop(outcome);
+                    self.pop(outcome, cache, now);
                     Step::Continue
                 }
             };
@@ -323,6 +323,7 @@ impl Resolution {
             Event::Deadline => {
                 let depth = self.depth();
                 let outcome = Outcome::ServFail(Failure::Deadline);
+                remember_failure(cache, &self.frames[0].question, &outcome, now);
                 self.emit(|| HopEvent::Done {
                     depth,
                     outcome: outcome.clone(),
@@ -392,6 +393,7 @@ impl Resolution {
                 }
                 Cached::NxDomain(soa) => Outcome::NxDomain { answers, soa },
                 Cached::NoData(soa) => Outcome::NoData { answers, soa },
+                Cached::ServFail => Outcome::ServFail(Failure::RecentFailure),
             };
             self.emit(|| HopEvent::CacheAnswer {
                 depth,
@@ -580,13 +582,14 @@ impl Resolution {
     }
 
     /// A frame ended: report it, and hand a glueless-NS result to the frame that asked.
-    fn pop(&mut self, outcome: Outcome) {
+    fn pop(&mut self, outcome: Outcome, cache: &Cache, now: u64) {
         let depth = self.depth();
         self.emit(|| HopEvent::Done {
             depth,
             outcome: outcome.clone(),
         });
         let frame = self.frames.pop().expect("a frame to pop");
+        remember_failure(cache, &frame.question, &outcome, now);
         let Some(ns) = frame.ns_for else {
             self.finished = Some(outcome);
             return;
@@ -785,6 +788,16 @@ fn chain_end(qname: &Name, chain: &[Record]) -> Name {
             _ => None,
         })
         .unwrap_or_else(|| qname.clone())
+}
+
+/// Caches a failed resolution briefly (RFC 9520), unless it came from that cache already or
+/// is not about the DNS at all.
+fn remember_failure(cache: &Cache, question: &Question, outcome: &Outcome, now: u64) {
+    if let Outcome::ServFail(f) = outcome {
+        if !matches!(f, Failure::RecentFailure | Failure::UnsupportedClass(_)) {
+            cache.answers.insert_servfail(question.clone(), now);
+        }
+    }
 }
 
 /// Owners of the CNAME records in a chain (DNAME owners are not names we were sent to).

@@ -70,6 +70,8 @@ pub enum Failure {
     NoAddress,
     #[error("class {0} is not served")]
     UnsupportedClass(DNSClass),
+    #[error("resolution failed moments ago (RFC 9520 failure cache)")]
+    RecentFailure,
 }
 
 /// The end of one resolution.
