@@ -54,7 +54,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
         let resolver = Arc::new(Resolver::new(resolver_config, Arc::new(transport)));
         if !args.upstream.no_prime {
             let r = resolver.clone();
-            tokio::spawn(async move { r.prime(None).await });
+            tokio::spawn(async move { r.keep_primed().await });
         }
         for addr in bound.local_addrs() {
             tracing::info!(%addr, "listening (UDP and TCP)");

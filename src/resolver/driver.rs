@@ -25,6 +25,8 @@ use crate::transport::{choose, Exchange, OutQuery, TransportError};
 const MIN_TCP_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Hint servers tried by priming before falling back to the hints.
 const PRIMING_TRIES: usize = 3;
+/// Wait before priming again after a failure (and the shortest wait between primings).
+const PRIMING_RETRY: Duration = Duration::from_secs(60);
 
 /// Everything a [`Resolver`] needs besides its transport.
 #[derive(Clone, Debug)]
@@ -72,6 +74,24 @@ impl Resolver {
     /// RFC 8109 priming: asks hint servers for the root NS set and caches the answer as the
     /// root zone cut. Returns whether it worked; on failure the hints stay in use.
     pub async fn prime(&self, sink: Option<&mut dyn TraceSink>) -> bool {
+        self.prime_for(sink).await.is_some()
+    }
+
+    /// Keeps the root NS set fresh (RFC 8109 §4: prime again before it expires): primes
+    /// now, then again at 90% of the TTL it got, or after [`PRIMING_RETRY`] if it failed.
+    /// Runs until the task is dropped; `serve` starts it unless `--no-prime` is given.
+    pub async fn keep_primed(&self) {
+        loop {
+            let wait = match self.prime_for(None).await {
+                Some(ttl) => Duration::from_secs(u64::from(ttl) * 9 / 10).max(PRIMING_RETRY),
+                None => PRIMING_RETRY,
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Priming; the TTL of the root NS set on success.
+    async fn prime_for(&self, sink: Option<&mut dyn TraceSink>) -> Option<u32> {
         let mut sink = sink;
         let root = Name::root();
         let question = Question::new(root.clone(), RecordType::NS);
@@ -146,7 +166,7 @@ impl Resolver {
                     if let Some((d, ttl)) = primed {
                         tracing::debug!(servers = d.servers.len(), ttl, "primed the root NS set");
                         self.cache.delegations.insert(d, ttl, unix_now());
-                        return true;
+                        return Some(ttl);
                     }
                 }
                 Err(e) => {
@@ -167,7 +187,7 @@ impl Resolver {
             }
         }
         tracing::warn!("priming failed; using the root hints as they are");
-        false
+        None
     }
 
     /// Resolves `question` for a client, logging hops at debug level when that level is
@@ -310,5 +330,43 @@ fn flush(m: &mut Resolution, sink: &mut Option<&mut dyn TraceSink>) {
 impl Answerer for Resolver {
     async fn answer(&self, question: &Question) -> Outcome {
         self.resolve(question).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::NsName;
+    use crate::transport::scripted::{self as s, Script, Scripted};
+    use hickory_proto::rr::rdata::NS;
+    use hickory_proto::rr::{RData, Record};
+
+    #[tokio::test(start_paused = true)]
+    async fn the_root_is_primed_again_before_its_ns_set_expires() {
+        let w = Arc::new(Scripted::new());
+        let mut reply = s::answer(vec![Record::from_rdata(
+            Name::root(),
+            1000,
+            RData::NS(NS(Name::from_ascii("a.root.").unwrap())),
+        )]);
+        reply.add_additional(s::rec("a.root.", 1000, s::a("10.0.0.1")));
+        w.on("10.0.0.1", ".", RecordType::NS, Script::Reply(reply));
+        let hints = Delegation {
+            zone: Name::root(),
+            servers: vec![NsName {
+                name: Name::from_ascii("a.root.").unwrap(),
+                addrs: vec!["10.0.0.1".parse().unwrap()],
+            }],
+        };
+        let resolver = Arc::new(Resolver::new(ResolverConfig::new(hints), w.clone()));
+        let r = resolver.clone();
+        let task = tokio::spawn(async move { r.keep_primed().await });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(w.seen().len(), 1, "primed at start");
+        tokio::time::sleep(Duration::from_secs(899)).await;
+        assert_eq!(w.seen().len(), 1, "not before 90% of the 1000 s TTL");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(w.seen().len(), 2, "primed again at 900 s");
+        task.abort();
     }
 }
