@@ -86,3 +86,27 @@ async fn a_failure_is_remembered_for_a_few_seconds() {
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_answers_when_every_authority_is_down() {
+    use hickory_proto::op::ResponseCode;
+    use hopdns::lab::Fault;
+    let env = Env::start(83).await;
+    // chain.example.com's last link, www.shop.com, has TTL 300; ttl5.example.com has TTL 5.
+    let m = env.udp("ttl5.example.com", RecordType::A).await;
+    assert_eq!(answers(&m), ["ttl5.example.com. A 192.0.2.5"]);
+    for host in [20, 21] {
+        env.lab
+            .set_fault(std::net::IpAddr::V4(env.lab.addr(host)), Some(Fault::Drop));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(6000)).await;
+    // Expired, and its servers are silent: RFC 8767 says answer from the stale entry, TTL 30.
+    let m = env.udp("ttl5.example.com", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(answers(&m), ["ttl5.example.com. A 192.0.2.5"]);
+    assert_eq!(m.answers[0].ttl, hopdns::cache::STALE_TTL);
+    // A name never cached has nothing stale to give: SERVFAIL.
+    let m = env.udp("www.example.com", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    env.stop().await;
+}

@@ -43,16 +43,29 @@ struct Entry {
 #[derive(Debug)]
 pub struct AnswerCache {
     shards: Vec<Mutex<LruCache<Question, Entry>>>,
+    /// Recent failures (RFC 9520), apart from the data so a failure never evicts the entry
+    /// that serve-stale may still need.
+    failures: Mutex<LruCache<Question, u64>>,
     min_ttl: u32,
     max_ttl: u32,
     max_negative_ttl: u32,
     servfail_ttl: u32,
+    stale_max_age: u32,
 }
+
+/// Recent failures remembered at most.
+const FAILURE_ENTRIES: usize = 10_000;
+
+/// TTL of a stale answer (RFC 8767 §4 recommends 30 s).
+pub const STALE_TTL: u32 = 30;
 
 impl AnswerCache {
     pub fn new(config: &CacheConfig) -> Self {
         let per_shard = NonZeroUsize::new((config.answer_entries / SHARDS).max(1)).expect("max(1)");
         Self {
+            failures: Mutex::new(LruCache::new(
+                NonZeroUsize::new(FAILURE_ENTRIES).expect("non-zero"),
+            )),
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(LruCache::new(per_shard)))
                 .collect(),
@@ -60,6 +73,11 @@ impl AnswerCache {
             max_ttl: config.max_ttl,
             max_negative_ttl: config.max_negative_ttl,
             servfail_ttl: config.servfail_ttl,
+            stale_max_age: if config.serve_stale {
+                config.stale_max_age
+            } else {
+                0
+            },
         }
     }
 
@@ -78,6 +96,9 @@ impl AnswerCache {
         if let Some(hit) = self.get_exact(q, now) {
             return Some(hit);
         }
+        if self.failed_recently(q, now) {
+            return Some(Cached::ServFail);
+        }
         let mut name = q.name.clone();
         loop {
             if let Some(hit @ Cached::NxDomain(_)) = self.get_exact(&nx_key(&name, q.qclass), now) {
@@ -91,14 +112,31 @@ impl AnswerCache {
     }
 
     fn get_exact(&self, q: &Question, now: u64) -> Option<Cached> {
+        self.lookup(q, now, false)
+    }
+
+    /// Like [`Self::get`] for one question, but an entry that expired less than
+    /// `stale-max-age` ago is returned too, with TTL [`STALE_TTL`] (RFC 8767 §4): what to
+    /// answer when every authority for the name has failed.
+    pub fn get_stale(&self, q: &Question, now: u64) -> Option<Cached> {
+        self.lookup(q, now, true)
+            .or_else(|| self.lookup(&nx_key(&q.name, q.qclass), now, true))
+            .filter(|c| !matches!(c, Cached::ServFail))
+    }
+
+    fn lookup(&self, q: &Question, now: u64, stale_ok: bool) -> Option<Cached> {
         let mut shard = self.shard(q);
         let entry = shard.get(q)?;
-        if entry.expires <= now {
+        if entry.expires > now {
+            let left = (entry.expires - now).min(u64::from(u32::MAX)) as u32;
+            return Some(with_ttl(&entry.data, left));
+        }
+        // Expired entries stay (within the LRU bound) while they may still be served stale.
+        if now >= entry.expires + u64::from(self.stale_max_age) {
             shard.pop(q);
             return None;
         }
-        let left = (entry.expires - now).min(u64::from(u32::MAX)) as u32;
-        Some(with_ttl(&entry.data, left))
+        stale_ok.then(|| with_ttl(&entry.data, STALE_TTL))
     }
 
     /// Caches an RRset (all records share the owner and type of `q`). The RRset's TTL is its
@@ -128,7 +166,25 @@ impl AnswerCache {
     /// Remembers that resolving `q` failed, for `servfail-ttl` seconds (RFC 9520 §3.2: at
     /// least 1 s), so a failing name does not hammer its servers.
     pub fn insert_servfail(&self, q: Question, now: u64) {
-        self.put(q, Cached::ServFail, self.servfail_ttl, now);
+        if self.servfail_ttl > 0 {
+            let until = now + u64::from(self.servfail_ttl);
+            self.failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .put(q, until);
+        }
+    }
+
+    fn failed_recently(&self, q: &Question, now: u64) -> bool {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match failures.get(q) {
+            Some(until) if *until > now => true,
+            Some(_) => {
+                failures.pop(q);
+                false
+            }
+            None => false,
+        }
     }
 
     fn put(&self, q: Question, data: Cached, ttl: u32, now: u64) {
@@ -290,6 +346,26 @@ mod tests {
             c.get(&Question::new(name("other.example."), RecordType::A), 10),
             None
         );
+    }
+
+    #[test]
+    fn expired_entries_are_served_stale_within_the_window() {
+        let c = AnswerCache::new(&CacheConfig::default());
+        let q = Question::new(name("www.example."), RecordType::A);
+        c.insert_records(q.clone(), vec![a("www.example.", 300)], 0);
+        assert!(
+            matches!(c.get_stale(&q, 100), Some(Cached::Records(r)) if r[0].ttl == 200),
+            "fresh"
+        );
+        assert_eq!(c.get(&q, 400), None, "expired for normal lookups");
+        assert!(matches!(c.get_stale(&q, 400), Some(Cached::Records(r)) if r[0].ttl == STALE_TTL));
+        assert_eq!(c.get_stale(&q, 300 + 86_400), None, "past stale-max-age");
+        let off = AnswerCache::new(&CacheConfig {
+            serve_stale: false,
+            ..CacheConfig::default()
+        });
+        off.insert_records(q.clone(), vec![a("www.example.", 300)], 0);
+        assert_eq!(off.get_stale(&q, 400), None, "serve-stale off");
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod infra;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use answer::{AnswerCache, Cached};
+pub use answer::{AnswerCache, Cached, STALE_TTL};
 pub use delegation::{Delegation, DelegationCache, NsName};
 pub use infra::{InfraCache, ServerStats};
 
@@ -43,6 +43,11 @@ pub struct CacheConfig {
     /// §3.2 asks for at least 1 s; a few seconds keep a failing name off its servers without
     /// hiding a repair for long).
     pub servfail_ttl: u32,
+    /// Answer from expired entries when every authority fails (RFC 8767).
+    pub serve_stale: bool,
+    /// How long after expiry an entry may still be served stale (RFC 8767 §5 suggests 1-3
+    /// days; default 1 day).
+    pub stale_max_age: u32,
 }
 
 impl Default for CacheConfig {
@@ -54,6 +59,8 @@ impl Default for CacheConfig {
             max_ttl: 86_400,
             max_negative_ttl: 3_600,
             servfail_ttl: 5,
+            serve_stale: true,
+            stale_max_age: 86_400,
         }
     }
 }

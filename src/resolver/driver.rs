@@ -16,7 +16,7 @@ use super::hints;
 use super::inflight::{self, InFlight, Role};
 use super::machine::{Action, Event, Resolution, Settings};
 use super::{Failure, Outcome, Question};
-use crate::cache::{unix_now, Cache, CacheConfig, Delegation};
+use crate::cache::{unix_now, Cache, CacheConfig, Cached, Delegation};
 use crate::server::Answerer;
 use crate::trace::{HopEvent, LogSink, ReplyKind, TraceSink};
 use crate::transport::{choose, Exchange, OutQuery, TransportError};
@@ -196,12 +196,20 @@ impl Resolver {
         loop {
             match self.inflight.join(question) {
                 Role::Leader(leader) => {
-                    let outcome = if tracing::enabled!(target: "hopdns::trace", tracing::Level::DEBUG)
+                    let mut outcome = if tracing::enabled!(target: "hopdns::trace", tracing::Level::DEBUG)
                     {
                         self.resolve_traced(question, Some(&mut LogSink)).await
                     } else {
                         self.resolve_traced(question, None).await
                     };
+                    if let Outcome::ServFail(why) = &outcome {
+                        if !matches!(why, Failure::UnsupportedClass(_)) {
+                            if let Some(stale) = self.stale(question) {
+                                tracing::debug!(%question, %why, "serving stale (RFC 8767)");
+                                outcome = stale;
+                            }
+                        }
+                    }
                     self.inflight.finish(leader, &outcome);
                     return outcome;
                 }
@@ -212,6 +220,36 @@ impl Resolver {
                 },
             }
         }
+    }
+
+    /// The answer from expired cache entries, following a stale CNAME chain, when resolution
+    /// failed (RFC 8767). `None` if any link is missing.
+    fn stale(&self, question: &Question) -> Option<Outcome> {
+        let now = unix_now();
+        let mut answers = Vec::new();
+        let mut name = question.name.clone();
+        for _ in 0..=self.settings.limits.max_chain {
+            let q = Question::with_class(name.clone(), question.qtype, question.qclass);
+            match self.cache.answers.get_stale(&q, now) {
+                Some(Cached::Records(rs)) => {
+                    answers.extend(rs);
+                    return Some(Outcome::Answer { answers });
+                }
+                Some(Cached::NxDomain(soa)) => return Some(Outcome::NxDomain { answers, soa }),
+                Some(Cached::NoData(soa)) => return Some(Outcome::NoData { answers, soa }),
+                Some(Cached::ServFail) | None => {}
+            }
+            let cq = Question::with_class(name.clone(), RecordType::CNAME, question.qclass);
+            let Some(Cached::Records(rs)) = self.cache.answers.get_stale(&cq, now) else {
+                return None;
+            };
+            let Some(hickory_proto::rr::RData::CNAME(target)) = rs.first().map(|r| &r.data) else {
+                return None;
+            };
+            name = target.0.clone();
+            answers.extend(rs);
+        }
+        None
     }
 
     /// Resolutions running now (after coalescing).
