@@ -230,14 +230,8 @@ impl Resolver {
         let mut name = question.name.clone();
         for _ in 0..=self.settings.limits.max_chain {
             let q = Question::with_class(name.clone(), question.qtype, question.qclass);
-            match self.cache.answers.get_stale(&q, now) {
-                Some(Cached::Records(rs)) => {
-                    answers.extend(rs);
-                    return Some(Outcome::Answer { answers });
-                }
-                Some(Cached::NxDomain(soa)) => return Some(Outcome::NxDomain { answers, soa }),
-                Some(Cached::NoData(soa)) => return Some(Outcome::NoData { answers, soa }),
-                Some(Cached::ServFail) | None => {}
+            if let Some(hit) = self.cache.answers.get_stale(&q, now) {
+                return Some(Outcome::from_cached(answers, hit));
             }
             let cq = Question::with_class(name.clone(), RecordType::CNAME, question.qclass);
             let Some(Cached::Records(rs)) = self.cache.answers.get_stale(&cq, now) else {

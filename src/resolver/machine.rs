@@ -385,16 +385,8 @@ impl Resolution {
         let q = self.top().current();
         if let Some(hit) = cache.answers.get(&q, now) {
             let frame = self.top();
-            let mut answers = std::mem::take(&mut frame.chain);
-            let outcome = match hit {
-                Cached::Records(rs) => {
-                    answers.extend(rs);
-                    Outcome::Answer { answers }
-                }
-                Cached::NxDomain(soa) => Outcome::NxDomain { answers, soa },
-                Cached::NoData(soa) => Outcome::NoData { answers, soa },
-                Cached::ServFail => Outcome::ServFail(Failure::RecentFailure),
-            };
+            let answers = std::mem::take(&mut frame.chain);
+            let outcome = Outcome::from_cached(answers, hit);
             self.emit(|| HopEvent::CacheAnswer {
                 depth,
                 question: q,
