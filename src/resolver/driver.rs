@@ -14,7 +14,7 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 use super::hints;
 use super::inflight::{self, InFlight, Role};
-use super::machine::{Action, Event, Resolution, Settings};
+use super::machine::{usable, Action, Event, Resolution, Settings};
 use super::{Failure, Outcome, Question};
 use crate::cache::{unix_now, Cache, CacheConfig, Cached, Delegation};
 use crate::server::Answerer;
@@ -95,17 +95,15 @@ impl Resolver {
         let mut sink = sink;
         let root = Name::root();
         let question = Question::new(root.clone(), RecordType::NS);
-        let candidates: Vec<_> = self
+        // The same address rule as the machine applies to the root cut.
+        let mut left: Vec<_> = self
             .root
             .servers
             .iter()
             .flat_map(|s| s.addrs.iter())
-            .filter(|ip| {
-                (ip.is_ipv4() && self.settings.ipv4) || (ip.is_ipv6() && self.settings.ipv6)
-            })
+            .filter(|ip| usable(**ip, true, &self.settings))
             .map(|ip| std::net::SocketAddr::new(*ip, 53))
             .collect();
-        let mut left = candidates.clone();
         for _ in 0..PRIMING_TRIES {
             let now = Instant::now();
             let Some(server) = choose(&left, &self.cache.infra, now) else {
@@ -153,12 +151,7 @@ impl Resolver {
                             question: question.clone(),
                             tcp: false,
                             rcode: msg.metadata.response_code,
-                            flags: if msg.metadata.authoritative {
-                                "qr aa"
-                            } else {
-                                "qr"
-                            }
-                            .into(),
+                            flags: crate::trace::flags(&msg.metadata),
                             kind,
                             rtt,
                         });

@@ -625,17 +625,6 @@ impl Resolution {
         let kind = self.events.is_some().then(|| reply_kind(&reply));
         if let Some(kind) = kind {
             let m = &msg.metadata;
-            let flags = [
-                (m.authoritative, "aa"),
-                (m.truncation, "tc"),
-                (m.recursion_desired, "rd"),
-                (m.recursion_available, "ra"),
-            ]
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, f)| *f)
-            .collect::<Vec<_>>()
-            .join(" ");
             self.emit(|| HopEvent::Reply {
                 depth,
                 zone: zone.clone(),
@@ -644,7 +633,7 @@ impl Resolution {
                 question: q.clone(),
                 tcp: sent.tcp,
                 rcode: m.response_code,
-                flags: format!("qr {flags}").trim().to_string(),
+                flags: crate::trace::flags(m),
                 kind,
                 rtt,
             });
@@ -759,7 +748,7 @@ impl Resolution {
 /// May we send to `ip`? The family must be enabled; loopback only with `query_loopback`,
 /// except for the root cut (configured hints are used whatever their address); never an
 /// unspecified, multicast or broadcast address.
-fn usable(ip: IpAddr, root_cut: bool, s: &Settings) -> bool {
+pub(super) fn usable(ip: IpAddr, root_cut: bool, s: &Settings) -> bool {
     let family = match ip {
         IpAddr::V4(v4) => s.ipv4 && !v4.is_broadcast(),
         IpAddr::V6(_) => s.ipv6,

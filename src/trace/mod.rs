@@ -54,6 +54,22 @@ pub enum ReplyKind {
     },
 }
 
+/// A response's header flags as dig prints them ("qr aa tc rd ra", those that are set).
+pub fn flags(m: &hickory_proto::op::Metadata) -> String {
+    let mut out = String::from("qr");
+    for (on, f) in [
+        (m.authoritative, " aa"),
+        (m.truncation, " tc"),
+        (m.recursion_desired, " rd"),
+        (m.recursion_available, " ra"),
+    ] {
+        if on {
+            out.push_str(f);
+        }
+    }
+    out
+}
+
 /// An rcode as dig prints it (NOERROR, NXDOMAIN, SERVFAIL...).
 pub fn rcode_name(rcode: ResponseCode) -> String {
     match rcode {
