@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use hickory_proto::rr::{Name, RecordType};
-use hopdns::cache::{Delegation, NsName};
 use hopdns::resolver::classify::classify;
 use hopdns::resolver::{Question, Resolver, ResolverConfig};
 use hopdns::transport::scripted::{self as s, Script, Scripted};
@@ -48,13 +47,7 @@ fn world() -> Arc<Scripted> {
 }
 
 fn config() -> ResolverConfig {
-    let mut c = ResolverConfig::new(Delegation {
-        zone: Name::root(),
-        servers: vec![NsName {
-            name: Name::from_ascii("a.root.").unwrap(),
-            addrs: vec!["10.0.0.1".parse().unwrap()],
-        }],
-    });
+    let mut c = ResolverConfig::new(s::root_hints("10.0.0.1"));
     c.settings.ipv6 = false;
     c
 }

@@ -361,7 +361,6 @@ impl Answerer for Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::NsName;
     use crate::transport::scripted::{self as s, Script, Scripted};
     use hickory_proto::rr::rdata::NS;
     use hickory_proto::rr::{RData, Record};
@@ -376,14 +375,10 @@ mod tests {
         )]);
         reply.add_additional(s::rec("a.root.", 1000, s::a("10.0.0.1")));
         w.on("10.0.0.1", ".", RecordType::NS, Script::Reply(reply));
-        let hints = Delegation {
-            zone: Name::root(),
-            servers: vec![NsName {
-                name: Name::from_ascii("a.root.").unwrap(),
-                addrs: vec!["10.0.0.1".parse().unwrap()],
-            }],
-        };
-        let resolver = Arc::new(Resolver::new(ResolverConfig::new(hints), w.clone()));
+        let resolver = Arc::new(Resolver::new(
+            ResolverConfig::new(s::root_hints("10.0.0.1")),
+            w.clone(),
+        ));
         let r = resolver.clone();
         let task = tokio::spawn(async move { r.keep_primed().await });
         tokio::time::sleep(Duration::from_secs(1)).await;

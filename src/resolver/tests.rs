@@ -9,7 +9,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::machine::{Action, Event, Resolution, Settings};
 use super::{Failure, Outcome, Question};
-use crate::cache::{Cache, Delegation, NsName};
+use crate::cache::{Cache, Delegation};
 use crate::trace::{HopEvent, ReplyKind};
 use crate::transport::scripted::{self as s, Script, Scripted};
 
@@ -24,13 +24,7 @@ fn q(x: &str, t: RecordType) -> Question {
 }
 
 fn root() -> Delegation {
-    Delegation {
-        zone: Name::root(),
-        servers: vec![NsName {
-            name: name("a.root."),
-            addrs: vec!["10.0.0.1".parse().unwrap()],
-        }],
-    }
+    s::root_hints("10.0.0.1")
 }
 
 /// A small world: root -> com/org/net -> example.com (two NS with glue).

@@ -12,6 +12,7 @@ use hickory_proto::rr::rdata::{CNAME, NS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::{Exchange, OutQuery, TransportError};
+use crate::cache::{Delegation, NsName};
 
 /// What a scripted server does with one question.
 #[derive(Clone, Debug)]
@@ -133,6 +134,17 @@ impl Exchange for Scripted {
                 Err(TransportError::Timeout)
             }
         }
+    }
+}
+
+/// Root hints with one server, `a.root.` at `addr`: the top of a scripted world.
+pub fn root_hints(addr: &str) -> Delegation {
+    Delegation {
+        zone: Name::root(),
+        servers: vec![NsName {
+            name: n("a.root."),
+            addrs: vec![ip(addr)],
+        }],
     }
 }
 
