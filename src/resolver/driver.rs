@@ -353,7 +353,7 @@ fn flush(m: &mut Resolution, sink: &mut Option<&mut dyn TraceSink>) {
 
 #[async_trait]
 impl Answerer for Resolver {
-    async fn answer(&self, question: &Question) -> Outcome {
+    async fn answer(&self, question: &Question, _client: std::net::SocketAddr) -> Outcome {
         self.resolve(question).await
     }
 }

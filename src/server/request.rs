@@ -141,7 +141,7 @@ pub async fn handle(
         Triage::Drop => None,
         Triage::Reply(reply) => Some(reply),
         Triage::Ask(request) => {
-            let outcome = answerer.answer(request.question()).await;
+            let outcome = answerer.answer(request.question(), client).await;
             respond(&request, &outcome, policy)
         }
     }
@@ -912,7 +912,7 @@ mod tests {
 
     #[async_trait]
     impl Answerer for Fixed {
-        async fn answer(&self, _question: &Question) -> Outcome {
+        async fn answer(&self, _question: &Question, _client: SocketAddr) -> Outcome {
             self.0.clone()
         }
     }

@@ -22,7 +22,7 @@ struct Fake;
 
 #[async_trait]
 impl Answerer for Fake {
-    async fn answer(&self, question: &Question) -> Outcome {
+    async fn answer(&self, question: &Question, _client: SocketAddr) -> Outcome {
         let record = Record::from_rdata(
             question.name.clone(),
             60,
@@ -39,7 +39,7 @@ struct Stuck;
 
 #[async_trait]
 impl Answerer for Stuck {
-    async fn answer(&self, _question: &Question) -> Outcome {
+    async fn answer(&self, _question: &Question, _client: SocketAddr) -> Outcome {
         std::future::pending().await
     }
 }

@@ -91,7 +91,7 @@ pub(super) async fn serve(
                     let _permit = permit;
                     let outcome = tokio::select! {
                         _ = token.cancelled() => return,
-                        outcome = shared.answerer.answer(req.question()) => outcome,
+                        outcome = shared.answerer.answer(req.question(), client) => outcome,
                     };
                     if let Some(reply) = request::respond(&req, &outcome, &shared.policy) {
                         if let Err(error) = socket.send_to(&reply, client).await {
