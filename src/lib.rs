@@ -17,6 +17,8 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod lab;
 pub mod resolver;
 pub mod server;

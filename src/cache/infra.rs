@@ -44,6 +44,9 @@ pub struct ServerStats {
 #[derive(Debug, Default)]
 pub struct InfraCache {
     servers: Mutex<HashMap<IpAddr, ServerStats>>,
+    /// Servers that do not echo the question's case, until when they are asked without 0x20
+    /// (kept apart from `servers` so RTT bookkeeping never touches it; same bound).
+    no_0x20: Mutex<HashMap<IpAddr, Instant>>,
 }
 
 impl InfraCache {
@@ -70,6 +73,25 @@ impl InfraCache {
         self.get(server, now)
             .and_then(|s| s.no_edns_until)
             .is_none_or(|until| now >= until)
+    }
+
+    /// Whether questions to `server` may have their case randomised (0x20).
+    pub fn case_ok(&self, server: IpAddr, now: Instant) -> bool {
+        let m = self.no_0x20.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(&server).is_none_or(|until| now >= *until)
+    }
+
+    /// `server` answered with the question's case changed: ask it without 0x20 for
+    /// [`HOST_TTL`] (draft-vixie-dnsext-dns0x20 §5: a per-server fallback).
+    pub fn record_no_0x20(&self, server: IpAddr, now: Instant) {
+        let mut m = self.no_0x20.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= MAX_HOSTS {
+            m.retain(|_, until| now < *until);
+            if m.len() >= MAX_HOSTS {
+                return;
+            }
+        }
+        m.insert(server, now + HOST_TTL);
     }
 
     /// Number of servers remembered (forgotten ones included until pruned).

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use hickory_proto::rr::RecordType;
+
 use crate::resolver::hints::{self, HintsError};
+use crate::resolver::machine::MinimiseMode;
 use crate::resolver::ResolverConfig;
 use crate::transport::NetTransport;
 
@@ -33,6 +36,33 @@ pub struct UpstreamArgs {
     /// Source address for upstream queries (repeat for one IPv4 and one IPv6 address).
     #[arg(long, value_name = "ADDR")]
     pub outgoing_address: Vec<IpAddr>,
+    /// QNAME minimisation (RFC 9156): relaxed sends the full name to servers that answer
+    /// minimised queries wrongly; strict never does; off always sends the full name.
+    #[arg(long, value_enum, default_value_t = Minimisation::Relaxed)]
+    pub qname_minimisation: Minimisation,
+    /// QTYPE of minimised queries: A (RFC 9156's advice) or NS (as Knot Resolver sends).
+    #[arg(long, value_enum, default_value_t = MinType::A)]
+    pub qname_min_type: MinType,
+    /// Do not randomise the case of upstream questions (0x20, draft-vixie-dnsext-dns0x20).
+    #[arg(long)]
+    pub no_0x20: bool,
+}
+
+/// `--qname-minimisation` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Minimisation {
+    #[default]
+    Relaxed,
+    Strict,
+    Off,
+}
+
+/// `--qname-min-type` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MinType {
+    #[default]
+    A,
+    Ns,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +100,16 @@ impl UpstreamArgs {
         config.settings.ipv4 = !self.no_ipv4;
         config.settings.ipv6 = !self.no_ipv6;
         config.settings.query_loopback = self.query_loopback;
+        config.settings.minimise = match self.qname_minimisation {
+            Minimisation::Relaxed => MinimiseMode::Relaxed,
+            Minimisation::Strict => MinimiseMode::Strict,
+            Minimisation::Off => MinimiseMode::Off,
+        };
+        config.settings.minimise_qtype = match self.qname_min_type {
+            MinType::A => RecordType::A,
+            MinType::Ns => RecordType::NS,
+        };
+        transport.case_randomisation = !self.no_0x20;
         Ok((config, transport))
     }
 }

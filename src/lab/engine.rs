@@ -29,10 +29,14 @@ struct ZoneInfo {
     cuts: Vec<Cut>,
 }
 
+/// Apex NS sets by zone origin (for `Fault::SelfReferral`).
+type ApexNs = HashMap<Name, Vec<Record>>;
+
 /// The answering logic of one lab server (one or more zones).
 pub(crate) struct Engine {
     zones: Vec<ZoneInfo>,
     addresses: HashMap<Name, Vec<Record>>,
+    apex_ns: ApexNs,
     catalog: Catalog,
 }
 
@@ -41,7 +45,15 @@ impl Engine {
         let mut catalog = Catalog::new();
         let mut infos = Vec::new();
         let mut addresses: HashMap<Name, Vec<Record>> = HashMap::new();
+        let mut apex_ns = ApexNs::new();
         for (file, z) in zones {
+            let ns_key = hickory_proto::rr::RrKey::new(z.origin.clone().into(), RecordType::NS);
+            if let Some(rrset) = z.records.get(&ns_key) {
+                apex_ns.insert(
+                    z.origin.clone(),
+                    rrset.records_without_rrsigs().cloned().collect(),
+                );
+            }
             for (name, recs) in z.addresses {
                 addresses.entry(name).or_default().extend(recs);
             }
@@ -62,6 +74,7 @@ impl Engine {
         Ok(Self {
             zones: infos,
             addresses,
+            apex_ns,
             catalog,
         })
     }
@@ -133,6 +146,45 @@ impl Engine {
             reply.additionals = glue;
         }
         with_edns(reply, query)
+    }
+
+    /// `Fault::UpwardReferral`: "ask the root", with the lab's root server as glue.
+    pub(crate) fn upward_referral(&self, query: &Message, net: u8) -> Message {
+        use hickory_proto::rr::rdata::{A, NS};
+        use hickory_proto::rr::RData;
+        let mut reply = error_reply(query, ResponseCode::NoError);
+        let root_ns = Name::from_ascii("a.root-servers.net.").expect("a literal name");
+        reply.add_authority(Record::from_rdata(
+            Name::root(),
+            300,
+            RData::NS(NS(root_ns.clone())),
+        ));
+        reply.add_additional(Record::from_rdata(
+            root_ns,
+            300,
+            RData::A(A::new(127, 53, net, 1)),
+        ));
+        reply
+    }
+
+    /// `Fault::SelfReferral`: a referral to the zone this server serves for the name (its
+    /// apex NS set and glue), AA clear.
+    pub(crate) fn self_referral(&self, query: &Message) -> Message {
+        let mut reply = error_reply(query, ResponseCode::NoError);
+        let Some(q) = query.queries.first() else {
+            return reply;
+        };
+        let zone = self
+            .zones
+            .iter()
+            .filter(|z| z.origin.zone_of(&q.name))
+            .max_by_key(|z| z.origin.iter().len());
+        if let Some(zone) = zone {
+            let ns: Vec<Record> = self.apex_ns.get(&zone.origin).cloned().unwrap_or_default();
+            reply.add_additionals(self.glue(&ns));
+            reply.add_authorities(ns);
+        }
+        reply
     }
 
     /// A/AAAA records this server knows for the NS targets among `ns`.

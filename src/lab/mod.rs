@@ -29,6 +29,10 @@
 //! | 127.53.N.29 | ns3.faulty.com       | `faulty.com.`            | good; `www` A 192.0.2.70 |
 //! | 127.53.N.31 | ns1.lame.com         | `lame.com.`              | fault `NoAa` (answers with AA=0); `www` A 192.0.2.90 |
 //! | 127.53.N.32 | ns1.oldedns.com      | `oldedns.com.`           | fault `FormErrOnEdns`; `www` A 192.0.2.80 |
+//! | 127.53.N.40 | ns1.loops.com        | `loops.com.`             | CNAME loops, delegation loop (with .41), wildcard CNAME chain c1..c20 |
+//! | 127.53.N.41 | ns1.loops.net        | `loops.net.`             | the other half of those loops |
+//! | 127.53.N.42 | ns1.nxns.com         | `nxns.com.`              | NXNS: `attack` delegated to 100 glueless names under victim.net |
+//! | 127.53.N.43 | ns.victim.net        | `victim.net.`            | NXDOMAIN for every name below the apex |
 //! | 127.53.N.66 | (poison)             | `poison.com.` (fake)     | `www.poison.com` A 198.51.100.66, reached only by trusting com's lie |
 //!
 //! example.com data: `www` A 192.0.2.1 + AAAA 2001:db8::1; `alias` CNAME www; `v4only` A
@@ -108,6 +112,21 @@ pub enum Fault {
     ServFail,
     /// FORMERR (without OPT) to queries with OPT; normal answers to queries without.
     FormErrOnEdns,
+    /// The normal reply with the question's name lowercased: a server that does not echo
+    /// 0x20 case.
+    LowercaseQuestion,
+    /// The normal reply to a question about another name (`mismatch.invalid.`).
+    WrongQuestion,
+    /// A referral up to the root (`. NS a.root-servers.net.` with glue), AA clear.
+    UpwardReferral,
+    /// A referral to the zone this server serves itself (its apex NS set), AA clear.
+    SelfReferral,
+    /// UDP: TC=1 as `Truncate`; TCP: the connection is reset at once (RST, no reply).
+    TruncateTcpReset,
+    /// The normal reply plus forged records about names outside the server's zones:
+    /// `www.example.net A 198.51.100.66` in ANSWER, `example.net NS ns.evil.example.net` in
+    /// AUTHORITY, `ns1.example.net` and `www.shop.com A 198.51.100.66` in ADDITIONAL.
+    ForeignRecords,
 }
 
 /// Why the lab could not start.

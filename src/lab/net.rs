@@ -129,6 +129,14 @@ impl Server {
             }
             let mut pkt = vec![0u8; usize::from(u16::from_be_bytes(len))];
             tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut pkt)).await??;
+            if matches!(
+                lock(&self.shared.faults).get(&self.ip),
+                Some(Fault::TruncateTcpReset)
+            ) {
+                // SO_LINGER 0: close sends RST instead of FIN, as a server refusing TCP does.
+                stream.set_zero_linger()?;
+                return Ok(());
+            }
             let bytes = match self.respond(&pkt, src, true).await {
                 None => return Ok(()),
                 Some(Reply::Normal(b) | Reply::FromOtherAddress(b)) => b,
@@ -221,9 +229,60 @@ impl Server {
                 reply
             }
             Some(Fault::FormErrOnEdns) => answer().await,
+            Some(Fault::LowercaseQuestion) => {
+                let mut reply = answer().await;
+                for q in &mut reply.queries {
+                    q.name = q.name.to_lowercase();
+                }
+                reply
+            }
+            Some(Fault::WrongQuestion) => {
+                let mut reply = answer().await;
+                if let Ok(other) = hickory_proto::rr::Name::from_ascii("mismatch.invalid.") {
+                    for q in &mut reply.queries {
+                        q.name = other.clone();
+                    }
+                }
+                reply
+            }
+            Some(Fault::UpwardReferral) => self.engine.upward_referral(&query, self.net()),
+            Some(Fault::SelfReferral) => self.engine.self_referral(&query),
+            Some(Fault::TruncateTcpReset) => answer().await.truncate(),
+            Some(Fault::ForeignRecords) => {
+                let mut reply = answer().await;
+                add_foreign_records(&mut reply);
+                reply
+            }
         };
         encode(&reply, limit).map(Reply::Normal)
     }
+}
+
+impl Server {
+    /// N of this server's 127.53.N.x address.
+    fn net(&self) -> u8 {
+        match self.ip {
+            IpAddr::V4(v4) => v4.octets()[2],
+            IpAddr::V6(_) => 0,
+        }
+    }
+}
+
+/// The records of `Fault::ForeignRecords`: claims about names no lab server under attack
+/// is authoritative for (out of bailiwick).
+fn add_foreign_records(reply: &mut Message) {
+    use hickory_proto::rr::rdata::{A, NS};
+    use hickory_proto::rr::{Name, RData, Record};
+    let n = |s: &str| Name::from_ascii(s).expect("a literal name");
+    let evil = RData::A(A::new(198, 51, 100, 66));
+    reply.add_answer(Record::from_rdata(n("www.example.net."), 300, evil.clone()));
+    reply.add_authority(Record::from_rdata(
+        n("example.net."),
+        300,
+        RData::NS(NS(n("ns.evil.example.net."))),
+    ));
+    reply.add_additional(Record::from_rdata(n("ns1.example.net."), 300, evil.clone()));
+    reply.add_additional(Record::from_rdata(n("www.shop.com."), 300, evil));
 }
 
 /// FORMERR for a query whose header is readable but whose body is not: header only.

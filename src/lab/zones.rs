@@ -42,6 +42,10 @@ pub(crate) const ZONE_FILES: &[ZoneFile] = &[
     zone!("faulty.com.zone", "faulty.com."),
     zone!("lame.com.zone", "lame.com."),
     zone!("oldedns.com.zone", "oldedns.com."),
+    zone!("loops.com.zone", "loops.com."),
+    zone!("loops.net.zone", "loops.net."),
+    zone!("nxns.com.zone", "nxns.com."),
+    zone!("victim.net.zone", "victim.net."),
 ];
 
 /// One authoritative lab server: host byte `x` of 127.53.N.x and the zone files it serves.
@@ -81,6 +85,10 @@ pub(crate) const SERVERS: &[ServerSpec] = &[
     server!(29, "ns3.faulty.com.", ["faulty.com.zone"]),
     server!(31, "ns1.lame.com.", ["lame.com.zone"]),
     server!(32, "ns1.oldedns.com.", ["oldedns.com.zone"]),
+    server!(40, "ns1.loops.com.", ["loops.com.zone"]),
+    server!(41, "ns1.loops.net.", ["loops.net.zone"]),
+    server!(42, "ns1.nxns.com.", ["nxns.com.zone"]),
+    server!(43, "ns.victim.net.", ["victim.net.zone"]),
     server!(66, "poison (fake ns.dnshost.net)", ["poison.com-fake.zone"]),
 ];
 

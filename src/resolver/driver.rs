@@ -116,6 +116,7 @@ impl Resolver {
                 tcp: false,
                 edns: true,
                 timeout: self.cache.infra.rto(server.ip(), now),
+                case_0x20: self.cache.infra.case_ok(server.ip(), now),
             };
             let result = self.exchange.exchange(&out).await;
             let rtt = now.elapsed();
@@ -289,6 +290,7 @@ impl Resolver {
                 tcp: send.tcp,
                 edns,
                 timeout,
+                case_0x20: self.cache.infra.case_ok(server.ip(), now),
             };
             let result = self.exchange.exchange(&out).await;
             let after = now.elapsed();
@@ -317,6 +319,16 @@ impl Resolver {
                         message,
                         rtt: after,
                         edns,
+                    }
+                }
+                // It answers, but not with our case: ask it without 0x20 from now on. The
+                // machine's second round (for servers that gave no usable reply) does that.
+                Err(e @ TransportError::CaseMismatch) => {
+                    self.cache.infra.record_no_0x20(server.ip(), done);
+                    Event::NoReply {
+                        from: server,
+                        error: e.to_string(),
+                        after,
                     }
                 }
                 Err(TransportError::Malformed(error)) => Event::Unusable {

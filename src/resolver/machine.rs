@@ -23,7 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, Query};
+use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::classify::{classify, ns_target, Reply};
@@ -39,6 +39,11 @@ pub struct Settings {
     /// Ask 127.0.0.0/8 and ::1 addresses learned from referrals (off by default, as Unbound's
     /// `do-not-query-localhost`). Root hints are used whatever their address.
     pub query_loopback: bool,
+    /// QNAME minimisation (RFC 9156): how much of the name each zone's servers are told.
+    pub minimise: MinimiseMode,
+    /// The QTYPE of minimised queries: A (RFC 9156 §2.1 recommends it: NS queries are rare
+    /// and some servers answer them badly) or NS (as Knot Resolver sends).
+    pub minimise_qtype: RecordType,
     pub limits: Limits,
 }
 
@@ -48,10 +53,32 @@ impl Default for Settings {
             ipv4: true,
             ipv6: true,
             query_loopback: false,
+            minimise: MinimiseMode::Relaxed,
+            minimise_qtype: RecordType::A,
             limits: Limits::default(),
         }
     }
 }
+
+/// QNAME minimisation mode (RFC 9156 §3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MinimiseMode {
+    /// Minimise, and send the full name to a zone whose servers answer a minimised query
+    /// wrongly (NXDOMAIN for an empty non-terminal, FORMERR, REFUSED, SERVFAIL, NOTIMP).
+    #[default]
+    Relaxed,
+    /// Minimise and believe the answers: NXDOMAIN for a minimised name is NXDOMAIN for every
+    /// name below it (RFC 8020), errors make the server lame.
+    Strict,
+    /// Always send the full name.
+    Off,
+}
+
+/// RFC 9156 §2.3: at most this many minimised queries per name (a name with 40 labels must
+/// not cost 40 queries) ...
+pub const MAX_MINIMISE_COUNT: usize = 10;
+/// ... of which the first this many add one label each; later ones add several.
+pub const MINIMISE_ONE_LAB: usize = 4;
 
 /// What the driver must do next.
 #[derive(Clone, Debug, PartialEq)]
@@ -198,6 +225,20 @@ struct Frame {
     ns_for: Option<Name>,
     /// What was last sent, with its EDNS/TCP choice, for classifying the reply.
     in_flight: Option<Send>,
+    /// QNAME minimisation progress in the current cut.
+    min: Minimise,
+}
+
+/// Where QNAME minimisation stands for one frame (RFC 9156 §3 algorithm).
+#[derive(Clone, Debug, Default)]
+struct Minimise {
+    /// Labels of the deepest name known to sit in the current cut's zone (no cut above it):
+    /// the cut's own labels, or a name a minimised query showed to exist.
+    known: usize,
+    /// Minimised queries sent for this frame's name.
+    count: usize,
+    /// Send the full name from now on (relaxed fallback, or the name is fully revealed).
+    off: bool,
 }
 
 impl Frame {
@@ -212,7 +253,44 @@ impl Frame {
             retry: None,
             ns_for,
             in_flight: None,
+            min: Minimise::default(),
         }
+    }
+
+    /// The question to send now: the full one, or its minimised form (RFC 9156 §3): the
+    /// cut's zone plus one more label of the name (several after [`MINIMISE_ONE_LAB`]
+    /// steps, so that at most [`MAX_MINIMISE_COUNT`] are sent), asked with the minimised
+    /// QTYPE.
+    fn to_ask(&self, settings: &Settings) -> Question {
+        let full = self.current();
+        if settings.minimise == MinimiseMode::Off || self.min.off {
+            return full;
+        }
+        let total = full.name.iter().len();
+        let known = self.min.known;
+        if known + 1 >= total {
+            return full;
+        }
+        let left = total - known;
+        let step = if self.min.count < MINIMISE_ONE_LAB {
+            1
+        } else if self.min.count >= MAX_MINIMISE_COUNT {
+            left
+        } else {
+            left.div_ceil(MAX_MINIMISE_COUNT - self.min.count)
+        };
+        let labels = (known + step).min(total);
+        if labels >= total {
+            return full;
+        }
+        let name = full.name.trim_to(labels);
+        Question::with_class(name, settings.minimise_qtype, full.qclass)
+    }
+
+    /// Moves to a new cut: minimisation starts again below it.
+    fn set_cut(&mut self, cut: Cut) {
+        self.min.known = cut.zone.iter().len();
+        self.cut = Some(cut);
     }
 
     fn current(&self) -> Question {
@@ -342,7 +420,7 @@ impl Resolution {
                     cut.bad.insert(from.ip());
                 }
                 let (zone, server_name) = (cut.zone.clone(), cut.server_name(from.ip()));
-                let question = frame.current();
+                let question = Question::from_query(&sent.query);
                 frame.phase = Phase::Query;
                 self.emit(|| HopEvent::NoReply {
                     depth,
@@ -418,7 +496,7 @@ impl Resolution {
         };
         let zone = delegation.zone.clone();
         let frame = self.top();
-        frame.cut = Some(Cut::new(delegation, cache, now));
+        frame.set_cut(Cut::new(delegation, cache, now));
         frame.phase = Phase::Query;
         self.emit(|| HopEvent::Cut {
             depth,
@@ -448,6 +526,7 @@ impl Resolution {
             frame.qname = target;
             frame.cut = None;
             frame.referrals = 0;
+            frame.min = Minimise::default();
             frame.phase = Phase::Start;
         }
     }
@@ -459,7 +538,7 @@ impl Resolution {
         let depth = self.depth();
         let queries = self.queries;
         let frame = self.top();
-        let q = frame.current();
+        let q = frame.to_ask(&settings);
         let cut = frame.cut.as_mut().expect("query phase has a cut");
         let zone = cut.zone.clone();
 
@@ -500,6 +579,9 @@ impl Resolution {
             };
             frame.in_flight = Some(send.clone());
             frame.phase = Phase::Waiting;
+            if q.name != frame.qname || q.qtype != frame.question.qtype {
+                frame.min.count += 1;
+            }
             self.queries += 1;
             return Step::Send(send);
         }
@@ -614,8 +696,11 @@ impl Resolution {
     ) {
         let depth = self.depth();
         let max_referrals = self.settings.limits.max_referrals;
+        let strict = self.settings.minimise == MinimiseMode::Strict;
         let frame = self.top();
-        let q = frame.current();
+        // Classify against what was asked: the minimised question, if it was one.
+        let q = Question::from_query(&sent.query);
+        let minimised = q != frame.current();
         let cut = frame.cut.as_mut().expect("waiting frames have a cut");
         *cut.attempts.entry(from.ip()).or_default() += 1;
         let zone = cut.zone.clone();
@@ -642,6 +727,53 @@ impl Resolution {
         let frame = self.top();
         let cut = frame.cut.as_mut().expect("waiting frames have a cut");
         frame.phase = Phase::Query;
+        if minimised {
+            let fallback = match &reply {
+                // Data, no data or an alias at the minimised name: it exists and no cut lies
+                // between, so the same servers are asked one step deeper (RFC 9156 §3).
+                Reply::Answer { .. } | Reply::NoData { .. } | Reply::Cname { .. } => {
+                    frame.min.known = q.name.iter().len();
+                    cut.attempts.remove(&from.ip());
+                    return;
+                }
+                // RFC 8020: nothing exists below a name that does not exist.
+                Reply::NxDomain { soa, .. } if strict => {
+                    cache
+                        .answers
+                        .insert_negative(q.clone(), true, soa.clone(), now);
+                    let answers = std::mem::take(&mut frame.chain);
+                    frame.phase = Phase::Finished(Outcome::NxDomain {
+                        answers,
+                        soa: soa.clone(),
+                    });
+                    return;
+                }
+                // Relaxed (RFC 9156 §3 and §4): some servers answer NXDOMAIN for an empty
+                // non-terminal or fail on names they do not expect; ask them the full name.
+                Reply::NxDomain { .. } => true,
+                Reply::Lame(_) => {
+                    !strict
+                        && matches!(
+                            msg.metadata.response_code,
+                            ResponseCode::FormErr
+                                | ResponseCode::Refused
+                                | ResponseCode::ServFail
+                                | ResponseCode::NotImp
+                        )
+                }
+                Reply::Referral { .. } | Reply::Truncated | Reply::EdnsRejected => false,
+            };
+            if fallback {
+                frame.min.off = true;
+                cut.attempts.remove(&from.ip());
+                frame.retry = Some(Retry {
+                    server: from,
+                    tcp: sent.tcp,
+                    edns: sent.edns,
+                });
+                return;
+            }
+        }
         match reply {
             Reply::Truncated => {
                 frame.retry = Some(Retry {
@@ -739,7 +871,7 @@ impl Resolution {
                 };
                 cache.delegations.insert(d.clone(), ttl, now);
                 // The Reply event above already names the new cut.
-                frame.cut = Some(Cut::new(d, cache, now));
+                frame.set_cut(Cut::new(d, cache, now));
             }
         }
     }

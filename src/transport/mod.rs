@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RData};
 
 pub use select::choose;
 
@@ -29,6 +30,9 @@ pub struct OutQuery {
     pub tcp: bool,
     pub edns: bool,
     pub timeout: Duration,
+    /// Randomise the case of the question (0x20) if the transport does it at all: the
+    /// driver clears it for servers known not to echo case.
+    pub case_0x20: bool,
 }
 
 /// Why an exchange produced no response.
@@ -43,6 +47,10 @@ pub enum TransportError {
     /// The server answered (right address, port and ID) but the reply does not decode.
     #[error("malformed reply: {0}")]
     Malformed(String),
+    /// Only replies whose question differed from ours in case came back: the server does
+    /// not echo case (or someone forged them); ask it again without 0x20.
+    #[error("question case not echoed (0x20)")]
+    CaseMismatch,
 }
 
 /// Sends one query and returns the matching response. The real one is [`NetTransport`];
@@ -53,12 +61,25 @@ pub trait Exchange: Send + Sync + 'static {
 }
 
 /// Upstream over real UDP and TCP sockets.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct NetTransport {
     /// Source address for IPv4 upstream sockets (`--outgoing-address`).
     pub outgoing_v4: Option<IpAddr>,
     /// Source address for IPv6 upstream sockets.
     pub outgoing_v6: Option<IpAddr>,
+    /// Randomise the case of UDP questions (draft-vixie-dnsext-dns0x20): each letter of the
+    /// name is one more bit a forger must guess, on top of the 16-bit ID and the port.
+    pub case_randomisation: bool,
+}
+
+impl Default for NetTransport {
+    fn default() -> Self {
+        Self {
+            outgoing_v4: None,
+            outgoing_v6: None,
+            case_randomisation: true,
+        }
+    }
 }
 
 impl NetTransport {
@@ -77,28 +98,76 @@ impl NetTransport {
 #[async_trait]
 impl Exchange for NetTransport {
     async fn exchange(&self, q: &OutQuery) -> Result<Message, TransportError> {
-        let (id, wire) = encode_query(q)?;
         let local = self.local_for(&q.server);
-        let fut = async {
-            if q.tcp {
-                tcp::exchange(local, q.server, id, &q.query, &wire).await
-            } else {
-                udp::exchange(local, q.server, id, &q.query, &wire).await
+        if q.tcp {
+            let (id, wire) = encode_query(q, &q.query)?;
+            let fut = tcp::exchange(local, q.server, id, &q.query, &wire);
+            return tokio::time::timeout(q.timeout, fut)
+                .await
+                .map_err(|_| TransportError::Timeout)?;
+        }
+        let mut sent = q.query.clone();
+        if self.case_randomisation && q.case_0x20 {
+            sent.name = randomise_case(&sent.name);
+        }
+        let (id, wire) = encode_query(q, &sent)?;
+        let mut msg = udp::exchange(local, q.server, id, &sent, &wire, q.timeout).await?;
+        if sent.name.eq_case(&q.query.name) {
+            return Ok(msg);
+        }
+        // Give the rest of hopdns the names as it asked them: the random case only served
+        // to match the reply, and compression spreads it into owner and target names.
+        msg.queries = vec![q.query.clone()];
+        for r in msg
+            .answers
+            .iter_mut()
+            .chain(msg.authorities.iter_mut())
+            .chain(msg.additionals.iter_mut())
+        {
+            r.name = r.name.to_lowercase();
+            match &mut r.data {
+                RData::CNAME(c) => c.0 = c.0.to_lowercase(),
+                RData::NS(ns) => ns.0 = ns.0.to_lowercase(),
+                _ => {}
             }
-        };
-        tokio::time::timeout(q.timeout, fut)
-            .await
-            .map_err(|_| TransportError::Timeout)?
+        }
+        Ok(msg)
     }
+}
+
+/// The same name with each ASCII letter's case chosen at random (draft-vixie-dnsext-dns0x20
+/// §4); other bytes unchanged.
+pub fn randomise_case(name: &Name) -> Name {
+    let labels: Vec<Vec<u8>> = name
+        .iter()
+        .map(|label| {
+            let mut bits: u64 = rand::random();
+            label
+                .iter()
+                .map(|b| {
+                    let flip = bits & 1 == 1;
+                    bits = bits.rotate_right(1);
+                    if b.is_ascii_alphabetic() && flip {
+                        b ^ 0x20
+                    } else {
+                        *b
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let mut out = Name::from_labels(labels).unwrap_or_else(|_| name.clone());
+    out.set_fqdn(name.is_fqdn());
+    out
 }
 
 /// Builds the wire query: random ID, RD=0 (we iterate ourselves; RD to an authority invites
 /// resolver loops), EDNS with our payload and DO clear when asked.
-pub fn encode_query(q: &OutQuery) -> Result<(u16, Vec<u8>), TransportError> {
+pub fn encode_query(q: &OutQuery, query: &Query) -> Result<(u16, Vec<u8>), TransportError> {
     let id: u16 = rand::random();
     let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
     msg.metadata.recursion_desired = false;
-    msg.add_query(q.query.clone());
+    msg.add_query(query.clone());
     if q.edns {
         let mut edns = Edns::new();
         edns.set_max_payload(EDNS_PAYLOAD);
@@ -111,7 +180,7 @@ pub fn encode_query(q: &OutQuery) -> Result<(u16, Vec<u8>), TransportError> {
 }
 
 /// Does `resp` answer our query? ID, QR, opcode and the question (name compared with its
-/// exact case, so 0x20 randomisation can be layered on later, type and class) must match.
+/// exact case, so a 0x20-randomised name must come back as sent; type and class) must match.
 /// A FORMERR or NOTIMP without a question is accepted: servers that reject EDNS often send
 /// one (RFC 6891 §7), and the source address and ID still tie it to our query.
 pub fn matches(resp: &Message, id: u16, query: &Query) -> bool {
@@ -134,6 +203,16 @@ pub fn matches(resp: &Message, id: u16, query: &Query) -> bool {
         && resp.queries[0].query_class == query.query_class
 }
 
+/// [`matches`] with the question's name compared without case: a server that does not
+/// echo 0x20 case (or a forger that did not guess it).
+pub fn matches_ignoring_case(resp: &Message, id: u16, query: &Query) -> bool {
+    resp.queries.len() == 1 && resp.queries[0].name == query.name && {
+        let mut q = query.clone();
+        q.name = resp.queries[0].name.clone();
+        matches(resp, id, &q)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,8 +230,9 @@ mod tests {
             tcp: false,
             edns: true,
             timeout: Duration::from_secs(1),
+            case_0x20: false,
         };
-        let (id, wire) = encode_query(&out).unwrap();
+        let (id, wire) = encode_query(&out, &out.query).unwrap();
         let sent = Message::from_vec(&wire).unwrap();
         assert!(!sent.metadata.recursion_desired);
         assert_eq!(sent.edns.as_ref().unwrap().max_payload(), EDNS_PAYLOAD);

@@ -3,11 +3,12 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use hickory_proto::op::{Message, Query};
 use tokio::net::UdpSocket;
 
-use super::{matches, TransportError};
+use super::{matches, matches_ignoring_case, TransportError};
 
 /// Largest datagram we accept: the UDP maximum, so an oversized reply is read whole (and then
 /// judged) rather than cut by the kernel into something that does not decode.
@@ -16,25 +17,39 @@ const RECV_BUF: usize = 65_535;
 /// Tries random ports in the unprivileged range before letting the kernel pick one.
 const PORT_TRIES: usize = 8;
 
+/// Sends `wire` and waits up to `timeout` for the reply that matches `id` and `query`.
 pub(super) async fn exchange(
     local: IpAddr,
     server: SocketAddr,
     id: u16,
     query: &Query,
     wire: &[u8],
+    timeout: Duration,
 ) -> Result<Message, TransportError> {
+    let deadline = tokio::time::Instant::now() + timeout;
     let sock = bind_random(local).await?;
     sock.connect(server).await?;
     sock.send(wire).await?;
     let mut buf = vec![0u8; RECV_BUF];
+    // A reply that matched in all but the question's case: if nothing better comes before
+    // the timeout, the server does not echo case (0x20 fallback).
+    let mut case_mismatch = false;
     loop {
-        let (n, from) = sock.recv_from(&mut buf).await?;
+        let (n, from) = match tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await {
+            Ok(r) => r?,
+            Err(_) if case_mismatch => return Err(TransportError::CaseMismatch),
+            Err(_) => return Err(TransportError::Timeout),
+        };
         if from != server {
             tracing::debug!(%from, %server, "dropping reply from unexpected source");
             continue;
         }
         match Message::from_vec(&buf[..n]) {
             Ok(msg) if matches(&msg, id, query) => return Ok(msg),
+            Ok(msg) if matches_ignoring_case(&msg, id, query) => {
+                tracing::debug!(%server, "dropping reply whose question case differs (0x20)");
+                case_mismatch = true;
+            }
             Ok(_) => tracing::debug!(%server, "dropping reply with wrong ID or question"),
             // Our ID and QR set but undecodable: the server is broken, say so now rather
             // than wait out the timeout (a forger would have to guess the ID and port too).

@@ -1,0 +1,294 @@
+//! Fuzz harnesses: the code behind `fuzz/fuzz_targets/*`, kept in the library so that every
+//! input the fuzzers find (and the seed corpus) is replayed by ordinary tests
+//! (`tests/fuzz.rs`). Each harness panics only when hopdns breaks a promise: a reply that
+//! does not decode or carries the wrong ID, a resolution that exceeds its query budget or
+//! does not end.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::cache::{Cache, Delegation, NsName};
+use crate::resolver::machine::{Action, Event, MinimiseMode, Resolution, Settings};
+use crate::resolver::{Failure, Outcome, Question};
+use crate::server::request::{self, Policy, Proto, Triage};
+
+/// A fixed clock for the machine (seconds): the harness must be deterministic.
+const NOW: u64 = 1_700_000_000;
+
+/// Upper bound on machine steps in one run: far above any budget, so reaching it is a hang.
+const MAX_STEPS: usize = 1_000;
+
+/// The front end: raw client bytes through `triage`, then `respond` with a few outcomes.
+/// The first byte picks UDP or TCP; the rest is the message.
+pub fn front_end(data: &[u8]) {
+    let Some((&mode, bytes)) = data.split_first() else {
+        return;
+    };
+    let proto = if mode & 1 == 0 {
+        Proto::Udp
+    } else {
+        Proto::Tcp
+    };
+    let client: SocketAddr = "192.0.2.9:4053".parse().expect("a literal address");
+    let policy = Policy::default();
+    match request::triage(bytes, client, proto, &policy) {
+        Triage::Drop => {}
+        Triage::Reply(reply) => check_reply(bytes, &reply, proto),
+        Triage::Ask(req) => {
+            let name = req.question().name.clone();
+            let soa = crate::transport::scripted::soa(".");
+            let outcomes = [
+                Outcome::Answer {
+                    answers: vec![hickory_proto::rr::Record::from_rdata(
+                        name,
+                        300,
+                        crate::transport::scripted::a("192.0.2.1"),
+                    )],
+                },
+                Outcome::NxDomain {
+                    answers: Vec::new(),
+                    soa: Some(soa),
+                },
+                Outcome::ServFail(Failure::Deadline),
+            ];
+            for outcome in &outcomes {
+                if let Some(reply) = request::respond(&req, outcome, &policy) {
+                    check_reply(bytes, &reply, proto);
+                }
+            }
+        }
+    }
+}
+
+/// Any reply we send decodes, is a response, carries the query's ID and fits UDP limits.
+fn check_reply(query: &[u8], reply: &[u8], proto: Proto) {
+    let msg = Message::from_vec(reply).expect("our own reply decodes");
+    assert_eq!(msg.metadata.message_type, MessageType::Response);
+    assert_eq!(msg.metadata.id.to_be_bytes(), [query[0], query[1]]);
+    if proto == Proto::Udp {
+        assert!(reply.len() <= 65_535);
+        let limit = usize::from(Policy::default().max_udp_payload());
+        assert!(reply.len() <= limit, "UDP reply over our payload");
+    }
+}
+
+/// The state machine fed arbitrary upstream replies. Layout: one settings byte, then
+/// records of `[flags, len_hi, len_lo, bytes...]`, one per `Send` the machine makes.
+/// Flags: bit 0 = timeout instead, bit 1 = rewrite the reply's question to the one sent
+/// (what the transport would insist on), bit 2 = treat as undecodable.
+pub fn machine(data: &[u8]) {
+    let Some((&setup, mut rest)) = data.split_first() else {
+        return;
+    };
+    let qtypes = [
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::NS,
+        RecordType::CNAME,
+        RecordType::DS,
+        RecordType::TXT,
+        RecordType::MX,
+        RecordType::ANY,
+    ];
+    let qtype = qtypes[usize::from(setup & 7)];
+    let minimise = match (setup >> 3) & 3 {
+        0 => MinimiseMode::Relaxed,
+        1 => MinimiseMode::Strict,
+        _ => MinimiseMode::Off,
+    };
+    let mut settings = Settings {
+        minimise,
+        ..Settings::default()
+    };
+    if setup & 0x20 != 0 {
+        settings.minimise_qtype = RecordType::NS;
+    }
+    let settings = Arc::new(settings);
+    let max_queries = settings.limits.max_queries;
+    let root = Delegation {
+        zone: Name::root(),
+        servers: vec![NsName {
+            name: Name::from_ascii("a.root.").expect("a literal name"),
+            addrs: vec!["10.0.0.1".parse().expect("a literal address")],
+        }],
+    };
+    let name = Name::from_ascii("www.a.example.com.").expect("a literal name");
+    let cache = Cache::default();
+    let mut m = Resolution::new(
+        Question::new(name, qtype),
+        root,
+        settings,
+        setup & 0x40 != 0,
+    );
+    for _ in 0..MAX_STEPS {
+        let send = match m.poll(&cache, NOW) {
+            Action::Done(_) => {
+                assert!(m.queries_sent() <= max_queries, "query budget exceeded");
+                return;
+            }
+            Action::Send(send) => send,
+        };
+        assert!(!send.candidates.is_empty(), "a Send without candidates");
+        let from = send.candidates[0];
+        let after = Duration::from_millis(10);
+        let event = match next_record(&mut rest) {
+            None => Event::NoReply {
+                from,
+                error: "timed out".into(),
+                after,
+            },
+            Some((flags, _)) if flags & 1 != 0 => Event::NoReply {
+                from,
+                error: "timed out".into(),
+                after,
+            },
+            Some((flags, bytes)) => match Message::from_vec(bytes) {
+                Ok(mut message) if flags & 4 == 0 => {
+                    if flags & 2 != 0 {
+                        message.queries = vec![send.query.clone()];
+                    }
+                    if message.metadata.response_code == ResponseCode::NoError && flags & 8 != 0 {
+                        message.metadata.authoritative = true;
+                    }
+                    Event::Response {
+                        from,
+                        message,
+                        rtt: after,
+                        edns: send.edns,
+                    }
+                }
+                Ok(_) | Err(_) => Event::Unusable {
+                    from,
+                    error: "malformed".into(),
+                    after,
+                },
+            },
+        };
+        m.handle(event, &cache, NOW);
+        let _ = m.take_events();
+    }
+    panic!("the resolution did not end within {MAX_STEPS} steps");
+}
+
+fn next_record<'a>(rest: &mut &'a [u8]) -> Option<(u8, &'a [u8])> {
+    let &[flags, hi, lo, ref tail @ ..] = *rest else {
+        return None;
+    };
+    let len = usize::from(u16::from_be_bytes([hi, lo])).min(tail.len());
+    let (bytes, tail) = tail.split_at(len);
+    *rest = tail;
+    Some((flags, bytes))
+}
+
+/// Builds a machine input from replies (used to write the seed corpus).
+pub fn machine_input(setup: u8, replies: &[(u8, Message)]) -> Vec<u8> {
+    let mut out = vec![setup];
+    for (flags, m) in replies {
+        let bytes = m.to_vec().expect("a seed encodes");
+        out.push(*flags);
+        out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::scripted as s;
+    use hickory_proto::op::{Edns, OpCode, Query};
+
+    fn client_query(name: &str, qtype: RecordType, edns: bool) -> Vec<u8> {
+        let mut m = Message::new(0x4242, MessageType::Query, OpCode::Query);
+        m.metadata.recursion_desired = true;
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        if edns {
+            m.set_edns(Edns::new());
+        }
+        m.to_vec().unwrap()
+    }
+
+    /// The seed corpus in `fuzz/corpus/`: run with `--ignored` to write it again.
+    #[test]
+    #[ignore = "writes fuzz/corpus; run by hand when the harness input format changes"]
+    fn write_seed_corpus() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus");
+        let write = |target: &str, file: &str, bytes: Vec<u8>| {
+            let d = format!("{dir}/{target}");
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(format!("{d}/{file}"), bytes).unwrap();
+        };
+        for (file, udp, bytes) in [
+            (
+                "a-edns",
+                true,
+                client_query("www.example.com.", RecordType::A, true),
+            ),
+            (
+                "aaaa",
+                true,
+                client_query("Www.Example.COM.", RecordType::AAAA, false),
+            ),
+            (
+                "axfr-tcp",
+                false,
+                client_query("example.com.", RecordType::AXFR, false),
+            ),
+            (
+                "txt-tcp",
+                false,
+                client_query("example.com.", RecordType::TXT, true),
+            ),
+            (
+                "garbage",
+                true,
+                vec![0x42, 0x42, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 63, b'x'],
+            ),
+        ] {
+            let mut v = vec![u8::from(!udp)];
+            v.extend(bytes);
+            write("front_end", file, v);
+        }
+        let rs = |name: &str, ip: &str| s::rec(name, 300, s::a(ip));
+        let referral = |zone: &str, ns: &str, ip: &str| s::referral(zone, &[(ns, Some(ip))]);
+        let walk = vec![
+            (2, referral("com.", "ns.nic.com.", "10.0.1.1")),
+            (2, referral("example.com.", "ns.example.com.", "10.0.2.1")),
+            (2, s::nodata("example.com.")),
+            (2, s::answer(vec![rs("www.a.example.com.", "192.0.2.1")])),
+        ];
+        write("machine", "minimised-walk", machine_input(0, &walk));
+        let full = vec![
+            (2, referral("com.", "ns.nic.com.", "10.0.1.1")),
+            (2, referral("example.com.", "ns.example.com.", "10.0.2.1")),
+            (2, s::answer(vec![rs("www.a.example.com.", "192.0.2.1")])),
+        ];
+        write("machine", "full-walk", machine_input(0x10, &full));
+        let alias = vec![
+            (2, referral("com.", "ns.nic.com.", "10.0.1.1")),
+            (
+                2,
+                s::answer(vec![s::rec(
+                    "www.a.example.com.",
+                    300,
+                    s::cname("www.example.net."),
+                )]),
+            ),
+            (0, s::nxdomain("net.")),
+            (1, s::nxdomain("net.")),
+        ];
+        write("machine", "cname-strict", machine_input(0x08, &alias));
+        let glueless = vec![
+            (2, s::referral("com.", &[("ns.nic.net.", None)])),
+            (2, referral("net.", "ns.nic.net.", "10.0.1.3")),
+            (2, s::answer(vec![rs("ns.nic.net.", "10.0.1.3")])),
+            (2, s::error(ResponseCode::Refused)),
+            (6, s::error(ResponseCode::FormErr)),
+        ];
+        write("machine", "glueless-ns", machine_input(0x30, &glueless));
+    }
+}
