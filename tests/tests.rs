@@ -6,6 +6,7 @@ mod util;
 
 mod cache;
 mod cli;
+mod harden;
 mod hints;
 mod resolve;
 mod trace;

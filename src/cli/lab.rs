@@ -30,10 +30,18 @@ pub struct LabArgs {
 /// The resolver `hopdns lab` runs (and the integration tests use): the lab's root hints,
 /// IPv4 upstream only (no NS in the lab has AAAA glue) and loopback servers allowed.
 pub fn lab_resolver(lab: &Lab) -> Result<Resolver, hints::HintsError> {
+    Ok(Resolver::new(
+        lab_config(lab)?,
+        Arc::new(NetTransport::default()),
+    ))
+}
+
+/// The configuration of [`lab_resolver`], for tests that change a setting before building.
+pub fn lab_config(lab: &Lab) -> Result<ResolverConfig, hints::HintsError> {
     let mut config = ResolverConfig::new(hints::parse(&lab.root_hints(), "(lab root hints)")?);
     config.settings.ipv6 = false;
     config.settings.query_loopback = true;
-    Ok(Resolver::new(config, Arc::new(NetTransport::default())))
+    Ok(config)
 }
 
 pub fn run(args: LabArgs) -> CmdResult {

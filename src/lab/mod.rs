@@ -123,6 +123,9 @@ pub enum Fault {
     SelfReferral,
     /// UDP: TC=1 as `Truncate`; TCP: the connection is reset at once (RST, no reply).
     TruncateTcpReset,
+    /// NXDOMAIN instead of NODATA: a server that breaks at empty non-terminals (RFC 8020
+    /// §4, RFC 9156 §3's reason for relaxed minimisation).
+    NxDomainForNoData,
     /// The normal reply plus forged records about names outside the server's zones:
     /// `www.example.net A 198.51.100.66` in ANSWER, `example.net NS ns.evil.example.net` in
     /// AUTHORITY, `ns1.example.net` and `www.shop.com A 198.51.100.66` in ADDITIONAL.

@@ -248,6 +248,16 @@ impl Server {
             Some(Fault::UpwardReferral) => self.engine.upward_referral(&query, self.net()),
             Some(Fault::SelfReferral) => self.engine.self_referral(&query),
             Some(Fault::TruncateTcpReset) => answer().await.truncate(),
+            Some(Fault::NxDomainForNoData) => {
+                let mut reply = answer().await;
+                if reply.metadata.response_code == ResponseCode::NoError
+                    && reply.answers.is_empty()
+                    && reply.metadata.authoritative
+                {
+                    reply.metadata.response_code = ResponseCode::NXDomain;
+                }
+                reply
+            }
             Some(Fault::ForeignRecords) => {
                 let mut reply = answer().await;
                 add_foreign_records(&mut reply);

@@ -1041,3 +1041,251 @@ fn ns_address_loops_across_types_end_quickly() {
     assert!(matches!(r.outcome, Outcome::ServFail(_)), "{:?}", r.outcome);
     assert!(r.sent <= 8, "sent {}", r.sent);
 }
+
+// QNAME minimisation (RFC 9156).
+
+/// root -> com -> example.com; `a.example.com` is an empty non-terminal (NODATA), and
+/// `www.a.example.com` holds the data. `ent` says what example.com's server answers for the
+/// ENT (the broken ones say NXDOMAIN or REFUSED).
+fn min_world(ent: Script) -> Scripted {
+    let w = Scripted::new();
+    w.default_for(
+        "10.0.0.1",
+        Script::Reply(s::referral("com.", &[("ns.nic.com.", Some("10.0.1.1"))])),
+    );
+    w.default_for(
+        "10.0.1.1",
+        Script::Reply(s::referral(
+            "example.com.",
+            &[("ns.example.com.", Some("10.0.2.1"))],
+        )),
+    );
+    w.default_for("10.0.2.1", Script::Reply(s::nodata("example.com.")));
+    for t in [RecordType::A, RecordType::NS] {
+        w.on("10.0.2.1", "a.example.com.", t, ent.clone());
+    }
+    w.on(
+        "10.0.2.1",
+        "www.a.example.com.",
+        RecordType::A,
+        Script::Reply(s::answer(vec![s::rec(
+            "www.a.example.com.",
+            300,
+            s::a("192.0.2.7"),
+        )])),
+    );
+    w
+}
+
+fn minimising(mode: MinimiseMode, qtype: RecordType) -> Settings {
+    Settings {
+        ipv6: false,
+        minimise: mode,
+        minimise_qtype: qtype,
+        ..Settings::default()
+    }
+}
+
+fn asked(w: &Scripted) -> Vec<String> {
+    w.seen()
+        .iter()
+        .map(|s| format!("{} {} {}", s.server, s.name, s.qtype))
+        .collect()
+}
+
+#[test]
+fn minimised_walk_reveals_one_label_per_zone_and_steps_through_an_empty_non_terminal() {
+    let w = min_world(Script::Reply(s::nodata("example.com.")));
+    let cache = Cache::default();
+    let question = q("www.a.example.com.", RecordType::A);
+    let r = run_with(
+        &w,
+        &cache,
+        question,
+        minimising(MinimiseMode::Relaxed, RecordType::A),
+    );
+    assert_eq!(a_records(&r.outcome), ["192.0.2.7"]);
+    assert_eq!(
+        asked(&w),
+        [
+            "10.0.0.1 com. A",
+            "10.0.1.1 example.com. A",
+            "10.0.2.1 a.example.com. A",
+            "10.0.2.1 www.a.example.com. A",
+        ]
+    );
+    // The trace shows the minimised questions as they were sent.
+    let traced: Vec<String> = r
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            HopEvent::Reply { question, .. } => Some(question.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        traced,
+        [
+            "com. A",
+            "example.com. A",
+            "a.example.com. A",
+            "www.a.example.com. A"
+        ]
+    );
+}
+
+#[test]
+fn minimised_qtype_ns_is_configurable() {
+    let w = min_world(Script::Reply(s::nodata("example.com.")));
+    let cache = Cache::default();
+    let question = q("www.a.example.com.", RecordType::AAAA);
+    w.on(
+        "10.0.2.1",
+        "www.a.example.com.",
+        RecordType::AAAA,
+        Script::Reply(s::nodata("example.com.")),
+    );
+    let r = run_with(
+        &w,
+        &cache,
+        question,
+        minimising(MinimiseMode::Relaxed, RecordType::NS),
+    );
+    assert!(
+        matches!(r.outcome, Outcome::NoData { .. }),
+        "{:?}",
+        r.outcome
+    );
+    assert_eq!(
+        asked(&w),
+        [
+            "10.0.0.1 com. NS",
+            "10.0.1.1 example.com. NS",
+            "10.0.2.1 a.example.com. NS",
+            "10.0.2.1 www.a.example.com. AAAA",
+        ]
+    );
+}
+
+#[test]
+fn relaxed_mode_asks_the_full_name_after_nxdomain_or_an_error_for_a_minimised_one() {
+    for broken in [
+        Script::Reply(s::nxdomain("example.com.")),
+        Script::Reply(s::error(ResponseCode::Refused)),
+        Script::Reply(s::error(ResponseCode::ServFail)),
+        Script::Reply(s::error(ResponseCode::NotImp)),
+    ] {
+        let w = min_world(broken.clone());
+        let cache = Cache::default();
+        let question = q("www.a.example.com.", RecordType::A);
+        let r = run_with(
+            &w,
+            &cache,
+            question,
+            minimising(MinimiseMode::Relaxed, RecordType::A),
+        );
+        assert_eq!(a_records(&r.outcome), ["192.0.2.7"], "{broken:?}");
+        assert_eq!(
+            asked(&w)[2..],
+            ["10.0.2.1 a.example.com. A", "10.0.2.1 www.a.example.com. A"],
+            "{broken:?}"
+        );
+    }
+}
+
+#[test]
+fn strict_mode_believes_nxdomain_for_a_minimised_name_and_caches_the_cut() {
+    let w = min_world(Script::Reply(s::nxdomain("example.com.")));
+    let cache = Cache::default();
+    let settings = minimising(MinimiseMode::Strict, RecordType::A);
+    let r = run_with(
+        &w,
+        &cache,
+        q("www.a.example.com.", RecordType::A),
+        settings.clone(),
+    );
+    assert!(
+        matches!(r.outcome, Outcome::NxDomain { .. }),
+        "{:?}",
+        r.outcome
+    );
+    assert_eq!(r.sent, 3, "the full name is never sent");
+    // RFC 8020: every name below the NXDOMAIN cut is answered from the cache.
+    let before = w.seen().len();
+    let r = run_with(
+        &w,
+        &cache,
+        q("deep.x.a.example.com.", RecordType::TXT),
+        settings.clone(),
+    );
+    assert!(
+        matches!(r.outcome, Outcome::NxDomain { .. }),
+        "{:?}",
+        r.outcome
+    );
+    assert_eq!(
+        w.seen().len(),
+        before,
+        "no upstream query below a cached NXDOMAIN"
+    );
+    // Errors are not a reason to reveal the name in strict mode: the server is lame.
+    let w = min_world(Script::Reply(s::error(ResponseCode::Refused)));
+    let r = run_with(
+        &w,
+        &Cache::default(),
+        q("www.a.example.com.", RecordType::A),
+        settings,
+    );
+    assert!(matches!(r.outcome, Outcome::ServFail(_)), "{:?}", r.outcome);
+    assert!(!asked(&w).contains(&"10.0.2.1 www.a.example.com. A".to_string()));
+}
+
+#[test]
+fn minimisation_off_sends_the_full_name_everywhere() {
+    let w = min_world(Script::Reply(s::nodata("example.com.")));
+    let r = run_with(
+        &w,
+        &Cache::default(),
+        q("www.a.example.com.", RecordType::A),
+        minimising(MinimiseMode::Off, RecordType::A),
+    );
+    assert_eq!(a_records(&r.outcome), ["192.0.2.7"]);
+    assert!(
+        asked(&w).iter().all(|a| a.contains("www.a.example.com. A")),
+        "{:?}",
+        asked(&w)
+    );
+}
+
+#[test]
+fn a_long_name_costs_at_most_max_minimise_count_minimised_queries() {
+    use super::machine::{MAX_MINIMISE_COUNT, MINIMISE_ONE_LAB};
+    // 30 labels below example.com, all empty non-terminals but the last.
+    let labels: Vec<String> = (0..30).map(|i| format!("l{i}")).collect();
+    let long = format!("{}.example.com.", labels.join("."));
+    let w = min_world(Script::Reply(s::nodata("example.com.")));
+    w.on(
+        "10.0.2.1",
+        &long,
+        RecordType::A,
+        Script::Reply(s::answer(vec![s::rec(&long, 300, s::a("192.0.2.8"))])),
+    );
+    let r = run_with(
+        &w,
+        &Cache::default(),
+        q(&long, RecordType::A),
+        minimising(MinimiseMode::Relaxed, RecordType::A),
+    );
+    assert_eq!(a_records(&r.outcome), ["192.0.2.8"]);
+    let names: Vec<Name> = w.seen().iter().map(|s| s.name.clone()).collect();
+    let minimised = names.iter().filter(|n| **n != name(&long)).count();
+    assert!(
+        minimised <= MAX_MINIMISE_COUNT,
+        "{minimised} minimised queries: {names:?}"
+    );
+    // The first MINIMISE_ONE_LAB steps add one label each (com, example.com, l29..., l28...).
+    for (i, n) in names.iter().take(MINIMISE_ONE_LAB).enumerate() {
+        assert_eq!(n.iter().len(), i + 1, "{names:?}");
+    }
+    assert_eq!(r.sent, names.len());
+}

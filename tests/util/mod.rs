@@ -9,7 +9,7 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use hopdns::lab::{Lab, LabConfig};
-use hopdns::resolver::Resolver;
+use hopdns::resolver::{Resolver, ResolverConfig};
 use hopdns::server::{Answerer, BoundServer, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -30,10 +30,20 @@ pub struct Env {
 impl Env {
     /// Lab network `net` (127.53.net.0/24) and a resolver on 127.53.net.253:53, no priming.
     pub async fn start(net: u8) -> Env {
+        Self::start_with(net, |_| {}).await
+    }
+
+    /// Like [`Env::start`], with the lab resolver's configuration changed by `change`.
+    pub async fn start_with(net: u8, change: impl FnOnce(&mut ResolverConfig)) -> Env {
         let lab = Lab::start(LabConfig { net })
             .await
             .expect("lab starts (tests run as root)");
-        let resolver = Arc::new(hopdns::cli::lab::lab_resolver(&lab).unwrap());
+        let mut config = hopdns::cli::lab::lab_config(&lab).unwrap();
+        change(&mut config);
+        let resolver = Arc::new(Resolver::new(
+            config,
+            Arc::new(hopdns::transport::NetTransport::default()),
+        ));
         let addr = SocketAddr::new(IpAddr::V4(lab.addr(RESOLVER_HOST)), 53);
         let bound = BoundServer::bind(&ServerConfig {
             listen: vec![addr],
