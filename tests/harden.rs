@@ -385,3 +385,206 @@ async fn malformed_and_mismatched_replies_move_to_the_other_server() {
     }
     env.stop().await;
 }
+
+// --- Kaminsky-style race ---
+
+/// What the forger did.
+#[derive(Debug, Default)]
+struct ForgeStats {
+    /// Forged replies sent.
+    attempts: u64,
+    /// Distinct resolver ports seen waiting on an example.com server and aimed at.
+    ports: usize,
+}
+
+/// The forger: reads which of the resolver's UDP sockets wait on example.com's servers
+/// (from /proc/net/udp: a stronger attacker than a real one, who must guess the port too)
+/// and floods each with replies forged from the server's address and port 53, with random
+/// IDs, for every name in flight, saying `198.51.100.66`. A raw socket (root) sets the
+/// forged source; everything stays on 127.53.net.0/24, and it stops after `budget`
+/// packets or when `stop` is set.
+fn forge(
+    net: u8,
+    names: Vec<String>,
+    budget: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> ForgeStats {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{Name, RData, Record};
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    use std::collections::HashSet;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use std::sync::atomic::Ordering;
+
+    let servers = [
+        Ipv4Addr::new(127, 53, net, 20),
+        Ipv4Addr::new(127, 53, net, 21),
+    ];
+    // IPPROTO_RAW (255) implies IP_HDRINCL: we write the IP header, forged source included.
+    let raw = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255)))
+        .expect("a raw socket (tests run as root)");
+    let templates: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| {
+            let name = Name::from_ascii(format!("{n}.")).unwrap();
+            let mut m = Message::new(0, MessageType::Response, OpCode::Query);
+            m.metadata.authoritative = true;
+            m.add_query(Query::query(name.clone(), RecordType::A));
+            m.add_answer(Record::from_rdata(
+                name,
+                86400,
+                RData::A(A::new(198, 51, 100, 66)),
+            ));
+            m.to_vec().unwrap()
+        })
+        .collect();
+    let mut stats = ForgeStats::default();
+    let mut seen_ports = HashSet::new();
+    let started = Instant::now();
+    while stats.attempts < budget
+        && !stop.load(Ordering::Relaxed)
+        && started.elapsed() < Duration::from_secs(20)
+    {
+        let waiting = waiting_sockets(&servers);
+        if waiting.is_empty() {
+            std::thread::sleep(Duration::from_micros(200));
+            continue;
+        }
+        for &(local, port, server) in &waiting {
+            seen_ports.insert(port);
+            for t in &templates {
+                for _ in 0..16 {
+                    let mut dns = t.clone();
+                    dns[..2].copy_from_slice(&rand::random::<u16>().to_be_bytes());
+                    let packet = ip_udp(server, local, port, &dns);
+                    let to = SockAddr::from(SocketAddrV4::new(local, 0));
+                    if raw.send_to(&packet, &to).is_ok() {
+                        stats.attempts += 1;
+                    }
+                }
+            }
+        }
+    }
+    stats.ports = seen_ports.len();
+    stats
+}
+
+/// (local address, local port, server) of UDP sockets connected to one of `servers`:53.
+fn waiting_sockets(
+    servers: &[std::net::Ipv4Addr],
+) -> Vec<(std::net::Ipv4Addr, u16, std::net::Ipv4Addr)> {
+    let parse = |s: &str| -> Option<(std::net::Ipv4Addr, u16)> {
+        let (ip, port) = s.split_once(':')?;
+        let ip = u32::from_str_radix(ip, 16).ok()?;
+        Some((ip.to_le_bytes().into(), u16::from_str_radix(port, 16).ok()?))
+    };
+    let text = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut f = line.split_whitespace().skip(1);
+            let (local, port) = parse(f.next()?)?;
+            let (remote, rport) = parse(f.next()?)?;
+            (rport == 53 && servers.contains(&remote)).then_some((local, port, remote))
+        })
+        .collect()
+}
+
+/// An IPv4 + UDP packet (UDP checksum 0: none, allowed over IPv4; the kernel fills in the
+/// IP checksum and length).
+fn ip_udp(src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, dport: u16, dns: &[u8]) -> Vec<u8> {
+    let udp_len = 8 + dns.len();
+    let total = 20 + udp_len;
+    let mut p = Vec::with_capacity(total);
+    p.extend_from_slice(&[0x45, 0]);
+    p.extend_from_slice(&(total as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(&53u16.to_be_bytes());
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(dns);
+    p
+}
+
+/// A flood of forged answers for random subdomains of example.com while queries for them
+/// are in flight (the authorities are slowed to 250 ms to hold the window open). Bounded:
+/// 4 rounds of 16 names, at most 200,000 forged packets. Poisoned entries must be 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kaminsky_race_poisons_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let env = Env::start(150).await;
+    // Control: a forged packet does reach a UDP socket connected to the server it imitates.
+    {
+        use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+        let server = env.lab.addr(20);
+        let victim = std::net::UdpSocket::bind((env.lab.addr(254), 0)).unwrap();
+        victim.connect((server, 53)).unwrap();
+        victim
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let port = victim.local_addr().unwrap().port();
+        let raw = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255))).unwrap();
+        let packet = ip_udp(server, env.lab.addr(254), port, b"forged");
+        let to = SockAddr::from(std::net::SocketAddrV4::new(env.lab.addr(254), 0));
+        raw.send_to(&packet, &to).unwrap();
+        let mut buf = [0u8; 64];
+        let n = victim.recv(&mut buf).expect("the forged packet arrives");
+        assert_eq!(&buf[..n], b"forged");
+    }
+    for h in [20, 21] {
+        env.lab
+            .set_fault(ip(&env, h), Some(Fault::Delay(Duration::from_millis(250))));
+    }
+    let mut attempts = 0;
+    let mut ports = 0;
+    let mut poisoned = 0;
+    let mut all_names = Vec::new();
+    for round in 0..4 {
+        let names: Vec<String> = (0..16)
+            .map(|i| format!("k{:08x}-{round}-{i}.example.com", rand::random::<u32>()))
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let forger = {
+            let (names, stop, net) = (names.clone(), stop.clone(), env.lab.net());
+            std::thread::spawn(move || forge(net, names, 50_000, stop))
+        };
+        let mut clients = tokio::task::JoinSet::new();
+        for n in &names {
+            let (addr, n) = (env.addr, n.clone());
+            clients
+                .spawn(async move { crate::util::udp(addr, &n, RecordType::A, Some(1232)).await });
+        }
+        while let Some(m) = clients.join_next().await {
+            let m = m.unwrap();
+            if answers(&m).iter().any(|a| a.contains("198.51.100.66")) {
+                poisoned += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let stats = forger.join().unwrap();
+        attempts += stats.attempts;
+        ports += stats.ports;
+        all_names.extend(names);
+    }
+    // What the cache now holds for every name: asked again, nothing may be forged.
+    for n in &all_names {
+        let m = env.udp(n, RecordType::A).await;
+        if answers(&m).iter().any(|a| a.contains("198.51.100.66")) {
+            poisoned += 1;
+        }
+    }
+    println!(
+        "Kaminsky race: {attempts} forged replies at {ports} resolver ports for {} names; \
+         {poisoned} poisoned",
+        all_names.len()
+    );
+    assert!(attempts > 1_000, "the forger ran ({attempts} packets)");
+    assert_eq!(poisoned, 0);
+    env.stop().await;
+}

@@ -257,4 +257,90 @@ mod tests {
         wrong_case.queries[0].name = Name::from_ascii("WWW.example.com.").unwrap();
         assert!(!matches(&wrong_case, id, &q()));
     }
+
+    /// RFC 5452 in practice, on lab unit-test network 213: while our query waits, replies
+    /// from the right address but another port, from another address with the right port,
+    /// with a wrong ID, and with the question's case changed all arrive first, each saying
+    /// 198.51.100.66. Only the genuine reply is accepted.
+    #[tokio::test]
+    async fn only_the_genuine_reply_is_accepted() {
+        use hickory_proto::rr::rdata::A;
+        use hickory_proto::rr::{RData, Record};
+        use tokio::net::UdpSocket;
+
+        let server: SocketAddr = "127.53.213.1:53".parse().unwrap();
+        let auth = UdpSocket::bind(server)
+            .await
+            .expect("bind 127.53.213.1:53 (root)");
+        let other_port = UdpSocket::bind("127.53.213.1:5353").await.unwrap();
+        let other_addr = UdpSocket::bind("127.53.213.2:53").await.unwrap();
+        let name = Name::from_ascii("www.example.com.").unwrap();
+        let out = OutQuery {
+            server,
+            query: Query::query(name.clone(), RecordType::A),
+            tcp: false,
+            edns: true,
+            timeout: Duration::from_secs(2),
+            case_0x20: true,
+        };
+        let transport = NetTransport {
+            outgoing_v4: Some("127.53.213.253".parse().unwrap()),
+            ..NetTransport::default()
+        };
+        let task = tokio::spawn(async move { transport.exchange(&out).await });
+
+        let mut buf = vec![0u8; 1500];
+        let (n, client) = auth.recv_from(&mut buf).await.unwrap();
+        let query = Message::from_vec(&buf[..n]).unwrap();
+        let sent = query.queries[0].name.clone();
+        let reply = |id: u16, qname: &Name, ip: A| {
+            let mut m = Message::new(id, MessageType::Response, OpCode::Query);
+            m.metadata.authoritative = true;
+            m.add_query(Query::query(qname.clone(), RecordType::A));
+            m.add_answer(Record::from_rdata(qname.clone(), 300, RData::A(ip)));
+            m.to_vec().unwrap()
+        };
+        let evil = A::new(198, 51, 100, 66);
+        let id = query.metadata.id;
+        other_port
+            .send_to(&reply(id, &sent, evil), client)
+            .await
+            .unwrap();
+        other_addr
+            .send_to(&reply(id, &sent, evil), client)
+            .await
+            .unwrap();
+        auth.send_to(&reply(id.wrapping_add(1), &sent, evil), client)
+            .await
+            .unwrap();
+        let mut flipped = randomise_case(&sent);
+        while flipped.eq_case(&sent) {
+            flipped = randomise_case(&sent);
+        }
+        auth.send_to(&reply(id, &flipped, evil), client)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        auth.send_to(&reply(id, &sent, A::new(192, 0, 2, 1)), client)
+            .await
+            .unwrap();
+
+        let msg = task.await.unwrap().expect("the genuine reply");
+        assert_eq!(msg.answers.len(), 1);
+        assert_eq!(msg.answers[0].data, RData::A(A::new(192, 0, 2, 1)));
+        // The rest of hopdns sees the name as it asked it, whatever case went out.
+        assert!(msg.queries[0].name.eq_case(&name));
+        assert!(msg.answers[0].name.eq_case(&name));
+    }
+
+    #[test]
+    fn randomised_case_keeps_the_name_and_varies_the_letters() {
+        let name = Name::from_ascii("www.example-1.com.").unwrap();
+        let variants: std::collections::HashSet<String> =
+            (0..50).map(|_| randomise_case(&name).to_string()).collect();
+        assert!(variants.len() > 40, "{} variants", variants.len());
+        for v in &variants {
+            assert_eq!(Name::from_ascii(v).unwrap(), name);
+        }
+    }
 }
