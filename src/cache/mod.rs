@@ -17,6 +17,7 @@ mod message;
 mod persist;
 mod store;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hickory_proto::rr::{DNSClass, Name};
@@ -26,7 +27,7 @@ pub use delegation::{Delegation, DelegationCache, NsName};
 pub use infra::{InfraCache, ServerStats};
 pub use message::{MessageCache, Miss, Patch, Written};
 pub use persist::LoadError;
-pub use store::{KeyBuf, StoreStats};
+pub use store::{wire_labels, KeyBuf, StoreStats};
 
 /// Seconds since the Unix epoch on the system clock: the time base of every TTL.
 pub fn unix_now() -> u64 {
@@ -102,6 +103,7 @@ pub struct Cache {
     pub delegations: DelegationCache,
     pub infra: InfraCache,
     pub config: CacheConfig,
+    prefetches: AtomicU64,
 }
 
 /// What the cache holds and has done, for `hopdns ctl stats` and metrics.
@@ -110,6 +112,8 @@ pub struct CacheStats {
     pub rrsets: StoreStats,
     pub messages: StoreStats,
     pub delegations: usize,
+    /// Prefetches started since start-up.
+    pub prefetches: u64,
 }
 
 impl Cache {
@@ -120,6 +124,7 @@ impl Cache {
             delegations: DelegationCache::new(config.delegation_entries, config.max_ttl),
             infra: InfraCache::default(),
             config,
+            prefetches: AtomicU64::new(0),
         }
     }
 
@@ -150,7 +155,13 @@ impl Cache {
             rrsets: self.answers.stats(),
             messages: self.messages.stats(),
             delegations: self.delegations.len(),
+            prefetches: self.prefetches.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts one prefetch started.
+    pub fn count_prefetch(&self) {
+        self.prefetches.fetch_add(1, Ordering::Relaxed);
     }
 }
 

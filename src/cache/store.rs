@@ -98,6 +98,20 @@ pub fn key_name(key: &[u8]) -> &[u8] {
     &key[..key.len().saturating_sub(4)]
 }
 
+/// The labels of an uncompressed wire name.
+pub fn wire_labels(name: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let len = usize::from(*name.get(at)?);
+        if len == 0 {
+            return None;
+        }
+        let label = name.get(at + 1..at + 1 + len)?;
+        at += 1 + len;
+        Some(label)
+    })
+}
+
 /// Whether wire name `name` is `zone` or below it (both lowercase, uncompressed).
 pub fn wire_is_under(name: &[u8], zone: &[u8]) -> bool {
     let mut at = 0;
