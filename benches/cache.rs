@@ -57,7 +57,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     let small = AnswerCache::new(&CacheConfig {
-        answer_entries: 1_000,
+        size_bytes: 256 << 10,
         ..CacheConfig::default()
     });
     let mut k = 0;

@@ -61,7 +61,7 @@ async fn minimised_queries_reveal_one_label_more_per_zone() {
 
 #[tokio::test]
 async fn qtype_ns_and_off_are_configurable() {
-    let env = Env::start_with(131, |c| c.settings.minimise_qtype = RecordType::NS).await;
+    let env = Env::start_configured(131, |c| c.settings.minimise_qtype = RecordType::NS).await;
     env.udp("www.example.com", RecordType::A).await;
     let log = env.lab.query_log();
     assert_eq!(asked(&log, &env, 1).len() + asked(&log, &env, 2).len(), 1);
@@ -69,7 +69,7 @@ async fn qtype_ns_and_off_are_configurable() {
         .iter()
         .any(|q| q.qtype == RecordType::NS && q.name.to_lowercase().to_string() == "example.com."));
     env.stop().await;
-    let env = Env::start_with(132, |c| c.settings.minimise = MinimiseMode::Off).await;
+    let env = Env::start_configured(132, |c| c.settings.minimise = MinimiseMode::Off).await;
     env.udp("www.example.com", RecordType::A).await;
     let log = env.lab.query_log();
     assert!(
@@ -103,7 +103,7 @@ async fn relaxed_mode_falls_back_where_strict_mode_believes_a_broken_nxdomain() 
     assert_eq!(asked(&log, &env, 26), ["x.shop.com. A", "y.x.shop.com. A"]);
     env.stop().await;
 
-    let env = Env::start_with(134, |c| c.settings.minimise = MinimiseMode::Strict).await;
+    let env = Env::start_configured(134, |c| c.settings.minimise = MinimiseMode::Strict).await;
     let m = env.udp("deep.ent.shop.com", RecordType::A).await;
     assert_eq!(
         answers(&m),

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use hickory_proto::rr::RecordType;
+mod cache;
+pub use cache::{parse_size, CacheArgs, CacheArgsError};
 
 use crate::resolver::hints::{self, HintsError};
 use crate::resolver::machine::MinimiseMode;
@@ -46,6 +48,8 @@ pub struct UpstreamArgs {
     /// Do not randomise the case of upstream questions (0x20, draft-vixie-dnsext-dns0x20).
     #[arg(long)]
     pub no_0x20: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 /// `--qname-minimisation` values.
@@ -75,6 +79,8 @@ pub enum ConfigError {
     OutgoingTwice(IpAddr),
     #[error("--outgoing-address {0} is an IPv{1} address but --no-ipv{1} is set")]
     OutgoingDisabled(IpAddr, u8),
+    #[error(transparent)]
+    Cache(#[from] CacheArgsError),
 }
 
 impl UpstreamArgs {
@@ -110,6 +116,7 @@ impl UpstreamArgs {
             MinType::Ns => RecordType::NS,
         };
         transport.case_randomisation = !self.no_0x20;
+        config.cache = self.cache.build()?;
         Ok((config, transport))
     }
 }

@@ -30,11 +30,16 @@ pub struct Env {
 impl Env {
     /// Lab network `net` (127.53.net.0/24) and a resolver on 127.53.net.253:53, no priming.
     pub async fn start(net: u8) -> Env {
-        Self::start_with(net, |_| {}).await
+        Self::start_with(net, hopdns::cache::CacheConfig::default()).await
     }
 
-    /// Like [`Env::start`], with the lab resolver's configuration changed by `change`.
-    pub async fn start_with(net: u8, change: impl FnOnce(&mut ResolverConfig)) -> Env {
+    /// [`Env::start`] with cache settings of the test's own.
+    pub async fn start_with(net: u8, cache: hopdns::cache::CacheConfig) -> Env {
+        Self::start_configured(net, |c| c.cache = cache).await
+    }
+
+    /// [`Env::start`] with the lab resolver's configuration changed by `change`.
+    pub async fn start_configured(net: u8, change: impl FnOnce(&mut ResolverConfig)) -> Env {
         let lab = Lab::start(LabConfig { net })
             .await
             .expect("lab starts (tests run as root)");
