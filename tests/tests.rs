@@ -6,6 +6,7 @@ mod util;
 
 mod cache;
 mod cli;
+mod fuzz;
 mod harden;
 mod hints;
 mod resolve;

@@ -10,9 +10,11 @@ use tokio::net::UdpSocket;
 
 use super::{matches, matches_ignoring_case, TransportError};
 
-/// Largest datagram we accept: the UDP maximum, so an oversized reply is read whole (and then
-/// judged) rather than cut by the kernel into something that does not decode.
-const RECV_BUF: usize = 65_535;
+/// Largest reply datagram we read. We advertise 1232 bytes (EDNS) or 512 (without), so a
+/// reply above 4096 breaks the protocol anyway: the kernel cuts it, it does not decode, and
+/// the server is skipped. A small buffer matters under load: one per upstream query in
+/// flight (thousands), where 64 KiB each would cost hundreds of MiB.
+const RECV_BUF: usize = 4096;
 
 /// Tries random ports in the unprivileged range before letting the kernel pick one.
 const PORT_TRIES: usize = 8;
