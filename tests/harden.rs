@@ -56,6 +56,19 @@ async fn minimised_queries_reveal_one_label_more_per_zone() {
         .flat_map(|h| asked(&log, &env, *h))
         .collect();
     assert_eq!(auth, ["www.example.com. AAAA"]);
+    // The trace prints the minimised questions as they were sent.
+    let mut out = Vec::new();
+    let question =
+        hopdns::resolver::Question::new(crate::util::name("www.shop.com"), RecordType::TXT);
+    env.resolver
+        .resolve_traced(
+            &question,
+            Some(&mut hopdns::trace::TextPrinter::new(&mut out)),
+        )
+        .await;
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains(") shop.com. A over UDP"), "{text}");
+    assert!(text.contains(") www.shop.com. TXT over UDP"), "{text}");
     env.stop().await;
 }
 
