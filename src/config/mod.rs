@@ -152,5 +152,34 @@ mod tests {
         assert_eq!(config.root_hints.servers.len(), 13);
         assert!(config.settings.ipv4 && config.settings.ipv6 && !config.settings.query_loopback);
         assert_eq!(transport.outgoing_v4, None);
+        assert_eq!(config.settings.minimise, MinimiseMode::Relaxed);
+        assert_eq!(config.settings.minimise_qtype, RecordType::A);
+        assert!(transport.case_randomisation);
+    }
+
+    #[test]
+    fn minimisation_and_0x20_switches_reach_the_settings() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            up: UpstreamArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "x",
+            "--qname-minimisation",
+            "strict",
+            "--qname-min-type",
+            "ns",
+            "--no-0x20",
+        ])
+        .unwrap();
+        let (config, transport) = cli.up.build().unwrap();
+        assert_eq!(config.settings.minimise, MinimiseMode::Strict);
+        assert_eq!(config.settings.minimise_qtype, RecordType::NS);
+        assert!(!transport.case_randomisation);
+        let bad = Cli::try_parse_from(["x", "--qname-minimisation", "sometimes"]);
+        let e = bad.err().unwrap().to_string();
+        assert!(e.contains("relaxed, strict, off"), "{e}");
     }
 }
