@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    hopdns::cli::run(hopdns::cli::Cli::parse())
+    hopdns::cli::main()
 }
