@@ -737,3 +737,31 @@ fn man_pages_in_docs_are_up_to_date_and_completions_print() {
         );
     }
 }
+
+/// docs/local-resolver.md end to end: `tests/local-resolver.sh` makes a network namespace
+/// with its own resolv.conf, runs the lab and `hopdns serve` on 127.0.0.53 there, and
+/// resolves lab names through glibc (`getent hosts`) and `dig`. Lab network 120 (inside the
+/// namespace, so it cannot clash with the host's).
+#[test]
+fn local_resolver_at_127_0_0_53_answers_glibc_in_a_namespace() {
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("SKIPPED local_resolver test: needs root (network namespaces, port 53)");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/local-resolver.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(bin())
+        .env("LAB_NET", "120")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("getent hosts v4only.example.com: 192.0.2.3"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("PASS\n"), "{stdout}");
+}
