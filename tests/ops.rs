@@ -169,6 +169,14 @@ fn config_check_reports_every_error_with_key_and_line() {
         err.contains(&format!("{f}:1: key `max-pending`")) && err.contains("at least 1"),
         "{err}"
     );
+    // ctl without a server says where it looked and what to check.
+    let out = run(&["ctl", "--socket", "/nonexistent/hopdns.sock", "stats"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot reach hopdns at /nonexistent/hopdns.sock"),
+        "{err}"
+    );
     // A missing file is a clear error as well.
     let out = run(&["config", "check", "/nonexistent/hopdns.toml"]);
     let err = String::from_utf8_lossy(&out.stderr);

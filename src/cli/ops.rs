@@ -97,7 +97,12 @@ pub fn config(command: ConfigCommand) -> CmdResult {
                     return Ok(ExitCode::from(1));
                 }
             }
-            println!("{}: ok ({} keys)", file.display(), config.entries.len());
+            let n = config.entries.len();
+            println!(
+                "{}: ok ({n} key{})",
+                file.display(),
+                if n == 1 { "" } else { "s" }
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -230,9 +235,10 @@ pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
         if sub.get_name() == "help" {
             continue;
         }
-        let name: &'static str = Box::leak(format!("hopdns-{}", sub.get_name()).into_boxed_str());
+        let name = format!("hopdns-{}", sub.get_name());
         let mut out = Vec::new();
-        clap_mangen::Man::new(sub.clone().name(name).bin_name(name)).render(&mut out)?;
+        clap_mangen::Man::new(sub.clone().name(name.clone()).bin_name(name.clone()))
+            .render(&mut out)?;
         pages.push((format!("{name}.1"), out));
     }
     Ok(pages)
