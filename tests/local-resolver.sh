@@ -37,6 +37,7 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT INT TERM
+trap 'echo "local-resolver: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 
 fail() {
     echo "local-resolver: $*" >&2
