@@ -423,7 +423,7 @@ impl BoundServer {
             while loops.join_next().await.is_some() {}
         })
         .await;
-        if !tasks.is_empty() {
+        if !tasks.is_empty() && !self.drain.is_zero() {
             let pending = tasks.len();
             match tokio::time::timeout(self.drain, tasks.wait()).await {
                 Ok(()) => debug!(pending, "drained every query in hand"),
