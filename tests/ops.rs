@@ -269,9 +269,14 @@ async fn config_ctl_metrics_and_query_log_on_a_running_server() {
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
 
-    // stats
-    let (ok, text) = ctl(&socket, &["stats"]);
-    assert!(ok, "{text}");
+    // stats, finding the socket through the config file's control-socket.
+    let out = run(&["ctl", "--config", config.to_str().unwrap(), "stats"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("cache_misses ") && text.contains("cache_rrsets "),
         "{text}"
