@@ -74,6 +74,26 @@ impl Serve {
     }
 }
 
+/// `serve` on `listen` against the lab (its hints, loopback servers, IPv4), plus `extra`.
+fn lab_args(listen: SocketAddr, hints: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--listen",
+        &listen.to_string(),
+        "--threads",
+        "1",
+        "--no-prime",
+        "--no-ipv6",
+        "--query-loopback",
+        "--root-hints",
+        hints.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 fn hints_file(lab: &Lab, dir: &Scratch) -> PathBuf {
     let p = dir.path("lab.root");
     std::fs::write(&p, lab.root_hints()).unwrap();
@@ -81,7 +101,11 @@ fn hints_file(lab: &Lab, dir: &Scratch) -> PathBuf {
 }
 
 /// Starts `hopdns serve` with `args` and waits until `addr` answers www.example.com.
-async fn serve(args: &[&str], addr: SocketAddr, stderr: Option<&Path>) -> Serve {
+async fn serve<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+    addr: SocketAddr,
+    stderr: Option<&Path>,
+) -> Serve {
     let err = match stderr {
         Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
         None => Stdio::null(),
@@ -324,7 +348,24 @@ async fn config_ctl_metrics_and_query_log_on_a_running_server() {
 
     // reload and health report plainly; bad input gets a clear answer.
     let (ok, text) = ctl(&socket, &["reload"]);
-    assert!(ok && text.contains("re-read; log level warn"), "{text}");
+    assert!(
+        ok && text.contains("re-read; log level warn; nothing else"),
+        "{text}"
+    );
+    let before = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{before}rrl-rate = 50\n")).unwrap();
+    let (ok, text) = ctl(&socket, &["reload"]);
+    assert!(
+        ok && text.contains("applied only at restart: rrl-rate"),
+        "{text}"
+    );
+    std::fs::write(&config, format!("{before}rrl-rate = \"lots\"\n")).unwrap();
+    let (ok, text) = ctl(&socket, &["reload"]);
+    assert!(
+        !ok && text.contains("key `rrl-rate`: invalid value 'lots'"),
+        "{text}"
+    );
+    std::fs::write(&config, &before).unwrap();
     let (ok, text) = ctl(&socket, &["health"]);
     assert!(ok && text.contains("no pools"), "{text}");
     let (ok, text) = ctl(&socket, &["flush", "bad..name"]);
@@ -419,20 +460,7 @@ async fn warm_restart_keeps_the_remaining_ttl() {
     let hints = hints_file(&lab, &dir);
     let cache = dir.path("hopdns.cache");
     let listen: SocketAddr = "127.53.111.250:53".parse().unwrap();
-    let l = listen.to_string();
-    let args = [
-        "--listen",
-        &l,
-        "--threads",
-        "1",
-        "--no-prime",
-        "--no-ipv6",
-        "--query-loopback",
-        "--root-hints",
-        hints.to_str().unwrap(),
-        "--cache-file",
-        cache.to_str().unwrap(),
-    ];
+    let args = lab_args(listen, &hints, &["--cache-file", cache.to_str().unwrap()]);
     let mut first = serve(&args, listen, None).await;
     let m = udp(listen, "www.example.com", RecordType::AAAA, None).await;
     assert_eq!(m.answers[0].ttl, 300);
@@ -469,25 +497,8 @@ async fn sigterm_drains_queries_in_hand() {
     let dir = Scratch::new("drain");
     let hints = hints_file(&lab, &dir);
     let listen: SocketAddr = "127.53.112.250:53".parse().unwrap();
-    let l = listen.to_string();
-    let mut server = serve(
-        &[
-            "--listen",
-            &l,
-            "--threads",
-            "1",
-            "--no-prime",
-            "--no-ipv6",
-            "--query-loopback",
-            "--root-hints",
-            hints.to_str().unwrap(),
-            "--drain-timeout",
-            "4",
-        ],
-        listen,
-        None,
-    )
-    .await;
+    let args = lab_args(listen, &hints, &["--drain-timeout", "4"]);
+    let mut server = serve(&args, listen, None).await;
     // Servers not asked yet (first timeout 400 ms) answer after 300 ms.
     for host in [24, 26] {
         lab.set_fault(
