@@ -23,11 +23,17 @@ cleanup() {
         kill -TERM "$pid" 2>/dev/null || true
     done
     for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do
+        for _ in {1..50}; do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
         kill -KILL "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "local-resolver: process $pid survived SIGKILL" >&2
+            rc=1
+        fi
     done
     ip netns del "$NS" 2>/dev/null || true
     rm -rf "/etc/netns/$NS" "$WORK"
@@ -49,6 +55,9 @@ fail() {
 }
 
 in_ns() { ip netns exec "$NS" "$@"; }
+# Background processes are started with `ip netns exec` itself (not through the function
+# above, whose subshell would be the PID recorded while the server lived on as its child):
+# `ip netns exec` execs the command, so $! is the server's own PID.
 
 [ "$(id -u)" -eq 0 ] || fail "needs root (network namespaces, port 53)"
 [ -x "$BIN" ] || fail "no hopdns binary at $BIN: run cargo build first"
@@ -58,11 +67,14 @@ mkdir -p "/etc/netns/$NS"
 echo "nameserver 127.0.0.53" > "/etc/netns/$NS/resolv.conf"
 in_ns ip link set lo up
 
-# The lab: authoritative servers on 127.53.$NET.x inside the namespace.
-in_ns "$BIN" lab --net "$NET" --threads 1 > "$WORK/lab.log" 2>&1 &
+# The lab: authoritative servers on 127.53.$NET.x inside the namespace. (Log files are
+# created first: the background child opens them only when it gets to run.)
+: > "$WORK/lab.log"
+: > "$WORK/serve.log"
+ip netns exec "$NS" "$BIN" lab --net "$NET" --threads 1 > "$WORK/lab.log" 2>&1 &
 PIDS+=($!)
 HINTS=""
-for _ in $(seq 100); do
+for _ in {1..100}; do
     HINTS=$(sed -n 's/^Root hints for this lab: //p' "$WORK/lab.log")
     [ -n "$HINTS" ] && break
     kill -0 "${PIDS[0]}" 2>/dev/null || fail "the lab exited"
@@ -82,14 +94,14 @@ no-ipv6 = true
 control-socket = "$WORK/control.sock"
 TOML
 "$BIN" config check "$WORK/hopdns.toml" || fail "config check"
-in_ns "$BIN" serve --config "$WORK/hopdns.toml" > "$WORK/serve.log" 2>&1 &
+ip netns exec "$NS" "$BIN" serve --config "$WORK/hopdns.toml" > "$WORK/serve.log" 2>&1 &
 PIDS+=($!)
 
 # glibc: getent goes through nsswitch (hosts: files dns) and the namespace's resolv.conf.
 # (`getent hosts`, i.e. gethostbyname2: the getaddrinfo-based `ahosts` sets AI_ADDRCONFIG,
 # which finds no configured address in a loopback-only namespace and never asks DNS.)
 OUT=""
-for _ in $(seq 50); do
+for _ in {1..50}; do
     OUT=$(in_ns getent hosts v4only.example.com 2>/dev/null || true)
     [ -n "$OUT" ] && break
     kill -0 "${PIDS[1]}" 2>/dev/null || fail "hopdns serve exited"
