@@ -17,7 +17,9 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod lab;
+pub mod metrics;
 pub mod resolver;
 pub mod server;
 pub mod trace;

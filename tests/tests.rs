@@ -8,5 +8,6 @@ mod alloc;
 mod cache;
 mod cli;
 mod hints;
+mod ops;
 mod resolve;
 mod trace;
