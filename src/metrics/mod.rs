@@ -3,9 +3,12 @@
 //!
 //! Counting is separate from exporting. Every counter is a plain `AtomicU64` updated with
 //! `Relaxed` ordering through [`metrics()`] (a static: no lock, no allocation, no `Arc` to
-//! thread through the rooms), so a hot path pays one uncontended atomic add. The one
-//! exception is the per-upstream-server table, keyed by address: a read lock on a small map,
-//! taken once per upstream exchange (which costs a network round trip anyway).
+//! thread through the rooms). The two counted on every cache hit (replies by type and
+//! RCODE, cache hits) are kept per thread instead ([`Hot`]): each thread writes only its own
+//! block, with a plain load and store, so UDP workers on different cores never write the
+//! same cache line; a scrape sums the blocks. The per-upstream-server table, keyed by
+//! address, takes a read lock on a small map once per upstream exchange (which costs a
+//! network round trip anyway).
 //!
 //! Exporting uses the `prometheus-client` crate: one [`Collector`] reads the atomics at each
 //! scrape and writes them in the OpenMetrics text format ([`render`]); `http` serves it.
@@ -14,10 +17,11 @@
 
 mod http;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -78,9 +82,8 @@ const MAX_SERVERS: usize = 4096;
 /// Every counter hopdns exports.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Replies sent, by query type and RCODE.
-    replies: QueryTable,
-    cache_hits: AtomicU64,
+    /// Per-thread blocks of the hit-path counters, summed when read.
+    hot: Mutex<Vec<Arc<Hot>>>,
     cache_misses: AtomicU64,
     stale_answers: AtomicU64,
     prefetches: AtomicU64,
@@ -95,6 +98,24 @@ pub struct Metrics {
     upstream: RwLock<HashMap<IpAddr, Arc<ServerCounters>>>,
     upstream_other: ServerCounters,
     health: RwLock<Option<Arc<dyn HealthSource>>>,
+}
+
+/// The counters every cache hit touches, one block per thread (single writer).
+#[derive(Debug, Default)]
+struct Hot {
+    /// Replies sent, by query type and RCODE.
+    replies: QueryTable,
+    cache_hits: AtomicU64,
+}
+
+/// Adds one to a counter only this thread writes: no locked instruction needed.
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+}
+
+thread_local! {
+    /// This thread's block, with the address of the [`Metrics`] it belongs to.
+    static HOT: RefCell<Option<(usize, Arc<Hot>)>> = const { RefCell::new(None) };
 }
 
 /// One upstream server's counters.
@@ -148,12 +169,43 @@ impl Metrics {
         let qtype = reply_qtype(reply)
             .and_then(|t| QTYPES.iter().position(|(code, _)| *code == t))
             .unwrap_or(QTYPES.len());
-        self.replies.0[qtype][rcode].fetch_add(1, Relaxed);
+        self.with_hot(|h| bump(&h.replies.0[qtype][rcode]));
+    }
+
+    /// Runs `f` on this thread's block of hit-path counters, registering it on first use.
+    fn with_hot(&self, f: impl FnOnce(&Hot)) {
+        let me = self as *const Metrics as usize;
+        HOT.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            match cell.as_ref() {
+                Some((owner, hot)) if *owner == me => f(hot),
+                _ => {
+                    let hot = Arc::new(Hot::default());
+                    self.hot
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(hot.clone());
+                    f(&hot);
+                    *cell = Some((me, hot));
+                }
+            }
+        });
+    }
+
+    /// Replies of type slot `t` and RCODE `r`, summed over threads.
+    fn replies(&self, t: usize, r: usize) -> u64 {
+        let hot = self.hot.lock().unwrap_or_else(|e| e.into_inner());
+        hot.iter().map(|h| h.replies.0[t][r].load(Relaxed)).sum()
+    }
+
+    fn cache_hits(&self) -> u64 {
+        let hot = self.hot.lock().unwrap_or_else(|e| e.into_inner());
+        hot.iter().map(|h| h.cache_hits.load(Relaxed)).sum()
     }
 
     /// A question answered from the cache without asking any authority.
     pub fn cache_hit(&self) {
-        self.cache_hits.fetch_add(1, Relaxed);
+        self.with_hot(|h| bump(&h.cache_hits));
     }
 
     /// A question that had to go to the authorities.
@@ -240,15 +292,8 @@ impl Metrics {
 
     /// A few headline numbers, for `hopdns ctl stats`.
     pub fn summary(&self) -> Vec<(String, u64)> {
-        let replies: u64 = self
-            .replies
-            .0
-            .iter()
-            .flatten()
-            .map(|c| c.load(Relaxed))
-            .sum();
-        let by_rcode =
-            |i: usize| -> u64 { self.replies.0.iter().map(|r| r[i].load(Relaxed)).sum() };
+        let by_rcode = |i: usize| -> u64 { (0..QTYPE_SLOTS).map(|t| self.replies(t, i)).sum() };
+        let replies: u64 = (0..RCODES.len()).map(by_rcode).sum();
         let (queries, timeouts) = self.upstream_totals();
         vec![
             ("replies".into(), replies),
@@ -256,7 +301,7 @@ impl Metrics {
             ("replies_nxdomain".into(), by_rcode(3)),
             ("replies_servfail".into(), by_rcode(2)),
             ("replies_refused".into(), by_rcode(5)),
-            ("cache_hits".into(), self.cache_hits.load(Relaxed)),
+            ("cache_hits".into(), self.cache_hits()),
             ("cache_misses".into(), self.cache_misses.load(Relaxed)),
             ("stale_answers".into(), self.stale_answers.load(Relaxed)),
             ("prefetches".into(), self.prefetches.load(Relaxed)),
@@ -368,25 +413,26 @@ impl Collector for Exporter {
                 None,
                 MetricType::Counter,
             )?;
-            for (t, row) in m.replies.0.iter().enumerate() {
+            for t in 0..QTYPE_SLOTS {
                 let qtype = QTYPES.get(t).map_or("other", |(_, n)| n);
-                for (r, cell) in row.iter().enumerate() {
-                    let v = cell.load(Relaxed);
+                for (r, rcode) in RCODES.iter().enumerate() {
+                    let v = m.replies(t, r);
                     if v == 0 {
                         continue;
                     }
-                    let labels = [("qtype", qtype), ("rcode", RCODES[r])];
+                    let labels = [("qtype", qtype), ("rcode", *rcode)];
                     family
                         .encode_family(&labels)?
                         .encode_counter::<NoLabelSet, u64, u64>(&v, None)?;
                 }
             }
         }
+        let hits = AtomicU64::new(m.cache_hits());
         let simple = [
             (
                 "hopdns_cache_hits",
                 "Questions answered from the cache",
-                &m.cache_hits,
+                &hits,
             ),
             (
                 "hopdns_cache_misses",
@@ -532,12 +578,13 @@ mod tests {
         let m = Metrics::default();
         m.count_reply(&bytes);
         m.count_reply(&bytes[..5]);
-        assert_eq!(m.replies.0[7][3].load(Relaxed), 1, "AAAA NXDOMAIN");
-        assert_eq!(
-            m.replies.0[QTYPES.len()][3].load(Relaxed),
-            1,
-            "no question: type other"
-        );
+        assert_eq!(m.replies(7, 3), 1, "AAAA NXDOMAIN");
+        assert_eq!(m.replies(QTYPES.len(), 3), 1, "no question: type other");
+        // Counts from another thread land in its own block and are summed.
+        std::thread::scope(|s| {
+            s.spawn(|| m.count_reply(&bytes));
+        });
+        assert_eq!(m.replies(7, 3), 2);
     }
 
     #[test]
