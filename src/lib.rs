@@ -17,9 +17,11 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod control;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod lab;
+pub mod metrics;
 pub mod resolver;
 pub mod server;
 pub mod trace;

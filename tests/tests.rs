@@ -4,10 +4,12 @@
 
 mod util;
 
+mod alloc;
 mod cache;
 mod cli;
 mod fuzz;
 mod harden;
 mod hints;
+mod ops;
 mod resolve;
 mod trace;

@@ -62,6 +62,7 @@ impl KeyBuf {
 
     /// The key of a wire name (uncompressed, already checked) with type and class,
     /// lowercasing as it copies: the fast path builds its key straight from the query bytes.
+    #[inline(always)]
     pub fn from_wire(name: &[u8], qtype: u16, qclass: u16) -> Option<Self> {
         if name.len() + 4 > MAX_KEY {
             return None;

@@ -9,9 +9,13 @@ use clap::Args;
 use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 
-use super::{runtime, shutdown_signal, CmdResult};
+use super::serve_ops::{ConfigReloader, OpsRuntime, ResolverCache};
+use super::{runtime, CmdResult};
+use crate::config::ops::OpsArgs;
 use crate::config::UpstreamArgs;
+use crate::control::Controls;
 use crate::resolver::Resolver;
+use crate::server::querylog::QueryLog;
 use crate::server::{Answerer, BoundServer, ServerConfig};
 
 /// Time allowed for listeners to stop after SIGTERM before the process exits anyway.
@@ -31,6 +35,17 @@ pub struct ServeArgs {
     pub allow: Vec<IpNet>,
     #[command(flatten)]
     pub upstream: UpstreamArgs,
+    #[command(flatten)]
+    pub ops: OpsArgs,
+}
+
+/// Checks what can be checked without binding anything (`hopdns config check`).
+pub fn check(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if args.threads == Some(0) {
+        return Err("--threads must be at least 1".into());
+    }
+    args.upstream.build()?;
+    Ok(())
 }
 
 pub fn run(args: ServeArgs) -> CmdResult {
@@ -40,11 +55,20 @@ pub fn run(args: ServeArgs) -> CmdResult {
     if threads == 0 {
         return Err("--threads must be at least 1".into());
     }
-    let (resolver_config, transport) = args.upstream.build()?;
+    let (mut resolver_config, transport) = args.upstream.build()?;
+    resolver_config.max_pending = args.ops.max_pending;
     let server_config = ServerConfig {
         listen: args.listen.clone(),
         threads,
         allow: args.allow.clone(),
+        max_tcp_clients: args.ops.max_tcp_clients,
+        max_tcp_per_client: args.ops.max_tcp_per_client,
+        rrl: args.ops.rrl(),
+        drain: args.ops.drain(),
+        query_log: args
+            .ops
+            .query_log
+            .then(|| QueryLog::new(args.ops.query_log_hash_clients)),
         ..ServerConfig::default()
     };
     let rt = runtime(threads)?;
@@ -60,16 +84,22 @@ pub fn run(args: ServeArgs) -> CmdResult {
             tracing::info!(%addr, "listening (UDP and TCP)");
         }
         let shutdown = CancellationToken::new();
+        let controls = Controls {
+            cache: Some(Arc::new(ResolverCache((*resolver).clone()))),
+            reloaders: ConfigReloader::for_args(&args).into_iter().collect(),
+        };
+        let ops = OpsRuntime::start(&args.ops, controls, &shutdown).await?;
         let answerer: Arc<dyn Answerer> = resolver;
         let server = tokio::spawn(bound.run(answerer, shutdown.clone()));
-        shutdown_signal().await;
-        tracing::info!("stopping");
+        ops.wait_for_stop().await;
+        tracing::info!(drain = ?args.ops.drain(), "stopping: draining queries in hand");
         shutdown.cancel();
-        match tokio::time::timeout(STOP_GRACE, server).await {
+        match tokio::time::timeout(args.ops.drain() + STOP_GRACE, server).await {
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "listener error while stopping"),
             Err(_) => tracing::warn!("listeners did not stop in time; exiting anyway"),
             _ => {}
         }
+        ops.finish().await;
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     rt.shutdown_timeout(Duration::from_millis(100));

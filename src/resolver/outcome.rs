@@ -72,6 +72,8 @@ pub enum Failure {
     UnsupportedClass(DNSClass),
     #[error("resolution failed moments ago (RFC 9520 failure cache)")]
     RecentFailure,
+    #[error("{0} resolutions already pending (max-pending): refused at once")]
+    Overloaded(usize),
 }
 
 /// The end of one resolution.

@@ -38,7 +38,9 @@ fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
-/// Parses `query` if it is plain enough for the fast path.
+/// Parses `query` if it is plain enough for the fast path. Inlined so the key is built in
+/// the caller's frame rather than copied out.
+#[inline(always)]
 pub fn parse(query: &[u8]) -> Option<FastQuery<'_>> {
     if query.len() < 12 + 1 + 4 {
         return None;

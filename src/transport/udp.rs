@@ -32,12 +32,16 @@ pub(super) async fn exchange(
     let sock = bind_random(local).await?;
     sock.connect(server).await?;
     sock.send(wire).await?;
-    let mut buf = vec![0u8; RECV_BUF];
+    // Capacity only: the kernel writes what arrives, so no buffer is zeroed (and faulted in)
+    // per query.
+    let mut buf = Vec::with_capacity(RECV_BUF);
     // A reply that matched in all but the question's case: if nothing better comes before
     // the timeout, the server does not echo case (0x20 fallback).
     let mut case_mismatch = false;
     loop {
-        let (n, from) = match tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await {
+        buf.clear();
+        let (n, from) = match tokio::time::timeout_at(deadline, sock.recv_buf_from(&mut buf)).await
+        {
             Ok(r) => r?,
             Err(_) if case_mismatch => return Err(TransportError::CaseMismatch),
             Err(_) => return Err(TransportError::Timeout),
