@@ -40,8 +40,11 @@ const BATCH: usize = 32;
 /// Receive buffer per datagram. A query is rarely over 512 bytes; a longer one is cut
 /// (MSG_TRUNC) and answered as malformed.
 const SLOT: usize = 4096;
-/// Queries awaiting the answerer per worker. Beyond this, datagrams are dropped.
-const MAX_IN_FLIGHT: usize = 4096;
+/// Queries awaiting the answerer per worker. Beyond this, datagrams that are not cache hits
+/// are dropped. Kept small (Unbound's num-queries-per-thread is 512-1024): under a flood of
+/// misses, 4096 per worker held about 220 MiB and slowed every resolution, where 256 holds
+/// about 75 MiB and answers more (benches/overload.sh, docs/security.md).
+const MAX_IN_FLIGHT: usize = 256;
 /// Pause after an unexpected receive error, doubled up to [`MAX_ERROR_BACKOFF`].
 const MIN_ERROR_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_ERROR_BACKOFF: Duration = Duration::from_millis(500);
@@ -272,6 +275,12 @@ fn handle_one(
             }
             return;
         }
+    }
+    // Overload: no room for another resolution, so do not spend a full decode on a datagram
+    // that would be dropped anyway; the time goes to draining the socket, where the hits are.
+    if in_flight.available_permits() == 0 {
+        trace!(?local, %client, "too many queries in flight; dropping before triage");
+        return;
     }
     match request::triage(bytes, client, Proto::Udp, &shared.policy) {
         Triage::Drop => {}
