@@ -237,7 +237,7 @@ struct Minimise {
     known: usize,
     /// Minimised queries sent for this frame's name.
     count: usize,
-    /// Send the full name from now on (relaxed fallback, or the name is fully revealed).
+    /// Send the full name from now on: the relaxed fallback after a wrong answer.
     off: bool,
 }
 
