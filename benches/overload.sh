@@ -53,6 +53,7 @@ PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -f "$RUN"/cap.txt "$RUN"/flood.txt # name lists (tens of MB); logs stay in $RUN
 }
 trap cleanup EXIT
 
