@@ -72,6 +72,8 @@ pub enum Failure {
     UnsupportedClass(DNSClass),
     #[error("resolution failed moments ago (RFC 9520 failure cache)")]
     RecentFailure,
+    #[error("every member of pool {0} is down (all-down = servfail)")]
+    PoolDown(String),
 }
 
 /// The end of one resolution.
@@ -91,6 +93,9 @@ pub enum Outcome {
     },
     /// No answer could be had.
     ServFail(Failure),
+    /// Send no reply at all (an RPZ DROP rule): the client times out as if the name's
+    /// servers were unreachable.
+    Drop,
 }
 
 impl Outcome {
@@ -118,7 +123,7 @@ impl Outcome {
         match self {
             Outcome::Answer { .. } | Outcome::NoData { .. } => ResponseCode::NoError,
             Outcome::NxDomain { .. } => ResponseCode::NXDomain,
-            Outcome::ServFail(_) => ResponseCode::ServFail,
+            Outcome::ServFail(_) | Outcome::Drop => ResponseCode::ServFail,
         }
     }
 
@@ -128,7 +133,7 @@ impl Outcome {
             Outcome::Answer { answers }
             | Outcome::NxDomain { answers, .. }
             | Outcome::NoData { answers, .. } => answers,
-            Outcome::ServFail(_) => &[],
+            Outcome::ServFail(_) | Outcome::Drop => &[],
         }
     }
 

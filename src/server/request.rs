@@ -227,6 +227,10 @@ pub fn triage(bytes: &[u8], client: SocketAddr, proto: Proto, policy: &Policy) -
 
 /// Builds the reply to an allowed query from the answerer's outcome.
 pub fn respond(request: &Request, outcome: &Outcome, policy: &Policy) -> Option<Vec<u8>> {
+    if matches!(outcome, Outcome::Drop) {
+        debug!(id = request.id(), question = %request.question, "dropped by a rule; no reply");
+        return None;
+    }
     let rcode = match outcome {
         Outcome::ServFail(Failure::UnsupportedClass(_)) => ResponseCode::NotImp,
         other => other.rcode(),
