@@ -7,5 +7,6 @@ mod util;
 mod cache;
 mod cli;
 mod hints;
+mod redirect;
 mod resolve;
 mod trace;

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{runtime, shutdown_signal, CmdResult};
 use crate::config::UpstreamArgs;
+use crate::redirect::Redirector;
 use crate::resolver::Resolver;
 use crate::server::{Answerer, BoundServer, ServerConfig};
 
@@ -29,6 +30,10 @@ pub struct ServeArgs {
     /// everyone else gets REFUSED.
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<IpNet>,
+    /// Redirect rules (TOML: overrides, aliases, blocklists, RPZ, pools with health
+    /// checks; see docs/redirection.md). SIGHUP reloads the file.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub upstream: UpstreamArgs,
 }
@@ -60,7 +65,18 @@ pub fn run(args: ServeArgs) -> CmdResult {
             tracing::info!(%addr, "listening (UDP and TCP)");
         }
         let shutdown = CancellationToken::new();
-        let answerer: Arc<dyn Answerer> = resolver;
+        let answerer: Arc<dyn Answerer> = match &args.rules {
+            // No rules: the resolver answers directly, with no layer in between.
+            None => resolver,
+            Some(path) => {
+                let redirect = Arc::new(Redirector::from_file(resolver, path)?);
+                tokio::spawn(reload_on_sighup(redirect.clone()));
+                redirect
+            }
+        };
+        if args.rules.is_none() {
+            tokio::spawn(reload_on_sighup_without_rules());
+        }
         let server = tokio::spawn(bound.run(answerer, shutdown.clone()));
         shutdown_signal().await;
         tracing::info!("stopping");
@@ -74,4 +90,38 @@ pub fn run(args: ServeArgs) -> CmdResult {
     })?;
     rt.shutdown_timeout(Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP re-reads the rules file (on a blocking thread: a large blocklist takes a moment);
+/// an invalid file keeps the old rules ([`Redirector::reload`] logs why).
+async fn reload_on_sighup(redirect: Arc<Redirector>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; rules will not be reloaded");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the redirect rules");
+            let r = redirect.clone();
+            let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = redirect;
+}
+
+/// Without --rules, SIGHUP (whose default action ends the process) only logs that there is
+/// nothing to reload.
+async fn reload_on_sighup_without_rules() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: no --rules file in use; nothing to reload");
+            }
+        }
+    }
 }

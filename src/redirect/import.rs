@@ -194,7 +194,13 @@ pub fn rpz(
     let (_, records) = parsed.map_err(|e| RedirectError::Invalid {
         file: path.to_path_buf(),
         line: first_bad_line(&text, path, origin.clone()),
-        problem: e.to_string(),
+        problem: match origin {
+            Some(_) => e.to_string(),
+            None => format!(
+                "{e} (no origin is known for relative names and @: add origin = \"policy.zone.\" \
+                 to this [[rpz]] entry, or $ORIGIN to the file)"
+            ),
+        },
     })?;
     let invalid = |problem: String| RedirectError::Invalid {
         file: path.to_path_buf(),
