@@ -277,9 +277,8 @@ impl RuleSet {
                 let found = local(name, q.qtype, &records, *ttl);
                 match found {
                     Some(rs) if !rs.is_empty() => answer(rs),
-                    _ if *passthrough && !matches!(q.qtype, RecordType::A | RecordType::AAAA) => {
-                        Verdict::Pass
-                    }
+                    // A type with no override (AAAA too, when only `a` is given).
+                    _ if *passthrough => Verdict::Pass,
                     _ => nodata(*ttl),
                 }
             }
@@ -571,9 +570,11 @@ mod tests {
         assert!(matches!(v, Verdict::Done(Outcome::NoData { .. })), "{v:?}");
         let (v, _) = set.decide(&q("b.test.", RecordType::MX), c, false);
         assert_eq!(v, Verdict::Pass);
-        // AAAA is an address type: an override without AAAA still answers NODATA for it.
+        // Every type without an override passes through, AAAA included.
         let (v, _) = set.decide(&q("b.test.", RecordType::AAAA), c, false);
-        assert!(matches!(v, Verdict::Done(Outcome::NoData { .. })), "{v:?}");
+        assert_eq!(v, Verdict::Pass);
+        let (v, _) = set.decide(&q("b.test.", RecordType::A), c, false);
+        assert!(matches!(v, Verdict::Done(Outcome::Answer { .. })), "{v:?}");
     }
 
     #[test]

@@ -768,6 +768,15 @@ mod tests {
     }
 
     #[test]
+    fn a_drop_outcome_sends_nothing_over_udp_or_tcp() {
+        let wire = bytes(&query_msg("example.com.", RecordType::A));
+        for proto in [Proto::Udp, Proto::Tcp] {
+            let reply = run(&wire, local(), proto, &Policy::default(), Outcome::Drop);
+            assert!(reply.is_none(), "{proto:?}");
+        }
+    }
+
+    #[test]
     fn udp_without_edns_truncates_at_512() {
         let msg = query_msg("example.com.", RecordType::A);
         let small = udp(&msg, answer(a_records("example.com.", 10)));
