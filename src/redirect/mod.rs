@@ -221,7 +221,21 @@ impl Redirector {
                 inner.event(&event, log);
             }
             match verdict {
-                Verdict::Pass => return with_chain(chain, inner.resolve(&q, client).await),
+                Verdict::Pass => {
+                    let aliased = !chain.is_empty();
+                    let outcome = with_chain(chain, inner.resolve(&q, client).await);
+                    if aliased {
+                        // The whole answer, chain included, after the target's own hops.
+                        inner.event(
+                            &HopEvent::Done {
+                                depth: 0,
+                                outcome: outcome.clone(),
+                            },
+                            false,
+                        );
+                    }
+                    return outcome;
+                }
                 Verdict::Done(outcome) => {
                     self.stats.redirected.fetch_add(1, Ordering::Relaxed);
                     let outcome = with_chain(chain, outcome);

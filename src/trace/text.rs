@@ -178,11 +178,12 @@ fn block(event: &HopEvent) -> String {
                     format!(", check {:.1} ms", r.as_secs_f64() * 1000.0)
                 });
                 s.push_str(&format!(
-                    "\n{pad};;   member {} weight {}: {}{rtt}, {} state changes{}",
+                    "\n{pad};;   member {} weight {}: {}{rtt}, {} state change{}{}",
                     m.address,
                     m.weight,
                     if m.up { "up" } else { "down" },
                     m.changes,
+                    if m.changes == 1 { "" } else { "s" },
                     if m.chosen { " <- answered" } else { "" }
                 ));
             }
