@@ -83,6 +83,21 @@ impl REnv {
         )
     }
 
+    /// Asks for `name` every 5 ms until `pred` holds for its addresses; the time it took.
+    async fn time_until(&self, name: &str, pred: impl Fn(&[IpAddr]) -> bool) -> Duration {
+        let start = Instant::now();
+        loop {
+            if pred(&self.addrs(name).await) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{name}: no change in 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     async fn addrs(&self, name: &str) -> Vec<IpAddr> {
         self.addrs_from(IpAddr::V4(Ipv4Addr::LOCALHOST), name).await
     }
@@ -296,21 +311,14 @@ async fn a_stopped_member_leaves_answers_within_interval_times_fall_and_returns_
     assert_eq!(all, [ip("127.55.91.1"), victim, ip("127.55.91.3")]);
 
     backends[1].down().await;
-    let stopped = Instant::now();
-    let gone = loop {
-        let a = env.addrs("app.lan").await;
-        if !a.contains(&victim) {
-            assert_eq!(a.len(), 2, "the others stay: {a:?}");
-            break stopped.elapsed();
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(5),
-            "never left the answers"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
-    eprintln!("failover: member out of answers {} ms after its port closed (interval {} ms x fall {FALL} = {} ms)",
-        gone.as_millis(), INTERVAL.as_millis(), (INTERVAL * FALL).as_millis());
+    let gone = env.time_until("app.lan", |a| !a.contains(&victim)).await;
+    assert_eq!(env.addrs("app.lan").await.len(), 2, "the others stay");
+    eprintln!(
+        "failover: member out of answers {} ms after its port closed (interval {} ms x fall {FALL} = {} ms)",
+        gone.as_millis(),
+        INTERVAL.as_millis(),
+        (INTERVAL * FALL).as_millis()
+    );
     assert!(gone <= INTERVAL * FALL + SLACK, "{gone:?}");
     // Not before fall - 1 intervals: one failed check does not take it out.
     assert!(
@@ -319,19 +327,13 @@ async fn a_stopped_member_leaves_answers_within_interval_times_fall_and_returns_
     );
 
     backends[1].up().await;
-    let restarted = Instant::now();
-    let back = loop {
-        if env.addrs("app.lan").await.contains(&victim) {
-            break restarted.elapsed();
-        }
-        assert!(
-            restarted.elapsed() < Duration::from_secs(5),
-            "never came back"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
-    eprintln!("recovery: member back in answers {} ms after its port reopened (interval {} ms x rise {RISE} = {} ms)",
-        back.as_millis(), INTERVAL.as_millis(), (INTERVAL * RISE).as_millis());
+    let back = env.time_until("app.lan", |a| a.contains(&victim)).await;
+    eprintln!(
+        "recovery: member back in answers {} ms after its port reopened (interval {} ms x rise {RISE} = {} ms)",
+        back.as_millis(),
+        INTERVAL.as_millis(),
+        (INTERVAL * RISE).as_millis()
+    );
     assert!(back <= INTERVAL * RISE + SLACK, "{back:?}");
     // Both changes were counted.
     assert_eq!(

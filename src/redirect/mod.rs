@@ -226,26 +226,14 @@ impl Redirector {
                     let outcome = with_chain(chain, inner.resolve(&q, client).await);
                     if aliased {
                         // The whole answer, chain included, after the target's own hops.
-                        inner.event(
-                            &HopEvent::Done {
-                                depth: 0,
-                                outcome: outcome.clone(),
-                            },
-                            false,
-                        );
+                        inner.done(&outcome, log);
                     }
                     return outcome;
                 }
                 Verdict::Done(outcome) => {
                     self.stats.redirected.fetch_add(1, Ordering::Relaxed);
                     let outcome = with_chain(chain, outcome);
-                    inner.event(
-                        &HopEvent::Done {
-                            depth: 0,
-                            outcome: outcome.clone(),
-                        },
-                        false,
-                    );
+                    inner.done(&outcome, log);
                     return outcome;
                 }
                 Verdict::Alias { cname, target } => {
@@ -275,6 +263,17 @@ impl Inner<'_> {
             Inner::Traced(_, sink) => sink.event(event),
             Inner::Serve(_) if log => LogSink.event(event),
             Inner::Serve(_) => {}
+        }
+    }
+
+    /// The final outcome as a [`HopEvent::Done`], built only when someone listens.
+    fn done(&mut self, outcome: &Outcome, log: bool) {
+        if self.traced() || log {
+            let event = HopEvent::Done {
+                depth: 0,
+                outcome: outcome.clone(),
+            };
+            self.event(&event, log);
         }
     }
 
