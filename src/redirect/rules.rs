@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
@@ -134,10 +134,20 @@ impl std::fmt::Debug for RuleSet {
 /// A rule found for a name.
 pub struct Hit<'a> {
     pub rule: &'a Rule,
-    /// The matched key: `name` or `*.name`.
-    pub pattern: String,
     /// The matched name (the suffix of the query name for `*.name`).
     pub zone: &'a [u8],
+    pub scope: Scope,
+}
+
+impl Hit<'_> {
+    /// The matched key as written in rules: `name` or `*.name`.
+    pub fn pattern(&self) -> String {
+        let text = String::from_utf8_lossy(self.zone);
+        match self.scope {
+            Scope::Exact => text.into_owned(),
+            Scope::Below => format!("*.{text}"),
+        }
+    }
 }
 
 impl RuleSet {
@@ -167,16 +177,10 @@ impl RuleSet {
                 .copied()
                 .find(|&r| self.rules[r as usize].applies(client))
         })?;
-        let zone = &key[key.len() - len..];
-        let text = String::from_utf8_lossy(zone);
-        let pattern = match scope {
-            Scope::Exact => text.into_owned(),
-            Scope::Below => format!("*.{text}"),
-        };
         Some(Hit {
             rule: &self.rules[r as usize],
-            pattern,
-            zone,
+            zone: &key[key.len() - len..],
+            scope,
         })
     }
 
@@ -239,7 +243,7 @@ impl RuleSet {
         let event = traced.then(|| HopEvent::Redirect {
             depth: 0,
             question: question.clone(),
-            rule: hit.pattern.clone(),
+            rule: hit.pattern(),
             origin: hit.rule.origin.to_string(),
             action: hit.rule.action.describe(&self.pools),
             members,
@@ -255,11 +259,13 @@ impl RuleSet {
         members: Option<&mut Vec<MemberView>>,
     ) -> Verdict {
         let name = &q.name;
+        // The matched name, cut from the query name (the key's labels are its last ones).
+        let zone = || name.trim_to(hit.zone.iter().filter(|&&c| c == b'.').count() + 1);
         let answer = |records: Vec<Record>| Verdict::Done(Outcome::Answer { answers: records });
         let nodata = |ttl: u32| {
             Verdict::Done(Outcome::NoData {
                 answers: Vec::new(),
-                soa: Some(soa(hit.zone, ttl)),
+                soa: Some(soa(zone(), ttl)),
             })
         };
         match &hit.rule.action {
@@ -303,7 +309,7 @@ impl RuleSet {
                 ttl,
             } => Verdict::Done(Outcome::NxDomain {
                 answers: Vec::new(),
-                soa: Some(soa(hit.zone, *ttl)),
+                soa: Some(soa(zone(), *ttl)),
             }),
             Action::Block {
                 sinkhole: true,
@@ -375,15 +381,15 @@ fn local(name: &Name, qtype: RecordType, rdata: &[RData], ttl: u32) -> Option<Ve
     (!rs.is_empty()).then_some(rs)
 }
 
-/// A made-up SOA for negative answers, owned by the matched name, whose MINIMUM (and TTL)
+/// A made-up SOA for negative answers, owned by the matched name (`owner`), whose MINIMUM (and TTL)
 /// is the rule's TTL, so clients cache the negative answer that long (RFC 2308 §5).
-fn soa(zone: &[u8], ttl: u32) -> Record {
-    let owner = std::str::from_utf8(zone)
-        .ok()
-        .and_then(|s| Name::from_ascii(format!("{s}.")).ok())
-        .unwrap_or_else(Name::root);
-    let mname = Name::from_ascii("hopdns.invalid.").unwrap_or_else(|_| Name::root());
-    let rname = Name::from_ascii("hostmaster.hopdns.invalid.").unwrap_or_else(|_| Name::root());
+fn soa(owner: Name, ttl: u32) -> Record {
+    // RFC 2606 §2: .invalid names can never clash with real servers.
+    static NAMES: LazyLock<(Name, Name)> = LazyLock::new(|| {
+        let n = |s: &str| Name::from_ascii(s).unwrap_or_else(|_| Name::root());
+        (n("hopdns.invalid."), n("hostmaster.hopdns.invalid."))
+    });
+    let (mname, rname) = NAMES.clone();
     Record::from_rdata(
         owner,
         ttl,
@@ -540,9 +546,13 @@ mod tests {
             "10.0.0.1".parse().unwrap(),
             false,
         );
-        assert!(
-            matches!(v, Verdict::Done(Outcome::NxDomain { .. })),
-            "{v:?}"
+        let Verdict::Done(Outcome::NxDomain { soa: Some(soa), .. }) = v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(
+            soa.name.to_string(),
+            "nas.lan.",
+            "owned by the matched name"
         );
     }
 
