@@ -1,12 +1,19 @@
-//! Answer cache costs: lookup (hit and miss), insert, and insert with eviction at capacity.
+//! Cache costs: RRset lookup (hit and miss), insert, insert with eviction at the byte bound;
+//! and the client-facing hit path on raw bytes: the fast path (parse the query, copy and
+//! patch the ready reply) against the general path (decode, resolver, encode) it bypasses.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hopdns::cache::{AnswerCache, CacheConfig};
-use hopdns::resolver::Question;
+use hopdns::cache::{unix_now, AnswerCache, CacheConfig};
+use hopdns::resolver::{Question, Resolver, ResolverConfig};
+use hopdns::server::{request, Answerer, Policy, Proto};
+use hopdns::transport::scripted::{self as s, Scripted};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 fn question(i: usize) -> Question {
     Question::new(
@@ -57,7 +64,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     let small = AnswerCache::new(&CacheConfig {
-        answer_entries: 1_000,
+        size_bytes: 256 << 10,
         ..CacheConfig::default()
     });
     let mut k = 0;
@@ -70,5 +77,67 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// A query as a stub sends it: RD, EDNS 1232, mixed case.
+fn wire_query(name: &str) -> Vec<u8> {
+    let mut m = Message::query();
+    m.metadata.id = 0x4242;
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    let mut e = Edns::new();
+    e.set_max_payload(1232);
+    m.set_edns(e);
+    m.to_vec().unwrap()
+}
+
+fn hit_path(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let resolver = Resolver::new(
+        ResolverConfig::new(s::root_hints("10.0.0.1")),
+        Arc::new(Scripted::new()),
+    );
+    const N: usize = 10_000;
+    let now = unix_now();
+    for i in 0..N {
+        let q = question(i);
+        let rs = record(&q);
+        // Both stores, as a resolution leaves them: the fast path reads the message cache,
+        // the general path the RRset cache.
+        resolver
+            .cache()
+            .messages
+            .insert(&q, ResponseCode::NoError, &rs, None, 300, now);
+        resolver.cache().answers.insert_records(q, rs, now);
+    }
+    let queries: Vec<Vec<u8>> = (0..N)
+        .map(|i| wire_query(&format!("H{i}.Example.com.")))
+        .collect();
+    let client: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let mut out = vec![0u8; 1232];
+    let mut i = 0;
+    c.bench_function("hit_path/fast_reply on raw bytes", |b| {
+        b.iter(|| {
+            i = (i + 1) % N;
+            black_box(resolver.fast_reply(&queries[i], client, &mut out))
+        })
+    });
+    let policy = Policy::default();
+    let mut j = 0;
+    c.bench_function("hit_path/general path (decode, resolver, encode)", |b| {
+        b.iter(|| {
+            j = (j + 1) % N;
+            black_box(rt.block_on(request::handle(
+                &queries[j],
+                client,
+                Proto::Udp,
+                &policy,
+                &resolver,
+            )))
+        })
+    });
+}
+
+criterion_group!(benches, bench, hit_path);
 criterion_main!(benches);

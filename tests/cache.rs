@@ -1,4 +1,4 @@
-//! Cache behaviour seen from clients. Lab networks 80..=99.
+//! Cache behaviour seen from clients. Lab networks 80..=89.
 
 use hickory_proto::rr::RecordType;
 
@@ -108,5 +108,113 @@ async fn stale_answers_when_every_authority_is_down() {
     // A name never cached has nothing stale to give: SERVFAIL.
     let m = env.udp("www.example.com", RecordType::A).await;
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    env.stop().await;
+}
+
+/// Asks `name` every 200 ms until the answer's TTL is down to 1 s (the last 10% of a 10 s
+/// TTL, where a hit asks for a prefetch), and returns that answer.
+async fn hit_until_last_tenth(env: &Env, name: &str) -> hickory_proto::op::Message {
+    for _ in 0..75 {
+        let m = env.udp(name, RecordType::A).await;
+        if m.answers.first().is_some_and(|r| r.ttl <= 1) {
+            return m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("the TTL never came down to 1 s");
+}
+
+fn cache_with(f: impl FnOnce(&mut hopdns::cache::CacheConfig)) -> hopdns::cache::CacheConfig {
+    let mut c = hopdns::cache::CacheConfig::default();
+    f(&mut c);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hit_in_the_last_tenth_of_the_ttl_is_prefetched_once() {
+    // max-ttl 10 makes www.example.com's 300 s TTL a 10 s one.
+    let env = Env::start_with(84, cache_with(|c| c.max_ttl = 10)).await;
+    let m = env.udp("www.example.com", RecordType::A).await;
+    assert_eq!(m.answers[0].ttl, 10, "TTLs are clamped to max-ttl");
+    env.lab.clear_query_log();
+    hit_until_last_tenth(&env, "www.example.com").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let log = env.lab.query_log();
+    assert_eq!(
+        log.len(),
+        1,
+        "one refresh, straight to example.com: {log:#?}"
+    );
+    // The refreshed entry is served with a full TTL again, and nothing more goes upstream.
+    for _ in 0..5 {
+        let m = env.udp("www.example.com", RecordType::A).await;
+        assert!(m.answers[0].ttl >= 9, "refreshed: {m:?}");
+    }
+    assert_eq!(env.lab.query_log().len(), 1);
+    assert_eq!(env.resolver.cache().stats().prefetches, 1);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_prefetch_nothing_goes_upstream_before_expiry() {
+    let env = Env::start_with(
+        85,
+        cache_with(|c| {
+            c.max_ttl = 10;
+            c.prefetch = false;
+        }),
+    )
+    .await;
+    env.udp("www.example.com", RecordType::A).await;
+    env.lab.clear_query_log();
+    hit_until_last_tenth(&env, "www.example.com").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(env.lab.query_log(), vec![], "--no-prefetch: no refresh");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_clamps_apply_to_what_clients_see() {
+    let env = Env::start_with(86, cache_with(|c| c.min_ttl = 60)).await;
+    // ttl5.example.com has TTL 5: raised to min-ttl, from upstream and from cache alike.
+    for _ in 0..2 {
+        let m = env.udp("ttl5.example.com", RecordType::A).await;
+        assert!((59..=60).contains(&m.answers[0].ttl), "{m:?}");
+    }
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_stays_within_its_byte_bound_and_evicts_the_oldest() {
+    // 1 MiB in all: half for RRsets, half for ready replies; 5000 names need more.
+    let size = 1 << 20;
+    let env = Env::start_with(87, cache_with(|c| c.size_bytes = size)).await;
+    let addr = env.addr;
+    for chunk in (0..5000).collect::<Vec<_>>().chunks(50) {
+        let asks: Vec<_> = chunk
+            .iter()
+            .map(|i| {
+                let n = format!("n{i}.wild.net");
+                tokio::spawn(async move { udp(addr, &n, RecordType::A, Some(1232)).await })
+            })
+            .collect();
+        for a in asks {
+            let m = a.await.unwrap();
+            assert_eq!(answers(&m).len(), 1);
+        }
+    }
+    let st = env.resolver.cache().stats();
+    assert!(st.rrsets.bytes <= size / 2, "{st:?}");
+    assert!(st.messages.bytes <= size / 2, "{st:?}");
+    assert!(
+        st.rrsets.evictions > 0 && st.messages.evictions > 0,
+        "{st:?}"
+    );
+    // The newest name is still cached; the first one was evicted and is asked again.
+    env.lab.clear_query_log();
+    env.udp("n4999.wild.net", RecordType::A).await;
+    assert_eq!(env.lab.query_log(), vec![], "newest entry kept");
+    env.udp("n0.wild.net", RecordType::A).await;
+    assert_eq!(env.lab.query_log().len(), 1, "oldest entry evicted");
     env.stop().await;
 }

@@ -4,6 +4,7 @@
 
 mod util;
 
+mod alloc;
 mod cache;
 mod cli;
 mod hints;

@@ -7,10 +7,12 @@
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
-use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::rr::Record;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use lru::LruCache;
 
-use super::{shard_of, CacheConfig, SHARDS};
+use super::store::{key_name, wire_is_under, KeyBuf, Store, StoreStats, Weigh};
+use super::CacheConfig;
 use crate::resolver::Question;
 
 /// What a lookup finds: records with TTLs already decremented to the time left.
@@ -28,29 +30,61 @@ pub enum Cached {
 
 /// NXDOMAIN is about a name, not a type (RFC 2308 §5): it is kept under this type, which no
 /// RRset has (type 0 is reserved), so one entry answers every type.
-const NXDOMAIN_KEY_TYPE: RecordType = RecordType::Unknown(0);
+const NXDOMAIN_KEY_TYPE: u16 = 0;
 
-fn nx_key(name: &Name, class: hickory_proto::rr::DNSClass) -> Question {
-    Question::with_class(name.clone(), NXDOMAIN_KEY_TYPE, class)
+/// What an entry holds; its records are in `Entry::data`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Records = 0,
+    NxDomain = 1,
+    NoData = 2,
 }
 
+impl Kind {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Kind::Records),
+            1 => Some(Kind::NxDomain),
+            2 => Some(Kind::NoData),
+            _ => None,
+        }
+    }
+}
+
+/// One cached RRset or negative answer, its records in wire form (names compressed within
+/// the entry): a few dozen bytes where decoded `Record`s would take hundreds.
 #[derive(Clone, Debug)]
 struct Entry {
-    data: Cached,
     expires: u64,
+    kind: Kind,
+    data: Box<[u8]>,
 }
 
-#[derive(Debug)]
+impl Weigh for Entry {
+    fn heap_bytes(&self) -> usize {
+        self.data.len()
+    }
+}
+
 pub struct AnswerCache {
-    shards: Vec<Mutex<LruCache<Question, Entry>>>,
+    store: Store<Entry>,
     /// Recent failures (RFC 9520), apart from the data so a failure never evicts the entry
     /// that serve-stale may still need.
-    failures: Mutex<LruCache<Question, u64>>,
+    failures: Mutex<LruCache<Box<[u8]>, u64>>,
     min_ttl: u32,
     max_ttl: u32,
     max_negative_ttl: u32,
     servfail_ttl: u32,
     stale_max_age: u32,
+}
+
+impl std::fmt::Debug for AnswerCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnswerCache")
+            .field("stats", &self.stats())
+            .finish()
+    }
 }
 
 /// Recent failures remembered at most.
@@ -59,16 +93,43 @@ const FAILURE_ENTRIES: usize = 10_000;
 /// TTL of a stale answer (RFC 8767 §4 recommends 30 s).
 pub const STALE_TTL: u32 = 30;
 
+/// Encodes records back to back; `None` if one cannot be encoded.
+pub(super) fn encode_records(records: &[&Record]) -> Option<Box<[u8]>> {
+    let mut buf = Vec::with_capacity(64);
+    let mut encoder = BinEncoder::new(&mut buf);
+    for r in records {
+        r.emit(&mut encoder).ok()?;
+    }
+    Some(buf.into_boxed_slice())
+}
+
+/// Decodes what [`encode_records`] wrote, every TTL set to `ttl`.
+pub(super) fn decode_records(data: &[u8], ttl: u32) -> Vec<Record> {
+    let mut decoder = BinDecoder::new(data);
+    let mut out = Vec::new();
+    while !decoder.is_empty() {
+        match Record::read(&mut decoder) {
+            Ok(mut r) => {
+                r.ttl = ttl;
+                out.push(r);
+            }
+            Err(e) => {
+                // Only our own encoder wrote these bytes; a failure is a bug, not input.
+                tracing::warn!(error = %e, "undecodable cache entry dropped");
+                return Vec::new();
+            }
+        }
+    }
+    out
+}
+
 impl AnswerCache {
     pub fn new(config: &CacheConfig) -> Self {
-        let per_shard = NonZeroUsize::new((config.answer_entries / SHARDS).max(1)).expect("max(1)");
         Self {
+            store: Store::new(config.rrset_bytes()),
             failures: Mutex::new(LruCache::new(
                 NonZeroUsize::new(FAILURE_ENTRIES).expect("non-zero"),
             )),
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(LruCache::new(per_shard)))
-                .collect(),
             min_ttl: config.min_ttl,
             max_ttl: config.max_ttl,
             max_negative_ttl: config.max_negative_ttl,
@@ -81,62 +142,69 @@ impl AnswerCache {
         }
     }
 
-    fn shard(&self, q: &Question) -> std::sync::MutexGuard<'_, LruCache<Question, Entry>> {
-        // A poisoned lock only means another thread panicked mid-update of an LRU list of
-        // plain values; the data is still consistent enough to serve.
-        self.shards[shard_of(q)]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
     /// The entry for `q` with TTLs counted down to `now`, or `None` if absent or expired.
     /// Without an entry of its own, a cached NXDOMAIN for the name or any name above it
     /// answers (RFC 8020 §2: nothing exists below a name that does not exist).
     pub fn get(&self, q: &Question, now: u64) -> Option<Cached> {
-        if let Some(hit) = self.get_exact(q, now) {
+        let key = KeyBuf::of(q);
+        if let Some(hit) = self.lookup(key.as_bytes(), now, false) {
             return Some(hit);
         }
-        if self.failed_recently(q, now) {
+        if self.failed_recently(key.as_bytes(), now) {
             return Some(Cached::ServFail);
         }
-        let mut name = q.name.clone();
-        loop {
-            if let Some(hit @ Cached::NxDomain(_)) = self.get_exact(&nx_key(&name, q.qclass), now) {
+        let name = key.name();
+        let class = u16::from(q.qclass);
+        let mut at = 0;
+        while at < name.len() {
+            let nx = KeyBuf::from_wire(&name[at..], NXDOMAIN_KEY_TYPE, class)?;
+            if let Some(hit @ Cached::NxDomain(_)) = self.lookup(nx.as_bytes(), now, false) {
                 return Some(hit);
             }
-            if name.is_root() {
-                return None;
-            }
-            name = name.base_name();
+            at += 1 + usize::from(name[at]);
         }
-    }
-
-    fn get_exact(&self, q: &Question, now: u64) -> Option<Cached> {
-        self.lookup(q, now, false)
+        None
     }
 
     /// Like [`Self::get`] for one question, but an entry that expired less than
     /// `stale-max-age` ago is returned too, with TTL [`STALE_TTL`] (RFC 8767 §4): what to
     /// answer when every authority for the name has failed.
     pub fn get_stale(&self, q: &Question, now: u64) -> Option<Cached> {
-        self.lookup(q, now, true)
-            .or_else(|| self.lookup(&nx_key(&q.name, q.qclass), now, true))
-            .filter(|c| !matches!(c, Cached::ServFail))
+        let key = KeyBuf::of(q);
+        let nx = KeyBuf::from_wire(key.name(), NXDOMAIN_KEY_TYPE, u16::from(q.qclass))?;
+        self.lookup(key.as_bytes(), now, true)
+            .or_else(|| self.lookup(nx.as_bytes(), now, true))
     }
 
-    fn lookup(&self, q: &Question, now: u64, stale_ok: bool) -> Option<Cached> {
-        let mut shard = self.shard(q);
-        let entry = shard.get(q)?;
-        if entry.expires > now {
-            let left = (entry.expires - now).min(u64::from(u32::MAX)) as u32;
-            return Some(with_ttl(&entry.data, left));
-        }
-        // Expired entries stay (within the LRU bound) while they may still be served stale.
-        if now >= entry.expires + u64::from(self.stale_max_age) {
-            shard.pop(q);
+    fn lookup(&self, key: &[u8], now: u64, stale_ok: bool) -> Option<Cached> {
+        let mut shard = self.store.shard(key);
+        let Some(expires) = shard.lru.get(key).map(|e| e.expires) else {
+            shard.misses += 1;
             return None;
-        }
-        stale_ok.then(|| with_ttl(&entry.data, STALE_TTL))
+        };
+        let ttl = if expires > now {
+            (expires - now).min(u64::from(u32::MAX)) as u32
+        } else if now >= expires + u64::from(self.stale_max_age) {
+            // Expired entries stay (within the byte bound) while they may be served stale.
+            shard.remove(key);
+            shard.misses += 1;
+            return None;
+        } else if stale_ok {
+            STALE_TTL
+        } else {
+            shard.misses += 1;
+            return None;
+        };
+        shard.hits += 1;
+        let entry = shard.lru.peek(key)?;
+        let (kind, data) = (entry.kind, entry.data.clone());
+        drop(shard);
+        let mut records = decode_records(&data, ttl);
+        Some(match kind {
+            Kind::Records => Cached::Records(records),
+            Kind::NxDomain => Cached::NxDomain(records.pop()),
+            Kind::NoData => Cached::NoData(records.pop()),
+        })
     }
 
     /// Caches an RRset (all records share the owner and type of `q`). The RRset's TTL is its
@@ -145,21 +213,43 @@ impl AnswerCache {
         let Some(ttl) = records.iter().map(|r| r.ttl).min() else {
             return;
         };
-        let ttl = ttl.clamp(self.min_ttl, self.max_ttl.max(self.min_ttl));
-        self.put(q, Cached::Records(records), ttl, now);
+        let ttl = self.clamp(ttl);
+        let refs: Vec<&Record> = records.iter().collect();
+        if let Some(data) = encode_records(&refs) {
+            self.put(KeyBuf::of(&q).as_bytes(), Kind::Records, data, ttl, now);
+        }
+    }
+
+    /// `ttl` within `min-ttl..=max-ttl`.
+    pub fn clamp(&self, ttl: u32) -> u32 {
+        ttl.clamp(self.min_ttl, self.max_ttl.max(self.min_ttl))
+    }
+
+    /// The TTL a negative answer with this SOA is cached for: min(SOA TTL, SOA MINIMUM)
+    /// (RFC 2308 §5), capped by `max-negative-ttl`; `None` (not cached) without an SOA.
+    pub fn negative_ttl(&self, soa: Option<&Record>) -> Option<u32> {
+        soa.and_then(negative_ttl)
+            .map(|t| t.min(self.max_negative_ttl))
     }
 
     /// Caches a negative answer. Its TTL is min(SOA TTL, SOA MINIMUM) (RFC 2308 §5), capped by
     /// `max-negative-ttl`; without an SOA the answer is not cached (RFC 2308 §5).
     pub fn insert_negative(&self, q: Question, nxdomain: bool, soa: Option<Record>, now: u64) {
-        let Some(ttl) = soa.as_ref().and_then(negative_ttl) else {
+        let Some(ttl) = self.negative_ttl(soa.as_ref()) else {
             return;
         };
-        let ttl = ttl.min(self.max_negative_ttl);
+        let Some(data) = soa.as_ref().and_then(|s| encode_records(&[s])) else {
+            return;
+        };
+        let key = KeyBuf::of(&q);
         if nxdomain {
-            self.put(nx_key(&q.name, q.qclass), Cached::NxDomain(soa), ttl, now);
+            let Some(nx) = KeyBuf::from_wire(key.name(), NXDOMAIN_KEY_TYPE, u16::from(q.qclass))
+            else {
+                return;
+            };
+            self.put(nx.as_bytes(), Kind::NxDomain, data, ttl, now);
         } else {
-            self.put(q, Cached::NoData(soa), ttl, now);
+            self.put(key.as_bytes(), Kind::NoData, data, ttl, now);
         }
     }
 
@@ -171,39 +261,109 @@ impl AnswerCache {
             self.failures
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .put(q, until);
+                .put(KeyBuf::of(&q).as_bytes().into(), until);
         }
     }
 
-    fn failed_recently(&self, q: &Question, now: u64) -> bool {
+    fn failed_recently(&self, key: &[u8], now: u64) -> bool {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        match failures.get(q) {
+        match failures.get(key) {
             Some(until) if *until > now => true,
             Some(_) => {
-                failures.pop(q);
+                failures.pop(key);
                 false
             }
             None => false,
         }
     }
 
-    fn put(&self, q: Question, data: Cached, ttl: u32, now: u64) {
+    fn put(&self, key: &[u8], kind: Kind, data: Box<[u8]>, ttl: u32, now: u64) {
         if ttl == 0 {
             return;
         }
         let entry = Entry {
-            data,
             expires: now + u64::from(ttl),
+            kind,
+            data,
         };
-        self.shard(&q).put(q, entry);
+        self.store.shard(key).put(key, entry);
+    }
+
+    /// Drops every entry for `name` (all types, and its NXDOMAIN), and a failure remembered
+    /// for it. Returns how many entries went.
+    pub fn flush_name(&self, name: &[u8]) -> usize {
+        self.flush_where(|n| n == name)
+    }
+
+    /// Drops every entry at or below `zone`.
+    pub fn flush_zone(&self, zone: &[u8]) -> usize {
+        self.flush_where(|n| wire_is_under(n, zone))
+    }
+
+    fn flush_where(&self, matches: impl Fn(&[u8]) -> bool) -> usize {
+        let mut gone = 0;
+        self.store
+            .for_each_shard(|s| gone += s.remove_where(|k| matches(key_name(k))));
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let doomed: Vec<Box<[u8]>> = failures
+            .iter()
+            .filter(|(k, _)| matches(key_name(k)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in doomed {
+            failures.pop(&k);
+        }
+        gone
+    }
+
+    pub fn clear(&self) {
+        self.store.for_each_shard(|s| s.clear());
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Every entry not yet past serve-stale, as (key, expiry, kind, wire records), for
+    /// `dump-cache`.
+    pub fn export(&self, mut each: impl FnMut(&[u8], u64, Kind, &[u8])) {
+        self.store.for_each_shard(|s| {
+            for (k, e) in s.lru.iter().rev() {
+                each(k, e.expires, e.kind, &e.data);
+            }
+        });
+    }
+
+    /// Takes back one exported entry if it has not expired by `now`. Returns whether it did.
+    /// The records are checked by decoding them first: a dump file is input, not trusted.
+    pub fn import(&self, key: &[u8], expires: u64, kind: Kind, data: &[u8], now: u64) -> bool {
+        if expires <= now || key.len() < 5 || key.len() > super::store::MAX_KEY {
+            return false;
+        }
+        let records = decode_records(data, 0);
+        let valid = match kind {
+            Kind::Records => !records.is_empty(),
+            Kind::NxDomain | Kind::NoData => records.len() == 1,
+        };
+        if !valid {
+            return false;
+        }
+        let entry = Entry {
+            expires,
+            kind,
+            data: data.into(),
+        };
+        self.store.shard(key).put(key, entry);
+        true
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        self.store.stats()
     }
 
     /// Number of entries held (expired ones included until they are touched or evicted).
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
+        self.stats().entries
     }
 
     pub fn is_empty(&self) -> bool {
@@ -212,33 +372,10 @@ impl AnswerCache {
 }
 
 /// RFC 2308 §5: the negative TTL is the minimum of the SOA's own TTL and its MINIMUM field.
-pub fn negative_ttl(soa: &Record) -> Option<u32> {
+fn negative_ttl(soa: &Record) -> Option<u32> {
     match &soa.data {
         hickory_proto::rr::RData::SOA(s) => Some(soa.ttl.min(s.minimum)),
         _ => None,
-    }
-}
-
-fn with_ttl(data: &Cached, left: u32) -> Cached {
-    let set = |records: &[Record]| -> Vec<Record> {
-        records
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
-                r.ttl = left;
-                r
-            })
-            .collect()
-    };
-    match data {
-        Cached::Records(rs) => Cached::Records(set(rs)),
-        Cached::NxDomain(soa) => {
-            Cached::NxDomain(soa.as_ref().map(|s| set(std::slice::from_ref(s)).remove(0)))
-        }
-        Cached::NoData(soa) => {
-            Cached::NoData(soa.as_ref().map(|s| set(std::slice::from_ref(s)).remove(0)))
-        }
-        Cached::ServFail => Cached::ServFail,
     }
 }
 
@@ -246,7 +383,7 @@ fn with_ttl(data: &Cached, left: u32) -> Cached {
 mod tests {
     use super::*;
     use hickory_proto::rr::rdata::{A, SOA};
-    use hickory_proto::rr::RData;
+    use hickory_proto::rr::{Name, RData, RecordType};
 
     fn name(s: &str) -> Name {
         Name::from_ascii(s).unwrap()
@@ -379,15 +516,23 @@ mod tests {
 
     #[test]
     fn least_recently_used_is_evicted() {
+        // 1 MiB in all: half of it for RRsets.
         let cfg = CacheConfig {
-            answer_entries: SHARDS, // one entry per shard
+            size_bytes: 1 << 20,
             ..CacheConfig::default()
         };
         let c = AnswerCache::new(&cfg);
-        for i in 0..1000 {
+        for i in 0..100_000 {
             let n = format!("n{i}.example.");
             c.insert_records(Question::new(name(&n), RecordType::A), vec![a(&n, 300)], 0);
         }
-        assert!(c.len() <= SHARDS);
+        let st = c.stats();
+        assert!(st.bytes <= cfg.rrset_bytes(), "{st:?}");
+        assert!(st.evictions > 0, "{st:?}");
+        // The most recent names are still there; the first ones went.
+        let last = Question::new(name("n99999.example."), RecordType::A);
+        assert!(c.get(&last, 1).is_some());
+        let first = Question::new(name("n0.example."), RecordType::A);
+        assert_eq!(c.get(&first, 1), None);
     }
 }

@@ -81,6 +81,43 @@ impl DelegationCache {
         Some(entry.delegation.clone())
     }
 
+    /// Drops the cuts at or below `zone`; returns how many.
+    pub fn flush_zone(&self, zone: &Name) -> usize {
+        let zone = zone.to_lowercase();
+        let mut gone = 0;
+        for s in &self.shards {
+            let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
+            let doomed: Vec<Name> = s
+                .iter()
+                .filter(|(k, _)| zone.zone_of(k))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in doomed {
+                s.pop(&k);
+                gone += 1;
+            }
+        }
+        gone
+    }
+
+    pub fn clear(&self) {
+        for s in &self.shards {
+            s.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+
+    /// Cuts held (expired ones included until touched or evicted).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The deepest cached cut at or above `name` (the closest enclosing zone we know).
     pub fn closest(&self, name: &Name, now: u64) -> Option<Delegation> {
         let mut zone = name.to_lowercase();

@@ -1,6 +1,8 @@
 //! The cache room: three stores kept apart, as Unbound keeps them (`services/cache`, `infra`):
 //!
-//! * [`AnswerCache`]: what clients are told (positive RRsets and negative answers), TTL-aware.
+//! * [`AnswerCache`]: what clients are told (positive RRsets and negative answers), TTL-aware,
+//!   kept in wire form and bounded in bytes.
+//! * [`MessageCache`]: whole replies as ready bytes for the front end's fast hit path.
 //! * [`DelegationCache`]: zone cuts (NS names + glue), so a later question under a known zone
 //!   starts at the closest cached cut instead of the root.
 //! * [`InfraCache`]: what we know of each server (smoothed RTT, timeouts, EDNS support).
@@ -11,15 +13,39 @@
 mod answer;
 mod delegation;
 mod infra;
+mod message;
+mod persist;
+mod store;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use hickory_proto::rr::{DNSClass, Name};
 
 pub use answer::{AnswerCache, Cached, STALE_TTL};
 pub use delegation::{Delegation, DelegationCache, NsName};
 pub use infra::{InfraCache, ServerStats};
+pub use message::{MessageCache, Miss, Patch, Written};
+pub use persist::LoadError;
+pub use store::{wire_labels, KeyBuf, StoreStats};
 
 /// Seconds since the Unix epoch on the system clock: the time base of every TTL.
+///
+/// Read from `CLOCK_REALTIME_COARSE` (the time of the last tick, a few ms old) on Linux: a
+/// TTL counts whole seconds, and the coarse clock costs a fraction of the precise one on
+/// the hit path, where it is read once per query.
 pub fn unix_now() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec to write into; the clock id is a constant.
+        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+            return u64::try_from(ts.tv_sec).unwrap_or(0);
+        }
+    }
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -29,8 +55,9 @@ pub fn unix_now() -> u64 {
 /// Bounds and clamps for cached TTLs.
 #[derive(Clone, Debug)]
 pub struct CacheConfig {
-    /// Entries kept in the answer cache before the least recently used is evicted.
-    pub answer_entries: usize,
+    /// Bytes for answers (`cache-size`): half for RRsets and negative answers, half for
+    /// ready replies; past it the least recently used entries are evicted.
+    pub size_bytes: usize,
     /// Zone cuts kept in the delegation cache.
     pub delegation_entries: usize,
     /// TTLs below this are raised to it (Unbound `cache-min-ttl`, default 0).
@@ -48,12 +75,29 @@ pub struct CacheConfig {
     /// How long after expiry an entry may still be served stale (RFC 8767 §5 suggests 1-3
     /// days; default 1 day).
     pub stale_max_age: u32,
+    /// Refresh an entry hit in the last 10% of its TTL (Unbound `prefetch`).
+    pub prefetch: bool,
+}
+
+/// Default `cache-size`: 64 MiB.
+pub const DEFAULT_CACHE_SIZE: usize = 64 << 20;
+
+impl CacheConfig {
+    /// The RRset store's share of `cache-size`.
+    pub fn rrset_bytes(&self) -> usize {
+        self.size_bytes / 2
+    }
+
+    /// The reply-template store's share of `cache-size`.
+    pub fn message_bytes(&self) -> usize {
+        self.size_bytes - self.rrset_bytes()
+    }
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {
-            answer_entries: 100_000,
+            size_bytes: DEFAULT_CACHE_SIZE,
             delegation_entries: 10_000,
             min_ttl: 0,
             max_ttl: 86_400,
@@ -61,25 +105,78 @@ impl Default for CacheConfig {
             servfail_ttl: 5,
             serve_stale: true,
             stale_max_age: 86_400,
+            prefetch: true,
         }
     }
 }
 
-/// The three stores behind one handle, shared by every worker.
+/// The stores behind one handle, shared by every worker.
 #[derive(Debug)]
 pub struct Cache {
     pub answers: AnswerCache,
+    pub messages: MessageCache,
     pub delegations: DelegationCache,
     pub infra: InfraCache,
+    pub config: CacheConfig,
+    prefetches: AtomicU64,
+}
+
+/// What the cache holds and has done, for `hopdns ctl stats` and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub rrsets: StoreStats,
+    pub messages: StoreStats,
+    pub delegations: usize,
+    /// Prefetches started since start-up.
+    pub prefetches: u64,
 }
 
 impl Cache {
     pub fn new(config: CacheConfig) -> Self {
         Self {
             answers: AnswerCache::new(&config),
+            messages: MessageCache::new(config.message_bytes()),
             delegations: DelegationCache::new(config.delegation_entries, config.max_ttl),
             infra: InfraCache::default(),
+            config,
+            prefetches: AtomicU64::new(0),
         }
+    }
+
+    /// Forgets everything cached for `name` (every type; its NXDOMAIN; ready replies).
+    /// Returns how many entries went.
+    pub fn flush_name(&self, name: &Name) -> usize {
+        let key = KeyBuf::from_parts(name, hickory_proto::rr::RecordType::A, DNSClass::IN);
+        self.answers.flush_name(key.name()) + self.messages.flush_name(key.name())
+    }
+
+    /// Forgets everything at or below `zone`, zone cuts included (Unbound `flush_zone`).
+    pub fn flush_zone(&self, zone: &Name) -> usize {
+        let key = KeyBuf::from_parts(zone, hickory_proto::rr::RecordType::A, DNSClass::IN);
+        self.answers.flush_zone(key.name())
+            + self.messages.flush_zone(key.name())
+            + self.delegations.flush_zone(zone)
+    }
+
+    /// Forgets every answer and zone cut (server facts in the infra cache stay).
+    pub fn flush_all(&self) {
+        self.answers.clear();
+        self.messages.clear();
+        self.delegations.clear();
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            rrsets: self.answers.stats(),
+            messages: self.messages.stats(),
+            delegations: self.delegations.len(),
+            prefetches: self.prefetches.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts one prefetch started.
+    pub fn count_prefetch(&self) {
+        self.prefetches.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -9,6 +9,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::{runtime, shutdown_signal, CmdResult};
+use crate::cache::CacheConfig;
 use crate::lab::{Lab, LabConfig};
 use crate::resolver::{hints, Resolver, ResolverConfig};
 use crate::server::{Answerer, BoundServer, ServerConfig};
@@ -30,9 +31,15 @@ pub struct LabArgs {
 /// The resolver `hopdns lab` runs (and the integration tests use): the lab's root hints,
 /// IPv4 upstream only (no NS in the lab has AAAA glue) and loopback servers allowed.
 pub fn lab_resolver(lab: &Lab) -> Result<Resolver, hints::HintsError> {
+    lab_resolver_with(lab, CacheConfig::default())
+}
+
+/// [`lab_resolver`] with cache settings of its own.
+pub fn lab_resolver_with(lab: &Lab, cache: CacheConfig) -> Result<Resolver, hints::HintsError> {
     let mut config = ResolverConfig::new(hints::parse(&lab.root_hints(), "(lab root hints)")?);
     config.settings.ipv6 = false;
     config.settings.query_loopback = true;
+    config.cache = cache;
     Ok(Resolver::new(config, Arc::new(NetTransport::default())))
 }
 

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+mod cache;
+pub use cache::{parse_size, CacheArgs, CacheArgsError};
+
 use crate::resolver::hints::{self, HintsError};
 use crate::resolver::ResolverConfig;
 use crate::transport::NetTransport;
@@ -33,6 +36,8 @@ pub struct UpstreamArgs {
     /// Source address for upstream queries (repeat for one IPv4 and one IPv6 address).
     #[arg(long, value_name = "ADDR")]
     pub outgoing_address: Vec<IpAddr>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +50,8 @@ pub enum ConfigError {
     OutgoingTwice(IpAddr),
     #[error("--outgoing-address {0} is an IPv{1} address but --no-ipv{1} is set")]
     OutgoingDisabled(IpAddr, u8),
+    #[error(transparent)]
+    Cache(#[from] CacheArgsError),
 }
 
 impl UpstreamArgs {
@@ -70,6 +77,7 @@ impl UpstreamArgs {
         config.settings.ipv4 = !self.no_ipv4;
         config.settings.ipv6 = !self.no_ipv6;
         config.settings.query_loopback = self.query_loopback;
+        config.cache = self.cache.build()?;
         Ok((config, transport))
     }
 }

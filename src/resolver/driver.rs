@@ -16,7 +16,7 @@ use super::hints;
 use super::inflight::{self, InFlight, Role};
 use super::machine::{usable, Action, Event, Resolution, Settings};
 use super::{Failure, Outcome, Question};
-use crate::cache::{unix_now, Cache, CacheConfig, Cached, Delegation};
+use crate::cache::{unix_now, Cache, CacheConfig, Cached, Delegation, Patch};
 use crate::server::Answerer;
 use crate::trace::{HopEvent, LogSink, ReplyKind, TraceSink};
 use crate::transport::{choose, Exchange, OutQuery, TransportError};
@@ -47,8 +47,18 @@ impl ResolverConfig {
     }
 }
 
-/// The recursive resolver: shared by every worker of the front end.
-pub struct Resolver {
+/// RFC 8767 §5 "client response timer": a client whose question is still being resolved
+/// after this long gets the stale answer if there is one (the resolution goes on and
+/// refreshes the cache). 1.8 s is the RFC's suggestion, under common stub timeouts.
+pub const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1800);
+
+/// The recursive resolver: shared by every worker of the front end. Cloning is cheap (one
+/// `Arc`); resolutions run as tasks of their own, so a client that goes away does not
+/// cancel work that others (or the cache) will use.
+#[derive(Clone)]
+pub struct Resolver(Arc<Core>);
+
+pub struct Core {
     cache: Arc<Cache>,
     exchange: Arc<dyn Exchange>,
     settings: Arc<Settings>,
@@ -56,15 +66,22 @@ pub struct Resolver {
     inflight: InFlight,
 }
 
+impl std::ops::Deref for Resolver {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.0
+    }
+}
+
 impl Resolver {
     pub fn new(config: ResolverConfig, exchange: Arc<dyn Exchange>) -> Self {
-        Self {
+        Self(Arc::new(Core {
             cache: Arc::new(Cache::new(config.cache)),
             exchange,
             settings: Arc::new(config.settings),
             root: config.root_hints,
             inflight: InFlight::default(),
-        }
+        }))
     }
 
     pub fn cache(&self) -> &Arc<Cache> {
@@ -184,34 +201,114 @@ impl Resolver {
     }
 
     /// Resolves `question` for a client, logging hops at debug level when that level is
-    /// enabled. Concurrent identical questions share one resolution.
+    /// enabled. Concurrent identical questions share one resolution. With serve-stale on, a
+    /// client still waiting after [`CLIENT_RESPONSE_TIMER`] gets a stale answer if one exists.
     pub async fn resolve(&self, question: &Question) -> Outcome {
         loop {
-            match self.inflight.join(question) {
-                Role::Leader(leader) => {
-                    let mut outcome = if tracing::enabled!(target: "hopdns::trace", tracing::Level::DEBUG)
-                    {
-                        self.resolve_traced(question, Some(&mut LogSink)).await
-                    } else {
-                        self.resolve_traced(question, None).await
-                    };
-                    if let Outcome::ServFail(why) = &outcome {
-                        if !matches!(why, Failure::UnsupportedClass(_)) {
-                            if let Some(stale) = self.stale(question) {
-                                tracing::debug!(%question, %why, "serving stale (RFC 8767)");
-                                outcome = stale;
-                            }
+            let rx = match self.inflight.join(question) {
+                Role::Leader(leader) => self.spawn_resolution(question.clone(), leader, false),
+                Role::Follower(rx) => rx,
+            };
+            let waited = if self.cache.config.serve_stale {
+                tokio::select! {
+                    outcome = inflight::wait(rx.clone()) => outcome,
+                    _ = tokio::time::sleep(CLIENT_RESPONSE_TIMER) => match self.stale(question) {
+                        Some(stale) => {
+                            tracing::debug!(%question, "slow resolution: serving stale (RFC 8767 §5)");
+                            return stale;
                         }
-                    }
-                    self.inflight.finish(leader, &outcome);
-                    return outcome;
+                        None => inflight::wait(rx).await,
+                    },
                 }
-                Role::Follower(rx) => match inflight::wait(rx).await {
-                    Some(outcome) => return outcome,
-                    // The leader was cancelled: take over.
-                    None => self.inflight.abandon(question),
-                },
+            } else {
+                inflight::wait(rx).await
+            };
+            match waited {
+                Some(outcome) => return outcome,
+                // The resolution task was cancelled (the runtime is stopping): start again.
+                None => self.inflight.abandon(question),
             }
+        }
+    }
+
+    /// Runs one resolution as its own task and publishes its outcome to every waiter.
+    fn spawn_resolution(
+        &self,
+        question: Question,
+        leader: inflight::Leader,
+        refresh: bool,
+    ) -> tokio::sync::watch::Receiver<Option<Outcome>> {
+        let rx = leader.subscribe();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let traced = tracing::enabled!(target: "hopdns::trace", tracing::Level::DEBUG);
+            let mut sink = LogSink;
+            let sink: Option<&mut dyn TraceSink> = if traced { Some(&mut sink) } else { None };
+            let mut outcome = this.run(&question, sink, refresh).await;
+            match &outcome {
+                Outcome::ServFail(why) if !matches!(why, Failure::UnsupportedClass(_)) => {
+                    if let Some(stale) = this.stale(&question) {
+                        tracing::debug!(%question, %why, "serving stale (RFC 8767)");
+                        outcome = stale;
+                    }
+                }
+                Outcome::ServFail(_) => {}
+                _ => {
+                    this.clamp_ttls(&mut outcome);
+                    this.remember_reply(&question, &outcome);
+                }
+            }
+            this.inflight.finish(leader, &outcome);
+        });
+        rx
+    }
+
+    /// Refreshes `question` in the background (prefetch) unless it is being resolved now.
+    pub fn prefetch(&self, question: Question) {
+        if !self.cache.config.prefetch || self.inflight.contains(&question) {
+            return;
+        }
+        if let Role::Leader(leader) = self.inflight.join(&question) {
+            tracing::debug!(%question, "prefetch");
+            self.cache.count_prefetch();
+            drop(self.spawn_resolution(question, leader, true));
+        }
+    }
+
+    /// Answer TTLs within `min-ttl..=max-ttl`, as the cache keeps them, so every client sees
+    /// the same TTLs whether its answer came from upstream or from the cache.
+    fn clamp_ttls(&self, outcome: &mut Outcome) {
+        let clamp = |r: &mut hickory_proto::rr::Record| r.ttl = self.cache.answers.clamp(r.ttl);
+        match outcome {
+            Outcome::Answer { answers }
+            | Outcome::NxDomain { answers, .. }
+            | Outcome::NoData { answers, .. } => answers.iter_mut().for_each(clamp),
+            Outcome::ServFail(_) => {}
+        }
+    }
+
+    /// Keeps the reply to `question` ready for the fast path, for as long as its shortest
+    /// TTL (negative answers: the SOA's negative TTL; without an SOA, not at all).
+    fn remember_reply(&self, question: &Question, outcome: &Outcome) {
+        let answers_ttl = outcome.answers().iter().map(|r| r.ttl).min();
+        let ttl = match outcome {
+            Outcome::Answer { .. } => answers_ttl,
+            Outcome::NxDomain { soa, .. } | Outcome::NoData { soa, .. } => self
+                .cache
+                .answers
+                .negative_ttl(soa.as_ref())
+                .map(|t| answers_ttl.map_or(t, |a| a.min(t))),
+            Outcome::ServFail(_) => None,
+        };
+        if let Some(ttl) = ttl {
+            self.cache.messages.insert(
+                question,
+                outcome.rcode(),
+                outcome.answers(),
+                outcome.soa(),
+                ttl,
+                unix_now(),
+            );
         }
     }
 
@@ -244,11 +341,21 @@ impl Resolver {
         self.inflight.len()
     }
 
-    /// Resolves `question`, handing every hop event to `sink`.
+    /// Resolves `question`, handing every hop event to `sink` (trace mode; no coalescing).
     pub async fn resolve_traced(
         &self,
         question: &Question,
+        sink: Option<&mut dyn TraceSink>,
+    ) -> Outcome {
+        self.run(question, sink, false).await
+    }
+
+    /// One resolution; `refresh` asks upstream even if the cache holds the answer.
+    async fn run(
+        &self,
+        question: &Question,
         mut sink: Option<&mut dyn TraceSink>,
+        refresh: bool,
     ) -> Outcome {
         if question.qclass != DNSClass::IN {
             return Outcome::ServFail(Failure::UnsupportedClass(question.qclass));
@@ -263,6 +370,9 @@ impl Resolver {
             self.settings.clone(),
             sink.is_some(),
         );
+        if refresh {
+            m = m.refreshing();
+        }
         loop {
             let action = m.poll(&self.cache, unix_now());
             flush(&mut m, &mut sink);
@@ -356,6 +466,49 @@ impl Answerer for Resolver {
     async fn answer(&self, question: &Question, _client: std::net::SocketAddr) -> Outcome {
         self.resolve(question).await
     }
+
+    /// A cache hit answered from the message cache: no decode, no resolver, no allocation.
+    /// A hit in the last 10% of its TTL also starts a prefetch.
+    fn fast_reply(
+        &self,
+        query: &[u8],
+        _client: std::net::SocketAddr,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let fq = crate::server::fast::parse(query)?;
+        let ours = out.len();
+        let patch = Patch {
+            id: fq.id,
+            rd: fq.rd,
+            cd: fq.cd,
+            qname: fq.qname,
+            opt_payload: fq
+                .edns_payload
+                .map(|_| u16::try_from(ours).unwrap_or(u16::MAX)),
+            limit: fq.udp_limit(ours),
+        };
+        let written = self
+            .cache
+            .messages
+            .write_reply(fq.key.as_bytes(), unix_now(), &patch, out)
+            .ok()?;
+        if written.prefetch && self.cache.config.prefetch {
+            if let Some(q) = question_of(&fq) {
+                self.prefetch(q);
+            }
+        }
+        Some(written.len)
+    }
+}
+
+/// The question of a fast-path query, built only when a prefetch needs it.
+fn question_of(fq: &crate::server::fast::FastQuery<'_>) -> Option<Question> {
+    let name = Name::from_labels(crate::cache::wire_labels(fq.key.name())).ok()?;
+    Some(Question::with_class(
+        name,
+        RecordType::from(fq.qtype),
+        DNSClass::from(fq.qclass),
+    ))
 }
 
 #[cfg(test)]

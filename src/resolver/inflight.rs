@@ -52,6 +52,11 @@ impl InFlight {
         })
     }
 
+    /// Whether `question` is being resolved now.
+    pub fn contains(&self, question: &Question) -> bool {
+        self.lock().contains_key(question)
+    }
+
     /// Resolutions running now.
     pub fn len(&self) -> usize {
         self.lock().len()
@@ -72,6 +77,13 @@ impl InFlight {
         {
             running.remove(question);
         }
+    }
+}
+
+impl Leader {
+    /// A channel to wait on the outcome this leader will publish.
+    pub fn subscribe(&self) -> watch::Receiver<Option<Outcome>> {
+        self.tx.subscribe()
     }
 }
 

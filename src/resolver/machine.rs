@@ -240,6 +240,9 @@ pub struct Resolution {
     ns_lookups: usize,
     finished: Option<Outcome>,
     events: Option<Vec<HopEvent>>,
+    /// Prefetch: the client's question (and its CNAME chain) is asked upstream even though
+    /// the cache still holds it; sub-resolutions use the cache as usual.
+    refresh: bool,
 }
 
 impl Resolution {
@@ -254,9 +257,17 @@ impl Resolution {
             ns_lookups: 0,
             finished: None,
             events: trace.then(Vec::new),
+            refresh: false,
         };
         r.emit(|| HopEvent::Start { depth: 0, question });
         r
+    }
+
+    /// Makes this a refresh (prefetch): answers for the question itself are not taken from
+    /// the cache, zone cuts and server addresses are.
+    pub fn refreshing(mut self) -> Self {
+        self.refresh = true;
+        self
     }
 
     /// Upstream queries asked for so far (sub-resolutions included).
@@ -383,7 +394,8 @@ impl Resolution {
     fn start(&mut self, cache: &Cache, now: u64) -> Step {
         let depth = self.depth();
         let q = self.top().current();
-        if let Some(hit) = cache.answers.get(&q, now) {
+        let use_cache = !(self.refresh && self.frames.len() == 1);
+        if let Some(hit) = use_cache.then(|| cache.answers.get(&q, now)).flatten() {
             let frame = self.top();
             let answers = std::mem::take(&mut frame.chain);
             let outcome = Outcome::from_cached(answers, hit);
@@ -396,7 +408,7 @@ impl Resolution {
             self.top().phase = Phase::Finished(outcome);
             return Step::Continue;
         }
-        if q.qtype != RecordType::CNAME {
+        if q.qtype != RecordType::CNAME && use_cache {
             let cq = Question::with_class(q.name.clone(), RecordType::CNAME, q.qclass);
             if let Some(Cached::Records(rs)) = cache.answers.get(&cq, now) {
                 if let Some(RData::CNAME(target)) = rs.first().map(|r| &r.data) {

@@ -34,6 +34,7 @@ use tracing::{debug, error};
 use crate::resolver::{Outcome, Question};
 
 pub mod acl;
+pub mod fast;
 pub mod request;
 mod tcp;
 mod udp;
@@ -188,9 +189,10 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    fn count_udp(&self, worker: usize) {
+    /// Counts `n` datagrams (once per receive batch, so workers seldom touch the counters).
+    fn count_udp(&self, worker: usize, n: u64) {
         if let Some(counter) = self.udp_received.get(worker) {
-            counter.fetch_add(1, Ordering::Relaxed);
+            counter.fetch_add(n, Ordering::Relaxed);
         }
     }
 }

@@ -30,10 +30,15 @@ pub struct Env {
 impl Env {
     /// Lab network `net` (127.53.net.0/24) and a resolver on 127.53.net.253:53, no priming.
     pub async fn start(net: u8) -> Env {
+        Self::start_with(net, hopdns::cache::CacheConfig::default()).await
+    }
+
+    /// [`Env::start`] with cache settings of the test's own.
+    pub async fn start_with(net: u8, cache: hopdns::cache::CacheConfig) -> Env {
         let lab = Lab::start(LabConfig { net })
             .await
             .expect("lab starts (tests run as root)");
-        let resolver = Arc::new(hopdns::cli::lab::lab_resolver(&lab).unwrap());
+        let resolver = Arc::new(hopdns::cli::lab::lab_resolver_with(&lab, cache).unwrap());
         let addr = SocketAddr::new(IpAddr::V4(lab.addr(RESOLVER_HOST)), 53);
         let bound = BoundServer::bind(&ServerConfig {
             listen: vec![addr],

@@ -1,0 +1,420 @@
+//! The message cache: whole replies kept as ready wire bytes, so a cache hit is a copy and a
+//! few patches, with no decode, no encode and no allocation (Unbound's msg cache and
+//! PowerDNS Recursor's packet cache play this part).
+//!
+//! A template is the reply to one question as the resolver produced it: header, question
+//! (lowercase), the answer section (the whole CNAME chain and the final RRset, or nothing)
+//! and the SOA of a negative answer, names compressed against the question. Beside it are
+//! the offsets of every TTL. Serving it ([`MessageCache::write_reply`]) patches what differs
+//! per client: the ID, RD and CD, the question's case as the client wrote it (0x20 clients
+//! compare it; the name has the same length, so every offset stays valid), each TTL counted
+//! down by the time spent in cache (RFC 1035 §3.2.1), and our OPT when the client sent one.
+//! A template expires with the first of its records, so it never outlives the RRset cache
+//! entries it was built from.
+//!
+//! Prefetch: a hit in the last 10% of the template's TTL asks for a refresh, once per entry
+//! (Unbound `prefetch: yes`); the new template replaces the old when the refresh is done.
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::Record;
+
+use super::store::{key_name, wire_is_under, KeyBuf, Store, StoreStats, Weigh};
+use crate::resolver::Question;
+
+/// Header flags we set in every reply: QR in the first flag byte, RA in the second.
+const QR: u8 = 0x80;
+const RD: u8 = 0x01;
+const RA: u8 = 0x80;
+const CD: u8 = 0x10;
+
+/// Our OPT record appended to replies of EDNS clients: root owner, type 41, the payload we
+/// accept as class, extended RCODE 0, version 0, DO clear, no options (RFC 6891 §6.1.2).
+const OPT_LEN: usize = 11;
+
+/// One cached reply.
+#[derive(Debug)]
+struct Template {
+    /// When it was stored (unix seconds): TTLs in `wire` are as of this moment.
+    inserted: u64,
+    expires: u64,
+    /// Its TTL when stored, for the prefetch threshold.
+    ttl: u32,
+    /// A refresh was asked for already.
+    prefetching: bool,
+    /// Length of the message in `wire`; the TTL offsets (u16, big-endian) follow it.
+    msg_len: u16,
+    wire: Box<[u8]>,
+}
+
+impl Weigh for Template {
+    fn heap_bytes(&self) -> usize {
+        self.wire.len()
+    }
+}
+
+/// What differs in the reply to each client.
+#[derive(Clone, Copy, Debug)]
+pub struct Patch<'a> {
+    pub id: u16,
+    /// The client's RD and CD flags, copied (RFC 1035 §4.1.1, RFC 4035 §3.2.2).
+    pub rd: bool,
+    pub cd: bool,
+    /// The question name exactly as the client sent it (uncompressed wire form).
+    pub qname: &'a [u8],
+    /// `Some(our payload)` to append our OPT: the client sent one.
+    pub opt_payload: Option<u16>,
+    /// The most this client may receive over UDP; a longer reply is not written.
+    pub limit: usize,
+}
+
+/// A hit written into the caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    pub len: usize,
+    /// The entry is in the last 10% of its TTL and nobody has asked for a refresh yet.
+    pub prefetch: bool,
+}
+
+/// Why a reply was not written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Miss {
+    /// No fresh entry.
+    Absent,
+    /// An entry exists but does not fit the client's limit: the slow path truncates.
+    TooLong,
+}
+
+pub struct MessageCache {
+    store: Store<Template>,
+}
+
+impl std::fmt::Debug for MessageCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageCache")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl MessageCache {
+    pub fn new(limit_bytes: usize) -> Self {
+        Self {
+            store: Store::new(limit_bytes),
+        }
+    }
+
+    /// Stores the reply to `q` for `ttl` seconds. The records carry their TTLs as of `now`.
+    pub fn insert(
+        &self,
+        q: &Question,
+        rcode: ResponseCode,
+        answers: &[Record],
+        authority: Option<&Record>,
+        ttl: u32,
+        now: u64,
+    ) {
+        if ttl == 0 {
+            return;
+        }
+        let mut msg = Message::new(0, MessageType::Response, OpCode::Query);
+        msg.metadata.recursion_available = true;
+        msg.metadata.response_code = rcode;
+        msg.add_query(q.to_query());
+        msg.add_answers(answers.iter().cloned());
+        if let Some(soa) = authority {
+            msg.add_authority(soa.clone());
+        }
+        let Ok(bytes) = msg.to_vec() else {
+            return;
+        };
+        let Some(offsets) = ttl_offsets(&bytes) else {
+            return;
+        };
+        let Ok(msg_len) = u16::try_from(bytes.len()) else {
+            return;
+        };
+        let mut wire = bytes;
+        for o in &offsets {
+            wire.extend_from_slice(&o.to_be_bytes());
+        }
+        let template = Template {
+            inserted: now,
+            expires: now + u64::from(ttl),
+            ttl,
+            prefetching: false,
+            msg_len,
+            wire: wire.into_boxed_slice(),
+        };
+        let key = KeyBuf::of(q);
+        self.store
+            .shard(key.as_bytes())
+            .put(key.as_bytes(), template);
+    }
+
+    /// Writes the cached reply for `key` into `out`, patched for one client, if there is a
+    /// fresh one that fits both `out` and `patch.limit`.
+    pub fn write_reply(
+        &self,
+        key: &[u8],
+        now: u64,
+        patch: &Patch<'_>,
+        out: &mut [u8],
+    ) -> Result<Written, Miss> {
+        let (len, prefetch) = {
+            let mut shard = self.store.shard(key);
+            let Some(t) = shard.lru.get_mut(key) else {
+                shard.misses += 1;
+                return Err(Miss::Absent);
+            };
+            if t.expires <= now {
+                // Stale data is served by the resolver's path (RFC 8767), not from here.
+                shard.remove(key);
+                shard.misses += 1;
+                return Err(Miss::Absent);
+            }
+            let len = usize::from(t.msg_len);
+            let total = len + patch.opt_payload.map_or(0, |_| OPT_LEN);
+            let qname_end = 12 + patch.qname.len();
+            if total > patch.limit || total > out.len() || qname_end > len {
+                return Err(Miss::TooLong);
+            }
+            out[..len].copy_from_slice(&t.wire[..len]);
+            // Patch TTLs while the offsets are at hand.
+            let elapsed = (now - t.inserted).min(u64::from(u32::MAX)) as u32;
+            for o in t.wire[len..].chunks_exact(2) {
+                let at = usize::from(u16::from_be_bytes([o[0], o[1]]));
+                let old = u32::from_be_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]);
+                out[at..at + 4].copy_from_slice(&old.saturating_sub(elapsed).to_be_bytes());
+            }
+            let left = t.expires - now;
+            let prefetch = !t.prefetching && left * 10 <= u64::from(t.ttl);
+            if prefetch {
+                t.prefetching = true;
+            }
+            shard.hits += 1;
+            (len, prefetch)
+        };
+        out[0..2].copy_from_slice(&patch.id.to_be_bytes());
+        out[2] = QR | if patch.rd { RD } else { 0 };
+        out[3] = (out[3] & 0x0f) | RA | if patch.cd { CD } else { 0 };
+        out[12..12 + patch.qname.len()].copy_from_slice(patch.qname);
+        let mut len = len;
+        if let Some(payload) = patch.opt_payload {
+            let [p0, p1] = payload.to_be_bytes();
+            out[len..len + OPT_LEN].copy_from_slice(&[0, 0, 41, p0, p1, 0, 0, 0, 0, 0, 0]);
+            len += OPT_LEN;
+            // ARCOUNT: templates carry no additional records, so ours is the only one.
+            out[10..12].copy_from_slice(&1u16.to_be_bytes());
+        }
+        Ok(Written { len, prefetch })
+    }
+
+    /// Drops the templates for `name` (every type).
+    pub fn flush_name(&self, name: &[u8]) -> usize {
+        self.flush_where(|n| n == name)
+    }
+
+    /// Drops the templates at or below `zone`.
+    pub fn flush_zone(&self, zone: &[u8]) -> usize {
+        self.flush_where(|n| wire_is_under(n, zone))
+    }
+
+    fn flush_where(&self, matches: impl Fn(&[u8]) -> bool) -> usize {
+        let mut gone = 0;
+        self.store
+            .for_each_shard(|s| gone += s.remove_where(|k| matches(key_name(k))));
+        gone
+    }
+
+    pub fn clear(&self) {
+        self.store.for_each_shard(|s| s.clear());
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        self.store.stats()
+    }
+}
+
+/// Offsets of the TTL of every record in an encoded message without OPT; `None` if the
+/// message is not as [`Message::to_vec`] writes it.
+fn ttl_offsets(wire: &[u8]) -> Option<Vec<u16>> {
+    let count = |at: usize| -> Option<usize> {
+        Some(usize::from(u16::from_be_bytes([
+            *wire.get(at)?,
+            *wire.get(at + 1)?,
+        ])))
+    };
+    let (qd, rrs) = (count(4)?, count(6)? + count(8)? + count(10)?);
+    let mut at = 12;
+    for _ in 0..qd {
+        at = skip_name(wire, at)? + 4;
+    }
+    let mut offsets = Vec::with_capacity(rrs);
+    for _ in 0..rrs {
+        at = skip_name(wire, at)? + 4;
+        offsets.push(u16::try_from(at).ok()?);
+        let rdlen = count(at + 4)?;
+        at += 6 + rdlen;
+    }
+    (at == wire.len()).then_some(offsets)
+}
+
+/// The offset just past the (possibly compressed) name at `at`.
+fn skip_name(wire: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *wire.get(at)?;
+        match len {
+            0 => return Some(at + 1),
+            l if l & 0xc0 == 0xc0 => return Some(at + 2),
+            l if l <= 63 => at += 1 + usize::from(l),
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::rdata::{A, CNAME, SOA};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    use hickory_proto::serialize::binary::BinDecodable;
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn patch(qname: &[u8]) -> Patch<'_> {
+        Patch {
+            id: 0xbeef,
+            rd: true,
+            cd: false,
+            qname,
+            opt_payload: None,
+            limit: 512,
+        }
+    }
+
+    fn chain() -> Vec<Record> {
+        vec![
+            Record::from_rdata(
+                name("www.example."),
+                300,
+                RData::CNAME(CNAME(name("web.example."))),
+            ),
+            Record::from_rdata(name("web.example."), 60, RData::A(A::new(192, 0, 2, 1))),
+        ]
+    }
+
+    #[test]
+    fn a_hit_is_patched_for_the_client() {
+        let c = MessageCache::new(1 << 20);
+        let q = Question::new(name("www.example."), RecordType::A);
+        c.insert(&q, ResponseCode::NoError, &chain(), None, 60, 1000);
+        let key = KeyBuf::of(&q);
+        let mut out = [0u8; 512];
+        let qname = b"\x03WwW\x07ExAmple\x00";
+        let w = c
+            .write_reply(key.as_bytes(), 1010, &patch(qname), &mut out)
+            .unwrap();
+        assert!(!w.prefetch);
+        let m = Message::from_bytes(&out[..w.len]).unwrap();
+        assert_eq!(m.metadata.id, 0xbeef);
+        assert!(m.metadata.recursion_desired && m.metadata.recursion_available);
+        assert!(!m.metadata.authoritative && !m.metadata.checking_disabled);
+        assert_eq!(m.metadata.message_type, MessageType::Response);
+        assert_eq!(m.queries[0].name.to_ascii(), "WwW.ExAmple.");
+        let ttls: Vec<u32> = m.answers.iter().map(|r| r.ttl).collect();
+        assert_eq!(ttls, vec![290, 50], "each TTL counted down by 10 s");
+        assert!(m.edns.is_none(), "no OPT for a client without one");
+    }
+
+    #[test]
+    fn edns_clients_get_our_opt_and_limits_hold() {
+        let c = MessageCache::new(1 << 20);
+        let q = Question::new(name("www.example."), RecordType::A);
+        c.insert(&q, ResponseCode::NoError, &chain(), None, 60, 0);
+        let key = KeyBuf::of(&q);
+        let qname = b"\x03www\x07example\x00";
+        let mut out = [0u8; 512];
+        let p = Patch {
+            opt_payload: Some(1232),
+            ..patch(qname)
+        };
+        let w = c.write_reply(key.as_bytes(), 0, &p, &mut out).unwrap();
+        let m = Message::from_bytes(&out[..w.len]).unwrap();
+        let opt = m.edns.as_ref().expect("OPT");
+        assert_eq!(opt.max_payload(), 1232);
+        assert!(!opt.flags().dnssec_ok);
+        let tight = Patch { limit: 40, ..p };
+        assert_eq!(
+            c.write_reply(key.as_bytes(), 0, &tight, &mut out),
+            Err(Miss::TooLong)
+        );
+    }
+
+    #[test]
+    fn negative_replies_keep_rcode_and_soa() {
+        let c = MessageCache::new(1 << 20);
+        let q = Question::new(name("nx.example."), RecordType::A);
+        let soa = Record::from_rdata(
+            name("example."),
+            300,
+            RData::SOA(SOA::new(
+                name("ns.example."),
+                name("h.example."),
+                1,
+                2,
+                3,
+                4,
+                300,
+            )),
+        );
+        c.insert(&q, ResponseCode::NXDomain, &[], Some(&soa), 300, 0);
+        let mut out = [0u8; 512];
+        let w = c
+            .write_reply(
+                KeyBuf::of(&q).as_bytes(),
+                100,
+                &patch(b"\x02nx\x07example\x00"),
+                &mut out,
+            )
+            .unwrap();
+        let m = Message::from_bytes(&out[..w.len]).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(m.authorities[0].ttl, 200);
+    }
+
+    #[test]
+    fn expiry_and_a_single_prefetch_in_the_last_tenth() {
+        let c = MessageCache::new(1 << 20);
+        let q = Question::new(name("www.example."), RecordType::A);
+        c.insert(&q, ResponseCode::NoError, &chain(), None, 100, 0);
+        let key = KeyBuf::of(&q);
+        let qn = b"\x03www\x07example\x00";
+        let mut out = [0u8; 512];
+        let mut at = |now| c.write_reply(key.as_bytes(), now, &patch(qn), &mut out);
+        assert!(!at(89).unwrap().prefetch, "11 s of 100 left");
+        assert!(at(90).unwrap().prefetch, "10 s left: refresh");
+        assert!(!at(95).unwrap().prefetch, "asked once only");
+        assert_eq!(at(100), Err(Miss::Absent), "expired");
+    }
+
+    #[test]
+    fn flush_by_name_and_zone() {
+        let c = MessageCache::new(1 << 20);
+        for n in ["www.example.", "a.b.example.", "example.", "other."] {
+            c.insert(
+                &Question::new(name(n), RecordType::A),
+                ResponseCode::NoError,
+                &chain(),
+                None,
+                60,
+                0,
+            );
+        }
+        assert_eq!(c.flush_name(b"\x07example\x00"), 1);
+        assert_eq!(c.flush_zone(b"\x07example\x00"), 2);
+        assert_eq!(c.stats().entries, 1);
+    }
+}
