@@ -879,3 +879,42 @@ fn the_lan_example_loads_with_serve_and_answers() {
         "{got:?}"
     );
 }
+
+#[test]
+fn serve_refuses_a_missing_or_broken_rules_file_naming_file_line_and_problem() {
+    let d = dir(98);
+    let broken = d.join("broken.toml");
+    std::fs::write(
+        &broken,
+        "[[rule]]\nname = \"a.lan\"\n\naction = \"alias\"\n",
+    )
+    .unwrap();
+    for (rules, expect) in [
+        (
+            d.join("missing.toml"),
+            "missing.toml: cannot read".to_string(),
+        ),
+        (
+            broken.clone(),
+            format!("{}:1: action = \"alias\" needs `target", broken.display()),
+        ),
+    ] {
+        let out = std::process::Command::new(bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.53.98.252:53",
+                "--threads",
+                "1",
+                "--no-prime",
+            ])
+            .arg("--rules")
+            .arg(&rules)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&expect), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(d);
+}

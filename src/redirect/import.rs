@@ -1,8 +1,8 @@
 //! Imports: blocklists (hosts-file format and plain domain lists) and Response Policy Zones.
 //!
 //! Lists are read a line at a time into the compact name table ([`super::names`]); every
-//! name of one list points at one shared rule, so a million lines cost about 40 bytes per
-//! name and nothing per line besides. A line that cannot be read stops the load with its
+//! name of one list points at one shared rule, so a name costs its length plus about 26
+//! bytes and nothing per line besides. A line that cannot be read stops the load with its
 //! file and line number.
 //!
 //! RPZ files (the format of draft-vixie-dnsop-dns-rpz-00) are parsed with hickory-proto's

@@ -2,8 +2,9 @@
 //!
 //! Names are kept as bytes (lowercase, labels joined by `.`, no trailing dot) back to back
 //! in one arena; a hash table holds only 4-byte indices into a list of 16-byte entries.
-//! One name costs its length plus about 21 bytes, against well over 100 bytes for a
-//! `HashMap<hickory Name, _>` (a `Name` alone is a few inline label vectors). Each entry
+//! One name costs its length plus about 26 bytes (a million 32-byte names: 55.6 MiB), against
+//! well over 100 bytes for a `HashMap<hickory Name, _>` (a `Name` alone is a few inline label
+//! vectors). Each entry
 //! carries two values: one for the name itself (`name`), one for every name strictly below
 //! it (`*.name`), so a domain-list entry that blocks a domain and its subdomains costs one
 //! entry.
@@ -115,9 +116,9 @@ pub fn key_from_name<'a>(
             buf[len] = b'.';
             len += 1;
         }
-        for (d, s) in buf[len..len + label.len()].iter_mut().zip(label) {
-            *d = s.to_ascii_lowercase();
-        }
+        let dest = &mut buf[len..len + label.len()];
+        dest.copy_from_slice(label);
+        dest.make_ascii_lowercase();
         len += label.len();
     }
     (len > 0).then_some(&buf[..len])
@@ -148,9 +149,9 @@ pub fn key_from_wire<'a>(query: &[u8], buf: &'a mut [u8; 256]) -> Option<&'a [u8
             buf[len] = b'.';
             len += 1;
         }
-        for (d, s) in buf[len..len + n].iter_mut().zip(label) {
-            *d = s.to_ascii_lowercase();
-        }
+        let dest = &mut buf[len..len + n];
+        dest.copy_from_slice(label);
+        dest.make_ascii_lowercase();
         len += n;
     }
     (len > 0).then_some(&buf[..len])
