@@ -137,6 +137,35 @@ fn hit_path(c: &mut Criterion) {
             )))
         })
     });
+    // What the UDP loop adds to a fast-path hit before sending (`Shared::outgoing`): the
+    // hit and reply counters, then the same with response rate limiting on.
+    let metrics = hopdns::metrics::metrics();
+    let mut k = 0;
+    c.bench_function("hit_path/fast_reply + metrics", |b| {
+        b.iter(|| {
+            k = (k + 1) % N;
+            let len = resolver.fast_reply(&queries[k], client, &mut out).unwrap();
+            metrics.cache_hit();
+            metrics.count_reply(&out[..len]);
+            black_box(len)
+        })
+    });
+    let rrl = hopdns::server::rrl::Rrl::new(hopdns::server::rrl::RrlConfig {
+        rate: u32::MAX,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut l = 0;
+    c.bench_function("hit_path/fast_reply + metrics + RRL", |b| {
+        b.iter(|| {
+            l = (l + 1) % N;
+            let len = resolver.fast_reply(&queries[l], client, &mut out).unwrap();
+            let verdict = rrl.check(client.ip(), std::time::Instant::now());
+            metrics.cache_hit();
+            metrics.count_reply(&out[..len]);
+            black_box((len, verdict))
+        })
+    });
 }
 
 criterion_group!(benches, bench, hit_path);

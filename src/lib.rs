@@ -18,7 +18,9 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod lab;
+pub mod metrics;
 pub mod redirect;
 pub mod resolver;
 pub mod server;

@@ -8,6 +8,7 @@ mod alloc;
 mod cache;
 mod cli;
 mod hints;
+mod ops;
 mod redirect;
 mod resolve;
 mod trace;

@@ -97,6 +97,7 @@ pub fn run(args: LabArgs) -> CmdResult {
             hints_file.display()
         );
         println!();
+        println!("Root hints for this lab: {}", hints_file.display());
         println!("Ctrl-C stops the lab.");
         let shutdown = CancellationToken::new();
         let answerer: Arc<dyn Answerer> = resolver;

@@ -2,7 +2,10 @@
 //! parses, calls [`run`] and turns the result into an exit code.
 
 pub mod lab;
+pub mod logging;
+pub mod ops;
 mod serve;
+mod serve_ops;
 mod trace;
 
 use std::process::ExitCode;
@@ -20,6 +23,9 @@ pub struct Cli {
     /// `serve` logs every resolution hop.
     #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
+    /// Log line format: human-readable text, or one JSON object per line.
+    #[arg(long, global = true, default_value = "text", value_name = "FORMAT")]
+    pub log_format: logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -32,15 +38,41 @@ pub enum Command {
     Trace(TraceArgs),
     /// Start the offline lab (authoritative servers on 127.53.N.x) and a resolver using it.
     Lab(lab::LabArgs),
+    /// Check a config file, or print one with every key and its default.
+    #[command(subcommand)]
+    Config(ops::ConfigCommand),
+    /// Control a running `hopdns serve` over its Unix socket (--control-socket).
+    Ctl(ops::CtlArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(ops::CompletionsArgs),
+    /// Print the man page (roff) to standard output, or write every page to a directory.
+    Man(ops::ManArgs),
+}
+
+/// The whole program: parse the command line (applying the config file to `serve`), run.
+pub fn main() -> ExitCode {
+    match ops::parse_with_config(std::env::args_os().collect()) {
+        Ok(cli) => run(cli),
+        Err(ops::ParseFailure::Clap(e)) => e.exit(),
+        Err(ops::ParseFailure::Config(e)) => {
+            eprintln!("hopdns: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Runs the chosen subcommand. Errors are printed once, here, with their fix.
 pub fn run(cli: Cli) -> ExitCode {
-    init_logging(&cli.log_level);
+    let query_log = matches!(&cli.command, Command::Serve(a) if a.ops.query_log);
+    logging::init(&cli.log_level, cli.log_format, query_log);
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Trace(args) => trace::run(args),
         Command::Lab(args) => lab::run(args),
+        Command::Config(c) => ops::config(c),
+        Command::Ctl(args) => ops::ctl(args),
+        Command::Completions(args) => ops::completions(args),
+        Command::Man(args) => ops::man(args),
     };
     match result {
         Ok(code) => code,
@@ -49,17 +81,6 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-fn init_logging(level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// A runtime with `threads` workers (at least one).

@@ -9,10 +9,14 @@ use clap::Args;
 use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 
-use super::{runtime, shutdown_signal, CmdResult};
+use super::serve_ops::{ConfigReloader, OpsRuntime, ResolverCache};
+use super::{runtime, CmdResult};
+use crate::config::ops::OpsArgs;
 use crate::config::UpstreamArgs;
+use crate::control::{Controls, Reloadable};
 use crate::redirect::Redirector;
 use crate::resolver::Resolver;
+use crate::server::querylog::QueryLog;
 use crate::server::{Answerer, BoundServer, ServerConfig};
 
 /// Time allowed for listeners to stop after SIGTERM before the process exits anyway.
@@ -36,6 +40,17 @@ pub struct ServeArgs {
     pub rules: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub upstream: UpstreamArgs,
+    #[command(flatten)]
+    pub ops: OpsArgs,
+}
+
+/// Checks what can be checked without binding anything (`hopdns config check`).
+pub fn check(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if args.threads == Some(0) {
+        return Err("--threads must be at least 1".into());
+    }
+    args.upstream.build()?;
+    Ok(())
 }
 
 pub fn run(args: ServeArgs) -> CmdResult {
@@ -45,11 +60,20 @@ pub fn run(args: ServeArgs) -> CmdResult {
     if threads == 0 {
         return Err("--threads must be at least 1".into());
     }
-    let (resolver_config, transport) = args.upstream.build()?;
+    let (mut resolver_config, transport) = args.upstream.build()?;
+    resolver_config.max_pending = args.ops.max_pending;
     let server_config = ServerConfig {
         listen: args.listen.clone(),
         threads,
         allow: args.allow.clone(),
+        max_tcp_clients: args.ops.max_tcp_clients,
+        max_tcp_per_client: args.ops.max_tcp_per_client,
+        rrl: args.ops.rrl(),
+        drain: args.ops.drain(),
+        query_log: args
+            .ops
+            .query_log
+            .then(|| QueryLog::new(args.ops.query_log_hash_clients)),
         ..ServerConfig::default()
     };
     let rt = runtime(threads)?;
@@ -65,63 +89,40 @@ pub fn run(args: ServeArgs) -> CmdResult {
             tracing::info!(%addr, "listening (UDP and TCP)");
         }
         let shutdown = CancellationToken::new();
-        let answerer: Arc<dyn Answerer> = match &args.rules {
+        let redirect = match &args.rules {
+            Some(path) => Some(Arc::new(Redirector::from_file(resolver.clone(), path)?)),
+            None => None,
+        };
+        let mut reloaders: Vec<Arc<dyn Reloadable>> =
+            ConfigReloader::for_args(&args).into_iter().collect();
+        if let Some(r) = &redirect {
+            // `ctl reload` and SIGHUP re-read the rules; `ctl health` and the metrics show
+            // the pools' members.
+            reloaders.push(r.clone());
+            crate::metrics::metrics().set_health_source(Some(r.clone()));
+        }
+        let controls = Controls {
+            cache: Some(Arc::new(ResolverCache((*resolver).clone()))),
+            reloaders,
+        };
+        let ops = OpsRuntime::start(&args.ops, controls, &shutdown).await?;
+        let answerer: Arc<dyn Answerer> = match redirect {
+            Some(r) => r,
             // No rules: the resolver answers directly, with no layer in between.
             None => resolver,
-            Some(path) => {
-                let redirect = Arc::new(Redirector::from_file(resolver, path)?);
-                tokio::spawn(reload_on_sighup(redirect.clone()));
-                redirect
-            }
         };
-        if args.rules.is_none() {
-            tokio::spawn(reload_on_sighup_without_rules());
-        }
         let server = tokio::spawn(bound.run(answerer, shutdown.clone()));
-        shutdown_signal().await;
-        tracing::info!("stopping");
+        ops.wait_for_stop().await;
+        tracing::info!(drain = ?args.ops.drain(), "stopping: draining queries in hand");
         shutdown.cancel();
-        match tokio::time::timeout(STOP_GRACE, server).await {
+        match tokio::time::timeout(args.ops.drain() + STOP_GRACE, server).await {
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "listener error while stopping"),
             Err(_) => tracing::warn!("listeners did not stop in time; exiting anyway"),
             _ => {}
         }
+        ops.finish().await;
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     rt.shutdown_timeout(Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
-}
-
-/// SIGHUP re-reads the rules file (on a blocking thread: a large blocklist takes a moment);
-/// an invalid file keeps the old rules ([`Redirector::reload`] logs why).
-async fn reload_on_sighup(redirect: Arc<Redirector>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; rules will not be reloaded");
-            return;
-        };
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the redirect rules");
-            let r = redirect.clone();
-            let _ = tokio::task::spawn_blocking(move || r.reload()).await;
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = redirect;
-}
-
-/// Without --rules, SIGHUP (whose default action ends the process) only logs that there is
-/// nothing to reload.
-async fn reload_on_sighup_without_rules() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut hup) = signal(SignalKind::hangup()) {
-            while hup.recv().await.is_some() {
-                tracing::info!("SIGHUP: no --rules file in use; nothing to reload");
-            }
-        }
-    }
 }

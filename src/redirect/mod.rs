@@ -247,6 +247,55 @@ impl Redirector {
     }
 }
 
+impl std::fmt::Debug for Redirector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redirector")
+            .field("path", &self.path)
+            .field("rules", &self.rules.load().as_deref())
+            .finish()
+    }
+}
+
+/// `hopdns ctl reload` and SIGHUP (one handler, in `cli/serve_ops.rs`) re-read the rules.
+impl crate::control::Reloadable for Redirector {
+    fn name(&self) -> String {
+        match &self.path {
+            Some(p) => format!("redirect rules {}", p.display()),
+            None => "redirect rules".into(),
+        }
+    }
+
+    fn reload(&self) -> Result<String, String> {
+        Redirector::reload(self)
+            .map(|s| {
+                format!(
+                    "{} names, {} rules, {} pools from {} files ({} entries skipped)",
+                    s.names, s.rules, s.pools, s.files, s.skipped
+                )
+            })
+            .map_err(|e| format!("{e}; the previous rules stay in use"))
+    }
+}
+
+/// Pool members for `hopdns ctl health` and the `hopdns_pool_member_up` metric.
+impl crate::metrics::HealthSource for Redirector {
+    fn health(&self) -> Vec<crate::metrics::MemberHealth> {
+        let Some(set) = self.rules.load_full() else {
+            return Vec::new();
+        };
+        set.pools
+            .iter()
+            .flat_map(|p| {
+                p.members.iter().map(|m| crate::metrics::MemberHealth {
+                    pool: p.name.clone(),
+                    member: m.address.to_string(),
+                    healthy: m.state.is_up(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// Who resolves what no rule answers: the wrapped answerer, or a resolver with a sink.
 enum Inner<'a> {
     Serve(&'a dyn Answerer),

@@ -28,6 +28,11 @@ const PRIMING_TRIES: usize = 3;
 /// Wait before priming again after a failure (and the shortest wait between primings).
 const PRIMING_RETRY: Duration = Duration::from_secs(60);
 
+/// Resolutions waiting on authorities at once, by default. Each holds a few KiB; past the
+/// bound new cache misses get SERVFAIL at once instead of growing memory and latency for
+/// everyone (Unbound's `num-queries-per-thread` is 1024 per thread).
+pub const DEFAULT_MAX_PENDING: usize = 4096;
+
 /// Everything a [`Resolver`] needs besides its transport.
 #[derive(Clone, Debug)]
 pub struct ResolverConfig {
@@ -35,6 +40,8 @@ pub struct ResolverConfig {
     pub root_hints: Delegation,
     pub settings: Settings,
     pub cache: CacheConfig,
+    /// Bound on resolutions waiting on authorities ([`DEFAULT_MAX_PENDING`]).
+    pub max_pending: usize,
 }
 
 impl ResolverConfig {
@@ -43,6 +50,7 @@ impl ResolverConfig {
             root_hints,
             settings: Settings::default(),
             cache: CacheConfig::default(),
+            max_pending: DEFAULT_MAX_PENDING,
         }
     }
 }
@@ -64,6 +72,40 @@ pub struct Core {
     settings: Arc<Settings>,
     root: Delegation,
     inflight: InFlight,
+    pending: Pending,
+}
+
+/// The bounded count of resolutions waiting on authorities.
+pub struct Pending {
+    now: std::sync::atomic::AtomicUsize,
+    max: usize,
+}
+
+/// One pending resolution; dropping it frees the place (and ends its in-flight metric).
+struct PendingSlot<'a> {
+    pending: &'a Pending,
+    _metric: crate::metrics::InFlightGuard,
+}
+
+impl Pending {
+    fn enter(&self) -> Option<PendingSlot<'_>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let taken = self
+            .now
+            .fetch_update(Relaxed, Relaxed, |n| (n < self.max).then_some(n + 1));
+        taken.ok().map(|_| PendingSlot {
+            pending: self,
+            _metric: crate::metrics::metrics().resolution_started(),
+        })
+    }
+}
+
+impl Drop for PendingSlot<'_> {
+    fn drop(&mut self) {
+        self.pending
+            .now
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl std::ops::Deref for Resolver {
@@ -81,6 +123,10 @@ impl Resolver {
             settings: Arc::new(config.settings),
             root: config.root_hints,
             inflight: InFlight::default(),
+            pending: Pending {
+                now: Default::default(),
+                max: config.max_pending.max(1),
+            },
         }))
     }
 
@@ -215,6 +261,7 @@ impl Resolver {
                     _ = tokio::time::sleep(CLIENT_RESPONSE_TIMER) => match self.stale(question) {
                         Some(stale) => {
                             tracing::debug!(%question, "slow resolution: serving stale (RFC 8767 §5)");
+                            crate::metrics::metrics().stale_answer();
                             return stale;
                         }
                         None => inflight::wait(rx).await,
@@ -249,6 +296,7 @@ impl Resolver {
                 Outcome::ServFail(why) if !matches!(why, Failure::UnsupportedClass(_)) => {
                     if let Some(stale) = this.stale(&question) {
                         tracing::debug!(%question, %why, "serving stale (RFC 8767)");
+                        crate::metrics::metrics().stale_answer();
                         outcome = stale;
                     }
                 }
@@ -271,6 +319,7 @@ impl Resolver {
         if let Role::Leader(leader) = self.inflight.join(&question) {
             tracing::debug!(%question, "prefetch");
             self.cache.count_prefetch();
+            crate::metrics::metrics().prefetch();
             drop(self.spawn_resolution(question, leader, true));
         }
     }
@@ -374,13 +423,31 @@ impl Resolver {
         if refresh {
             m = m.refreshing();
         }
+        // Taken at the first query to an authority: the resolution is then a cache miss
+        // and counts against the pending bound.
+        let mut slot = None;
         loop {
             let action = m.poll(&self.cache, unix_now());
             flush(&mut m, &mut sink);
             let send = match action {
-                Action::Done(outcome) => return outcome,
+                Action::Done(outcome) => {
+                    if slot.is_none() && !refresh {
+                        crate::metrics::metrics().cache_hit();
+                    }
+                    return outcome;
+                }
                 Action::Send(send) => send,
             };
+            if slot.is_none() {
+                if !refresh {
+                    crate::metrics::metrics().cache_miss();
+                }
+                slot = self.pending.enter();
+                if slot.is_none() {
+                    crate::metrics::metrics().overloaded();
+                    return Outcome::ServFail(Failure::Overloaded(self.pending.max));
+                }
+            }
             let now = Instant::now();
             let Some(server) =
                 choose(&send.candidates, &self.cache.infra, now).filter(|_| now < deadline)
@@ -404,6 +471,7 @@ impl Resolver {
             let result = self.exchange.exchange(&out).await;
             let after = now.elapsed();
             let done = Instant::now();
+            crate::metrics::metrics().upstream_query(server.ip(), result.is_err());
             let event = match result {
                 Ok(message) => {
                     let rcode = message.metadata.response_code;

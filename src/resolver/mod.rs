@@ -16,5 +16,5 @@ mod outcome;
 mod tests;
 
 pub use budget::Limits;
-pub use driver::{Resolver, ResolverConfig};
+pub use driver::{Resolver, ResolverConfig, DEFAULT_MAX_PENDING};
 pub use outcome::{Failure, Outcome, Question};

@@ -74,6 +74,8 @@ pub enum Failure {
     RecentFailure,
     #[error("every member of pool {0} is down (all-down = servfail)")]
     PoolDown(String),
+    #[error("{0} resolutions already pending (max-pending): refused at once")]
+    Overloaded(usize),
 }
 
 /// The end of one resolution.

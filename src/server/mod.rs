@@ -29,13 +29,15 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
 use crate::resolver::{Outcome, Question};
 
 pub mod acl;
 pub mod fast;
+pub mod querylog;
 pub mod request;
+pub mod rrl;
 mod tcp;
 mod udp;
 
@@ -62,8 +64,12 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.53:53";
 /// RFC 7766 §6.2.3: servers close idle connections after "a few seconds"; 10 s is what
 /// Unbound and BIND use.
 pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Concurrent TCP clients per listen address (further clients wait in the accept backlog).
+/// Concurrent TCP connections, all listeners together (further clients wait in the accept
+/// backlog).
 pub const DEFAULT_MAX_TCP_CLIENTS: usize = 100;
+/// Concurrent TCP connections from one client address; more are closed at once (a LAN host
+/// needs a few; one host must not take every slot).
+pub const DEFAULT_MAX_TCP_PER_CLIENT: usize = 10;
 /// How long `run` waits for in-flight tasks after they have been told to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// Tries to find a port free for UDP and TCP when the listen port is 0.
@@ -85,8 +91,17 @@ pub struct ServerConfig {
     pub tcp_idle_timeout: Duration,
     /// Our EDNS UDP payload (RFC 6891 §6.2.5); values below 512 count as 512.
     pub max_udp_payload: u16,
-    /// Concurrent TCP connections per listen address; 0 counts as 1.
+    /// Concurrent TCP connections, all listen addresses together; 0 counts as 1.
     pub max_tcp_clients: usize,
+    /// Concurrent TCP connections from one client address; 0 counts as 1.
+    pub max_tcp_per_client: usize,
+    /// Response rate limiting of UDP replies (off when `rate` is 0).
+    pub rrl: rrl::RrlConfig,
+    /// On shutdown, how long queries already received may still be answered (the drain);
+    /// nothing new is accepted meanwhile.
+    pub drain: Duration,
+    /// Log every reply (off by default).
+    pub query_log: Option<querylog::QueryLog>,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +113,10 @@ impl Default for ServerConfig {
             tcp_idle_timeout: DEFAULT_TCP_IDLE_TIMEOUT,
             max_udp_payload: request::DEFAULT_MAX_UDP_PAYLOAD,
             max_tcp_clients: DEFAULT_MAX_TCP_CLIENTS,
+            max_tcp_per_client: DEFAULT_MAX_TCP_PER_CLIENT,
+            rrl: rrl::RrlConfig::default(),
+            drain: Duration::ZERO,
+            query_log: None,
         }
     }
 }
@@ -170,6 +189,10 @@ pub struct BoundServer {
     policy: Policy,
     tcp_idle_timeout: Duration,
     max_tcp_clients: usize,
+    max_tcp_per_client: usize,
+    rrl: Option<rrl::Rrl>,
+    drain: Duration,
+    query_log: Option<querylog::QueryLog>,
     stats: Arc<Stats>,
 }
 
@@ -197,13 +220,70 @@ impl Stats {
     }
 }
 
+/// The two stages of stopping: `stop` ends the loops (no new query is taken), `abort` ends
+/// the queries in hand once the drain time is over.
+#[derive(Clone)]
+pub(crate) struct Tokens {
+    pub(crate) stop: CancellationToken,
+    pub(crate) abort: CancellationToken,
+}
+
 /// What every loop needs, shared behind one `Arc`.
 pub(crate) struct Shared {
     pub(crate) answerer: Arc<dyn Answerer>,
     pub(crate) policy: Policy,
     pub(crate) tcp_idle_timeout: Duration,
-    pub(crate) max_tcp_clients: usize,
+    /// TCP connection slots shared by every listener.
+    pub(crate) tcp_slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) tcp_per_client: tcp::PerClient,
+    pub(crate) rrl: Option<rrl::Rrl>,
+    pub(crate) query_log: Option<querylog::QueryLog>,
     pub(crate) stats: Arc<Stats>,
+}
+
+impl Shared {
+    /// Every reply passes here just before it is sent: response rate limiting (UDP), the
+    /// reply counters and the query log. Returns the length to send (a slip shortens the
+    /// reply in place to header + question with TC=1), or `None` to send nothing.
+    pub(crate) fn outgoing(
+        &self,
+        reply: &mut [u8],
+        client: SocketAddr,
+        proto: Proto,
+    ) -> Option<usize> {
+        let mut len = reply.len();
+        if let (Proto::Udp, Some(rrl)) = (proto, &self.rrl) {
+            match rrl.check(client.ip(), std::time::Instant::now()) {
+                rrl::Verdict::Send => {}
+                rrl::Verdict::Slip => {
+                    len = rrl::truncate(reply);
+                    crate::metrics::metrics().rrl_slipped();
+                }
+                rrl::Verdict::Drop => {
+                    crate::metrics::metrics().rrl_dropped();
+                    return None;
+                }
+            }
+        }
+        let reply = &reply[..len];
+        crate::metrics::metrics().count_reply(reply);
+        if let Some(log) = &self.query_log {
+            log.reply(reply, client, proto);
+        }
+        Some(len)
+    }
+
+    /// [`Shared::outgoing`] for an owned reply: `false` means send nothing.
+    pub(crate) fn outgoing_vec(
+        &self,
+        reply: &mut Vec<u8>,
+        client: SocketAddr,
+        proto: Proto,
+    ) -> bool {
+        let len = self.outgoing(reply, client, proto);
+        reply.truncate(len.unwrap_or(0));
+        len.is_some()
+    }
 }
 
 impl BoundServer {
@@ -231,6 +311,10 @@ impl BoundServer {
             policy: Policy::new(Acl::new(cfg.allow.clone()), cfg.max_udp_payload),
             tcp_idle_timeout: cfg.tcp_idle_timeout,
             max_tcp_clients: cfg.max_tcp_clients.max(1),
+            max_tcp_per_client: cfg.max_tcp_per_client.max(1),
+            rrl: rrl::Rrl::new(cfg.rrl),
+            drain: cfg.drain,
+            query_log: cfg.query_log.clone(),
             stats: Arc::new(Stats {
                 udp_received: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             }),
@@ -279,11 +363,18 @@ impl BoundServer {
             answerer,
             policy: self.policy,
             tcp_idle_timeout: self.tcp_idle_timeout,
-            max_tcp_clients: self.max_tcp_clients,
+            tcp_slots: Arc::new(tokio::sync::Semaphore::new(self.max_tcp_clients)),
+            tcp_per_client: tcp::PerClient::new(self.max_tcp_per_client),
+            rrl: self.rrl,
+            query_log: self.query_log,
             stats: self.stats,
         });
         // A child token: a failing listener stops this server without cancelling the caller's.
+        // `token` stops the loops (nothing new is accepted); `abort` stops the queries
+        // already in hand, after the drain.
         let token = shutdown.child_token();
+        let abort = CancellationToken::new();
+        let abort_guard = abort.clone().drop_guard();
         let tasks = TaskTracker::new();
         let mut loops = JoinSet::new();
         // Which listener each loop serves, to name it if it fails.
@@ -291,12 +382,20 @@ impl BoundServer {
         // Ready on UDP before TCP.
         for (worker, (addr, socket)) in udp_sockets.into_iter().enumerate() {
             let (shared, token, tasks) = (shared.clone(), token.clone(), tasks.clone());
-            let handle = loops.spawn(udp::serve(socket, worker, shared, token, tasks));
+            let tokens = Tokens {
+                stop: token,
+                abort: abort.clone(),
+            };
+            let handle = loops.spawn(udp::serve(socket, worker, shared, tokens, tasks));
             names.insert(handle.id(), (addr, Proto::Udp));
         }
         for (addr, listener) in tcp_listeners {
             let (shared, token, tasks) = (shared.clone(), token.clone(), tasks.clone());
-            let handle = loops.spawn(tcp::serve(listener, shared, token, tasks));
+            let tokens = Tokens {
+                stop: token,
+                abort: abort.clone(),
+            };
+            let handle = loops.spawn(tcp::serve(listener, shared, tokens, tasks));
             names.insert(handle.id(), (addr, Proto::Tcp));
         }
         debug!(loops = loops.len(), "serving");
@@ -319,11 +418,26 @@ impl BoundServer {
         }
         token.cancel();
         tasks.close();
-        let drain = async {
+        // The loops stop at once (sockets close); queries in hand get `drain` to finish.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while loops.join_next().await.is_some() {}
+        })
+        .await;
+        if !tasks.is_empty() && !self.drain.is_zero() {
+            let pending = tasks.len();
+            match tokio::time::timeout(self.drain, tasks.wait()).await {
+                Ok(()) => debug!(pending, "drained every query in hand"),
+                Err(_) => {
+                    warn!(pending, left = tasks.len(), drain = ?self.drain, "drain time over; abandoning the rest")
+                }
+            }
+        }
+        drop(abort_guard);
+        let finish = async {
             while loops.join_next().await.is_some() {}
             tasks.wait().await;
         };
-        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, finish).await.is_err() {
             debug!("shutdown grace elapsed; abandoning remaining tasks");
             loops.abort_all();
         }

@@ -28,12 +28,11 @@ use std::time::Duration;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, trace};
 
 use super::request::{self, plausible_client, Proto, Triage};
-use super::Shared;
+use super::{Shared, Tokens};
 
 /// Datagrams taken per `recvmmsg` call. 32 amortises the system call well past the point
 /// where the copy dominates, and bounds the latency a batch adds.
@@ -184,9 +183,10 @@ pub(super) async fn serve(
     socket: UdpSocket,
     worker: usize,
     shared: Arc<Shared>,
-    token: CancellationToken,
+    tokens: Tokens,
     tasks: TaskTracker,
 ) {
+    let token = tokens.stop.clone();
     let socket = Arc::new(socket);
     let fd = socket.as_raw_fd();
     let local = socket.local_addr().ok();
@@ -231,7 +231,7 @@ pub(super) async fn serve(
             shared.stats.count_udp(worker, n as u64);
             for i in 0..n {
                 handle_one(
-                    &mut batch, i, &socket, &shared, &token, &tasks, &in_flight, local,
+                    &mut batch, i, &socket, &shared, &tokens, &tasks, &in_flight, local,
                 );
             }
             if !batch.ready.is_empty() {
@@ -254,7 +254,7 @@ fn handle_one(
     i: usize,
     socket: &Arc<UdpSocket>,
     shared: &Arc<Shared>,
-    token: &CancellationToken,
+    tokens: &Tokens,
     tasks: &TaskTracker,
     in_flight: &Arc<Semaphore>,
     local: Option<SocketAddr>,
@@ -266,26 +266,36 @@ fn handle_one(
     if !batch.truncated[i] && plausible_client(client) && shared.policy.acl().allows(client.ip()) {
         let out = &mut batch.output[i * batch.out_slot..(i + 1) * batch.out_slot];
         if let Some(len) = shared.answerer.fast_reply(bytes, client, out) {
-            batch.ready.push((i, len));
+            crate::metrics::metrics().cache_hit();
+            if let Some(len) = shared.outgoing(&mut out[..len], client, Proto::Udp) {
+                batch.ready.push((i, len));
+            }
             return;
         }
     }
     match request::triage(bytes, client, Proto::Udp, &shared.policy) {
         Triage::Drop => {}
-        Triage::Reply(reply) => send_now(socket, &reply, client),
+        Triage::Reply(mut reply) => {
+            if shared.outgoing_vec(&mut reply, client, Proto::Udp) {
+                send_now(socket, &reply, client)
+            }
+        }
         Triage::Ask(req) => {
             let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                 debug!(?local, %client, "too many queries in flight; dropping");
                 return;
             };
-            let (socket, shared, token) = (socket.clone(), shared.clone(), token.clone());
+            let (socket, shared, token) = (socket.clone(), shared.clone(), tokens.abort.clone());
             tasks.spawn(async move {
                 let _permit = permit;
                 let outcome = tokio::select! {
                     _ = token.cancelled() => return,
                     outcome = shared.answerer.answer(req.question(), client) => outcome,
                 };
-                if let Some(reply) = request::respond(&req, &outcome, &shared.policy) {
+                if let Some(mut reply) = request::respond(&req, &outcome, &shared.policy) {
+                    if !shared.outgoing_vec(&mut reply, client, Proto::Udp) {
+                        return;
+                    }
                     if let Err(error) = socket.send_to(&reply, client).await {
                         debug!(%client, %error, "UDP send failed");
                     }

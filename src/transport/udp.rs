@@ -26,9 +26,12 @@ pub(super) async fn exchange(
     let sock = bind_random(local).await?;
     sock.connect(server).await?;
     sock.send(wire).await?;
-    let mut buf = vec![0u8; RECV_BUF];
+    // Capacity only: the kernel writes what arrives, so no 64 KiB is zeroed (and faulted in)
+    // per query.
+    let mut buf = Vec::with_capacity(RECV_BUF);
     loop {
-        let (n, from) = sock.recv_from(&mut buf).await?;
+        buf.clear();
+        let (n, from) = sock.recv_buf_from(&mut buf).await?;
         if from != server {
             tracing::debug!(%from, %server, "dropping reply from unexpected source");
             continue;

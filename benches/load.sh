@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# benches/load.sh -- hopdns beside Unbound under load, on the shared NSD lab (../shared/bench).
+#
+# Each of REPS rounds runs ../shared/bench/bench-peer.sh once for Unbound and once for hopdns
+# (order alternating per round; each resolver pinned to CPU 1, load and authoritatives on
+# CPU 0 when THREADS=1): cache-hit QPS with dnsperf and udp-blast over 1000 cached names,
+# cache-miss QPS over unique names under the lab's wildcard (delegation cached), peak RSS.
+# The summary (medians, same-round ratios) comes from the bench's summarize.py.
+#
+#   benches/load.sh                      # 3 rounds, one thread, 10 s per measurement
+#   REPS=3 THREADS=2 benches/load.sh     # two worker threads (unpinned, as the bench does)
+#
+# Needs root, nsd, dnsperf, unbound, gcc (see ../shared/bench/README.md). Everything stays on
+# loopback; every process it starts is stopped by PID when it ends.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=${BENCH_LAB:-$ROOT/../shared/bench}
+REPS=${REPS:-3}; THREADS=${THREADS:-1}; DURATION=${DURATION:-10}; CACHE_MB=${CACHE_MB:-150}
+TAG=${TAG:-t$THREADS}
+OUT=$ROOT/target/load; mkdir -p "$OUT"
+RAW=$OUT/raw-$TAG.txt; : > "$RAW"
+
+cargo build --release --manifest-path "$ROOT/Cargo.toml" >&2
+# A private copy, so a rebuild during the run cannot swap the binary under the benchmark.
+BIN=$OUT/hopdns; cp "$ROOT/target/release/hopdns" "$BIN"
+VERSION=$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)
+
+run_peer() {  # run_peer NAME -> one key=value line
+  if [ "$1" = unbound ]; then
+    THREADS=$THREADS DURATION=$DURATION CACHE_MB=$CACHE_MB "$BENCH/bench-peer.sh" unbound
+  else
+    THREADS=$THREADS DURATION=$DURATION CACHE_MB=$CACHE_MB VERSION_STR="hopdns-$VERSION" \
+      "$BENCH/bench-peer.sh" custom 127.0.0.1:5300 -- "$BIN" serve --listen @ADDR@:@PORT@ \
+      --root-hints @HINTS@ --threads @THREADS@ --query-loopback --no-ipv6 --no-prime \
+      --cache-size "${CACHE_MB}m" | sed 's/peer=custom/peer=hopdns/'
+  fi
+}
+
+for r in $(seq "$REPS"); do
+  if [ $((r % 2)) = 1 ]; then order="unbound hopdns"; else order="hopdns unbound"; fi
+  for p in $order; do
+    echo "[load] round $r: $p" >&2
+    line=$(run_peer "$p")
+    echo "round=$r $line" | tee -a "$RAW"
+  done
+done
+python3 "$BENCH/summarize.py" "$RAW" | tee "$OUT/summary-$TAG.md"

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# benches/memory.sh -- memory per cached name (hopdns and Unbound) and hopdns's RSS under a
+# stream of unique names, on the shared NSD lab (../shared/bench).
+#
+#   benches/memory.sh per-name [N]        # RSS after caching N (100000) unique names, minus RSS empty
+#   benches/memory.sh curve [N] [STEP]    # hopdns, default --cache-size: RSS every STEP (100000) of N (1000000) names
+#
+# Unique names are <prefix><i>.bench.example (the lab's wildcard zone, one upstream query each
+# once the delegation is cached), sent by dnsperf, each name once. Needs root, nsd, dnsperf,
+# unbound. Loopback only; the processes it starts are stopped by PID.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=${BENCH_LAB:-$ROOT/../shared/bench}
+OUT=$ROOT/target/load; mkdir -p "$OUT"
+WHAT=${1:-per-name}
+ADDR=127.0.0.1; PORT=5300
+
+cargo build --release --manifest-path "$ROOT/Cargo.toml" >&2
+BIN=$OUT/hopdns-mem; cp "$ROOT/target/release/hopdns" "$BIN"
+
+LAB_STARTED=0
+if [ ! -s "$BENCH/run/pids/nsd-bench.pid" ] || ! kill -0 "$(head -n1 "$BENCH/run/pids/nsd-bench.pid")" 2>/dev/null; then
+  "$BENCH/up.sh" >&2; LAB_STARTED=1
+fi
+PEER_PID=
+cleanup() {
+  [ -n "$PEER_PID" ] && kill "$PEER_PID" 2>/dev/null && wait "$PEER_PID" 2>/dev/null || true
+  [ "$LAB_STARTED" = 1 ] && "$BENCH/down.sh" >&2 || true
+}
+trap cleanup EXIT
+trap 'exit 143' INT TERM
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$PEER_PID/status"; }
+wait_up() {
+  for _ in $(seq 100); do
+    dig +short +tries=1 +time=1 -p "$PORT" @"$ADDR" www.example.com A 2>/dev/null | grep -q 127.1.0.2 && return 0
+    sleep 0.1
+  done
+  echo "resolver did not answer" >&2; exit 1
+}
+start() {  # start hopdns|unbound [hopdns args...]
+  local who=$1; shift
+  if [ "$who" = unbound ]; then
+    local run=$OUT/unbound-mem; mkdir -p "$run"
+    sed -e "s|@ADDR@|$ADDR|g; s|@PORT@|$PORT|g; s|@THREADS@|1|g; s|@LAB@|$BENCH|g; s|@RUN@|$run|g" \
+        -e "s|@CACHE_MB@|150|g; s|@MSG_CACHE_MB@|50|g; s|@RRSET_CACHE_MB@|100|g" \
+        "$BENCH/peers/unbound.conf" > "$run/unbound.conf"
+    taskset -c 1 unbound -d -c "$run/unbound.conf" >"$run/log" 2>&1 &
+  else
+    taskset -c 1 "$BIN" serve --listen "$ADDR:$PORT" --root-hints "$BENCH/root.hints" --threads 1 \
+      --query-loopback --no-ipv6 --no-prime "$@" >"$OUT/hopdns-mem.log" 2>&1 &
+  fi
+  PEER_PID=$!
+  wait_up
+}
+stop() { kill "$PEER_PID"; wait "$PEER_PID" 2>/dev/null || true; PEER_PID=; }
+send() {  # send PREFIX FROM TO: each name once
+  local f=$OUT/names-$1-$2.txt
+  seq "$2" "$(( $3 - 1 ))" | sed "s/^/$1/; s/$/.bench.example A/" > "$f"
+  taskset -c 0 dnsperf -s "$ADDR" -p "$PORT" -d "$f" -n 1 -c 8 -q 200 -l 600 -t 5 > "$OUT/dnsperf-$1.log" 2>&1
+  grep -E "Queries completed" "$OUT/dnsperf-$1.log" | sed 's/^ *//' >&2
+  rm -f "$f"
+}
+
+case $WHAT in
+per-name)
+  N=${2:-100000}
+  for who in unbound hopdns; do
+    if [ "$who" = hopdns ]; then start hopdns --cache-size 150m; else start unbound; fi
+    sleep 1; before=$(rss_kb)
+    send "p$who" 0 "$N"; sleep 1; after=$(rss_kb)
+    echo "peer=$who names=$N rss_empty_kb=$before rss_full_kb=$after bytes_per_name=$(( (after - before) * 1024 / N ))"
+    stop
+  done
+  ;;
+curve)
+  N=${2:-1000000}; STEP=${3:-100000}
+  start hopdns "${@:4}"
+  echo "names=0 rss_kb=$(rss_kb)"
+  for from in $(seq 0 "$STEP" $(( N - 1 ))); do
+    send c "$from" $(( from + STEP ))
+    echo "names=$(( from + STEP )) rss_kb=$(rss_kb)"
+  done
+  stop
+  ;;
+*) echo "usage: $0 per-name [N] | curve [N] [STEP] [hopdns args...]" >&2; exit 2 ;;
+esac

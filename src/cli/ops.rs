@@ -1,0 +1,266 @@
+//! The operator's subcommands: `config check|defaults`, `ctl`, `completions`, `man`, and
+//! the parse that applies the config file to `serve` before it runs.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, FromArgMatches, Subcommand};
+
+use super::{Cli, CmdResult, Command};
+use crate::config::file::{self, ConfigFile, FileErrors};
+use crate::config::ops::DEFAULT_CONTROL_SOCKET;
+use crate::control::{self, Request};
+
+/// Why the command line could not become a [`Cli`].
+#[derive(Debug)]
+pub enum ParseFailure {
+    /// Syntax (or --help/--version): clap prints it and picks the exit code.
+    Clap(clap::Error),
+    Config(FileErrors),
+}
+
+/// Parses `argv`; for `serve`, applies the config file (`--config`, or
+/// [`file::DEFAULT_PATH`] when it exists) under the command line.
+pub fn parse_with_config(argv: Vec<OsString>) -> Result<Cli, ParseFailure> {
+    let root = Cli::command();
+    let matches = root
+        .clone()
+        .try_get_matches_from(&argv)
+        .map_err(ParseFailure::Clap)?;
+    if let Some(("serve", sub)) = matches.subcommand() {
+        let path = sub
+            .get_one::<PathBuf>("config")
+            .cloned()
+            .or_else(|| Some(PathBuf::from(file::DEFAULT_PATH)).filter(|p| p.exists()));
+        if let Some(path) = path {
+            let serve = file::serve_command(root.clone());
+            let config = ConfigFile::load(&path, &serve).map_err(ParseFailure::Config)?;
+            let merged = config.merge(&serve, sub);
+            let matches = root
+                .try_get_matches_from(merged)
+                .map_err(ParseFailure::Clap)?;
+            return Cli::from_arg_matches(&matches).map_err(ParseFailure::Clap);
+        }
+    }
+    Cli::from_arg_matches(&matches).map_err(ParseFailure::Clap)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Check a config file: every error is reported with its line and key.
+    Check {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
+    /// Print a complete config file: every key, what it does, and its default.
+    Defaults,
+}
+
+pub fn config(command: ConfigCommand) -> CmdResult {
+    let serve = file::serve_command(Cli::command());
+    match command {
+        ConfigCommand::Defaults => {
+            print!("{}", file::defaults(&serve));
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigCommand::Check { file } => {
+            let config = match ConfigFile::load(&file, &serve) {
+                Ok(config) => config,
+                Err(errors) => {
+                    for e in &errors.0 {
+                        eprintln!("{e}");
+                    }
+                    eprintln!(
+                        "{}: {} error{}",
+                        file.display(),
+                        errors.0.len(),
+                        if errors.0.len() == 1 { "" } else { "s" }
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            // The values are each valid; now check them together as `serve` would.
+            let argv = vec![
+                OsString::from("hopdns"),
+                "serve".into(),
+                format!("--config={}", file.display()).into(),
+            ];
+            let cli = match parse_with_config(argv) {
+                Ok(cli) => cli,
+                Err(ParseFailure::Clap(e)) => return Err(e.to_string().into()),
+                Err(ParseFailure::Config(e)) => return Err(e.to_string().into()),
+            };
+            if let Command::Serve(args) = cli.command {
+                if let Err(e) = super::serve::check(&args) {
+                    eprintln!("{}: {e}", file.display());
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            let n = config.entries.len();
+            println!(
+                "{}: ok ({n} key{})",
+                file.display(),
+                if n == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CtlArgs {
+    /// The control socket (default: `control-socket` from the config file, else
+    /// /run/hopdns/control.sock).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Config file to take the socket path from (default /etc/hopdns/hopdns.toml if present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum CtlCommand {
+    /// Counters: replies by RCODE, cache hits and misses, upstream queries, RRL.
+    Stats,
+    /// Remove every cached entry for NAME (all types).
+    Flush { name: String },
+    /// Remove NAME and every name below it from the cache.
+    FlushZone { name: String },
+    /// Empty the cache.
+    FlushAll,
+    /// Re-read the config file (and the redirect rules when present); also what SIGHUP does.
+    Reload,
+    /// Write the cache to FILE (written by the server process, as its user).
+    DumpCache { file: PathBuf },
+    /// Add the entries of FILE to the cache; expired entries are skipped.
+    LoadCache { file: PathBuf },
+    /// The state of every redirect pool member.
+    Health,
+}
+
+impl CtlCommand {
+    fn request(&self) -> Request {
+        let (command, arg) = match self {
+            CtlCommand::Stats => ("stats", None),
+            CtlCommand::Flush { name } => ("flush", Some(name.clone())),
+            CtlCommand::FlushZone { name } => ("flush-zone", Some(name.clone())),
+            CtlCommand::FlushAll => ("flush-all", None),
+            CtlCommand::Reload => ("reload", None),
+            CtlCommand::DumpCache { file } => ("dump-cache", Some(absolute(file))),
+            CtlCommand::LoadCache { file } => ("load-cache", Some(absolute(file))),
+            CtlCommand::Health => ("health", None),
+        };
+        Request {
+            command: command.to_string(),
+            arg,
+        }
+    }
+}
+
+/// The server runs elsewhere: send it absolute paths.
+fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// The socket `ctl` talks to: `--socket`, else the config file's `control-socket`, else the
+/// default.
+fn socket_path(args: &CtlArgs) -> Result<PathBuf, FileErrors> {
+    if let Some(socket) = &args.socket {
+        return Ok(socket.clone());
+    }
+    let path = args
+        .config
+        .clone()
+        .or_else(|| Some(PathBuf::from(file::DEFAULT_PATH)).filter(|p| p.exists()));
+    if let Some(path) = path {
+        let serve = file::serve_command(Cli::command());
+        let config = ConfigFile::load(&path, &serve)?;
+        if let Some(entry) = config.entries.iter().find(|e| e.id == "control_socket") {
+            if let Some(token) = entry.tokens.first().and_then(|t| t.to_str()) {
+                return Ok(PathBuf::from(token.trim_start_matches("--control-socket=")));
+            }
+        }
+    }
+    Ok(PathBuf::from(DEFAULT_CONTROL_SOCKET))
+}
+
+pub fn ctl(args: CtlArgs) -> CmdResult {
+    let socket = socket_path(&args)?;
+    let response = control::request(&socket, &args.command.request())?;
+    if response.ok {
+        println!("{}", response.text);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("hopdns ctl: {}", response.text);
+        Ok(ExitCode::from(1))
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    pub shell: clap_complete::Shell,
+}
+
+pub fn completions(args: CompletionsArgs) -> CmdResult {
+    let mut cmd = Cli::command();
+    clap_complete::generate(args.shell, &mut cmd, "hopdns", &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// The page of one subcommand (hopdns-serve(1), ...) instead of hopdns(1).
+    pub subcommand: Option<String>,
+    /// Write every page (hopdns.1 and hopdns-SUBCOMMAND.1) into DIR instead.
+    #[arg(long, value_name = "DIR", conflicts_with = "subcommand")]
+    pub out_dir: Option<PathBuf>,
+}
+
+/// Every man page: (file name, roff text).
+pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let mut root = Cli::command();
+    root.build();
+    let mut pages = Vec::new();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(root.clone()).render(&mut out)?;
+    pages.push(("hopdns.1".to_string(), out));
+    for sub in root.get_subcommands() {
+        if sub.get_name() == "help" {
+            continue;
+        }
+        let name = format!("hopdns-{}", sub.get_name());
+        let mut out = Vec::new();
+        clap_mangen::Man::new(sub.clone().name(name.clone()).bin_name(name.clone()))
+            .render(&mut out)?;
+        pages.push((format!("{name}.1"), out));
+    }
+    Ok(pages)
+}
+
+pub fn man(args: ManArgs) -> CmdResult {
+    let pages = man_pages()?;
+    if let Some(dir) = args.out_dir {
+        for (name, text) in &pages {
+            std::fs::write(dir.join(name), text)?;
+        }
+        println!("wrote {} pages to {}", pages.len(), dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let wanted = match &args.subcommand {
+        Some(sub) => format!("hopdns-{sub}.1"),
+        None => "hopdns.1".to_string(),
+    };
+    let Some((_, text)) = pages.iter().find(|(name, _)| *name == wanted) else {
+        return Err(format!("no subcommand {:?}: see `hopdns --help`", args.subcommand).into());
+    };
+    use std::io::Write;
+    std::io::stdout().write_all(text)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,257 @@
+//! What `serve` runs beside the listeners: metrics endpoint, control socket, warm restart
+//! (`--cache-file`), signals (SIGTERM/SIGINT drain, SIGHUP reload) and the `reload` of the
+//! config file. Kept out of `serve.rs` so that file stays a short list of steps.
+
+use std::ffi::OsString;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use hickory_proto::rr::Name;
+use tokio_util::sync::CancellationToken;
+
+use super::ops::{parse_with_config, ParseFailure};
+use super::serve::ServeArgs;
+use super::Command;
+use crate::cache::unix_now;
+use crate::config::file::{self, ConfigFile};
+use crate::config::ops::OpsArgs;
+use crate::control::{self, CacheAdmin, Controls, Reloadable};
+use crate::resolver::Resolver;
+
+/// The resolver's cache as `ctl` sees it.
+pub struct ResolverCache(pub Resolver);
+
+impl CacheAdmin for ResolverCache {
+    fn flush_name(&self, name: &Name) -> usize {
+        self.0.cache().flush_name(name)
+    }
+
+    fn flush_zone(&self, zone: &Name) -> usize {
+        self.0.cache().flush_zone(zone)
+    }
+
+    fn flush_all(&self) -> usize {
+        let stats = self.0.cache().stats();
+        self.0.cache().flush_all();
+        stats.rrsets.entries + stats.messages.entries + stats.delegations
+    }
+
+    fn dump(&self, path: &Path) -> Result<usize, String> {
+        save(self.0.cache(), path)
+    }
+
+    fn load(&self, path: &Path) -> Result<usize, String> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        self.0
+            .cache()
+            .load(&mut BufReader::new(file), unix_now())
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn stats(&self) -> Vec<(String, u64)> {
+        let s = self.0.cache().stats();
+        let n = |v: usize| v as u64;
+        vec![
+            ("cache_rrsets".into(), n(s.rrsets.entries)),
+            ("cache_rrset_bytes".into(), n(s.rrsets.bytes)),
+            ("cache_messages".into(), n(s.messages.entries)),
+            ("cache_message_bytes".into(), n(s.messages.bytes)),
+            ("cache_delegations".into(), n(s.delegations)),
+            (
+                "cache_evictions".into(),
+                s.rrsets.evictions + s.messages.evictions,
+            ),
+        ]
+    }
+}
+
+/// Writes the cache to `path` atomically (a temporary file renamed into place), so a crash
+/// mid-write never leaves a half file for the next start.
+fn save(cache: &crate::cache::Cache, path: &Path) -> Result<usize, String> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    let write = || -> std::io::Result<usize> {
+        let mut out = BufWriter::new(std::fs::File::create(&temporary)?);
+        let n = cache.dump(&mut out)?;
+        out.flush()?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        Ok(n)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        format!("cannot write {}: {e}", path.display())
+    })
+}
+
+/// `reload` of the config file: re-reads it, applies what can change while running (the
+/// log level) and names the keys that changed but need a restart. A file with errors
+/// changes nothing.
+pub struct ConfigReloader {
+    path: PathBuf,
+    /// The command line `serve` was started with, to merge the file again the same way.
+    argv: Vec<OsString>,
+    /// The file's keys as last applied.
+    applied: Mutex<Vec<(String, Vec<OsString>)>>,
+}
+
+impl ConfigReloader {
+    /// A reloader when `serve` runs with a config file.
+    pub fn for_args(args: &ServeArgs) -> Option<Arc<dyn Reloadable>> {
+        let path = args.ops.config.clone()?;
+        let entries = load_entries(&path).ok()?;
+        Some(Arc::new(ConfigReloader {
+            path,
+            argv: std::env::args_os().collect(),
+            applied: Mutex::new(entries),
+        }))
+    }
+}
+
+fn load_entries(path: &Path) -> Result<Vec<(String, Vec<OsString>)>, String> {
+    let serve = file::serve_command(<super::Cli as clap::CommandFactory>::command());
+    let config = ConfigFile::load(path, &serve).map_err(|e| e.to_string())?;
+    Ok(config
+        .entries
+        .into_iter()
+        .map(|e| (e.key, e.tokens))
+        .collect())
+}
+
+impl Reloadable for ConfigReloader {
+    fn name(&self) -> String {
+        format!("config {}", self.path.display())
+    }
+
+    fn reload(&self) -> Result<String, String> {
+        let entries = load_entries(&self.path)?;
+        let level = match parse_with_config(self.argv.clone()) {
+            Ok(cli) if matches!(cli.command, Command::Serve(_)) => cli.log_level,
+            Ok(_) => return Err("not started as `serve`".into()),
+            Err(ParseFailure::Config(e)) => return Err(e.to_string()),
+            Err(ParseFailure::Clap(e)) => return Err(e.to_string()),
+        };
+        super::logging::set_level(&level)?;
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed: Vec<&str> = entries
+            .iter()
+            .filter(|(k, v)| !applied.iter().any(|(ak, av)| ak == k && av == v))
+            .map(|(k, _)| k.as_str())
+            .chain(
+                applied
+                    .iter()
+                    .filter(|(k, _)| !entries.iter().any(|(ek, _)| ek == k))
+                    .map(|(k, _)| k.as_str()),
+            )
+            .filter(|k| *k != "log-level")
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        let report = if changed.is_empty() {
+            format!("re-read; log level {level}; nothing else changed")
+        } else {
+            format!(
+                "re-read; log level {level}; changed but applied only at restart: {}",
+                changed.join(", ")
+            )
+        };
+        *applied = entries;
+        Ok(report)
+    }
+}
+
+/// The operational services of one `serve` run.
+pub struct OpsRuntime {
+    controls: Arc<Controls>,
+    cache_file: Option<PathBuf>,
+    cache: Option<Arc<dyn CacheAdmin>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    hup: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl OpsRuntime {
+    /// Loads the cache file, starts the metrics endpoint and the control socket and the
+    /// SIGHUP handler. Binding errors end `serve` before it answers anything.
+    pub async fn start(
+        ops: &OpsArgs,
+        controls: Controls,
+        shutdown: &CancellationToken,
+    ) -> Result<OpsRuntime, Box<dyn std::error::Error>> {
+        let cache = controls.cache.clone();
+        if let (Some(path), Some(cache)) = (&ops.cache_file, &cache) {
+            if path.exists() {
+                match cache.load(path) {
+                    Ok(n) => tracing::info!(file = %path.display(), entries = n, "cache loaded"),
+                    Err(error) => tracing::warn!(%error, "cache file not loaded; starting cold"),
+                }
+            } else {
+                tracing::info!(file = %path.display(), "no cache file yet; starting cold");
+            }
+        }
+        let controls = Arc::new(controls);
+        let mut tasks = Vec::new();
+        if let Some(addr) = ops.metrics {
+            let (bound, task) = crate::metrics::serve_metrics(addr, shutdown.clone()).await?;
+            tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
+            tasks.push(task);
+        }
+        if let Some(path) = &ops.control_socket {
+            let task = control::serve_control(path, controls.clone(), shutdown.clone()).await?;
+            tracing::info!(socket = %path.display(), "control socket ready");
+            tasks.push(task);
+        }
+        let hup = reload_on_hangup(controls.clone());
+        Ok(OpsRuntime {
+            controls,
+            cache_file: ops.cache_file.clone(),
+            cache,
+            tasks,
+            hup,
+        })
+    }
+
+    /// Resolves on SIGTERM or SIGINT.
+    pub async fn wait_for_stop(&self) {
+        super::shutdown_signal().await;
+    }
+
+    /// After the listeners stopped: saves the cache (if asked) and stops the services.
+    pub async fn finish(self) {
+        if let Some(hup) = self.hup {
+            hup.abort();
+        }
+        if let (Some(path), Some(cache)) = (&self.cache_file, &self.cache) {
+            let (path, cache) = (path.clone(), cache.clone());
+            let saved = tokio::task::spawn_blocking(move || cache.dump(&path)).await;
+            match saved {
+                Ok(Ok(n)) => tracing::info!(entries = n, "cache saved"),
+                Ok(Err(error)) => tracing::warn!(%error, "cache not saved"),
+                Err(error) => tracing::warn!(%error, "cache not saved"),
+            }
+        }
+        for task in self.tasks {
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(500), task).await;
+        }
+        drop(self.controls);
+    }
+}
+
+/// SIGHUP runs the same reload as `hopdns ctl reload` and logs its report.
+fn reload_on_hangup(controls: Arc<Controls>) -> Option<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).ok()?;
+    Some(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let controls = controls.clone();
+            let report = tokio::task::spawn_blocking(move || controls.reload()).await;
+            match report {
+                Ok(r) if r.ok => tracing::info!(report = %r.text, "SIGHUP: reloaded"),
+                Ok(r) => tracing::warn!(report = %r.text, "SIGHUP: reload failed"),
+                Err(error) => tracing::warn!(%error, "SIGHUP: reload failed"),
+            }
+        }
+    }))
+}

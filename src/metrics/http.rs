@@ -1,0 +1,96 @@
+//! The scrape endpoint: a minimal HTTP/1.1 responder for `GET /metrics` (one request per
+//! connection, then close). Prometheus needs nothing more, and it keeps a web framework out
+//! of a DNS server. Requests are read with a size cap and a timeout so a slow or hostile
+//! client cannot hold a task.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// Largest request head accepted.
+const MAX_REQUEST: usize = 8192;
+/// Time a client has to send its request and read the reply.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// OpenMetrics text, which is what `prometheus-client` writes (it ends with `# EOF`).
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("cannot listen for metrics on {addr}: {source} (choose another --metrics address)")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds `addr` now (so errors come before serving) and returns the bound address and the
+/// task that serves scrapes until `shutdown`.
+pub async fn serve_metrics(
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), MetricsError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| MetricsError::Bind { addr, source })?;
+    let local = listener.local_addr().unwrap_or(addr);
+    let task = tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(IO_TIMEOUT, respond(stream)).await;
+                    });
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "metrics accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+    Ok((local, task))
+}
+
+async fn respond(mut stream: TcpStream) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 || head.len() + n > MAX_REQUEST {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("");
+    let (status, content_type, body) = match (method, path) {
+        ("GET", "/metrics") => ("200 OK", CONTENT_TYPE, super::render()),
+        ("GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "not found: metrics are at /metrics\n".to_string(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET is served\n".to_string(),
+        ),
+    };
+    let reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(reply.as_bytes()).await?;
+    stream.shutdown().await
+}
