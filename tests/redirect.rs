@@ -591,18 +591,21 @@ async fn wait_for(addr: SocketAddr, name: &str, pred: impl Fn(&[IpAddr]) -> bool
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_reloads_rules_on_sighup_and_keeps_them_when_the_file_is_broken() {
+async fn serve_reloads_rules_on_sighup_and_ctl_and_keeps_them_when_the_file_is_broken() {
     let lab = Lab::start(LabConfig { net: 96 }).await.unwrap();
+    let mut up = Backend::start(SocketAddr::from(([127, 55, 96, 1], 8080))).await;
     let d = dir(96);
     let hints = d.join("lab.root");
     std::fs::write(&hints, lab.root_hints()).unwrap();
     let rules = d.join("rules.toml");
+    let socket = d.join("control.sock");
     let log = d.join("serve.log");
-    std::fs::write(
-        &rules,
-        "[[rule]]\nname = \"a.lan\"\naction = \"override\"\na = [\"10.0.0.1\"]\n",
-    )
-    .unwrap();
+    let pool = "[[pool]]\nname = \"p\"\nmembers = [{ address = \"127.55.96.1\" }, { address = \"127.55.96.2\" }]\n\
+                [pool.health]\ncheck = \"tcp\"\nport = 8080\ninterval = \"100ms\"\n";
+    let rule = |addr: &str| {
+        format!("{pool}[[rule]]\nname = \"a.lan\"\naction = \"override\"\na = [\"{addr}\"]\n")
+    };
+    std::fs::write(&rules, rule("10.0.0.1")).unwrap();
     let listen = SocketAddr::new(IpAddr::V4(lab.addr(252)), 53);
     let mut child = std::process::Command::new(bin())
         .args([
@@ -619,45 +622,101 @@ async fn serve_reloads_rules_on_sighup_and_keeps_them_when_the_file_is_broken() 
         .arg(&hints)
         .arg("--rules")
         .arg(&rules)
+        .arg("--control-socket")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let pid = child.id() as i32;
+    // A failing assertion must not leave the server running.
+    struct Stop(i32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let stop = Stop(pid);
     assert_eq!(
         wait_for(listen, "a.lan", |a| !a.is_empty()).await,
         [ip("10.0.0.1")]
     );
+    let ctl = |command: &'static str| {
+        let socket = socket.clone();
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(bin())
+                    .arg("ctl")
+                    .arg("--socket")
+                    .arg(&socket)
+                    .arg(command)
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (out.status.success(), text)
+        }
+    };
 
-    std::fs::write(
-        &rules,
-        "[[rule]]\nname = \"a.lan\"\naction = \"override\"\na = [\"10.0.0.2\"]\n",
-    )
-    .unwrap();
+    // SIGHUP reloads.
+    std::fs::write(&rules, rule("10.0.0.2")).unwrap();
     unsafe { libc::kill(pid, libc::SIGHUP) };
     assert_eq!(
         wait_for(listen, "a.lan", |a| a == [ip("10.0.0.2")]).await,
         [ip("10.0.0.2")]
     );
+    // So does `hopdns ctl reload`, which reports what it loaded.
+    std::fs::write(&rules, rule("10.0.0.3")).unwrap();
+    let (ok, text) = ctl("reload").await;
+    assert!(
+        ok && text.contains("redirect rules") && text.contains("1 pools"),
+        "{text}"
+    );
+    assert_eq!(env_addrs(listen, "a.lan").await, [ip("10.0.0.3")]);
+    // `ctl health` shows the pool members as the checks see them.
+    let start = Instant::now();
+    let health = loop {
+        let (_, text) = ctl("health").await;
+        if text.contains("p 127.55.96.2 down") {
+            break text;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(health.contains("p 127.55.96.1 up"), "{health}");
 
-    std::fs::write(&rules, "[[rule]]\nname = \"a.lan\"\naction = \"overide\"\n").unwrap();
+    // A broken file: ctl says why (file and line), SIGHUP logs it, the old rules serve on.
+    std::fs::write(
+        &rules,
+        format!("{pool}[[rule]]\nname = \"a.lan\"\naction = \"overide\"\n"),
+    )
+    .unwrap();
+    let (ok, text) = ctl("reload").await;
+    // Line 10 holds the bad value, `action = "overide"`.
+    assert!(
+        !ok && text.contains(&format!("{}:10:", rules.display())),
+        "{text}"
+    );
     unsafe { libc::kill(pid, libc::SIGHUP) };
     let start = Instant::now();
-    let logged = loop {
+    loop {
         let text = std::fs::read_to_string(&log).unwrap();
-        if text.contains("previous rules stay in use") {
-            break text;
+        if text.matches("previous rules stay in use").count() >= 2 {
+            break;
         }
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "no reload error logged:\n{text}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(
-        logged.contains(&format!("{}:3", rules.display())),
-        "{logged}"
-    );
-    assert_eq!(wait_for(listen, "a.lan", |_| true).await, [ip("10.0.0.2")]);
+    }
+    assert_eq!(env_addrs(listen, "a.lan").await, [ip("10.0.0.3")]);
     // Names without rules are still resolved.
     assert_eq!(
         wait_for(listen, "www.example.com", |_| true).await,
@@ -666,9 +725,20 @@ async fn serve_reloads_rules_on_sighup_and_keeps_them_when_the_file_is_broken() 
 
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let status = child.wait().unwrap();
+    std::mem::forget(stop);
     assert!(status.success(), "{status:?}");
+    up.down().await;
     lab.shutdown().await;
     let _ = std::fs::remove_dir_all(d);
+}
+
+/// The addresses `server` answers for `name` now.
+async fn env_addrs(server: SocketAddr, name: &str) -> Vec<IpAddr> {
+    addresses(
+        &udp_from(ip("127.0.0.1"), server, name, RecordType::A)
+            .await
+            .expect("an answer"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -778,6 +848,7 @@ fn the_lan_example_loads_with_serve_and_answers() {
         ])
         .args(["--rules", "docs/examples/lan-rules.toml"])
         .current_dir(root)
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("unshare runs (tests run as root)");
@@ -839,9 +910,10 @@ fn the_lan_example_loads_with_serve_and_answers() {
         }
         Ok(out)
     })
-    .join()
-    .unwrap();
+    .join();
+    // Stop serve before anything can fail, so no server outlives the test.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let asked = asked.unwrap_or_else(|_| Err("the query thread panicked".into()));
     let output = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&output.stderr);
     let got: HashMap<String, String> = asked
