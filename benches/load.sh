@@ -9,6 +9,8 @@
 #
 #   benches/load.sh                      # 3 rounds, one thread, 10 s per measurement
 #   REPS=3 THREADS=2 benches/load.sh     # two worker threads (unpinned, as the bench does)
+#   PEERS="hopdns hopdns-t2" benches/load.sh   # hopdns with one thread (pinned) and two
+#                                              # (unpinned) in the same rounds
 #
 # Needs root, nsd, dnsperf, unbound, gcc (see ../shared/bench/README.md). Everything stays on
 # loopback; every process it starts is stopped by PID when it ends.
@@ -25,20 +27,26 @@ cargo build --release --manifest-path "$ROOT/Cargo.toml" >&2
 BIN=$OUT/hopdns; cp "$ROOT/target/release/hopdns" "$BIN"
 VERSION=$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)
 
+PEERS=(${PEERS:-unbound hopdns})
+
 run_peer() {  # run_peer NAME -> one key=value line
-  if [ "$1" = unbound ]; then
-    THREADS=$THREADS DURATION=$DURATION CACHE_MB=$CACHE_MB "$BENCH/bench-peer.sh" unbound
-  else
-    THREADS=$THREADS DURATION=$DURATION CACHE_MB=$CACHE_MB VERSION_STR="hopdns-$VERSION" \
-      "$BENCH/bench-peer.sh" custom 127.0.0.1:5300 -- "$BIN" serve --listen @ADDR@:@PORT@ \
-      --root-hints @HINTS@ --threads @THREADS@ --query-loopback --no-ipv6 --no-prime \
-      --cache-size "${CACHE_MB}m" | sed 's/peer=custom/peer=hopdns/'
-  fi
+  local threads=$THREADS
+  case $1 in
+  unbound)
+    THREADS=$threads DURATION=$DURATION CACHE_MB=$CACHE_MB "$BENCH/bench-peer.sh" unbound
+    return ;;
+  hopdns-t2) threads=2 ;;
+  esac
+  THREADS=$threads DURATION=$DURATION CACHE_MB=$CACHE_MB VERSION_STR="hopdns-$VERSION" \
+    "$BENCH/bench-peer.sh" custom 127.0.0.1:5300 -- "$BIN" serve --listen @ADDR@:@PORT@ \
+    --root-hints @HINTS@ --threads @THREADS@ --query-loopback --no-ipv6 --no-prime \
+    --cache-size "${CACHE_MB}m" | sed "s/peer=custom/peer=$1/"
 }
 
+n=${#PEERS[@]}
 for r in $(seq "$REPS"); do
-  if [ $((r % 2)) = 1 ]; then order="unbound hopdns"; else order="hopdns unbound"; fi
-  for p in $order; do
+  for i in $(seq 0 $((n - 1))); do
+    p=${PEERS[$(( (i + r - 1) % n ))]}   # rotate the order each round
     echo "[load] round $r: $p" >&2
     line=$(run_peer "$p")
     echo "round=$r $line" | tee -a "$RAW"
