@@ -4,7 +4,7 @@
 //! A member goes down after `fall` failures in a row and comes back after `rise` successes
 //! in a row (HAProxy's terms); the first check after start (or reload) sets the state at
 //! once, so a dead member is never served for `fall` intervals after a restart. State lives
-//! in atomics ([`MemberState`]), so queries read it without a lock. Changes are logged at
+//! in atomics ([`MemberState`](super::pool::MemberState)), so queries read it without a lock. Changes are logged at
 //! warn (down) or info (up) and counted, per member and in [`super::Stats`].
 
 use std::net::SocketAddr;

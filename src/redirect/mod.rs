@@ -9,7 +9,7 @@
 //!
 //! * [`names`]: the compact name table (exact and `*.suffix`, most specific first).
 //! * [`rules`]: a loaded [`RuleSet`] and the verdict for one question.
-//! * [`file`]: the TOML rules file; [`import`]: hosts files, domain lists, RPZ.
+//! * [`file`](mod@file): the TOML rules file; [`import`]: hosts files, domain lists, RPZ.
 //! * [`pool`]: pools and their policies; [`health`]: member health checks.
 //!
 //! Reload ([`Redirector::reload`], SIGHUP in `serve`) builds a new set beside the old one
