@@ -264,8 +264,6 @@ async fn a_stopped_member_leaves_answers_within_interval_times_fall_and_returns_
     const INTERVAL: Duration = Duration::from_millis(200);
     const FALL: u32 = 3;
     const RISE: u32 = 2;
-    // Timer and scheduling slack on a busy 2-core machine.
-    const SLACK: Duration = Duration::from_millis(150);
     let mut backends = Vec::new();
     for h in 1..=3 {
         backends.push(Backend::start(SocketAddr::new(IpAddr::from([127, 55, 91, h]), 8080)).await);
@@ -319,10 +317,12 @@ async fn a_stopped_member_leaves_answers_within_interval_times_fall_and_returns_
         INTERVAL.as_millis(),
         (INTERVAL * FALL).as_millis()
     );
-    assert!(gone <= INTERVAL * FALL + SLACK, "{gone:?}");
-    // Not before fall - 1 intervals: one failed check does not take it out.
+    // Worst case interval + (fall - 1) * interval / 2 (half-interval rounds while a member
+    // is changing state), so interval * fall holds with room for a busy machine.
+    assert!(gone <= INTERVAL * FALL, "{gone:?}");
+    // Not at the first failed check: fall - 1 more (at half the interval) come first.
     assert!(
-        gone >= INTERVAL * (FALL - 1) - Duration::from_millis(50),
+        gone >= INTERVAL / 2 * (FALL - 1) - Duration::from_millis(20),
         "{gone:?}"
     );
 
@@ -334,7 +334,7 @@ async fn a_stopped_member_leaves_answers_within_interval_times_fall_and_returns_
         INTERVAL.as_millis(),
         (INTERVAL * RISE).as_millis()
     );
-    assert!(back <= INTERVAL * RISE + SLACK, "{back:?}");
+    assert!(back <= INTERVAL * RISE, "{back:?}");
     // Both changes were counted.
     assert_eq!(
         env.redirect.stats().health_changes.load(Ordering::Relaxed),

@@ -2,8 +2,12 @@
 //!
 //! One task per pool checks every member each `interval`, each check bounded by `timeout`.
 //! A member goes down after `fall` failures in a row and comes back after `rise` successes
-//! in a row (HAProxy's terms); the first check after start (or reload) sets the state at
-//! once, so a dead member is never served for `fall` intervals after a restart. State lives
+//! in a row (HAProxy's terms). While any member is changing state (its last check disagreed
+//! with its state), rounds come twice as often (HAProxy's `fastinter`), so a member that
+//! stops is out of answers within `interval + (fall - 1) * interval / 2`, inside
+//! `interval * fall`, and one that recovers is back within `interval + (rise - 1) *
+//! interval / 2`. The first check after start (or reload) sets the state at once, so a dead
+//! member is never served for `fall` rounds after a restart. State lives
 //! in atomics ([`MemberState`](super::pool::MemberState)), so queries read it without a lock. Changes are logged at
 //! warn (down) or info (up) and counted, per member and in [`super::Stats`].
 
@@ -126,18 +130,29 @@ pub fn spawn(
     runtime.spawn(async move {
         let mut streak: Vec<(u32, u32)> = vec![(0, 0); pool.members.len()];
         let mut first = true;
-        let mut tick = tokio::time::interval(spec.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
+            let round = tokio::time::Instant::now();
             let results = check_all(&pool, &spec).await;
+            let mut changing = false;
             for (i, result) in results.into_iter().enumerate() {
                 apply(&pool, i, result, &spec, &mut streak[i], first, &stats);
+                let (ok, failed) = streak[i];
+                changing |= if pool.members[i].state.is_up() {
+                    failed > 0
+                } else {
+                    ok > 0
+                };
             }
             first = false;
+            let wait = if changing {
+                spec.interval / 2
+            } else {
+                spec.interval
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep_until(round + wait) => {}
+            }
         }
     });
 }
