@@ -178,6 +178,16 @@ impl NameTable {
             + self.index.allocation_size()
     }
 
+    /// Makes room for `names` more names of `bytes` bytes in all, so a large list grows the
+    /// table once instead of doubling (each doubling copies, and briefly holds both copies).
+    pub fn reserve(&mut self, names: usize, bytes: usize) {
+        self.arena.reserve(bytes);
+        self.entries.reserve(names);
+        let (arena, entries, hasher) = (&self.arena, &self.entries, &self.hasher);
+        self.index
+            .reserve(names, |&i| hash_entry(hasher, arena, &entries[i as usize]));
+    }
+
     /// Returns unused capacity after loading.
     pub fn shrink_to_fit(&mut self) {
         self.arena.shrink_to_fit();

@@ -431,6 +431,11 @@ impl Builder {
         self.pools.iter().position(|p| p.name == name)
     }
 
+    /// Room for `names` more names of `bytes` bytes in all (an upper bound is fine).
+    pub fn reserve(&mut self, names: usize, bytes: usize) {
+        self.names.reserve(names, bytes);
+    }
+
     pub fn add_file(&mut self, path: std::path::PathBuf) {
         self.files.push(path);
     }
