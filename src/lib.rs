@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! client -> server/ (UDP/TCP, ACL, EDNS, truncation)
+//!        -> redirect/ (rules, pools, blocklists; absent when no --rules is given)
 //!        -> cache/ (answers)  --hit--> reply
 //!        -> resolver/ (sans-IO state machine + driver) <-> cache/ (delegations, infra)
 //!        -> transport/ (one exchange with one authority: UDP, TCP, timeouts)
@@ -22,6 +23,7 @@ pub mod control;
 pub mod fuzz;
 pub mod lab;
 pub mod metrics;
+pub mod redirect;
 pub mod resolver;
 pub mod server;
 pub mod trace;

@@ -11,5 +11,6 @@ mod fuzz;
 mod harden;
 mod hints;
 mod ops;
+mod redirect;
 mod resolve;
 mod trace;

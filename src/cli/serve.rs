@@ -13,7 +13,8 @@ use super::serve_ops::{ConfigReloader, OpsRuntime, ResolverCache};
 use super::{runtime, CmdResult};
 use crate::config::ops::OpsArgs;
 use crate::config::UpstreamArgs;
-use crate::control::Controls;
+use crate::control::{Controls, Reloadable};
+use crate::redirect::Redirector;
 use crate::resolver::Resolver;
 use crate::server::querylog::QueryLog;
 use crate::server::{Answerer, BoundServer, ServerConfig};
@@ -33,6 +34,10 @@ pub struct ServeArgs {
     /// everyone else gets REFUSED.
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<IpNet>,
+    /// Redirect rules (TOML: overrides, aliases, blocklists, RPZ, pools with health
+    /// checks; see docs/redirection.md). SIGHUP reloads the file.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub upstream: UpstreamArgs,
     #[command(flatten)]
@@ -84,12 +89,28 @@ pub fn run(args: ServeArgs) -> CmdResult {
             tracing::info!(%addr, "listening (UDP and TCP)");
         }
         let shutdown = CancellationToken::new();
+        let redirect = match &args.rules {
+            Some(path) => Some(Arc::new(Redirector::from_file(resolver.clone(), path)?)),
+            None => None,
+        };
+        let mut reloaders: Vec<Arc<dyn Reloadable>> =
+            ConfigReloader::for_args(&args).into_iter().collect();
+        if let Some(r) = &redirect {
+            // `ctl reload` and SIGHUP re-read the rules; `ctl health` and the metrics show
+            // the pools' members.
+            reloaders.push(r.clone());
+            crate::metrics::metrics().set_health_source(Some(r.clone()));
+        }
         let controls = Controls {
             cache: Some(Arc::new(ResolverCache((*resolver).clone()))),
-            reloaders: ConfigReloader::for_args(&args).into_iter().collect(),
+            reloaders,
         };
         let ops = OpsRuntime::start(&args.ops, controls, &shutdown).await?;
-        let answerer: Arc<dyn Answerer> = resolver;
+        let answerer: Arc<dyn Answerer> = match redirect {
+            Some(r) => r,
+            // No rules: the resolver answers directly, with no layer in between.
+            None => resolver,
+        };
         let server = tokio::spawn(bound.run(answerer, shutdown.clone()));
         ops.wait_for_stop().await;
         tracing::info!(drain = ?args.ops.drain(), "stopping: draining queries in hand");

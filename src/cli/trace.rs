@@ -9,6 +9,7 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::{runtime, CmdResult};
 use crate::config::UpstreamArgs;
+use crate::redirect::Redirector;
 use crate::resolver::{Outcome, Question, Resolver};
 use crate::trace::{JsonPrinter, TextPrinter, TraceSink};
 
@@ -22,6 +23,13 @@ pub struct TraceArgs {
     /// Print one JSON object per hop instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Apply these redirect rules (as `serve --rules`); a matching rule is shown as its own
+    /// hop, with pool members checked once first so their health is real.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<std::path::PathBuf>,
+    /// Client address the rules see (for rules with `clients`).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub client: std::net::IpAddr,
     #[command(flatten)]
     pub upstream: UpstreamArgs,
 }
@@ -48,7 +56,16 @@ pub fn run(args: TraceArgs) -> CmdResult {
     let (config, transport) = args.upstream.build()?;
     let rt = runtime(1)?;
     let outcome = rt.block_on(async {
-        let resolver = Resolver::new(config, Arc::new(transport));
+        let resolver = Arc::new(Resolver::new(config, Arc::new(transport)));
+        let redirect = match &args.rules {
+            Some(path) => {
+                let r = Redirector::new(resolver.clone());
+                r.install(crate::redirect::file::load(path)?);
+                r.check_health_now().await;
+                Some(r)
+            }
+            None => None,
+        };
         let stdout = std::io::stdout();
         let mut sink: Box<dyn TraceSink> = if args.json {
             Box::new(JsonPrinter::new(stdout))
@@ -58,12 +75,22 @@ pub fn run(args: TraceArgs) -> CmdResult {
         if !args.upstream.no_prime {
             resolver.prime(Some(sink.as_mut())).await;
         }
-        resolver
-            .resolve_traced(&Question::new(name, qtype), Some(sink.as_mut()))
-            .await
-    });
+        let question = Question::new(name, qtype);
+        let outcome = match &redirect {
+            Some(r) => {
+                r.trace(&resolver, &question, args.client, sink.as_mut())
+                    .await
+            }
+            None => {
+                resolver
+                    .resolve_traced(&question, Some(sink.as_mut()))
+                    .await
+            }
+        };
+        Ok::<_, crate::redirect::RedirectError>(outcome)
+    })?;
     Ok(match outcome {
-        Outcome::ServFail(_) => ExitCode::from(1),
+        Outcome::ServFail(_) | Outcome::Drop => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
     })
 }

@@ -333,7 +333,7 @@ impl Resolver {
             Outcome::Answer { answers }
             | Outcome::NxDomain { answers, .. }
             | Outcome::NoData { answers, .. } => answers.iter_mut().for_each(clamp),
-            Outcome::ServFail(_) => {}
+            Outcome::ServFail(_) | Outcome::Drop => {}
         }
     }
 
@@ -348,7 +348,8 @@ impl Resolver {
                 .answers
                 .negative_ttl(soa.as_ref())
                 .map(|t| answers_ttl.map_or(t, |a| a.min(t))),
-            Outcome::ServFail(_) => None,
+            // Drop is made only by redirect rules and never reaches the resolver's cache.
+            Outcome::ServFail(_) | Outcome::Drop => None,
         };
         if let Some(ttl) = ttl {
             self.cache.messages.insert(

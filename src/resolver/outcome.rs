@@ -72,6 +72,8 @@ pub enum Failure {
     UnsupportedClass(DNSClass),
     #[error("resolution failed moments ago (RFC 9520 failure cache)")]
     RecentFailure,
+    #[error("every member of pool {0} is down (all-down = servfail)")]
+    PoolDown(String),
     #[error("{0} resolutions already pending (max-pending): refused at once")]
     Overloaded(usize),
 }
@@ -93,6 +95,9 @@ pub enum Outcome {
     },
     /// No answer could be had.
     ServFail(Failure),
+    /// Send no reply at all (an RPZ DROP rule): the client times out as if the name's
+    /// servers were unreachable.
+    Drop,
 }
 
 impl Outcome {
@@ -120,7 +125,7 @@ impl Outcome {
         match self {
             Outcome::Answer { .. } | Outcome::NoData { .. } => ResponseCode::NoError,
             Outcome::NxDomain { .. } => ResponseCode::NXDomain,
-            Outcome::ServFail(_) => ResponseCode::ServFail,
+            Outcome::ServFail(_) | Outcome::Drop => ResponseCode::ServFail,
         }
     }
 
@@ -130,7 +135,7 @@ impl Outcome {
             Outcome::Answer { answers }
             | Outcome::NxDomain { answers, .. }
             | Outcome::NoData { answers, .. } => answers,
-            Outcome::ServFail(_) => &[],
+            Outcome::ServFail(_) | Outcome::Drop => &[],
         }
     }
 

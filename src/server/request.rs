@@ -231,6 +231,10 @@ pub fn triage(bytes: &[u8], client: SocketAddr, proto: Proto, policy: &Policy) -
 
 /// Builds the reply to an allowed query from the answerer's outcome.
 pub fn respond(request: &Request, outcome: &Outcome, policy: &Policy) -> Option<Vec<u8>> {
+    if matches!(outcome, Outcome::Drop) {
+        debug!(id = request.id(), question = %request.question, "dropped by a rule; no reply");
+        return None;
+    }
     let rcode = match outcome {
         Outcome::ServFail(Failure::UnsupportedClass(_)) => ResponseCode::NotImp,
         other => other.rcode(),
@@ -765,6 +769,15 @@ mod tests {
         let reply = udp(&msg, Outcome::ServFail(Failure::Deadline));
         assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
         assert!(reply.answers.is_empty() && reply.authorities.is_empty());
+    }
+
+    #[test]
+    fn a_drop_outcome_sends_nothing_over_udp_or_tcp() {
+        let wire = bytes(&query_msg("example.com.", RecordType::A));
+        for proto in [Proto::Udp, Proto::Tcp] {
+            let reply = run(&wire, local(), proto, &Policy::default(), Outcome::Drop);
+            assert!(reply.is_none(), "{proto:?}");
+        }
     }
 
     #[test]

@@ -118,11 +118,28 @@ pub fn to_json(event: &HopEvent) -> Value {
         HopEvent::LookupNs { depth, ns } => {
             json!({ "event": "lookup_ns", "depth": depth, "ns": ns.to_string() })
         }
+        HopEvent::Redirect {
+            depth,
+            question,
+            rule,
+            origin,
+            action,
+            members,
+        } => json!({
+            "event": "redirect", "depth": depth, "question": question.to_string(),
+            "rule": rule, "origin": origin, "action": action,
+            "members": members.iter().map(|m| json!({
+                "address": m.address.to_string(), "weight": m.weight, "up": m.up,
+                "check_ms": m.rtt.map(|r| r.as_secs_f64() * 1000.0),
+                "changes": m.changes, "chosen": m.chosen,
+            })).collect::<Vec<_>>(),
+        }),
         HopEvent::Done { depth, outcome } => json!({
             "event": "done", "depth": depth, "rcode": rcode_name(outcome.rcode()),
             "answers": strings(outcome.answers()),
             "soa": outcome.soa().map(|s| s.to_string()),
             "failure": match outcome { crate::resolver::Outcome::ServFail(f) => Some(f.to_string()), _ => None },
+            "dropped": matches!(outcome, crate::resolver::Outcome::Drop),
         }),
     }
 }

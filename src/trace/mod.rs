@@ -128,8 +128,33 @@ pub enum HopEvent {
     },
     /// Glueless name server: its address is looked up first.
     LookupNs { depth: usize, ns: Name },
+    /// A redirect rule matched the question (`hopdns trace --rules`): the rule's pattern
+    /// and where it is defined, what it does, and for a pool its members (health, check
+    /// RTT, state changes so far, and which were picked).
+    Redirect {
+        depth: usize,
+        question: Question,
+        rule: String,
+        origin: String,
+        action: String,
+        members: Vec<MemberView>,
+    },
     /// The resolution ended.
     Done { depth: usize, outcome: Outcome },
+}
+
+/// One pool member as a [`HopEvent::Redirect`] shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberView {
+    pub address: IpAddr,
+    pub weight: u32,
+    pub up: bool,
+    /// Smoothed health-check RTT, once a check succeeded.
+    pub rtt: Option<Duration>,
+    /// Up/down changes so far.
+    pub changes: u64,
+    /// In this answer.
+    pub chosen: bool,
 }
 
 /// Receives hop events as they happen.

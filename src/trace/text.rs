@@ -163,10 +163,37 @@ fn block(event: &HopEvent) -> String {
                 indent(*depth)
             )
         }
+        HopEvent::Redirect {
+            depth,
+            question,
+            rule,
+            origin,
+            action,
+            members,
+        } => {
+            let pad = indent(*depth);
+            let mut s = format!("{pad};; redirect {question}: rule {rule} ({origin}): {action}");
+            for m in members {
+                let rtt = m.rtt.map_or_else(String::new, |r| {
+                    format!(", check {:.1} ms", r.as_secs_f64() * 1000.0)
+                });
+                s.push_str(&format!(
+                    "\n{pad};;   member {} weight {}: {}{rtt}, {} state change{}{}",
+                    m.address,
+                    m.weight,
+                    if m.up { "up" } else { "down" },
+                    m.changes,
+                    if m.changes == 1 { "" } else { "s" },
+                    if m.chosen { " <- answered" } else { "" }
+                ));
+            }
+            s
+        }
         HopEvent::Done { depth, outcome } => {
             let pad = indent(*depth);
             match outcome {
                 Outcome::ServFail(why) => format!("{pad};; result: SERVFAIL ({why})"),
+                Outcome::Drop => format!("{pad};; result: no reply (dropped by a rule)"),
                 o => {
                     let mut s = format!("{pad};; result: {}", rcode_name(o.rcode()));
                     for r in o.answers() {

@@ -1,0 +1,567 @@
+//! The rules file (TOML): its schema and its checks. Every problem is reported with the
+//! file, the line and what to change. See `docs/redirection.md` for the format.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::health::{CheckKind, HealthSpec};
+use super::import;
+use super::names::{self, Scope};
+use super::pool::{AllDown, PolicyKind, Pool};
+use super::rules::{Action, Builder, Rule, RuleSet};
+use super::RedirectError;
+
+/// Default TTL of override, alias and block answers.
+pub const DEFAULT_TTL: u32 = 300;
+/// Default TTL of pool answers: short, so clients come back soon after a member fails.
+pub const DEFAULT_POOL_TTL: u32 = 5;
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_RISE: u32 = 2;
+pub const DEFAULT_FALL: u32 = 3;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileSpec {
+    #[serde(default)]
+    settings: SettingsSpec,
+    #[serde(default)]
+    rule: Vec<Spanned<RuleSpec>>,
+    #[serde(default)]
+    pool: Vec<Spanned<PoolSpec>>,
+    #[serde(default)]
+    blocklist: Vec<Spanned<ListSpec>>,
+    #[serde(default)]
+    rpz: Vec<Spanned<RpzSpec>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct SettingsSpec {
+    /// How `block` rules and blocklists answer unless they say otherwise.
+    block: Option<BlockMode>,
+    block_ttl: Option<u32>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockMode {
+    Nxdomain,
+    Sinkhole,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "kebab-case")]
+enum ActionKind {
+    Override,
+    Alias,
+    Block,
+    Pool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RuleSpec {
+    name: String,
+    action: ActionKind,
+    #[serde(default)]
+    clients: Vec<IpNet>,
+    #[serde(default)]
+    a: Vec<Ipv4Addr>,
+    #[serde(default)]
+    aaaa: Vec<Ipv6Addr>,
+    ttl: Option<u32>,
+    passthrough_other_types: Option<bool>,
+    target: Option<String>,
+    block: Option<BlockMode>,
+    pool: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct PoolSpec {
+    name: String,
+    members: Vec<MemberSpec>,
+    #[serde(default = "default_policy")]
+    policy: PolicyKind,
+    answers: Option<usize>,
+    ttl: Option<u32>,
+    #[serde(default)]
+    all_down: AllDown,
+    client_prefix_v4: Option<u8>,
+    client_prefix_v6: Option<u8>,
+    health: Option<HealthFileSpec>,
+}
+
+fn default_policy() -> PolicyKind {
+    PolicyKind::RoundRobin
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct MemberSpec {
+    address: IpAddr,
+    weight: Option<u32>,
+    check_port: Option<u16>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum CheckSpec {
+    Tcp,
+    Http,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct HealthFileSpec {
+    check: CheckSpec,
+    port: u16,
+    path: Option<String>,
+    host: Option<String>,
+    expect_status: Option<u16>,
+    interval: Option<String>,
+    timeout: Option<String>,
+    rise: Option<u32>,
+    fall: Option<u32>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "kebab-case")]
+pub enum ListFormat {
+    /// `0.0.0.0 name ...` lines (other addresses become overrides).
+    Hosts,
+    /// One name per line.
+    Domains,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ListSpec {
+    file: PathBuf,
+    format: ListFormat,
+    subdomains: Option<bool>,
+    block: Option<BlockMode>,
+    ttl: Option<u32>,
+    #[serde(default)]
+    clients: Vec<IpNet>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RpzSpec {
+    file: PathBuf,
+    origin: Option<String>,
+    #[serde(default)]
+    clients: Vec<IpNet>,
+}
+
+/// Reads and checks the rules file at `path` and everything it imports.
+pub fn load(path: &Path) -> Result<RuleSet, RedirectError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RedirectError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Builds the rules from the text of a rules file; `path` names it in errors and anchors
+/// relative import paths.
+pub fn parse(text: &str, path: &Path) -> Result<RuleSet, RedirectError> {
+    let at = |span: std::ops::Range<usize>, problem: String| RedirectError::Invalid {
+        file: path.to_path_buf(),
+        line: line_of(text, span.start),
+        problem,
+    };
+    let spec: FileSpec = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        at(span, e.message().to_string())
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let block_mode = spec.settings.block.unwrap_or(BlockMode::Nxdomain);
+    let block_ttl = spec.settings.block_ttl.unwrap_or(DEFAULT_TTL);
+    let mut b = Builder::new();
+    b.add_file(path.to_path_buf());
+
+    for p in &spec.pool {
+        let pool = pool_from(p.get_ref()).map_err(|problem| at(p.span(), problem))?;
+        if b.pool_index(&pool.name).is_some() {
+            return Err(at(
+                p.span(),
+                format!("pool {:?} is defined twice: rename one", pool.name),
+            ));
+        }
+        b.add_pool(pool);
+    }
+
+    let mut key = Vec::new();
+    for r in &spec.rule {
+        let line = line_of(text, r.span().start);
+        let origin: Arc<str> = format!("{}:{line}", path.display()).into();
+        let (scope, action) = rule_from(r.get_ref(), &b, block_mode, block_ttl, &mut key)
+            .map_err(|problem| at(r.span(), problem))?;
+        let id = b.add_rule(Rule {
+            clients: r.get_ref().clients.clone(),
+            action,
+            origin,
+        });
+        b.bind(&key, scope, id)
+            .map_err(|e| at(r.span(), format!("name {:?}: {e}", r.get_ref().name)))?;
+    }
+
+    for l in &spec.blocklist {
+        let s = l.get_ref();
+        let file = base.join(&s.file);
+        let mode = s.block.unwrap_or(block_mode);
+        let subdomains = s.subdomains.unwrap_or(s.format == ListFormat::Domains);
+        let settings = import::ListSettings {
+            format: s.format,
+            subdomains,
+            sinkhole: mode == BlockMode::Sinkhole,
+            ttl: s.ttl.unwrap_or(block_ttl),
+            clients: s.clients.clone(),
+        };
+        import::list(&mut b, &file, &settings)?;
+    }
+
+    for r in &spec.rpz {
+        let s = r.get_ref();
+        let origin = match &s.origin {
+            Some(o) => Some(
+                Name::from_ascii(o)
+                    .map_err(|e| at(r.span(), format!("origin {o:?} is not a name: {e}")))?,
+            ),
+            None => None,
+        };
+        import::rpz(&mut b, &base.join(&s.file), origin, &s.clients)?;
+    }
+    Ok(b.finish())
+}
+
+/// 1-based line of byte `offset` in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()
+        .get(..offset.min(text.len()))
+        .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
+        + 1
+}
+
+/// `name` or `*.name` as a key and scope.
+pub fn pattern(text: &str, key: &mut Vec<u8>) -> Result<Scope, String> {
+    let (rest, scope) = match text.strip_prefix("*.") {
+        Some(rest) => (rest, Scope::Below),
+        None => (text, Scope::Exact),
+    };
+    if rest.contains('*') {
+        return Err(format!(
+            "{text:?}: a wildcard must be the whole first label, as in \"*.example.com\""
+        ));
+    }
+    names::key_from_text(rest, key).map_err(|e| format!("name {text:?}: {e}"))?;
+    Ok(scope)
+}
+
+fn rule_from(
+    r: &RuleSpec,
+    b: &Builder,
+    block_mode: BlockMode,
+    block_ttl: u32,
+    key: &mut Vec<u8>,
+) -> Result<(Scope, Action), String> {
+    let scope = pattern(&r.name, key)?;
+    let kind = r.action;
+    let only = |present: bool, field: &str, for_: &str| {
+        if present {
+            Err(format!(
+                "`{field}` is only for action = \"{for_}\": remove it"
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    only(
+        kind != ActionKind::Override && !(r.a.is_empty() && r.aaaa.is_empty()),
+        "a/aaaa",
+        "override",
+    )?;
+    only(
+        kind != ActionKind::Alias && r.target.is_some(),
+        "target",
+        "alias",
+    )?;
+    only(
+        kind != ActionKind::Block && r.block.is_some(),
+        "block",
+        "block",
+    )?;
+    only(kind != ActionKind::Pool && r.pool.is_some(), "pool", "pool")?;
+    only(
+        !matches!(kind, ActionKind::Override | ActionKind::Pool)
+            && r.passthrough_other_types.is_some(),
+        "passthrough-other-types",
+        "override\" or \"pool",
+    )?;
+    let passthrough = r.passthrough_other_types.unwrap_or(false);
+    let action = match kind {
+        ActionKind::Override => {
+            if r.a.is_empty() && r.aaaa.is_empty() {
+                return Err("action = \"override\" needs `a` and/or `aaaa` addresses".into());
+            }
+            Action::Override {
+                a: r.a.clone(),
+                aaaa: r.aaaa.clone(),
+                ttl: r.ttl.unwrap_or(DEFAULT_TTL),
+                passthrough,
+            }
+        }
+        ActionKind::Alias => {
+            let target = r
+                .target
+                .as_deref()
+                .ok_or("action = \"alias\" needs `target = \"other.name\"`")?;
+            let mut name = Name::from_ascii(target)
+                .map_err(|e| format!("target {target:?} is not a name: {e}"))?;
+            name.set_fqdn(true);
+            Action::Alias {
+                target: name.to_lowercase(),
+                ttl: r.ttl.unwrap_or(DEFAULT_TTL),
+            }
+        }
+        ActionKind::Block => Action::Block {
+            sinkhole: r.block.unwrap_or(block_mode) == BlockMode::Sinkhole,
+            ttl: r.ttl.unwrap_or(block_ttl),
+        },
+        ActionKind::Pool => {
+            if r.ttl.is_some() {
+                return Err(
+                    "a pool rule takes its TTL from the pool: move `ttl` to [[pool]]".into(),
+                );
+            }
+            let name = r
+                .pool
+                .as_deref()
+                .ok_or("action = \"pool\" needs `pool = \"name\"`")?;
+            let pool = b.pool_index(name).ok_or_else(|| {
+                format!("no [[pool]] is named {name:?}: define it or fix the name")
+            })?;
+            Action::Pool { pool, passthrough }
+        }
+    };
+    Ok((scope, action))
+}
+
+fn pool_from(p: &PoolSpec) -> Result<Pool, String> {
+    if p.members.is_empty() {
+        return Err(format!(
+            "pool {:?} has no members: add `members = [{{ address = \"...\" }}]`",
+            p.name
+        ));
+    }
+    let mut members = Vec::new();
+    for m in &p.members {
+        let weight = m.weight.unwrap_or(1);
+        if weight == 0 {
+            return Err(format!(
+                "member {} of pool {:?} has weight 0: use at least 1, or remove the member",
+                m.address, p.name
+            ));
+        }
+        if members.iter().any(|(a, _, _)| *a == m.address) {
+            return Err(format!(
+                "member {} is listed twice in pool {:?}",
+                m.address, p.name
+            ));
+        }
+        members.push((m.address, weight, m.check_port));
+    }
+    if p.answers == Some(0) {
+        return Err("answers = 0 would answer nothing: use at least 1".into());
+    }
+    let health = p.health.as_ref().map(health_from).transpose()?;
+    if p.policy == PolicyKind::LowestLatency && health.is_none() {
+        return Err(
+            "policy = \"lowest-latency\" needs a [pool.health] check to measure latency".into(),
+        );
+    }
+    let (v4, v6) = (
+        p.client_prefix_v4.unwrap_or(32),
+        p.client_prefix_v6.unwrap_or(64),
+    );
+    if v4 > 32 || v6 > 128 {
+        return Err("client-prefix-v4 is at most 32 and client-prefix-v6 at most 128".into());
+    }
+    Ok(Pool::new(
+        p.name.clone(),
+        members,
+        p.policy,
+        p.answers.unwrap_or(1),
+        p.ttl.unwrap_or(DEFAULT_POOL_TTL),
+        p.all_down,
+        (v4, v6),
+        health,
+    ))
+}
+
+fn health_from(h: &HealthFileSpec) -> Result<HealthSpec, String> {
+    let kind = match h.check {
+        CheckSpec::Tcp => {
+            if h.path.is_some() || h.expect_status.is_some() || h.host.is_some() {
+                return Err("path, host and expect-status are for check = \"http\"".into());
+            }
+            CheckKind::Tcp
+        }
+        CheckSpec::Http => {
+            let path = h.path.clone().unwrap_or_else(|| "/".into());
+            if !path.starts_with('/') {
+                return Err(format!("path {path:?} must start with '/'"));
+            }
+            CheckKind::Http {
+                path,
+                host: h.host.clone(),
+                expect: h.expect_status.unwrap_or(200),
+            }
+        }
+    };
+    let interval = h
+        .interval
+        .as_deref()
+        .map(duration)
+        .transpose()?
+        .unwrap_or(DEFAULT_INTERVAL);
+    let timeout = h
+        .timeout
+        .as_deref()
+        .map(duration)
+        .transpose()?
+        .unwrap_or(DEFAULT_TIMEOUT.min(interval));
+    let (rise, fall) = (
+        h.rise.unwrap_or(DEFAULT_RISE),
+        h.fall.unwrap_or(DEFAULT_FALL),
+    );
+    if rise == 0 || fall == 0 {
+        return Err("rise and fall count checks in a row: use at least 1".into());
+    }
+    if h.port == 0 {
+        return Err("port = 0 cannot be checked: give the service's port".into());
+    }
+    Ok(HealthSpec {
+        kind,
+        port: h.port,
+        interval,
+        timeout,
+        rise,
+        fall,
+    })
+}
+
+/// "250ms", "2s", "1m" (at least 10 ms, at most a day).
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration: write it like \"500ms\", \"2s\" or \"1m\"");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (num, unit) = text.split_at(split);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(bad()),
+    };
+    if d < Duration::from_millis(10) || d > Duration::from_secs(86_400) {
+        return Err(format!("{text:?} is out of range: use 10ms to 1 day"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(text, Path::new("rules.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_fix() {
+        let e = err("[[rule]]\nname = \"a.lan\"\naction = \"override\"\n");
+        assert!(
+            e.starts_with("rules.toml:1:") && e.contains("needs `a`"),
+            "{e}"
+        );
+        let e = err("\n\n[[rule]]\nname = \"a.lan\"\naction = \"frobnicate\"\n");
+        assert!(e.starts_with("rules.toml:5:"), "{e}");
+        let e = err("[[rule]]\nname = \"a.lan\"\naction = \"pool\"\npool = \"web\"\n");
+        assert!(e.contains("no [[pool]] is named \"web\""), "{e}");
+        let e = err("[[rule]]\nname = \"a*.lan\"\naction = \"block\"\n");
+        assert!(e.contains("whole first label"), "{e}");
+        let e = err("[[pool]]\nname = \"p\"\nmembers = [{ address = \"10.0.0.1\", weight = 0 }]\n");
+        assert!(e.contains("weight 0"), "{e}");
+        let e = err("[[pool]]\nname = \"p\"\npolicy = \"lowest-latency\"\nmembers = [{ address = \"10.0.0.1\" }]\n");
+        assert!(e.contains("needs a [pool.health]"), "{e}");
+        let e = err("[[blocklist]]\nfile = \"/nonexistent/list.txt\"\nformat = \"domains\"\n");
+        assert!(
+            e.contains("/nonexistent/list.txt") && e.contains("cannot read"),
+            "{e}"
+        );
+        let e = err("[bogus]\n");
+        assert!(e.starts_with("rules.toml:1:") && e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(duration("2").is_err() && duration("1ms").is_err() && duration("s").is_err());
+    }
+
+    #[test]
+    fn a_complete_file_loads() {
+        let set = parse(
+            r#"
+            [settings]
+            block = "sinkhole"
+
+            [[pool]]
+            name = "web"
+            policy = "weighted"
+            members = [{ address = "10.0.0.1", weight = 3 }, { address = "fd00::1" }]
+            [pool.health]
+            check = "http"
+            port = 80
+            path = "/health"
+            interval = "1s"
+
+            [[rule]]
+            name = "www.lan"
+            action = "pool"
+            pool = "web"
+
+            [[rule]]
+            name = "*.ads.lan"
+            action = "block"
+
+            [[rule]]
+            name = "old.lan"
+            action = "alias"
+            target = "www.lan"
+            "#,
+            Path::new("rules.toml"),
+        )
+        .unwrap();
+        assert_eq!((set.len(), set.rule_count(), set.pools.len()), (3, 3, 1));
+        let h = set.pools[0].health.as_ref().unwrap();
+        assert_eq!(
+            (h.interval, h.timeout, h.rise, h.fall),
+            (Duration::from_secs(1), Duration::from_secs(1), 2, 3)
+        );
+    }
+}

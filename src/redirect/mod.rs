@@ -1,0 +1,504 @@
+//! The redirect room: rules that answer chosen names themselves (override, alias, block,
+//! pools with health checks, RPZ) in front of the resolver.
+//!
+//! [`Redirector`] wraps the resolver as an [`Answerer`]. With no rules loaded it forwards
+//! every call untouched (one relaxed atomic load, see `benches/redirect.rs`). With rules, a
+//! question that no rule matches goes to the resolver as before; a matched one is answered
+//! here, and that answer never enters the resolver's cache (it is made per query, so a
+//! pool's next answer or a client-scoped rule is never served from a cached copy).
+//!
+//! * [`names`]: the compact name table (exact and `*.suffix`, most specific first).
+//! * [`rules`]: a loaded [`RuleSet`] and the verdict for one question.
+//! * [`file`](mod@file): the TOML rules file; [`import`]: hosts files, domain lists, RPZ.
+//! * [`pool`]: pools and their policies; [`health`]: member health checks.
+//!
+//! Reload ([`Redirector::reload`], SIGHUP in `serve`) builds a new set beside the old one
+//! and swaps it in atomically (arc-swap): queries in flight finish with the set they
+//! started with, and a file with an error leaves the old set serving.
+
+pub mod file;
+pub mod health;
+pub mod import;
+pub mod names;
+pub mod pool;
+pub mod rules;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arc_swap::ArcSwapOption;
+use async_trait::async_trait;
+use hickory_proto::rr::Record;
+
+use crate::resolver::{Failure, Outcome, Question, Resolver};
+use crate::server::Answerer;
+use crate::trace::{HopEvent, LogSink, TraceSink};
+
+pub use rules::{Action, RuleSet, Verdict};
+
+/// Aliases followed for one question before giving up (as the resolver's CNAME budget).
+const MAX_ALIASES: usize = 12;
+
+/// Why rules could not be loaded. The message names the file, the line and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum RedirectError {
+    #[error("{}: cannot read: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: {problem}", file.display())]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        problem: String,
+    },
+    #[error("no rules file is in use (serve was started without --rules): nothing to reload")]
+    NoFile,
+}
+
+/// Counters of the redirect layer (relaxed atomics).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Questions answered (or dropped, or aliased) by a rule.
+    pub redirected: AtomicU64,
+    /// Pool members that went up or down.
+    pub health_changes: AtomicU64,
+    pub reloads: AtomicU64,
+    pub reload_failures: AtomicU64,
+}
+
+/// What a successful load or reload brought in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadSummary {
+    pub names: usize,
+    pub rules: usize,
+    pub pools: usize,
+    pub skipped: usize,
+    pub files: usize,
+}
+
+/// The redirect layer: an [`Answerer`] in front of another.
+pub struct Redirector {
+    inner: Arc<dyn Answerer>,
+    /// Rules are loaded: the only thing the no-rules path reads.
+    active: AtomicBool,
+    rules: ArcSwapOption<RuleSet>,
+    path: Option<PathBuf>,
+    stats: Arc<Stats>,
+    runtime: Option<tokio::runtime::Handle>,
+    /// One reload at a time.
+    reloading: Mutex<()>,
+}
+
+impl Redirector {
+    /// A layer with no rules: every call goes to `inner`.
+    pub fn new(inner: Arc<dyn Answerer>) -> Self {
+        Self {
+            inner,
+            active: AtomicBool::new(false),
+            rules: ArcSwapOption::empty(),
+            path: None,
+            stats: Arc::new(Stats::default()),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            reloading: Mutex::new(()),
+        }
+    }
+
+    /// Loads the rules file at `path` (health checks start on the current tokio runtime,
+    /// if any); [`Redirector::reload`] reads the same path again.
+    pub fn from_file(inner: Arc<dyn Answerer>, path: &Path) -> Result<Self, RedirectError> {
+        let mut me = Self::new(inner);
+        me.path = Some(path.to_path_buf());
+        me.reload()?;
+        Ok(me)
+    }
+
+    /// Puts `set` in service (starting its health checks) in place of the current rules.
+    pub fn install(&self, mut set: RuleSet) {
+        if let Some(old) = self.rules.load_full() {
+            set.adopt_health(&old);
+        }
+        if let Some(rt) = &self.runtime {
+            set.start_health(&self.stats, rt);
+        }
+        let active = !set.is_empty();
+        self.rules.store(Some(Arc::new(set)));
+        self.active.store(active, Ordering::Release);
+    }
+
+    /// Reads the rules file again and swaps the new rules in atomically. On any error the
+    /// old rules keep serving and the error (file, line, problem) is logged and returned.
+    /// Blocking (a large blocklist takes a while): call it from a blocking thread
+    /// (`tokio::task::spawn_blocking`); `hopdns serve` calls it on SIGHUP, and a control
+    /// channel can call it the same way.
+    pub fn reload(&self) -> Result<LoadSummary, RedirectError> {
+        let _one = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let path = self.path.as_deref().ok_or(RedirectError::NoFile)?;
+        let start = Instant::now();
+        match file::load(path) {
+            Ok(set) => {
+                let summary = LoadSummary {
+                    names: set.len(),
+                    rules: set.rule_count(),
+                    pools: set.pools.len(),
+                    skipped: set.skipped,
+                    files: set.files.len(),
+                };
+                self.install(set);
+                self.stats.reloads.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    file = %path.display(),
+                    names = summary.names,
+                    rules = summary.rules,
+                    pools = summary.pools,
+                    skipped = summary.skipped,
+                    took = ?start.elapsed(),
+                    "redirect rules loaded"
+                );
+                Ok(summary)
+            }
+            Err(error) => {
+                self.stats.reload_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%error, "redirect rules not loaded; the previous rules stay in use");
+                Err(error)
+            }
+        }
+    }
+
+    /// The rules in service, if any.
+    pub fn rules(&self) -> Option<Arc<RuleSet>> {
+        self.rules.load_full()
+    }
+
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// Runs one round of health checks now and sets member states from it (what `hopdns
+    /// trace` does before resolving, so that it shows real states).
+    pub async fn check_health_now(&self) {
+        if let Some(set) = self.rules.load_full() {
+            health::check_now(&set.pools, &self.stats).await;
+        }
+    }
+
+    /// Answers `question` like [`Answerer::answer`], resolving with `resolver` and handing
+    /// every event (redirect hops included) to `sink`: `hopdns trace --rules`.
+    pub async fn trace(
+        &self,
+        resolver: &Resolver,
+        question: &Question,
+        client: IpAddr,
+        sink: &mut dyn TraceSink,
+    ) -> Outcome {
+        let Some(set) = self.rules.load_full() else {
+            return resolver.resolve_traced(question, Some(sink)).await;
+        };
+        let client = SocketAddr::new(client, 0);
+        self.run(&set, question, client, Inner::Traced(resolver, sink))
+            .await
+    }
+
+    /// The rule loop: aliases are followed (through the rules again) up to [`MAX_ALIASES`].
+    async fn run(
+        &self,
+        set: &RuleSet,
+        question: &Question,
+        client: SocketAddr,
+        mut inner: Inner<'_>,
+    ) -> Outcome {
+        let mut chain: Vec<Record> = Vec::new();
+        let mut q = question.clone();
+        let log = tracing::enabled!(target: "hopdns::trace", tracing::Level::DEBUG);
+        for _ in 0..=MAX_ALIASES {
+            let (verdict, event) = set.decide(&q, client.ip(), inner.traced() || log);
+            if let Some(event) = event {
+                inner.event(&event, log);
+            }
+            match verdict {
+                Verdict::Pass => {
+                    let aliased = !chain.is_empty();
+                    let outcome = with_chain(chain, inner.resolve(&q, client).await);
+                    if aliased {
+                        // The whole answer, chain included, after the target's own hops.
+                        inner.done(&outcome, log);
+                    }
+                    return outcome;
+                }
+                Verdict::Done(outcome) => {
+                    self.stats.redirected.fetch_add(1, Ordering::Relaxed);
+                    let outcome = with_chain(chain, outcome);
+                    inner.done(&outcome, log);
+                    return outcome;
+                }
+                Verdict::Alias { cname, target } => {
+                    self.stats.redirected.fetch_add(1, Ordering::Relaxed);
+                    chain.push(cname);
+                    q = Question::with_class(target, q.qtype, q.qclass);
+                }
+            }
+        }
+        Outcome::ServFail(Failure::ChainTooLong(MAX_ALIASES))
+    }
+}
+
+impl std::fmt::Debug for Redirector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redirector")
+            .field("path", &self.path)
+            .field("rules", &self.rules.load().as_deref())
+            .finish()
+    }
+}
+
+/// `hopdns ctl reload` and SIGHUP (one handler, in `cli/serve_ops.rs`) re-read the rules.
+impl crate::control::Reloadable for Redirector {
+    fn name(&self) -> String {
+        match &self.path {
+            Some(p) => format!("redirect rules {}", p.display()),
+            None => "redirect rules".into(),
+        }
+    }
+
+    fn reload(&self) -> Result<String, String> {
+        Redirector::reload(self)
+            .map(|s| {
+                format!(
+                    "{} names, {} rules, {} pools from {} files ({} entries skipped)",
+                    s.names, s.rules, s.pools, s.files, s.skipped
+                )
+            })
+            .map_err(|e| format!("{e}; the previous rules stay in use"))
+    }
+}
+
+/// Pool members for `hopdns ctl health` and the `hopdns_pool_member_up` metric.
+impl crate::metrics::HealthSource for Redirector {
+    fn health(&self) -> Vec<crate::metrics::MemberHealth> {
+        let Some(set) = self.rules.load_full() else {
+            return Vec::new();
+        };
+        set.pools
+            .iter()
+            .flat_map(|p| {
+                p.members.iter().map(|m| crate::metrics::MemberHealth {
+                    pool: p.name.clone(),
+                    member: m.address.to_string(),
+                    healthy: m.state.is_up(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Who resolves what no rule answers: the wrapped answerer, or a resolver with a sink.
+enum Inner<'a> {
+    Serve(&'a dyn Answerer),
+    Traced(&'a Resolver, &'a mut dyn TraceSink),
+}
+
+impl Inner<'_> {
+    fn traced(&self) -> bool {
+        matches!(self, Inner::Traced(..))
+    }
+
+    fn event(&mut self, event: &HopEvent, log: bool) {
+        match self {
+            Inner::Traced(_, sink) => sink.event(event),
+            Inner::Serve(_) if log => LogSink.event(event),
+            Inner::Serve(_) => {}
+        }
+    }
+
+    /// The final outcome as a [`HopEvent::Done`], built only when someone listens.
+    fn done(&mut self, outcome: &Outcome, log: bool) {
+        if self.traced() || log {
+            let event = HopEvent::Done {
+                depth: 0,
+                outcome: outcome.clone(),
+            };
+            self.event(&event, log);
+        }
+    }
+
+    async fn resolve(&mut self, q: &Question, client: SocketAddr) -> Outcome {
+        match self {
+            Inner::Serve(a) => a.answer(q, client).await,
+            Inner::Traced(r, sink) => r.resolve_traced(q, Some(&mut **sink)).await,
+        }
+    }
+}
+
+/// Puts the alias `chain` in front of the answer section of `outcome`.
+fn with_chain(mut chain: Vec<Record>, outcome: Outcome) -> Outcome {
+    if chain.is_empty() {
+        return outcome;
+    }
+    match outcome {
+        Outcome::Answer { answers } => {
+            chain.extend(answers);
+            Outcome::Answer { answers: chain }
+        }
+        Outcome::NxDomain { answers, soa } => {
+            chain.extend(answers);
+            Outcome::NxDomain {
+                answers: chain,
+                soa,
+            }
+        }
+        Outcome::NoData { answers, soa } => {
+            chain.extend(answers);
+            Outcome::NoData {
+                answers: chain,
+                soa,
+            }
+        }
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Answerer for Redirector {
+    async fn answer(&self, question: &Question, client: SocketAddr) -> Outcome {
+        if !self.active.load(Ordering::Acquire) {
+            return self.inner.answer(question, client).await;
+        }
+        let Some(set) = self.rules.load_full() else {
+            return self.inner.answer(question, client).await;
+        };
+        self.run(&set, question, client, Inner::Serve(&*self.inner))
+            .await
+    }
+
+    /// Forwards to the inner answerer unless a rule applies to this query (then `None`:
+    /// the normal path answers it, and nothing redirected is ever served from a cache).
+    fn fast_reply(&self, query: &[u8], client: SocketAddr, out: &mut [u8]) -> Option<usize> {
+        if !self.active.load(Ordering::Relaxed) {
+            return self.inner.fast_reply(query, client, out);
+        }
+        let set = self.rules.load();
+        if let Some(set) = set.as_ref() {
+            let mut buf = [0u8; 256];
+            // An unreadable name goes the normal way, which decodes (and FORMERRs) properly.
+            let key = names::key_from_wire(query, &mut buf)?;
+            if set.matches(key, client.ip()) {
+                return None;
+            }
+        }
+        self.inner.fast_reply(query, client, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::{Name, RData, RecordType};
+    use std::sync::atomic::AtomicUsize;
+
+    /// Answers every question with one A record and counts the calls.
+    #[derive(Default)]
+    struct Fixed {
+        asked: AtomicUsize,
+        fast: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Answerer for Fixed {
+        async fn answer(&self, q: &Question, _: SocketAddr) -> Outcome {
+            self.asked.fetch_add(1, Ordering::Relaxed);
+            Outcome::Answer {
+                answers: vec![Record::from_rdata(
+                    q.name.clone(),
+                    60,
+                    RData::A("192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap().into()),
+                )],
+            }
+        }
+        fn fast_reply(&self, _: &[u8], _: SocketAddr, _: &mut [u8]) -> Option<usize> {
+            self.fast.fetch_add(1, Ordering::Relaxed);
+            Some(1)
+        }
+    }
+
+    fn rules(text: &str) -> RuleSet {
+        file::parse(text, Path::new("test.toml")).unwrap()
+    }
+
+    fn client() -> SocketAddr {
+        "127.0.0.1:5353".parse().unwrap()
+    }
+
+    fn wire(name: &str) -> Vec<u8> {
+        let mut m = hickory_proto::op::Message::query();
+        m.add_query(hickory_proto::op::Query::query(
+            Name::from_ascii(name).unwrap(),
+            RecordType::A,
+        ));
+        m.to_vec().unwrap()
+    }
+
+    #[tokio::test]
+    async fn alias_is_followed_and_returned_as_a_chain() {
+        let inner = Arc::new(Fixed::default());
+        let r = Redirector::new(inner.clone());
+        r.install(rules(
+            "[[rule]]\nname = \"old.lan\"\naction = \"alias\"\ntarget = \"mid.lan\"\n\
+             [[rule]]\nname = \"mid.lan\"\naction = \"alias\"\ntarget = \"www.example.com\"\n",
+        ));
+        let q = Question::new(Name::from_ascii("old.lan.").unwrap(), RecordType::A);
+        let Outcome::Answer { answers } = r.answer(&q, client()).await else {
+            panic!()
+        };
+        let lines: Vec<String> = answers
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.data))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "old.lan. mid.lan.",
+                "mid.lan. www.example.com.",
+                "www.example.com. 192.0.2.1"
+            ]
+        );
+        assert_eq!(inner.asked.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn alias_loops_end_in_servfail() {
+        let r = Redirector::new(Arc::new(Fixed::default()));
+        r.install(rules(
+            "[[rule]]\nname = \"a.lan\"\naction = \"alias\"\ntarget = \"b.lan\"\n\
+             [[rule]]\nname = \"b.lan\"\naction = \"alias\"\ntarget = \"a.lan\"\n",
+        ));
+        let q = Question::new(Name::from_ascii("a.lan.").unwrap(), RecordType::A);
+        assert!(matches!(r.answer(&q, client()).await, Outcome::ServFail(_)));
+    }
+
+    #[tokio::test]
+    async fn fast_reply_is_forwarded_unless_a_rule_matches() {
+        let inner = Arc::new(Fixed::default());
+        let r = Redirector::new(inner.clone());
+        let mut out = [0u8; 512];
+        assert_eq!(r.fast_reply(&wire("ads.lan."), client(), &mut out), Some(1));
+        r.install(rules("[[rule]]\nname = \"*.lan\"\naction = \"block\"\n"));
+        assert_eq!(r.fast_reply(&wire("x.lan."), client(), &mut out), None);
+        assert_eq!(
+            r.fast_reply(&wire("example.com."), client(), &mut out),
+            Some(1)
+        );
+        assert_eq!(inner.fast.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn reload_without_a_file_is_an_error_and_changes_nothing() {
+        let r = Redirector::new(Arc::new(Fixed::default()));
+        assert!(matches!(r.reload(), Err(RedirectError::NoFile)));
+        assert!(r.rules().is_none());
+    }
+}
