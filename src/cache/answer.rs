@@ -11,7 +11,7 @@ use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use lru::LruCache;
 
-use super::store::{key_name, wire_is_under, KeyBuf, Store, StoreStats, Weigh};
+use super::store::{key_name, KeyBuf, Names, Store, StoreStats, Weigh};
 use super::CacheConfig;
 use crate::resolver::Question;
 
@@ -292,22 +292,20 @@ impl AnswerCache {
     /// Drops every entry for `name` (all types, and its NXDOMAIN), and a failure remembered
     /// for it. Returns how many entries went.
     pub fn flush_name(&self, name: &[u8]) -> usize {
-        self.flush_where(|n| n == name)
+        self.flush(Names::Exact(name))
     }
 
     /// Drops every entry at or below `zone`.
     pub fn flush_zone(&self, zone: &[u8]) -> usize {
-        self.flush_where(|n| wire_is_under(n, zone))
+        self.flush(Names::Zone(zone))
     }
 
-    fn flush_where(&self, matches: impl Fn(&[u8]) -> bool) -> usize {
-        let mut gone = 0;
-        self.store
-            .for_each_shard(|s| gone += s.remove_where(|k| matches(key_name(k))));
+    fn flush(&self, names: Names<'_>) -> usize {
+        let gone = self.store.flush(names);
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let doomed: Vec<Box<[u8]>> = failures
             .iter()
-            .filter(|(k, _)| matches(key_name(k)))
+            .filter(|(k, _)| names.contains(key_name(k)))
             .map(|(k, _)| k.clone())
             .collect();
         for k in doomed {

@@ -18,7 +18,7 @@
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
 
-use super::store::{key_name, wire_is_under, KeyBuf, Store, StoreStats, Weigh};
+use super::store::{KeyBuf, Names, Store, StoreStats, Weigh};
 use crate::resolver::Question;
 
 /// Header flags we set in every reply: QR in the first flag byte, RA in the second.
@@ -211,19 +211,12 @@ impl MessageCache {
 
     /// Drops the templates for `name` (every type).
     pub fn flush_name(&self, name: &[u8]) -> usize {
-        self.flush_where(|n| n == name)
+        self.store.flush(Names::Exact(name))
     }
 
     /// Drops the templates at or below `zone`.
     pub fn flush_zone(&self, zone: &[u8]) -> usize {
-        self.flush_where(|n| wire_is_under(n, zone))
-    }
-
-    fn flush_where(&self, matches: impl Fn(&[u8]) -> bool) -> usize {
-        let mut gone = 0;
-        self.store
-            .for_each_shard(|s| gone += s.remove_where(|k| matches(key_name(k))));
-        gone
+        self.store.flush(Names::Zone(zone))
     }
 
     pub fn clear(&self) {

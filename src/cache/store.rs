@@ -129,6 +129,24 @@ pub fn wire_is_under(name: &[u8], zone: &[u8]) -> bool {
     zone == [0]
 }
 
+/// Which names a flush removes.
+#[derive(Clone, Copy, Debug)]
+pub enum Names<'a> {
+    /// Exactly this wire name (every type).
+    Exact(&'a [u8]),
+    /// This wire name and every name below it.
+    Zone(&'a [u8]),
+}
+
+impl Names<'_> {
+    pub fn contains(&self, name: &[u8]) -> bool {
+        match self {
+            Names::Exact(n) => name == *n,
+            Names::Zone(z) => wire_is_under(name, z),
+        }
+    }
+}
+
 /// Something whose heap footprint is known.
 pub trait Weigh {
     /// Bytes held by the value beyond `size_of::<Self>()`.
@@ -246,6 +264,13 @@ impl<V: Weigh> Store<V> {
         for s in self.shards.iter() {
             f(&mut s.lock().unwrap_or_else(|e| e.into_inner()));
         }
+    }
+
+    /// Removes the entries whose key names one of `names`; returns how many.
+    pub fn flush(&self, names: Names<'_>) -> usize {
+        let mut gone = 0;
+        self.for_each_shard(|s| gone += s.remove_where(|k| names.contains(key_name(k))));
+        gone
     }
 
     pub fn stats(&self) -> StoreStats {
