@@ -178,7 +178,11 @@ impl AnswerCache {
 
     fn lookup(&self, key: &[u8], now: u64, stale_ok: bool) -> Option<Cached> {
         let mut shard = self.store.shard(key);
-        let Some(expires) = shard.lru.get(key).map(|e| e.expires) else {
+        let Some((expires, kind, data)) = shard
+            .lru
+            .get(key)
+            .map(|e| (e.expires, e.kind, e.data.clone()))
+        else {
             shard.misses += 1;
             return None;
         };
@@ -196,8 +200,6 @@ impl AnswerCache {
             return None;
         };
         shard.hits += 1;
-        let entry = shard.lru.peek(key)?;
-        let (kind, data) = (entry.kind, entry.data.clone());
         drop(shard);
         let mut records = decode_records(&data, ttl);
         Some(match kind {

@@ -36,8 +36,7 @@ const OPT_LEN: usize = 11;
 struct Template {
     /// When it was stored (unix seconds): TTLs in `wire` are as of this moment.
     inserted: u64,
-    expires: u64,
-    /// Its TTL when stored, for the prefetch threshold.
+    /// Its TTL when stored: it expires at `inserted + ttl`; also the prefetch threshold.
     ttl: u32,
     /// A refresh was asked for already.
     prefetching: bool,
@@ -139,7 +138,6 @@ impl MessageCache {
         }
         let template = Template {
             inserted: now,
-            expires: now + u64::from(ttl),
             ttl,
             prefetching: false,
             msg_len,
@@ -166,7 +164,8 @@ impl MessageCache {
                 shard.misses += 1;
                 return Err(Miss::Absent);
             };
-            if t.expires <= now {
+            let expires = t.inserted + u64::from(t.ttl);
+            if expires <= now {
                 // Stale data is served by the resolver's path (RFC 8767), not from here.
                 shard.remove(key);
                 shard.misses += 1;
@@ -186,7 +185,7 @@ impl MessageCache {
                 let old = u32::from_be_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]);
                 out[at..at + 4].copy_from_slice(&old.saturating_sub(elapsed).to_be_bytes());
             }
-            let left = t.expires - now;
+            let left = expires - now;
             let prefetch = !t.prefetching && left * 10 <= u64::from(t.ttl);
             if prefetch {
                 t.prefetching = true;

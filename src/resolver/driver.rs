@@ -262,7 +262,6 @@ impl Resolver {
                     _ = tokio::time::sleep(CLIENT_RESPONSE_TIMER) => match self.stale(question) {
                         Some(stale) => {
                             tracing::debug!(%question, "slow resolution: serving stale (RFC 8767 §5)");
-                            crate::metrics::metrics().stale_answer();
                             return stale;
                         }
                         None => inflight::wait(rx).await,
@@ -297,7 +296,6 @@ impl Resolver {
                 Outcome::ServFail(why) if !matches!(why, Failure::UnsupportedClass(_)) => {
                     if let Some(stale) = this.stale(&question) {
                         tracing::debug!(%question, %why, "serving stale (RFC 8767)");
-                        crate::metrics::metrics().stale_answer();
                         outcome = stale;
                     }
                 }
@@ -314,9 +312,10 @@ impl Resolver {
 
     /// Refreshes `question` in the background (prefetch) unless it is being resolved now.
     pub fn prefetch(&self, question: Question) {
-        if !self.cache.config.prefetch || self.inflight.contains(&question) {
+        if !self.cache.config.prefetch {
             return;
         }
+        // A question being resolved now joins as a follower: nothing more to do.
         if let Role::Leader(leader) = self.inflight.join(&question) {
             tracing::debug!(%question, "prefetch");
             self.cache.count_prefetch();
@@ -364,8 +363,16 @@ impl Resolver {
     }
 
     /// The answer from expired cache entries, following a stale CNAME chain, when resolution
-    /// failed (RFC 8767). `None` if any link is missing.
+    /// failed or is slow (RFC 8767), counted as a stale answer. `None` if any link is missing.
     fn stale(&self, question: &Question) -> Option<Outcome> {
+        let stale = self.stale_chain(question);
+        if stale.is_some() {
+            crate::metrics::metrics().stale_answer();
+        }
+        stale
+    }
+
+    fn stale_chain(&self, question: &Question) -> Option<Outcome> {
         let now = unix_now();
         let mut answers = Vec::new();
         let mut name = question.name.clone();

@@ -52,11 +52,6 @@ impl InFlight {
         })
     }
 
-    /// Whether `question` is being resolved now.
-    pub fn contains(&self, question: &Question) -> bool {
-        self.lock().contains_key(question)
-    }
-
     /// Resolutions running now.
     pub fn len(&self) -> usize {
         self.lock().len()
