@@ -18,7 +18,7 @@
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
 
-use super::store::{KeyBuf, Names, Store, StoreStats, Weigh};
+use super::store::{skip_name, KeyBuf, Names, Store, StoreStats, Weigh};
 use crate::resolver::Question;
 
 /// Header flags we set in every reply: QR in the first flag byte, RA in the second.
@@ -249,19 +249,6 @@ fn ttl_offsets(wire: &[u8]) -> Option<Vec<u16>> {
         at += 6 + rdlen;
     }
     (at == wire.len()).then_some(offsets)
-}
-
-/// The offset just past the (possibly compressed) name at `at`.
-fn skip_name(wire: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *wire.get(at)?;
-        match len {
-            0 => return Some(at + 1),
-            l if l & 0xc0 == 0xc0 => return Some(at + 2),
-            l if l <= 63 => at += 1 + usize::from(l),
-            _ => return None,
-        }
-    }
 }
 
 #[cfg(test)]

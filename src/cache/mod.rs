@@ -27,7 +27,7 @@ pub use delegation::{Delegation, DelegationCache, NsName};
 pub use infra::{InfraCache, ServerStats};
 pub use message::{MessageCache, Miss, Patch, Written};
 pub use persist::LoadError;
-pub use store::{wire_labels, KeyBuf, StoreStats};
+pub use store::{skip_name, wire_labels, KeyBuf, StoreStats};
 
 /// Seconds since the Unix epoch on the system clock: the time base of every TTL.
 ///

@@ -99,6 +99,20 @@ pub fn key_name(key: &[u8]) -> &[u8] {
     &key[..key.len().saturating_sub(4)]
 }
 
+/// The offset just past the (possibly compressed) name at `at` in a message; `None` if it
+/// runs off the end or holds a label type other than length or pointer.
+pub fn skip_name(wire: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *wire.get(at)?;
+        match len {
+            0 => return Some(at + 1),
+            l if l & 0xc0 == 0xc0 => return Some(at + 2),
+            l if l <= 63 => at += 1 + usize::from(l),
+            _ => return None,
+        }
+    }
+}
+
 /// The labels of an uncompressed wire name.
 pub fn wire_labels(name: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut at = 0;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::cache::{Cache, Delegation, NsName};
+use crate::cache::Cache;
 use crate::resolver::machine::{Action, Event, MinimiseMode, Resolution, Settings};
 use crate::resolver::{Failure, Outcome, Question};
 use crate::server::request::{self, Policy, Proto, Triage};
@@ -109,13 +109,7 @@ pub fn machine(data: &[u8]) {
     }
     let settings = Arc::new(settings);
     let max_queries = settings.limits.max_queries;
-    let root = Delegation {
-        zone: Name::root(),
-        servers: vec![NsName {
-            name: Name::from_ascii("a.root.").expect("a literal name"),
-            addrs: vec!["10.0.0.1".parse().expect("a literal address")],
-        }],
-    };
+    let root = crate::transport::scripted::root_hints("10.0.0.1");
     let name = Name::from_ascii("www.a.example.com.").expect("a literal name");
     let cache = Cache::default();
     let mut m = Resolution::new(

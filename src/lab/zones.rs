@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use hickory_proto::rr::{Name, RData, Record, RecordSet, RecordType, RrKey};
+use hickory_proto::rr::{Name, Record, RecordSet, RecordType, RrKey};
 use hickory_proto::serialize::txt::Parser;
 
 use super::{Fault, LabError};
@@ -183,8 +183,7 @@ pub(crate) fn load_zone(zf: &ZoneFile, net: u8) -> Result<LoadedZone, LabError> 
 
 /// The NS target names of a set of records (non-NS records are skipped).
 pub(crate) fn ns_targets(records: &[Record]) -> impl Iterator<Item = &Name> {
-    records.iter().filter_map(|r| match &r.data {
-        RData::NS(ns) => Some(&ns.0),
-        _ => None,
-    })
+    records
+        .iter()
+        .filter_map(crate::resolver::classify::ns_target)
 }

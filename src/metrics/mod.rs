@@ -360,21 +360,7 @@ fn reply_qtype(msg: &[u8]) -> Option<u16> {
     if msg.get(4..6)? == [0, 0] {
         return None;
     }
-    let mut at = 12;
-    loop {
-        let len = *msg.get(at)?;
-        match len {
-            0 => {
-                at += 1;
-                break;
-            }
-            l if l & 0xc0 == 0xc0 => {
-                at += 2;
-                break;
-            }
-            l => at += 1 + usize::from(l),
-        }
-    }
+    let at = crate::cache::skip_name(msg, 12)?;
     let t = msg.get(at..at + 2)?;
     Some(u16::from_be_bytes([t[0], t[1]]))
 }

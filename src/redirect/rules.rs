@@ -186,14 +186,7 @@ impl RuleSet {
 
     /// Whether any rule applies to the raw `key` for `client` (the fast path's check).
     pub fn matches(&self, key: &[u8], client: IpAddr) -> bool {
-        self.names
-            .find(key, |g| {
-                self.groups[g as usize]
-                    .iter()
-                    .any(|&r| self.rules[r as usize].applies(client))
-                    .then_some(())
-            })
-            .is_some()
+        self.lookup(key, client).is_some()
     }
 
     /// Starts the health checks of every pool that has them; they stop when this set is

@@ -96,7 +96,7 @@ pub fn classify(
     tcp: bool,
 ) -> Reply {
     let rcode = msg.metadata.response_code;
-    if rcode == ResponseCode::FormErr && sent_edns && msg.edns.is_none() {
+    if edns_rejected(msg, sent_edns) {
         return Reply::EdnsRejected;
     }
     if msg.metadata.truncation && !tcp {
@@ -199,6 +199,12 @@ pub fn classify(
 }
 
 /// The target name of an NS record.
+/// A server that answers FORMERR without an OPT to a query with EDNS does not speak EDNS
+/// (RFC 6891 §7): ask it again without.
+pub fn edns_rejected(msg: &Message, sent_edns: bool) -> bool {
+    sent_edns && msg.metadata.response_code == ResponseCode::FormErr && msg.edns.is_none()
+}
+
 pub fn ns_target(r: &Record) -> Option<&Name> {
     match &r.data {
         RData::NS(ns) => Some(&ns.0),

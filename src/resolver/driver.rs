@@ -478,8 +478,8 @@ impl Resolver {
                 case_0x20: self.cache.infra.case_ok(server.ip(), now),
             };
             let result = self.exchange.exchange(&out).await;
-            let after = now.elapsed();
             let done = Instant::now();
+            let after = done - now;
             crate::metrics::metrics().upstream_query(server.ip(), result.is_err());
             let event = match result {
                 Ok(message) => {
@@ -492,7 +492,7 @@ impl Resolver {
                     ) {
                         self.cache.infra.record_rtt(server.ip(), after, done);
                     }
-                    if edns && rcode == ResponseCode::FormErr && message.edns.is_none() {
+                    if super::classify::edns_rejected(&message, edns) {
                         edns_formerr = Some(server.ip());
                     } else if !edns
                         && rcode != ResponseCode::FormErr
@@ -580,6 +580,7 @@ impl Answerer for Resolver {
             .messages
             .write_reply(fq.key.as_bytes(), unix_now(), &patch, out)
             .ok()?;
+        crate::metrics::metrics().cache_hit();
         if written.prefetch && self.cache.config.prefetch {
             if let Some(q) = question_of(&fq) {
                 self.prefetch(q);

@@ -27,10 +27,7 @@ impl FastQuery<'_> {
     /// The most the client may receive over UDP when we accept at most `ours` (RFC 6891
     /// §6.2.5: values below 512 count as 512; without EDNS the limit is 512).
     pub fn udp_limit(&self, ours: usize) -> usize {
-        match self.edns_payload {
-            None => 512,
-            Some(p) => usize::from(p).max(512).min(ours),
-        }
+        super::request::udp_limit_for(self.edns_payload, ours)
     }
 }
 

@@ -255,14 +255,19 @@ pub fn respond(request: &Request, outcome: &Outcome, policy: &Policy) -> Option<
 
 /// The UDP size limit for a reply to a query with this OPT (RFC 6891 §6.2.5).
 pub fn udp_limit(client_edns: Option<&Edns>, policy: &Policy) -> usize {
-    let limit = match client_edns {
-        None => MIN_UDP_PAYLOAD,
-        Some(opt) => opt
-            .max_payload()
-            .max(MIN_UDP_PAYLOAD)
-            .min(policy.max_udp_payload),
-    };
-    usize::from(limit)
+    udp_limit_for(
+        client_edns.map(|opt| opt.max_payload()),
+        usize::from(policy.max_udp_payload),
+    )
+}
+
+/// The rule behind [`udp_limit`], from the client's EDNS payload (if it sent an OPT) and
+/// ours: 512 without EDNS, else the client's payload (at least 512) capped by ours.
+pub fn udp_limit_for(client_payload: Option<u16>, ours: usize) -> usize {
+    match client_payload {
+        None => usize::from(MIN_UDP_PAYLOAD),
+        Some(p) => usize::from(p.max(MIN_UDP_PAYLOAD)).min(ours),
+    }
 }
 
 fn reply_or_drop(reply: Option<Vec<u8>>) -> Triage {

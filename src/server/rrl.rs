@@ -161,19 +161,7 @@ pub fn truncate(msg: &mut [u8]) -> usize {
 }
 
 fn question_end(msg: &[u8]) -> Option<usize> {
-    let mut at = 12;
-    loop {
-        let len = *msg.get(at)?;
-        if len == 0 {
-            at += 1;
-            break;
-        }
-        if len & 0xc0 == 0xc0 {
-            at += 2;
-            break;
-        }
-        at += 1 + usize::from(len);
-    }
+    let at = crate::cache::skip_name(msg, 12)?;
     (at + 4 <= msg.len()).then_some(at + 4)
 }
 

@@ -279,7 +279,6 @@ fn handle_one(
     if !batch.truncated[i] && plausible_client(client) && shared.policy.acl().allows(client.ip()) {
         let out = &mut batch.output[i * batch.out_slot..(i + 1) * batch.out_slot];
         if let Some(len) = shared.answerer.fast_reply(bytes, client, out) {
-            crate::metrics::metrics().cache_hit();
             if let Some(len) = shared.outgoing(&mut out[..len], client, Proto::Udp) {
                 batch.ready.push((i, len));
             }
