@@ -235,9 +235,11 @@ pub fn rpz(
             invalid("no SOA record: an RPZ file is a zone; add one, or set `origin`".into())
         })?;
     let shared_origin: Arc<str> = path.display().to_string().into();
-    let mut shared: HashMap<&'static str, u32> = HashMap::new();
-    let mut shared_rule = |b: &mut Builder, kind: &'static str, action: Action| {
-        *shared.entry(kind).or_insert_with(|| {
+    // Triggers with the same action and TTL share one rule; a TTL of its own makes a rule
+    // of its own, so every trigger answers with the TTL its zone gave it.
+    let mut shared: HashMap<(&'static str, u32), u32> = HashMap::new();
+    let mut shared_rule = |b: &mut Builder, kind: &'static str, ttl: u32, action: Action| {
+        *shared.entry((kind, ttl)).or_insert_with(|| {
             b.add_rule(Rule {
                 clients: clients.to_vec(),
                 action,
@@ -306,6 +308,7 @@ pub fn rpz(
             Some(t) if t.is_root() => shared_rule(
                 b,
                 "nxdomain",
+                ttl,
                 Action::Block {
                     sinkhole: false,
                     ttl,
@@ -313,10 +316,10 @@ pub fn rpz(
             ),
             // `num_labels` leaves out a leading `*`, so count the labels themselves.
             Some(t) if t.is_wildcard() && t.iter().count() == 1 => {
-                shared_rule(b, "nodata", Action::NoData { ttl })
+                shared_rule(b, "nodata", ttl, Action::NoData { ttl })
             }
-            Some(t) if t == passthru => shared_rule(b, "passthru", Action::Passthru),
-            Some(t) if t == drop_name => shared_rule(b, "drop", Action::Drop),
+            Some(t) if t == passthru => shared_rule(b, "passthru", 0, Action::Passthru),
+            Some(t) if t == drop_name => shared_rule(b, "drop", 0, Action::Drop),
             Some(t) if t == tcp_only || t.is_wildcard() => {
                 tracing::warn!(file = %path.display(), trigger = %owner, target = %t, "RPZ action not supported; skipped");
                 b.skip();
@@ -494,6 +497,40 @@ mod tests {
             decide(&set, "alias.test.", RecordType::A),
             Verdict::Alias { .. }
         ));
+        std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
+    fn rpz_triggers_keep_their_own_ttls() {
+        let p = tmp(
+            "rpz-ttl",
+            "$TTL 60\n@ SOA ns.rpz.test. admin.rpz.test. 1 3600 600 86400 60\n  NS ns.rpz.test.\n\
+             short.test 60 CNAME .\nlong.test 300 CNAME .\n\
+             short-nodata.test 60 CNAME *.\nlong-nodata.test 300 CNAME *.\n",
+        );
+        let mut b = Builder::new();
+        rpz(
+            &mut b,
+            &p,
+            Some(Name::from_ascii("rpz.test.").unwrap()),
+            &[],
+        )
+        .unwrap();
+        let set = b.finish();
+        for (name, want) in [
+            ("short.test.", 60),
+            ("long.test.", 300),
+            ("short-nodata.test.", 60),
+            ("long-nodata.test.", 300),
+        ] {
+            let soa_ttl = match decide(&set, name, RecordType::A) {
+                Verdict::Done(Outcome::NxDomain { soa, .. } | Outcome::NoData { soa, .. }) => {
+                    soa.map(|s| s.ttl)
+                }
+                other => panic!("{name}: {other:?}"),
+            };
+            assert_eq!(soa_ttl, Some(want), "{name}");
+        }
         std::fs::remove_file(p).unwrap();
     }
 
