@@ -29,11 +29,7 @@ pub fn parse_with_config(argv: Vec<OsString>) -> Result<Cli, ParseFailure> {
         .try_get_matches_from(&argv)
         .map_err(ParseFailure::Clap)?;
     if let Some(("serve", sub)) = matches.subcommand() {
-        let path = sub
-            .get_one::<PathBuf>("config")
-            .cloned()
-            .or_else(|| Some(PathBuf::from(file::DEFAULT_PATH)).filter(|p| p.exists()));
-        if let Some(path) = path {
+        if let Some(path) = file::config_path(sub.get_one::<PathBuf>("config")) {
             let serve = file::serve_command(root.clone());
             let config = ConfigFile::load(&path, &serve).map_err(ParseFailure::Config)?;
             let merged = config.merge(&serve, sub);
@@ -174,11 +170,7 @@ fn socket_path(args: &CtlArgs) -> Result<PathBuf, FileErrors> {
     if let Some(socket) = &args.socket {
         return Ok(socket.clone());
     }
-    let path = args
-        .config
-        .clone()
-        .or_else(|| Some(PathBuf::from(file::DEFAULT_PATH)).filter(|p| p.exists()));
-    if let Some(path) = path {
+    if let Some(path) = file::config_path(args.config.as_ref()) {
         let serve = file::serve_command(Cli::command());
         let config = ConfigFile::load(&path, &serve)?;
         if let Some(entry) = config.entries.iter().find(|e| e.id == "control_socket") {

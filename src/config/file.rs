@@ -32,6 +32,14 @@ use toml::de::{DeTable, DeValue};
 /// exists).
 pub const DEFAULT_PATH: &str = "/etc/hopdns/hopdns.toml";
 
+/// The config file to read: the one given with `--config`, else [`DEFAULT_PATH`] when it
+/// exists, else none.
+pub fn config_path(explicit: Option<&PathBuf>) -> Option<PathBuf> {
+    explicit
+        .cloned()
+        .or_else(|| Some(PathBuf::from(DEFAULT_PATH)).filter(|p| p.exists()))
+}
+
 /// Flags that cannot be keys: the file cannot name itself, and help/version are not settings.
 const NOT_KEYS: [&str; 3] = ["config", "help", "version"];
 

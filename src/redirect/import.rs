@@ -121,7 +121,7 @@ pub fn list(b: &mut Builder, path: &Path, s: &ListSettings) -> Result<(), Redire
                 let mut fields = text.split_whitespace();
                 let addr_text = fields.next().unwrap_or("");
                 let hosts: Vec<&str> = fields
-                    .filter(|h| !HOSTS_SKIP.contains(&h.to_ascii_lowercase().as_str()))
+                    .filter(|h| !HOSTS_SKIP.iter().any(|s| s.eq_ignore_ascii_case(h)))
                     .collect();
                 if hosts.is_empty() {
                     continue;

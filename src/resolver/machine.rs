@@ -786,6 +786,7 @@ impl Resolution {
                 return;
             }
         }
+        let nxdomain = matches!(reply, Reply::NxDomain { .. });
         match reply {
             Reply::Truncated => {
                 frame.retry = Some(Retry {
@@ -806,12 +807,12 @@ impl Resolution {
             }
             Reply::Answer { chain, records } => {
                 cache_chain(cache, &chain, now);
+                let final_name = records[0].name.clone();
                 cache.answers.insert_records(
-                    Question::with_class(records[0].name.clone(), q.qtype, q.qclass),
+                    Question::with_class(final_name.clone(), q.qtype, q.qclass),
                     records.clone(),
                     now,
                 );
-                let final_name = records[0].name.clone();
                 let mut answers = std::mem::take(&mut frame.chain);
                 answers.extend(chain);
                 if cname_owners(&answers).any(|n| *n == final_name) && q.qtype != RecordType::CNAME
@@ -826,31 +827,22 @@ impl Resolution {
                 cache_chain(cache, &chain, now);
                 self.follow(chain, target);
             }
-            Reply::NxDomain { chain, soa } => {
+            Reply::NxDomain { chain, soa } | Reply::NoData { chain, soa } => {
                 cache_chain(cache, &chain, now);
                 let end = chain_end(&q.name, &chain);
                 cache.answers.insert_negative(
                     Question::with_class(end, q.qtype, q.qclass),
-                    true,
+                    nxdomain,
                     soa.clone(),
                     now,
                 );
                 let mut answers = std::mem::take(&mut frame.chain);
                 answers.extend(chain);
-                frame.phase = Phase::Finished(Outcome::NxDomain { answers, soa });
-            }
-            Reply::NoData { chain, soa } => {
-                cache_chain(cache, &chain, now);
-                let end = chain_end(&q.name, &chain);
-                cache.answers.insert_negative(
-                    Question::with_class(end, q.qtype, q.qclass),
-                    false,
-                    soa.clone(),
-                    now,
-                );
-                let mut answers = std::mem::take(&mut frame.chain);
-                answers.extend(chain);
-                frame.phase = Phase::Finished(Outcome::NoData { answers, soa });
+                frame.phase = Phase::Finished(if nxdomain {
+                    Outcome::NxDomain { answers, soa }
+                } else {
+                    Outcome::NoData { answers, soa }
+                });
             }
             Reply::Referral {
                 zone: child,

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use super::{rcode_name, CutSource, HopEvent, ReplyKind, TraceSink};
 use crate::resolver::Outcome;
+use hickory_proto::rr::Record;
 
 /// Prints hop events as readable text to a writer (stdout for `hopdns trace`).
 pub struct TextPrinter<W: Write + Send> {
@@ -61,9 +62,7 @@ fn block(event: &HopEvent) -> String {
                 indent(*depth),
                 rcode_name(*rcode)
             );
-            for r in records {
-                s.push_str(&format!("\n{}{r}", indent(*depth)));
-            }
+            push_records(&mut s, &indent(*depth), records);
             s
         }
         HopEvent::Reply {
@@ -91,16 +90,12 @@ fn block(event: &HopEvent) -> String {
             let body = match kind {
                 ReplyKind::Answer(records) => {
                     let mut b = format!("answer ({} records)", records.len());
-                    for r in records {
-                        b.push_str(&format!("\n{pad}{r}"));
-                    }
+                    push_records(&mut b, &pad, records);
                     b
                 }
                 ReplyKind::Cname { chain, target } => {
                     let mut b = format!("CNAME chain, restarting at {target}");
-                    for r in chain {
-                        b.push_str(&format!("\n{pad}{r}"));
-                    }
+                    push_records(&mut b, &pad, chain);
                     b
                 }
                 ReplyKind::Referral { zone, ns, glue } => {
@@ -196,12 +191,7 @@ fn block(event: &HopEvent) -> String {
                 Outcome::Drop => format!("{pad};; result: no reply (dropped by a rule)"),
                 o => {
                     let mut s = format!("{pad};; result: {}", rcode_name(o.rcode()));
-                    for r in o.answers() {
-                        s.push_str(&format!("\n{pad}{r}"));
-                    }
-                    if let Some(soa) = o.soa() {
-                        s.push_str(&format!("\n{pad}{soa}"));
-                    }
+                    push_records(&mut s, &pad, o.answers().iter().chain(o.soa()));
                     s
                 }
             }
@@ -212,4 +202,11 @@ fn block(event: &HopEvent) -> String {
 fn soa_text(soa: &Option<hickory_proto::rr::Record>, pad: &str) -> String {
     soa.as_ref()
         .map_or_else(|| " (no SOA)".to_string(), |s| format!("\n{pad}{s}"))
+}
+
+/// One record per line under a hop, indented by `pad`.
+fn push_records<'a>(s: &mut String, pad: &str, records: impl IntoIterator<Item = &'a Record>) {
+    for r in records {
+        s.push_str(&format!("\n{pad}{r}"));
+    }
 }
