@@ -73,11 +73,13 @@ dig +time=1 +tries=1 @"$ADDR" www.example.com A +short | grep -q 192.0.2.1 \
   || { echo "overload: resolver did not come up" >&2; cat "$RUN/serve.log" >&2; exit 1; }
 
 # Unique names: every one a miss (the wildcard answers each with a fresh upstream query).
-python3 - "$RUN" <<'EOF'
+# The flood list is only for dnsperf; udp-flood makes up its names itself.
+python3 - "$RUN" "$FLOOD_TOOL" <<'EOF'
 import sys, random
-run = sys.argv[1]
+run, tool = sys.argv[1], sys.argv[2]
 tag = random.getrandbits(32)
-for name, n in (("cap", 400_000), ("flood", 2_000_000)):
+lists = [("cap", 400_000)] + ([("flood", 2_000_000)] if tool == "dnsperf" else [])
+for name, n in lists:
     with open(f"{run}/{name}.txt", "w") as f:
         for i in range(n):
             f.write(f"{name}{tag:08x}-{i}.wild.net A\n")

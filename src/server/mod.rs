@@ -204,17 +204,23 @@ struct Listener {
     tcp: std::net::TcpListener,
 }
 
+/// One worker's counter on a cache line of its own, so workers on different cores never
+/// write the same line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub(crate) struct PerWorker(pub(crate) AtomicU64);
+
 /// Counters shared by the loops (relaxed atomics: cheap, approximate under concurrency).
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     /// Datagrams received, per UDP worker in bind order (listen entry, then worker).
-    pub(crate) udp_received: Vec<AtomicU64>,
+    pub(crate) udp_received: Vec<PerWorker>,
 }
 
 impl Stats {
     /// Counts `n` datagrams (once per receive batch, so workers seldom touch the counters).
     fn count_udp(&self, worker: usize, n: u64) {
-        if let Some(counter) = self.udp_received.get(worker) {
+        if let Some(PerWorker(counter)) = self.udp_received.get(worker) {
             counter.fetch_add(n, Ordering::Relaxed);
         }
     }
@@ -316,7 +322,7 @@ impl BoundServer {
             drain: cfg.drain,
             query_log: cfg.query_log.clone(),
             stats: Arc::new(Stats {
-                udp_received: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+                udp_received: (0..workers).map(|_| PerWorker::default()).collect(),
             }),
         })
     }

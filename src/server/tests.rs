@@ -358,7 +358,7 @@ async fn several_workers_on_one_port_all_receive() {
     let per_worker: Vec<u64> = stats
         .udp_received
         .iter()
-        .map(|c| c.load(Ordering::Relaxed))
+        .map(|c| c.0.load(Ordering::Relaxed))
         .collect();
     assert_eq!(per_worker.len(), 2);
     assert_eq!(per_worker.iter().sum::<u64>(), 64);
