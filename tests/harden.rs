@@ -155,12 +155,29 @@ async fn upstream_questions_have_random_case_and_a_server_that_lowercases_gets_a
         "most upstream names carry random case: {log:?}"
     );
 
-    // shop.com's only server lowercases the question: its replies are dropped until the
-    // timeout, then it is asked without 0x20 (remembered in the infra cache).
+    // shop.com's only server lowercases the question: its first reply is refused at once
+    // and it is asked again without 0x20 (remembered in the infra cache), one extra round
+    // trip instead of a wait for the timeout (400 ms for an unknown server).
     env.lab
         .set_fault(ip(&env, 26), Some(Fault::LowercaseQuestion));
+    env.lab.clear_query_log();
+    let t = Instant::now();
     let m = env.udp("www.shop.com", RecordType::A).await;
     assert_eq!(answers(&m), ["www.shop.com. A 192.0.2.60"]);
+    assert!(
+        t.elapsed() < Duration::from_millis(390),
+        "no wait for the timeout: {:?}",
+        t.elapsed()
+    );
+    let to_shop = env
+        .lab
+        .query_log()
+        .iter()
+        .filter(|q| {
+            q.server == ip(&env, 26) && q.name.to_lowercase().to_string() == "www.shop.com."
+        })
+        .count();
+    assert_eq!(to_shop, 2, "one extra query, no more");
     let now = Instant::now();
     assert!(!env.resolver.cache().infra.case_ok(ip(&env, 26), now));
     assert!(env.resolver.cache().infra.case_ok(ip(&env, 10), now));

@@ -358,6 +358,10 @@ fn with_chain(mut chain: Vec<Record>, outcome: Outcome) -> Outcome {
                 soa,
             }
         }
+        Outcome::YxDomain { answers } => {
+            chain.extend(answers);
+            Outcome::YxDomain { answers: chain }
+        }
         other => other,
     }
 }

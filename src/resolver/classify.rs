@@ -41,16 +41,15 @@ pub fn scrub(msg: &Message, zone: &Name, question: &Question) -> Scrubbed {
             .cloned()
             .collect(),
     };
-    // RFC 2181 §8: a TTL with the top bit set is to be treated as zero.
+    // RFC 8767 §4 (updating RFC 2181 §8): a TTL with the top bit set is a positive value,
+    // capped at 2^31 - 1 here; the cache then caps it at `max-ttl`.
     for r in s
         .answers
         .iter_mut()
         .chain(&mut s.authority)
         .chain(&mut s.additional)
     {
-        if r.ttl > i32::MAX as u32 {
-            r.ttl = 0;
-        }
+        r.ttl = r.ttl.min(i32::MAX as u32);
     }
     s
 }
@@ -73,11 +72,23 @@ pub enum Reply {
         chain: Vec<Record>,
         soa: Option<Record>,
     },
+    /// YXDOMAIN after a DNAME (RFC 6672 §2.2): the substituted name would be longer than 255
+    /// octets. A final answer, given to the client with the DNAME.
+    YxDomain { chain: Vec<Record> },
     /// Go down to `zone`: its NS records and the glue we may believe.
     Referral {
         zone: Name,
         ns: Vec<Record>,
         glue: Vec<Record>,
+    },
+    /// A reply believed only if no other server of the cut does better: a recursive server
+    /// answering from its cache (RA without AA, Unbound's REC_LAME), an entirely empty
+    /// NOERROR, an authoritative reply that only repeats the zone's own NS set, NXDOMAIN
+    /// with neither AA nor SOA. The machine skips the server and keeps the reply as a
+    /// fallback for when the cut's other servers are spent.
+    Provisional {
+        reply: Box<Reply>,
+        why: &'static str,
     },
     /// A server that cannot help: skip it.
     Lame(String),
@@ -87,7 +98,21 @@ pub enum Reply {
     EdnsRejected,
 }
 
+impl Reply {
+    fn provisional(self, why: &'static str) -> Reply {
+        Reply::Provisional {
+            reply: Box::new(self),
+            why,
+        }
+    }
+}
+
 /// Classifies a reply from a server for `zone` to our `question`.
+///
+/// AA is not required of answers, CNAMEs or negative answers with the zone's SOA (RFC 1034
+/// §5.3.3 step 4 and RFC 2181 §5.4.1 ask for data from a server of the zone, not for the
+/// flag; Unbound's `response_type_from_server` and Knot's `is_authoritative` agree). The
+/// scrub stays as strict as ever: only records inside `zone` count.
 pub fn classify(
     msg: &Message,
     question: &Question,
@@ -103,6 +128,9 @@ pub fn classify(
         return Reply::Truncated;
     }
     let aa = msg.metadata.authoritative;
+    // A recursive server answering from its cache, not from the zone (Unbound's REC_LAME):
+    // RA set, AA clear. Its data may be right, but a server of the zone is better.
+    let recursive = msg.metadata.recursion_available && !aa;
     let s = scrub(msg, zone, question);
     let (chain, current, found) = follow_chain(&s.answers, question, zone);
     let soa = s
@@ -110,46 +138,81 @@ pub fn classify(
         .iter()
         .find(|r| r.record_type() == RecordType::SOA && r.name.zone_of(&current))
         .cloned();
+    // An NS set in the authority section for a zone strictly below this one that holds the
+    // name: a referral, whatever the answer section says when AA is clear (Unbound turns a
+    // non-AA "provisional answer" into a REFERRAL the same way).
+    let child = s
+        .authority
+        .iter()
+        .find(|r| {
+            r.record_type() == RecordType::NS
+                && r.name.zone_of(&current)
+                && zone.zone_of(&r.name)
+                && r.name != *zone
+        })
+        .map(|r| r.name.clone());
 
-    // A chain that leaves this server's zone: whatever the rcode says is about a name the
-    // server is not authoritative for (RFC 6604 §3), so follow the chain instead.
-    if !chain.is_empty() && !zone.zone_of(&current) && found.is_empty() {
-        return if aa {
-            Reply::Cname {
-                chain,
-                target: current,
+    // RFC 6672 §2.2: the DNAME applies, but the name it rewrites to would be too long. The
+    // DNAME (and any chain before it) is the answer.
+    if rcode == ResponseCode::YXDomain {
+        let dname = s
+            .answers
+            .iter()
+            .find(|r| is_dname(r) && r.name.zone_of(&current) && r.name != current);
+        if let Some(d) = dname {
+            let mut chain = chain;
+            if !chain.contains(d) {
+                chain.push(d.clone());
             }
-        } else {
-            Reply::Lame("CNAME without AA".into())
+            return Reply::YxDomain { chain };
+        }
+    }
+    // A chain that leaves this server's zone: whatever the rcode says is about a name the
+    // server is not authoritative for (RFC 6604 §3), so follow the chain instead. A
+    // delegation of the target's zone beside it is only a hint.
+    if !chain.is_empty() && !zone.zone_of(&current) && found.is_empty() {
+        return Reply::Cname {
+            chain,
+            target: current,
         };
     }
     if rcode == ResponseCode::NXDomain {
-        if !chain.is_empty() && !aa {
-            return Reply::Lame("NXDOMAIN with a CNAME, without AA".into());
-        }
-        return if aa || soa.is_some() {
-            Reply::NxDomain { chain, soa }
+        let reply = Reply::NxDomain { chain, soa };
+        return if recursive {
+            reply.provisional("recursive server, not authoritative (RA without AA)")
+        } else if aa || matches!(&reply, Reply::NxDomain { soa: Some(_), .. }) {
+            reply
         } else {
-            Reply::Lame("NXDOMAIN without AA or SOA".into())
+            reply.provisional("NXDOMAIN with neither AA nor SOA")
         };
     }
     if rcode != ResponseCode::NoError {
         return Reply::Lame(format!("rcode {rcode}"));
     }
     if !found.is_empty() {
-        return if aa {
-            Reply::Answer {
-                chain,
-                records: found,
+        if !aa && chain.is_empty() {
+            if let Some(child) = child {
+                return referral(&s, &s.authority, child);
             }
+            // A parent that puts the child's NS set in the answer section of a reply to an
+            // NS question, without AA: a referral all the same (Unbound does the same).
+            let owner = &found[0].name;
+            if question.qtype == RecordType::NS && owner != zone {
+                let child = owner.clone();
+                return referral(&s, &found, child);
+            }
+        }
+        let reply = Reply::Answer {
+            chain,
+            records: found,
+        };
+        return if recursive {
+            reply.provisional("recursive server, not authoritative (RA without AA)")
         } else {
-            Reply::Lame("answer without AA".into())
+            reply
         };
     }
     if !chain.is_empty() {
-        if !aa {
-            return Reply::Lame("CNAME without AA".into());
-        }
         // The end of the chain is in this zone and the server says it has no such data.
         if soa.is_some() && zone.zone_of(&current) {
             return Reply::NoData { chain, soa };
@@ -160,42 +223,80 @@ pub fn classify(
         };
     }
 
-    // No answer: a referral down, a negative answer, or nothing useful.
-    let ns: Vec<Record> = s
-        .authority
-        .iter()
-        .filter(|r| r.record_type() == RecordType::NS && r.name.zone_of(&question.name))
-        .cloned()
-        .collect();
-    if let (Some(first), None) = (ns.first(), soa.as_ref()) {
-        let child = first.name.clone();
-        if child == *zone && aa {
-            // Some servers put their own NS set beside an authoritative empty answer.
-            return Reply::NoData { chain, soa: None };
-        }
-        if !zone.zone_of(&child) || child == *zone {
-            return Reply::Lame(format!("referral to {child} is not below {zone}"));
-        }
-        let ns: Vec<Record> = ns.into_iter().filter(|r| r.name == child).collect();
-        let glue = s
-            .additional
-            .iter()
-            .filter(|g| {
-                ns.iter()
-                    .any(|n| ns_target(n).is_some_and(|t| *t == g.name))
-            })
-            .cloned()
-            .collect();
-        return Reply::Referral {
-            zone: child,
-            ns,
-            glue,
+    // No answer: a negative answer, a referral down, or nothing useful.
+    if soa.is_some() {
+        let reply = Reply::NoData { chain, soa };
+        return if recursive {
+            reply.provisional("recursive server, not authoritative (RA without AA)")
+        } else {
+            reply
         };
     }
-    if aa {
-        return Reply::NoData { chain, soa };
+    if let Some(child) = child {
+        return referral(&s, &s.authority, child);
     }
-    Reply::Lame("no answer, no referral, not authoritative".into())
+    // An NS set for this zone or one above it, with no SOA: RFC 2308 §2.2.1 reads NS without
+    // SOA as a referral, and this one does not go down. Above the cut (the root's NS set from
+    // a TLD server, say) the server is lame. Its own NS set with AA is how some servers say
+    // NODATA: believed if no other server does better (Unbound takes it as an answer).
+    let own_or_upward = msg
+        .authorities
+        .iter()
+        .filter(|r| r.record_type() == RecordType::NS && r.dns_class == question.qclass)
+        .find(|r| r.name.zone_of(zone));
+    if let Some(ns) = own_or_upward {
+        if ns.name != *zone || !aa {
+            return Reply::Lame(format!(
+                "referral to {} is not below {zone}",
+                ns.name.to_lowercase()
+            ));
+        }
+        return Reply::NoData { chain, soa: None }
+            .provisional("authoritative empty answer with the zone's NS set and no SOA");
+    }
+    if !msg.answers.is_empty() {
+        // Records of another type (or owner) only: no data of the asked type here, and
+        // nothing of it is worth keeping (RFC 2308 §2.2, Unbound's scrub drops them too).
+        return Reply::NoData { chain, soa: None };
+    }
+    // Entirely empty NOERROR: Unbound asks another server first and accepts it the second
+    // time (EMPTY_NODATA_RETRY_COUNT); Knot calls it lame without AA. Believed only when no
+    // other server does better; without SOA it is never cached (RFC 2308 §5).
+    Reply::NoData { chain, soa: None }.provisional(if recursive {
+        "recursive server, not authoritative (RA without AA)"
+    } else if aa {
+        "empty reply without SOA"
+    } else {
+        "empty reply without AA or SOA"
+    })
+}
+
+/// A referral to `child`: the NS records for it among `ns_section`, and the glue we may
+/// believe.
+fn referral(s: &Scrubbed, ns_section: &[Record], child: Name) -> Reply {
+    let ns: Vec<Record> = ns_section
+        .iter()
+        .filter(|r| r.record_type() == RecordType::NS && r.name == child)
+        .cloned()
+        .collect();
+    let glue = s
+        .additional
+        .iter()
+        .filter(|g| {
+            ns.iter()
+                .any(|n| ns_target(n).is_some_and(|t| *t == g.name))
+        })
+        .cloned()
+        .collect();
+    Reply::Referral {
+        zone: child,
+        ns,
+        glue,
+    }
+}
+
+fn is_dname(r: &Record) -> bool {
+    r.record_type() == RecordType::DNAME
 }
 
 /// The target name of an NS record.

@@ -330,6 +330,7 @@ impl Resolver {
         let clamp = |r: &mut hickory_proto::rr::Record| r.ttl = self.cache.answers.clamp(r.ttl);
         match outcome {
             Outcome::Answer { answers }
+            | Outcome::YxDomain { answers }
             | Outcome::NxDomain { answers, .. }
             | Outcome::NoData { answers, .. } => answers.iter_mut().for_each(clamp),
             Outcome::ServFail(_) | Outcome::Drop => {}
@@ -341,7 +342,7 @@ impl Resolver {
     fn remember_reply(&self, question: &Question, outcome: &Outcome) {
         let answers_ttl = outcome.answers().iter().map(|r| r.ttl).min();
         let ttl = match outcome {
-            Outcome::Answer { .. } => answers_ttl,
+            Outcome::Answer { .. } | Outcome::YxDomain { .. } => answers_ttl,
             Outcome::NxDomain { soa, .. } | Outcome::NoData { soa, .. } => self
                 .cache
                 .answers
@@ -477,7 +478,20 @@ impl Resolver {
                 timeout,
                 case_0x20: self.cache.infra.case_ok(server.ip(), now),
             };
-            let result = self.exchange.exchange(&out).await;
+            let mut result = self.exchange.exchange(&out).await;
+            if matches!(result, Err(TransportError::CaseMismatch)) {
+                // It answers, but not with our case (RFC 4343 lets servers fold case): ask
+                // it again at once without 0x20, on a new port with a new ID, and from now
+                // on compare its questions without case. One round trip, not a timeout.
+                let at = Instant::now();
+                self.cache.infra.record_no_0x20(server.ip(), at);
+                let again = OutQuery {
+                    case_0x20: false,
+                    timeout: out.timeout.min(deadline.saturating_duration_since(at)),
+                    ..out.clone()
+                };
+                result = self.exchange.exchange(&again).await;
+            }
             let done = Instant::now();
             let after = done - now;
             crate::metrics::metrics().upstream_query(server.ip(), result.is_err());
@@ -507,16 +521,13 @@ impl Resolver {
                         edns,
                     }
                 }
-                // It answers, but not with our case: ask it without 0x20 from now on. The
-                // machine's second round (for servers that gave no usable reply) does that.
-                Err(e @ TransportError::CaseMismatch) => {
-                    self.cache.infra.record_no_0x20(server.ip(), done);
-                    Event::NoReply {
-                        from: server,
-                        error: e.to_string(),
-                        after,
-                    }
-                }
+                // Not even the retry without 0x20 matched (it cannot, as it compares without
+                // case): nothing usable from this server now.
+                Err(e @ TransportError::CaseMismatch) => Event::NoReply {
+                    from: server,
+                    error: e.to_string(),
+                    after,
+                },
                 Err(TransportError::Malformed(error)) => Event::Unusable {
                     from: server,
                     error: format!("malformed reply: {error}"),

@@ -145,11 +145,23 @@ struct Retry {
     edns: bool,
 }
 
+/// At most this many NS names are taken from one referral (Knot Resolver stops at 13, the
+/// size of the root's NS set; real zones have 2-8). More are chosen at random, so a zone
+/// with thousands of NS names costs no more memory or CPU than one with 13.
+pub const MAX_NS_PER_CUT: usize = 13;
+/// At most this many glue addresses per NS name and family from one referral.
+pub const MAX_GLUE_PER_NS: usize = 4;
+
 /// One name server of the current cut, and how far its address lookup has gone.
 #[derive(Clone, Debug)]
 struct Server {
     name: Name,
+    /// The addresses to ask: the child's own A/AAAA for the name when the cache has them,
+    /// else the parent's glue.
     addrs: Vec<IpAddr>,
+    /// Parent glue that differs from the child's addresses: asked only when every address
+    /// in `addrs` of the cut has failed (Unbound's parent-side fallback).
+    parent_glue: Vec<IpAddr>,
     tried_a: bool,
     tried_aaaa: bool,
 }
@@ -165,28 +177,43 @@ struct Cut {
     bad: HashSet<IpAddr>,
     /// Each address is asked at most `round` times.
     round: u8,
+    /// The parent's glue is asked too: the child's addresses are spent.
+    parent_side: bool,
+    /// The first provisional reply (recursion-lame, empty...), used when no server of the
+    /// cut does better, with the server that sent it.
+    fallback: Option<(Reply, SocketAddr, Question)>,
+    /// A name server whose address could only be found through this zone itself (or
+    /// through a lookup already under way): why the cut ran out of addresses.
+    cycle: Option<Name>,
 }
 
 impl Cut {
-    /// Builds a cut, filling in addresses of glueless NS names that the cache already knows
-    /// (free: no query is sent for them).
+    /// Builds a cut. For each NS name, the child's own addresses (answers in the cache) are
+    /// preferred to the parent's glue, which is kept as a fallback; a glueless name whose
+    /// address the cache knows costs no query.
     fn new(d: Delegation, cache: &Cache, now: u64) -> Self {
         let servers = d
             .servers
             .into_iter()
-            .map(|NsName { name, mut addrs }| {
-                if addrs.is_empty() {
-                    for t in [RecordType::A, RecordType::AAAA] {
-                        if let Some(Cached::Records(rs)) =
-                            cache.answers.get(&Question::new(name.clone(), t), now)
-                        {
-                            addrs.extend(rs.iter().filter_map(|r| r.data.ip_addr()));
-                        }
+            .map(|NsName { name, addrs: glue }| {
+                let mut child = Vec::new();
+                for t in [RecordType::A, RecordType::AAAA] {
+                    if let Some(Cached::Records(rs)) =
+                        cache.answers.get(&Question::new(name.clone(), t), now)
+                    {
+                        child.extend(rs.iter().filter_map(|r| r.data.ip_addr()));
                     }
                 }
+                let (addrs, parent_glue) = if child.is_empty() {
+                    (glue, Vec::new())
+                } else {
+                    let other = glue.into_iter().filter(|ip| !child.contains(ip)).collect();
+                    (child, other)
+                };
                 Server {
                     name,
                     addrs,
+                    parent_glue,
                     tried_a: false,
                     tried_aaaa: false,
                 }
@@ -198,14 +225,43 @@ impl Cut {
             attempts: HashMap::new(),
             bad: HashSet::new(),
             round: 1,
+            parent_side: false,
+            fallback: None,
+            cycle: None,
         }
     }
 
     fn server_name(&self, ip: IpAddr) -> Option<Name> {
         self.servers
             .iter()
-            .find(|s| s.addrs.contains(&ip))
+            .find(|s| s.addrs.contains(&ip) || s.parent_glue.contains(&ip))
             .map(|s| s.name.clone())
+    }
+
+    /// Addresses not yet spent in this round, in the cut's order, parent glue included once
+    /// `parent_side` is set.
+    fn candidates(&self, settings: &Settings) -> Vec<SocketAddr> {
+        let root = self.zone.is_root();
+        let mut c: Vec<SocketAddr> = Vec::new();
+        for s in &self.servers {
+            let glue = if self.parent_side {
+                &s.parent_glue[..]
+            } else {
+                &[]
+            };
+            for ip in s.addrs.iter().chain(glue) {
+                let fresh = self.attempts.get(ip).copied().unwrap_or(0) < self.round;
+                let sa = SocketAddr::new(*ip, 53);
+                if fresh
+                    && !self.bad.contains(ip)
+                    && usable(*ip, root, settings)
+                    && !c.contains(&sa)
+                {
+                    c.push(sa);
+                }
+            }
+        }
+        c
     }
 }
 
@@ -382,7 +438,7 @@ impl Resolution {
             }
             let step = match self.top().phase.clone() {
                 Phase::Start => self.start(cache, now),
-                Phase::Query => self.next_query(),
+                Phase::Query => self.next_query(cache, now),
                 Phase::Waiting => match self.top().in_flight.clone() {
                     // Polled again without an event: ask again for the same thing.
                     Some(send) => Step::Send(send),
@@ -489,8 +545,12 @@ impl Resolution {
         if q.qtype != RecordType::CNAME && use_cache {
             let cq = Question::with_class(q.name.clone(), RecordType::CNAME, q.qclass);
             if let Some(Cached::Records(rs)) = cache.answers.get(&cq, now) {
-                if let Some(RData::CNAME(target)) = rs.first().map(|r| &r.data) {
-                    let target = target.0.clone();
+                // The CNAME, after the DNAME it was synthesised from, if any.
+                let target = rs.iter().find_map(|r| match &r.data {
+                    RData::CNAME(c) => Some(c.0.clone()),
+                    _ => None,
+                });
+                if let Some(target) = target {
                     self.follow(rs, target);
                     return Step::Continue;
                 }
@@ -543,11 +603,13 @@ impl Resolution {
         }
     }
 
-    /// Chooses what to ask next in the current cut.
-    fn next_query(&mut self) -> Step {
+    /// Chooses what to ask next in the current cut: its fresh addresses, then the parent's
+    /// glue where the child's addresses differ, then a glueless NS lookup, then a provisional
+    /// reply kept from a server that did not do well, then a second round for servers that
+    /// only timed out; else the cut has failed.
+    fn next_query(&mut self, cache: &Cache, now: u64) -> Step {
         let settings = self.settings.clone();
         let limits = &settings.limits;
-        let depth = self.depth();
         let queries = self.queries;
         let frame = self.top();
         let q = frame.to_ask(&settings);
@@ -555,27 +617,14 @@ impl Resolution {
         let zone = cut.zone.clone();
 
         let retry = frame.retry.take();
-        let (candidates, tcp, edns) = match retry {
+        let (mut candidates, tcp, edns) = match retry {
             Some(r) => (vec![r.server], r.tcp, r.edns),
-            None => {
-                let root = cut.zone.is_root();
-                let mut c: Vec<SocketAddr> = Vec::new();
-                for s in &cut.servers {
-                    for ip in &s.addrs {
-                        let fresh = cut.attempts.get(ip).copied().unwrap_or(0) < cut.round;
-                        let sa = SocketAddr::new(*ip, 53);
-                        if fresh
-                            && !cut.bad.contains(ip)
-                            && usable(*ip, root, &settings)
-                            && !c.contains(&sa)
-                        {
-                            c.push(sa);
-                        }
-                    }
-                }
-                (c, false, true)
-            }
+            None => (cut.candidates(&settings), false, true),
         };
+        if candidates.is_empty() && !cut.parent_side {
+            cut.parent_side = true;
+            candidates = cut.candidates(&settings);
+        }
         if !candidates.is_empty() {
             if queries >= limits.max_queries {
                 frame.phase =
@@ -598,41 +647,111 @@ impl Resolution {
             return Step::Send(send);
         }
 
-        // Every address we have is spent: look up a glueless NS name, if one is left.
+        if self.lookup_glueless() {
+            return Step::Continue;
+        }
+
+        // Nobody did better than a provisional reply: believe it now.
+        let frame = self.top();
+        let cut = frame.cut.as_mut().expect("query phase has a cut");
+        if let Some((reply, from, asked)) = cut.fallback.take() {
+            let depth = self.depth();
+            let server_name = self
+                .top()
+                .cut
+                .as_ref()
+                .and_then(|c| c.server_name(from.ip()));
+            self.emit(|| HopEvent::Fallback {
+                depth,
+                zone: zone.clone(),
+                server: from,
+                server_name,
+            });
+            self.apply(reply, &asked, cache, now);
+            return Step::Continue;
+        }
+
+        // A second round for servers that only timed out, then give up on this cut.
+        let timed_out = cut.attempts.keys().any(|ip| !cut.bad.contains(ip));
+        if timed_out && cut.round < limits.attempts_per_server {
+            cut.round += 1;
+            return Step::Continue;
+        }
+        let failure = if !cut.attempts.is_empty() || !cut.bad.is_empty() {
+            Failure::ServersExhausted { zone }
+        } else if cut
+            .servers
+            .iter()
+            .any(|s| s.addrs.iter().chain(&s.parent_glue).next().is_some())
+        {
+            Failure::NoAddress
+        } else if let Some(ns) = cut.cycle.clone() {
+            Failure::DelegationLoop { zone, ns }
+        } else {
+            Failure::NoServerAddress { zone }
+        };
+        frame.phase = Phase::Finished(Outcome::ServFail(failure));
+        Step::Continue
+    }
+
+    /// Every address of the cut is spent: pushes a frame that looks up the address of a
+    /// glueless NS name, if one is left. Returns whether it did.
+    fn lookup_glueless(&mut self) -> bool {
+        let settings = self.settings.clone();
+        let limits = &settings.limits;
+        let depth = self.depth();
+        let frame = self.top();
+        let cut = frame.cut.as_mut().expect("query phase has a cut");
         let zone_of_cut = cut.zone.clone();
-        let next = cut.servers.iter_mut().find_map(|s| {
-            if s.addrs
-                .iter()
-                .any(|ip| usable(*ip, false, &settings) || zone_of_cut.is_root())
-            {
-                return None;
+        loop {
+            let frame = self.top();
+            let cut = frame.cut.as_mut().expect("query phase has a cut");
+            let mut cycle = None;
+            let next = cut.servers.iter_mut().find_map(|s| {
+                if s.addrs
+                    .iter()
+                    .chain(&s.parent_glue)
+                    .any(|ip| usable(*ip, false, &settings) || zone_of_cut.is_root())
+                {
+                    return None;
+                }
+                // A glueless NS inside the zone it serves can only be found by asking that
+                // zone: a delegation cycle.
+                if !zone_of_cut.is_root() && zone_of_cut.zone_of(&s.name) {
+                    if s.addrs.is_empty() && s.parent_glue.is_empty() {
+                        cycle.get_or_insert_with(|| s.name.clone());
+                    }
+                    return None;
+                }
+                if settings.ipv4 && !s.tried_a {
+                    s.tried_a = true;
+                    Some((s.name.clone(), RecordType::A))
+                } else if settings.ipv6 && !s.tried_aaaa {
+                    s.tried_aaaa = true;
+                    Some((s.name.clone(), RecordType::AAAA))
+                } else {
+                    None
+                }
+            });
+            if cut.cycle.is_none() {
+                cut.cycle = cycle;
             }
-            // A glueless NS inside the zone it serves can only be found by asking that zone.
-            if !zone_of_cut.is_root() && zone_of_cut.zone_of(&s.name) {
-                return None;
-            }
-            if settings.ipv4 && !s.tried_a {
-                s.tried_a = true;
-                Some((s.name.clone(), RecordType::A))
-            } else if settings.ipv6 && !s.tried_aaaa {
-                s.tried_aaaa = true;
-                Some((s.name.clone(), RecordType::AAAA))
-            } else {
-                None
-            }
-        });
-        if let Some((ns, qtype)) = next {
+            let Some((ns, qtype)) = next else {
+                return false;
+            };
             let sub = Question::new(ns.clone(), qtype);
             // Any frame already after this name (for A or AAAA) means a dependency loop.
             let looped = self
                 .frames
                 .iter()
                 .any(|f| f.qname == ns || f.question.name == ns || f.ns_for.as_ref() == Some(&ns));
-            if looped
-                || depth + 1 > limits.max_sub_depth
-                || self.ns_lookups >= limits.max_ns_lookups
-            {
-                return Step::Continue; // this NS cannot be reached; try the next one
+            if looped {
+                let cut = self.top().cut.as_mut().expect("query phase has a cut");
+                cut.cycle.get_or_insert(ns);
+                continue; // this NS cannot be reached; try the next one
+            }
+            if depth + 1 > limits.max_sub_depth || self.ns_lookups >= limits.max_ns_lookups {
+                continue;
             }
             // Addresses already cached were filled in when the cut was built.
             self.ns_lookups += 1;
@@ -645,26 +764,8 @@ impl Resolution {
                 depth: depth + 1,
                 question: sub,
             });
-            return Step::Continue;
+            return true;
         }
-
-        // A second round for servers that only timed out, then give up on this cut.
-        let frame = self.top();
-        let cut = frame.cut.as_mut().expect("query phase has a cut");
-        let timed_out = cut.attempts.keys().any(|ip| !cut.bad.contains(ip));
-        if timed_out && cut.round < limits.attempts_per_server {
-            cut.round += 1;
-            return Step::Continue;
-        }
-        let failure = if cut.servers.iter().all(|s| s.addrs.is_empty())
-            || cut.attempts.is_empty() && cut.bad.is_empty()
-        {
-            Failure::NoAddress
-        } else {
-            Failure::ServersExhausted { zone }
-        };
-        frame.phase = Phase::Finished(Outcome::ServFail(failure));
-        Step::Continue
     }
 
     /// A frame ended: report it, and hand a glueless-NS result to the frame that asked.
@@ -687,6 +788,10 @@ impl Resolution {
             _ => Vec::new(),
         };
         if let Some(cut) = self.top().cut.as_mut() {
+            // The name server's own lookup ran into a cycle: so does this cut, if it fails.
+            if let Outcome::ServFail(Failure::DelegationLoop { .. }) = &outcome {
+                cut.cycle.get_or_insert_with(|| ns.clone());
+            }
             for s in cut.servers.iter_mut().filter(|s| s.name == ns) {
                 for ip in &found {
                     if !s.addrs.contains(ip) {
@@ -697,6 +802,8 @@ impl Resolution {
         }
     }
 
+    /// A reply to the in-flight query: classify it against what was asked, let QNAME
+    /// minimisation have its say, then act.
     fn on_response(
         &mut self,
         from: SocketAddr,
@@ -707,8 +814,7 @@ impl Resolution {
         now: u64,
     ) {
         let depth = self.depth();
-        let max_referrals = self.settings.limits.max_referrals;
-        let strict = self.settings.minimise == MinimiseMode::Strict;
+        let mode = self.settings.minimise;
         let frame = self.top();
         // Classify against what was asked: the minimised question, if it was one.
         let q = Question::from_query(&sent.query);
@@ -719,8 +825,8 @@ impl Resolution {
         let server_name = cut.server_name(from.ip());
         let reply = classify(msg, &q, &zone, sent.edns, sent.tcp);
 
-        let kind = self.events.is_some().then(|| reply_kind(&reply));
-        if let Some(kind) = kind {
+        if self.events.is_some() {
+            let kind = reply_kind(&reply);
             let m = &msg.metadata;
             self.emit(|| HopEvent::Reply {
                 depth,
@@ -737,56 +843,29 @@ impl Resolution {
         }
 
         let frame = self.top();
-        let cut = frame.cut.as_mut().expect("waiting frames have a cut");
         frame.phase = Phase::Query;
         if minimised {
-            let fallback = match &reply {
-                // Data, no data or an alias at the minimised name: it exists and no cut lies
-                // between, so the same servers are asked one step deeper (RFC 9156 §3).
-                Reply::Answer { .. } | Reply::NoData { .. } | Reply::Cname { .. } => {
+            match minimised_verdict(&reply, msg, &zone, mode) {
+                Verdict::Deeper => {
+                    let cut = frame.cut.as_mut().expect("waiting frames have a cut");
                     frame.min.known = q.name.iter().len();
                     cut.attempts.remove(&from.ip());
                     return;
                 }
-                // RFC 8020: nothing exists below a name that does not exist.
-                Reply::NxDomain { soa, .. } if strict => {
-                    cache
-                        .answers
-                        .insert_negative(q.clone(), true, soa.clone(), now);
-                    let answers = std::mem::take(&mut frame.chain);
-                    frame.phase = Phase::Finished(Outcome::NxDomain {
-                        answers,
-                        soa: soa.clone(),
+                Verdict::FullName => {
+                    let cut = frame.cut.as_mut().expect("waiting frames have a cut");
+                    frame.min.off = true;
+                    cut.attempts.remove(&from.ip());
+                    frame.retry = Some(Retry {
+                        server: from,
+                        tcp: sent.tcp,
+                        edns: sent.edns,
                     });
                     return;
                 }
-                // Relaxed (RFC 9156 §3 and §4): some servers answer NXDOMAIN for an empty
-                // non-terminal or fail on names they do not expect; ask them the full name.
-                Reply::NxDomain { .. } => true,
-                Reply::Lame(_) => {
-                    !strict
-                        && matches!(
-                            msg.metadata.response_code,
-                            ResponseCode::FormErr
-                                | ResponseCode::Refused
-                                | ResponseCode::ServFail
-                                | ResponseCode::NotImp
-                        )
-                }
-                Reply::Referral { .. } | Reply::Truncated | Reply::EdnsRejected => false,
-            };
-            if fallback {
-                frame.min.off = true;
-                cut.attempts.remove(&from.ip());
-                frame.retry = Some(Retry {
-                    server: from,
-                    tcp: sent.tcp,
-                    edns: sent.edns,
-                });
-                return;
+                Verdict::Act => {}
             }
         }
-        let nxdomain = matches!(reply, Reply::NxDomain { .. });
         match reply {
             Reply::Truncated => {
                 frame.retry = Some(Retry {
@@ -803,8 +882,25 @@ impl Resolution {
                 })
             }
             Reply::Lame(_) => {
+                let cut = frame.cut.as_mut().expect("waiting frames have a cut");
                 cut.bad.insert(from.ip());
             }
+            Reply::Provisional { reply, .. } => {
+                let cut = frame.cut.as_mut().expect("waiting frames have a cut");
+                cut.bad.insert(from.ip());
+                cut.fallback.get_or_insert((*reply, from, q));
+            }
+            reply => self.apply(reply, &q, cache, now),
+        }
+    }
+
+    /// Acts on a reply that ends this cut's work: an answer, a negative answer, a chain to
+    /// follow or a referral to go down. `q` is what was asked.
+    fn apply(&mut self, reply: Reply, q: &Question, cache: &Cache, now: u64) {
+        let max_referrals = self.settings.limits.max_referrals;
+        let frame = self.top();
+        let nxdomain = matches!(reply, Reply::NxDomain { .. });
+        match reply {
             Reply::Answer { chain, records } => {
                 cache_chain(cache, &chain, now);
                 let final_name = records[0].name.clone();
@@ -827,15 +923,29 @@ impl Resolution {
                 cache_chain(cache, &chain, now);
                 self.follow(chain, target);
             }
+            Reply::YxDomain { chain } => {
+                // Not cached: the DNAME is, and a fresh question is rewritten again.
+                cache_chain(cache, &chain, now);
+                let mut answers = std::mem::take(&mut frame.chain);
+                answers.extend(chain);
+                frame.phase = Phase::Finished(Outcome::YxDomain { answers });
+            }
             Reply::NxDomain { chain, soa } | Reply::NoData { chain, soa } => {
                 cache_chain(cache, &chain, now);
                 let end = chain_end(&q.name, &chain);
-                cache.answers.insert_negative(
-                    Question::with_class(end, q.qtype, q.qclass),
-                    nxdomain,
-                    soa.clone(),
-                    now,
-                );
+                let soa = soa.map(|mut soa| {
+                    // RFC 2308 §3 and §5: the client sees the negative TTL on the SOA.
+                    if let Some(ttl) = cache.answers.negative_ttl(Some(&soa)) {
+                        soa.ttl = ttl;
+                    }
+                    soa
+                });
+                // A minimised question answered NXDOMAIN (strict mode only) caches the name
+                // as nonexistent, and everything below it with it (RFC 8020).
+                let end_q = Question::with_class(end, q.qtype, q.qclass);
+                cache
+                    .answers
+                    .insert_negative(end_q, nxdomain, soa.clone(), now);
                 let mut answers = std::mem::take(&mut frame.chain);
                 answers.extend(chain);
                 frame.phase = Phase::Finished(if nxdomain {
@@ -856,29 +966,112 @@ impl Resolution {
                     )));
                     return;
                 }
+                let d = learn_referral(child, &ns, &glue);
                 let ttl = ns.iter().map(|r| r.ttl).min().unwrap_or(0);
-                let servers = ns
-                    .iter()
-                    .filter_map(ns_target)
-                    .map(|name| NsName {
-                        name: name.to_lowercase(),
-                        addrs: glue
-                            .iter()
-                            .filter(|g| g.name == *name)
-                            .filter_map(|g| g.data.ip_addr())
-                            .collect(),
-                    })
-                    .collect();
-                let d = Delegation {
-                    zone: child,
-                    servers,
-                };
                 cache.delegations.insert(d.clone(), ttl, now);
-                // The Reply event above already names the new cut.
+                // The Reply event already names the new cut.
                 frame.set_cut(Cut::new(d, cache, now));
+            }
+            // on_response deals with these before anything is applied.
+            Reply::Lame(_) | Reply::Provisional { .. } | Reply::Truncated | Reply::EdnsRejected => {
             }
         }
     }
+}
+
+/// What QNAME minimisation makes of a reply to a minimised question (RFC 9156 §3).
+enum Verdict {
+    /// The name exists and no cut lies between: ask the same servers one label deeper.
+    Deeper,
+    /// Ask the same server the full name (relaxed mode's fallback).
+    FullName,
+    /// Act on the reply as on any other (a referral, TC, a lame server...).
+    Act,
+}
+
+fn minimised_verdict(reply: &Reply, msg: &Message, zone: &Name, mode: MinimiseMode) -> Verdict {
+    let strict = mode == MinimiseMode::Strict;
+    let rcode = msg.metadata.response_code;
+    match reply {
+        // Data, no data or an alias at the minimised name: it exists and no cut lies between.
+        Reply::Answer { .. } | Reply::NoData { .. } | Reply::Cname { .. } => Verdict::Deeper,
+        // RFC 9156 §2.3 and its note on RFC 8020: NXDOMAIN for a minimised name (AA or not,
+        // SOA or not) may be a broken server's answer for an empty non-terminal; relaxed
+        // mode asks the full name, and the server is not lame for it. Strict mode believes it.
+        Reply::NxDomain { .. } if strict => Verdict::Act,
+        _ if rcode == ResponseCode::NXDomain && !strict => Verdict::FullName,
+        // An empty reply, or the zone's own NS set again: no cut here.
+        Reply::Provisional { reply, .. } => match **reply {
+            Reply::NxDomain { .. } => Verdict::Act,
+            _ => Verdict::Deeper,
+        },
+        Reply::Lame(_) if rcode == ResponseCode::NoError && repeats_own_ns(msg, zone) => {
+            Verdict::Deeper
+        }
+        // Some servers fail on names they do not expect (RFC 9156 §4).
+        Reply::Lame(_)
+            if !strict
+                && matches!(
+                    rcode,
+                    ResponseCode::FormErr
+                        | ResponseCode::Refused
+                        | ResponseCode::ServFail
+                        | ResponseCode::NotImp
+                ) =>
+        {
+            Verdict::FullName
+        }
+        _ => Verdict::Act,
+    }
+}
+
+/// A reply with no answer whose authority section repeats the zone's own NS set.
+fn repeats_own_ns(msg: &Message, zone: &Name) -> bool {
+    msg.answers.is_empty()
+        && msg
+            .authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::NS && r.name == *zone)
+}
+
+/// The zone cut a referral describes, within bounds: at most [`MAX_NS_PER_CUT`] NS names
+/// (a random choice when there are more) and [`MAX_GLUE_PER_NS`] glue addresses per name and
+/// family.
+fn learn_referral(zone: Name, ns: &[Record], glue: &[Record]) -> Delegation {
+    let mut names: Vec<&Name> = Vec::with_capacity(ns.len().min(MAX_NS_PER_CUT));
+    for name in ns.iter().filter_map(ns_target) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    if names.len() > MAX_NS_PER_CUT {
+        let mut rng = rand::rng();
+        rand::seq::SliceRandom::shuffle(&mut names[..], &mut rng);
+        names.truncate(MAX_NS_PER_CUT);
+    }
+    let servers = names
+        .into_iter()
+        .map(|name| {
+            let mut addrs: Vec<IpAddr> = Vec::new();
+            let (mut v4, mut v6) = (0, 0);
+            for ip in glue
+                .iter()
+                .filter(|g| g.name == *name)
+                .filter_map(|g| g.data.ip_addr())
+            {
+                let n = if ip.is_ipv4() { &mut v4 } else { &mut v6 };
+                if *n < MAX_GLUE_PER_NS && !addrs.contains(&ip) {
+                    *n += 1;
+                    addrs.push(ip);
+                }
+            }
+            NsName {
+                name: name.to_lowercase(),
+                addrs,
+            }
+        })
+        .collect();
+    Delegation { zone, servers }
 }
 
 /// May we send to `ip`? The family must be enabled; loopback only with `query_loopback`,
@@ -925,15 +1118,21 @@ fn cname_owners(chain: &[Record]) -> impl Iterator<Item = &Name> {
         .map(|r| &r.name)
 }
 
-/// Caches each CNAME of a chain under its own (owner, CNAME) key.
+/// Caches each CNAME of a chain under its own (owner, CNAME) key. A CNAME synthesised from
+/// a DNAME is cached with the DNAME before it, so an answer from the cache carries the DNAME
+/// first as a fresh one does (RFC 6672 §3.4: the synthesised CNAME has the DNAME's TTL).
 fn cache_chain(cache: &Cache, chain: &[Record], now: u64) {
-    for r in chain
-        .iter()
-        .filter(|r| r.record_type() == RecordType::CNAME)
-    {
+    for (i, r) in chain.iter().enumerate() {
+        if r.record_type() != RecordType::CNAME {
+            continue;
+        }
+        let records = match i.checked_sub(1).map(|p| &chain[p]) {
+            Some(d) if d.record_type() == RecordType::DNAME => vec![d.clone(), r.clone()],
+            _ => vec![r.clone()],
+        };
         cache.answers.insert_records(
             Question::new(r.name.clone(), RecordType::CNAME),
-            vec![r.clone()],
+            records,
             now,
         );
     }
@@ -957,6 +1156,11 @@ fn reply_kind(reply: &Reply) -> ReplyKind {
                 .iter()
                 .filter_map(|g| g.data.ip_addr().map(|ip| (g.name.clone(), ip)))
                 .collect(),
+        },
+        Reply::YxDomain { chain } => ReplyKind::YxDomain(chain.clone()),
+        Reply::Provisional { reply, why } => ReplyKind::Provisional {
+            kind: Box::new(reply_kind(reply)),
+            why,
         },
         Reply::Lame(why) => ReplyKind::Lame(why.clone()),
         Reply::Truncated => ReplyKind::Truncated,

@@ -16,5 +16,6 @@ mod outcome;
 mod tests;
 
 pub use budget::Limits;
+pub use classify::dname_target;
 pub use driver::{Resolver, ResolverConfig, DEFAULT_MAX_PENDING};
 pub use outcome::{Failure, Outcome, Question};

@@ -68,6 +68,10 @@ pub enum Failure {
     Loop(Name),
     #[error("no usable server address (all filtered by transport settings)")]
     NoAddress,
+    #[error("delegation loop: the address of {ns}, a name server of {zone}, can only be found through {zone} itself")]
+    DelegationLoop { zone: Name, ns: Name },
+    #[error("no address found for any name server of {zone}")]
+    NoServerAddress { zone: Name },
     #[error("class {0} is not served")]
     UnsupportedClass(DNSClass),
     #[error("resolution failed moments ago (RFC 9520 failure cache)")]
@@ -93,6 +97,9 @@ pub enum Outcome {
         answers: Vec<Record>,
         soa: Option<Record>,
     },
+    /// YXDOMAIN after a DNAME (RFC 6672 §2.2): the name the DNAME rewrites to would be longer
+    /// than 255 octets. The answer section holds the DNAME.
+    YxDomain { answers: Vec<Record> },
     /// No answer could be had.
     ServFail(Failure),
     /// Send no reply at all (an RPZ DROP rule): the client times out as if the name's
@@ -125,6 +132,7 @@ impl Outcome {
         match self {
             Outcome::Answer { .. } | Outcome::NoData { .. } => ResponseCode::NoError,
             Outcome::NxDomain { .. } => ResponseCode::NXDomain,
+            Outcome::YxDomain { .. } => ResponseCode::YXDomain,
             Outcome::ServFail(_) | Outcome::Drop => ResponseCode::ServFail,
         }
     }
@@ -133,6 +141,7 @@ impl Outcome {
     pub fn answers(&self) -> &[Record] {
         match self {
             Outcome::Answer { answers }
+            | Outcome::YxDomain { answers }
             | Outcome::NxDomain { answers, .. }
             | Outcome::NoData { answers, .. } => answers,
             Outcome::ServFail(_) | Outcome::Drop => &[],

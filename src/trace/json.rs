@@ -22,6 +22,11 @@ impl<W: Write + Send> TraceSink for JsonPrinter<W> {
     }
 }
 
+/// Records in presentation form (DNAME targets as names, not hex).
+fn record_strings(rs: &[hickory_proto::rr::Record]) -> Vec<String> {
+    rs.iter().map(super::text::record_text).collect()
+}
+
 fn strings<T: ToString>(items: &[T]) -> Vec<String> {
     items.iter().map(ToString::to_string).collect()
 }
@@ -47,7 +52,7 @@ pub fn to_json(event: &HopEvent) -> Value {
             rcode,
         } => json!({
             "event": "cache", "depth": depth, "question": question.to_string(),
-            "rcode": rcode_name(*rcode), "records": strings(records),
+            "rcode": rcode_name(*rcode), "records": record_strings(records),
         }),
         HopEvent::Reply {
             depth,
@@ -62,10 +67,10 @@ pub fn to_json(event: &HopEvent) -> Value {
             rtt,
         } => {
             let (what, detail) = match kind {
-                ReplyKind::Answer(rs) => ("answer", json!({ "records": strings(rs) })),
+                ReplyKind::Answer(rs) => ("answer", json!({ "records": record_strings(rs) })),
                 ReplyKind::Cname { chain, target } => (
                     "cname",
-                    json!({ "records": strings(chain), "target": target.to_string() }),
+                    json!({ "records": record_strings(chain), "target": target.to_string() }),
                 ),
                 ReplyKind::Referral { zone, ns, glue } => (
                     "referral",
@@ -81,6 +86,13 @@ pub fn to_json(event: &HopEvent) -> Value {
                 ReplyKind::NoData(soa) => (
                     "nodata",
                     json!({ "soa": soa.as_ref().map(|s| s.to_string()) }),
+                ),
+                ReplyKind::YxDomain(chain) => {
+                    ("yxdomain", json!({ "records": record_strings(chain) }))
+                }
+                ReplyKind::Provisional { kind, why } => (
+                    "provisional",
+                    json!({ "why": why, "reply": format!("{kind:?}") }),
                 ),
                 ReplyKind::Lame(why) => ("lame", json!({ "why": why })),
                 ReplyKind::Truncated => ("truncated", json!({})),
@@ -115,6 +127,15 @@ pub fn to_json(event: &HopEvent) -> Value {
             "server_name": server_name.as_ref().map(|n| n.to_string()), "question": question.to_string(),
             "transport": if *tcp { "tcp" } else { "udp" }, "error": error, "ms": after.as_secs_f64() * 1000.0,
         }),
+        HopEvent::Fallback {
+            depth,
+            zone,
+            server,
+            server_name,
+        } => json!({
+            "event": "fallback", "depth": depth, "zone": zone.to_string(), "server": server.to_string(),
+            "server_name": server_name.as_ref().map(|n| n.to_string()),
+        }),
         HopEvent::LookupNs { depth, ns } => {
             json!({ "event": "lookup_ns", "depth": depth, "ns": ns.to_string() })
         }
@@ -136,7 +157,7 @@ pub fn to_json(event: &HopEvent) -> Value {
         }),
         HopEvent::Done { depth, outcome } => json!({
             "event": "done", "depth": depth, "rcode": rcode_name(outcome.rcode()),
-            "answers": strings(outcome.answers()),
+            "answers": record_strings(outcome.answers()),
             "soa": outcome.soa().map(|s| s.to_string()),
             "failure": match outcome { crate::resolver::Outcome::ServFail(f) => Some(f.to_string()), _ => None },
             "dropped": matches!(outcome, crate::resolver::Outcome::Drop),

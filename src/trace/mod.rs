@@ -41,6 +41,14 @@ pub enum ReplyKind {
     },
     NxDomain(Option<Record>),
     NoData(Option<Record>),
+    /// YXDOMAIN after a DNAME: a final answer (RFC 6672 §2.2).
+    YxDomain(Vec<Record>),
+    /// A reply believed only if no other server of the cut does better; the server is
+    /// skipped for now.
+    Provisional {
+        kind: Box<ReplyKind>,
+        why: &'static str,
+    },
     /// Skipped: REFUSED, SERVFAIL, non-authoritative, upward referral...
     Lame(String),
     /// TC set over UDP: the same server is asked again over TCP.
@@ -79,6 +87,7 @@ pub fn rcode_name(rcode: ResponseCode) -> String {
         ResponseCode::NXDomain => "NXDOMAIN".into(),
         ResponseCode::NotImp => "NOTIMP".into(),
         ResponseCode::Refused => "REFUSED".into(),
+        ResponseCode::YXDomain => "YXDOMAIN".into(),
         other => format!("RCODE{}", u16::from(other)),
     }
 }
@@ -125,6 +134,14 @@ pub enum HopEvent {
         tcp: bool,
         error: String,
         after: Duration,
+    },
+    /// No server of the cut did better than a provisional reply kept from `server`: that
+    /// reply is used now.
+    Fallback {
+        depth: usize,
+        zone: Name,
+        server: SocketAddr,
+        server_name: Option<Name>,
     },
     /// Glueless name server: its address is looked up first.
     LookupNs { depth: usize, ns: Name },

@@ -87,48 +87,7 @@ fn block(event: &HopEvent) -> String {
                 rcode_name(*rcode),
                 rtt.as_millis()
             );
-            let body = match kind {
-                ReplyKind::Answer(records) => {
-                    let mut b = format!("answer ({} records)", records.len());
-                    push_records(&mut b, &pad, records);
-                    b
-                }
-                ReplyKind::Cname { chain, target } => {
-                    let mut b = format!("CNAME chain, restarting at {target}");
-                    push_records(&mut b, &pad, chain);
-                    b
-                }
-                ReplyKind::Referral { zone, ns, glue } => {
-                    let mut b = format!("referral to {zone}");
-                    for n in ns {
-                        b.push_str(&format!("\n{pad}{zone}\tNS\t{n}"));
-                    }
-                    for (n, ip) in glue {
-                        b.push_str(&format!("\n{pad}{n}\tglue\t{ip}"));
-                    }
-                    if glue.is_empty() {
-                        b.push_str(&format!(
-                            "\n{pad};; no glue: NS addresses are looked up when needed"
-                        ));
-                    }
-                    b
-                }
-                ReplyKind::NxDomain(soa) => format!("NXDOMAIN{}", soa_text(soa, &pad)),
-                ReplyKind::NoData(soa) => format!("NODATA{}", soa_text(soa, &pad)),
-                ReplyKind::Lame(why) => format!("lame, skipped: {why}"),
-                ReplyKind::Truncated => "truncated, retrying over TCP".to_string(),
-                ReplyKind::EdnsRejected => "FORMERR to EDNS, retrying without EDNS".to_string(),
-                ReplyKind::RootNs { ns, glue } => {
-                    let mut b = "root NS set (priming, RFC 8109)".to_string();
-                    for n in ns {
-                        b.push_str(&format!("\n{pad}.\tNS\t{n}"));
-                    }
-                    for (n, ip) in glue {
-                        b.push_str(&format!("\n{pad}{n}\taddress\t{ip}"));
-                    }
-                    b
-                }
-            };
+            let body = reply_body(kind, &pad);
             s.push_str(&format!("\n{pad};; -> {body}"));
             s
         }
@@ -150,6 +109,20 @@ fn block(event: &HopEvent) -> String {
                 indent(*depth),
                 if *tcp { "TCP" } else { "UDP" },
                 after.as_millis()
+            )
+        }
+        HopEvent::Fallback {
+            depth,
+            zone,
+            server,
+            server_name,
+        } => {
+            let name = server_name
+                .as_ref()
+                .map_or_else(|| "?".to_string(), |n| n.to_string());
+            format!(
+                "{};; zone {zone}: no server did better: using the provisional reply of {name} ({server})",
+                indent(*depth)
             )
         }
         HopEvent::LookupNs { depth, ns } => {
@@ -199,6 +172,61 @@ fn block(event: &HopEvent) -> String {
     }
 }
 
+/// What a reply was judged to be, with its records, under a hop.
+fn reply_body(kind: &ReplyKind, pad: &str) -> String {
+    match kind {
+        ReplyKind::Answer(records) => {
+            let mut b = format!("answer ({} records)", records.len());
+            push_records(&mut b, pad, records);
+            b
+        }
+        ReplyKind::Cname { chain, target } => {
+            let mut b = format!("CNAME chain, restarting at {target}");
+            push_records(&mut b, pad, chain);
+            b
+        }
+        ReplyKind::Referral { zone, ns, glue } => {
+            let mut b = format!("referral to {zone}");
+            for n in ns {
+                b.push_str(&format!("\n{pad}{zone}\tNS\t{n}"));
+            }
+            for (n, ip) in glue {
+                b.push_str(&format!("\n{pad}{n}\tglue\t{ip}"));
+            }
+            if glue.is_empty() {
+                b.push_str(&format!(
+                    "\n{pad};; no glue: NS addresses are looked up when needed"
+                ));
+            }
+            b
+        }
+        ReplyKind::NxDomain(soa) => format!("NXDOMAIN{}", soa_text(soa, pad)),
+        ReplyKind::NoData(soa) => format!("NODATA{}", soa_text(soa, pad)),
+        ReplyKind::YxDomain(chain) => {
+            let mut b = "YXDOMAIN: the DNAME's target name would be too long".to_string();
+            push_records(&mut b, pad, chain);
+            b
+        }
+        ReplyKind::Provisional { kind, why } => format!(
+            "provisional ({why}): kept in case no other server does better, skipped for now\n{pad};;    {}",
+            reply_body(kind, pad)
+        ),
+        ReplyKind::Lame(why) => format!("lame, skipped: {why}"),
+        ReplyKind::Truncated => "truncated, retrying over TCP".to_string(),
+        ReplyKind::EdnsRejected => "FORMERR to EDNS, retrying without EDNS".to_string(),
+        ReplyKind::RootNs { ns, glue } => {
+            let mut b = "root NS set (priming, RFC 8109)".to_string();
+            for n in ns {
+                b.push_str(&format!("\n{pad}.\tNS\t{n}"));
+            }
+            for (n, ip) in glue {
+                b.push_str(&format!("\n{pad}{n}\taddress\t{ip}"));
+            }
+            b
+        }
+    }
+}
+
 fn soa_text(soa: &Option<hickory_proto::rr::Record>, pad: &str) -> String {
     soa.as_ref()
         .map_or_else(|| " (no SOA)".to_string(), |s| format!("\n{pad}{s}"))
@@ -207,6 +235,15 @@ fn soa_text(soa: &Option<hickory_proto::rr::Record>, pad: &str) -> String {
 /// One record per line under a hop, indented by `pad`.
 fn push_records<'a>(s: &mut String, pad: &str, records: impl IntoIterator<Item = &'a Record>) {
     for r in records {
-        s.push_str(&format!("\n{pad}{r}"));
+        s.push_str(&format!("\n{pad}{}", record_text(r)));
+    }
+}
+
+/// A record in presentation form. hickory-proto carries DNAME as unknown RDATA, which it
+/// would print as hex; its target is printed as a name instead (RFC 6672 §2.1).
+pub(crate) fn record_text(r: &Record) -> String {
+    match crate::resolver::dname_target(r) {
+        Some(target) => format!("{} {} {} DNAME {target}", r.name, r.ttl, r.dns_class),
+        None => r.to_string(),
     }
 }

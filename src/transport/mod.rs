@@ -47,8 +47,8 @@ pub enum TransportError {
     /// The server answered (right address, port and ID) but the reply does not decode.
     #[error("malformed reply: {0}")]
     Malformed(String),
-    /// Only replies whose question differed from ours in case came back: the server does
-    /// not echo case (or someone forged them); ask it again without 0x20.
+    /// A reply matched in all but the case of the question (0x20 in use): the server does
+    /// not echo case (or someone forged it); ask it again at once without 0x20.
     #[error("question case not echoed (0x20)")]
     CaseMismatch,
 }
@@ -107,12 +107,19 @@ impl Exchange for NetTransport {
                 .map_err(|_| TransportError::Timeout)?;
         }
         let mut sent = q.query.clone();
-        if self.case_randomisation && q.case_0x20 {
+        let randomised = self.case_randomisation && q.case_0x20;
+        if randomised {
             sent.name = randomise_case(&sent.name);
         }
         let (id, wire) = encode_query(q, &sent)?;
-        let mut msg = udp::exchange(local, q.server, id, &sent, &wire, q.timeout).await?;
-        if sent.name.eq_case(&q.query.name) {
+        let mut msg =
+            udp::exchange(local, q.server, id, &sent, &wire, q.timeout, randomised).await?;
+        if msg
+            .queries
+            .first()
+            .is_none_or(|r| r.name.eq_case(&q.query.name))
+            && sent.name.eq_case(&q.query.name)
+        {
             return Ok(msg);
         }
         // Give the rest of hopdns the names as it asked them: the random case only served
@@ -206,11 +213,12 @@ pub fn matches(resp: &Message, id: u16, query: &Query) -> bool {
 /// [`matches`] with the question's name compared without case: a server that does not
 /// echo 0x20 case (or a forger that did not guess it).
 pub fn matches_ignoring_case(resp: &Message, id: u16, query: &Query) -> bool {
-    resp.queries.len() == 1 && resp.queries[0].name == query.name && {
-        let mut q = query.clone();
-        q.name = resp.queries[0].name.clone();
-        matches(resp, id, &q)
-    }
+    matches(resp, id, query)
+        || resp.queries.len() == 1 && resp.queries[0].name == query.name && {
+            let mut q = query.clone();
+            q.name = resp.queries[0].name.clone();
+            matches(resp, id, &q)
+        }
 }
 
 #[cfg(test)]
@@ -260,8 +268,9 @@ mod tests {
 
     /// RFC 5452 in practice, on lab unit-test network 213: while our query waits, replies
     /// from the right address but another port, from another address with the right port,
-    /// with a wrong ID, and with the question's case changed all arrive first, each saying
-    /// 198.51.100.66. Only the genuine reply is accepted.
+    /// and with a wrong ID all arrive first, each saying 198.51.100.66. Only the genuine
+    /// reply is accepted. (A reply with the question's case changed is never accepted
+    /// either: `a_reply_in_another_case_is_refused_at_once_and_matched_without_case_after`.)
     #[tokio::test]
     async fn only_the_genuine_reply_is_accepted() {
         use hickory_proto::rr::rdata::A;
@@ -313,13 +322,6 @@ mod tests {
         auth.send_to(&reply(id.wrapping_add(1), &sent, evil), client)
             .await
             .unwrap();
-        let mut flipped = randomise_case(&sent);
-        while flipped.eq_case(&sent) {
-            flipped = randomise_case(&sent);
-        }
-        auth.send_to(&reply(id, &flipped, evil), client)
-            .await
-            .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         auth.send_to(&reply(id, &sent, A::new(192, 0, 2, 1)), client)
             .await
@@ -331,6 +333,70 @@ mod tests {
         // The rest of hopdns sees the name as it asked it, whatever case went out.
         assert!(msg.queries[0].name.eq_case(&name));
         assert!(msg.answers[0].name.eq_case(&name));
+    }
+
+    /// A server that folds the question's case: with 0x20 the transport refuses the reply at
+    /// once (no wait for the timeout) and gives none of its data; without 0x20 the question
+    /// is compared without case (RFC 4343) and the reply is taken. Lab unit-test network 214.
+    #[tokio::test]
+    async fn a_reply_in_another_case_is_refused_at_once_and_matched_without_case_after() {
+        use hickory_proto::rr::rdata::A;
+        use hickory_proto::rr::{RData, Record};
+        use tokio::net::UdpSocket;
+
+        let server: SocketAddr = "127.53.214.1:53".parse().unwrap();
+        let auth = UdpSocket::bind(server).await.expect("bind 127.53.214.1:53");
+        let name = Name::from_ascii("www.example.com.").unwrap();
+        let transport = NetTransport {
+            outgoing_v4: Some("127.53.214.253".parse().unwrap()),
+            ..NetTransport::default()
+        };
+        for case_0x20 in [true, false] {
+            let out = OutQuery {
+                server,
+                query: Query::query(name.clone(), RecordType::A),
+                tcp: false,
+                edns: true,
+                timeout: Duration::from_secs(3),
+                case_0x20,
+            };
+            let t = transport.clone();
+            let started = std::time::Instant::now();
+            let task = tokio::spawn(async move { t.exchange(&out).await });
+            let mut buf = vec![0u8; 1500];
+            let (n, client) = auth.recv_from(&mut buf).await.unwrap();
+            let query = Message::from_vec(&buf[..n]).unwrap();
+            // Upper case whatever was sent: a case-folding server.
+            let folded = Name::from_ascii(query.queries[0].name.to_ascii().to_uppercase()).unwrap();
+            let mut m = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+            m.metadata.authoritative = true;
+            m.add_query(Query::query(folded.clone(), RecordType::A));
+            m.add_answer(Record::from_rdata(
+                folded,
+                300,
+                RData::A(A::new(192, 0, 2, 1)),
+            ));
+            auth.send_to(&m.to_vec().unwrap(), client).await.unwrap();
+            let result = task.await.unwrap();
+            if case_0x20 {
+                assert!(
+                    matches!(result, Err(TransportError::CaseMismatch)),
+                    "{result:?}"
+                );
+                assert!(
+                    started.elapsed() < Duration::from_secs(2),
+                    "said at once, not at the timeout"
+                );
+            } else {
+                let msg = result.expect("taken without 0x20");
+                assert_eq!(msg.answers[0].data, RData::A(A::new(192, 0, 2, 1)));
+                assert!(
+                    msg.queries[0].name.eq_case(&name),
+                    "names handed back as asked"
+                );
+                assert!(msg.answers[0].name.eq_case(&name));
+            }
+        }
     }
 
     #[test]

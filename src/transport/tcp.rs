@@ -7,7 +7,7 @@ use hickory_proto::op::{Message, Query};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 
-use super::{matches, TransportError};
+use super::{matches_ignoring_case, TransportError};
 
 pub(super) async fn exchange(
     local: IpAddr,
@@ -35,7 +35,9 @@ pub(super) async fn exchange(
         let mut buf = vec![0u8; n];
         stream.read_exact(&mut buf).await?;
         match Message::from_vec(&buf) {
-            Ok(msg) if matches(&msg, id, query) => return Ok(msg),
+            // No 0x20 over TCP: the connection ties the reply to us, and a server may fold
+            // the question's case (RFC 4343).
+            Ok(msg) if matches_ignoring_case(&msg, id, query) => return Ok(msg),
             Ok(_) => tracing::debug!(%server, "dropping TCP reply with wrong ID or question"),
             Err(e) => return Err(TransportError::Malformed(e.to_string())),
         }

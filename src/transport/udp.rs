@@ -20,6 +20,8 @@ const RECV_BUF: usize = 4096;
 const PORT_TRIES: usize = 8;
 
 /// Sends `wire` and waits up to `timeout` for the reply that matches `id` and `query`.
+/// With `exact_case` (0x20 in use) the question's name must come back with the case we sent;
+/// without, it is compared without case (RFC 4343).
 pub(super) async fn exchange(
     local: IpAddr,
     server: SocketAddr,
@@ -27,6 +29,7 @@ pub(super) async fn exchange(
     query: &Query,
     wire: &[u8],
     timeout: Duration,
+    exact_case: bool,
 ) -> Result<Message, TransportError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let sock = bind_random(local).await?;
@@ -35,15 +38,11 @@ pub(super) async fn exchange(
     // Capacity only: the kernel writes what arrives, so no buffer is zeroed (and faulted in)
     // per query.
     let mut buf = Vec::with_capacity(RECV_BUF);
-    // A reply that matched in all but the question's case: if nothing better comes before
-    // the timeout, the server does not echo case (0x20 fallback).
-    let mut case_mismatch = false;
     loop {
         buf.clear();
         let (n, from) = match tokio::time::timeout_at(deadline, sock.recv_buf_from(&mut buf)).await
         {
             Ok(r) => r?,
-            Err(_) if case_mismatch => return Err(TransportError::CaseMismatch),
             Err(_) => return Err(TransportError::Timeout),
         };
         if from != server {
@@ -53,8 +52,15 @@ pub(super) async fn exchange(
         match Message::from_vec(&buf[..n]) {
             Ok(msg) if matches(&msg, id, query) => return Ok(msg),
             Ok(msg) if matches_ignoring_case(&msg, id, query) => {
-                tracing::debug!(%server, "dropping reply whose question case differs (0x20)");
-                case_mismatch = true;
+                if !exact_case {
+                    return Ok(msg);
+                }
+                // Right source, port and ID, wrong case: a server that does not echo case
+                // (or a forger who guessed all but the case). Say so now, so the driver
+                // asks again at once without 0x20 on a new port and ID, rather than wait
+                // out the timeout.
+                tracing::debug!(%server, "reply whose question case differs (0x20)");
+                return Err(TransportError::CaseMismatch);
             }
             Ok(_) => tracing::debug!(%server, "dropping reply with wrong ID or question"),
             // Our ID and QR set but undecodable: the server is broken, say so now rather
