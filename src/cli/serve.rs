@@ -62,6 +62,8 @@ pub fn run(args: ServeArgs) -> CmdResult {
     }
     let (mut resolver_config, transport) = args.upstream.build()?;
     resolver_config.max_pending = args.ops.max_pending;
+    // A referral to our own listen address would make hopdns ask itself.
+    resolver_config.settings.own_addrs = args.listen.iter().map(|a| a.ip()).collect();
     let server_config = ServerConfig {
         listen: args.listen.clone(),
         threads,

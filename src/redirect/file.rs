@@ -329,6 +329,20 @@ fn rule_from(
             let mut name = Name::from_ascii(target)
                 .map_err(|e| format!("target {target:?} is not a name: {e}"))?;
             name.set_fqdn(true);
+            // An alias to a name this very rule matches would answer with itself forever.
+            let own = r.name.strip_prefix("*.").unwrap_or(&r.name);
+            let mut own = Name::from_ascii(own).map_err(|e| format!("name {own:?}: {e}"))?;
+            own.set_fqdn(true);
+            let loops = match scope {
+                Scope::Exact => name == own,
+                Scope::Below => own.zone_of(&name) && name != own,
+            };
+            if loops {
+                return Err(format!(
+                    "alias {:?} -> {target:?} points at a name this rule matches itself, so it would loop: choose another target",
+                    r.name
+                ));
+            }
             Action::Alias {
                 target: name.to_lowercase(),
                 ttl: r.ttl.unwrap_or(DEFAULT_TTL),
@@ -513,6 +527,25 @@ mod tests {
         );
         let e = err("[bogus]\n");
         assert!(e.starts_with("rules.toml:1:") && e.contains("bogus"), "{e}");
+    }
+
+    /// Issue 10, behaviour 13: an alias to a name its own rule matches is refused when the
+    /// rules load, with the line, instead of ending every query for it in SERVFAIL.
+    #[test]
+    fn an_alias_to_a_name_its_own_rule_matches_is_refused_with_its_line() {
+        let e = err("\n[[rule]]\nname = \"a.lan\"\naction = \"alias\"\ntarget = \"A.lan.\"\n");
+        assert!(
+            e.starts_with("rules.toml:2:") && e.contains("would loop"),
+            "{e}"
+        );
+        let e = err("[[rule]]\nname = \"*.lan\"\naction = \"alias\"\ntarget = \"www.lan\"\n");
+        assert!(e.contains("would loop"), "{e}");
+        // The suffix itself is not below `*.lan`: no loop.
+        parse(
+            "[[rule]]\nname = \"*.lan\"\naction = \"alias\"\ntarget = \"lan\"\n",
+            Path::new("rules.toml"),
+        )
+        .expect("an alias to the suffix itself is fine");
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub struct Settings {
     /// and some servers answer them badly) or NS (as Knot Resolver sends).
     pub minimise_qtype: RecordType,
     pub limits: Limits,
+    /// hopdns's own listen addresses: never asked upstream (a referral to them would make
+    /// hopdns query itself), whatever `query_loopback` says.
+    pub own_addrs: Vec<IpAddr>,
 }
 
 impl Default for Settings {
@@ -56,6 +59,7 @@ impl Default for Settings {
             minimise: MinimiseMode::Relaxed,
             minimise_qtype: RecordType::A,
             limits: Limits::default(),
+            own_addrs: Vec::new(),
         }
     }
 }
@@ -1074,18 +1078,46 @@ fn learn_referral(zone: Name, ns: &[Record], glue: &[Record]) -> Delegation {
     Delegation { zone, servers }
 }
 
-/// May we send to `ip`? The family must be enabled; loopback only with `query_loopback`,
-/// except for the root cut (configured hints are used whatever their address); never an
-/// unspecified, multicast or broadcast address.
+/// May we send to `ip`? The family must be enabled; loopback (in any spelling) only with
+/// `query_loopback`, except for the root cut (configured hints are used whatever their
+/// address); never an unspecified, multicast or broadcast address, nor hopdns's own.
 pub(super) fn usable(ip: IpAddr, root_cut: bool, s: &Settings) -> bool {
     let family = match ip {
         IpAddr::V4(v4) => s.ipv4 && !v4.is_broadcast(),
         IpAddr::V6(_) => s.ipv6,
     };
+    let embedded = embedded_v4(ip).map(IpAddr::V4);
+    let unspecified = ip.is_unspecified() || embedded.is_some_and(|v4| v4.is_unspecified());
+    let own = s.own_addrs.iter().any(|a| *a == ip || Some(*a) == embedded);
     family
-        && !ip.is_unspecified()
+        && !unspecified
         && !ip.is_multicast()
-        && (root_cut || s.query_loopback || !ip.is_loopback())
+        && !own
+        && (root_cut || s.query_loopback || !is_loopback_like(ip))
+}
+
+/// Loopback in any of its spellings: 127.0.0.0/8 and ::1, and 127.0.0.0/8 inside an IPv6
+/// address (IPv4-mapped `::ffff:127.0.0.1`, IPv4-compatible `::127.0.0.1`, NAT64
+/// `64:ff9b::127.0.0.1`, RFC 6052), which `is_loopback()` alone does not see.
+pub fn is_loopback_like(ip: IpAddr) -> bool {
+    ip.is_loopback() || embedded_v4(ip).is_some_and(|v4| v4.is_loopback())
+}
+
+/// The IPv4 address carried by an IPv4-mapped, IPv4-compatible or NAT64 well-known-prefix
+/// (64:ff9b::/96, RFC 6052 §2.1) IPv6 address.
+fn embedded_v4(ip: IpAddr) -> Option<std::net::Ipv4Addr> {
+    let IpAddr::V6(v6) = ip else {
+        return None;
+    };
+    let seg = v6.segments();
+    let v4 = || std::net::Ipv4Addr::from((u32::from(seg[6]) << 16) | u32::from(seg[7]));
+    match seg {
+        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(v4()),
+        // ::1 and :: are IPv6's own loopback and unspecified, not IPv4-compatible forms.
+        [0, 0, 0, 0, 0, 0, hi, lo] if (hi, lo) != (0, 1) && (hi, lo) != (0, 0) => Some(v4()),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(v4()),
+        _ => None,
+    }
 }
 
 /// The name a chain ends at (the question's name if there is no chain).

@@ -827,6 +827,76 @@ fn loopback_referrals_need_query_loopback() {
     );
 }
 
+/// Issue 11, item 2: loopback hides in IPv6 spellings (mapped, compatible, NAT64), and the
+/// unspecified addresses and hopdns's own listen address are never asked either.
+#[test]
+fn loopback_in_every_spelling_and_our_own_address_are_never_asked() {
+    use super::machine::is_loopback_like;
+    use std::net::IpAddr;
+    for spelled in [
+        "::ffff:127.0.0.9",
+        "::127.0.0.9",
+        "64:ff9b::127.0.0.9",
+        "127.1.2.3",
+        "::1",
+    ] {
+        let ip: IpAddr = spelled.parse().unwrap();
+        assert!(is_loopback_like(ip), "{spelled}");
+    }
+    for other in [
+        "::ffff:192.0.2.1",
+        "64:ff9b::192.0.2.1",
+        "2001:db8::1",
+        "192.0.2.1",
+    ] {
+        assert!(!is_loopback_like(other.parse().unwrap()), "{other}");
+    }
+    for glue in [
+        "::ffff:127.0.0.9",
+        "::127.0.0.9",
+        "64:ff9b::7f00:9",
+        "0.0.0.0",
+        "::",
+        "::ffff:0.0.0.0",
+        "192.0.2.53",
+    ] {
+        let w = world();
+        let ns_glue = hickory_proto::rr::Record::from_rdata(
+            name("ns.lame.com."),
+            300,
+            match glue.parse::<IpAddr>().unwrap() {
+                IpAddr::V4(v4) => RData::A(v4.into()),
+                IpAddr::V6(v6) => RData::AAAA(v6.into()),
+            },
+        );
+        let mut referral = s::referral("lame.com.", &[("ns.lame.com.", None)]);
+        referral.add_additional(ns_glue);
+        w.on(
+            "10.0.1.1",
+            "www.lame.com.",
+            RecordType::A,
+            Script::Reply(referral),
+        );
+        let own = Settings {
+            ipv6: true,
+            own_addrs: vec!["192.0.2.53".parse().unwrap()],
+            ..settings()
+        };
+        let r = run_with(
+            &w,
+            &Cache::default(),
+            q("www.lame.com.", RecordType::A),
+            own,
+        );
+        assert!(
+            matches!(r.outcome, Outcome::ServFail(_)),
+            "{glue}: {:?}",
+            r.outcome
+        );
+        assert_eq!(r.sent, 2, "{glue}: only root and com were asked");
+    }
+}
+
 #[test]
 fn deadline_ends_in_servfail() {
     let cache = Cache::default();
