@@ -3,7 +3,6 @@
 //! (hickory-dns #3729). A question under a known zone starts at the closest cached cut.
 
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
 use hickory_proto::rr::Name;
@@ -29,32 +28,73 @@ pub struct Delegation {
 struct Entry {
     delegation: Delegation,
     expires: u64,
+    /// What this entry is charged against the byte budget ([`Delegation::cost`]).
+    cost: usize,
 }
 
+/// One shard: an LRU of cuts and the bytes they are charged.
+#[derive(Debug)]
+struct Shard {
+    lru: LruCache<Name, Entry>,
+    bytes: usize,
+}
+
+/// Zone cuts, bounded in bytes (not entries): one referral with thousands of NS names must
+/// not cost what a thousand ordinary ones do. Least recently used cuts go first.
 #[derive(Debug)]
 pub struct DelegationCache {
-    shards: Vec<Mutex<LruCache<Name, Entry>>>,
+    shards: Vec<Mutex<Shard>>,
+    /// Byte budget of each shard.
+    shard_bytes: usize,
     max_ttl: u32,
 }
 
+impl Delegation {
+    /// Bytes this cut is charged in the delegation cache: the structs, the names' wire
+    /// lengths and the addresses, plus the LRU's bookkeeping.
+    pub fn cost(&self) -> usize {
+        const BOOKKEEPING: usize = 96;
+        let names = |n: &Name| std::mem::size_of::<Name>() + n.len();
+        std::mem::size_of::<Entry>()
+            + BOOKKEEPING
+            + 2 * names(&self.zone)
+            + self
+                .servers
+                .iter()
+                .map(|s| {
+                    std::mem::size_of::<NsName>()
+                        + names(&s.name)
+                        + s.addrs.len() * std::mem::size_of::<IpAddr>()
+                })
+                .sum::<usize>()
+    }
+}
+
 impl DelegationCache {
-    pub fn new(entries: usize, max_ttl: u32) -> Self {
-        let per_shard = NonZeroUsize::new((entries / SHARDS).max(1)).expect("max(1)");
+    /// A cache of at most about `bytes` bytes (at least one cut per shard fits).
+    pub fn new(bytes: usize, max_ttl: u32) -> Self {
         Self {
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(LruCache::new(per_shard)))
+                .map(|_| {
+                    Mutex::new(Shard {
+                        lru: LruCache::unbounded(),
+                        bytes: 0,
+                    })
+                })
                 .collect(),
+            shard_bytes: (bytes / SHARDS).max(1),
             max_ttl,
         }
     }
 
-    fn shard(&self, zone: &Name) -> std::sync::MutexGuard<'_, LruCache<Name, Entry>> {
+    fn shard(&self, zone: &Name) -> std::sync::MutexGuard<'_, Shard> {
         self.shards[shard_of(zone)]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Remembers a cut for `ttl` seconds (the NS RRset's TTL, capped by `max-ttl`).
+    /// Remembers a cut for `ttl` seconds (the NS RRset's TTL, capped by `max-ttl`), evicting
+    /// least recently used cuts beyond the byte budget.
     pub fn insert(&self, mut delegation: Delegation, ttl: u32, now: u64) {
         let ttl = ttl.min(self.max_ttl);
         if ttl == 0 || delegation.servers.is_empty() {
@@ -62,20 +102,42 @@ impl DelegationCache {
         }
         delegation.zone = delegation.zone.to_lowercase();
         let key = delegation.zone.clone();
+        let cost = delegation.cost();
         let entry = Entry {
             delegation,
             expires: now + u64::from(ttl),
+            cost,
         };
-        self.shard(&key).put(key, entry);
+        let mut shard = self.shard(&key);
+        if let Some(old) = shard.lru.put(key, entry) {
+            shard.bytes -= old.cost;
+        }
+        shard.bytes += cost;
+        while shard.bytes > self.shard_bytes && shard.lru.len() > 1 {
+            match shard.lru.pop_lru() {
+                Some((_, gone)) => shard.bytes -= gone.cost,
+                None => break,
+            }
+        }
+    }
+
+    /// Bytes charged for the cuts held.
+    pub fn bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).bytes)
+            .sum()
     }
 
     /// The cut for exactly `zone`, if cached and unexpired.
     pub fn get(&self, zone: &Name, now: u64) -> Option<Delegation> {
         let key = zone.to_lowercase();
         let mut shard = self.shard(&key);
-        let entry = shard.get(&key)?;
+        let entry = shard.lru.get(&key)?;
         if entry.expires <= now {
-            shard.pop(&key);
+            if let Some(gone) = shard.lru.pop(&key) {
+                shard.bytes -= gone.cost;
+            }
             return None;
         }
         Some(entry.delegation.clone())
@@ -88,12 +150,15 @@ impl DelegationCache {
         for s in &self.shards {
             let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
             let doomed: Vec<Name> = s
+                .lru
                 .iter()
                 .filter(|(k, _)| zone.zone_of(k))
                 .map(|(k, _)| k.clone())
                 .collect();
             for k in doomed {
-                s.pop(&k);
+                if let Some(e) = s.lru.pop(&k) {
+                    s.bytes -= e.cost;
+                }
                 gone += 1;
             }
         }
@@ -102,7 +167,9 @@ impl DelegationCache {
 
     pub fn clear(&self) {
         for s in &self.shards {
-            s.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
+            s.lru.clear();
+            s.bytes = 0;
         }
     }
 
@@ -110,7 +177,7 @@ impl DelegationCache {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).lru.len())
             .sum()
     }
 
@@ -153,7 +220,7 @@ mod tests {
 
     #[test]
     fn closest_cut_is_the_deepest_known_zone() {
-        let c = DelegationCache::new(100, 86_400);
+        let c = DelegationCache::new(1 << 20, 86_400);
         c.insert(cut("."), 3600, 0);
         c.insert(cut("com."), 3600, 0);
         c.insert(cut("example.com."), 60, 0);
@@ -162,5 +229,41 @@ mod tests {
         let d = c.closest(&name("www.example.com."), 60).unwrap();
         assert_eq!(d.zone, name("com."), "expired cut falls back to its parent");
         assert_eq!(c.closest(&name("org."), 0).unwrap().zone, name("."));
+    }
+
+    /// Issue 11, item 1: the cache is bounded in bytes, so fat cuts evict others instead of
+    /// growing memory, and the oldest go first.
+    #[test]
+    fn cuts_are_bounded_in_bytes_and_the_least_recently_used_go_first() {
+        let budget = 64 << 10;
+        let c = DelegationCache::new(budget, 86_400);
+        let fat = |i: usize| Delegation {
+            zone: name(&format!("zone{i}.example.")),
+            servers: (0..13)
+                .map(|n| NsName {
+                    name: name(&format!(
+                        "ns{n}.some-rather-long-name-server-host{i}.example."
+                    )),
+                    addrs: vec!["192.0.2.53".parse().unwrap(); 8],
+                })
+                .collect(),
+        };
+        let one = fat(0).cost();
+        assert!(one > 1000, "a fat cut is charged what it holds: {one}");
+        for i in 0..1000 {
+            c.insert(fat(i), 3600, 0);
+            assert!(c.bytes() <= budget + SHARDS * one, "{} bytes", c.bytes());
+        }
+        assert!(c.len() < 1000 && !c.is_empty());
+        assert!(
+            c.get(&name("zone999.example."), 0).is_some(),
+            "the newest stays"
+        );
+        assert!(
+            c.get(&name("zone0.example."), 0).is_none(),
+            "the oldest went"
+        );
+        c.clear();
+        assert_eq!(c.bytes(), 0);
     }
 }

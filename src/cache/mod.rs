@@ -55,11 +55,10 @@ pub fn unix_now() -> u64 {
 /// Bounds and clamps for cached TTLs.
 #[derive(Clone, Debug)]
 pub struct CacheConfig {
-    /// Bytes for answers (`cache-size`): half for RRsets and negative answers, half for
-    /// ready replies; past it the least recently used entries are evicted.
+    /// Bytes for the cache (`cache-size`): an eighth for zone cuts, the rest half for RRsets
+    /// and negative answers, half for ready replies; past its share each store evicts its
+    /// least recently used entries.
     pub size_bytes: usize,
-    /// Zone cuts kept in the delegation cache.
-    pub delegation_entries: usize,
     /// TTLs below this are raised to it (Unbound `cache-min-ttl`, default 0).
     pub min_ttl: u32,
     /// TTLs above this are lowered to it (Unbound `cache-max-ttl`, default 86400).
@@ -83,14 +82,20 @@ pub struct CacheConfig {
 pub const DEFAULT_CACHE_SIZE: usize = 64 << 20;
 
 impl CacheConfig {
+    /// The delegation cache's share of `cache-size`: zone cuts are counted in bytes like
+    /// answers, since one referral can be fat (issue 11).
+    pub fn delegation_bytes(&self) -> usize {
+        self.size_bytes / 8
+    }
+
     /// The RRset store's share of `cache-size`.
     pub fn rrset_bytes(&self) -> usize {
-        self.size_bytes / 2
+        (self.size_bytes - self.delegation_bytes()) / 2
     }
 
     /// The reply-template store's share of `cache-size`.
     pub fn message_bytes(&self) -> usize {
-        self.size_bytes - self.rrset_bytes()
+        self.size_bytes - self.delegation_bytes() - self.rrset_bytes()
     }
 }
 
@@ -98,7 +103,6 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             size_bytes: DEFAULT_CACHE_SIZE,
-            delegation_entries: 10_000,
             min_ttl: 0,
             max_ttl: 86_400,
             max_negative_ttl: 3_600,
@@ -136,7 +140,7 @@ impl Cache {
         Self {
             answers: AnswerCache::new(&config),
             messages: MessageCache::new(config.message_bytes()),
-            delegations: DelegationCache::new(config.delegation_entries, config.max_ttl),
+            delegations: DelegationCache::new(config.delegation_bytes(), config.max_ttl),
             infra: InfraCache::default(),
             config,
             prefetches: AtomicU64::new(0),

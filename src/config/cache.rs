@@ -10,8 +10,8 @@ const MIN_CACHE_SIZE: usize = 1 << 20;
 
 #[derive(Args, Clone, Debug, Default)]
 pub struct CacheArgs {
-    /// Memory for cached answers, e.g. 64m, 512k, 1g or a byte count (default 64m). Least
-    /// recently used answers are evicted beyond it.
+    /// Memory for the cache, e.g. 64m, 512k, 1g or a byte count (default 64m): an eighth for
+    /// zone cuts, the rest for answers. Least recently used entries are evicted beyond it.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub cache_size: Option<usize>,
     /// Raise TTLs below this many seconds to it (default 0).
@@ -60,7 +60,6 @@ impl CacheArgs {
             serve_stale: !self.no_serve_stale,
             stale_max_age: self.stale_max_age.unwrap_or(d.stale_max_age),
             prefetch: !self.no_prefetch,
-            ..d
         };
         if c.size_bytes < MIN_CACHE_SIZE {
             return Err(CacheArgsError::TooSmall(c.size_bytes));

@@ -279,13 +279,16 @@ fn referral(s: &Scrubbed, ns_section: &[Record], child: Name) -> Reply {
         .filter(|r| r.record_type() == RecordType::NS && r.name == child)
         .cloned()
         .collect();
+    // A set, not a scan per glue record: a referral may carry thousands of both.
+    let targets: std::collections::HashSet<Name> = ns
+        .iter()
+        .filter_map(ns_target)
+        .map(Name::to_lowercase)
+        .collect();
     let glue = s
         .additional
         .iter()
-        .filter(|g| {
-            ns.iter()
-                .any(|n| ns_target(n).is_some_and(|t| *t == g.name))
-        })
+        .filter(|g| targets.contains(&g.name.to_lowercase()))
         .cloned()
         .collect();
     Reply::Referral {

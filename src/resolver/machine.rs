@@ -153,6 +153,10 @@ struct Retry {
 /// size of the root's NS set; real zones have 2-8). More are chosen at random, so a zone
 /// with thousands of NS names costs no more memory or CPU than one with 13.
 pub const MAX_NS_PER_CUT: usize = 13;
+/// Transitions one [`Resolution::poll`] may make before it gives up. A walk needs a few
+/// dozen; the bound keeps a hostile reply from buying unbounded CPU between two sends.
+pub const MAX_STEPS_PER_POLL: usize = 2_000;
+
 /// At most this many glue addresses per NS name and family from one referral.
 pub const MAX_GLUE_PER_NS: usize = 4;
 
@@ -434,11 +438,25 @@ impl Resolution {
             .expect("a live resolution has a frame")
     }
 
-    /// Runs until the machine needs the network or is done.
+    /// Runs until the machine needs the network or is done. At most [`MAX_STEPS_PER_POLL`]
+    /// transitions: whatever a reply said, one poll costs bounded CPU.
     pub fn poll(&mut self, cache: &Cache, now: u64) -> Action {
+        let mut steps = 0;
         loop {
             if let Some(o) = &self.finished {
                 return Action::Done(o.clone());
+            }
+            steps += 1;
+            if steps > MAX_STEPS_PER_POLL {
+                let outcome = Outcome::ServFail(Failure::StepBudget(MAX_STEPS_PER_POLL));
+                remember_failure(cache, &self.frames[0].question, &outcome, now);
+                let depth = self.depth();
+                self.emit(|| HopEvent::Done {
+                    depth,
+                    outcome: outcome.clone(),
+                });
+                self.finished = Some(outcome);
+                continue;
             }
             let step = match self.top().phase.clone() {
                 Phase::Start => self.start(cache, now),
@@ -1042,16 +1060,20 @@ fn repeats_own_ns(msg: &Message, zone: &Name) -> bool {
 /// (a random choice when there are more) and [`MAX_GLUE_PER_NS`] glue addresses per name and
 /// family.
 fn learn_referral(zone: Name, ns: &[Record], glue: &[Record]) -> Delegation {
-    let mut names: Vec<&Name> = Vec::with_capacity(ns.len().min(MAX_NS_PER_CUT));
-    for name in ns.iter().filter_map(ns_target) {
+    // Linear in the referral's size: shuffle once if it is over the cap, then keep the first
+    // distinct names (the duplicate check only ever scans the few kept).
+    let mut all: Vec<&Name> = ns.iter().filter_map(ns_target).collect();
+    if all.len() > MAX_NS_PER_CUT {
+        rand::seq::SliceRandom::shuffle(&mut all[..], &mut rand::rng());
+    }
+    let mut names: Vec<&Name> = Vec::with_capacity(all.len().min(MAX_NS_PER_CUT));
+    for name in all {
+        if names.len() == MAX_NS_PER_CUT {
+            break;
+        }
         if !names.contains(&name) {
             names.push(name);
         }
-    }
-    if names.len() > MAX_NS_PER_CUT {
-        let mut rng = rand::rng();
-        rand::seq::SliceRandom::shuffle(&mut names[..], &mut rng);
-        names.truncate(MAX_NS_PER_CUT);
     }
     let servers = names
         .into_iter()

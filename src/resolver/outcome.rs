@@ -64,6 +64,8 @@ pub enum Failure {
     SubDepth(usize),
     #[error("deadline reached")]
     Deadline,
+    #[error("more than {0} steps between two upstream queries")]
+    StepBudget(usize),
     #[error("CNAME or delegation loop at {0}")]
     Loop(Name),
     #[error("no usable server address (all filtered by transport settings)")]

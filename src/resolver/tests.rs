@@ -1368,3 +1368,47 @@ fn a_long_name_costs_at_most_max_minimise_count_minimised_queries() {
 
 /// Issue 10: replies from real-world authorities, judged as Unbound and Knot Resolver judge them.
 mod conformance;
+
+/// Issue 11, item 1: a referral with thousands of NS names (glueless, outside the child zone)
+/// is cut to [`super::machine::MAX_NS_PER_CUT`] names before anything is kept or scanned, so
+/// it costs the cache and the CPU what an ordinary one does.
+#[test]
+fn a_fat_referral_keeps_at_most_thirteen_ns_names() {
+    use super::machine::MAX_NS_PER_CUT;
+    let w = world();
+    let mut fat = s::referral("example.com.", &[]);
+    for i in 0..5000 {
+        let ns = format!("ns{i}.example.com.");
+        fat.add_authority(hickory_proto::rr::Record::from_rdata(
+            name("example.com."),
+            86400,
+            RData::NS(hickory_proto::rr::rdata::NS(name(&format!(
+                "ns{i}.elsewhere.org."
+            )))),
+        ));
+        // In-zone names with glue too: the glue filter must not scan every NS per record.
+        fat.add_authority(hickory_proto::rr::Record::from_rdata(
+            name("example.com."),
+            86400,
+            RData::NS(hickory_proto::rr::rdata::NS(name(&ns))),
+        ));
+        fat.add_additional(s::rec(&ns, 300, s::a("10.9.0.1")));
+    }
+    w.on(
+        "10.0.1.1",
+        "www.example.com.",
+        RecordType::A,
+        Script::Reply(fat),
+    );
+    let cache = Cache::default();
+    let started = std::time::Instant::now();
+    let r = run(&w, &cache, q("www.example.com.", RecordType::A));
+    let cut = cache
+        .delegations
+        .get(&name("example.com."), NOW)
+        .expect("the cut is cached");
+    assert_eq!(cut.servers.len(), MAX_NS_PER_CUT);
+    assert!(r.sent <= 48, "{} queries", r.sent);
+    // Not a timing target: a guard against the quadratic scans coming back (0.19 s each).
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
