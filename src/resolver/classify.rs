@@ -335,6 +335,25 @@ fn follow_chain(
         if !found.is_empty() {
             return (chain, current, found);
         }
+        // A DNAME above the name comes first (RFC 6672 §3.4): the CNAME is synthesised from
+        // it, as the server's own CNAME beside it should be, and the DNAME goes in the chain
+        // so the client sees it first.
+        if qtype != RecordType::DNAME {
+            if let Some((d, synth)) = answers
+                .iter()
+                .find_map(|r| dname_substitute(r, &current).map(|s| (r, s)))
+            {
+                chain.push(d.clone());
+                let cname =
+                    Record::from_rdata(current.clone(), d.ttl, RData::CNAME(CNAME(synth.clone())));
+                chain.push(cname);
+                current = synth;
+                if !zone.zone_of(&current) {
+                    break;
+                }
+                continue;
+            }
+        }
         if let Some(c) = answers
             .iter()
             .find(|r| r.name == current && r.record_type() == RecordType::CNAME)
@@ -356,22 +375,6 @@ fn follow_chain(
             }
             continue;
         }
-        if qtype != RecordType::DNAME {
-            if let Some((d, synth)) = answers
-                .iter()
-                .find_map(|r| dname_substitute(r, &current).map(|s| (r, s)))
-            {
-                chain.push(d.clone());
-                let cname =
-                    Record::from_rdata(current.clone(), d.ttl, RData::CNAME(CNAME(synth.clone())));
-                chain.push(cname);
-                current = synth;
-                if !zone.zone_of(&current) {
-                    break;
-                }
-                continue;
-            }
-        }
         break;
     }
     (chain, current, Vec::new())
@@ -379,7 +382,7 @@ fn follow_chain(
 
 /// RFC 6672 §2.2: a DNAME at `owner` maps `name` (strictly below owner) to the same labels
 /// under the DNAME target.
-fn dname_substitute(r: &Record, name: &Name) -> Option<Name> {
+pub(super) fn dname_substitute(r: &Record, name: &Name) -> Option<Name> {
     let target = dname_target(r)?;
     if r.name == *name || !r.name.zone_of(name) {
         return None;

@@ -578,6 +578,12 @@ impl Resolution {
                 }
             }
         }
+        if q.qtype != RecordType::DNAME && use_cache {
+            if let Some((dname, cname, target)) = cached_dname(cache, &q.name, now) {
+                self.follow(vec![dname, cname], target);
+                return Step::Continue;
+            }
+        }
         // DS records live in the parent zone (RFC 4035 §3.1.4.1): look for the cut above.
         let cut_for = if q.qtype == RecordType::DS && !q.name.is_root() {
             q.name.base_name()
@@ -1172,11 +1178,44 @@ fn cname_owners(chain: &[Record]) -> impl Iterator<Item = &Name> {
         .map(|r| &r.name)
 }
 
+/// A cached DNAME at an ancestor of `name` (RFC 6672 §3.3): the DNAME, the CNAME it
+/// synthesises for `name` (with the DNAME's TTL) and the new name.
+fn cached_dname(cache: &Cache, name: &Name, now: u64) -> Option<(Record, Record, Name)> {
+    let mut owner = name.clone();
+    while !owner.is_root() {
+        owner = owner.base_name();
+        if let Some(Cached::Records(rs)) = cache
+            .answers
+            .get(&Question::new(owner.clone(), RecordType::DNAME), now)
+        {
+            let dname = rs.into_iter().next()?;
+            let target = super::classify::dname_substitute(&dname, name)?;
+            let cname = Record::from_rdata(
+                name.clone(),
+                dname.ttl,
+                RData::CNAME(hickory_proto::rr::rdata::CNAME(target.clone())),
+            );
+            return Some((dname, cname, target));
+        }
+    }
+    None
+}
+
 /// Caches each CNAME of a chain under its own (owner, CNAME) key. A CNAME synthesised from
 /// a DNAME is cached with the DNAME before it, so an answer from the cache carries the DNAME
 /// first as a fresh one does (RFC 6672 §3.4: the synthesised CNAME has the DNAME's TTL).
 fn cache_chain(cache: &Cache, chain: &[Record], now: u64) {
     for (i, r) in chain.iter().enumerate() {
+        if r.record_type() == RecordType::DNAME {
+            // Also under its own name, so other names below it are rewritten from the
+            // cache (RFC 6672 §3.3).
+            cache.answers.insert_records(
+                Question::new(r.name.clone(), RecordType::DNAME),
+                vec![r.clone()],
+                now,
+            );
+            continue;
+        }
         if r.record_type() != RecordType::CNAME {
             continue;
         }

@@ -630,28 +630,64 @@ fn dname_world() -> Scripted {
     w
 }
 
-/// RFC 6672 §3.4: the DNAME first, then the synthesised CNAME, then the target's records.
+/// RFC 6672 §3.4: the DNAME first, then the synthesised CNAME, then the target's records,
+/// whether the server sent its own CNAME beside the DNAME or not; and from the cache, for the
+/// same name and for another one below the DNAME (§3.3).
 #[test]
 fn dname_answer_carries_the_dname_then_the_cname_fresh_and_from_cache() {
-    let w = dname_world();
-    let cache = Cache::default();
-    for round in ["fresh", "cached"] {
-        let r = run(&w, &cache, q("www.old.test.", RecordType::A));
-        let types: Vec<RecordType> = r
-            .outcome
-            .answers()
-            .iter()
-            .map(|r| r.record_type())
-            .collect();
-        assert_eq!(
-            types,
-            [RecordType::DNAME, RecordType::CNAME, RecordType::A],
-            "{round}: {:?}",
-            r.outcome
-        );
-        if round == "cached" {
-            assert_eq!(r.sent, 0);
+    let with_cname = dname_world();
+    with_cname.on(
+        "10.2.0.1",
+        "www.old.test.",
+        RecordType::A,
+        reply(s::answer(vec![
+            dname("old.test.", "new.test."),
+            s::rec("www.old.test.", 300, s::cname("www.new.test.")),
+        ])),
+    );
+    for w in [dname_world(), with_cname] {
+        let cache = Cache::default();
+        for round in ["fresh", "cached"] {
+            let r = run(&w, &cache, q("www.old.test.", RecordType::A));
+            let types: Vec<RecordType> = r
+                .outcome
+                .answers()
+                .iter()
+                .map(|r| r.record_type())
+                .collect();
+            assert_eq!(
+                types,
+                [RecordType::DNAME, RecordType::CNAME, RecordType::A],
+                "{round}: {:?}",
+                r.outcome
+            );
+            if round == "cached" {
+                assert_eq!(r.sent, 0);
+            }
         }
+        // Another name below the DNAME: rewritten from the cache, only its target is asked.
+        w.on(
+            "10.2.0.2",
+            "mail.new.test.",
+            RecordType::A,
+            reply(s::answer(vec![a("mail.new.test.", "192.0.2.10")])),
+        );
+        delegate(
+            &w,
+            &["mail.new.test."],
+            "new.test.",
+            &[("ns.new.test.", Some("10.2.0.2"))],
+        );
+        let before = w.seen().len();
+        let r = run(&w, &cache, q("mail.old.test.", RecordType::A));
+        assert_eq!(a_records(&r.outcome), ["192.0.2.10"], "{:?}", r.outcome);
+        assert!(
+            !w.seen()[before..]
+                .iter()
+                .any(|s| s.name == name("mail.old.test.")),
+            "the DNAME came from the cache"
+        );
+        assert_eq!(r.outcome.answers()[0].record_type(), RecordType::DNAME);
     }
 }
 
