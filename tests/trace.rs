@@ -141,3 +141,32 @@ async fn trace_json_is_one_object_per_hop() {
     assert!(last["soa"].as_str().unwrap().starts_with("example.com."));
     env.stop().await;
 }
+
+/// Issue 10, behaviour 13: a trace ends with its result line even when nothing in the
+/// resolver printed one (here an alias loop between two redirect rules, which the rules
+/// layer ends without a hop of its own).
+#[test]
+fn trace_always_ends_with_a_result_line() {
+    let dir = std::env::temp_dir().join(format!("hopdns-trace-loop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"a.lan\"\naction = \"alias\"\ntarget = \"b.lan\"\n\n\
+         [[rule]]\nname = \"b.lan\"\naction = \"alias\"\ntarget = \"a.lan\"\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["trace", "a.lan", "A", "--no-prime", "--rules"])
+        .arg(&rules)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(";; result: SERVFAIL"),
+        "last line {last:?} of:\n{text}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
