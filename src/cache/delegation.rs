@@ -64,7 +64,7 @@ impl DelegationCache {
         let key = delegation.zone.clone();
         let entry = Entry {
             delegation,
-            expires: now + u64::from(ttl),
+            expires: now.saturating_add(u64::from(ttl)),
         };
         self.shard(&key).put(key, entry);
     }
@@ -74,7 +74,9 @@ impl DelegationCache {
         let key = zone.to_lowercase();
         let mut shard = self.shard(&key);
         let entry = shard.get(&key)?;
-        if entry.expires <= now {
+        // More left than `max-ttl` means the system clock stepped back since the insert:
+        // the cut is asked for again rather than trusted for that long.
+        if entry.expires <= now || entry.expires - now > u64::from(self.max_ttl) {
             shard.pop(&key);
             return None;
         }
@@ -162,5 +164,15 @@ mod tests {
         let d = c.closest(&name("www.example.com."), 60).unwrap();
         assert_eq!(d.zone, name("com."), "expired cut falls back to its parent");
         assert_eq!(c.closest(&name("org."), 0).unwrap().zone, name("."));
+    }
+
+    /// Issue 11.8: after the clock steps back, a cut whose time left exceeds `max-ttl`
+    /// is asked for again, never trusted for the length of the step.
+    #[test]
+    fn a_clock_that_steps_back_far_retires_the_cut() {
+        let c = DelegationCache::new(100, 3_600);
+        c.insert(cut("com."), 3000, 1_000_000);
+        assert!(c.get(&name("com."), 999_500).is_some(), "500 s back: kept");
+        assert!(c.get(&name("com."), 0).is_none(), "a step of days: gone");
     }
 }
