@@ -128,6 +128,16 @@ impl Request {
         self.header.id
     }
 
+    /// The client's header flags.
+    pub fn header(&self) -> &Metadata {
+        &self.header
+    }
+
+    /// The client's OPT, if it sent one.
+    pub fn edns(&self) -> Option<&Edns> {
+        self.edns.as_ref()
+    }
+
     pub fn proto(&self) -> Proto {
         self.proto
     }
