@@ -253,7 +253,12 @@ pub fn fast_path(data: &[u8]) {
         .authorities
         .iter()
         .find(|r| r.record_type() == RecordType::SOA);
-    let ttl = answers.iter().chain(soa).map(|r| r.ttl).min().unwrap_or(300);
+    let ttl = answers
+        .iter()
+        .chain(soa)
+        .map(|r| r.ttl)
+        .min()
+        .unwrap_or(300);
     // Some records hickory-proto decodes do not decode again once encoded (an SVCB with
     // odd parameters): the general path would send the same bytes, so only templates whose
     // plain encoding decodes are held to the promises below.

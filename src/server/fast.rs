@@ -182,7 +182,10 @@ mod tests {
         let rdlen = ecs.len() - 2;
         ecs[rdlen..].copy_from_slice(&8u16.to_be_bytes());
         ecs.extend_from_slice(&[0, 8, 0, 4, 0, 1, 24, 0]);
-        assert!(parse(&ecs).is_none(), "Client Subnet: the full decoder checks it");
+        assert!(
+            parse(&ecs).is_none(),
+            "Client Subnet: the full decoder checks it"
+        );
         for n in 0..good.len() {
             let _ = parse(&good[..n]);
         }
