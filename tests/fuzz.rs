@@ -33,3 +33,10 @@ fn machine_corpus_and_regressions_pass() {
         + replay("fuzz/regressions/machine", hopdns::fuzz::machine);
     assert!(n >= 4, "{n} inputs");
 }
+
+#[test]
+fn fast_path_corpus_and_regressions_pass() {
+    let n = replay("fuzz/corpus/fast_path", hopdns::fuzz::fast_path)
+        + replay("fuzz/regressions/fast_path", hopdns::fuzz::fast_path);
+    assert!(n >= 4, "{n} inputs");
+}

@@ -990,3 +990,60 @@ fn serve_refuses_a_missing_or_broken_rules_file_naming_file_line_and_problem() {
     }
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// Issue 11.7, blocklist bypass through CNAME: in the lab, `chain.example.com` (no rule) is
+/// a CNAME to `c2.example.net`, then `c3.example.org` (blocked by an RPZ QNAME trigger),
+/// then `www.shop.com`. The answer is the links up to the blocked name and its action
+/// (NXDOMAIN), as RPZ does, from the cache as well; a PASSTHRU name in the chain exempts
+/// the rest of it (Unbound's `rpz_passthru`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cname_chain_into_a_blocked_name_gets_the_blocked_names_action() {
+    let d = dir(103);
+    std::fs::write(
+        d.join("policy.rpz"),
+        "$TTL 60\n@ IN SOA ns.policy.rpz. admin.policy.rpz. 1 3600 600 86400 60\n  IN NS ns.policy.rpz.\n\
+         c3.example.org CNAME .\nwww.example.com CNAME .\nalias.example.com CNAME rpz-passthru.\n",
+    )
+    .unwrap();
+    let rules = format!(
+        "[[rpz]]\nfile = \"{}\"\norigin = \"policy.rpz\"\n",
+        d.join("policy.rpz").display()
+    );
+    let env = REnv::start(103, &rules).await;
+    let links = |m: &Message| -> Vec<String> {
+        m.answers
+            .iter()
+            .map(|r| format!("{} {} {}", r.name, r.record_type(), r.data))
+            .collect()
+    };
+    // Twice: resolved, then from the caches (the fast path must not serve the chain).
+    for round in ["resolved", "cached"] {
+        let m = udp(env.addr, "chain.example.com", RecordType::A, Some(1232)).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{round}");
+        assert_eq!(
+            links(&m),
+            [
+                "chain.example.com. CNAME c2.example.net.",
+                "c2.example.net. CNAME c3.example.org."
+            ],
+            "{round}"
+        );
+        let m = udp(env.addr, "c2.example.net", RecordType::A, Some(1232)).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{round}");
+        assert_eq!(links(&m), ["c2.example.net. CNAME c3.example.org."]);
+    }
+    // Over TCP too.
+    let m = crate::util::tcp(env.addr, "chain.example.com", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    // PASSTHRU on the question: its chain (alias -> www, blocked) is not checked.
+    let m = udp(env.addr, "alias.example.com", RecordType::A, Some(1232)).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(addresses(&m), [IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))]);
+    let m = udp(env.addr, "www.example.com", RecordType::A, Some(1232)).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    // The target after the blocked name has no rule and is answered.
+    let m = udp(env.addr, "www.shop.com", RecordType::A, Some(1232)).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(!addresses(&m).is_empty());
+    env.stop().await;
+}

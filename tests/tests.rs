@@ -4,6 +4,7 @@
 
 mod util;
 
+mod abuse;
 mod alloc;
 mod cache;
 mod cli;

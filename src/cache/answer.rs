@@ -187,8 +187,10 @@ impl AnswerCache {
             return None;
         };
         let ttl = if expires > now {
-            (expires - now).min(u64::from(u32::MAX)) as u32
-        } else if now >= expires + u64::from(self.stale_max_age) {
+            // Never more than `max-ttl`: more is left only when the system clock stepped
+            // back since the insert, and a client must not keep our answer that long.
+            (expires - now).min(u64::from(self.clamp(u32::MAX))) as u32
+        } else if now >= expires.saturating_add(u64::from(self.stale_max_age)) {
             // Expired entries stay (within the byte bound) while they may be served stale.
             shard.remove(key);
             shard.misses += 1;
@@ -259,7 +261,7 @@ impl AnswerCache {
     /// least 1 s), so a failing name does not hammer its servers.
     pub fn insert_servfail(&self, q: Question, now: u64) {
         if self.servfail_ttl > 0 {
-            let until = now + u64::from(self.servfail_ttl);
+            let until = now.saturating_add(u64::from(self.servfail_ttl));
             self.failures
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -270,7 +272,8 @@ impl AnswerCache {
     fn failed_recently(&self, key: &[u8], now: u64) -> bool {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         match failures.get(key) {
-            Some(until) if *until > now => true,
+            // Longer left than `servfail-ttl`: the clock stepped back; forget the failure.
+            Some(until) if *until > now && *until - now <= u64::from(self.servfail_ttl) => true,
             Some(_) => {
                 failures.pop(key);
                 false
@@ -284,7 +287,7 @@ impl AnswerCache {
             return;
         }
         let entry = Entry {
-            expires: now + u64::from(ttl),
+            expires: now.saturating_add(u64::from(ttl)),
             kind,
             data,
         };
@@ -408,6 +411,36 @@ mod tests {
         };
         assert_eq!(rs[0].ttl, 200);
         assert_eq!(c.get(&q, 1300), None);
+    }
+
+    /// Issue 11.8: the system clock stepping back (NTP, a restored VM) must not panic, and
+    /// no answer may then be served with more than `max-ttl` left or a failure remembered
+    /// for longer than `servfail-ttl`.
+    #[test]
+    fn a_clock_that_steps_back_keeps_ttls_within_their_bounds() {
+        let config = CacheConfig {
+            max_ttl: 3_600,
+            ..CacheConfig::default()
+        };
+        let c = AnswerCache::new(&config);
+        let q = Question::new(name("www.example."), RecordType::A);
+        c.insert_records(q.clone(), vec![a("www.example.", 300)], 1_000_000);
+        let Some(Cached::Records(rs)) = c.get(&q, 999_900) else {
+            panic!("expected records")
+        };
+        assert_eq!(rs[0].ttl, 400, "100 s back: 100 s more, within max-ttl");
+        let Some(Cached::Records(rs)) = c.get(&q, 0) else {
+            panic!("expected records")
+        };
+        assert_eq!(rs[0].ttl, 3_600, "a step of days: capped at max-ttl");
+        let failed = Question::new(name("fail.example."), RecordType::A);
+        c.insert_servfail(failed.clone(), 1_000_000);
+        assert_eq!(c.get(&failed, 1_000_001), Some(Cached::ServFail));
+        assert_eq!(
+            c.get(&failed, 0),
+            None,
+            "the failure is forgotten, not kept for days"
+        );
     }
 
     #[test]

@@ -105,7 +105,7 @@ impl DelegationCache {
         let cost = delegation.cost();
         let entry = Entry {
             delegation,
-            expires: now + u64::from(ttl),
+            expires: now.saturating_add(u64::from(ttl)),
             cost,
         };
         let mut shard = self.shard(&key);
@@ -134,7 +134,9 @@ impl DelegationCache {
         let key = zone.to_lowercase();
         let mut shard = self.shard(&key);
         let entry = shard.lru.get(&key)?;
-        if entry.expires <= now {
+        // More left than `max-ttl` means the system clock stepped back since the insert:
+        // the cut is asked for again rather than trusted for that long.
+        if entry.expires <= now || entry.expires - now > u64::from(self.max_ttl) {
             if let Some(gone) = shard.lru.pop(&key) {
                 shard.bytes -= gone.cost;
             }
@@ -265,5 +267,15 @@ mod tests {
         );
         c.clear();
         assert_eq!(c.bytes(), 0);
+    }
+
+    /// Issue 11.8: after the clock steps back, a cut whose time left exceeds `max-ttl`
+    /// is asked for again, never trusted for the length of the step.
+    #[test]
+    fn a_clock_that_steps_back_far_retires_the_cut() {
+        let c = DelegationCache::new(1 << 20, 3_600);
+        c.insert(cut("com."), 3000, 1_000_000);
+        assert!(c.get(&name("com."), 999_500).is_some(), "500 s back: kept");
+        assert!(c.get(&name("com."), 0).is_none(), "a step of days: gone");
     }
 }

@@ -117,6 +117,11 @@ impl InfraCache {
         m.insert(server, stats);
     }
 
+    /// Whether `server`'s last queries timed out (and it has not answered since).
+    pub fn timing_out(&self, server: IpAddr, now: Instant) -> bool {
+        self.get(server, now).is_some_and(|s| s.timeouts > 0)
+    }
+
     /// The expected cost of asking `server`, for choosing among candidates: its SRTT, with
     /// unknown servers placed at the initial timeout so known-fast servers are preferred but
     /// new ones are still explored, and timeouts penalising by the current backed-off RTO.

@@ -164,7 +164,7 @@ impl MessageCache {
                 shard.misses += 1;
                 return Err(Miss::Absent);
             };
-            let expires = t.inserted + u64::from(t.ttl);
+            let expires = t.inserted.saturating_add(u64::from(t.ttl));
             if expires <= now {
                 // Stale data is served by the resolver's path (RFC 8767), not from here.
                 shard.remove(key);
@@ -178,15 +178,17 @@ impl MessageCache {
                 return Err(Miss::TooLong);
             }
             out[..len].copy_from_slice(&t.wire[..len]);
-            // Patch TTLs while the offsets are at hand.
-            let elapsed = (now - t.inserted).min(u64::from(u32::MAX)) as u32;
+            // Patch TTLs while the offsets are at hand. Saturating: if the system clock has
+            // stepped back since the insert, no time has passed (TTLs are served as stored,
+            // never wrapped to 0 or a panic).
+            let elapsed = now.saturating_sub(t.inserted).min(u64::from(u32::MAX)) as u32;
             for o in t.wire[len..].chunks_exact(2) {
                 let at = usize::from(u16::from_be_bytes([o[0], o[1]]));
                 let old = u32::from_be_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]);
                 out[at..at + 4].copy_from_slice(&old.saturating_sub(elapsed).to_be_bytes());
             }
-            let left = expires - now;
-            let prefetch = !t.prefetching && left * 10 <= u64::from(t.ttl);
+            let left = expires.saturating_sub(now);
+            let prefetch = !t.prefetching && left.saturating_mul(10) <= u64::from(t.ttl);
             if prefetch {
                 t.prefetching = true;
             }
@@ -377,6 +379,37 @@ mod tests {
         assert!(at(90).unwrap().prefetch, "10 s left: refresh");
         assert!(!at(95).unwrap().prefetch, "asked once only");
         assert_eq!(at(100), Err(Miss::Absent), "expired");
+    }
+
+    /// Issue 11.8: the system clock stepping back (NTP, a VM restored) must neither panic
+    /// nor zero the TTLs; the reply is served with the TTLs as stored.
+    #[test]
+    fn a_clock_that_steps_back_serves_the_stored_ttls() {
+        let c = MessageCache::new(1 << 20);
+        let q = Question::new(name("www.example."), RecordType::A);
+        c.insert(&q, ResponseCode::NoError, &chain(), None, 60, 1_000);
+        let key = KeyBuf::of(&q);
+        let mut out = [0u8; 512];
+        let qn = b"\x03www\x07example\x00";
+        for now in [999, 500, 0] {
+            let w = c
+                .write_reply(key.as_bytes(), now, &patch(qn), &mut out)
+                .unwrap();
+            let m = Message::from_bytes(&out[..w.len]).unwrap();
+            let ttls: Vec<u32> = m.answers.iter().map(|r| r.ttl).collect();
+            assert_eq!(ttls, vec![300, 60], "now {now}: TTLs as stored");
+            assert!(!w.prefetch, "now {now}: no refresh asked for");
+        }
+        // And forward again: counted down from the insert, expiring on time.
+        let w = c
+            .write_reply(key.as_bytes(), 1_030, &patch(qn), &mut out)
+            .unwrap();
+        let m = Message::from_bytes(&out[..w.len]).unwrap();
+        assert_eq!(m.answers[1].ttl, 30);
+        assert_eq!(
+            c.write_reply(key.as_bytes(), 1_060, &patch(qn), &mut out),
+            Err(Miss::Absent)
+        );
     }
 
     #[test]

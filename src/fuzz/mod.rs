@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::cache::Cache;
@@ -23,7 +23,9 @@ const NOW: u64 = 1_700_000_000;
 const MAX_STEPS: usize = 1_000;
 
 /// The front end: raw client bytes through `triage`, then `respond` with a few outcomes.
-/// The first byte picks UDP or TCP; the rest is the message.
+/// The first byte picks UDP or TCP (bit 0) and a client outside the allow-list (bit 1:
+/// REFUSED; otherwise loopback, always allowed, so `respond` is reached); the rest is the
+/// message.
 pub fn front_end(data: &[u8]) {
     let Some((&mode, bytes)) = data.split_first() else {
         return;
@@ -33,7 +35,13 @@ pub fn front_end(data: &[u8]) {
     } else {
         Proto::Tcp
     };
-    let client: SocketAddr = "192.0.2.9:4053".parse().expect("a literal address");
+    let client: SocketAddr = if mode & 2 == 0 {
+        "127.0.0.9:4053"
+    } else {
+        "192.0.2.9:4053"
+    }
+    .parse()
+    .expect("a literal address");
     let policy = Policy::default();
     match request::triage(bytes, client, proto, &policy) {
         Triage::Drop => {}
@@ -168,6 +176,151 @@ pub fn machine(data: &[u8]) {
     panic!("the resolution did not end within {MAX_STEPS} steps");
 }
 
+/// Clock steps tried by [`fast_path`] between storing a template and serving it (seconds;
+/// negative: the system clock stepped back, issue 11.8).
+const FAST_PATH_STEPS: [i64; 8] = [-86_400, -1, 0, 1, 59, 299, 3_600, 1 << 32];
+
+/// The cache-hit fast path: raw client bytes through `server::fast::parse`, checked against
+/// the full front end (`triage`), then a reply template built from an arbitrary upstream
+/// reply, stored in the message cache and written for that client by
+/// `MessageCache::write_reply` (the template patching), as `Resolver::fast_reply` does.
+/// Layout: `[flags, query_len_hi, query_len_lo, query..., upstream reply...]`; flags bits 0-1
+/// pick our UDP payload (the output buffer), bits 2-4 the clock step, bit 5 a NXDOMAIN
+/// rcode. Promises checked: the fast path accepts only what `triage` would ask the resolver
+/// about, with the same question, ID, flags and EDNS payload (or a meta-QTYPE that is never
+/// cached); the served reply decodes, carries the client's ID, RD, CD and exact question
+/// bytes, our OPT exactly when the client sent one, the template's rcode and records, no TTL
+/// above the stored one, and fits both the client's limit and the buffer.
+pub fn fast_path(data: &[u8]) {
+    use crate::cache::{KeyBuf, MessageCache, Patch};
+    use crate::server::fast;
+    use hickory_proto::rr::DNSClass;
+
+    let &[flags, hi, lo, ref rest @ ..] = data else {
+        return;
+    };
+    let len = usize::from(u16::from_be_bytes([hi, lo])).min(rest.len());
+    let (query, upstream) = rest.split_at(len);
+    let Some(fq) = fast::parse(query) else {
+        return;
+    };
+
+    // The fast path must never take a query the general path would answer otherwise. The
+    // UDP worker tries it only for allowed clients: loopback is always allowed.
+    let client: SocketAddr = "127.0.0.9:4053".parse().expect("a literal address");
+    let policy = Policy::default();
+    let question = match request::triage(query, client, Proto::Udp, &policy) {
+        Triage::Ask(req) => {
+            assert_eq!(req.id(), fq.id, "ID");
+            assert_eq!(req.header().recursion_desired, fq.rd, "RD");
+            assert_eq!(req.header().checking_disabled, fq.cd, "CD");
+            assert_eq!(
+                req.edns().map(|e| e.max_payload()),
+                fq.edns_payload.map(|p| p.max(512)),
+                "EDNS payload"
+            );
+            let q = req.question().clone();
+            assert_eq!(KeyBuf::of(&q).as_bytes(), fq.key.as_bytes(), "cache key");
+            q
+        }
+        Triage::Reply(reply) => {
+            let msg = Message::from_vec(&reply).expect("our own reply decodes");
+            assert_eq!(
+                msg.metadata.response_code,
+                ResponseCode::NotImp,
+                "the fast path took a query the front end rejects"
+            );
+            assert!(
+                [41, 249, 250, 251, 252, 253, 254].contains(&fq.qtype),
+                "NOTIMP for a cacheable QTYPE"
+            );
+            return;
+        }
+        Triage::Drop => panic!("the fast path took a query the front end drops"),
+    };
+
+    // A template from whatever an upstream reply held.
+    let Ok(upstream) = Message::from_vec(upstream) else {
+        return;
+    };
+    let rcode = if flags & 0x20 != 0 {
+        ResponseCode::NXDomain
+    } else {
+        ResponseCode::NoError
+    };
+    let answers = upstream.answers;
+    let soa = upstream
+        .authorities
+        .iter()
+        .find(|r| r.record_type() == RecordType::SOA);
+    let ttl = answers
+        .iter()
+        .chain(soa)
+        .map(|r| r.ttl)
+        .min()
+        .unwrap_or(300);
+    // Some records hickory-proto decodes do not decode again once encoded (an SVCB with
+    // odd parameters): the general path would send the same bytes, so only templates whose
+    // plain encoding decodes are held to the promises below.
+    let mut plain = Message::new(0, MessageType::Response, OpCode::Query);
+    plain.add_query(question.to_query());
+    plain.add_answers(answers.iter().cloned());
+    plain.add_authorities(soa.cloned());
+    if !plain.to_vec().is_ok_and(|b| Message::from_vec(&b).is_ok()) {
+        return;
+    }
+    let cache = MessageCache::new(1 << 20);
+    cache.insert(&question, rcode, &answers, soa, ttl, NOW);
+
+    let ours = [512, 1232, 1400, 4096][usize::from(flags & 3)];
+    let step = FAST_PATH_STEPS[usize::from((flags >> 2) & 7)];
+    let now = NOW.saturating_add_signed(step);
+    let mut out = vec![0u8; ours];
+    let patch = Patch {
+        id: fq.id,
+        rd: fq.rd,
+        cd: fq.cd,
+        qname: fq.qname,
+        opt_payload: fq.edns_payload.map(|_| ours as u16),
+        limit: fq.udp_limit(ours),
+    };
+    let Ok(written) = cache.write_reply(fq.key.as_bytes(), now, &patch, &mut out) else {
+        return;
+    };
+    assert!(
+        written.len <= patch.limit && written.len <= out.len(),
+        "over the limit"
+    );
+    assert!(step < i64::from(ttl), "an expired template was served");
+    let reply = &out[..written.len];
+    let msg = Message::from_vec(reply).expect("a served template decodes");
+    assert_eq!(msg.metadata.message_type, MessageType::Response);
+    assert_eq!(msg.metadata.id, fq.id);
+    assert_eq!(msg.metadata.recursion_desired, fq.rd);
+    assert_eq!(msg.metadata.checking_disabled, fq.cd);
+    assert!(msg.metadata.recursion_available);
+    assert_eq!(msg.metadata.response_code, rcode);
+    assert_eq!(
+        &reply[12..12 + fq.qname.len()],
+        fq.qname,
+        "the client's question bytes"
+    );
+    assert_eq!(msg.queries.len(), 1);
+    assert_eq!(u16::from(msg.queries[0].query_type), fq.qtype);
+    assert_eq!(msg.queries[0].query_class, DNSClass::from(fq.qclass));
+    assert_eq!(
+        msg.edns.is_some(),
+        fq.edns_payload.is_some(),
+        "OPT iff the client sent one"
+    );
+    assert_eq!(msg.answers.len(), answers.len());
+    let served = msg.answers.iter().chain(msg.authorities.first());
+    for (got, stored) in served.zip(answers.iter().chain(soa)) {
+        assert!(got.ttl <= stored.ttl, "a TTL above the stored one");
+        assert_eq!(got.record_type(), stored.record_type());
+    }
+}
+
 fn next_record<'a>(rest: &mut &'a [u8]) -> Option<(u8, &'a [u8])> {
     let &[flags, hi, lo, ref tail @ ..] = *rest else {
         return None;
@@ -176,6 +329,15 @@ fn next_record<'a>(rest: &mut &'a [u8]) -> Option<(u8, &'a [u8])> {
     let (bytes, tail) = tail.split_at(len);
     *rest = tail;
     Some((flags, bytes))
+}
+
+/// Builds a fast-path input from a client query and an upstream reply (the seed corpus).
+pub fn fast_path_input(flags: u8, query: &[u8], upstream: &Message) -> Vec<u8> {
+    let mut out = vec![flags];
+    out.extend_from_slice(&(query.len() as u16).to_be_bytes());
+    out.extend_from_slice(query);
+    out.extend(upstream.to_vec().expect("a seed encodes"));
+    out
 }
 
 /// Builds a machine input from replies (used to write the seed corpus).
@@ -194,7 +356,7 @@ pub fn machine_input(setup: u8, replies: &[(u8, Message)]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::transport::scripted as s;
-    use hickory_proto::op::{Edns, OpCode, Query};
+    use hickory_proto::op::{Edns, Query};
 
     fn client_query(name: &str, qtype: RecordType, edns: bool) -> Vec<u8> {
         let mut m = Message::new(0x4242, MessageType::Query, OpCode::Query);
@@ -246,6 +408,51 @@ mod tests {
             let mut v = vec![u8::from(!udp)];
             v.extend(bytes);
             write("front_end", file, v);
+        }
+        let chain = s::answer(vec![
+            s::rec("www.example.com.", 300, s::cname("web.example.net.")),
+            s::rec("web.example.net.", 60, s::a("192.0.2.1")),
+        ]);
+        let mut cookie = Message::new(0x4242, MessageType::Query, OpCode::Query);
+        cookie.add_query(Query::query(
+            Name::from_ascii("WWW.example.COM.").unwrap(),
+            RecordType::A,
+        ));
+        let mut edns = Edns::new();
+        edns.set_max_payload(4096);
+        edns.options_mut()
+            .insert(hickory_proto::rr::rdata::opt::EdnsOption::Unknown(
+                10,
+                vec![1, 2, 3, 4, 5, 6, 7, 8],
+            ));
+        cookie.set_edns(edns);
+        for (file, flags, query, upstream) in [
+            (
+                "a-edns-chain",
+                1,
+                client_query("www.example.com.", RecordType::A, true),
+                chain.clone(),
+            ),
+            (
+                "aaaa-nxdomain-stepped-back",
+                0x20,
+                client_query("Nx.Example.COM.", RecordType::AAAA, false),
+                s::nxdomain("example.com."),
+            ),
+            (
+                "cookie-expired",
+                3 | (6 << 2),
+                cookie.to_vec().unwrap(),
+                chain,
+            ),
+            (
+                "any-nodata",
+                0,
+                client_query("example.com.", RecordType::ANY, false),
+                s::nodata("example.com."),
+            ),
+        ] {
+            write("fast_path", file, fast_path_input(flags, &query, &upstream));
         }
         let rs = |name: &str, ip: &str| s::rec(name, 300, s::a(ip));
         let referral = |zone: &str, ns: &str, ip: &str| s::referral(zone, &[(ns, Some(ip))]);

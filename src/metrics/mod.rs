@@ -75,6 +75,31 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// Conditions a remote client causes (issue 11.4): counted here, logged at debug level and
+/// summarised at most once a minute (`server::client_errors`), never one log line each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientError {
+    /// A query that does not decode (FORMERR).
+    Malformed,
+    /// A query whose EDNS options do not parse (FORMERR, as Unbound answers).
+    MalformedEdns,
+    /// A query from outside the allow-list (REFUSED, or closed at once over TCP).
+    NotAllowed,
+}
+
+impl ClientError {
+    pub const ALL: [ClientError; 3] = [Self::Malformed, Self::MalformedEdns, Self::NotAllowed];
+
+    /// The `kind` label of `hopdns_client_errors_total`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::MalformedEdns => "malformed_edns",
+            Self::NotAllowed => "not_allowed",
+        }
+    }
+}
+
 /// Upstream servers tracked one by one; past this, they share the `other` row (bounds the
 /// map when authorities are many).
 const MAX_SERVERS: usize = 4096;
@@ -94,6 +119,7 @@ pub struct Metrics {
     rrl_dropped: AtomicU64,
     rrl_slipped: AtomicU64,
     tcp_refused: AtomicU64,
+    client_errors: [AtomicU64; ClientError::ALL.len()],
     latency: Histogram,
     upstream: RwLock<HashMap<IpAddr, Arc<ServerCounters>>>,
     upstream_other: ServerCounters,
@@ -243,6 +269,16 @@ impl Metrics {
         self.tcp_refused.fetch_add(1, Relaxed);
     }
 
+    /// One condition caused by a remote client (see [`ClientError`]).
+    pub fn client_error(&self, kind: ClientError) {
+        self.client_errors[kind as usize].fetch_add(1, Relaxed);
+    }
+
+    /// How many of `kind` were counted since start.
+    pub fn client_errors(&self, kind: ClientError) -> u64 {
+        self.client_errors[kind as usize].load(Relaxed)
+    }
+
     /// A resolution starts waiting on authorities; the guard ends it and records its latency.
     pub fn resolution_started(&'static self) -> InFlightGuard {
         self.in_flight.fetch_add(1, Relaxed);
@@ -316,6 +352,12 @@ impl Metrics {
             ("rrl_slipped".into(), self.rrl_slipped.load(Relaxed)),
             ("tcp_refused".into(), self.tcp_refused.load(Relaxed)),
         ]
+        .into_iter()
+        .chain(
+            ClientError::ALL
+                .map(|k| (format!("client_errors_{}", k.name()), self.client_errors(k))),
+        )
+        .collect()
     }
 
     fn upstream_totals(&self) -> (u64, u64) {
@@ -458,6 +500,19 @@ impl Collector for Exporter {
         ];
         for (name, help, value) in simple {
             counter(&mut encoder, name, help, value.load(Relaxed))?;
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "hopdns_client_errors",
+                "Conditions caused by clients: malformed queries, malformed EDNS, not allowed",
+                None,
+                MetricType::Counter,
+            )?;
+            for kind in ClientError::ALL {
+                family
+                    .encode_family(&[("kind", kind.name())])?
+                    .encode_counter::<NoLabelSet, u64, u64>(&m.client_errors(kind), None)?;
+            }
         }
         encoder
             .encode_descriptor(

@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
-use hickory_proto::rr::Record;
+use hickory_proto::rr::{DNSClass, Record, RecordType};
 
 use crate::resolver::{Failure, Outcome, Question, Resolver};
 use crate::server::Answerer;
@@ -222,8 +222,21 @@ impl Redirector {
             }
             match verdict {
                 Verdict::Pass => {
+                    let outcome = inner.resolve(&q, client).await;
+                    // A chain that reaches a name with a rule gets that name's action, after
+                    // the links up to it (RPZ; issue 11.7: no bypass through a CNAME).
+                    let passthru = set.rule_for(&q.name, client.ip()) == Some(true);
+                    if q.qclass == DNSClass::IN && !passthru {
+                        if let Some((links, target)) =
+                            set.chain_hit(&q.name, outcome.answers(), client.ip())
+                        {
+                            chain.extend(links);
+                            q = Question::with_class(target, q.qtype, q.qclass);
+                            continue;
+                        }
+                    }
                     let aliased = !chain.is_empty();
-                    let outcome = with_chain(chain, inner.resolve(&q, client).await);
+                    let outcome = with_chain(chain, outcome);
                     if aliased {
                         // The whole answer, chain included, after the target's own hops.
                         inner.done(&outcome, log);
@@ -334,6 +347,29 @@ impl Inner<'_> {
     }
 }
 
+/// Whether the CNAME chain of a ready `reply` reaches a name a rule applies to. Only a
+/// reply whose first answer is a CNAME is decoded.
+fn reaches_a_rule(set: &RuleSet, reply: &[u8], client: IpAddr) -> bool {
+    let first_answer_type = || -> Option<u16> {
+        if reply.get(6..8)? == [0, 0] {
+            return None;
+        }
+        let at = crate::cache::skip_name(reply, 12)? + 4;
+        let at = crate::cache::skip_name(reply, at)?;
+        Some(u16::from_be_bytes([*reply.get(at)?, *reply.get(at + 1)?]))
+    };
+    if first_answer_type() != Some(u16::from(RecordType::CNAME)) {
+        return false;
+    }
+    let Ok(msg) = hickory_proto::op::Message::from_vec(reply) else {
+        return true;
+    };
+    let Some(q) = msg.queries.first() else {
+        return true;
+    };
+    set.chain_hit(&q.name, &msg.answers, client).is_some()
+}
+
 /// Puts the alias `chain` in front of the answer section of `outcome`.
 fn with_chain(mut chain: Vec<Record>, outcome: Outcome) -> Outcome {
     if chain.is_empty() {
@@ -393,6 +429,13 @@ impl Answerer for Redirector {
             if set.matches(key, client.ip()) {
                 return None;
             }
+            let len = self.inner.fast_reply(query, client, out)?;
+            // A cached chain that reaches a name with a rule takes the normal path, which
+            // applies it (issue 11.7).
+            if reaches_a_rule(set, &out[..len], client.ip()) {
+                return None;
+            }
+            return Some(len);
         }
         self.inner.fast_reply(query, client, out)
     }
@@ -497,6 +540,93 @@ mod tests {
             Some(1)
         );
         assert_eq!(inner.fast.load(Ordering::Relaxed), 2);
+    }
+
+    /// Answers `www.site.com` with a chain to `tracker.ads.net` (and the same reply ready on
+    /// the fast path); anything else with one A record.
+    #[derive(Default)]
+    struct Cloaked {
+        asked: AtomicUsize,
+    }
+
+    fn cloaked_chain() -> Vec<Record> {
+        let n = |s: &str| Name::from_ascii(s).unwrap();
+        vec![
+            Record::from_rdata(
+                n("www.site.com."),
+                60,
+                RData::CNAME(hickory_proto::rr::rdata::CNAME(n("cdn.site.com."))),
+            ),
+            Record::from_rdata(
+                n("cdn.site.com."),
+                60,
+                RData::CNAME(hickory_proto::rr::rdata::CNAME(n("tracker.ads.net."))),
+            ),
+            Record::from_rdata(
+                n("tracker.ads.net."),
+                60,
+                RData::A("192.0.2.7".parse::<std::net::Ipv4Addr>().unwrap().into()),
+            ),
+        ]
+    }
+
+    #[async_trait]
+    impl Answerer for Cloaked {
+        async fn answer(&self, q: &Question, client: SocketAddr) -> Outcome {
+            self.asked.fetch_add(1, Ordering::Relaxed);
+            if q.name == Name::from_ascii("www.site.com.").unwrap() {
+                return Outcome::Answer {
+                    answers: cloaked_chain(),
+                };
+            }
+            Fixed::default().answer(q, client).await
+        }
+        fn fast_reply(&self, query: &[u8], _: SocketAddr, out: &mut [u8]) -> Option<usize> {
+            let q = hickory_proto::op::Message::from_vec(query).ok()?;
+            let mut m = hickory_proto::op::Message::response(q.id, q.op_code);
+            m.add_query(q.queries[0].clone());
+            m.add_answers(cloaked_chain());
+            let bytes = m.to_vec().ok()?;
+            out[..bytes.len()].copy_from_slice(&bytes);
+            Some(bytes.len())
+        }
+    }
+
+    /// Issue 11.7: a name without a rule whose CNAME chain reaches a blocked name gets the
+    /// blocked name's action after the links up to it (RPZ), on both paths.
+    #[tokio::test]
+    async fn a_cname_chain_to_a_blocked_name_is_blocked() {
+        let r = Redirector::new(Arc::new(Cloaked::default()));
+        r.install(rules(
+            "[[rule]]\nname = \"*.ads.net\"\naction = \"block\"\n",
+        ));
+        let q = Question::new(Name::from_ascii("www.site.com.").unwrap(), RecordType::A);
+        let Outcome::NxDomain { answers, soa } = r.answer(&q, client()).await else {
+            panic!("not blocked")
+        };
+        let lines: Vec<String> = answers
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.data))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "www.site.com. cdn.site.com.",
+                "cdn.site.com. tracker.ads.net."
+            ]
+        );
+        assert_eq!(soa.unwrap().name.to_ascii(), "ads.net.");
+        let mut out = [0u8; 512];
+        assert_eq!(
+            r.fast_reply(&wire("www.site.com."), client(), &mut out),
+            None,
+            "the cached chain is not served from the fast path"
+        );
+        let q = Question::new(Name::from_ascii("cdn.site.com.").unwrap(), RecordType::A);
+        assert!(
+            matches!(r.answer(&q, client()).await, Outcome::Answer { .. }),
+            "a name whose own answer reaches no rule is answered"
+        );
     }
 
     #[tokio::test]

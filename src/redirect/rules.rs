@@ -184,6 +184,45 @@ impl RuleSet {
         })
     }
 
+    /// Whether a rule applies to `name` (class IN) as asked by `client`: `Some(true)` if
+    /// it is RPZ PASSTHRU, `Some(false)` for any other action.
+    pub fn rule_for(&self, name: &Name, client: IpAddr) -> Option<bool> {
+        let mut buf = [0u8; 256];
+        let key = names::key_from_name(name, &mut buf)?;
+        self.lookup(key, client)
+            .map(|hit| matches!(hit.rule.action, Action::Passthru))
+    }
+
+    /// The CNAME chain in `answers` from `qname` up to the first name a rule applies to
+    /// (the links, and that name), as RPZ and Unbound check every name a chain reaches
+    /// (issue 11.7): answering `qname` must not bypass a rule on its target. A PASSTHRU
+    /// rule on a name of the chain ends the check there, as Unbound's `rpz_passthru` does.
+    pub fn chain_hit(
+        &self,
+        qname: &Name,
+        answers: &[Record],
+        client: IpAddr,
+    ) -> Option<(Vec<Record>, Name)> {
+        let mut name = qname;
+        let mut links = Vec::new();
+        // Each link is a different record, so the walk ends within answers.len() steps.
+        for _ in 0..answers.len() {
+            let link = answers
+                .iter()
+                .find(|r| r.record_type() == RecordType::CNAME && r.name == *name)?;
+            let RData::CNAME(CNAME(target)) = &link.data else {
+                return None;
+            };
+            links.push(link.clone());
+            match self.rule_for(target, client) {
+                None => name = target,
+                Some(true) => return None,
+                Some(false) => return Some((links, target.clone())),
+            }
+        }
+        None
+    }
+
     /// Whether any rule applies to the raw `key` for `client` (the fast path's check).
     pub fn matches(&self, key: &[u8], client: IpAddr) -> bool {
         self.lookup(key, client).is_some()

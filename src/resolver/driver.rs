@@ -458,12 +458,22 @@ impl Resolver {
                 }
             }
             let now = Instant::now();
-            let Some(server) =
+            let Some(mut server) =
                 choose(&send.candidates, &self.cache.infra, now).filter(|_| now < deadline)
             else {
                 m.handle(Event::Deadline, &self.cache, unix_now());
                 continue;
             };
+            // Every child address of the cut has been timing out: the parent's glue, if it
+            // scores better, is asked now rather than after those timeouts.
+            if !send.fallback.is_empty() && self.cache.infra.timing_out(server.ip(), now) {
+                if let Some(alt) = choose(&send.fallback, &self.cache.infra, now) {
+                    let infra = &self.cache.infra;
+                    if infra.score(alt.ip(), now) < infra.score(server.ip(), now) {
+                        server = alt;
+                    }
+                }
+            }
             let mut timeout = self.cache.infra.rto(server.ip(), now);
             if send.tcp {
                 timeout = timeout.saturating_mul(2).max(MIN_TCP_TIMEOUT);
@@ -617,6 +627,49 @@ mod tests {
     use crate::transport::scripted::{self as s, Script, Scripted};
     use hickory_proto::rr::rdata::NS;
     use hickory_proto::rr::{RData, Record};
+
+    /// Issue 10, behaviour 6, through the driver: once the child's own address for its name
+    /// server is known to time out, later names go to the parent's glue at once instead of
+    /// waiting out that timeout again (the machine alone would ask the dead one first).
+    #[tokio::test(start_paused = true)]
+    async fn a_childs_dead_ns_address_is_not_waited_for_twice() {
+        let w = Arc::new(Scripted::new());
+        let referral =
+            || Script::Reply(s::referral("a.test.", &[("ns.a.test.", Some("10.2.0.1"))]));
+        w.default_for("10.0.0.1", referral());
+        // The parent's glue (10.2.0.1) works; the child says its server is 10.2.0.7, dead.
+        w.on(
+            "10.2.0.1",
+            "ns.a.test.",
+            RecordType::A,
+            Script::Reply(s::answer(vec![s::rec("ns.a.test.", 300, s::a("10.2.0.7"))])),
+        );
+        for n in ["www1.a.test.", "www2.a.test.", "www3.a.test."] {
+            w.on(
+                "10.2.0.1",
+                n,
+                RecordType::A,
+                Script::Reply(s::answer(vec![s::rec(n, 300, s::a("192.0.2.1"))])),
+            );
+        }
+        w.default_for("10.2.0.7", Script::Timeout);
+        let mut config = ResolverConfig::new(s::root_hints("10.0.0.1"));
+        config.settings.ipv6 = false;
+        config.settings.minimise = super::super::machine::MinimiseMode::Off;
+        let resolver = Resolver::new(config, w.clone());
+        let ask = |n: &str| Question::new(Name::from_ascii(n).unwrap(), RecordType::A);
+        resolver.resolve(&ask("ns.a.test.")).await;
+        for n in ["www1.a.test.", "www2.a.test.", "www3.a.test."] {
+            let o = resolver.resolve(&ask(n)).await;
+            assert!(matches!(o, Outcome::Answer { .. }), "{n}: {o:?}");
+        }
+        let dead = w
+            .seen()
+            .iter()
+            .filter(|q| q.server.to_string() == "10.2.0.7")
+            .count();
+        assert_eq!(dead, 1, "the dead address is asked once, then avoided");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_root_is_primed_again_before_its_ns_set_expires() {

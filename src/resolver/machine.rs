@@ -100,6 +100,11 @@ pub struct Send {
     /// The zone the candidates serve (for the infra cache and logs).
     pub zone: Name,
     pub candidates: Vec<SocketAddr>,
+    /// The parent's glue for the cut's name servers, where it differs from the child's own
+    /// addresses in `candidates`: the driver may ask one of these instead when every
+    /// candidate is known to be timing out (a child whose NS addresses are dead), rather
+    /// than wait out their timeouts first.
+    pub fallback: Vec<SocketAddr>,
     pub tcp: bool,
     pub edns: bool,
 }
@@ -366,6 +371,9 @@ impl Frame {
     }
 }
 
+// One Step per poll iteration, returned at once: boxing the Send would cost an allocation
+// per upstream query for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Step {
     Continue,
     Send(Send),
@@ -653,6 +661,16 @@ impl Resolution {
             cut.parent_side = true;
             candidates = cut.candidates(&settings);
         }
+        let fallback = if cut.parent_side || tcp || !edns {
+            Vec::new()
+        } else {
+            cut.parent_side = true;
+            let all = cut.candidates(&settings);
+            cut.parent_side = false;
+            all.into_iter()
+                .filter(|a| !candidates.contains(a))
+                .collect()
+        };
         if !candidates.is_empty() {
             if queries >= limits.max_queries {
                 frame.phase =
@@ -663,6 +681,7 @@ impl Resolution {
                 query: q.to_query(),
                 zone,
                 candidates,
+                fallback,
                 tcp,
                 edns,
             };

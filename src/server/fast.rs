@@ -31,6 +31,9 @@ impl FastQuery<'_> {
     }
 }
 
+/// EDNS option code of Client Subnet (RFC 7871 §6).
+const EDNS_CLIENT_SUBNET: u16 = 8;
+
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
@@ -93,9 +96,14 @@ pub fn parse(query: &[u8]) -> Option<FastQuery<'_>> {
         }
         let rdlen = usize::from(u16_at(query, at + 9)?);
         at += 11;
-        // Options are not used by a cached reply, but they must be well formed.
+        // Options are not used by a cached reply, but they must be well formed. Client
+        // Subnet (code 8) has a structure the full decoder checks (FORMERR when it is wrong,
+        // RFC 7871 §7.1.1), so it takes the normal path (found by the fast_path fuzzer).
         let end = at + rdlen;
         while at < end {
+            if u16_at(query, at)? == EDNS_CLIENT_SUBNET {
+                return None;
+            }
             let opt_len = usize::from(u16_at(query, at + 2)?);
             at += 4 + opt_len;
         }
@@ -170,6 +178,14 @@ mod tests {
         badvers[v] = 1;
         assert!(parse(&badvers).is_none(), "EDNS version 1");
         assert!(parse(&good[..good.len() - 1]).is_none(), "short");
+        let mut ecs = good.clone();
+        let rdlen = ecs.len() - 2;
+        ecs[rdlen..].copy_from_slice(&8u16.to_be_bytes());
+        ecs.extend_from_slice(&[0, 8, 0, 4, 0, 1, 24, 0]);
+        assert!(
+            parse(&ecs).is_none(),
+            "Client Subnet: the full decoder checks it"
+        );
         for n in 0..good.len() {
             let _ = parse(&good[..n]);
         }

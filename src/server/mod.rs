@@ -34,6 +34,7 @@ use tracing::{debug, error, warn};
 use crate::resolver::{Outcome, Question};
 
 pub mod acl;
+pub mod client_errors;
 pub mod fast;
 pub mod querylog;
 pub mod request;

@@ -38,7 +38,9 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tracing::{debug, trace};
 
 use super::acl::Acl;
-use super::Answerer;
+use super::{client_errors, Answerer};
+use crate::cache::skip_name;
+use crate::metrics::ClientError;
 use crate::resolver::{Failure, Outcome, Question};
 
 /// Largest UDP reply without EDNS (RFC 1035 §4.2.1), and the floor of any EDNS payload
@@ -128,6 +130,16 @@ impl Request {
         self.header.id
     }
 
+    /// The client's header flags.
+    pub fn header(&self) -> &Metadata {
+        &self.header
+    }
+
+    /// The client's OPT, if it sent one.
+    pub fn edns(&self) -> Option<&Edns> {
+        self.edns.as_ref()
+    }
+
     pub fn proto(&self) -> Proto {
         self.proto
     }
@@ -168,9 +180,22 @@ pub fn triage(bytes: &[u8], client: SocketAddr, proto: Proto, policy: &Policy) -
     }
     let header_meta = header.metadata;
 
+    // Checked before the decoder sees them: hickory-proto drops unparsable options with a
+    // WARN line per message (issue 11.4). Unbound answers FORMERR too.
+    if header.counts.additionals > 0 && malformed_edns_options(bytes) {
+        client_errors::note(ClientError::MalformedEdns);
+        debug!(%client, id = header_meta.id, "malformed EDNS options: FORMERR");
+        let query = (header.counts.queries == 1)
+            .then(|| Query::read(&mut decoder).ok())
+            .flatten();
+        let reply = Reply::error(&header_meta, query.as_ref(), None, ResponseCode::FormErr);
+        return reply_or_drop(reply.encode(proto, policy));
+    }
+
     let message = match decode_strict(bytes) {
         Ok(message) => message,
         Err(reason) => {
+            client_errors::note(ClientError::Malformed);
             debug!(%client, id = header_meta.id, %reason, "malformed query: FORMERR");
             // Echo the question when the header says there is exactly one and it decodes.
             let query = (header.counts.queries == 1)
@@ -197,6 +222,7 @@ pub fn triage(bytes: &[u8], client: SocketAddr, proto: Proto, policy: &Policy) -
     };
 
     if !policy.acl.allows(client.ip()) {
+        client_errors::note(ClientError::NotAllowed);
         debug!(%client, id = header_meta.id, "client not in the allow-list: REFUSED");
         let reply = Reply::error(&header_meta, Some(query), edns, ResponseCode::Refused);
         return reply_or_drop(reply.encode(proto, policy));
@@ -278,6 +304,48 @@ fn reply_or_drop(reply: Option<Vec<u8>>) -> Triage {
 }
 
 /// Full decode, rejecting trailing bytes after the last record.
+/// Whether the message's OPT record holds options that do not parse as a sequence of
+/// (code, length, data) filling its RDATA exactly (RFC 6891 §6.1.2). Anything else wrong
+/// with the message is left to [`decode_strict`] (`false`).
+fn malformed_edns_options(bytes: &[u8]) -> bool {
+    let u16_at = |at: usize| -> Option<usize> {
+        Some(usize::from(u16::from_be_bytes([
+            *bytes.get(at)?,
+            *bytes.get(at + 1)?,
+        ])))
+    };
+    let walk = || -> Option<bool> {
+        let records = u16_at(6)? + u16_at(8)? + u16_at(10)?;
+        let mut at = 12;
+        for _ in 0..u16_at(4)? {
+            at = skip_name(bytes, at)? + 4;
+        }
+        for _ in 0..records {
+            at = skip_name(bytes, at)?;
+            let rtype = u16_at(at)?;
+            let end = at + 10 + u16_at(at + 8)?;
+            if end > bytes.len() {
+                return None;
+            }
+            if rtype == 41 {
+                let mut opt = at + 10;
+                while opt < end {
+                    if opt + 4 > end {
+                        return Some(true);
+                    }
+                    opt += 4 + u16_at(opt + 2)?;
+                }
+                if opt != end {
+                    return Some(true);
+                }
+            }
+            at = end;
+        }
+        Some(false)
+    };
+    walk().unwrap_or(false)
+}
+
 fn decode_strict(bytes: &[u8]) -> Result<Message, String> {
     let mut decoder = BinDecoder::new(bytes);
     let message = Message::read(&mut decoder).map_err(|e| e.to_string())?;
@@ -484,6 +552,43 @@ mod tests {
 
     fn answer(records: Vec<Record>) -> Outcome {
         Outcome::Answer { answers: records }
+    }
+
+    /// Issue 11.4: options that do not fill the OPT RDATA exactly get FORMERR before
+    /// hickory-proto (which would log a WARN line for each) decodes them, and are counted.
+    #[test]
+    fn malformed_edns_options_get_formerr_and_are_counted() {
+        let base = bytes(&with_edns(query_msg("example.com.", RecordType::A), 1232));
+        let with_options = |rdata: &[u8]| {
+            let mut b = base.clone();
+            let rdlen = b.len() - 2;
+            b[rdlen..].copy_from_slice(&(rdata.len() as u16).to_be_bytes());
+            b.extend_from_slice(rdata);
+            b
+        };
+        let cookie = [0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        let policy = Policy::default();
+        assert!(matches!(
+            triage(&with_options(&cookie), local(), Proto::Udp, &policy),
+            Triage::Ask(_)
+        ));
+        let counted = crate::metrics::metrics().client_errors(ClientError::MalformedEdns);
+        for bad in [&cookie[..3], &cookie[..6], &[0, 10, 0, 0, 0][..]] {
+            let wire = with_options(bad);
+            assert!(malformed_edns_options(&wire), "{bad:?}");
+            let Triage::Reply(reply) = triage(&wire, local(), Proto::Udp, &policy) else {
+                panic!("{bad:?}: no reply");
+            };
+            let reply = Message::from_vec(&reply).unwrap();
+            assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+            assert_eq!(reply.metadata.id, 0x1234);
+            assert_eq!(reply.queries.len(), 1, "the question is echoed");
+        }
+        let now = crate::metrics::metrics().client_errors(ClientError::MalformedEdns);
+        assert!(now >= counted + 3, "counted: {counted} -> {now}");
+        for n in 0..base.len() {
+            let _ = malformed_edns_options(&base[..n]);
+        }
     }
 
     fn udp(msg: &Message, outcome: Outcome) -> Message {
