@@ -42,6 +42,23 @@ fn a(owner: &str, ip: &str) -> Record {
     s::rec(owner, 300, s::a(ip))
 }
 
+/// The world with `names` under `a.test.`, served by ns.a.test at 10.2.0.1 alone.
+fn a_test(names: &[&str]) -> Scripted {
+    let w = world();
+    delegate(&w, names, "a.test.", &[("ns.a.test.", Some("10.2.0.1"))]);
+    w
+}
+
+/// `server` answers `owner A` with `ip`, authoritatively.
+fn serve_a(w: &Scripted, server: &str, owner: &str, ip: &str) {
+    w.on(
+        server,
+        owner,
+        RecordType::A,
+        reply(s::answer(vec![a(owner, ip)])),
+    );
+}
+
 /// `m` with AA cleared (and RA set when `ra`).
 fn non_aa(mut m: Message, ra: bool) -> Message {
     m.metadata.authoritative = false;
@@ -91,13 +108,7 @@ fn dname(owner: &str, target: &str) -> Record {
 
 #[test]
 fn answer_without_aa_from_a_server_of_the_zone_is_an_answer() {
-    let w = world();
-    delegate(
-        &w,
-        &["www.a.test."],
-        "a.test.",
-        &[("ns.a.test.", Some("10.2.0.1"))],
-    );
+    let w = a_test(&["www.a.test."]);
     w.on(
         "10.2.0.1",
         "www.a.test.",
@@ -114,13 +125,7 @@ fn answer_without_aa_from_a_server_of_the_zone_is_an_answer() {
 
 #[test]
 fn cname_without_aa_is_followed() {
-    let w = world();
-    delegate(
-        &w,
-        &["www.a.test."],
-        "a.test.",
-        &[("ns.a.test.", Some("10.2.0.1"))],
-    );
+    let w = a_test(&["www.a.test."]);
     delegate(
         &w,
         &["www.b.test."],
@@ -136,12 +141,7 @@ fn cname_without_aa_is_followed() {
             false,
         )),
     );
-    w.on(
-        "10.2.0.2",
-        "www.b.test.",
-        RecordType::A,
-        reply(s::answer(vec![a("www.b.test.", "192.0.2.2")])),
-    );
+    serve_a(&w, "10.2.0.2", "www.b.test.", "192.0.2.2");
     let r = run(&w, &Cache::default(), q("www.a.test.", RecordType::A));
     assert_eq!(a_records(&r.outcome), ["192.0.2.2"], "{:?}", r.outcome);
     assert_eq!(r.outcome.answers().len(), 2, "the CNAME, then the address");
@@ -151,13 +151,7 @@ fn cname_without_aa_is_followed() {
 /// the CNAME; the NS set beside it is a hint, neither cached nor asked.
 #[test]
 fn cname_with_a_delegation_of_its_target_is_followed_and_the_delegation_ignored() {
-    let w = world();
-    delegate(
-        &w,
-        &["www.a.test."],
-        "a.test.",
-        &[("ns.a.test.", Some("10.2.0.1"))],
-    );
+    let w = a_test(&["www.a.test."]);
     let mut m = non_aa(
         s::answer(vec![s::rec(
             "www.a.test.",
@@ -182,12 +176,7 @@ fn cname_with_a_delegation_of_its_target_is_followed_and_the_delegation_ignored(
             &[("ns.sub.a.test.", Some("10.2.0.3"))],
         )),
     );
-    w.on(
-        "10.2.0.3",
-        "www.sub.a.test.",
-        RecordType::A,
-        reply(s::answer(vec![a("www.sub.a.test.", "192.0.2.3")])),
-    );
+    serve_a(&w, "10.2.0.3", "www.sub.a.test.", "192.0.2.3");
     let r = run(&w, &Cache::default(), q("www.a.test.", RecordType::A));
     assert_eq!(a_records(&r.outcome), ["192.0.2.3"], "{:?}", r.outcome);
     assert!(!asked_servers(&w).contains(&"10.2.0.99".to_string()));
@@ -217,12 +206,7 @@ fn glueless_ns_address_answered_without_aa_is_used() {
             false,
         )),
     );
-    w.on(
-        "10.2.0.5",
-        "www.a.test.",
-        RecordType::A,
-        reply(s::answer(vec![a("www.a.test.", "192.0.2.5")])),
-    );
+    serve_a(&w, "10.2.0.5", "www.a.test.", "192.0.2.5");
     let r = run(&w, &Cache::default(), q("www.a.test.", RecordType::A));
     assert_eq!(a_records(&r.outcome), ["192.0.2.5"], "{:?}", r.outcome);
 }
@@ -231,13 +215,7 @@ fn glueless_ns_address_answered_without_aa_is_used() {
 
 #[test]
 fn nodata_and_nxdomain_without_aa_but_with_the_zone_soa_are_negative_answers() {
-    let w = world();
-    delegate(
-        &w,
-        &["www.a.test.", "nx.a.test."],
-        "a.test.",
-        &[("ns.a.test.", Some("10.2.0.1"))],
-    );
+    let w = a_test(&["www.a.test.", "nx.a.test."]);
     w.on(
         "10.2.0.1",
         "www.a.test.",
@@ -292,12 +270,7 @@ fn empty_noerror_is_believed_only_when_no_other_server_does_better() {
             ],
         );
         w.on("10.2.0.1", "www.a.test.", RecordType::A, empty());
-        w.on(
-            "10.2.0.2",
-            "www.a.test.",
-            RecordType::A,
-            reply(s::answer(vec![a("www.a.test.", "192.0.2.1")])),
-        );
+        serve_a(&w, "10.2.0.2", "www.a.test.", "192.0.2.1");
         let r = run(&w, &Cache::default(), q("www.a.test.", RecordType::A));
         assert_eq!(
             a_records(&r.outcome),
@@ -344,12 +317,7 @@ fn recursion_lame_servers_are_skipped_and_used_when_every_server_is_one() {
         ))
     };
     w.on("10.2.0.1", "www.a.test.", RecordType::A, cached());
-    w.on(
-        "10.2.0.2",
-        "www.a.test.",
-        RecordType::A,
-        reply(s::answer(vec![a("www.a.test.", "192.0.2.1")])),
-    );
+    serve_a(&w, "10.2.0.2", "www.a.test.", "192.0.2.1");
     let r = run(&w, &Cache::default(), q("www.a.test.", RecordType::A));
     assert_eq!(a_records(&r.outcome), ["192.0.2.1"], "{:?}", r.outcome);
     assert!(r.events.iter().any(|e| matches!(
@@ -387,12 +355,7 @@ fn upward_referral_inside_an_authoritative_empty_answer_is_lame() {
         RData::NS(NS(name("a.root."))),
     ));
     w.on("10.2.0.1", "www.a.test.", RecordType::A, reply(up.clone()));
-    w.on(
-        "10.2.0.2",
-        "www.a.test.",
-        RecordType::A,
-        reply(s::answer(vec![a("www.a.test.", "192.0.2.1")])),
-    );
+    serve_a(&w, "10.2.0.2", "www.a.test.", "192.0.2.1");
     let r = run(&w, &Cache::default(), q("www.a.test.", RecordType::A));
     assert_eq!(a_records(&r.outcome), ["192.0.2.1"], "{:?}", r.outcome);
     assert!(r.events.iter().any(|e| matches!(
@@ -420,13 +383,7 @@ fn upward_referral_inside_an_authoritative_empty_answer_is_lame() {
 #[test]
 fn records_of_another_type_only_are_nodata_and_nothing_is_cached() {
     for aa in [true, false] {
-        let w = world();
-        delegate(
-            &w,
-            &["www.a.test."],
-            "a.test.",
-            &[("ns.a.test.", Some("10.2.0.1"))],
-        );
+        let w = a_test(&["www.a.test."]);
         let mut m = s::answer(vec![a("www.a.test.", "192.0.2.1")]);
         m.metadata.authoritative = aa;
         w.on("10.2.0.1", "www.a.test.", RecordType::AAAA, reply(m));
@@ -456,13 +413,7 @@ fn records_of_another_type_only_are_nodata_and_nothing_is_cached() {
 
 /// a.test.'s parent gives ns.a.test glue 10.2.0.1; the child says ns.a.test is 10.2.0.7.
 fn parent_child_world() -> Scripted {
-    let w = world();
-    delegate(
-        &w,
-        &["www.a.test.", "ns.a.test."],
-        "a.test.",
-        &[("ns.a.test.", Some("10.2.0.1"))],
-    );
+    let w = a_test(&["www.a.test.", "ns.a.test."]);
     for srv in ["10.2.0.1", "10.2.0.7"] {
         w.on(
             srv,
@@ -577,18 +528,8 @@ fn self_referring_server_is_skipped_and_the_cuts_glueless_servers_still_tried() 
             "b.test.",
             &[("ns.b.test.", Some("10.2.0.2"))],
         );
-        w.on(
-            "10.2.0.2",
-            "ns.b.test.",
-            RecordType::A,
-            reply(s::answer(vec![a("ns.b.test.", "10.2.0.2")])),
-        );
-        w.on(
-            "10.2.0.2",
-            "www.a.test.",
-            RecordType::A,
-            reply(s::answer(vec![a("www.a.test.", "192.0.2.1")])),
-        );
+        serve_a(&w, "10.2.0.2", "ns.b.test.", "10.2.0.2");
+        serve_a(&w, "10.2.0.2", "www.a.test.", "192.0.2.1");
         let r = run(&w, &Cache::default(), q("www.a.test.", RecordType::A));
         assert_eq!(
             a_records(&r.outcome),
@@ -621,12 +562,7 @@ fn dname_world() -> Scripted {
         RecordType::A,
         reply(s::answer(vec![dname("old.test.", "new.test.")])),
     );
-    w.on(
-        "10.2.0.2",
-        "www.new.test.",
-        RecordType::A,
-        reply(s::answer(vec![a("www.new.test.", "192.0.2.9")])),
-    );
+    serve_a(&w, "10.2.0.2", "www.new.test.", "192.0.2.9");
     w
 }
 
@@ -666,12 +602,7 @@ fn dname_answer_carries_the_dname_then_the_cname_fresh_and_from_cache() {
             }
         }
         // Another name below the DNAME: rewritten from the cache, only its target is asked.
-        w.on(
-            "10.2.0.2",
-            "mail.new.test.",
-            RecordType::A,
-            reply(s::answer(vec![a("mail.new.test.", "192.0.2.10")])),
-        );
+        serve_a(&w, "10.2.0.2", "mail.new.test.", "192.0.2.10");
         delegate(
             &w,
             &["mail.new.test."],
@@ -749,12 +680,7 @@ fn min_world(ent: Message) -> Scripted {
     for t in [RecordType::A, RecordType::NS] {
         w.on("10.2.0.1", "x.a.test.", t, reply(ent.clone()));
     }
-    w.on(
-        "10.2.0.1",
-        "www.x.a.test.",
-        RecordType::A,
-        reply(s::answer(vec![a("www.x.a.test.", "192.0.2.7")])),
-    );
+    serve_a(&w, "10.2.0.1", "www.x.a.test.", "192.0.2.7");
     w
 }
 
@@ -809,13 +735,7 @@ fn minimised_empty_answer_without_aa_but_with_the_zone_soa_means_no_cut_here() {
 
 #[test]
 fn negative_ttl_is_min_of_soa_ttl_and_minimum_on_the_soa_the_client_sees() {
-    let w = world();
-    delegate(
-        &w,
-        &["nx.a.test."],
-        "a.test.",
-        &[("ns.a.test.", Some("10.2.0.1"))],
-    );
+    let w = a_test(&["nx.a.test."]);
     let mut nx = s::error(ResponseCode::NXDomain);
     nx.metadata.authoritative = true;
     nx.add_authority(soa_record("a.test.", 3600, 60));
