@@ -101,8 +101,10 @@ pub fn run(args: ServeArgs) -> CmdResult {
             reloaders.push(r.clone());
             crate::metrics::metrics().set_health_source(Some(r.clone()));
         }
+        let cache = Arc::new(ResolverCache((*resolver).clone()));
+        crate::metrics::metrics().set_cache_source(Some(cache.clone()));
         let controls = Controls {
-            cache: Some(Arc::new(ResolverCache((*resolver).clone()))),
+            cache: Some(cache),
             reloaders,
         };
         let ops = OpsRuntime::start(&args.ops, controls, &shutdown).await?;

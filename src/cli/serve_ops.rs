@@ -19,8 +19,20 @@ use crate::config::ops::OpsArgs;
 use crate::control::{self, CacheAdmin, Controls, Reloadable};
 use crate::resolver::Resolver;
 
-/// The resolver's cache as `ctl` sees it.
+/// The resolver's cache as `ctl` and the metrics see it.
 pub struct ResolverCache(pub Resolver);
+
+impl std::fmt::Debug for ResolverCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResolverCache")
+    }
+}
+
+impl crate::metrics::CacheSource for ResolverCache {
+    fn cache_stats(&self) -> crate::cache::CacheStats {
+        self.0.cache().stats()
+    }
+}
 
 impl CacheAdmin for ResolverCache {
     fn flush_name(&self, name: &Name) -> usize {

@@ -1,0 +1,177 @@
+//! Operations, round 2 (issue 12; issue 11 items 5 and 6): what a new operator tripped over.
+//! Lab networks 180..=199.
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use hopdns::lab::{Lab, LabConfig};
+
+use crate::ops::{hints_file, lab_args, metric, serve, Scratch};
+use crate::util::udp;
+
+/// `GET /metrics` with curl, asking for OpenMetrics or the plain text format.
+fn scrape(url: &str, open_metrics: bool) -> String {
+    let mut args = vec!["-sS", "--max-time", "5"];
+    if open_metrics {
+        args.extend(["-H", "Accept: application/openmetrics-text"]);
+    }
+    args.push(url);
+    let out = tokio::task::block_in_place(|| {
+        Command::new("curl")
+            .args(&args)
+            .output()
+            .expect("curl is installed")
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The checks a strict OpenMetrics parser makes on histograms (Python's
+/// `prometheus_client.openmetrics.parser` rejects the scrape otherwise): buckets
+/// cumulative, `+Inf` present and equal to `_count`; and the exposition ends with `# EOF`.
+fn check_histograms(body: &str) {
+    assert_eq!(body.lines().last(), Some("# EOF"), "{body}");
+    let families: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" histogram"))
+        .collect();
+    assert!(!families.is_empty(), "{body}");
+    for f in families {
+        let mut last = 0.0;
+        let mut inf = None;
+        for l in body.lines() {
+            let Some(rest) = l.strip_prefix(&format!("{f}_bucket{{le=\"")) else {
+                continue;
+            };
+            let (le, v) = rest.split_once("\"} ").unwrap();
+            let v: f64 = v.parse().unwrap();
+            assert!(
+                v >= last,
+                "{f}: bucket le={le} ({v}) below the one before ({last})"
+            );
+            last = v;
+            if le == "+Inf" {
+                inf = Some(v);
+            }
+        }
+        let count = metric(body, &format!("{f}_count"));
+        assert_eq!(
+            inf,
+            Some(count),
+            "{f}: +Inf bucket must equal _count:\n{body}"
+        );
+    }
+}
+
+/// Issue 12.3: `_count 15` but `_bucket{le="+Inf"} 191` (the buckets were accumulated by
+/// us and again by the encoder). The scrape must pass `promtool check metrics` and a
+/// strict histogram check, and carry the families operators look for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_and_the_histogram_adds_up() {
+    let lab = Lab::start(LabConfig { net: 180 }).await.unwrap();
+    let dir = Scratch::new("promtool");
+    let listen: SocketAddr = "127.53.180.250:53".parse().unwrap();
+    let rules = dir.path("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"ads.example.com\"\naction = \"block\"\n\n\
+         [[rule]]\nname = \"nas.lan\"\naction = \"override\"\na = [\"10.0.0.9\"]\n",
+    )
+    .unwrap();
+    let hints = hints_file(&lab, &dir);
+    let args = lab_args(
+        listen,
+        &hints,
+        &[
+            "--metrics",
+            "127.53.180.250:9153",
+            "--rules",
+            rules.to_str().unwrap(),
+        ],
+    );
+    let _server = serve(&args, listen, None).await;
+    for name in [
+        "www.example.com",
+        "www.example.com",
+        "alias.example.com",
+        "nosuch.example.com",
+    ] {
+        udp(listen, name, RecordType::A, None).await;
+    }
+    let m = udp(listen, "ads.example.com", RecordType::A, None).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    udp(listen, "nas.lan", RecordType::A, None).await;
+
+    let url = "http://127.53.180.250:9153/metrics";
+    let open = scrape(url, true);
+    check_histograms(&open);
+    assert!(metric(&open, "hopdns_resolution_duration_seconds_count") >= 2.0);
+    for needle in [
+        "hopdns_cache_bytes{store=\"rrset\"} ",
+        "hopdns_cache_bytes{store=\"message\"} ",
+        "hopdns_cache_entries{store=\"delegation\"} ",
+        "hopdns_cache_evictions_total{store=\"rrset\"} 0",
+        "hopdns_blocked_total{action=\"block\"} 1",
+        "hopdns_blocked_total{action=\"sinkhole\"} 0",
+        "hopdns_redirected_total{action=\"override\"} 1",
+        "hopdns_upstream_replies_total{rcode=\"NOERROR\"} ",
+        "hopdns_upstream_local_errors_total 0",
+        "process_open_fds ",
+        "process_max_fds ",
+    ] {
+        assert!(open.contains(needle), "missing {needle:?} in:\n{open}");
+    }
+    assert!(metric(&open, "hopdns_cache_bytes{store=\"rrset\"}") > 0.0);
+    assert!(metric(&open, "hopdns_upstream_replies_total{rcode=\"NXDOMAIN\"}") >= 1.0);
+    assert!(metric(&open, "process_open_fds") > 3.0);
+
+    // Without an Accept header: the Prometheus text format, which promtool lints.
+    let text = scrape(url, false);
+    assert!(!text.contains("# EOF") && text.contains("# TYPE hopdns_replies_total counter"));
+    let Some(promtool) = which("promtool") else {
+        eprintln!(
+            "SKIPPED: promtool not installed (apt-get install prometheus); \
+             the scrape was not linted"
+        );
+        return;
+    };
+    let lint = tokio::task::block_in_place(|| {
+        use std::io::Write;
+        let mut child = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    });
+    assert!(
+        lint.status.success(),
+        "promtool check metrics failed:\n{}{}\n{text}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    lab.shutdown().await;
+}
+
+/// The path of `program` on PATH, if it is there.
+pub(crate) fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(program))
+        .find(|p| p.is_file())
+}
