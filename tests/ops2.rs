@@ -175,3 +175,34 @@ pub(crate) fn which(program: &str) -> Option<std::path::PathBuf> {
         .map(|d| std::path::Path::new(d).join(program))
         .find(|p| p.is_file())
 }
+
+/// Issue 12.2: `--log-level warning` was accepted and then nothing was logged at all.
+#[test]
+fn unknown_log_levels_are_refused_at_parse_time_and_by_config_check() {
+    let out = std::process::Command::new(crate::util::bin())
+        .args(["--log-level", "warning", "serve", "--listen", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "unknown log level `warning`: use one of error, warn, info, debug, trace, off"
+        ),
+        "{err}"
+    );
+    let dir = Scratch::new("loglevel");
+    let file = dir.path("hopdns.toml");
+    std::fs::write(&file, "threads = 1\nlog-level = \"inf,hopdns=debug\"\n").unwrap();
+    let out = std::process::Command::new(crate::util::bin())
+        .args(["config", "check", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{}:2: key `log-level`", file.display()))
+            && err.contains("unknown log level `inf`"),
+        "{err}"
+    );
+}

@@ -19,9 +19,11 @@ pub use trace::TraceArgs;
 #[derive(Parser, Debug)]
 #[command(name = "hopdns", version, about, long_about = None)]
 pub struct Cli {
-    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it. At debug,
-    /// `serve` logs every resolution hop.
-    #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
+    /// Log level (error, warn, info, debug, trace, off), or a filter such as
+    /// `info,hopdns::trace=debug`; RUST_LOG overrides it. At debug, `serve` logs every
+    /// resolution hop.
+    #[arg(long, global = true, default_value = "info", value_name = "LEVEL",
+          value_parser = logging::parse_level)]
     pub log_level: String,
     /// Log line format: human-readable text, or one JSON object per line.
     #[arg(long, global = true, default_value = "text", value_name = "FORMAT")]
