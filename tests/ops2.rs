@@ -206,3 +206,116 @@ fn unknown_log_levels_are_refused_at_parse_time_and_by_config_check() {
         "{err}"
     );
 }
+
+/// Runs `hopdns ARGS` that should exit by itself; kills it (by PID) after `limit`.
+pub(crate) fn exits_within(args: &[&str], limit: std::time::Duration) -> std::process::Output {
+    let child = std::process::Command::new(crate::util::bin())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = child;
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("hopdns {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Issue 12.1: `--cache-file /etc/hosts` was replaced by a cache dump at shutdown. A file
+/// that is not a hopdns cache file, or a directory that is missing, is an error at start.
+#[test]
+fn a_cache_file_that_is_not_ours_or_has_no_directory_is_refused_at_start() {
+    let dir = Scratch::new("cachefile");
+    let hosts = dir.path("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+    let base = [
+        "serve",
+        "--listen",
+        "127.53.181.250:53",
+        "--threads",
+        "1",
+        "--no-prime",
+    ];
+    let out = exits_within(
+        &[&base[..], &["--cache-file", hosts.to_str().unwrap()]].concat(),
+        std::time::Duration::from_secs(10),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{} is not a hopdns cache file", hosts.display())),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&hosts).unwrap(),
+        "127.0.0.1 localhost\n"
+    );
+
+    let missing = dir.path("no-such-dir/cache");
+    let out = exits_within(
+        &[&base[..], &["--cache-file", missing.to_str().unwrap()]].concat(),
+        std::time::Duration::from_secs(10),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no-such-dir") && err.contains("No such file"),
+        "{err}"
+    );
+}
+
+/// Issue 12.1: saved every --cache-save-interval (a crash loses little), owner-only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_is_saved_periodically_owner_only_and_survives_a_crash() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::start(LabConfig { net: 182 }).await.unwrap();
+    let dir = Scratch::new("cachesave");
+    let listen: SocketAddr = "127.53.182.250:53".parse().unwrap();
+    let file = dir.path("cache");
+    let hints = hints_file(&lab, &dir);
+    let args = lab_args(
+        listen,
+        &hints,
+        &[
+            "--cache-file",
+            file.to_str().unwrap(),
+            "--cache-save-interval",
+            "1",
+        ],
+    );
+    let mut server = serve(&args, listen, None).await;
+    let start = std::time::Instant::now();
+    let saved = loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.lines().count() > 1 {
+            break text;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "no periodic save"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(saved.starts_with("hopdns-cache 1\n"), "{saved}");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    // A crash (SIGKILL: no save at stop) keeps the last periodic save.
+    server.signal("KILL");
+    server.exit_within(std::time::Duration::from_secs(5)).await;
+    assert!(std::fs::read_to_string(&file).unwrap().lines().count() > 1);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    lab.shutdown().await;
+}

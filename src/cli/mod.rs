@@ -1,6 +1,7 @@
 //! The command line: clap definitions (syntax) and one runner per subcommand. `main` only
 //! parses, calls [`run`] and turns the result into an exit code.
 
+mod cache_file;
 pub mod lab;
 pub mod logging;
 pub mod ops;

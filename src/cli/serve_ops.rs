@@ -3,7 +3,7 @@
 //! config file. Kept out of `serve.rs` so that file stays a short list of steps.
 
 use std::ffi::OsString;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -50,7 +50,7 @@ impl CacheAdmin for ResolverCache {
     }
 
     fn dump(&self, path: &Path) -> Result<usize, String> {
-        save(self.0.cache(), path)
+        super::cache_file::save(self.0.cache(), path)
     }
 
     fn load(&self, path: &Path) -> Result<usize, String> {
@@ -77,26 +77,6 @@ impl CacheAdmin for ResolverCache {
             ),
         ]
     }
-}
-
-/// Writes the cache to `path` atomically (a temporary file renamed into place), so a crash
-/// mid-write never leaves a half file for the next start.
-fn save(cache: &crate::cache::Cache, path: &Path) -> Result<usize, String> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    let write = || -> std::io::Result<usize> {
-        let mut out = BufWriter::new(std::fs::File::create(&temporary)?);
-        let n = cache.dump(&mut out)?;
-        out.flush()?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&temporary, path)?;
-        Ok(n)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&temporary);
-        format!("cannot write {}: {e}", path.display())
-    })
 }
 
 /// `reload` of the config file: re-reads it, applies what can change while running (the
@@ -193,7 +173,9 @@ impl OpsRuntime {
         shutdown: &CancellationToken,
     ) -> Result<OpsRuntime, Box<dyn std::error::Error>> {
         let cache = controls.cache.clone();
+        let mut tasks = Vec::new();
         if let (Some(path), Some(cache)) = (&ops.cache_file, &cache) {
+            super::cache_file::check_at_start(path)?;
             if path.exists() {
                 match cache.load(path) {
                     Ok(n) => tracing::info!(file = %path.display(), entries = n, "cache loaded"),
@@ -202,9 +184,12 @@ impl OpsRuntime {
             } else {
                 tracing::info!(file = %path.display(), "no cache file yet; starting cold");
             }
+            if ops.cache_save_interval > 0 {
+                let every = std::time::Duration::from_secs(ops.cache_save_interval);
+                tasks.push(save_periodically(path.clone(), cache.clone(), every));
+            }
         }
         let controls = Arc::new(controls);
-        let mut tasks = Vec::new();
         if let Some(addr) = ops.metrics {
             let (bound, task) = crate::metrics::serve_metrics(addr, shutdown.clone()).await?;
             tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
@@ -249,6 +234,28 @@ impl OpsRuntime {
         }
         drop(self.controls);
     }
+}
+
+/// Saves the cache every `every`, so a crash loses at most that much (the save at stop
+/// still runs). A failed save is logged and retried at the next tick.
+fn save_periodically(
+    path: PathBuf,
+    cache: Arc<dyn CacheAdmin>,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (path, cache) = (path.clone(), cache.clone());
+            match tokio::task::spawn_blocking(move || cache.dump(&path)).await {
+                Ok(Ok(n)) => tracing::debug!(entries = n, "cache saved"),
+                Ok(Err(error)) => tracing::warn!(%error, "periodic cache save failed"),
+                Err(error) => tracing::warn!(%error, "periodic cache save failed"),
+            }
+        }
+    })
 }
 
 /// SIGHUP runs the same reload as `hopdns ctl reload` and logs its report.

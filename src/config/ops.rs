@@ -82,10 +82,17 @@ pub struct OpsArgs {
     /// Serve Prometheus metrics over HTTP at http://ADDR/metrics (off unless given).
     #[arg(long, value_name = "ADDR:PORT", help_heading = "Operations")]
     pub metrics: Option<SocketAddr>,
-    /// Warm restart: load the cache from FILE at start and save it there on shutdown
-    /// (remaining TTLs follow the clock while stopped).
+    /// Warm restart: load the cache from FILE at start and save it there on shutdown and
+    /// every --cache-save-interval (remaining TTLs follow the clock while stopped). FILE
+    /// must be missing or a hopdns cache file, and its directory writable: checked at start.
     #[arg(long, value_name = "FILE", help_heading = "Operations")]
     pub cache_file: Option<PathBuf>,
+    /// With --cache-file: also save the cache every SECS seconds, so a crash loses little
+    /// (0: only at shutdown).
+    #[arg(long, value_name = "SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(0..=86_400),
+          help_heading = "Operations")]
+    pub cache_save_interval: u64,
     /// On SIGTERM/SIGINT, seconds to finish queries already received (nothing new is
     /// accepted meanwhile).
     #[arg(long, value_name = "SECS", default_value_t = 3.0,
