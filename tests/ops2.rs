@@ -319,3 +319,29 @@ async fn the_cache_is_saved_periodically_owner_only_and_survives_a_crash() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     lab.shutdown().await;
 }
+
+/// Issue 12.6: `hopdns config defaults | true` panicked on EPIPE. Each printing command
+/// meets a pipe whose reader is already gone, and exits 0 without a word.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    for args in [
+        &["config", "defaults"][..],
+        &["completions", "bash"],
+        &["man", "serve"],
+        &["ctl", "--help"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(crate::util::bin())
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !err.contains("panicked"),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
+}

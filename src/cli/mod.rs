@@ -2,6 +2,15 @@
 //! parses, calls [`run`] and turns the result into an exit code.
 
 mod cache_file;
+/// `println!` for the CLI's output: a closed standard output (`hopdns ctl stats | head -1`)
+/// ends the program quietly instead of panicking. See [`write_stdout`].
+macro_rules! outln {
+    () => { $crate::cli::write_stdout(b"\n") };
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format!("{}\n", format_args!($($arg)*)).as_bytes())
+    };
+}
+
 pub mod lab;
 pub mod logging;
 pub mod ops;
@@ -115,6 +124,22 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+/// Writes `bytes` to standard output. When the reader has gone (EPIPE: `| head`, `| true`),
+/// exits at once with status 0 and no message, as ripgrep does: the reader took what it
+/// wanted. Any other write error ends with status 2 and says so. (Rust ignores SIGPIPE, so
+/// `println!` would panic instead.)
+pub fn write_stdout(bytes: &[u8]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("hopdns: cannot write to standard output: {e}");
+        std::process::exit(2);
     }
 }
 

@@ -57,7 +57,7 @@ pub fn config(command: ConfigCommand) -> CmdResult {
     let serve = file::serve_command(Cli::command());
     match command {
         ConfigCommand::Defaults => {
-            print!("{}", file::defaults(&serve));
+            crate::cli::write_stdout(file::defaults(&serve).as_bytes());
             Ok(ExitCode::SUCCESS)
         }
         ConfigCommand::Check { file } => {
@@ -94,7 +94,7 @@ pub fn config(command: ConfigCommand) -> CmdResult {
                 }
             }
             let n = config.entries.len();
-            println!(
+            outln!(
                 "{}: ok ({n} key{})",
                 file.display(),
                 if n == 1 { "" } else { "s" }
@@ -186,7 +186,7 @@ pub fn ctl(args: CtlArgs) -> CmdResult {
     let socket = socket_path(&args)?;
     let response = control::request(&socket, &args.command.request())?;
     if response.ok {
-        println!("{}", response.text);
+        outln!("{}", response.text);
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("hopdns ctl: {}", response.text);
@@ -202,7 +202,9 @@ pub struct CompletionsArgs {
 
 pub fn completions(args: CompletionsArgs) -> CmdResult {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "hopdns", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "hopdns", &mut script);
+    crate::cli::write_stdout(&script);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -242,7 +244,7 @@ pub fn man(args: ManArgs) -> CmdResult {
         for (name, text) in &pages {
             std::fs::write(dir.join(name), text)?;
         }
-        println!("wrote {} pages to {}", pages.len(), dir.display());
+        outln!("wrote {} pages to {}", pages.len(), dir.display());
         return Ok(ExitCode::SUCCESS);
     }
     let wanted = match &args.subcommand {
@@ -252,7 +254,6 @@ pub fn man(args: ManArgs) -> CmdResult {
     let Some((_, text)) = pages.iter().find(|(name, _)| *name == wanted) else {
         return Err(format!("no subcommand {:?}: see `hopdns --help`", args.subcommand).into());
     };
-    use std::io::Write;
-    std::io::stdout().write_all(text)?;
+    crate::cli::write_stdout(text);
     Ok(ExitCode::SUCCESS)
 }
