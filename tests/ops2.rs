@@ -345,3 +345,24 @@ fn a_closed_stdout_ends_quietly() {
         );
     }
 }
+
+/// Issue 12.7: ANSI colour codes in logs written to a file or a pipe.
+#[test]
+fn logs_to_a_file_have_no_colour_codes() {
+    let out = std::process::Command::new(crate::util::bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.53.181.251:53",
+            "--cache-file",
+            "/nonexistent/dir/c",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("INFO") || err.contains("/nonexistent"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "escape codes in a pipe: {err:?}");
+}

@@ -76,6 +76,12 @@ fn filter(level: &str, query_log: bool) -> Result<EnvFilter, String> {
     Ok(filter)
 }
 
+/// Colour (ANSI escapes) only for a person at a terminal: never into a file, a pipe or
+/// journald, and never when `NO_COLOR` is set to anything but "" (no-color.org).
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Installs the subscriber once per process (later calls do nothing).
 pub fn init(level: &str, format: LogFormat, query_log: bool) {
     let filter = filter(level, query_log).unwrap_or_else(|e| {
@@ -85,6 +91,10 @@ pub fn init(level: &str, format: LogFormat, query_log: bool) {
     let (filter, handle) = reload::Layer::new(filter);
     let output = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(colour(
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                std::env::var_os("NO_COLOR"),
+            ))
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -115,7 +125,16 @@ pub fn set_level(level: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_level;
+    use super::{colour, parse_level};
+
+    /// Issue 12.7: escape codes landed in log files and journald.
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
+    }
 
     /// Issue 12.2: `warning` (or a typo) was taken as a target name and switched off every
     /// log line, errors included.
