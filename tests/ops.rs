@@ -542,7 +542,7 @@ async fn sigterm_drains_queries_in_hand() {
 }
 
 /// Answers every question with one A record, at once.
-struct Fixed;
+pub(crate) struct Fixed;
 
 #[async_trait]
 impl Answerer for Fixed {

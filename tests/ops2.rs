@@ -366,3 +366,27 @@ fn logs_to_a_file_have_no_colour_codes() {
     );
     assert!(!err.contains('\u{1b}'), "escape codes in a pipe: {err:?}");
 }
+
+/// Issue 12.5: about one stop in ten logged "UDP listener ... stopped unexpectedly" (a loop
+/// that ended because it was cancelled raced the cancellation in a `select!`). A clean stop
+/// is never an error: many stops in a row, each `Ok`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_is_never_reported_as_a_listener_failure() {
+    use hopdns::server::{BoundServer, ServerConfig};
+    for i in 0..200 {
+        let addr: SocketAddr = "127.53.183.250:53".parse().unwrap();
+        let bound = BoundServer::bind(&ServerConfig {
+            listen: vec![addr],
+            threads: 4,
+            drain: std::time::Duration::ZERO,
+            ..ServerConfig::default()
+        })
+        .unwrap();
+        let token = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(bound.run(std::sync::Arc::new(crate::ops::Fixed), token.clone()));
+        tokio::task::yield_now().await;
+        token.cancel();
+        let result = server.await.unwrap();
+        assert!(result.is_ok(), "stop {i}: {result:?}");
+    }
+}
