@@ -390,3 +390,34 @@ async fn a_clean_stop_is_never_reported_as_a_listener_failure() {
         assert!(result.is_ok(), "stop {i}: {result:?}");
     }
 }
+
+/// Issue 12.4: after a restart-only key changed, a second `ctl reload` said "nothing else
+/// changed" although the running value was still the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_compares_with_the_running_settings() {
+    let lab = Lab::start(LabConfig { net: 184 }).await.unwrap();
+    let dir = Scratch::new("reload2");
+    let socket = dir.path("control.sock");
+    let listen: SocketAddr = "127.53.184.250:53".parse().unwrap();
+    let config = dir.path("hopdns.toml");
+    let base = format!(
+        "listen = [\"{listen}\"]\nthreads = 1\nno-prime = true\nno-ipv6 = true\n\
+         query-loopback = true\nroot-hints = \"{}\"\ncontrol-socket = \"{}\"\n",
+        hints_file(&lab, &dir).display(),
+        socket.display()
+    );
+    std::fs::write(&config, &base).unwrap();
+    let _server = serve(&["--config", config.to_str().unwrap()], listen, None).await;
+    std::fs::write(&config, format!("{base}rrl-rate = 50\n")).unwrap();
+    for attempt in 0..2 {
+        let (ok, text) = crate::ops::ctl(&socket, &["reload"]);
+        assert!(
+            ok && text.contains("applied only at restart: rrl-rate"),
+            "reload {attempt}: {text}"
+        );
+    }
+    std::fs::write(&config, &base).unwrap();
+    let (ok, text) = crate::ops::ctl(&socket, &["reload"]);
+    assert!(ok && text.contains("nothing else changed"), "{text}");
+    lab.shutdown().await;
+}

@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 use tokio_util::sync::CancellationToken;
@@ -80,14 +80,16 @@ impl CacheAdmin for ResolverCache {
 }
 
 /// `reload` of the config file: re-reads it, applies what can change while running (the
-/// log level) and names the keys that changed but need a restart. A file with errors
-/// changes nothing.
+/// log level) and names the keys that differ from what the process runs with and so need a
+/// restart. The comparison is with the file as read at start, not as last reloaded: a key
+/// changed once stays reported at every reload until it is put back or hopdns restarts
+/// (issue 12.4). A file with errors changes nothing.
 pub struct ConfigReloader {
     path: PathBuf,
     /// The command line `serve` was started with, to merge the file again the same way.
     argv: Vec<OsString>,
-    /// The file's keys as last applied.
-    applied: Mutex<Vec<(String, Vec<OsString>)>>,
+    /// The file's keys as read at start: what the running process uses.
+    running: Vec<(String, Vec<OsString>)>,
 }
 
 impl ConfigReloader {
@@ -98,7 +100,7 @@ impl ConfigReloader {
         Some(Arc::new(ConfigReloader {
             path,
             argv: std::env::args_os().collect(),
-            applied: Mutex::new(entries),
+            running: entries,
         }))
     }
 }
@@ -127,13 +129,13 @@ impl Reloadable for ConfigReloader {
             Err(ParseFailure::Clap(e)) => return Err(e.to_string()),
         };
         super::logging::set_level(&level)?;
-        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        let running = &self.running;
         let mut changed: Vec<&str> = entries
             .iter()
-            .filter(|(k, v)| !applied.iter().any(|(ak, av)| ak == k && av == v))
+            .filter(|(k, v)| !running.iter().any(|(rk, rv)| rk == k && rv == v))
             .map(|(k, _)| k.as_str())
             .chain(
-                applied
+                running
                     .iter()
                     .filter(|(k, _)| !entries.iter().any(|(ek, _)| ek == k))
                     .map(|(k, _)| k.as_str()),
@@ -150,7 +152,6 @@ impl Reloadable for ConfigReloader {
                 changed.join(", ")
             )
         };
-        *applied = entries;
         Ok(report)
     }
 }
