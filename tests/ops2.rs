@@ -421,3 +421,96 @@ async fn reload_compares_with_the_running_settings() {
     assert!(ok && text.contains("nothing else changed"), "{text}");
     lab.shutdown().await;
 }
+
+fn hopdns(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(crate::util::bin())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Issue 12.8: `config check` stopped at the first error, gave semantic errors without key
+/// or line, and accepted `rules = "/nonexistent"`.
+#[test]
+fn config_check_reports_every_error_with_file_line_and_key() {
+    let dir = Scratch::new("check2");
+    let file = dir.path("hopdns.toml");
+    std::fs::write(
+        &file,
+        "threads = 0\nmin-ttl = 900\nmax-ttl = 60\nservfail-ttl = 1000\nrrl-rat = 5\n\
+         rules = \"/nonexistent/rules.toml\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = hopdns(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    let f = file.display();
+    for needle in [
+        format!("{f}:1: key `threads`: --threads must be at least 1"),
+        format!("{f}:2: key `min-ttl`: --min-ttl 900 is above --max-ttl 60"),
+        format!("{f}:4: key `servfail-ttl`: --servfail-ttl 1000 is outside"),
+        format!("{f}:5: key `rrl-rat`: unknown key (did you mean `rrl-rate`?)"),
+        format!("{f}:6: key `rules`: /nonexistent/rules.toml: cannot read"),
+        format!("{f}: 5 errors"),
+    ] {
+        assert!(err.contains(&needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
+/// Issue 12.8: `hopdns rules check FILE` reports every bad rule with file:line, alias loops
+/// and overlaps; a /33 prefix and an RPZ CNAME without target get messages that name the
+/// real problem (they were "invalid IP address syntax" and a missing origin).
+#[test]
+fn rules_check_reports_every_rule_error_loops_and_overlaps() {
+    let dir = Scratch::new("rulescheck");
+    std::fs::write(
+        dir.path("policy.rpz"),
+        "$TTL 60\n@ SOA ns. host. 1 1 1 1 1\n  NS ns.\nbad.example CNAME\n",
+    )
+    .unwrap();
+    let rules = dir.path("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"a.lan\"\naction = \"alias\"\ntarget = \"b.lan\"\n\n\
+         [[rule]]\nname = \"b.lan\"\naction = \"alias\"\ntarget = \"a.lan\"\n\n\
+         [[rule]]\nname = \"c.lan\"\naction = \"block\"\nclients = [\"10.0.0.0/33\"]\n\n\
+         [[rule]]\nname = \"d.lan\"\naction = \"override\"\n\n\
+         [[rpz]]\nfile = \"policy.rpz\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = hopdns(&["rules", "check", rules.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    let r = rules.display();
+    for needle in [
+        format!("{r}:1: alias loop: a.lan -> b.lan -> a.lan"),
+        format!(
+            "{r}:14: client network \"10.0.0.0/33\": prefix length /33 is longer than the 32 bits"
+        ),
+        format!("{r}:16: action = \"override\" needs `a` and/or `aaaa`"),
+        format!("{}:4: token is missing", dir.path("policy.rpz").display()),
+        "an RPZ CNAME needs a target".to_string(),
+        format!("{r}: 4 errors"),
+    ] {
+        assert!(err.contains(&needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(!err.contains("no origin is known"), "{err}");
+
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"*.lan\"\naction = \"block\"\n\n\
+         [[rule]]\nname = \"nas.lan\"\naction = \"override\"\na = [\"10.0.0.2\"]\n",
+    )
+    .unwrap();
+    let (code, out, err) = hopdns(&["rules", "check", rules.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(&format!(
+            "note: {r}:5: nas.lan is also covered by *.lan (line 1)"
+        )) && out.contains(&format!("{r}: ok (")),
+        "{out}"
+    );
+}

@@ -53,6 +53,9 @@ pub enum Command {
     /// Check a config file, or print one with every key and its default.
     #[command(subcommand)]
     Config(ops::ConfigCommand),
+    /// Check a redirect rules file (--rules): every error with its file and line.
+    #[command(subcommand)]
+    Rules(ops::RulesCommand),
     /// Control a running `hopdns serve` over its Unix socket (--control-socket).
     Ctl(ops::CtlArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Trace(args) => trace::run(args),
         Command::Lab(args) => lab::run(args),
         Command::Config(c) => ops::config(c),
+        Command::Rules(c) => ops::rules(c),
         Command::Ctl(args) => ops::ctl(args),
         Command::Completions(args) => ops::completions(args),
         Command::Man(args) => ops::man(args),

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory, FromArgMatches, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use super::{Cli, CmdResult, Command};
 use crate::config::file::{self, ConfigFile, FileErrors};
@@ -61,37 +61,49 @@ pub fn config(command: ConfigCommand) -> CmdResult {
             Ok(ExitCode::SUCCESS)
         }
         ConfigCommand::Check { file } => {
-            let config = match ConfigFile::load(&file, &serve) {
-                Ok(config) => config,
-                Err(errors) => {
-                    for e in &errors.0 {
-                        eprintln!("{e}");
+            let (config, mut errors) = ConfigFile::load_all(&file, &serve);
+            // The valid keys, checked together as `serve` would check them.
+            let mut argv = vec![OsString::from("hopdns"), "serve".into()];
+            argv.extend(config.entries.iter().flat_map(|e| e.tokens.clone()));
+            match Cli::try_parse_from(&argv) {
+                Err(e) => errors.push(file::FileError {
+                    path: file.clone(),
+                    line: 0,
+                    key: None,
+                    message: e.to_string().lines().next().unwrap_or_default().to_string(),
+                }),
+                Ok(Cli {
+                    command: Command::Serve(args),
+                    ..
+                }) => {
+                    for (key, message) in super::serve::check(&args) {
+                        let line = config
+                            .entries
+                            .iter()
+                            .find(|e| e.key == key)
+                            .map_or(0, |e| e.line);
+                        errors.push(file::FileError {
+                            path: file.clone(),
+                            line,
+                            key: Some(key.to_string()),
+                            message,
+                        });
                     }
-                    eprintln!(
-                        "{}: {} error{}",
-                        file.display(),
-                        errors.0.len(),
-                        if errors.0.len() == 1 { "" } else { "s" }
-                    );
-                    return Ok(ExitCode::from(1));
                 }
-            };
-            // The values are each valid; now check them together as `serve` would.
-            let argv = vec![
-                OsString::from("hopdns"),
-                "serve".into(),
-                format!("--config={}", file.display()).into(),
-            ];
-            let cli = match parse_with_config(argv) {
-                Ok(cli) => cli,
-                Err(ParseFailure::Clap(e)) => return Err(e.to_string().into()),
-                Err(ParseFailure::Config(e)) => return Err(e.to_string().into()),
-            };
-            if let Command::Serve(args) = cli.command {
-                if let Err(e) = super::serve::check(&args) {
-                    eprintln!("{}: {e}", file.display());
-                    return Ok(ExitCode::from(1));
+                Ok(_) => {}
+            }
+            if !errors.is_empty() {
+                errors.sort_by_key(|e| e.line);
+                for e in &errors {
+                    eprintln!("{e}");
                 }
+                eprintln!(
+                    "{}: {} error{}",
+                    file.display(),
+                    errors.len(),
+                    if errors.len() == 1 { "" } else { "s" }
+                );
+                return Ok(ExitCode::from(1));
             }
             let n = config.entries.len();
             outln!(
@@ -100,6 +112,58 @@ pub fn config(command: ConfigCommand) -> CmdResult {
                 if n == 1 { "" } else { "s" }
             );
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Check a rules file and the lists and RPZ zones it imports: every error with its file
+    /// and line, alias loops, and names that more than one rule covers.
+    Check {
+        /// The rules file (TOML) to check.
+        file: PathBuf,
+    },
+}
+
+pub fn rules(command: RulesCommand) -> CmdResult {
+    let RulesCommand::Check { file } = command;
+    let loops = crate::redirect::file::alias_loops(&file);
+    let loaded = match crate::redirect::file::load_all(&file) {
+        Ok(set) if loops.is_empty() => Ok(set),
+        Ok(_) => Err(loops),
+        Err(mut errors) => {
+            errors.extend(loops);
+            Err(errors)
+        }
+    };
+    match loaded {
+        Ok(set) => {
+            for note in crate::redirect::file::overlaps(&file) {
+                outln!("note: {note}");
+            }
+            outln!(
+                "{}: ok ({} names, {} rules, {} pools from {} files; {} entries skipped)",
+                file.display(),
+                set.len(),
+                set.rule_count(),
+                set.pools.len(),
+                set.files.len(),
+                set.skipped
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "{}: {} error{}",
+                file.display(),
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::from(1))
         }
     }
 }

@@ -44,13 +44,27 @@ pub struct ServeArgs {
     pub ops: OpsArgs,
 }
 
-/// Checks what can be checked without binding anything (`hopdns config check`).
-pub fn check(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+/// Checks what can be checked without binding anything (`hopdns config check`): every
+/// problem, each with the config key it is about. The rules file is loaded too.
+pub fn check(args: &ServeArgs) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
     if args.threads == Some(0) {
-        return Err("--threads must be at least 1".into());
+        problems.push(("threads", "--threads must be at least 1".to_string()));
     }
-    args.upstream.build()?;
-    Ok(())
+    for e in args.upstream.problems() {
+        problems.push((e.key(), e.to_string()));
+    }
+    if let Some(path) = &args.rules {
+        if let Err(errors) = crate::redirect::file::load_all(path) {
+            for e in errors {
+                problems.push((
+                    "rules",
+                    format!("{e} (`hopdns rules check` checks the file alone)"),
+                ));
+            }
+        }
+    }
+    problems
 }
 
 pub fn run(args: ServeArgs) -> CmdResult {
