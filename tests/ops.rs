@@ -575,6 +575,8 @@ async fn rrl_limits_a_prefix_and_slips_truncated_replies() {
         rate: 2,
         burst: 5,
         slip: 2,
+        // The lab's clients are on loopback, which is exempt by default.
+        exempt_loopback: false,
         ..RrlConfig::default()
     };
     let (token, addr) = fixed_server(

@@ -514,3 +514,52 @@ fn rules_check_reports_every_rule_error_loops_and_overlaps() {
         "{out}"
     );
 }
+
+/// Issue 12.10: `--allow 0.0.0.0/0` made an open resolver silently; a LAN address without
+/// `--allow` refused everyone silently.
+#[test]
+fn an_open_allow_is_refused_and_a_lan_address_without_allow_is_warned_about() {
+    let (code, _, err) = hopdns(&[
+        "serve",
+        "--listen",
+        "127.53.185.250:53",
+        "--allow",
+        "0.0.0.0/0",
+        "--no-prime",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--allow 0.0.0.0/0 answers anyone") && err.contains("--open-resolver"),
+        "{err}"
+    );
+    let dir = Scratch::new("openres");
+    let file = dir.path("hopdns.toml");
+    std::fs::write(&file, "allow = [\"::/0\"]\n").unwrap();
+    let (code, _, err) = hopdns(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{}:1: key `allow`: --allow ::/0", file.display())),
+        "{err}"
+    );
+
+    // A wildcard (not loopback) listen address and no --allow: one warning naming the fix.
+    // --cache-file in a missing directory then stops it before it serves.
+    let out = exits_within(
+        &[
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--no-prime",
+            "--cache-file",
+            "/nonexistent/d/c",
+        ],
+        std::time::Duration::from_secs(10),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("WARN")
+            && err.contains("no --allow is given")
+            && err.contains("--allow 192.168.1.0/24"),
+        "{err}"
+    );
+}

@@ -58,6 +58,14 @@ pub struct OpsArgs {
     #[arg(long, value_name = "BITS", default_value_t = 56,
           value_parser = clap::value_parser!(u8).range(16..=128), help_heading = "LAN protections")]
     pub rrl_ipv6_prefix: u8,
+    /// Rate-limit loopback clients too (by default the machine's own programs are exempt).
+    #[arg(long, help_heading = "LAN protections")]
+    pub rrl_limit_loopback: bool,
+    /// Allow --allow 0.0.0.0/0 or ::/0: answer anyone who can reach the listen address. An
+    /// open resolver on the Internet is used to amplify attacks on others; refused
+    /// without this switch.
+    #[arg(long, help_heading = "LAN protections")]
+    pub open_resolver: bool,
     /// Concurrent TCP connections, all listen addresses together (more wait in the backlog).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TCP_CLIENTS,
           value_parser = at_least_one,
@@ -132,6 +140,7 @@ impl OpsArgs {
             slip: self.rrl_slip,
             ipv4_prefix: self.rrl_ipv4_prefix,
             ipv6_prefix: self.rrl_ipv6_prefix,
+            exempt_loopback: !self.rrl_limit_loopback,
         }
     }
 
