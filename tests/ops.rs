@@ -23,16 +23,16 @@ use tokio_util::sync::CancellationToken;
 use crate::util::{answers, bin, query, tcp, udp};
 
 /// A scratch directory for one test, removed when dropped.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Scratch {
-    fn new(name: &str) -> Scratch {
+    pub(crate) fn new(name: &str) -> Scratch {
         let p = std::env::temp_dir().join(format!("hopdns-ops-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         Scratch(p)
     }
-    fn path(&self, f: &str) -> PathBuf {
+    pub(crate) fn path(&self, f: &str) -> PathBuf {
         self.0.join(f)
     }
 }
@@ -44,7 +44,7 @@ impl Drop for Scratch {
 }
 
 /// A `hopdns serve` child, killed (by PID) if the test ends early.
-struct Serve(Child);
+pub(crate) struct Serve(pub(crate) Child);
 
 impl Drop for Serve {
     fn drop(&mut self) {
@@ -54,7 +54,7 @@ impl Drop for Serve {
 }
 
 impl Serve {
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         Command::new("kill")
             .args([&format!("-{sig}"), &self.0.id().to_string()])
             .status()
@@ -62,7 +62,7 @@ impl Serve {
     }
 
     /// Waits for the exit after a signal; panics after `limit`.
-    async fn exit_within(&mut self, limit: Duration) -> std::process::ExitStatus {
+    pub(crate) async fn exit_within(&mut self, limit: Duration) -> std::process::ExitStatus {
         let start = Instant::now();
         loop {
             if let Some(s) = self.0.try_wait().unwrap() {
@@ -75,7 +75,7 @@ impl Serve {
 }
 
 /// `serve` on `listen` against the lab (its hints, loopback servers, IPv4), plus `extra`.
-fn lab_args(listen: SocketAddr, hints: &Path, extra: &[&str]) -> Vec<String> {
+pub(crate) fn lab_args(listen: SocketAddr, hints: &Path, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "--listen",
         &listen.to_string(),
@@ -94,14 +94,14 @@ fn lab_args(listen: SocketAddr, hints: &Path, extra: &[&str]) -> Vec<String> {
     args
 }
 
-fn hints_file(lab: &Lab, dir: &Scratch) -> PathBuf {
+pub(crate) fn hints_file(lab: &Lab, dir: &Scratch) -> PathBuf {
     let p = dir.path("lab.root");
     std::fs::write(&p, lab.root_hints()).unwrap();
     p
 }
 
 /// Starts `hopdns serve` with `args` and waits until `addr` answers www.example.com.
-async fn serve<S: AsRef<std::ffi::OsStr>>(
+pub(crate) async fn serve<S: AsRef<std::ffi::OsStr>>(
     args: &[S],
     addr: SocketAddr,
     stderr: Option<&Path>,
@@ -132,11 +132,11 @@ async fn serve<S: AsRef<std::ffi::OsStr>>(
     panic!("serve never answered on {addr}");
 }
 
-fn run(args: &[&str]) -> Output {
+pub(crate) fn run(args: &[&str]) -> Output {
     tokio::task::block_in_place(|| Command::new(bin()).args(args).output().unwrap())
 }
 
-fn ctl(socket: &Path, args: &[&str]) -> (bool, String) {
+pub(crate) fn ctl(socket: &Path, args: &[&str]) -> (bool, String) {
     let out = run(&[&["ctl", "--socket", socket.to_str().unwrap()], args].concat());
     let text = format!(
         "{}{}",
@@ -146,7 +146,7 @@ fn ctl(socket: &Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-fn lab_queries_for(lab: &Lab, name: &str) -> usize {
+pub(crate) fn lab_queries_for(lab: &Lab, name: &str) -> usize {
     let n = Name::from_ascii(name).unwrap();
     lab.query_log()
         .iter()
@@ -383,6 +383,8 @@ async fn config_ctl_metrics_and_query_log_on_a_running_server() {
                 "-sS",
                 "--max-time",
                 "5",
+                "-H",
+                "Accept: application/openmetrics-text",
                 "http://127.53.110.251:9153/metrics",
             ])
             .output()
@@ -446,7 +448,7 @@ async fn config_ctl_metrics_and_query_log_on_a_running_server() {
     lab.shutdown().await;
 }
 
-fn metric(body: &str, name: &str) -> f64 {
+pub(crate) fn metric(body: &str, name: &str) -> f64 {
     body.lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("{name} not in {body}"))
@@ -540,7 +542,7 @@ async fn sigterm_drains_queries_in_hand() {
 }
 
 /// Answers every question with one A record, at once.
-struct Fixed;
+pub(crate) struct Fixed;
 
 #[async_trait]
 impl Answerer for Fixed {
@@ -573,6 +575,8 @@ async fn rrl_limits_a_prefix_and_slips_truncated_replies() {
         rate: 2,
         burst: 5,
         slip: 2,
+        // The lab's clients are on loopback, which is exempt by default.
+        exempt_loopback: false,
         ..RrlConfig::default()
     };
     let (token, addr) = fixed_server(

@@ -12,6 +12,7 @@ mod fuzz;
 mod harden;
 mod hints;
 mod ops;
+mod ops2;
 mod redirect;
 mod resolve;
 mod trace;

@@ -26,7 +26,7 @@ pub use answer::{AnswerCache, Cached, STALE_TTL};
 pub use delegation::{Delegation, DelegationCache, NsName};
 pub use infra::{InfraCache, ServerStats};
 pub use message::{MessageCache, Miss, Patch, Written};
-pub use persist::LoadError;
+pub use persist::{is_cache_header, LoadError, MAGIC_PREFIX};
 pub use store::{skip_name, wire_labels, KeyBuf, StoreStats};
 
 /// Seconds since the Unix epoch on the system clock: the time base of every TTL.

@@ -22,6 +22,17 @@ use super::Cache;
 
 const MAGIC: &str = "hopdns-cache 1";
 
+/// What every version's first line starts with: `hopdns-cache <version>`. A file whose
+/// first line does not is not ours, and is never loaded or overwritten.
+pub const MAGIC_PREFIX: &str = "hopdns-cache ";
+
+/// Whether `first_line` is a hopdns cache file's header (any version).
+pub fn is_cache_header(first_line: &str) -> bool {
+    first_line
+        .strip_prefix(MAGIC_PREFIX)
+        .is_some_and(|v| !v.trim().is_empty() && v.trim().bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Why a cache file could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

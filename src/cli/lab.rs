@@ -70,41 +70,41 @@ pub fn run(args: LabArgs) -> CmdResult {
             std::fs::write(&p, lab.root_hints())?;
             (p, true)
         };
-        println!(
+        outln!(
             "hopdns lab: authoritative servers on 127.53.{}.0/24, resolver on {addr}",
             args.net
         );
-        println!();
-        println!("Try:");
-        println!(
+        outln!();
+        outln!("Try:");
+        outln!(
             "  dig @{} www.example.com            # root -> com -> example.com",
             addr.ip()
         );
-        println!(
+        outln!(
             "  dig @{} chain.example.com          # CNAME chain across 4 zones",
             addr.ip()
         );
-        println!(
+        outln!(
             "  dig @{} www.example.org            # glueless delegation",
             addr.ip()
         );
-        println!(
+        outln!(
             "  dig @{} big.example.com TXT        # > 1232 bytes: TC, then TCP",
             addr.ip()
         );
-        println!("  dig @{} +tcp www.example.com AAAA", addr.ip());
-        println!("  dig @{} nope.example.com           # NXDOMAIN", addr.ip());
-        println!(
+        outln!("  dig @{} +tcp www.example.com AAAA", addr.ip());
+        outln!("  dig @{} nope.example.com           # NXDOMAIN", addr.ip());
+        outln!(
             "  dig @{} www.faulty.com             # one NS times out, one is lame",
             addr.ip()
         );
-        println!(
+        outln!(
             "  hopdns trace chain.example.com --root-hints {} --query-loopback --no-ipv6",
             hints_file.display()
         );
-        println!();
-        println!("Root hints for this lab: {}", hints_file.display());
-        println!("Ctrl-C stops the lab.");
+        outln!();
+        outln!("Root hints for this lab: {}", hints_file.display());
+        outln!("Ctrl-C stops the lab.");
         let shutdown = CancellationToken::new();
         let answerer: Arc<dyn Answerer> = resolver;
         let server = tokio::spawn(bound.run(answerer, shutdown.clone()));
@@ -115,7 +115,7 @@ pub fn run(args: LabArgs) -> CmdResult {
         if temporary {
             let _ = std::fs::remove_file(&hints_file);
         }
-        println!("hopdns lab: stopped");
+        outln!("hopdns lab: stopped");
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     rt.shutdown_timeout(std::time::Duration::from_millis(100));

@@ -1,6 +1,16 @@
 //! The command line: clap definitions (syntax) and one runner per subcommand. `main` only
 //! parses, calls [`run`] and turns the result into an exit code.
 
+mod cache_file;
+/// `println!` for the CLI's output: a closed standard output (`hopdns ctl stats | head -1`)
+/// ends the program quietly instead of panicking. See [`write_stdout`].
+macro_rules! outln {
+    () => { $crate::cli::write_stdout(b"\n") };
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format!("{}\n", format_args!($($arg)*)).as_bytes())
+    };
+}
+
 pub mod lab;
 pub mod logging;
 pub mod ops;
@@ -19,9 +29,11 @@ pub use trace::TraceArgs;
 #[derive(Parser, Debug)]
 #[command(name = "hopdns", version, about, long_about = None)]
 pub struct Cli {
-    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it. At debug,
-    /// `serve` logs every resolution hop.
-    #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
+    /// Log level (error, warn, info, debug, trace, off), or a filter such as
+    /// `info,hopdns::trace=debug`; RUST_LOG overrides it. At debug, `serve` logs every
+    /// resolution hop.
+    #[arg(long, global = true, default_value = "info", value_name = "LEVEL",
+          value_parser = logging::parse_level)]
     pub log_level: String,
     /// Log line format: human-readable text, or one JSON object per line.
     #[arg(long, global = true, default_value = "text", value_name = "FORMAT")]
@@ -41,6 +53,9 @@ pub enum Command {
     /// Check a config file, or print one with every key and its default.
     #[command(subcommand)]
     Config(ops::ConfigCommand),
+    /// Check a redirect rules file (--rules): every error with its file and line.
+    #[command(subcommand)]
+    Rules(ops::RulesCommand),
     /// Control a running `hopdns serve` over its Unix socket (--control-socket).
     Ctl(ops::CtlArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -70,6 +85,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Trace(args) => trace::run(args),
         Command::Lab(args) => lab::run(args),
         Command::Config(c) => ops::config(c),
+        Command::Rules(c) => ops::rules(c),
         Command::Ctl(args) => ops::ctl(args),
         Command::Completions(args) => ops::completions(args),
         Command::Man(args) => ops::man(args),
@@ -112,6 +128,22 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+/// Writes `bytes` to standard output. When the reader has gone (EPIPE: `| head`, `| true`),
+/// exits at once with status 0 and no message, as ripgrep does: the reader took what it
+/// wanted. Any other write error ends with status 2 and says so. (Rust ignores SIGPIPE, so
+/// `println!` would panic instead.)
+pub fn write_stdout(bytes: &[u8]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("hopdns: cannot write to standard output: {e}");
+        std::process::exit(2);
     }
 }
 

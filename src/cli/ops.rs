@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory, FromArgMatches, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use super::{Cli, CmdResult, Command};
 use crate::config::file::{self, ConfigFile, FileErrors};
@@ -57,49 +57,113 @@ pub fn config(command: ConfigCommand) -> CmdResult {
     let serve = file::serve_command(Cli::command());
     match command {
         ConfigCommand::Defaults => {
-            print!("{}", file::defaults(&serve));
+            crate::cli::write_stdout(file::defaults(&serve).as_bytes());
             Ok(ExitCode::SUCCESS)
         }
         ConfigCommand::Check { file } => {
-            let config = match ConfigFile::load(&file, &serve) {
-                Ok(config) => config,
-                Err(errors) => {
-                    for e in &errors.0 {
-                        eprintln!("{e}");
+            let (config, mut errors) = ConfigFile::load_all(&file, &serve);
+            // The valid keys, checked together as `serve` would check them.
+            let mut argv = vec![OsString::from("hopdns"), "serve".into()];
+            argv.extend(config.entries.iter().flat_map(|e| e.tokens.clone()));
+            match Cli::try_parse_from(&argv) {
+                Err(e) => errors.push(file::FileError {
+                    path: file.clone(),
+                    line: 0,
+                    key: None,
+                    message: e.to_string().lines().next().unwrap_or_default().to_string(),
+                }),
+                Ok(Cli {
+                    command: Command::Serve(args),
+                    ..
+                }) => {
+                    for (key, message) in super::serve::check(&args) {
+                        let line = config
+                            .entries
+                            .iter()
+                            .find(|e| e.key == key)
+                            .map_or(0, |e| e.line);
+                        errors.push(file::FileError {
+                            path: file.clone(),
+                            line,
+                            key: Some(key.to_string()),
+                            message,
+                        });
                     }
-                    eprintln!(
-                        "{}: {} error{}",
-                        file.display(),
-                        errors.0.len(),
-                        if errors.0.len() == 1 { "" } else { "s" }
-                    );
-                    return Ok(ExitCode::from(1));
                 }
-            };
-            // The values are each valid; now check them together as `serve` would.
-            let argv = vec![
-                OsString::from("hopdns"),
-                "serve".into(),
-                format!("--config={}", file.display()).into(),
-            ];
-            let cli = match parse_with_config(argv) {
-                Ok(cli) => cli,
-                Err(ParseFailure::Clap(e)) => return Err(e.to_string().into()),
-                Err(ParseFailure::Config(e)) => return Err(e.to_string().into()),
-            };
-            if let Command::Serve(args) = cli.command {
-                if let Err(e) = super::serve::check(&args) {
-                    eprintln!("{}: {e}", file.display());
-                    return Ok(ExitCode::from(1));
+                Ok(_) => {}
+            }
+            if !errors.is_empty() {
+                errors.sort_by_key(|e| e.line);
+                for e in &errors {
+                    eprintln!("{e}");
                 }
+                eprintln!(
+                    "{}: {} error{}",
+                    file.display(),
+                    errors.len(),
+                    if errors.len() == 1 { "" } else { "s" }
+                );
+                return Ok(ExitCode::from(1));
             }
             let n = config.entries.len();
-            println!(
+            outln!(
                 "{}: ok ({n} key{})",
                 file.display(),
                 if n == 1 { "" } else { "s" }
             );
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Check a rules file and the lists and RPZ zones it imports: every error with its file
+    /// and line, alias loops, and names that more than one rule covers.
+    Check {
+        /// The rules file (TOML) to check.
+        file: PathBuf,
+    },
+}
+
+pub fn rules(command: RulesCommand) -> CmdResult {
+    let RulesCommand::Check { file } = command;
+    let loops = crate::redirect::file::alias_loops(&file);
+    let loaded = match crate::redirect::file::load_all(&file) {
+        Ok(set) if loops.is_empty() => Ok(set),
+        Ok(_) => Err(loops),
+        Err(mut errors) => {
+            errors.extend(loops);
+            Err(errors)
+        }
+    };
+    match loaded {
+        Ok(set) => {
+            for note in crate::redirect::file::overlaps(&file) {
+                outln!("note: {note}");
+            }
+            outln!(
+                "{}: ok ({} names, {} rules, {} pools from {} files; {} entries skipped)",
+                file.display(),
+                set.len(),
+                set.rule_count(),
+                set.pools.len(),
+                set.files.len(),
+                set.skipped
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "{}: {} error{}",
+                file.display(),
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::from(1))
         }
     }
 }
@@ -186,7 +250,7 @@ pub fn ctl(args: CtlArgs) -> CmdResult {
     let socket = socket_path(&args)?;
     let response = control::request(&socket, &args.command.request())?;
     if response.ok {
-        println!("{}", response.text);
+        outln!("{}", response.text);
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("hopdns ctl: {}", response.text);
@@ -202,7 +266,9 @@ pub struct CompletionsArgs {
 
 pub fn completions(args: CompletionsArgs) -> CmdResult {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "hopdns", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "hopdns", &mut script);
+    crate::cli::write_stdout(&script);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -242,7 +308,7 @@ pub fn man(args: ManArgs) -> CmdResult {
         for (name, text) in &pages {
             std::fs::write(dir.join(name), text)?;
         }
-        println!("wrote {} pages to {}", pages.len(), dir.display());
+        outln!("wrote {} pages to {}", pages.len(), dir.display());
         return Ok(ExitCode::SUCCESS);
     }
     let wanted = match &args.subcommand {
@@ -252,7 +318,6 @@ pub fn man(args: ManArgs) -> CmdResult {
     let Some((_, text)) = pages.iter().find(|(name, _)| *name == wanted) else {
         return Err(format!("no subcommand {:?}: see `hopdns --help`", args.subcommand).into());
     };
-    use std::io::Write;
-    std::io::stdout().write_all(text)?;
+    crate::cli::write_stdout(text);
     Ok(ExitCode::SUCCESS)
 }

@@ -44,13 +44,71 @@ pub struct ServeArgs {
     pub ops: OpsArgs,
 }
 
-/// Checks what can be checked without binding anything (`hopdns config check`).
-pub fn check(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    if args.threads == Some(0) {
-        return Err("--threads must be at least 1".into());
+/// `--allow` networks that let in everyone: refused without `--open-resolver`.
+fn open_resolver_problem(args: &ServeArgs) -> Option<String> {
+    let open: Vec<String> = args
+        .allow
+        .iter()
+        .filter(|n| n.prefix_len() == 0)
+        .map(ToString::to_string)
+        .collect();
+    if open.is_empty() || args.ops.open_resolver {
+        return None;
     }
-    args.upstream.build()?;
-    Ok(())
+    Some(format!(
+        "--allow {} answers anyone who can reach hopdns: an open resolver, which others use \
+         to amplify attacks on third parties. Allow your own networks (e.g. --allow \
+         192.168.1.0/24), or add --open-resolver if this is really meant",
+        open.join(", ")
+    ))
+}
+
+/// A listen address other than loopback with no `--allow`: everyone there gets REFUSED,
+/// which looks like a broken server. Named in one warning at start.
+fn lan_without_allow(args: &ServeArgs) -> Option<String> {
+    if !args.allow.is_empty() {
+        return None;
+    }
+    let lan: Vec<String> = args
+        .listen
+        .iter()
+        .filter(|a| !a.ip().to_canonical().is_loopback())
+        .map(ToString::to_string)
+        .collect();
+    (!lan.is_empty()).then(|| {
+        format!(
+            "listening on {} but no --allow is given: only loopback clients are answered, \
+             everyone else gets REFUSED; add --allow with your network (e.g. --allow \
+             192.168.1.0/24)",
+            lan.join(", ")
+        )
+    })
+}
+
+/// Checks what can be checked without binding anything (`hopdns config check`): every
+/// problem, each with the config key it is about. The rules file is loaded too.
+pub fn check(args: &ServeArgs) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    if let Some(p) = open_resolver_problem(args) {
+        problems.push(("allow", p));
+    }
+    if args.threads == Some(0) {
+        problems.push(("threads", "--threads must be at least 1".to_string()));
+    }
+    for e in args.upstream.problems() {
+        problems.push((e.key(), e.to_string()));
+    }
+    if let Some(path) = &args.rules {
+        if let Err(errors) = crate::redirect::file::load_all(path) {
+            for e in errors {
+                problems.push((
+                    "rules",
+                    format!("{e} (`hopdns rules check` checks the file alone)"),
+                ));
+            }
+        }
+    }
+    problems
 }
 
 pub fn run(args: ServeArgs) -> CmdResult {
@@ -59,6 +117,12 @@ pub fn run(args: ServeArgs) -> CmdResult {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if threads == 0 {
         return Err("--threads must be at least 1".into());
+    }
+    if let Some(p) = open_resolver_problem(&args) {
+        return Err(p.into());
+    }
+    if let Some(warning) = lan_without_allow(&args) {
+        tracing::warn!("{warning}");
     }
     let (mut resolver_config, transport) = args.upstream.build()?;
     resolver_config.max_pending = args.ops.max_pending;
@@ -103,8 +167,10 @@ pub fn run(args: ServeArgs) -> CmdResult {
             reloaders.push(r.clone());
             crate::metrics::metrics().set_health_source(Some(r.clone()));
         }
+        let cache = Arc::new(ResolverCache((*resolver).clone()));
+        crate::metrics::metrics().set_cache_source(Some(cache.clone()));
         let controls = Controls {
-            cache: Some(Arc::new(ResolverCache((*resolver).clone()))),
+            cache: Some(cache),
             reloaders,
         };
         let ops = OpsRuntime::start(&args.ops, controls, &shutdown).await?;

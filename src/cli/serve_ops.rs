@@ -3,9 +3,9 @@
 //! config file. Kept out of `serve.rs` so that file stays a short list of steps.
 
 use std::ffi::OsString;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 use tokio_util::sync::CancellationToken;
@@ -19,8 +19,20 @@ use crate::config::ops::OpsArgs;
 use crate::control::{self, CacheAdmin, Controls, Reloadable};
 use crate::resolver::Resolver;
 
-/// The resolver's cache as `ctl` sees it.
+/// The resolver's cache as `ctl` and the metrics see it.
 pub struct ResolverCache(pub Resolver);
+
+impl std::fmt::Debug for ResolverCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResolverCache")
+    }
+}
+
+impl crate::metrics::CacheSource for ResolverCache {
+    fn cache_stats(&self) -> crate::cache::CacheStats {
+        self.0.cache().stats()
+    }
+}
 
 impl CacheAdmin for ResolverCache {
     fn flush_name(&self, name: &Name) -> usize {
@@ -38,7 +50,7 @@ impl CacheAdmin for ResolverCache {
     }
 
     fn dump(&self, path: &Path) -> Result<usize, String> {
-        save(self.0.cache(), path)
+        super::cache_file::save(self.0.cache(), path)
     }
 
     fn load(&self, path: &Path) -> Result<usize, String> {
@@ -67,35 +79,17 @@ impl CacheAdmin for ResolverCache {
     }
 }
 
-/// Writes the cache to `path` atomically (a temporary file renamed into place), so a crash
-/// mid-write never leaves a half file for the next start.
-fn save(cache: &crate::cache::Cache, path: &Path) -> Result<usize, String> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    let write = || -> std::io::Result<usize> {
-        let mut out = BufWriter::new(std::fs::File::create(&temporary)?);
-        let n = cache.dump(&mut out)?;
-        out.flush()?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&temporary, path)?;
-        Ok(n)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&temporary);
-        format!("cannot write {}: {e}", path.display())
-    })
-}
-
 /// `reload` of the config file: re-reads it, applies what can change while running (the
-/// log level) and names the keys that changed but need a restart. A file with errors
-/// changes nothing.
+/// log level) and names the keys that differ from what the process runs with and so need a
+/// restart. The comparison is with the file as read at start, not as last reloaded: a key
+/// changed once stays reported at every reload until it is put back or hopdns restarts
+/// (issue 12.4). A file with errors changes nothing.
 pub struct ConfigReloader {
     path: PathBuf,
     /// The command line `serve` was started with, to merge the file again the same way.
     argv: Vec<OsString>,
-    /// The file's keys as last applied.
-    applied: Mutex<Vec<(String, Vec<OsString>)>>,
+    /// The file's keys as read at start: what the running process uses.
+    running: Vec<(String, Vec<OsString>)>,
 }
 
 impl ConfigReloader {
@@ -106,7 +100,7 @@ impl ConfigReloader {
         Some(Arc::new(ConfigReloader {
             path,
             argv: std::env::args_os().collect(),
-            applied: Mutex::new(entries),
+            running: entries,
         }))
     }
 }
@@ -135,13 +129,13 @@ impl Reloadable for ConfigReloader {
             Err(ParseFailure::Clap(e)) => return Err(e.to_string()),
         };
         super::logging::set_level(&level)?;
-        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        let running = &self.running;
         let mut changed: Vec<&str> = entries
             .iter()
-            .filter(|(k, v)| !applied.iter().any(|(ak, av)| ak == k && av == v))
+            .filter(|(k, v)| !running.iter().any(|(rk, rv)| rk == k && rv == v))
             .map(|(k, _)| k.as_str())
             .chain(
-                applied
+                running
                     .iter()
                     .filter(|(k, _)| !entries.iter().any(|(ek, _)| ek == k))
                     .map(|(k, _)| k.as_str()),
@@ -158,7 +152,6 @@ impl Reloadable for ConfigReloader {
                 changed.join(", ")
             )
         };
-        *applied = entries;
         Ok(report)
     }
 }
@@ -181,7 +174,9 @@ impl OpsRuntime {
         shutdown: &CancellationToken,
     ) -> Result<OpsRuntime, Box<dyn std::error::Error>> {
         let cache = controls.cache.clone();
+        let mut tasks = Vec::new();
         if let (Some(path), Some(cache)) = (&ops.cache_file, &cache) {
+            super::cache_file::check_at_start(path)?;
             if path.exists() {
                 match cache.load(path) {
                     Ok(n) => tracing::info!(file = %path.display(), entries = n, "cache loaded"),
@@ -190,9 +185,12 @@ impl OpsRuntime {
             } else {
                 tracing::info!(file = %path.display(), "no cache file yet; starting cold");
             }
+            if ops.cache_save_interval > 0 {
+                let every = std::time::Duration::from_secs(ops.cache_save_interval);
+                tasks.push(save_periodically(path.clone(), cache.clone(), every));
+            }
         }
         let controls = Arc::new(controls);
-        let mut tasks = Vec::new();
         if let Some(addr) = ops.metrics {
             let (bound, task) = crate::metrics::serve_metrics(addr, shutdown.clone()).await?;
             tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
@@ -237,6 +235,28 @@ impl OpsRuntime {
         }
         drop(self.controls);
     }
+}
+
+/// Saves the cache every `every`, so a crash loses at most that much (the save at stop
+/// still runs). A failed save is logged and retried at the next tick.
+fn save_periodically(
+    path: PathBuf,
+    cache: Arc<dyn CacheAdmin>,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (path, cache) = (path.clone(), cache.clone());
+            match tokio::task::spawn_blocking(move || cache.dump(&path)).await {
+                Ok(Ok(n)) => tracing::debug!(entries = n, "cache saved"),
+                Ok(Err(error)) => tracing::warn!(%error, "periodic cache save failed"),
+                Err(error) => tracing::warn!(%error, "periodic cache save failed"),
+            }
+        }
+    })
 }
 
 /// SIGHUP runs the same reload as `hopdns ctl reload` and logs its report.

@@ -61,16 +61,49 @@ impl CacheArgs {
             stale_max_age: self.stale_max_age.unwrap_or(d.stale_max_age),
             prefetch: !self.no_prefetch,
         };
+        match Self::problems_of(&c).into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(c),
+        }
+    }
+}
+
+impl CacheArgs {
+    /// Every problem with these values (`config check` reports them all at once).
+    pub fn problems(&self) -> Vec<CacheArgsError> {
+        let d = CacheConfig::default();
+        Self::problems_of(&CacheConfig {
+            size_bytes: self.cache_size.unwrap_or(DEFAULT_CACHE_SIZE),
+            min_ttl: self.min_ttl.unwrap_or(d.min_ttl),
+            max_ttl: self.max_ttl.unwrap_or(d.max_ttl),
+            servfail_ttl: self.servfail_ttl.unwrap_or(d.servfail_ttl),
+            ..d
+        })
+    }
+
+    fn problems_of(c: &CacheConfig) -> Vec<CacheArgsError> {
+        let mut problems = Vec::new();
         if c.size_bytes < MIN_CACHE_SIZE {
-            return Err(CacheArgsError::TooSmall(c.size_bytes));
+            problems.push(CacheArgsError::TooSmall(c.size_bytes));
         }
         if c.min_ttl > c.max_ttl {
-            return Err(CacheArgsError::MinAboveMax(c.min_ttl, c.max_ttl));
+            problems.push(CacheArgsError::MinAboveMax(c.min_ttl, c.max_ttl));
         }
         if !(1..=300).contains(&c.servfail_ttl) {
-            return Err(CacheArgsError::ServfailTtl(c.servfail_ttl));
+            problems.push(CacheArgsError::ServfailTtl(c.servfail_ttl));
         }
-        Ok(c)
+        problems
+    }
+}
+
+impl CacheArgsError {
+    /// The config key the problem is about (for `config check`'s file:line:key).
+    pub fn key(&self) -> &'static str {
+        match self {
+            CacheArgsError::TooSmall(_) => "cache-size",
+            CacheArgsError::MinAboveMax(..) => "min-ttl",
+            CacheArgsError::ServfailTtl(_) => "servfail-ttl",
+        }
     }
 }
 

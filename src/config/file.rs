@@ -119,6 +119,36 @@ impl ConfigFile {
 
     /// Checks `text` (the contents of `path`) and collects every error, not just the first.
     pub fn parse(path: &Path, text: &str, serve: &Command) -> Result<ConfigFile, FileErrors> {
+        let (config, errors) = Self::parse_all(path, text, serve);
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(FileErrors(errors))
+        }
+    }
+
+    /// [`ConfigFile::load`] that keeps the keys that are valid beside the errors, so
+    /// `config check` can go on to check those keys together.
+    pub fn load_all(path: &Path, serve: &Command) -> (ConfigFile, Vec<FileError>) {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse_all(path, &text, serve),
+            Err(e) => (
+                ConfigFile {
+                    path: path.to_path_buf(),
+                    entries: Vec::new(),
+                },
+                vec![FileError {
+                    path: path.to_path_buf(),
+                    line: 0,
+                    key: None,
+                    message: format!("cannot read it: {e}"),
+                }],
+            ),
+        }
+    }
+
+    /// [`ConfigFile::parse`], returning the valid keys and every error (sorted by line).
+    pub fn parse_all(path: &Path, text: &str, serve: &Command) -> (ConfigFile, Vec<FileError>) {
         let at = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
         let err = |line: usize, key: Option<&str>, message: String| FileError {
             path: path.to_path_buf(),
@@ -177,15 +207,14 @@ impl ConfigFile {
                 tokens,
             });
         }
-        if errors.is_empty() {
-            Ok(ConfigFile {
+        errors.sort_by_key(|e| e.line);
+        (
+            ConfigFile {
                 path: path.to_path_buf(),
                 entries,
-            })
-        } else {
-            errors.sort_by_key(|e| e.line);
-            Err(FileErrors(errors))
-        }
+            },
+            errors,
+        )
     }
 
     /// The argument list for `serve` with this file applied under the command line:

@@ -93,7 +93,38 @@ pub enum ConfigError {
     Cache(#[from] CacheArgsError),
 }
 
+impl ConfigError {
+    /// The config key the problem is about (for `config check`'s file:line:key).
+    pub fn key(&self) -> &'static str {
+        match self {
+            ConfigError::Hints(_) => "root-hints",
+            ConfigError::NoTransport => "no-ipv6",
+            ConfigError::OutgoingTwice(_) | ConfigError::OutgoingDisabled(..) => "outgoing-address",
+            ConfigError::Cache(e) => e.key(),
+        }
+    }
+}
+
 impl UpstreamArgs {
+    /// Every problem [`UpstreamArgs::build`] would stop at, all at once (`config check`).
+    pub fn problems(&self) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
+        if let Err(e) = (UpstreamArgs {
+            root_hints: None,
+            cache: Default::default(),
+            ..self.clone()
+        })
+        .build()
+        {
+            problems.push(e);
+        }
+        if let Err(e) = hints::load(self.root_hints.as_deref()) {
+            problems.push(e.into());
+        }
+        problems.extend(self.cache.problems().into_iter().map(ConfigError::Cache));
+        problems
+    }
+
     /// Validates the switches and builds the resolver settings and the transport.
     pub fn build(&self) -> Result<(ResolverConfig, NetTransport), ConfigError> {
         if self.no_ipv4 && self.no_ipv6 {

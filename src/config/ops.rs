@@ -58,6 +58,14 @@ pub struct OpsArgs {
     #[arg(long, value_name = "BITS", default_value_t = 56,
           value_parser = clap::value_parser!(u8).range(16..=128), help_heading = "LAN protections")]
     pub rrl_ipv6_prefix: u8,
+    /// Rate-limit loopback clients too (by default the machine's own programs are exempt).
+    #[arg(long, help_heading = "LAN protections")]
+    pub rrl_limit_loopback: bool,
+    /// Allow --allow 0.0.0.0/0 or ::/0: answer anyone who can reach the listen address. An
+    /// open resolver on the Internet is used to amplify attacks on others; refused
+    /// without this switch.
+    #[arg(long, help_heading = "LAN protections")]
+    pub open_resolver: bool,
     /// Concurrent TCP connections, all listen addresses together (more wait in the backlog).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TCP_CLIENTS,
           value_parser = at_least_one,
@@ -82,10 +90,17 @@ pub struct OpsArgs {
     /// Serve Prometheus metrics over HTTP at http://ADDR/metrics (off unless given).
     #[arg(long, value_name = "ADDR:PORT", help_heading = "Operations")]
     pub metrics: Option<SocketAddr>,
-    /// Warm restart: load the cache from FILE at start and save it there on shutdown
-    /// (remaining TTLs follow the clock while stopped).
+    /// Warm restart: load the cache from FILE at start and save it there on shutdown and
+    /// every --cache-save-interval (remaining TTLs follow the clock while stopped). FILE
+    /// must be missing or a hopdns cache file, and its directory writable: checked at start.
     #[arg(long, value_name = "FILE", help_heading = "Operations")]
     pub cache_file: Option<PathBuf>,
+    /// With --cache-file: also save the cache every SECS seconds, so a crash loses little
+    /// (0: only at shutdown).
+    #[arg(long, value_name = "SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(0..=86_400),
+          help_heading = "Operations")]
+    pub cache_save_interval: u64,
     /// On SIGTERM/SIGINT, seconds to finish queries already received (nothing new is
     /// accepted meanwhile).
     #[arg(long, value_name = "SECS", default_value_t = 3.0,
@@ -125,6 +140,7 @@ impl OpsArgs {
             slip: self.rrl_slip,
             ipv4_prefix: self.rrl_ipv4_prefix,
             ipv6_prefix: self.rrl_ipv6_prefix,
+            exempt_loopback: !self.rrl_limit_loopback,
         }
     }
 

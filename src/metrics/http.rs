@@ -16,6 +16,9 @@ const MAX_REQUEST: usize = 8192;
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// OpenMetrics text, which is what `prometheus-client` writes (it ends with `# EOF`).
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The older Prometheus text format, for clients that do not ask for OpenMetrics
+/// (`curl`, `promtool check metrics`, older scrapers).
+const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -74,8 +77,18 @@ async fn respond(mut stream: TcpStream) -> std::io::Result<()> {
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or("");
+    // Content negotiation as Prometheus's own client does it: OpenMetrics only when asked.
+    let open_metrics = String::from_utf8_lossy(&head).lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("accept:") && l.contains("application/openmetrics-text")
+    });
     let (status, content_type, body) = match (method, path) {
-        ("GET", "/metrics") => ("200 OK", CONTENT_TYPE, super::render()),
+        ("GET", "/metrics") if open_metrics => ("200 OK", CONTENT_TYPE, super::render()),
+        ("GET", "/metrics") => (
+            "200 OK",
+            TEXT_CONTENT_TYPE,
+            super::to_text_format(&super::render()),
+        ),
         ("GET", _) => (
             "404 Not Found",
             "text/plain",

@@ -123,7 +123,35 @@ pub struct Metrics {
     latency: Histogram,
     upstream: RwLock<HashMap<IpAddr, Arc<ServerCounters>>>,
     upstream_other: ServerCounters,
+    /// Upstream replies by RCODE.
+    upstream_rcodes: [AtomicU64; RCODES.len()],
+    /// Upstream queries that failed on our side (no socket: EMFILE, ENOBUFS, ...). Not
+    /// counted as the server's timeouts.
+    upstream_local_errors: AtomicU64,
+    /// Answers given by a redirect rule, by [`RULE_ACTIONS`] slot.
+    rule_answers: [AtomicU64; RULE_ACTIONS.len()],
     health: RwLock<Option<Arc<dyn HealthSource>>>,
+    cache: RwLock<Option<Arc<dyn CacheSource>>>,
+}
+
+/// Redirect actions as the metrics name them, and whether each is a block (the answer
+/// withheld) rather than a redirection (another answer given).
+pub const RULE_ACTIONS: [(&str, bool); 9] = [
+    ("block", true),
+    ("sinkhole", true),
+    ("nodata", true),
+    ("drop", true),
+    ("override", false),
+    ("alias", false),
+    ("pool", false),
+    ("local", false),
+    ("passthru", false),
+];
+
+/// Who knows the cache's size (the resolver); `serve` installs it with
+/// [`Metrics::set_cache_source`], and a scrape asks it.
+pub trait CacheSource: Send + Sync + std::fmt::Debug {
+    fn cache_stats(&self) -> crate::cache::CacheStats;
 }
 
 /// The counters every cache hit touches, one block per thread (single writer).
@@ -164,10 +192,12 @@ impl Default for QueryTable {
 }
 
 /// A fixed-bucket histogram of atomics (the crate's own takes a lock per observation).
+/// Each bucket counts only its own range (the last one everything past 5 s); the text
+/// format's cumulative counts and `_count` are derived from one read of the buckets at
+/// scrape time, so `_count` always equals the `+Inf` bucket even while observations land.
 #[derive(Debug, Default)]
 struct Histogram {
-    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    count: AtomicU64,
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     sum_micros: AtomicU64,
 }
 
@@ -288,14 +318,39 @@ impl Metrics {
         }
     }
 
-    /// One query sent to `server`, and whether it timed out (or failed to get any reply).
-    pub fn upstream_query(&self, server: IpAddr, timed_out: bool) {
+    /// One query sent to `server`: its reply's RCODE, or that none came (`timed_out`,
+    /// which covers every failure of the server or the path to it).
+    pub fn upstream_query(&self, server: IpAddr, reply: Option<u16>) {
         let row = self.server_row(server);
         let row = row.as_deref().unwrap_or(&self.upstream_other);
         row.queries.fetch_add(1, Relaxed);
-        if timed_out {
-            row.timeouts.fetch_add(1, Relaxed);
+        match reply {
+            Some(rcode) => {
+                self.upstream_rcodes[usize::from(rcode).min(RCODES.len() - 1)]
+                    .fetch_add(1, Relaxed);
+            }
+            None => {
+                row.timeouts.fetch_add(1, Relaxed);
+            }
         }
+    }
+
+    /// A query that never left: this process ran out of something (file descriptors,
+    /// buffers). Counted apart so a healthy server is not blamed for it.
+    pub fn upstream_local_error(&self) {
+        self.upstream_local_errors.fetch_add(1, Relaxed);
+    }
+
+    /// A redirect rule answered with `action` (a name from [`RULE_ACTIONS`]).
+    pub fn rule_answer(&self, action: &str) {
+        if let Some(i) = RULE_ACTIONS.iter().position(|(a, _)| *a == action) {
+            self.rule_answers[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Installs who reports the cache's size (for `hopdns_cache_*`).
+    pub fn set_cache_source(&self, source: Option<Arc<dyn CacheSource>>) {
+        *self.cache.write().unwrap_or_else(|e| e.into_inner()) = source;
     }
 
     fn server_row(&self, server: IpAddr) -> Option<Arc<ServerCounters>> {
@@ -388,13 +443,46 @@ impl Drop for InFlightGuard {
 impl Histogram {
     fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
-            self.buckets[i].fetch_add(1, Relaxed);
-        }
-        self.count.fetch_add(1, Relaxed);
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Relaxed);
         self.sum_micros
             .fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Relaxed);
     }
+
+    /// `(upper bound, count in that bucket alone)` pairs ending with `+Inf`, and their
+    /// total: what `encode_histogram` takes (it accumulates the counts itself).
+    fn snapshot(&self) -> (Vec<(f64, u64)>, u64) {
+        let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(&self.buckets)
+            .map(|(bound, c)| (bound, c.load(Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|(_, c)| c).sum();
+        (buckets, count)
+    }
+}
+
+/// Open file descriptors (entries of /proc/self/fd) and the soft limit, as Prometheus's
+/// process collector names them; `None` where /proc is missing.
+fn process_fds() -> Option<(i64, i64)> {
+    let open = std::fs::read_dir("/proc/self/fd").ok()?.count();
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit to write into.
+    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        i64::try_from(lim.rlim_cur).unwrap_or(i64::MAX)
+    } else {
+        -1
+    };
+    // The directory listing itself held one descriptor while it was read.
+    Some((i64::try_from(open).unwrap_or(i64::MAX) - 1, max))
 }
 
 /// The query type of a reply's (single) question, read without decoding the message.
@@ -414,6 +502,42 @@ pub fn render() -> String {
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}
+
+/// OpenMetrics text rewritten in the Prometheus text format 0.0.4: a counter family `x`
+/// has samples `x_total`, which the older format names in its `# HELP` and `# TYPE` lines;
+/// `# UNIT` and `# EOF` do not exist there. Everything else is the same.
+pub fn to_text_format(open_metrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let rest = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("# HELP ", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
+        match rest {
+            Some((tag, r)) => {
+                let (name, tail) = r.split_once(' ').unwrap_or((r, ""));
+                if counters.contains(name) {
+                    out.push_str(&format!("{tag}{name}_total {tail}\n"));
+                } else {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
     out
 }
 
@@ -523,18 +647,8 @@ impl Collector for Exporter {
             )?
             .encode_gauge(&m.in_flight.load(Relaxed).max(0))?;
         {
-            let h = &m.latency;
-            let mut cumulative = 0;
-            let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
-                .iter()
-                .zip(&h.buckets)
-                .map(|(bound, c)| {
-                    cumulative += c.load(Relaxed);
-                    (*bound, cumulative)
-                })
-                .chain(std::iter::once((f64::INFINITY, h.count.load(Relaxed))))
-                .collect();
-            let sum = h.sum_micros.load(Relaxed) as f64 / 1e6;
+            let (buckets, count) = m.latency.snapshot();
+            let sum = m.latency.sum_micros.load(Relaxed) as f64 / 1e6;
             encoder
                 .encode_descriptor(
                     "hopdns_resolution_duration_seconds",
@@ -542,7 +656,7 @@ impl Collector for Exporter {
                     None,
                     MetricType::Histogram,
                 )?
-                .encode_histogram::<NoLabelSet>(sum, h.count.load(Relaxed), &buckets, None)?;
+                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
         }
         {
             let map = m.upstream.read().unwrap_or_else(|e| e.into_inner());
@@ -579,6 +693,103 @@ impl Collector for Exporter {
                         .encode_family(&labels)?
                         .encode_counter::<NoLabelSet, u64, u64>(&v.load(Relaxed), None)?;
                 }
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "hopdns_upstream_replies",
+                "Replies from authoritative servers, by RCODE",
+                None,
+                MetricType::Counter,
+            )?;
+            for (rcode, c) in RCODES.iter().zip(&m.upstream_rcodes) {
+                let labels = [("rcode", *rcode)];
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, u64, u64>(&c.load(Relaxed), None)?;
+            }
+        }
+        counter(
+            &mut encoder,
+            "hopdns_upstream_local_errors",
+            "Upstream queries that failed on this host (out of file descriptors or buffers), \
+             not counted against the server",
+            m.upstream_local_errors.load(Relaxed),
+        )?;
+        for (name, help, blocked) in [
+            (
+                "hopdns_blocked",
+                "Questions a redirect rule answered by withholding the answer, by action",
+                true,
+            ),
+            (
+                "hopdns_redirected",
+                "Questions a redirect rule answered with other data, by action",
+                false,
+            ),
+        ] {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for ((action, is_block), c) in RULE_ACTIONS.iter().zip(&m.rule_answers) {
+                if *is_block == blocked {
+                    let labels = [("action", *action)];
+                    family
+                        .encode_family(&labels)?
+                        .encode_counter::<NoLabelSet, u64, u64>(&c.load(Relaxed), None)?;
+                }
+            }
+        }
+        let cache = m.cache.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(cache) = cache {
+            let s = cache.cache_stats();
+            let stores = [("rrset", &s.rrsets), ("message", &s.messages)];
+            for (name, help, value) in [
+                (
+                    "hopdns_cache_bytes",
+                    "Bytes held by each answer store (bounded together by cache-size)",
+                    (|st: &crate::cache::StoreStats| st.bytes as i64) as fn(&_) -> i64,
+                ),
+                (
+                    "hopdns_cache_entries",
+                    "Entries held by each cache store",
+                    |st| st.entries as i64,
+                ),
+            ] {
+                let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                for (store, st) in stores {
+                    family
+                        .encode_family(&[("store", store)])?
+                        .encode_gauge(&value(st))?;
+                }
+                if name == "hopdns_cache_entries" {
+                    family
+                        .encode_family(&[("store", "delegation")])?
+                        .encode_gauge(&(s.delegations as i64))?;
+                }
+            }
+            let mut family = encoder.encode_descriptor(
+                "hopdns_cache_evictions",
+                "Entries evicted (least recently used) to stay within cache-size, by store",
+                None,
+                MetricType::Counter,
+            )?;
+            for (store, st) in stores {
+                family
+                    .encode_family(&[("store", store)])?
+                    .encode_counter::<NoLabelSet, u64, u64>(&st.evictions, None)?;
+            }
+        }
+        if let Some((open, max)) = process_fds() {
+            for (name, help, v) in [
+                ("process_open_fds", "Number of open file descriptors", open),
+                (
+                    "process_max_fds",
+                    "Maximum number of open file descriptors (soft RLIMIT_NOFILE)",
+                    max,
+                ),
+            ] {
+                encoder
+                    .encode_descriptor(name, help, None, MetricType::Gauge)?
+                    .encode_gauge(&v)?;
             }
         }
         {
@@ -634,13 +845,32 @@ mod tests {
         h.observe(Duration::from_micros(500));
         h.observe(Duration::from_millis(30));
         h.observe(Duration::from_secs(9));
-        assert_eq!(h.count.load(Relaxed), 3);
-        assert_eq!(h.buckets[0].load(Relaxed), 1);
-        assert_eq!(h.buckets[5].load(Relaxed), 1);
-        let text = render();
-        assert!(
-            text.contains("hopdns_resolution_duration_seconds_bucket{le=\"+Inf\"}"),
-            "{text}"
+        let (buckets, count) = h.snapshot();
+        assert_eq!(count, 3);
+        assert_eq!(buckets[0], (0.001, 1));
+        assert_eq!(buckets[5], (0.05, 1));
+        assert_eq!(
+            buckets[LATENCY_BUCKETS.len()],
+            (f64::INFINITY, 1),
+            "past 5 s"
         );
+        // The encoder accumulates: +Inf must equal _count (issue 12.3: it was summed twice).
+        let mut registry = Registry::default();
+        #[derive(Debug)]
+        struct One(Histogram);
+        impl Collector for One {
+            fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+                let (b, n) = self.0.snapshot();
+                e.encode_descriptor("h", "h", None, MetricType::Histogram)?
+                    .encode_histogram::<NoLabelSet>(0.0, n, &b, None)
+            }
+        }
+        registry.register_collector(Box::new(One(h)));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("h_bucket{le=\"0.05\"} 2\n"), "{text}");
+        assert!(text.contains("h_bucket{le=\"5.0\"} 2\n"), "{text}");
+        assert!(text.contains("h_bucket{le=\"+Inf\"} 3\n"), "{text}");
+        assert!(text.contains("h_count 3\n"), "{text}");
     }
 }

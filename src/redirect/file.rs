@@ -1,6 +1,7 @@
 //! The rules file (TOML): its schema and its checks. Every problem is reported with the
 //! file, the line and what to change. See `docs/redirection.md` for the format.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,14 +33,46 @@ pub const DEFAULT_FALL: u32 = 3;
 struct FileSpec {
     #[serde(default)]
     settings: SettingsSpec,
+    // Each entry is read on its own (see [`typed`]), so one bad entry does not hide the
+    // errors of the others.
     #[serde(default)]
-    rule: Vec<Spanned<RuleSpec>>,
+    rule: Vec<Spanned<toml::Value>>,
     #[serde(default)]
-    pool: Vec<Spanned<PoolSpec>>,
+    pool: Vec<Spanned<toml::Value>>,
     #[serde(default)]
-    blocklist: Vec<Spanned<ListSpec>>,
+    blocklist: Vec<Spanned<toml::Value>>,
     #[serde(default)]
-    rpz: Vec<Spanned<RpzSpec>>,
+    rpz: Vec<Spanned<toml::Value>>,
+}
+
+/// The entries of one kind that deserialize, keeping their spans; the others' errors go to
+/// `errors`, located at the entry.
+fn typed<T: serde::de::DeserializeOwned>(
+    text: &str,
+    entries: &[Spanned<toml::Value>],
+    mut error: impl FnMut(std::ops::Range<usize>, String),
+) -> Vec<Spanned<T>> {
+    entries
+        .iter()
+        .filter_map(|e| match e.get_ref().clone().try_into::<T>() {
+            Ok(v) => Some(Spanned::new(e.span(), v)),
+            Err(err) => {
+                // The span is the `[[...]]` header: read the entry's body (up to the next
+                // header) again on its own to point at the offending key's line.
+                let start = e.span().end;
+                let span = text
+                    .get(start..)
+                    .and_then(|rest| {
+                        let body = &rest[..rest.find("\n[").map_or(rest.len(), |i| i + 1)];
+                        let at = toml::from_str::<T>(body).err()?.span()?;
+                        Some(start + at.start..start + at.end)
+                    })
+                    .unwrap_or(e.span());
+                error(span, err.message().trim().to_string());
+                None
+            }
+        })
+        .collect()
 }
 
 #[derive(Deserialize, Default)]
@@ -71,7 +104,7 @@ enum ActionKind {
 struct RuleSpec {
     name: String,
     action: ActionKind,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "client_nets")]
     clients: Vec<IpNet>,
     #[serde(default)]
     a: Vec<Ipv4Addr>,
@@ -150,7 +183,7 @@ struct ListSpec {
     subdomains: Option<bool>,
     block: Option<BlockMode>,
     ttl: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "client_nets")]
     clients: Vec<IpNet>,
 }
 
@@ -159,22 +192,35 @@ struct ListSpec {
 struct RpzSpec {
     file: PathBuf,
     origin: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "client_nets")]
     clients: Vec<IpNet>,
 }
 
 /// Reads and checks the rules file at `path` and everything it imports.
 pub fn load(path: &Path) -> Result<RuleSet, RedirectError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RedirectError::Read {
-        file: path.to_path_buf(),
-        source,
+    load_all(path).map_err(|mut errors| errors.swap_remove(0))
+}
+
+/// [`load`], reporting every error (each with its file and line) instead of the first:
+/// what `hopdns rules check` prints.
+pub fn load_all(path: &Path) -> Result<RuleSet, Vec<RedirectError>> {
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        vec![RedirectError::Read {
+            file: path.to_path_buf(),
+            source,
+        }]
     })?;
-    parse(&text, path)
+    parse_all(&text, path)
 }
 
 /// Builds the rules from the text of a rules file; `path` names it in errors and anchors
 /// relative import paths.
 pub fn parse(text: &str, path: &Path) -> Result<RuleSet, RedirectError> {
+    parse_all(text, path).map_err(|mut errors| errors.swap_remove(0))
+}
+
+/// [`parse`], collecting every error (never empty on `Err`).
+pub fn parse_all(text: &str, path: &Path) -> Result<RuleSet, Vec<RedirectError>> {
     let at = |span: std::ops::Range<usize>, problem: String| RedirectError::Invalid {
         file: path.to_path_buf(),
         line: line_of(text, span.start),
@@ -182,41 +228,61 @@ pub fn parse(text: &str, path: &Path) -> Result<RuleSet, RedirectError> {
     };
     let spec: FileSpec = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        at(span, e.message().to_string())
+        vec![at(span, e.message().to_string())]
     })?;
+    let mut errors = Vec::new();
+    let mut bad = Vec::new();
+    let rules: Vec<Spanned<RuleSpec>> = typed(text, &spec.rule, |sp, m| bad.push((sp, m)));
+    let pools: Vec<Spanned<PoolSpec>> = typed(text, &spec.pool, |sp, m| bad.push((sp, m)));
+    let lists: Vec<Spanned<ListSpec>> = typed(text, &spec.blocklist, |sp, m| bad.push((sp, m)));
+    let rpzs: Vec<Spanned<RpzSpec>> = typed(text, &spec.rpz, |sp, m| bad.push((sp, m)));
+    errors.extend(bad.into_iter().map(|(sp, m)| at(sp, m)));
     let base = path.parent().unwrap_or(Path::new("."));
     let block_mode = spec.settings.block.unwrap_or(BlockMode::Nxdomain);
     let block_ttl = spec.settings.block_ttl.unwrap_or(DEFAULT_TTL);
     let mut b = Builder::new();
     b.add_file(path.to_path_buf());
 
-    for p in &spec.pool {
-        let pool = pool_from(p.get_ref()).map_err(|problem| at(p.span(), problem))?;
+    for p in &pools {
+        let pool = match pool_from(p.get_ref()) {
+            Ok(pool) => pool,
+            Err(problem) => {
+                errors.push(at(p.span(), problem));
+                continue;
+            }
+        };
         if b.pool_index(&pool.name).is_some() {
-            return Err(at(
+            errors.push(at(
                 p.span(),
                 format!("pool {:?} is defined twice: rename one", pool.name),
             ));
+            continue;
         }
         b.add_pool(pool);
     }
 
     let mut key = Vec::new();
-    for r in &spec.rule {
+    for r in &rules {
         let line = line_of(text, r.span().start);
         let origin: Arc<str> = format!("{}:{line}", path.display()).into();
-        let (scope, action) = rule_from(r.get_ref(), &b, block_mode, block_ttl, &mut key)
-            .map_err(|problem| at(r.span(), problem))?;
+        let (scope, action) = match rule_from(r.get_ref(), &b, block_mode, block_ttl, &mut key) {
+            Ok(found) => found,
+            Err(problem) => {
+                errors.push(at(r.span(), problem));
+                continue;
+            }
+        };
         let id = b.add_rule(Rule {
             clients: r.get_ref().clients.clone(),
             action,
             origin,
         });
-        b.bind(&key, scope, id)
-            .map_err(|e| at(r.span(), format!("name {:?}: {e}", r.get_ref().name)))?;
+        if let Err(e) = b.bind(&key, scope, id) {
+            errors.push(at(r.span(), format!("name {:?}: {e}", r.get_ref().name)));
+        }
     }
 
-    for l in &spec.blocklist {
+    for l in &lists {
         let s = l.get_ref();
         let file = base.join(&s.file);
         let mode = s.block.unwrap_or(block_mode);
@@ -228,21 +294,163 @@ pub fn parse(text: &str, path: &Path) -> Result<RuleSet, RedirectError> {
             ttl: s.ttl.unwrap_or(block_ttl),
             clients: s.clients.clone(),
         };
-        import::list(&mut b, &file, &settings)?;
+        if let Err(e) = import::list(&mut b, &file, &settings) {
+            errors.push(e);
+        }
     }
 
-    for r in &spec.rpz {
+    for r in &rpzs {
         let s = r.get_ref();
         let origin = match &s.origin {
-            Some(o) => Some(
-                Name::from_ascii(o)
-                    .map_err(|e| at(r.span(), format!("origin {o:?} is not a name: {e}")))?,
-            ),
+            Some(o) => match Name::from_ascii(o) {
+                Ok(name) => Some(name),
+                Err(e) => {
+                    errors.push(at(r.span(), format!("origin {o:?} is not a name: {e}")));
+                    continue;
+                }
+            },
             None => None,
         };
-        import::rpz(&mut b, &base.join(&s.file), origin, &s.clients)?;
+        if let Err(e) = import::rpz(&mut b, &base.join(&s.file), origin, &s.clients) {
+            errors.push(e);
+        }
     }
-    Ok(b.finish())
+    if errors.is_empty() {
+        Ok(b.finish())
+    } else {
+        Err(errors)
+    }
+}
+
+/// `[[rule]]`s whose aliases lead back to themselves (`a -> b -> a`): every question for
+/// them ends in SERVFAIL at the alias limit. `hopdns rules check` reports them as errors;
+/// `serve` still loads such a file (the limit holds at run time), as it always did.
+pub fn alias_loops(path: &Path) -> Vec<RedirectError> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let Ok(spec) = toml::from_str::<FileSpec>(&text) else {
+        return Vec::new();
+    };
+    let text = text.as_str();
+    let rules: Vec<Spanned<RuleSpec>> = typed(text, &spec.rule, |_, _| {});
+    let norm = |n: &str| n.trim_end_matches('.').to_ascii_lowercase();
+    let alias: HashMap<String, (String, usize)> = rules
+        .iter()
+        .filter(|r| r.get_ref().action == ActionKind::Alias && r.get_ref().clients.is_empty())
+        .filter_map(|r| {
+            let target = r.get_ref().target.as_deref()?;
+            Some((
+                norm(&r.get_ref().name),
+                (norm(target), line_of(text, r.span().start)),
+            ))
+        })
+        .collect();
+    let mut errors = Vec::new();
+    let mut reported = std::collections::HashSet::new();
+    let mut starts: Vec<&String> = alias.keys().collect();
+    starts.sort_by_key(|n| alias[*n].1);
+    for start in starts {
+        let mut chain = vec![start.clone()];
+        let mut at = start;
+        while let Some((next, _)) = alias.get(at) {
+            if next == start {
+                if chain.iter().all(|n| reported.insert(n.clone())) {
+                    chain.push(start.clone());
+                    errors.push(RedirectError::Invalid {
+                        file: path.to_path_buf(),
+                        line: alias[start].1,
+                        problem: format!(
+                            "alias loop: {} (each name would end in SERVFAIL): point one \
+                             of them at a name outside the loop",
+                            chain.join(" -> ")
+                        ),
+                    });
+                }
+                break;
+            }
+            if chain.contains(next) || chain.len() > 64 {
+                break;
+            }
+            chain.push(next.clone());
+            at = next;
+        }
+    }
+    errors
+}
+
+/// Notes for `hopdns rules check`: explicit `[[rule]]` names that another rule's `*.`
+/// suffix also covers (the more specific one wins, which may not be what was meant), and
+/// names given twice for different clients.
+pub fn overlaps(path: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let Ok(spec) = toml::from_str::<FileSpec>(&text) else {
+        return Vec::new();
+    };
+    let norm = |n: &str| n.trim_end_matches('.').to_ascii_lowercase();
+    let rules: Vec<(String, usize)> = spec
+        .rule
+        .iter()
+        .filter_map(|r| {
+            let name = r.get_ref().get("name")?.as_str()?;
+            Some((norm(name), line_of(&text, r.span().start)))
+        })
+        .collect();
+    let mut notes = Vec::new();
+    for (name, line) in &rules {
+        for (other, other_line) in &rules {
+            let Some(suffix) = other.strip_prefix("*.") else {
+                continue;
+            };
+            let covered = name != other && name.ends_with(&format!(".{suffix}"));
+            if covered {
+                notes.push(format!(
+                    "{}:{line}: {name} is also covered by {other} (line {other_line}); the \
+                     rule at line {line} wins for it (most specific name)",
+                    path.display()
+                ));
+            }
+        }
+    }
+    notes
+}
+
+/// `clients = [...]` entries: a network with its prefix (`192.168.1.0/24`, `fd00::/8`) or
+/// one address. Errors say what is wrong (the parser's own says "invalid IP address syntax"
+/// for a /33).
+fn client_nets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    let raw: Vec<String> = Deserialize::deserialize(d)?;
+    raw.iter()
+        .map(|s| parse_client_net(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+pub fn parse_client_net(s: &str) -> Result<IpNet, String> {
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let ip: IpAddr = addr
+        .trim()
+        .parse()
+        .map_err(|_| format!("client network {s:?}: {addr:?} is not an IP address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match prefix {
+        None => max,
+        Some(p) => p.trim().parse::<u8>().map_err(|_| {
+            format!("client network {s:?}: prefix length {p:?} is not a number (0 to {max})")
+        })?,
+    };
+    if len > max {
+        return Err(format!(
+            "client network {s:?}: prefix length /{len} is longer than the {max} bits of an \
+             IPv{} address",
+            if ip.is_ipv4() { 4 } else { 6 }
+        ));
+    }
+    IpNet::new(ip, len).map_err(|e| format!("client network {s:?}: {e}"))
 }
 
 /// 1-based line of byte `offset` in `text`.

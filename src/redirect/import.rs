@@ -210,16 +210,27 @@ pub fn rpz(
     })?;
     b.add_file(path.to_path_buf());
     let parsed = Parser::new(text.as_str(), Some(path.to_path_buf()), origin.clone()).parse();
-    let (_, records) = parsed.map_err(|e| RedirectError::Invalid {
-        file: path.to_path_buf(),
-        line: first_bad_line(&text, path, origin.clone()),
-        problem: match origin {
-            Some(_) => e.to_string(),
-            None => format!(
+    let (_, records) = parsed.map_err(|e| {
+        // Blame the missing origin only when an origin would have helped: parsed again
+        // with the root as origin, a file that still fails has another problem (a CNAME
+        // with no target, say), reported on its own line.
+        let retry = origin.clone().or_else(|| Some(Name::root()));
+        let other = Parser::new(text.as_str(), Some(path.to_path_buf()), retry.clone())
+            .parse()
+            .err();
+        let problem = match (&origin, other) {
+            (None, None) => format!(
                 "{e} (no origin is known for relative names and @: add origin = \"policy.zone.\" \
                  to this [[rpz]] entry, or $ORIGIN to the file)"
             ),
-        },
+            (None, Some(other)) => rpz_problem(&other.to_string()),
+            (Some(_), _) => rpz_problem(&e.to_string()),
+        };
+        RedirectError::Invalid {
+            file: path.to_path_buf(),
+            line: first_bad_line(&text, path, retry),
+            problem,
+        }
     })?;
     let invalid = |problem: String| RedirectError::Invalid {
         file: path.to_path_buf(),
@@ -351,6 +362,18 @@ pub fn rpz(
 /// hickory's parser reports no line numbers, so on error the file is parsed again in
 /// growing prefixes (cut only between records, outside parentheses) to find the first line
 /// that fails. Only runs on the error path.
+/// The zone parser's message, with what it means in an RPZ file when it is terse.
+fn rpz_problem(message: &str) -> String {
+    if message.contains("token is missing") {
+        format!(
+            "{message}: a record lacks its data; an RPZ CNAME needs a target (`.` NXDOMAIN, \
+             `*.` NODATA, `rpz-passthru.`, `rpz-drop.`, or a name to alias to)"
+        )
+    } else {
+        message.to_string()
+    }
+}
+
 fn first_bad_line(text: &str, path: &Path, origin: Option<Name>) -> usize {
     let mut cuts = Vec::new(); // byte offset after each line that ends a record
     let mut depth = 0i32;

@@ -47,6 +47,21 @@ pub enum Action {
 }
 
 impl Action {
+    /// The action's name in the `hopdns_blocked` and `hopdns_redirected` metrics.
+    pub fn metric_name(&self) -> &'static str {
+        match self {
+            Action::Override { .. } => "override",
+            Action::Alias { .. } => "alias",
+            Action::Block { sinkhole: true, .. } => "sinkhole",
+            Action::Block { .. } => "block",
+            Action::Pool { .. } => "pool",
+            Action::NoData { .. } => "nodata",
+            Action::Passthru => "passthru",
+            Action::Drop => "drop",
+            Action::Local { .. } => "local",
+        }
+    }
+
     /// A short description for trace output and logs.
     pub fn describe(&self, pools: &[Arc<Pool>]) -> String {
         match self {
@@ -272,6 +287,7 @@ impl RuleSet {
         };
         let mut members = Vec::new();
         let verdict = self.verdict(question, client, &hit, traced.then_some(&mut members));
+        crate::metrics::metrics().rule_answer(hit.rule.action.metric_name());
         let event = traced.then(|| HopEvent::Redirect {
             depth: 0,
             question: question.clone(),

@@ -504,7 +504,14 @@ impl Resolver {
             }
             let done = Instant::now();
             let after = done - now;
-            crate::metrics::metrics().upstream_query(server.ip(), result.is_err());
+            let metrics = crate::metrics::metrics();
+            match &result {
+                Ok(m) => metrics
+                    .upstream_query(server.ip(), Some(u16::from(m.metadata.response_code.low()))),
+                // Our own shortage (EMFILE, ENOBUFS) says nothing about the server.
+                Err(e) if e.is_local() => metrics.upstream_local_error(),
+                Err(_) => metrics.upstream_query(server.ip(), None),
+            }
             let event = match result {
                 Ok(message) => {
                     let rcode = message.metadata.response_code;
@@ -544,7 +551,7 @@ impl Resolver {
                     after,
                 },
                 Err(e) => {
-                    if !matches!(e, TransportError::Encode(_)) {
+                    if !matches!(e, TransportError::Encode(_)) && !e.is_local() {
                         self.cache.infra.record_timeout(server.ip(), done);
                     }
                     Event::NoReply {

@@ -409,8 +409,14 @@ impl BoundServer {
 
         let mut result = Ok(());
         tokio::select! {
+            // Cancellation first: when a stop is asked, the loops end too, and one that
+            // ended because it saw the token is not a failure (issue 12.5).
+            biased;
             _ = token.cancelled() => {}
-            Some(ended) = loops.join_next_with_id() => {
+            Some(ended) = loops.join_next_with_id() => 'ended: {
+                if ended.is_ok() && token.is_cancelled() {
+                    break 'ended;
+                }
                 // Loops end only when cancelled; anything else is a failure to report.
                 let (id, reason) = match ended {
                     Ok((id, ())) => (id, "loop returned".to_string()),

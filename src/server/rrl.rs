@@ -37,6 +37,9 @@ pub struct RrlConfig {
     pub slip: u32,
     pub ipv4_prefix: u8,
     pub ipv6_prefix: u8,
+    /// Loopback clients (the machine itself, `::ffff:127.x` included) are never limited:
+    /// they are the local stub and local programs, not a reflection target.
+    pub exempt_loopback: bool,
 }
 
 impl Default for RrlConfig {
@@ -47,6 +50,7 @@ impl Default for RrlConfig {
             slip: 2,
             ipv4_prefix: 24,
             ipv6_prefix: 56,
+            exempt_loopback: true,
         }
     }
 }
@@ -90,6 +94,9 @@ impl Rrl {
 
     /// The verdict for one response to `client` at `now`.
     pub fn check(&self, client: IpAddr, now: Instant) -> Verdict {
+        if self.config.exempt_loopback && client.to_canonical().is_loopback() {
+            return Verdict::Send;
+        }
         let key = self.prefix(client);
         let capacity = self.capacity();
         let rate = f64::from(self.config.rate);
@@ -186,6 +193,26 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    /// Issue 12.10: the machine's own programs are not rate limited unless asked.
+    #[test]
+    fn loopback_is_exempt_by_default() {
+        let r = rrl(1, 1, 0);
+        let t = Instant::now();
+        for c in ["127.0.0.1", "::1", "::ffff:127.0.0.53"] {
+            assert!((0..10).all(|_| r.check(ip(c), t) == Verdict::Send), "{c}");
+        }
+        let strict = Rrl::new(RrlConfig {
+            rate: 1,
+            burst: 1,
+            slip: 0,
+            exempt_loopback: false,
+            ..RrlConfig::default()
+        })
+        .unwrap();
+        assert_eq!(strict.check(ip("127.0.0.1"), t), Verdict::Send);
+        assert_eq!(strict.check(ip("127.0.0.1"), t), Verdict::Drop);
     }
 
     #[test]

@@ -53,6 +53,17 @@ pub enum TransportError {
     CaseMismatch,
 }
 
+impl TransportError {
+    /// This host ran out of something (file descriptors, socket buffers, memory) before the
+    /// query left: not the server's fault, so it must not be counted as its timeout.
+    pub fn is_local(&self) -> bool {
+        matches!(self, TransportError::Io(e) if matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+        ))
+    }
+}
+
 /// Sends one query and returns the matching response. The real one is [`NetTransport`];
 /// tests and benchmarks plug in scripted authorities.
 #[async_trait]

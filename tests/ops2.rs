@@ -1,0 +1,565 @@
+//! Operations, round 2 (issue 12; issue 11 items 5 and 6): what a new operator tripped over.
+//! Lab networks 180..=199.
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use hopdns::lab::{Lab, LabConfig};
+
+use crate::ops::{hints_file, lab_args, metric, serve, Scratch};
+use crate::util::udp;
+
+/// `GET /metrics` with curl, asking for OpenMetrics or the plain text format.
+fn scrape(url: &str, open_metrics: bool) -> String {
+    let mut args = vec!["-sS", "--max-time", "5"];
+    if open_metrics {
+        args.extend(["-H", "Accept: application/openmetrics-text"]);
+    }
+    args.push(url);
+    let out = tokio::task::block_in_place(|| {
+        Command::new("curl")
+            .args(&args)
+            .output()
+            .expect("curl is installed")
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The checks a strict OpenMetrics parser makes on histograms (Python's
+/// `prometheus_client.openmetrics.parser` rejects the scrape otherwise): buckets
+/// cumulative, `+Inf` present and equal to `_count`; and the exposition ends with `# EOF`.
+fn check_histograms(body: &str) {
+    assert_eq!(body.lines().last(), Some("# EOF"), "{body}");
+    let families: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" histogram"))
+        .collect();
+    assert!(!families.is_empty(), "{body}");
+    for f in families {
+        let mut last = 0.0;
+        let mut inf = None;
+        for l in body.lines() {
+            let Some(rest) = l.strip_prefix(&format!("{f}_bucket{{le=\"")) else {
+                continue;
+            };
+            let (le, v) = rest.split_once("\"} ").unwrap();
+            let v: f64 = v.parse().unwrap();
+            assert!(
+                v >= last,
+                "{f}: bucket le={le} ({v}) below the one before ({last})"
+            );
+            last = v;
+            if le == "+Inf" {
+                inf = Some(v);
+            }
+        }
+        let count = metric(body, &format!("{f}_count"));
+        assert_eq!(
+            inf,
+            Some(count),
+            "{f}: +Inf bucket must equal _count:\n{body}"
+        );
+    }
+}
+
+/// Issue 12.3: `_count 15` but `_bucket{le="+Inf"} 191` (the buckets were accumulated by
+/// us and again by the encoder). The scrape must pass `promtool check metrics` and a
+/// strict histogram check, and carry the families operators look for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_and_the_histogram_adds_up() {
+    let lab = Lab::start(LabConfig { net: 180 }).await.unwrap();
+    let dir = Scratch::new("promtool");
+    let listen: SocketAddr = "127.53.180.250:53".parse().unwrap();
+    let rules = dir.path("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"ads.example.com\"\naction = \"block\"\n\n\
+         [[rule]]\nname = \"nas.lan\"\naction = \"override\"\na = [\"10.0.0.9\"]\n",
+    )
+    .unwrap();
+    let hints = hints_file(&lab, &dir);
+    let args = lab_args(
+        listen,
+        &hints,
+        &[
+            "--metrics",
+            "127.53.180.250:9153",
+            "--rules",
+            rules.to_str().unwrap(),
+        ],
+    );
+    let _server = serve(&args, listen, None).await;
+    for name in [
+        "www.example.com",
+        "www.example.com",
+        "alias.example.com",
+        "nosuch.example.com",
+    ] {
+        udp(listen, name, RecordType::A, None).await;
+    }
+    let m = udp(listen, "ads.example.com", RecordType::A, None).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    udp(listen, "nas.lan", RecordType::A, None).await;
+
+    let url = "http://127.53.180.250:9153/metrics";
+    let open = scrape(url, true);
+    check_histograms(&open);
+    assert!(metric(&open, "hopdns_resolution_duration_seconds_count") >= 2.0);
+    for needle in [
+        "hopdns_cache_bytes{store=\"rrset\"} ",
+        "hopdns_cache_bytes{store=\"message\"} ",
+        "hopdns_cache_entries{store=\"delegation\"} ",
+        "hopdns_cache_evictions_total{store=\"rrset\"} 0",
+        "hopdns_blocked_total{action=\"block\"} 1",
+        "hopdns_blocked_total{action=\"sinkhole\"} 0",
+        "hopdns_redirected_total{action=\"override\"} 1",
+        "hopdns_upstream_replies_total{rcode=\"NOERROR\"} ",
+        "hopdns_upstream_local_errors_total 0",
+        "process_open_fds ",
+        "process_max_fds ",
+    ] {
+        assert!(open.contains(needle), "missing {needle:?} in:\n{open}");
+    }
+    assert!(metric(&open, "hopdns_cache_bytes{store=\"rrset\"}") > 0.0);
+    assert!(metric(&open, "hopdns_upstream_replies_total{rcode=\"NXDOMAIN\"}") >= 1.0);
+    assert!(metric(&open, "process_open_fds") > 3.0);
+
+    // Without an Accept header: the Prometheus text format, which promtool lints.
+    let text = scrape(url, false);
+    assert!(!text.contains("# EOF") && text.contains("# TYPE hopdns_replies_total counter"));
+    let Some(promtool) = which("promtool") else {
+        eprintln!(
+            "SKIPPED: promtool not installed (apt-get install prometheus); \
+             the scrape was not linted"
+        );
+        return;
+    };
+    let lint = tokio::task::block_in_place(|| {
+        use std::io::Write;
+        let mut child = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    });
+    assert!(
+        lint.status.success(),
+        "promtool check metrics failed:\n{}{}\n{text}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    lab.shutdown().await;
+}
+
+/// The path of `program` on PATH, if it is there.
+pub(crate) fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(program))
+        .find(|p| p.is_file())
+}
+
+/// Issue 12.2: `--log-level warning` was accepted and then nothing was logged at all.
+#[test]
+fn unknown_log_levels_are_refused_at_parse_time_and_by_config_check() {
+    let out = std::process::Command::new(crate::util::bin())
+        .args(["--log-level", "warning", "serve", "--listen", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "unknown log level `warning`: use one of error, warn, info, debug, trace, off"
+        ),
+        "{err}"
+    );
+    let dir = Scratch::new("loglevel");
+    let file = dir.path("hopdns.toml");
+    std::fs::write(&file, "threads = 1\nlog-level = \"inf,hopdns=debug\"\n").unwrap();
+    let out = std::process::Command::new(crate::util::bin())
+        .args(["config", "check", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{}:2: key `log-level`", file.display()))
+            && err.contains("unknown log level `inf`"),
+        "{err}"
+    );
+}
+
+/// Runs `hopdns ARGS` that should exit by itself; kills it (by PID) after `limit`.
+pub(crate) fn exits_within(args: &[&str], limit: std::time::Duration) -> std::process::Output {
+    let child = std::process::Command::new(crate::util::bin())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = child;
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("hopdns {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Issue 12.1: `--cache-file /etc/hosts` was replaced by a cache dump at shutdown. A file
+/// that is not a hopdns cache file, or a directory that is missing, is an error at start.
+#[test]
+fn a_cache_file_that_is_not_ours_or_has_no_directory_is_refused_at_start() {
+    let dir = Scratch::new("cachefile");
+    let hosts = dir.path("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+    let base = [
+        "serve",
+        "--listen",
+        "127.53.181.250:53",
+        "--threads",
+        "1",
+        "--no-prime",
+    ];
+    let out = exits_within(
+        &[&base[..], &["--cache-file", hosts.to_str().unwrap()]].concat(),
+        std::time::Duration::from_secs(10),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{} is not a hopdns cache file", hosts.display())),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&hosts).unwrap(),
+        "127.0.0.1 localhost\n"
+    );
+
+    let missing = dir.path("no-such-dir/cache");
+    let out = exits_within(
+        &[&base[..], &["--cache-file", missing.to_str().unwrap()]].concat(),
+        std::time::Duration::from_secs(10),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no-such-dir") && err.contains("No such file"),
+        "{err}"
+    );
+}
+
+/// Issue 12.1: saved every --cache-save-interval (a crash loses little), owner-only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_is_saved_periodically_owner_only_and_survives_a_crash() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::start(LabConfig { net: 182 }).await.unwrap();
+    let dir = Scratch::new("cachesave");
+    let listen: SocketAddr = "127.53.182.250:53".parse().unwrap();
+    let file = dir.path("cache");
+    let hints = hints_file(&lab, &dir);
+    let args = lab_args(
+        listen,
+        &hints,
+        &[
+            "--cache-file",
+            file.to_str().unwrap(),
+            "--cache-save-interval",
+            "1",
+        ],
+    );
+    let mut server = serve(&args, listen, None).await;
+    let start = std::time::Instant::now();
+    let saved = loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.lines().count() > 1 {
+            break text;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "no periodic save"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(saved.starts_with("hopdns-cache 1\n"), "{saved}");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    // A crash (SIGKILL: no save at stop) keeps the last periodic save.
+    server.signal("KILL");
+    server.exit_within(std::time::Duration::from_secs(5)).await;
+    assert!(std::fs::read_to_string(&file).unwrap().lines().count() > 1);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    lab.shutdown().await;
+}
+
+/// Issue 12.6: `hopdns config defaults | true` panicked on EPIPE. Each printing command
+/// meets a pipe whose reader is already gone, and exits 0 without a word.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    for args in [
+        &["config", "defaults"][..],
+        &["completions", "bash"],
+        &["man", "serve"],
+        &["ctl", "--help"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(crate::util::bin())
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !err.contains("panicked"),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
+}
+
+/// Issue 12.7: ANSI colour codes in logs written to a file or a pipe.
+#[test]
+fn logs_to_a_file_have_no_colour_codes() {
+    let out = std::process::Command::new(crate::util::bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.53.181.251:53",
+            "--cache-file",
+            "/nonexistent/dir/c",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("INFO") || err.contains("/nonexistent"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "escape codes in a pipe: {err:?}");
+}
+
+/// Issue 12.5: about one stop in ten logged "UDP listener ... stopped unexpectedly" (a loop
+/// that ended because it was cancelled raced the cancellation in a `select!`). A clean stop
+/// is never an error: many stops in a row, each `Ok`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_is_never_reported_as_a_listener_failure() {
+    use hopdns::server::{BoundServer, ServerConfig};
+    for i in 0..200 {
+        let addr: SocketAddr = "127.53.183.250:53".parse().unwrap();
+        let bound = BoundServer::bind(&ServerConfig {
+            listen: vec![addr],
+            threads: 4,
+            drain: std::time::Duration::ZERO,
+            ..ServerConfig::default()
+        })
+        .unwrap();
+        let token = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(bound.run(std::sync::Arc::new(crate::ops::Fixed), token.clone()));
+        tokio::task::yield_now().await;
+        token.cancel();
+        let result = server.await.unwrap();
+        assert!(result.is_ok(), "stop {i}: {result:?}");
+    }
+}
+
+/// Issue 12.4: after a restart-only key changed, a second `ctl reload` said "nothing else
+/// changed" although the running value was still the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_compares_with_the_running_settings() {
+    let lab = Lab::start(LabConfig { net: 184 }).await.unwrap();
+    let dir = Scratch::new("reload2");
+    let socket = dir.path("control.sock");
+    let listen: SocketAddr = "127.53.184.250:53".parse().unwrap();
+    let config = dir.path("hopdns.toml");
+    let base = format!(
+        "listen = [\"{listen}\"]\nthreads = 1\nno-prime = true\nno-ipv6 = true\n\
+         query-loopback = true\nroot-hints = \"{}\"\ncontrol-socket = \"{}\"\n",
+        hints_file(&lab, &dir).display(),
+        socket.display()
+    );
+    std::fs::write(&config, &base).unwrap();
+    let _server = serve(&["--config", config.to_str().unwrap()], listen, None).await;
+    std::fs::write(&config, format!("{base}rrl-rate = 50\n")).unwrap();
+    for attempt in 0..2 {
+        let (ok, text) = crate::ops::ctl(&socket, &["reload"]);
+        assert!(
+            ok && text.contains("applied only at restart: rrl-rate"),
+            "reload {attempt}: {text}"
+        );
+    }
+    std::fs::write(&config, &base).unwrap();
+    let (ok, text) = crate::ops::ctl(&socket, &["reload"]);
+    assert!(ok && text.contains("nothing else changed"), "{text}");
+    lab.shutdown().await;
+}
+
+fn hopdns(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(crate::util::bin())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Issue 12.8: `config check` stopped at the first error, gave semantic errors without key
+/// or line, and accepted `rules = "/nonexistent"`.
+#[test]
+fn config_check_reports_every_error_with_file_line_and_key() {
+    let dir = Scratch::new("check2");
+    let file = dir.path("hopdns.toml");
+    std::fs::write(
+        &file,
+        "threads = 0\nmin-ttl = 900\nmax-ttl = 60\nservfail-ttl = 1000\nrrl-rat = 5\n\
+         rules = \"/nonexistent/rules.toml\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = hopdns(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    let f = file.display();
+    for needle in [
+        format!("{f}:1: key `threads`: --threads must be at least 1"),
+        format!("{f}:2: key `min-ttl`: --min-ttl 900 is above --max-ttl 60"),
+        format!("{f}:4: key `servfail-ttl`: --servfail-ttl 1000 is outside"),
+        format!("{f}:5: key `rrl-rat`: unknown key (did you mean `rrl-rate`?)"),
+        format!("{f}:6: key `rules`: /nonexistent/rules.toml: cannot read"),
+        format!("{f}: 5 errors"),
+    ] {
+        assert!(err.contains(&needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
+/// Issue 12.8: `hopdns rules check FILE` reports every bad rule with file:line, alias loops
+/// and overlaps; a /33 prefix and an RPZ CNAME without target get messages that name the
+/// real problem (they were "invalid IP address syntax" and a missing origin).
+#[test]
+fn rules_check_reports_every_rule_error_loops_and_overlaps() {
+    let dir = Scratch::new("rulescheck");
+    std::fs::write(
+        dir.path("policy.rpz"),
+        "$TTL 60\n@ SOA ns. host. 1 1 1 1 1\n  NS ns.\nbad.example CNAME\n",
+    )
+    .unwrap();
+    let rules = dir.path("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"a.lan\"\naction = \"alias\"\ntarget = \"b.lan\"\n\n\
+         [[rule]]\nname = \"b.lan\"\naction = \"alias\"\ntarget = \"a.lan\"\n\n\
+         [[rule]]\nname = \"c.lan\"\naction = \"block\"\nclients = [\"10.0.0.0/33\"]\n\n\
+         [[rule]]\nname = \"d.lan\"\naction = \"override\"\n\n\
+         [[rpz]]\nfile = \"policy.rpz\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = hopdns(&["rules", "check", rules.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    let r = rules.display();
+    for needle in [
+        format!("{r}:1: alias loop: a.lan -> b.lan -> a.lan"),
+        format!(
+            "{r}:14: client network \"10.0.0.0/33\": prefix length /33 is longer than the 32 bits"
+        ),
+        format!("{r}:16: action = \"override\" needs `a` and/or `aaaa`"),
+        format!("{}:4: token is missing", dir.path("policy.rpz").display()),
+        "an RPZ CNAME needs a target".to_string(),
+        format!("{r}: 4 errors"),
+    ] {
+        assert!(err.contains(&needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(!err.contains("no origin is known"), "{err}");
+
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"*.lan\"\naction = \"block\"\n\n\
+         [[rule]]\nname = \"nas.lan\"\naction = \"override\"\na = [\"10.0.0.2\"]\n",
+    )
+    .unwrap();
+    let (code, out, err) = hopdns(&["rules", "check", rules.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(&format!(
+            "note: {r}:5: nas.lan is also covered by *.lan (line 1)"
+        )) && out.contains(&format!("{r}: ok (")),
+        "{out}"
+    );
+}
+
+/// Issue 12.10: `--allow 0.0.0.0/0` made an open resolver silently; a LAN address without
+/// `--allow` refused everyone silently.
+#[test]
+fn an_open_allow_is_refused_and_a_lan_address_without_allow_is_warned_about() {
+    let (code, _, err) = hopdns(&[
+        "serve",
+        "--listen",
+        "127.53.185.250:53",
+        "--allow",
+        "0.0.0.0/0",
+        "--no-prime",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--allow 0.0.0.0/0 answers anyone") && err.contains("--open-resolver"),
+        "{err}"
+    );
+    let dir = Scratch::new("openres");
+    let file = dir.path("hopdns.toml");
+    std::fs::write(&file, "allow = [\"::/0\"]\n").unwrap();
+    let (code, _, err) = hopdns(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{}:1: key `allow`: --allow ::/0", file.display())),
+        "{err}"
+    );
+
+    // A wildcard (not loopback) listen address and no --allow: one warning naming the fix.
+    // --cache-file in a missing directory then stops it before it serves.
+    let out = exits_within(
+        &[
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--no-prime",
+            "--cache-file",
+            "/nonexistent/d/c",
+        ],
+        std::time::Duration::from_secs(10),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("WARN")
+            && err.contains("no --allow is given")
+            && err.contains("--allow 192.168.1.0/24"),
+        "{err}"
+    );
+}
