@@ -18,17 +18,22 @@
 //! (answer, restart at a CNAME target, descend on a referral, skip a lame server, retry over
 //! TCP or without EDNS) -> ... -> `Finished`.
 
-use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::classify::{classify, ns_target, Reply};
+use super::cut::Cut;
+pub use super::cut::{is_loopback_like, usable};
+use super::learn::{cache_chain, cached_dname, chain_end, learn_referral, remember_failure};
+pub use super::learn::{MAX_GLUE_PER_NS, MAX_NS_PER_CUT};
+use super::minimise::{minimised_verdict, Minimise, Verdict};
+pub use super::minimise::{MinimiseMode, MAX_MINIMISE_COUNT, MINIMISE_ONE_LAB};
 use super::{Failure, Limits, Outcome, Question};
-use crate::cache::{Cache, Cached, Delegation, NsName};
+use crate::cache::{Cache, Cached, Delegation};
 use crate::trace::{CutSource, HopEvent, ReplyKind};
 
 /// Transport choices that constrain which addresses the machine may ask.
@@ -63,26 +68,6 @@ impl Default for Settings {
         }
     }
 }
-
-/// QNAME minimisation mode (RFC 9156 §3).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MinimiseMode {
-    /// Minimise, and send the full name to a zone whose servers answer a minimised query
-    /// wrongly (NXDOMAIN for an empty non-terminal, FORMERR, REFUSED, SERVFAIL, NOTIMP).
-    #[default]
-    Relaxed,
-    /// Minimise and believe the answers: NXDOMAIN for a minimised name is NXDOMAIN for every
-    /// name below it (RFC 8020), errors make the server lame.
-    Strict,
-    /// Always send the full name.
-    Off,
-}
-
-/// RFC 9156 §2.3: at most this many minimised queries per name (a name with 40 labels must
-/// not cost 40 queries) ...
-pub const MAX_MINIMISE_COUNT: usize = 10;
-/// ... of which the first this many add one label each; later ones add several.
-pub const MINIMISE_ONE_LAB: usize = 4;
 
 /// What the driver must do next.
 #[derive(Clone, Debug, PartialEq)]
@@ -154,130 +139,6 @@ struct Retry {
     edns: bool,
 }
 
-/// At most this many NS names are taken from one referral (Knot Resolver stops at 13, the
-/// size of the root's NS set; real zones have 2-8). More are chosen at random, so a zone
-/// with thousands of NS names costs no more memory or CPU than one with 13.
-pub const MAX_NS_PER_CUT: usize = 13;
-/// Transitions one [`Resolution::poll`] may make before it gives up. A walk needs a few
-/// dozen; the bound keeps a hostile reply from buying unbounded CPU between two sends.
-pub const MAX_STEPS_PER_POLL: usize = 2_000;
-
-/// At most this many glue addresses per NS name and family from one referral.
-pub const MAX_GLUE_PER_NS: usize = 4;
-
-/// One name server of the current cut, and how far its address lookup has gone.
-#[derive(Clone, Debug)]
-struct Server {
-    name: Name,
-    /// The addresses to ask: the child's own A/AAAA for the name when the cache has them,
-    /// else the parent's glue.
-    addrs: Vec<IpAddr>,
-    /// Parent glue that differs from the child's addresses: asked only when every address
-    /// in `addrs` of the cut has failed (Unbound's parent-side fallback).
-    parent_glue: Vec<IpAddr>,
-    tried_a: bool,
-    tried_aaaa: bool,
-}
-
-/// The zone cut a frame is asking, with what this resolution learned of its servers.
-#[derive(Clone, Debug)]
-struct Cut {
-    zone: Name,
-    servers: Vec<Server>,
-    /// Queries answered or timed out, per address.
-    attempts: HashMap<IpAddr, u8>,
-    /// Addresses that answered uselessly (lame, REFUSED, SERVFAIL): not asked again here.
-    bad: HashSet<IpAddr>,
-    /// Each address is asked at most `round` times.
-    round: u8,
-    /// The parent's glue is asked too: the child's addresses are spent.
-    parent_side: bool,
-    /// The first provisional reply (recursion-lame, empty...), used when no server of the
-    /// cut does better, with the server that sent it.
-    fallback: Option<(Reply, SocketAddr, Question)>,
-    /// A name server whose address could only be found through this zone itself (or
-    /// through a lookup already under way): why the cut ran out of addresses.
-    cycle: Option<Name>,
-}
-
-impl Cut {
-    /// Builds a cut. For each NS name, the child's own addresses (answers in the cache) are
-    /// preferred to the parent's glue, which is kept as a fallback; a glueless name whose
-    /// address the cache knows costs no query.
-    fn new(d: Delegation, cache: &Cache, now: u64) -> Self {
-        let servers = d
-            .servers
-            .into_iter()
-            .map(|NsName { name, addrs: glue }| {
-                let mut child = Vec::new();
-                for t in [RecordType::A, RecordType::AAAA] {
-                    if let Some(Cached::Records(rs)) =
-                        cache.answers.get(&Question::new(name.clone(), t), now)
-                    {
-                        child.extend(rs.iter().filter_map(|r| r.data.ip_addr()));
-                    }
-                }
-                let (addrs, parent_glue) = if child.is_empty() {
-                    (glue, Vec::new())
-                } else {
-                    let other = glue.into_iter().filter(|ip| !child.contains(ip)).collect();
-                    (child, other)
-                };
-                Server {
-                    name,
-                    addrs,
-                    parent_glue,
-                    tried_a: false,
-                    tried_aaaa: false,
-                }
-            })
-            .collect();
-        Self {
-            zone: d.zone,
-            servers,
-            attempts: HashMap::new(),
-            bad: HashSet::new(),
-            round: 1,
-            parent_side: false,
-            fallback: None,
-            cycle: None,
-        }
-    }
-
-    fn server_name(&self, ip: IpAddr) -> Option<Name> {
-        self.servers
-            .iter()
-            .find(|s| s.addrs.contains(&ip) || s.parent_glue.contains(&ip))
-            .map(|s| s.name.clone())
-    }
-
-    /// Addresses not yet spent in this round, in the cut's order, parent glue included once
-    /// `parent_side` is set.
-    fn candidates(&self, settings: &Settings) -> Vec<SocketAddr> {
-        let root = self.zone.is_root();
-        let mut c: Vec<SocketAddr> = Vec::new();
-        for s in &self.servers {
-            let glue = if self.parent_side {
-                &s.parent_glue[..]
-            } else {
-                &[]
-            };
-            for ip in s.addrs.iter().chain(glue) {
-                let fresh = self.attempts.get(ip).copied().unwrap_or(0) < self.round;
-                let sa = SocketAddr::new(*ip, 53);
-                if fresh
-                    && !self.bad.contains(ip)
-                    && usable(*ip, root, settings)
-                    && !c.contains(&sa)
-                {
-                    c.push(sa);
-                }
-            }
-        }
-        c
-    }
-}
-
 #[derive(Clone, Debug)]
 struct Frame {
     /// The question this frame was created for.
@@ -298,18 +159,6 @@ struct Frame {
     min: Minimise,
 }
 
-/// Where QNAME minimisation stands for one frame (RFC 9156 §3 algorithm).
-#[derive(Clone, Debug, Default)]
-struct Minimise {
-    /// Labels of the deepest name known to sit in the current cut's zone (no cut above it):
-    /// the cut's own labels, or a name a minimised query showed to exist.
-    known: usize,
-    /// Minimised queries sent for this frame's name.
-    count: usize,
-    /// Send the full name from now on: the relaxed fallback after a wrong answer.
-    off: bool,
-}
-
 impl Frame {
     fn new(question: Question, ns_for: Option<Name>) -> Self {
         Self {
@@ -326,34 +175,9 @@ impl Frame {
         }
     }
 
-    /// The question to send now: the full one, or its minimised form (RFC 9156 §3): the
-    /// cut's zone plus one more label of the name (several after [`MINIMISE_ONE_LAB`]
-    /// steps, so that at most [`MAX_MINIMISE_COUNT`] are sent), asked with the minimised
-    /// QTYPE.
+    /// The question to send now: the full one, or its minimised form (RFC 9156 §3).
     fn to_ask(&self, settings: &Settings) -> Question {
-        let full = self.current();
-        if settings.minimise == MinimiseMode::Off || self.min.off {
-            return full;
-        }
-        let total = full.name.iter().len();
-        let known = self.min.known;
-        if known + 1 >= total {
-            return full;
-        }
-        let left = total - known;
-        let step = if self.min.count < MINIMISE_ONE_LAB {
-            1
-        } else if self.min.count >= MAX_MINIMISE_COUNT {
-            left
-        } else {
-            left.div_ceil(MAX_MINIMISE_COUNT - self.min.count)
-        };
-        let labels = (known + step).min(total);
-        if labels >= total {
-            return full;
-        }
-        let name = full.name.trim_to(labels);
-        Question::with_class(name, settings.minimise_qtype, full.qclass)
+        self.min.question(self.current(), settings)
     }
 
     /// Moves to a new cut: minimisation starts again below it.
@@ -370,6 +194,10 @@ impl Frame {
         )
     }
 }
+
+/// Transitions one [`Resolution::poll`] may make before it gives up. A walk needs a few
+/// dozen; the bound keeps a hostile reply from buying unbounded CPU between two sends.
+pub const MAX_STEPS_PER_POLL: usize = 2_000;
 
 // One Step per poll iteration, returned at once: boxing the Send would cost an allocation
 // per upstream query for nothing.
@@ -1026,228 +854,12 @@ impl Resolution {
     }
 }
 
-/// What QNAME minimisation makes of a reply to a minimised question (RFC 9156 §3).
-enum Verdict {
-    /// The name exists and no cut lies between: ask the same servers one label deeper.
-    Deeper,
-    /// Ask the same server the full name (relaxed mode's fallback).
-    FullName,
-    /// Act on the reply as on any other (a referral, TC, a lame server...).
-    Act,
-}
-
-fn minimised_verdict(reply: &Reply, msg: &Message, zone: &Name, mode: MinimiseMode) -> Verdict {
-    let strict = mode == MinimiseMode::Strict;
-    let rcode = msg.metadata.response_code;
-    match reply {
-        // Data, no data or an alias at the minimised name: it exists and no cut lies between.
-        Reply::Answer { .. } | Reply::NoData { .. } | Reply::Cname { .. } => Verdict::Deeper,
-        // RFC 9156 §2.3 and its note on RFC 8020: NXDOMAIN for a minimised name (AA or not,
-        // SOA or not) may be a broken server's answer for an empty non-terminal; relaxed
-        // mode asks the full name, and the server is not lame for it. Strict mode believes it.
-        Reply::NxDomain { .. } if strict => Verdict::Act,
-        _ if rcode == ResponseCode::NXDomain && !strict => Verdict::FullName,
-        // An empty reply, or the zone's own NS set again: no cut here.
-        Reply::Provisional { reply, .. } => match **reply {
-            Reply::NxDomain { .. } => Verdict::Act,
-            _ => Verdict::Deeper,
-        },
-        Reply::Lame(_) if rcode == ResponseCode::NoError && repeats_own_ns(msg, zone) => {
-            Verdict::Deeper
-        }
-        // Some servers fail on names they do not expect (RFC 9156 §4).
-        Reply::Lame(_)
-            if !strict
-                && matches!(
-                    rcode,
-                    ResponseCode::FormErr
-                        | ResponseCode::Refused
-                        | ResponseCode::ServFail
-                        | ResponseCode::NotImp
-                ) =>
-        {
-            Verdict::FullName
-        }
-        _ => Verdict::Act,
-    }
-}
-
-/// A reply with no answer whose authority section repeats the zone's own NS set.
-fn repeats_own_ns(msg: &Message, zone: &Name) -> bool {
-    msg.answers.is_empty()
-        && msg
-            .authorities
-            .iter()
-            .any(|r| r.record_type() == RecordType::NS && r.name == *zone)
-}
-
-/// The zone cut a referral describes, within bounds: at most [`MAX_NS_PER_CUT`] NS names
-/// (a random choice when there are more) and [`MAX_GLUE_PER_NS`] glue addresses per name and
-/// family.
-fn learn_referral(zone: Name, ns: &[Record], glue: &[Record]) -> Delegation {
-    // Linear in the referral's size: shuffle once if it is over the cap, then keep the first
-    // distinct names (the duplicate check only ever scans the few kept).
-    let mut all: Vec<&Name> = ns.iter().filter_map(ns_target).collect();
-    if all.len() > MAX_NS_PER_CUT {
-        rand::seq::SliceRandom::shuffle(&mut all[..], &mut rand::rng());
-    }
-    let mut names: Vec<&Name> = Vec::with_capacity(all.len().min(MAX_NS_PER_CUT));
-    for name in all {
-        if names.len() == MAX_NS_PER_CUT {
-            break;
-        }
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    let servers = names
-        .into_iter()
-        .map(|name| {
-            let mut addrs: Vec<IpAddr> = Vec::new();
-            let (mut v4, mut v6) = (0, 0);
-            for ip in glue
-                .iter()
-                .filter(|g| g.name == *name)
-                .filter_map(|g| g.data.ip_addr())
-            {
-                let n = if ip.is_ipv4() { &mut v4 } else { &mut v6 };
-                if *n < MAX_GLUE_PER_NS && !addrs.contains(&ip) {
-                    *n += 1;
-                    addrs.push(ip);
-                }
-            }
-            NsName {
-                name: name.to_lowercase(),
-                addrs,
-            }
-        })
-        .collect();
-    Delegation { zone, servers }
-}
-
-/// May we send to `ip`? The family must be enabled; loopback (in any spelling) only with
-/// `query_loopback`, except for the root cut (configured hints are used whatever their
-/// address); never an unspecified, multicast or broadcast address, nor hopdns's own.
-pub(super) fn usable(ip: IpAddr, root_cut: bool, s: &Settings) -> bool {
-    let family = match ip {
-        IpAddr::V4(v4) => s.ipv4 && !v4.is_broadcast(),
-        IpAddr::V6(_) => s.ipv6,
-    };
-    let embedded = embedded_v4(ip).map(IpAddr::V4);
-    let unspecified = ip.is_unspecified() || embedded.is_some_and(|v4| v4.is_unspecified());
-    let own = s.own_addrs.iter().any(|a| *a == ip || Some(*a) == embedded);
-    family
-        && !unspecified
-        && !ip.is_multicast()
-        && !own
-        && (root_cut || s.query_loopback || !is_loopback_like(ip))
-}
-
-/// Loopback in any of its spellings: 127.0.0.0/8 and ::1, and 127.0.0.0/8 inside an IPv6
-/// address (IPv4-mapped `::ffff:127.0.0.1`, IPv4-compatible `::127.0.0.1`, NAT64
-/// `64:ff9b::127.0.0.1`, RFC 6052), which `is_loopback()` alone does not see.
-pub fn is_loopback_like(ip: IpAddr) -> bool {
-    ip.is_loopback() || embedded_v4(ip).is_some_and(|v4| v4.is_loopback())
-}
-
-/// The IPv4 address carried by an IPv4-mapped, IPv4-compatible or NAT64 well-known-prefix
-/// (64:ff9b::/96, RFC 6052 §2.1) IPv6 address.
-fn embedded_v4(ip: IpAddr) -> Option<std::net::Ipv4Addr> {
-    let IpAddr::V6(v6) = ip else {
-        return None;
-    };
-    let seg = v6.segments();
-    let v4 = || std::net::Ipv4Addr::from((u32::from(seg[6]) << 16) | u32::from(seg[7]));
-    match seg {
-        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(v4()),
-        // ::1 and :: are IPv6's own loopback and unspecified, not IPv4-compatible forms.
-        [0, 0, 0, 0, 0, 0, hi, lo] if (hi, lo) != (0, 1) && (hi, lo) != (0, 0) => Some(v4()),
-        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(v4()),
-        _ => None,
-    }
-}
-
-/// The name a chain ends at (the question's name if there is no chain).
-fn chain_end(qname: &Name, chain: &[Record]) -> Name {
-    chain
-        .iter()
-        .rev()
-        .find_map(|r| match &r.data {
-            RData::CNAME(c) => Some(c.0.clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| qname.clone())
-}
-
-/// Caches a failed resolution briefly (RFC 9520), unless it came from that cache already or
-/// is not about the DNS at all.
-fn remember_failure(cache: &Cache, question: &Question, outcome: &Outcome, now: u64) {
-    if let Outcome::ServFail(f) = outcome {
-        if !matches!(f, Failure::RecentFailure | Failure::UnsupportedClass(_)) {
-            cache.answers.insert_servfail(question.clone(), now);
-        }
-    }
-}
-
 /// Owners of the CNAME records in a chain (DNAME owners are not names we were sent to).
 fn cname_owners(chain: &[Record]) -> impl Iterator<Item = &Name> {
     chain
         .iter()
         .filter(|r| r.record_type() == RecordType::CNAME)
         .map(|r| &r.name)
-}
-
-/// A cached DNAME at an ancestor of `name` (RFC 6672 §3.3): the DNAME, the CNAME it
-/// synthesises for `name` (with the DNAME's TTL) and the new name.
-fn cached_dname(cache: &Cache, name: &Name, now: u64) -> Option<(Record, Record, Name)> {
-    let mut owner = name.clone();
-    while !owner.is_root() {
-        owner = owner.base_name();
-        if let Some(Cached::Records(rs)) = cache
-            .answers
-            .get(&Question::new(owner.clone(), RecordType::DNAME), now)
-        {
-            let dname = rs.into_iter().next()?;
-            let target = super::classify::dname_substitute(&dname, name)?;
-            let cname = Record::from_rdata(
-                name.clone(),
-                dname.ttl,
-                RData::CNAME(hickory_proto::rr::rdata::CNAME(target.clone())),
-            );
-            return Some((dname, cname, target));
-        }
-    }
-    None
-}
-
-/// Caches each CNAME of a chain under its own (owner, CNAME) key. A CNAME synthesised from
-/// a DNAME is cached with the DNAME before it, so an answer from the cache carries the DNAME
-/// first as a fresh one does (RFC 6672 §3.4: the synthesised CNAME has the DNAME's TTL).
-fn cache_chain(cache: &Cache, chain: &[Record], now: u64) {
-    for (i, r) in chain.iter().enumerate() {
-        if r.record_type() == RecordType::DNAME {
-            // Also under its own name, so other names below it are rewritten from the
-            // cache (RFC 6672 §3.3).
-            cache.answers.insert_records(
-                Question::new(r.name.clone(), RecordType::DNAME),
-                vec![r.clone()],
-                now,
-            );
-            continue;
-        }
-        if r.record_type() != RecordType::CNAME {
-            continue;
-        }
-        let records = match i.checked_sub(1).map(|p| &chain[p]) {
-            Some(d) if d.record_type() == RecordType::DNAME => vec![d.clone(), r.clone()],
-            _ => vec![r.clone()],
-        };
-        cache.answers.insert_records(
-            Question::new(r.name.clone(), RecordType::CNAME),
-            records,
-            now,
-        );
-    }
 }
 
 fn reply_kind(reply: &Reply) -> ReplyKind {

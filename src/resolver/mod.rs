@@ -1,16 +1,23 @@
 //! The resolver room: the iterative state machine (sans-IO) and the driver that runs it.
 //!
-//! * [`machine`]: `Resolution`, plain data and pure transitions. It says "send this query to
-//!   one of these servers" and is told what came back; it never touches a socket or a clock.
+//! * [`machine`]: `Resolution`, plain data and transitions. It says "send this query to one of
+//!   these servers" and is told what came back; it never touches a socket or a clock.
 //! * [`classify`]: scrubbing and classification of replies.
+//! * [`minimise`]: QNAME minimisation (RFC 9156): what to ask, and what a minimised reply
+//!   says about zone cuts.
+//! * [`cut`]: one zone cut's servers and addresses as a resolution sees them.
+//! * [`learn`]: what replies write into the caches (cuts, chains, failures).
 //! * [`driver`]: `Resolver`, which runs resolutions with a transport, the cache and the clock.
 
 mod budget;
 pub mod classify;
+pub mod cut;
 mod driver;
 pub mod hints;
 mod inflight;
+pub mod learn;
 pub mod machine;
+pub mod minimise;
 mod outcome;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,168 @@
+//! A zone cut as one resolution sees it: its name servers with the addresses to ask (the
+//! child's own, else the parent's glue, which is kept as a fallback), what was asked and what
+//! failed, and which addresses may be asked at all.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+
+use hickory_proto::rr::{Name, RecordType};
+
+use super::classify::Reply;
+use super::machine::Settings;
+use super::Question;
+use crate::cache::{Cache, Cached, Delegation, NsName};
+
+/// One name server of the current cut, and how far its address lookup has gone.
+#[derive(Clone, Debug)]
+pub(super) struct Server {
+    pub(super) name: Name,
+    /// The addresses to ask: the child's own A/AAAA for the name when the cache has them,
+    /// else the parent's glue.
+    pub(super) addrs: Vec<IpAddr>,
+    /// Parent glue that differs from the child's addresses: asked only when every address
+    /// in `addrs` of the cut has failed (Unbound's parent-side fallback).
+    pub(super) parent_glue: Vec<IpAddr>,
+    pub(super) tried_a: bool,
+    pub(super) tried_aaaa: bool,
+}
+
+/// The zone cut a frame is asking, with what this resolution learned of its servers.
+#[derive(Clone, Debug)]
+pub(super) struct Cut {
+    pub(super) zone: Name,
+    pub(super) servers: Vec<Server>,
+    /// Queries answered or timed out, per address.
+    pub(super) attempts: HashMap<IpAddr, u8>,
+    /// Addresses that answered uselessly (lame, REFUSED, SERVFAIL): not asked again here.
+    pub(super) bad: HashSet<IpAddr>,
+    /// Each address is asked at most `round` times.
+    pub(super) round: u8,
+    /// The parent's glue is asked too: the child's addresses are spent.
+    pub(super) parent_side: bool,
+    /// The first provisional reply (recursion-lame, empty...), used when no server of the
+    /// cut does better, with the server that sent it.
+    pub(super) fallback: Option<(Reply, SocketAddr, Question)>,
+    /// A name server whose address could only be found through this zone itself (or
+    /// through a lookup already under way): why the cut ran out of addresses.
+    pub(super) cycle: Option<Name>,
+}
+
+impl Cut {
+    /// Builds a cut. For each NS name, the child's own addresses (answers in the cache) are
+    /// preferred to the parent's glue, which is kept as a fallback; a glueless name whose
+    /// address the cache knows costs no query.
+    pub(super) fn new(d: Delegation, cache: &Cache, now: u64) -> Self {
+        let servers = d
+            .servers
+            .into_iter()
+            .map(|NsName { name, addrs: glue }| {
+                let mut child = Vec::new();
+                for t in [RecordType::A, RecordType::AAAA] {
+                    if let Some(Cached::Records(rs)) =
+                        cache.answers.get(&Question::new(name.clone(), t), now)
+                    {
+                        child.extend(rs.iter().filter_map(|r| r.data.ip_addr()));
+                    }
+                }
+                let (addrs, parent_glue) = if child.is_empty() {
+                    (glue, Vec::new())
+                } else {
+                    let other = glue.into_iter().filter(|ip| !child.contains(ip)).collect();
+                    (child, other)
+                };
+                Server {
+                    name,
+                    addrs,
+                    parent_glue,
+                    tried_a: false,
+                    tried_aaaa: false,
+                }
+            })
+            .collect();
+        Self {
+            zone: d.zone,
+            servers,
+            attempts: HashMap::new(),
+            bad: HashSet::new(),
+            round: 1,
+            parent_side: false,
+            fallback: None,
+            cycle: None,
+        }
+    }
+
+    pub(super) fn server_name(&self, ip: IpAddr) -> Option<Name> {
+        self.servers
+            .iter()
+            .find(|s| s.addrs.contains(&ip) || s.parent_glue.contains(&ip))
+            .map(|s| s.name.clone())
+    }
+
+    /// Addresses not yet spent in this round, in the cut's order, parent glue included once
+    /// `parent_side` is set.
+    pub(super) fn candidates(&self, settings: &Settings) -> Vec<SocketAddr> {
+        let root = self.zone.is_root();
+        let mut c: Vec<SocketAddr> = Vec::new();
+        for s in &self.servers {
+            let glue = if self.parent_side {
+                &s.parent_glue[..]
+            } else {
+                &[]
+            };
+            for ip in s.addrs.iter().chain(glue) {
+                let fresh = self.attempts.get(ip).copied().unwrap_or(0) < self.round;
+                let sa = SocketAddr::new(*ip, 53);
+                if fresh
+                    && !self.bad.contains(ip)
+                    && usable(*ip, root, settings)
+                    && !c.contains(&sa)
+                {
+                    c.push(sa);
+                }
+            }
+        }
+        c
+    }
+}
+
+/// May we send to `ip`? The family must be enabled; loopback (in any spelling) only with
+/// `query_loopback`, except for the root cut (configured hints are used whatever their
+/// address); never an unspecified, multicast or broadcast address, nor hopdns's own.
+pub fn usable(ip: IpAddr, root_cut: bool, s: &Settings) -> bool {
+    let family = match ip {
+        IpAddr::V4(v4) => s.ipv4 && !v4.is_broadcast(),
+        IpAddr::V6(_) => s.ipv6,
+    };
+    let embedded = embedded_v4(ip).map(IpAddr::V4);
+    let unspecified = ip.is_unspecified() || embedded.is_some_and(|v4| v4.is_unspecified());
+    let own = s.own_addrs.iter().any(|a| *a == ip || Some(*a) == embedded);
+    family
+        && !unspecified
+        && !ip.is_multicast()
+        && !own
+        && (root_cut || s.query_loopback || !is_loopback_like(ip))
+}
+
+/// Loopback in any of its spellings: 127.0.0.0/8 and ::1, and 127.0.0.0/8 inside an IPv6
+/// address (IPv4-mapped `::ffff:127.0.0.1`, IPv4-compatible `::127.0.0.1`, NAT64
+/// `64:ff9b::127.0.0.1`, RFC 6052), which `is_loopback()` alone does not see.
+pub fn is_loopback_like(ip: IpAddr) -> bool {
+    ip.is_loopback() || embedded_v4(ip).is_some_and(|v4| v4.is_loopback())
+}
+
+/// The IPv4 address carried by an IPv4-mapped, IPv4-compatible or NAT64 well-known-prefix
+/// (64:ff9b::/96, RFC 6052 §2.1) IPv6 address.
+fn embedded_v4(ip: IpAddr) -> Option<std::net::Ipv4Addr> {
+    let IpAddr::V6(v6) = ip else {
+        return None;
+    };
+    let seg = v6.segments();
+    let v4 = || std::net::Ipv4Addr::from((u32::from(seg[6]) << 16) | u32::from(seg[7]));
+    match seg {
+        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(v4()),
+        // ::1 and :: are IPv6's own loopback and unspecified, not IPv4-compatible forms.
+        [0, 0, 0, 0, 0, 0, hi, lo] if (hi, lo) != (0, 1) && (hi, lo) != (0, 0) => Some(v4()),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(v4()),
+        _ => None,
+    }
+}
