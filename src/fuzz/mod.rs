@@ -132,7 +132,7 @@ pub fn machine(data: &[u8]) {
                 assert!(m.queries_sent() <= max_queries, "query budget exceeded");
                 return;
             }
-            Action::Send(send) => send,
+            Action::Ask(send) => send,
         };
         assert!(!send.candidates.is_empty(), "a Send without candidates");
         let from = send.candidates[0];

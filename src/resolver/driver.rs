@@ -445,7 +445,7 @@ impl Resolver {
                     }
                     return outcome;
                 }
-                Action::Send(send) => send,
+                Action::Ask(send) => send,
             };
             if slot.is_none() {
                 if !refresh {

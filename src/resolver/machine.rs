@@ -4,8 +4,8 @@
 //! `Connection` and Knot Resolver's consume/produce loop:
 //!
 //! * [`Resolution::poll`] runs the machine until it must wait, and returns what to do next:
-//!   [`Action::Send`] (ask one of these servers this question) or [`Action::Done`].
-//! * [`Resolution::handle`] feeds back what happened to the last `Send`: a response, no
+//!   [`Action::Ask`] (ask one of these servers this question) or [`Action::Done`].
+//! * [`Resolution::handle`] feeds back what happened to the last `Ask`: a response, no
 //!   response, or the deadline.
 //!
 //! The machine never opens a socket, never sleeps and never reads the clock: `now` (seconds
@@ -73,14 +73,14 @@ impl Default for Settings {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Send `query` to one of `candidates` (the driver picks by RTT) and report back.
-    Send(Send),
+    Ask(Ask),
     /// The resolution is over.
     Done(Outcome),
 }
 
-/// One upstream query to make.
+/// One upstream query to make (named so it does not shadow the `Send` trait).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Send {
+pub struct Ask {
     pub query: Query,
     /// The zone the candidates serve (for the infra cache and logs).
     pub zone: Name,
@@ -94,7 +94,7 @@ pub struct Send {
     pub edns: bool,
 }
 
-/// What happened to the last `Send`.
+/// What happened to the last `Ask`.
 #[derive(Clone, Debug)]
 pub enum Event {
     /// A response that the transport matched to our query (ID, address, question).
@@ -154,7 +154,7 @@ struct Frame {
     /// For a glueless-NS lookup: the NS name whose address the parent frame needs.
     ns_for: Option<Name>,
     /// What was last sent, with its EDNS/TCP choice, for classifying the reply.
-    in_flight: Option<Send>,
+    in_flight: Option<Ask>,
     /// QNAME minimisation progress in the current cut.
     min: Minimise,
 }
@@ -199,12 +199,12 @@ impl Frame {
 /// dozen; the bound keeps a hostile reply from buying unbounded CPU between two sends.
 pub const MAX_STEPS_PER_POLL: usize = 2_000;
 
-// One Step per poll iteration, returned at once: boxing the Send would cost an allocation
+// One Step per poll iteration, returned at once: boxing the Ask would cost an allocation
 // per upstream query for nothing.
 #[allow(clippy::large_enum_variant)]
 enum Step {
     Continue,
-    Send(Send),
+    Ask(Ask),
 }
 
 /// One resolution: a stack of frames (the client's question at the bottom, glueless-NS
@@ -299,7 +299,7 @@ impl Resolution {
                 Phase::Query => self.next_query(cache, now),
                 Phase::Waiting => match self.top().in_flight.clone() {
                     // Polled again without an event: ask again for the same thing.
-                    Some(send) => Step::Send(send),
+                    Some(send) => Step::Ask(send),
                     None => {
                         self.top().phase = Phase::Query;
                         Step::Continue
@@ -310,13 +310,13 @@ impl Resolution {
                     Step::Continue
                 }
             };
-            if let Step::Send(send) = step {
-                return Action::Send(send);
+            if let Step::Ask(send) = step {
+                return Action::Ask(send);
             }
         }
     }
 
-    /// Feeds back what happened to the last [`Action::Send`].
+    /// Feeds back what happened to the last [`Action::Ask`].
     pub fn handle(&mut self, event: Event, cache: &Cache, now: u64) {
         if self.finished.is_some() {
             return;
@@ -373,7 +373,7 @@ impl Resolution {
         }
     }
 
-    fn take_in_flight(&mut self) -> Option<Send> {
+    fn take_in_flight(&mut self) -> Option<Ask> {
         let frame = self.top();
         if !matches!(frame.phase, Phase::Waiting) {
             return None;
@@ -505,7 +505,7 @@ impl Resolution {
                     Phase::Finished(Outcome::ServFail(Failure::QueryBudget(limits.max_queries)));
                 return Step::Continue;
             }
-            let send = Send {
+            let send = Ask {
                 query: q.to_query(),
                 zone,
                 candidates,
@@ -519,7 +519,7 @@ impl Resolution {
                 frame.min.count += 1;
             }
             self.queries += 1;
-            return Step::Send(send);
+            return Step::Ask(send);
         }
 
         if self.lookup_glueless() {
@@ -684,7 +684,7 @@ impl Resolution {
         from: SocketAddr,
         msg: &Message,
         rtt: Duration,
-        sent: &Send,
+        sent: &Ask,
         cache: &Cache,
         now: u64,
     ) {

@@ -144,7 +144,7 @@ fn run_with(w: &Scripted, cache: &Cache, question: Question, settings: Settings)
                     sent: m.queries_sent(),
                 }
             }
-            Action::Send(send) => {
+            Action::Ask(send) => {
                 assert!(!send.candidates.is_empty());
                 let server: SocketAddr = send.candidates[0];
                 let ev = match w.reply(
@@ -906,7 +906,7 @@ fn deadline_ends_in_servfail() {
         Arc::new(settings()),
         false,
     );
-    assert!(matches!(m.poll(&cache, NOW), Action::Send(_)));
+    assert!(matches!(m.poll(&cache, NOW), Action::Ask(_)));
     m.handle(Event::Deadline, &cache, NOW);
     assert_eq!(
         m.poll(&cache, NOW),
@@ -1004,7 +1004,7 @@ fn undecodable_reply_skips_the_server_without_waiting() {
     );
     // Walk to the example.com cut.
     for _ in 0..2 {
-        let Action::Send(send) = m.poll(&cache, NOW) else {
+        let Action::Ask(send) = m.poll(&cache, NOW) else {
             panic!()
         };
         let from = send.candidates[0];
@@ -1022,7 +1022,7 @@ fn undecodable_reply_skips_the_server_without_waiting() {
             NOW,
         );
     }
-    let Action::Send(send) = m.poll(&cache, NOW) else {
+    let Action::Ask(send) = m.poll(&cache, NOW) else {
         panic!()
     };
     assert_eq!(send.candidates.len(), 2);
@@ -1036,7 +1036,7 @@ fn undecodable_reply_skips_the_server_without_waiting() {
         &cache,
         NOW,
     );
-    let Action::Send(next) = m.poll(&cache, NOW) else {
+    let Action::Ask(next) = m.poll(&cache, NOW) else {
         panic!()
     };
     assert_eq!(next.candidates.len(), 1);
