@@ -9,7 +9,7 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::classify::Reply;
 use super::machine::Settings;
-use super::Question;
+use super::{Failure, Question};
 use crate::cache::{Cache, Cached, Delegation, NsName};
 
 /// One name server of the current cut, and how far its address lookup has gone.
@@ -96,6 +96,88 @@ impl Cut {
             .iter()
             .find(|s| s.addrs.contains(&ip) || s.parent_glue.contains(&ip))
             .map(|s| s.name.clone())
+    }
+
+    /// The parent's glue addresses not among `candidates` (the driver's fallback when every
+    /// child address is timing out).
+    pub(super) fn parent_glue_besides(
+        &mut self,
+        candidates: &[SocketAddr],
+        settings: &Settings,
+    ) -> Vec<SocketAddr> {
+        let was = std::mem::replace(&mut self.parent_side, true);
+        let all = self.candidates(settings);
+        self.parent_side = was;
+        all.into_iter()
+            .filter(|a| !candidates.contains(a))
+            .collect()
+    }
+
+    /// The next glueless name server whose address is to be looked up (A, then AAAA), marked
+    /// as tried. One that lies inside this zone can only be found by asking the zone
+    /// itself: a delegation cycle, remembered in `cycle`.
+    pub(super) fn next_glueless(&mut self, settings: &Settings) -> Option<(Name, RecordType)> {
+        let root = self.zone.is_root();
+        let zone = &self.zone;
+        let mut cycle = None;
+        let next = self.servers.iter_mut().find_map(|s| {
+            if s.addrs
+                .iter()
+                .chain(&s.parent_glue)
+                .any(|ip| root || usable(*ip, false, settings))
+            {
+                return None;
+            }
+            if !root && zone.zone_of(&s.name) {
+                if s.addrs.is_empty() && s.parent_glue.is_empty() {
+                    cycle.get_or_insert_with(|| s.name.clone());
+                }
+                return None;
+            }
+            if settings.ipv4 && !s.tried_a {
+                s.tried_a = true;
+                Some((s.name.clone(), RecordType::A))
+            } else if settings.ipv6 && !s.tried_aaaa {
+                s.tried_aaaa = true;
+                Some((s.name.clone(), RecordType::AAAA))
+            } else {
+                None
+            }
+        });
+        if self.cycle.is_none() {
+            self.cycle = cycle;
+        }
+        next
+    }
+
+    /// Addresses a glueless lookup found for name server `ns`.
+    pub(super) fn add_addresses(&mut self, ns: &Name, found: &[IpAddr]) {
+        for s in self.servers.iter_mut().filter(|s| s.name == *ns) {
+            for ip in found {
+                if !s.addrs.contains(ip) {
+                    s.addrs.push(*ip);
+                }
+            }
+        }
+    }
+
+    /// Why the cut failed once everything is spent: its servers all failed, their addresses
+    /// were all filtered, they form a delegation cycle, or none has an address at all.
+    pub(super) fn failure(&self) -> Failure {
+        let zone = self.zone.clone();
+        if !self.attempts.is_empty() || !self.bad.is_empty() {
+            Failure::ServersExhausted { zone }
+        } else if self
+            .servers
+            .iter()
+            .any(|s| s.addrs.iter().chain(&s.parent_glue).next().is_some())
+        {
+            Failure::NoAddress
+        } else if let Some(ns) = self.cycle.clone() {
+            Failure::DelegationLoop { zone, ns }
+        } else {
+            Failure::NoServerAddress { zone }
+        }
     }
 
     /// Addresses not yet spent in this round, in the cut's order, parent glue included once

@@ -73,6 +73,15 @@ pub(super) fn chain_end(qname: &Name, chain: &[Record]) -> Name {
         .unwrap_or_else(|| qname.clone())
 }
 
+/// The SOA of a negative answer as the client sees it: with the negative TTL, min(SOA TTL,
+/// SOA MINIMUM) capped by `max-negative-ttl` (RFC 2308 §3 and §5), fresh or cached alike.
+pub(super) fn negative_soa(cache: &Cache, mut soa: Record) -> Record {
+    if let Some(ttl) = cache.answers.negative_ttl(Some(&soa)) {
+        soa.ttl = ttl;
+    }
+    soa
+}
+
 /// Caches a failed resolution briefly (RFC 9520), unless it came from that cache already or
 /// is not about the DNS at all.
 pub(super) fn remember_failure(cache: &Cache, question: &Question, outcome: &Outcome, now: u64) {

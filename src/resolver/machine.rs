@@ -1,4 +1,4 @@
-//! The resolution state machine: plain data and pure transitions (sans-IO).
+//! The resolution state machine: plain data and transitions (sans-IO).
 //!
 //! A [`Resolution`] answers one question. It is driven with two calls, after quinn-proto's
 //! `Connection` and Knot Resolver's consume/produce loop:
@@ -9,14 +9,17 @@
 //!   response, or the deadline.
 //!
 //! The machine never opens a socket, never sleeps and never reads the clock: `now` (seconds
-//! of the system clock, for TTLs) is an argument. It reads and fills the [`Cache`], which is
-//! plain data behind locks. Glueless NS lookups and CNAME restarts are explicit frames on a
-//! stack with budgets (Knot's `kr_rplan`), never recursion on the async stack.
+//! of the system clock, for TTLs) is an argument. Its one side effect is on the [`Cache`]
+//! (plain data behind locks): it reads answers, cuts and server addresses, and writes what a
+//! reply teaches, all in `learn.rs` (cuts, chains, negative answers, failures). Glueless NS
+//! lookups and CNAME restarts are explicit frames on a stack with budgets (Knot's
+//! `kr_rplan`), never recursion on the async stack.
 //!
-//! Each frame walks: `Start` (cache, then closest zone cut) -> `Query` (choose the servers to
-//! ask, or look up a glueless NS address first) -> `Waiting` -> classify the reply and act
-//! (answer, restart at a CNAME target, descend on a referral, skip a lame server, retry over
-//! TCP or without EDNS) -> ... -> `Finished`.
+//! Each frame walks: `Start` (cache, then closest zone cut) -> `Query { cut }` (choose the
+//! servers to ask, or look up a glueless NS address first) -> `Waiting { cut, sent }` ->
+//! classify the reply, hear QNAME minimisation's verdict (`minimise.rs`), and one match sets
+//! the next phase (answer, restart at a CNAME target, descend on a referral, skip a lame
+//! server, keep a provisional reply, retry over TCP or without EDNS) -> ... -> `Finished`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -28,7 +31,9 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use super::classify::{classify, ns_target, Reply};
 use super::cut::Cut;
 pub use super::cut::{is_loopback_like, usable};
-use super::learn::{cache_chain, cached_dname, chain_end, learn_referral, remember_failure};
+use super::learn::{
+    cache_chain, cached_dname, chain_end, learn_referral, negative_soa, remember_failure,
+};
 pub use super::learn::{MAX_GLUE_PER_NS, MAX_NS_PER_CUT};
 use super::minimise::{minimised_verdict, Minimise, Verdict};
 pub use super::minimise::{MinimiseMode, MAX_MINIMISE_COUNT, MINIMISE_ONE_LAB};
@@ -121,17 +126,30 @@ pub enum Event {
     Deadline,
 }
 
+/// Where one frame stands. The phases that work in a zone cut carry it, and the one that
+/// waits carries what it sent, so no phase reads state another phase may not have set.
 // One Phase per frame, a handful of frames per resolution: size does not matter here.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Phase {
+    /// Answer from the cache, or find the closest zone cut.
     Start,
-    Query,
-    Waiting,
+    /// Choose what to ask in `cut`; a `retry` of one server (over TCP, without EDNS, with
+    /// the full name) comes first.
+    Query {
+        cut: Cut,
+        retry: Option<Retry>,
+    },
+    /// `sent` is out: waiting for [`Resolution::handle`].
+    Waiting {
+        cut: Cut,
+        sent: Ask,
+    },
     Finished(Outcome),
 }
 
-/// A retry of the same server: over TCP after TC, or without EDNS after FORMERR.
+/// A retry of the same server: over TCP after TC, without EDNS after FORMERR, or with the
+/// full name after a bad answer to a minimised one.
 #[derive(Clone, Debug)]
 struct Retry {
     server: SocketAddr,
@@ -147,14 +165,10 @@ struct Frame {
     qname: Name,
     /// CNAME/DNAME records followed so far.
     chain: Vec<Record>,
-    cut: Option<Cut>,
     referrals: usize,
     phase: Phase,
-    retry: Option<Retry>,
     /// For a glueless-NS lookup: the NS name whose address the parent frame needs.
     ns_for: Option<Name>,
-    /// What was last sent, with its EDNS/TCP choice, for classifying the reply.
-    in_flight: Option<Ask>,
     /// QNAME minimisation progress in the current cut.
     min: Minimise,
 }
@@ -165,12 +179,9 @@ impl Frame {
             qname: question.name.clone(),
             question,
             chain: Vec::new(),
-            cut: None,
             referrals: 0,
             phase: Phase::Start,
-            retry: None,
             ns_for,
-            in_flight: None,
             min: Minimise::default(),
         }
     }
@@ -181,9 +192,9 @@ impl Frame {
     }
 
     /// Moves to a new cut: minimisation starts again below it.
-    fn set_cut(&mut self, cut: Cut) {
+    fn enter(&mut self, cut: Cut) {
         self.min.known = cut.zone.iter().len();
-        self.cut = Some(cut);
+        self.phase = Phase::Query { cut, retry: None };
     }
 
     fn current(&self) -> Question {
@@ -284,27 +295,26 @@ impl Resolution {
             }
             steps += 1;
             if steps > MAX_STEPS_PER_POLL {
-                let outcome = Outcome::ServFail(Failure::StepBudget(MAX_STEPS_PER_POLL));
-                remember_failure(cache, &self.frames[0].question, &outcome, now);
-                let depth = self.depth();
-                self.emit(|| HopEvent::Done {
-                    depth,
-                    outcome: outcome.clone(),
-                });
-                self.finished = Some(outcome);
+                self.finish(
+                    Outcome::ServFail(Failure::StepBudget(MAX_STEPS_PER_POLL)),
+                    cache,
+                    now,
+                );
                 continue;
             }
-            let step = match self.top().phase.clone() {
+            // Each arm leaves the frame in its next phase.
+            let phase = std::mem::replace(&mut self.top().phase, Phase::Start);
+            let step = match phase {
                 Phase::Start => self.start(cache, now),
-                Phase::Query => self.next_query(cache, now),
-                Phase::Waiting => match self.top().in_flight.clone() {
-                    // Polled again without an event: ask again for the same thing.
-                    Some(send) => Step::Ask(send),
-                    None => {
-                        self.top().phase = Phase::Query;
-                        Step::Continue
-                    }
-                },
+                Phase::Query { cut, retry } => self.next_query(cut, retry, cache, now),
+                // Polled again without an event: ask again for the same thing.
+                Phase::Waiting { cut, sent } => {
+                    self.top().phase = Phase::Waiting {
+                        cut,
+                        sent: sent.clone(),
+                    };
+                    Step::Ask(sent)
+                }
                 Phase::Finished(outcome) => {
                     self.pop(outcome, cache, now);
                     Step::Continue
@@ -321,42 +331,27 @@ impl Resolution {
         if self.finished.is_some() {
             return;
         }
-        let unusable = matches!(event, Event::Unusable { .. });
-        match event {
-            Event::Deadline => {
-                let depth = self.depth();
-                let outcome = Outcome::ServFail(Failure::Deadline);
-                remember_failure(cache, &self.frames[0].question, &outcome, now);
-                self.emit(|| HopEvent::Done {
-                    depth,
-                    outcome: outcome.clone(),
-                });
-                self.finished = Some(outcome);
+        if let Event::Deadline = event {
+            self.finish(Outcome::ServFail(Failure::Deadline), cache, now);
+            return;
+        }
+        // Only a waiting frame expects an event; anything else is ignored.
+        let frame = self.top();
+        let (cut, mut sent) = match std::mem::replace(&mut frame.phase, Phase::Start) {
+            Phase::Waiting { cut, sent } => (cut, sent),
+            other => {
+                frame.phase = other;
+                return;
             }
-            Event::NoReply { from, error, after } | Event::Unusable { from, error, after } => {
-                let Some(sent) = self.take_in_flight() else {
-                    return;
-                };
-                let depth = self.depth();
-                let frame = self.top();
-                let cut = frame.cut.as_mut().expect("waiting frames have a cut");
-                *cut.attempts.entry(from.ip()).or_default() += 1;
-                if unusable {
-                    cut.bad.insert(from.ip());
-                }
-                let (zone, server_name) = (cut.zone.clone(), cut.server_name(from.ip()));
-                let question = Question::from_query(&sent.query);
-                frame.phase = Phase::Query;
-                self.emit(|| HopEvent::NoReply {
-                    depth,
-                    zone,
-                    server: from,
-                    server_name,
-                    question,
-                    tcp: sent.tcp,
-                    error,
-                    after,
-                });
+        };
+        match event {
+            Event::Deadline => {}
+            Event::NoReply { from, error, after } => {
+                self.no_reply(cut, &sent, from, error, after, false)
+            }
+            // A reply came but did not decode: skip this server here.
+            Event::Unusable { from, error, after } => {
+                self.no_reply(cut, &sent, from, error, after, true)
             }
             Event::Response {
                 from,
@@ -364,21 +359,51 @@ impl Resolution {
                 rtt,
                 edns,
             } => {
-                let Some(mut sent) = self.take_in_flight() else {
-                    return;
-                };
                 sent.edns = edns;
-                self.on_response(from, &message, rtt, &sent, cache, now);
+                self.on_response(from, &message, rtt, cut, &sent, cache, now);
             }
         }
     }
 
-    fn take_in_flight(&mut self) -> Option<Ask> {
-        let frame = self.top();
-        if !matches!(frame.phase, Phase::Waiting) {
-            return None;
+    /// Nothing usable came back from `from`: count the try (and with `unusable`, skip the
+    /// server in this cut), then choose again.
+    fn no_reply(
+        &mut self,
+        mut cut: Cut,
+        sent: &Ask,
+        from: SocketAddr,
+        error: String,
+        after: Duration,
+        unusable: bool,
+    ) {
+        *cut.attempts.entry(from.ip()).or_default() += 1;
+        if unusable {
+            cut.bad.insert(from.ip());
         }
-        frame.in_flight.take()
+        let depth = self.depth();
+        let (zone, server_name) = (cut.zone.clone(), cut.server_name(from.ip()));
+        self.top().phase = Phase::Query { cut, retry: None };
+        self.emit(|| HopEvent::NoReply {
+            depth,
+            zone,
+            server: from,
+            server_name,
+            question: Question::from_query(&sent.query),
+            tcp: sent.tcp,
+            error,
+            after,
+        });
+    }
+
+    /// The whole resolution ends now with `outcome` (deadline, step budget).
+    fn finish(&mut self, outcome: Outcome, cache: &Cache, now: u64) {
+        let depth = self.depth();
+        remember_failure(cache, &self.frames[0].question, &outcome, now);
+        self.emit(|| HopEvent::Done {
+            depth,
+            outcome: outcome.clone(),
+        });
+        self.finished = Some(outcome);
     }
 
     /// Start of a frame (or a restart after a CNAME): answer from the cache if we can, else
@@ -431,9 +456,7 @@ impl Resolution {
             None => (self.root.clone(), CutSource::Hints),
         };
         let zone = delegation.zone.clone();
-        let frame = self.top();
-        frame.set_cut(Cut::new(delegation, cache, now));
-        frame.phase = Phase::Query;
+        self.top().enter(Cut::new(delegation, cache, now));
         self.emit(|| HopEvent::Cut {
             depth,
             zone,
@@ -454,33 +477,26 @@ impl Resolution {
             .iter()
             .filter(|r| r.record_type() == RecordType::CNAME)
             .count();
-        if looped {
-            frame.phase = Phase::Finished(Outcome::ServFail(Failure::Loop(target)));
+        frame.phase = if looped {
+            Phase::Finished(Outcome::ServFail(Failure::Loop(target)))
         } else if links > max {
-            frame.phase = Phase::Finished(Outcome::ServFail(Failure::ChainTooLong(max)));
+            Phase::Finished(Outcome::ServFail(Failure::ChainTooLong(max)))
         } else {
             frame.qname = target;
-            frame.cut = None;
             frame.referrals = 0;
             frame.min = Minimise::default();
-            frame.phase = Phase::Start;
-        }
+            Phase::Start
+        };
     }
 
-    /// Chooses what to ask next in the current cut: its fresh addresses, then the parent's
-    /// glue where the child's addresses differ, then a glueless NS lookup, then a provisional
-    /// reply kept from a server that did not do well, then a second round for servers that
-    /// only timed out; else the cut has failed.
-    fn next_query(&mut self, cache: &Cache, now: u64) -> Step {
+    /// Chooses what to ask next in `cut`: a retry first, then its fresh addresses, then the
+    /// parent's glue where the child's addresses differ, then a glueless NS lookup, then a
+    /// provisional reply kept from a server that did not do well, then a second round for
+    /// servers that only timed out; else the cut has failed.
+    fn next_query(&mut self, mut cut: Cut, retry: Option<Retry>, cache: &Cache, now: u64) -> Step {
         let settings = self.settings.clone();
         let limits = &settings.limits;
-        let queries = self.queries;
-        let frame = self.top();
-        let q = frame.to_ask(&settings);
-        let cut = frame.cut.as_mut().expect("query phase has a cut");
         let zone = cut.zone.clone();
-
-        let retry = frame.retry.take();
         let (mut candidates, tcp, edns) = match retry {
             Some(r) => (vec![r.server], r.tcp, r.edns),
             None => (cut.candidates(&settings), false, true),
@@ -489,23 +505,23 @@ impl Resolution {
             cut.parent_side = true;
             candidates = cut.candidates(&settings);
         }
-        let fallback = if cut.parent_side || tcp || !edns {
-            Vec::new()
-        } else {
-            cut.parent_side = true;
-            let all = cut.candidates(&settings);
-            cut.parent_side = false;
-            all.into_iter()
-                .filter(|a| !candidates.contains(a))
-                .collect()
-        };
         if !candidates.is_empty() {
-            if queries >= limits.max_queries {
-                frame.phase =
+            if self.queries >= limits.max_queries {
+                self.top().phase =
                     Phase::Finished(Outcome::ServFail(Failure::QueryBudget(limits.max_queries)));
                 return Step::Continue;
             }
-            let send = Ask {
+            let fallback = if cut.parent_side || tcp || !edns {
+                Vec::new()
+            } else {
+                cut.parent_glue_besides(&candidates, &settings)
+            };
+            let frame = self.top();
+            let q = frame.to_ask(&settings);
+            if q.name != frame.qname || q.qtype != frame.question.qtype {
+                frame.min.count += 1;
+            }
+            let sent = Ask {
                 query: q.to_query(),
                 zone,
                 candidates,
@@ -513,32 +529,28 @@ impl Resolution {
                 tcp,
                 edns,
             };
-            frame.in_flight = Some(send.clone());
-            frame.phase = Phase::Waiting;
-            if q.name != frame.qname || q.qtype != frame.question.qtype {
-                frame.min.count += 1;
-            }
+            frame.phase = Phase::Waiting {
+                cut,
+                sent: sent.clone(),
+            };
             self.queries += 1;
-            return Step::Ask(send);
+            return Step::Ask(sent);
         }
 
-        if self.lookup_glueless() {
+        if let Some(sub) = self.glueless_lookup(&mut cut) {
+            // The cut waits here for the address; the lookup runs above it.
+            self.top().phase = Phase::Query { cut, retry: None };
+            self.push_lookup(sub);
             return Step::Continue;
         }
 
         // Nobody did better than a provisional reply: believe it now.
-        let frame = self.top();
-        let cut = frame.cut.as_mut().expect("query phase has a cut");
         if let Some((reply, from, asked)) = cut.fallback.take() {
             let depth = self.depth();
-            let server_name = self
-                .top()
-                .cut
-                .as_ref()
-                .and_then(|c| c.server_name(from.ip()));
+            let server_name = cut.server_name(from.ip());
             self.emit(|| HopEvent::Fallback {
                 depth,
-                zone: zone.clone(),
+                zone,
                 server: from,
                 server_name,
             });
@@ -550,97 +562,52 @@ impl Resolution {
         let timed_out = cut.attempts.keys().any(|ip| !cut.bad.contains(ip));
         if timed_out && cut.round < limits.attempts_per_server {
             cut.round += 1;
+            self.top().phase = Phase::Query { cut, retry: None };
             return Step::Continue;
         }
-        let failure = if !cut.attempts.is_empty() || !cut.bad.is_empty() {
-            Failure::ServersExhausted { zone }
-        } else if cut
-            .servers
-            .iter()
-            .any(|s| s.addrs.iter().chain(&s.parent_glue).next().is_some())
-        {
-            Failure::NoAddress
-        } else if let Some(ns) = cut.cycle.clone() {
-            Failure::DelegationLoop { zone, ns }
-        } else {
-            Failure::NoServerAddress { zone }
-        };
-        frame.phase = Phase::Finished(Outcome::ServFail(failure));
+        self.top().phase = Phase::Finished(Outcome::ServFail(cut.failure()));
         Step::Continue
     }
 
-    /// Every address of the cut is spent: pushes a frame that looks up the address of a
-    /// glueless NS name, if one is left. Returns whether it did.
-    fn lookup_glueless(&mut self) -> bool {
-        let settings = self.settings.clone();
-        let limits = &settings.limits;
+    /// Every address of `cut` is spent: the next glueless NS name whose address should be
+    /// looked up, if one is left within the budgets. Names that could only be found
+    /// through the cut itself, or through a lookup already under way, are cycles.
+    fn glueless_lookup(&mut self, cut: &mut Cut) -> Option<(Name, RecordType)> {
+        let limits = &self.settings.limits;
         let depth = self.depth();
-        let frame = self.top();
-        let cut = frame.cut.as_mut().expect("query phase has a cut");
-        let zone_of_cut = cut.zone.clone();
         loop {
-            let frame = self.top();
-            let cut = frame.cut.as_mut().expect("query phase has a cut");
-            let mut cycle = None;
-            let next = cut.servers.iter_mut().find_map(|s| {
-                if s.addrs
-                    .iter()
-                    .chain(&s.parent_glue)
-                    .any(|ip| usable(*ip, false, &settings) || zone_of_cut.is_root())
-                {
-                    return None;
-                }
-                // A glueless NS inside the zone it serves can only be found by asking that
-                // zone: a delegation cycle.
-                if !zone_of_cut.is_root() && zone_of_cut.zone_of(&s.name) {
-                    if s.addrs.is_empty() && s.parent_glue.is_empty() {
-                        cycle.get_or_insert_with(|| s.name.clone());
-                    }
-                    return None;
-                }
-                if settings.ipv4 && !s.tried_a {
-                    s.tried_a = true;
-                    Some((s.name.clone(), RecordType::A))
-                } else if settings.ipv6 && !s.tried_aaaa {
-                    s.tried_aaaa = true;
-                    Some((s.name.clone(), RecordType::AAAA))
-                } else {
-                    None
-                }
-            });
-            if cut.cycle.is_none() {
-                cut.cycle = cycle;
-            }
-            let Some((ns, qtype)) = next else {
-                return false;
-            };
-            let sub = Question::new(ns.clone(), qtype);
+            let (ns, qtype) = cut.next_glueless(&self.settings)?;
             // Any frame already after this name (for A or AAAA) means a dependency loop.
             let looped = self
                 .frames
                 .iter()
                 .any(|f| f.qname == ns || f.question.name == ns || f.ns_for.as_ref() == Some(&ns));
             if looped {
-                let cut = self.top().cut.as_mut().expect("query phase has a cut");
                 cut.cycle.get_or_insert(ns);
                 continue; // this NS cannot be reached; try the next one
             }
             if depth + 1 > limits.max_sub_depth || self.ns_lookups >= limits.max_ns_lookups {
                 continue;
             }
-            // Addresses already cached were filled in when the cut was built.
-            self.ns_lookups += 1;
-            self.emit(|| HopEvent::LookupNs {
-                depth: depth + 1,
-                ns: ns.clone(),
-            });
-            self.frames.push(Frame::new(sub.clone(), Some(ns)));
-            self.emit(|| HopEvent::Start {
-                depth: depth + 1,
-                question: sub,
-            });
-            return true;
+            return Some((ns, qtype));
         }
+    }
+
+    /// Pushes the frame that looks up the address of glueless name server `ns`.
+    fn push_lookup(&mut self, (ns, qtype): (Name, RecordType)) {
+        let depth = self.depth() + 1;
+        let sub = Question::new(ns.clone(), qtype);
+        // Addresses already cached were filled in when the cut was built.
+        self.ns_lookups += 1;
+        self.emit(|| HopEvent::LookupNs {
+            depth,
+            ns: ns.clone(),
+        });
+        self.frames.push(Frame::new(sub.clone(), Some(ns)));
+        self.emit(|| HopEvent::Start {
+            depth,
+            question: sub,
+        });
     }
 
     /// A frame ended: report it, and hand a glueless-NS result to the frame that asked.
@@ -650,9 +617,13 @@ impl Resolution {
             depth,
             outcome: outcome.clone(),
         });
-        let frame = self.frames.pop().expect("a frame to pop");
-        remember_failure(cache, &frame.question, &outcome, now);
-        let Some(ns) = frame.ns_for else {
+        remember_failure(cache, &self.top().question, &outcome, now);
+        let ns_for = if self.frames.len() > 1 {
+            self.frames.pop().and_then(|f| f.ns_for)
+        } else {
+            None
+        };
+        let Some(ns) = ns_for else {
             self.finished = Some(outcome);
             return;
         };
@@ -662,47 +633,41 @@ impl Resolution {
             }
             _ => Vec::new(),
         };
-        if let Some(cut) = self.top().cut.as_mut() {
+        if let Phase::Query { cut, .. } = &mut self.top().phase {
             // The name server's own lookup ran into a cycle: so does this cut, if it fails.
             if let Outcome::ServFail(Failure::DelegationLoop { .. }) = &outcome {
                 cut.cycle.get_or_insert_with(|| ns.clone());
             }
-            for s in cut.servers.iter_mut().filter(|s| s.name == ns) {
-                for ip in &found {
-                    if !s.addrs.contains(ip) {
-                        s.addrs.push(*ip);
-                    }
-                }
-            }
+            cut.add_addresses(&ns, &found);
         }
     }
 
-    /// A reply to the in-flight query: classify it against what was asked, let QNAME
-    /// minimisation have its say, then act.
+    /// A reply to what `cut`'s servers were asked (`sent`): classify it against what was
+    /// asked, let QNAME minimisation have its say, then one match sets the next phase.
+    #[allow(clippy::too_many_arguments)]
     fn on_response(
         &mut self,
         from: SocketAddr,
         msg: &Message,
         rtt: Duration,
+        mut cut: Cut,
         sent: &Ask,
         cache: &Cache,
         now: u64,
     ) {
         let depth = self.depth();
         let mode = self.settings.minimise;
-        let frame = self.top();
         // Classify against what was asked: the minimised question, if it was one.
         let q = Question::from_query(&sent.query);
-        let minimised = q != frame.current();
-        let cut = frame.cut.as_mut().expect("waiting frames have a cut");
+        let minimised = q != self.top().current();
         *cut.attempts.entry(from.ip()).or_default() += 1;
         let zone = cut.zone.clone();
-        let server_name = cut.server_name(from.ip());
         let reply = classify(msg, &q, &zone, sent.edns, sent.tcp);
 
         if self.events.is_some() {
             let kind = reply_kind(&reply);
             let m = &msg.metadata;
+            let server_name = cut.server_name(from.ip());
             self.emit(|| HopEvent::Reply {
                 depth,
                 zone: zone.clone(),
@@ -717,65 +682,61 @@ impl Resolution {
             });
         }
 
+        let verdict = if minimised {
+            minimised_verdict(&reply, msg, &zone, mode)
+        } else {
+            Verdict::Act
+        };
+        let again = |tcp: bool, edns: bool| Retry {
+            server: from,
+            tcp,
+            edns,
+        };
         let frame = self.top();
-        frame.phase = Phase::Query;
-        if minimised {
-            match minimised_verdict(&reply, msg, &zone, mode) {
-                Verdict::Deeper => {
-                    let cut = frame.cut.as_mut().expect("waiting frames have a cut");
-                    frame.min.known = q.name.iter().len();
-                    cut.attempts.remove(&from.ip());
-                    return;
-                }
-                Verdict::FullName => {
-                    let cut = frame.cut.as_mut().expect("waiting frames have a cut");
-                    frame.min.off = true;
-                    cut.attempts.remove(&from.ip());
-                    frame.retry = Some(Retry {
-                        server: from,
-                        tcp: sent.tcp,
-                        edns: sent.edns,
-                    });
-                    return;
-                }
-                Verdict::Act => {}
+        frame.phase = match (verdict, reply) {
+            (Verdict::Deeper, _) => {
+                frame.min.known = q.name.iter().len();
+                cut.attempts.remove(&from.ip());
+                Phase::Query { cut, retry: None }
             }
-        }
-        match reply {
-            Reply::Truncated => {
-                frame.retry = Some(Retry {
-                    server: from,
-                    tcp: true,
-                    edns: sent.edns,
-                })
+            (Verdict::FullName, _) => {
+                frame.min.off = true;
+                cut.attempts.remove(&from.ip());
+                let retry = Some(again(sent.tcp, sent.edns));
+                Phase::Query { cut, retry }
             }
-            Reply::EdnsRejected => {
-                frame.retry = Some(Retry {
-                    server: from,
-                    tcp: sent.tcp,
-                    edns: false,
-                })
+            (Verdict::Act, Reply::Truncated) => {
+                let retry = Some(again(true, sent.edns));
+                Phase::Query { cut, retry }
             }
-            Reply::Lame(_) => {
-                let cut = frame.cut.as_mut().expect("waiting frames have a cut");
+            (Verdict::Act, Reply::EdnsRejected) => {
+                let retry = Some(again(sent.tcp, false));
+                Phase::Query { cut, retry }
+            }
+            (Verdict::Act, Reply::Lame(_)) => {
                 cut.bad.insert(from.ip());
+                Phase::Query { cut, retry: None }
             }
-            Reply::Provisional { reply, .. } => {
-                let cut = frame.cut.as_mut().expect("waiting frames have a cut");
+            (Verdict::Act, Reply::Provisional { reply, .. }) => {
                 cut.bad.insert(from.ip());
                 cut.fallback.get_or_insert((*reply, from, q));
+                Phase::Query { cut, retry: None }
             }
-            reply => self.apply(reply, &q, cache, now),
-        }
+            (Verdict::Act, reply) => {
+                self.apply(reply, &q, cache, now);
+                return;
+            }
+        };
     }
 
-    /// Acts on a reply that ends this cut's work: an answer, a negative answer, a chain to
-    /// follow or a referral to go down. `q` is what was asked.
+    /// Acts on a reply that ends the current cut's work: an answer, a negative answer, a
+    /// chain to follow or a referral to go down. `q` is what was asked. The cache writes
+    /// are the reply's lessons (`learn.rs`).
     fn apply(&mut self, reply: Reply, q: &Question, cache: &Cache, now: u64) {
         let max_referrals = self.settings.limits.max_referrals;
         let frame = self.top();
         let nxdomain = matches!(reply, Reply::NxDomain { .. });
-        match reply {
+        frame.phase = match reply {
             Reply::Answer { chain, records } => {
                 cache_chain(cache, &chain, now);
                 let final_name = records[0].name.clone();
@@ -788,33 +749,28 @@ impl Resolution {
                 answers.extend(chain);
                 if cname_owners(&answers).any(|n| *n == final_name) && q.qtype != RecordType::CNAME
                 {
-                    frame.phase = Phase::Finished(Outcome::ServFail(Failure::Loop(final_name)));
+                    Phase::Finished(Outcome::ServFail(Failure::Loop(final_name)))
                 } else {
                     answers.extend(records);
-                    frame.phase = Phase::Finished(Outcome::Answer { answers });
+                    Phase::Finished(Outcome::Answer { answers })
                 }
             }
             Reply::Cname { chain, target } => {
                 cache_chain(cache, &chain, now);
                 self.follow(chain, target);
+                return;
             }
             Reply::YxDomain { chain } => {
                 // Not cached: the DNAME is, and a fresh question is rewritten again.
                 cache_chain(cache, &chain, now);
                 let mut answers = std::mem::take(&mut frame.chain);
                 answers.extend(chain);
-                frame.phase = Phase::Finished(Outcome::YxDomain { answers });
+                Phase::Finished(Outcome::YxDomain { answers })
             }
             Reply::NxDomain { chain, soa } | Reply::NoData { chain, soa } => {
                 cache_chain(cache, &chain, now);
                 let end = chain_end(&q.name, &chain);
-                let soa = soa.map(|mut soa| {
-                    // RFC 2308 §3 and §5: the client sees the negative TTL on the SOA.
-                    if let Some(ttl) = cache.answers.negative_ttl(Some(&soa)) {
-                        soa.ttl = ttl;
-                    }
-                    soa
-                });
+                let soa = soa.map(|soa| negative_soa(cache, soa));
                 // A minimised question answered NXDOMAIN (strict mode only) caches the name
                 // as nonexistent, and everything below it with it (RFC 8020).
                 let end_q = Question::with_class(end, q.qtype, q.qclass);
@@ -823,11 +779,11 @@ impl Resolution {
                     .insert_negative(end_q, nxdomain, soa.clone(), now);
                 let mut answers = std::mem::take(&mut frame.chain);
                 answers.extend(chain);
-                frame.phase = Phase::Finished(if nxdomain {
+                Phase::Finished(if nxdomain {
                     Outcome::NxDomain { answers, soa }
                 } else {
                     Outcome::NoData { answers, soa }
-                });
+                })
             }
             Reply::Referral {
                 zone: child,
@@ -836,21 +792,21 @@ impl Resolution {
             } => {
                 frame.referrals += 1;
                 if frame.referrals > max_referrals {
-                    frame.phase = Phase::Finished(Outcome::ServFail(Failure::TooManyReferrals(
-                        max_referrals,
-                    )));
+                    Phase::Finished(Outcome::ServFail(Failure::TooManyReferrals(max_referrals)))
+                } else {
+                    let d = learn_referral(child, &ns, &glue);
+                    let ttl = ns.iter().map(|r| r.ttl).min().unwrap_or(0);
+                    cache.delegations.insert(d.clone(), ttl, now);
+                    // The Reply event already names the new cut.
+                    frame.enter(Cut::new(d, cache, now));
                     return;
                 }
-                let d = learn_referral(child, &ns, &glue);
-                let ttl = ns.iter().map(|r| r.ttl).min().unwrap_or(0);
-                cache.delegations.insert(d.clone(), ttl, now);
-                // The Reply event already names the new cut.
-                frame.set_cut(Cut::new(d, cache, now));
             }
-            // on_response deals with these before anything is applied.
+            // on_response keeps these in the cut; should one come here, start over.
             Reply::Lame(_) | Reply::Provisional { .. } | Reply::Truncated | Reply::EdnsRejected => {
+                Phase::Start
             }
-        }
+        };
     }
 }
 
