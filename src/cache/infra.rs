@@ -24,6 +24,21 @@ pub const HOST_TTL: Duration = Duration::from_secs(900);
 /// cannot grow memory.
 pub const MAX_HOSTS: usize = 10_000;
 
+/// What one exchange with a server showed, for [`InfraCache::report`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feedback {
+    /// A useful reply after this long: feeds the smoothed RTT (RFC 6298).
+    Answered(Duration),
+    /// REFUSED, SERVFAIL or NOTIMP: an answer, but its speed says nothing of the server's.
+    Refused,
+    /// No reply in time: the timeout doubles and the server scores worse.
+    TimedOut,
+    /// FORMERR to EDNS, then an answer without it (RFC 6891 §7): ask it without OPT.
+    NoEdns,
+    /// It does not echo the question's case: ask it without 0x20.
+    NoCase,
+}
+
 /// What is known of one server.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ServerStats {
@@ -83,7 +98,7 @@ impl InfraCache {
 
     /// `server` answered with the question's case changed: ask it without 0x20 for
     /// [`HOST_TTL`] (draft-vixie-dnsext-dns0x20 §5: a per-server fallback).
-    pub fn record_no_0x20(&self, server: IpAddr, now: Instant) {
+    fn record_no_0x20(&self, server: IpAddr, now: Instant) {
         let mut m = self.no_0x20.lock().unwrap_or_else(|e| e.into_inner());
         if m.len() >= MAX_HOSTS {
             m.retain(|_, until| now < *until);
@@ -122,6 +137,19 @@ impl InfraCache {
         self.get(server, now).is_some_and(|s| s.timeouts > 0)
     }
 
+    /// What asking `server` showed: the one door through which the driver feeds server
+    /// selection (after Knot Resolver's `kr_selection` `update_rtt`/`error` pair).
+    pub fn report(&self, server: IpAddr, feedback: Feedback, now: Instant) {
+        match feedback {
+            Feedback::Answered(rtt) => self.record_rtt(server, rtt, now),
+            // It answers, but not usefully: its speed must not make it win the next choice.
+            Feedback::Refused => {}
+            Feedback::TimedOut => self.record_timeout(server, now),
+            Feedback::NoEdns => self.record_no_edns(server, now),
+            Feedback::NoCase => self.record_no_0x20(server, now),
+        }
+    }
+
     /// The expected cost of asking `server`, for choosing among candidates: its SRTT, with
     /// unknown servers placed at the initial timeout so known-fast servers are preferred but
     /// new ones are still explored, and timeouts penalising by the current backed-off RTO.
@@ -134,7 +162,7 @@ impl InfraCache {
     }
 
     /// An answer came back after `rtt` (RFC 6298 §2.2-2.3 smoothing).
-    pub fn record_rtt(&self, server: IpAddr, rtt: Duration, now: Instant) {
+    fn record_rtt(&self, server: IpAddr, rtt: Duration, now: Instant) {
         let r = rtt.as_secs_f64() * 1000.0;
         self.with(|m| {
             let s = match m
@@ -168,7 +196,7 @@ impl InfraCache {
     }
 
     /// A query timed out: double the timeout (RFC 6298 §5.5) and count it.
-    pub fn record_timeout(&self, server: IpAddr, now: Instant) {
+    fn record_timeout(&self, server: IpAddr, now: Instant) {
         self.with(|m| {
             let s = m
                 .get(&server)
@@ -194,7 +222,7 @@ impl InfraCache {
 
     /// The server rejected EDNS with FORMERR and then answered without it: query it without
     /// OPT for [`HOST_TTL`], then try EDNS again.
-    pub fn record_no_edns(&self, server: IpAddr, now: Instant) {
+    fn record_no_edns(&self, server: IpAddr, now: Instant) {
         self.with(|m| {
             let mut s = m.get(&server).copied().unwrap_or(ServerStats {
                 srtt_ms: INITIAL_RTO.as_secs_f64() * 1000.0 / 2.0,

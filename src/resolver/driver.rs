@@ -16,7 +16,7 @@ use super::hints;
 use super::inflight::{self, InFlight, Role};
 use super::machine::{usable, Action, Event, Resolution, Settings};
 use super::{Failure, Outcome, Question};
-use crate::cache::{unix_now, Cache, CacheConfig, Cached, Delegation, Patch};
+use crate::cache::{unix_now, Cache, CacheConfig, Cached, Delegation, Feedback, Patch};
 use crate::server::Answerer;
 use crate::trace::{HopEvent, LogSink, ReplyKind, TraceSink};
 use crate::transport::{choose, Exchange, OutQuery, TransportError};
@@ -167,80 +167,90 @@ impl Resolver {
             .filter(|ip| usable(**ip, true, &self.settings))
             .map(|ip| std::net::SocketAddr::new(*ip, 53))
             .collect();
-        for _ in 0..PRIMING_TRIES {
+        let mut edns_formerr = None;
+        let deadline = Instant::now() + self.settings.limits.deadline;
+        let mut tries = 0;
+        while tries < PRIMING_TRIES {
             let now = Instant::now();
-            let Some(server) = choose(&left, &self.cache.infra, now) else {
+            let Some(server) = choose(&left, &self.cache.infra, now).filter(|_| now < deadline)
+            else {
                 break;
             };
-            left.retain(|c| *c != server);
-            let out = OutQuery {
-                server,
-                query: Query::query(root.clone(), RecordType::NS),
-                tcp: false,
-                edns: true,
-                timeout: self.cache.infra.rto(server.ip(), now),
-                case_0x20: self.cache.infra.case_ok(server.ip(), now),
-            };
-            let result = self.exchange.exchange(&out).await;
-            let rtt = now.elapsed();
             let server_name = self
                 .root
                 .servers
                 .iter()
                 .find(|s| s.addrs.contains(&server.ip()))
                 .map(|s| s.name.clone());
-            match result {
-                Ok(msg) => {
-                    self.cache
-                        .infra
-                        .record_rtt(server.ip(), rtt, Instant::now());
-                    let primed = hints::primed(&msg);
-                    if let Some(sink) = sink.as_deref_mut() {
-                        let kind = match &primed {
-                            Some((d, _)) => ReplyKind::RootNs {
-                                ns: d.servers.iter().map(|s| s.name.clone()).collect(),
-                                glue: d
-                                    .servers
-                                    .iter()
-                                    .flat_map(|s| s.addrs.iter().map(|a| (s.name.clone(), *a)))
-                                    .collect(),
-                            },
-                            None => ReplyKind::Lame("not a valid priming answer".into()),
-                        };
-                        sink.event(&HopEvent::Reply {
-                            depth: 0,
-                            zone: root.clone(),
-                            server,
-                            server_name,
-                            question: question.clone(),
-                            tcp: false,
-                            rcode: msg.metadata.response_code,
-                            flags: crate::trace::flags(&msg.metadata),
-                            kind,
-                            rtt,
-                        });
-                    }
-                    if let Some((d, ttl)) = primed {
-                        tracing::debug!(servers = d.servers.len(), ttl, "primed the root NS set");
-                        self.cache.delegations.insert(d, ttl, unix_now());
-                        return Some(ttl);
+            let query = Query::query(root.clone(), RecordType::NS);
+            let event = self
+                .ask(server, &query, false, true, deadline, &mut edns_formerr)
+                .await;
+            let (message, rtt) = match event {
+                // FORMERR to EDNS: the same server once more without it (RFC 6891 §7).
+                Event::Response { message, edns, .. }
+                    if super::classify::edns_rejected(&message, edns) =>
+                {
+                    let retry = self
+                        .ask(server, &query, false, false, deadline, &mut edns_formerr)
+                        .await;
+                    match retry {
+                        Event::Response { message, rtt, .. } => (message, rtt),
+                        other => {
+                            tries += 1;
+                            left.retain(|c| *c != server);
+                            report_no_reply(
+                                &mut sink,
+                                &root,
+                                &question,
+                                server,
+                                server_name,
+                                other,
+                            );
+                            continue;
+                        }
                     }
                 }
-                Err(e) => {
-                    self.cache.infra.record_timeout(server.ip(), Instant::now());
-                    if let Some(sink) = sink.as_deref_mut() {
-                        sink.event(&HopEvent::NoReply {
-                            depth: 0,
-                            zone: root.clone(),
-                            server,
-                            server_name,
-                            question: question.clone(),
-                            tcp: false,
-                            error: e.to_string(),
-                            after: rtt,
-                        });
-                    }
+                Event::Response { message, rtt, .. } => (message, rtt),
+                other => {
+                    tries += 1;
+                    left.retain(|c| *c != server);
+                    report_no_reply(&mut sink, &root, &question, server, server_name, other);
+                    continue;
                 }
+            };
+            tries += 1;
+            left.retain(|c| *c != server);
+            let primed = hints::primed(&message);
+            if let Some(sink) = sink.as_deref_mut() {
+                let kind = match &primed {
+                    Some((d, _)) => ReplyKind::RootNs {
+                        ns: d.servers.iter().map(|s| s.name.clone()).collect(),
+                        glue: d
+                            .servers
+                            .iter()
+                            .flat_map(|s| s.addrs.iter().map(|a| (s.name.clone(), *a)))
+                            .collect(),
+                    },
+                    None => ReplyKind::Lame("not a valid priming answer".into()),
+                };
+                sink.event(&HopEvent::Reply {
+                    depth: 0,
+                    zone: root.clone(),
+                    server,
+                    server_name,
+                    question: question.clone(),
+                    tcp: false,
+                    rcode: message.metadata.response_code,
+                    flags: crate::trace::flags(&message.metadata),
+                    kind,
+                    rtt,
+                });
+            }
+            if let Some((d, ttl)) = primed {
+                tracing::debug!(servers = d.servers.len(), ttl, "primed the root NS set");
+                self.cache.delegations.insert(d, ttl, unix_now());
+                return Some(ttl);
             }
         }
         tracing::warn!("priming failed; using the root hints as they are");
@@ -474,98 +484,160 @@ impl Resolver {
                     }
                 }
             }
-            let mut timeout = self.cache.infra.rto(server.ip(), now);
-            if send.tcp {
-                timeout = timeout.saturating_mul(2).max(MIN_TCP_TIMEOUT);
-            }
-            let timeout = timeout.min(deadline - now);
-            let edns = send.edns && self.cache.infra.edns_ok(server.ip(), now);
-            let out = OutQuery {
-                server,
-                query: send.query.clone(),
-                tcp: send.tcp,
-                edns,
-                timeout,
-                case_0x20: self.cache.infra.case_ok(server.ip(), now),
-            };
-            let mut result = self.exchange.exchange(&out).await;
-            if matches!(result, Err(TransportError::CaseMismatch)) {
-                // It answers, but not with our case (RFC 4343 lets servers fold case): ask
-                // it again at once without 0x20, on a new port with a new ID, and from now
-                // on compare its questions without case. One round trip, not a timeout.
-                let at = Instant::now();
-                self.cache.infra.record_no_0x20(server.ip(), at);
-                let again = OutQuery {
-                    case_0x20: false,
-                    timeout: out.timeout.min(deadline.saturating_duration_since(at)),
-                    ..out.clone()
-                };
-                result = self.exchange.exchange(&again).await;
-            }
-            let done = Instant::now();
-            let after = done - now;
-            let metrics = crate::metrics::metrics();
-            match &result {
-                Ok(m) => metrics
-                    .upstream_query(server.ip(), Some(u16::from(m.metadata.response_code.low()))),
-                // Our own shortage (EMFILE, ENOBUFS) says nothing about the server.
-                Err(e) if e.is_local() => metrics.upstream_local_error(),
-                Err(_) => metrics.upstream_query(server.ip(), None),
-            }
-            let event = match result {
-                Ok(message) => {
-                    let rcode = message.metadata.response_code;
-                    // A server that refuses or fails fast is not a fast server: only useful
-                    // replies feed its RTT, so it does not win the next choice.
-                    if !matches!(
-                        rcode,
-                        ResponseCode::Refused | ResponseCode::ServFail | ResponseCode::NotImp
-                    ) {
-                        self.cache.infra.record_rtt(server.ip(), after, done);
-                    }
-                    if super::classify::edns_rejected(&message, edns) {
-                        edns_formerr = Some(server.ip());
-                    } else if !edns
-                        && rcode != ResponseCode::FormErr
-                        && edns_formerr == Some(server.ip())
-                    {
-                        self.cache.infra.record_no_edns(server.ip(), done);
-                    }
-                    Event::Response {
-                        from: server,
-                        message,
-                        rtt: after,
-                        edns,
-                    }
-                }
-                // Not even the retry without 0x20 matched (it cannot, as it compares without
-                // case): nothing usable from this server now.
-                Err(e @ TransportError::CaseMismatch) => Event::NoReply {
-                    from: server,
-                    error: e.to_string(),
-                    after,
-                },
-                Err(TransportError::Malformed(error)) => Event::Unusable {
-                    from: server,
-                    error: format!("malformed reply: {error}"),
-                    after,
-                },
-                Err(e) => {
-                    if !matches!(e, TransportError::Encode(_)) && !e.is_local() {
-                        self.cache.infra.record_timeout(server.ip(), done);
-                    }
-                    Event::NoReply {
-                        from: server,
-                        error: e.to_string(),
-                        after,
-                    }
-                }
-            };
+            let event = self
+                .ask(
+                    server,
+                    &send.query,
+                    send.tcp,
+                    send.edns,
+                    deadline,
+                    &mut edns_formerr,
+                )
+                .await;
             m.handle(event, &self.cache, unix_now());
             if Instant::now() >= deadline {
                 m.handle(Event::Deadline, &self.cache, unix_now());
             }
         }
+    }
+}
+
+impl Resolver {
+    /// Asks `server` one question and reports what happened, both to server selection (one
+    /// [`Feedback`] per exchange, through [`InfraCache::report`]) and as the machine's
+    /// [`Event`]. Resolutions and priming share it, so both learn the same things: RTT,
+    /// timeouts (never our own shortage of sockets or memory), EDNS and 0x20 fallbacks.
+    ///
+    /// `edns_formerr` remembers a server that answered FORMERR to EDNS in this resolution: it
+    /// is marked EDNS-less only once the same query without EDNS works, so one odd reply
+    /// cannot strip EDNS from a good server.
+    async fn ask(
+        &self,
+        server: std::net::SocketAddr,
+        query: &Query,
+        tcp: bool,
+        want_edns: bool,
+        deadline: Instant,
+        edns_formerr: &mut Option<std::net::IpAddr>,
+    ) -> Event {
+        let infra = &self.cache.infra;
+        let now = Instant::now();
+        let mut timeout = infra.rto(server.ip(), now);
+        if tcp {
+            timeout = timeout.saturating_mul(2).max(MIN_TCP_TIMEOUT);
+        }
+        let timeout = timeout.min(deadline.saturating_duration_since(now));
+        let edns = want_edns && infra.edns_ok(server.ip(), now);
+        let out = OutQuery {
+            server,
+            query: query.clone(),
+            tcp,
+            edns,
+            timeout,
+            case_0x20: infra.case_ok(server.ip(), now),
+        };
+        let mut result = self.exchange.exchange(&out).await;
+        if matches!(result, Err(TransportError::CaseMismatch)) {
+            // It answers, but not with our case (RFC 4343 lets servers fold case): ask it
+            // again at once without 0x20, on a new port with a new ID, and from now on
+            // compare its questions without case. One round trip, not a timeout.
+            let at = Instant::now();
+            infra.report(server.ip(), Feedback::NoCase, at);
+            let again = OutQuery {
+                case_0x20: false,
+                timeout: out.timeout.min(deadline.saturating_duration_since(at)),
+                ..out.clone()
+            };
+            result = self.exchange.exchange(&again).await;
+        }
+        let done = Instant::now();
+        let after = done - now;
+        let metrics = crate::metrics::metrics();
+        match &result {
+            Ok(m) => {
+                metrics.upstream_query(server.ip(), Some(u16::from(m.metadata.response_code.low())))
+            }
+            // Our own shortage (EMFILE, ENOBUFS) says nothing about the server.
+            Err(e) if e.is_local() => metrics.upstream_local_error(),
+            Err(_) => metrics.upstream_query(server.ip(), None),
+        }
+        match result {
+            Ok(message) => {
+                let rcode = message.metadata.response_code;
+                let feedback = match rcode {
+                    ResponseCode::Refused | ResponseCode::ServFail | ResponseCode::NotImp => {
+                        Feedback::Refused
+                    }
+                    _ => Feedback::Answered(after),
+                };
+                infra.report(server.ip(), feedback, done);
+                if super::classify::edns_rejected(&message, edns) {
+                    *edns_formerr = Some(server.ip());
+                } else if !edns
+                    && rcode != ResponseCode::FormErr
+                    && *edns_formerr == Some(server.ip())
+                {
+                    infra.report(server.ip(), Feedback::NoEdns, done);
+                }
+                Event::Response {
+                    from: server,
+                    message,
+                    rtt: after,
+                    edns,
+                }
+            }
+            // Not even the retry without 0x20 matched (it cannot, as it compares without
+            // case): nothing usable from this server now.
+            Err(e @ TransportError::CaseMismatch) => Event::NoReply {
+                from: server,
+                error: e.to_string(),
+                after,
+            },
+            Err(TransportError::Malformed(error)) => Event::Unusable {
+                from: server,
+                error: format!("malformed reply: {error}"),
+                after,
+            },
+            Err(e) => {
+                if !matches!(e, TransportError::Encode(_)) && !e.is_local() {
+                    infra.report(server.ip(), Feedback::TimedOut, done);
+                }
+                Event::NoReply {
+                    from: server,
+                    error: e.to_string(),
+                    after,
+                }
+            }
+        }
+    }
+}
+
+/// A priming query that got no usable reply, as a trace event.
+fn report_no_reply(
+    sink: &mut Option<&mut dyn TraceSink>,
+    root: &Name,
+    question: &Question,
+    server: std::net::SocketAddr,
+    server_name: Option<Name>,
+    event: Event,
+) {
+    let (error, after) = match event {
+        Event::NoReply { error, after, .. } | Event::Unusable { error, after, .. } => {
+            (error, after)
+        }
+        Event::Deadline | Event::Response { .. } => ("deadline".to_string(), Duration::ZERO),
+    };
+    if let Some(sink) = sink.as_deref_mut() {
+        sink.event(&HopEvent::NoReply {
+            depth: 0,
+            zone: root.clone(),
+            server,
+            server_name,
+            question: question.clone(),
+            tcp: false,
+            error,
+            after,
+        });
     }
 }
 
@@ -676,6 +748,29 @@ mod tests {
             .filter(|q| q.server.to_string() == "10.2.0.7")
             .count();
         assert_eq!(dead, 1, "the dead address is asked once, then avoided");
+    }
+
+    /// Issue 13.3: priming asks through the same exchange as resolutions, so a root server
+    /// that rejects EDNS is asked again without it (and remembered), as any other server.
+    #[tokio::test(start_paused = true)]
+    async fn priming_learns_what_resolutions_learn_about_a_server() {
+        let w = Arc::new(Scripted::new());
+        let mut reply = s::answer(vec![Record::from_rdata(
+            Name::root(),
+            1000,
+            RData::NS(NS(Name::from_ascii("a.root.").unwrap())),
+        )]);
+        reply.add_additional(s::rec("a.root.", 1000, s::a("10.0.0.1")));
+        w.on("10.0.0.1", ".", RecordType::NS, Script::NoEdnsThen(reply));
+        let resolver = Resolver::new(ResolverConfig::new(s::root_hints("10.0.0.1")), w.clone());
+        assert!(
+            resolver.prime(None).await,
+            "primed after the retry without EDNS"
+        );
+        let seen: Vec<bool> = w.seen().iter().map(|q| q.edns).collect();
+        assert_eq!(seen, [true, false]);
+        let ip = "10.0.0.1".parse().unwrap();
+        assert!(!resolver.cache().infra.edns_ok(ip, Instant::now()));
     }
 
     #[tokio::test(start_paused = true)]

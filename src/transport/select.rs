@@ -35,8 +35,12 @@ mod tests {
         let now = Instant::now();
         let dead: SocketAddr = "192.0.2.1:53".parse().unwrap();
         let live: SocketAddr = "192.0.2.2:53".parse().unwrap();
-        infra.record_timeout(dead.ip(), now);
-        infra.record_rtt(live.ip(), Duration::from_millis(5), now);
+        infra.report(dead.ip(), crate::cache::Feedback::TimedOut, now);
+        infra.report(
+            live.ip(),
+            crate::cache::Feedback::Answered(Duration::from_millis(5)),
+            now,
+        );
         for _ in 0..100 {
             assert_eq!(choose(&[dead, live], &infra, now), Some(live));
         }
