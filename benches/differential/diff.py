@@ -32,7 +32,7 @@ import cases as table
 import lab
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-QUERY_TIMEOUT = 9.0  # per question; hopdns gives up at 4.5 s, Unbound can take longer
+QUERY_TIMEOUT = float(os.environ.get("DIFF_TIMEOUT", "9"))  # per question; hopdns gives up at 4.5 s
 TTL_TOLERANCE = 10   # seconds, for the TTL cases (run time, and a second of cache aging)
 UNBOUND = os.environ.get("UNBOUND", "/usr/sbin/unbound")
 
@@ -259,14 +259,12 @@ remote-control:
 """
 
 
-def start_lab(lab_: Lab, log_queries: bool):
+def start_lab(lab_: Lab):
     d = lab_.dir
     hints = os.path.join(d, "root.hints")
     with open(hints, "w") as f:
         f.write(lab.root_hints())
-    argv = [sys.executable, os.path.join(HERE, "auth.py")]
-    if log_queries:
-        argv += ["--log", os.path.join(d, "queries.log")]
+    argv = [sys.executable, os.path.join(HERE, "auth.py"), "--log", os.path.join(d, "queries.log")]
     auth = lab_.start("auth", argv, stdout=subprocess.PIPE, text=True)
     line = auth.stdout.readline()
     if not line.startswith("ready"):
@@ -315,7 +313,7 @@ def main() -> int:
     t0 = time.monotonic()
     try:
         try:
-            hop, auth, unbound, hopdns = start_lab(lab_, args.keep)
+            hop, auth, unbound, hopdns = start_lab(lab_)
         except (RuntimeError, OSError) as e:
             print(f"differential: the lab did not start: {e}", file=sys.stderr)
             return 2
@@ -324,10 +322,11 @@ def main() -> int:
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             results = list(pool.map(run_case, chosen))
         alive = {n: p.poll() is None for n, p in lab_.procs}
+        asked = servers_asked(os.path.join(lab_.dir, "queries.log"))
     finally:
         lab_.stop()
     elapsed = time.monotonic() - t0
-    report(chosen, results, alive, elapsed, args.markdown, hop)
+    report(chosen, results, alive, elapsed, args.markdown, hop, asked)
     return 0
 
 
@@ -352,9 +351,25 @@ def describe_binary(path: str) -> str:
     return out + ")"
 
 
-def report(chosen, results, alive, elapsed, md_path, hop):
+def servers_asked(path: str) -> dict[tuple[int, str], dict[int, int]]:
+    """From the authorities' query log: (case number, resolver) -> {server k: queries}."""
+    out: dict = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 4 or parts[1] not in ("hopdns", "unbound"):
+                continue
+            octets = parts[3].split(".")
+            n, k = int(octets[2]), int(octets[3])
+            if n:
+                per = out.setdefault((n, parts[1]), {})
+                per[k] = per.get(k, 0) + 1
+    return out
+
+
+def report(chosen, results, alive, elapsed, md_path, hop, asked):
     agree = differ = h_right = u_right = judged = 0
-    lines, diffs = [], []
+    lines, diffs, unmet = [], [], []
     for case, rows in zip(chosen, results):
         ok = all(r["agree"] for r in rows)
         agree += ok
@@ -372,6 +387,12 @@ def report(chosen, results, alive, elapsed, md_path, hop):
         lines.append(f"{case.n:3} {case.id:28} {'agree ' if ok else 'DIFFER'} "
                      f"hopdns:{mark(h_ok):5} unbound:{mark(u_ok):5} "
                      f"{ms_h:6.0f}/{ms_u:5.0f} ms  {case.rfc}")
+        for who in ("hopdns", "unbound"):
+            per = asked.get((case.n, who), {})
+            missed = [k for k in case.bad if not per.get(k)]
+            if missed:
+                unmet.append(f"{case.id}: {who} never asked server "
+                             f"{', '.join(f'{lab.NET}.{case.n}.{k}' for k in missed)}")
         if not ok or h_ok is False or u_ok is False:
             diffs.append((case, rows, ok, h_ok, u_ok))
     out = [f"hopdns: {hop}", f"unbound: {UNBOUND} {unbound_version()}", ""]
@@ -379,7 +400,10 @@ def report(chosen, results, alive, elapsed, md_path, hop):
     out += lines
     out.append("")
     for case, rows, ok, h_ok, u_ok in diffs:
-        tag = "DIFFER" if not ok else "agree, both off the expected result"
+        off = [w for w, v in (("hopdns", h_ok), ("unbound", u_ok)) if v is False]
+        tag = "DIFFER" if not ok else "agree"
+        if off:
+            tag += f"; off the expected result: {' and '.join(off)}"
         out.append(f"[{case.n}] {case.id} ({case.group}) -- {tag}: {case.what}")
         out.append(f"    {case.rfc}")
         if case.unbound:
@@ -392,9 +416,17 @@ def report(chosen, results, alive, elapsed, md_path, hop):
             out.append(f"      expected {show_expect(case, r['expect'])}"
                        + (f"  [{r['note']}]" if r["note"] else ""))
         out.append("")
+    if unmet:
+        out.append("Not tested this run (the resolver chose the good server every time; "
+                   "its 'ok' says nothing about the bad one):")
+        out += [f"    {u}" for u in unmet]
+        out.append("")
     dead = [n for n, a in alive.items() if not a]
     if dead:
         out.append(f"WARNING: exited during the run: {', '.join(dead)}")
+    for who, idx in (("hopdns", 3), ("unbound", 4)):
+        wrong = [c.id for c, *rest in diffs if rest[idx - 1] is False]
+        out.append(f"{who} off the expected result ({len(wrong)}): {', '.join(wrong) or '-'}")
     out.append(f"{len(chosen)} cases, {sum(len(r) for r in results)} questions, "
                f"{elapsed:.0f} s; against the expected result ({judged} cases): "
                f"hopdns {h_right} right, unbound {u_right} right")

@@ -110,6 +110,7 @@ class Case:
     servers: dict[int, S]
     ask: list[Q]
     unbound: str = ""  # where Unbound is wrong by an RFC, or differs from the expected result
+    bad: list[int] = field(default_factory=list)  # servers the case is about, beside good ones
     group: str = ""
     n: int = 0  # set by the table: the third octet of its addresses
 
