@@ -173,6 +173,24 @@ def run_case(case: lab.Case):
     return rows
 
 
+def trace_wrong(lab_: "Lab", case: lab.Case, rows: list[dict]):
+    """For the first question hopdns gets wrong, `hopdns trace` from a cold cache: its result
+    line says why (a delegation loop, no usable server, ...)."""
+    row = next((r for r in rows if r["h_ok"] is False), None)
+    if row is None:
+        return
+    name, qtype = row["q"].split()
+    argv = [lab_.binary, "trace", name, qtype, "--root-hints", lab_.hints, "--query-loopback",
+            "--no-ipv6"]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+    except subprocess.TimeoutExpired:
+        row["trace"] = "(trace did not finish in 10 s)"
+        return
+    results = [ln.strip() for ln in out.splitlines() if ln.startswith(";; result:")]
+    row["trace"] = results[-1] if results else "(no result line)"
+
+
 def show_expect(case: lab.Case, e: lab.Exp | None) -> str:
     if e is None:
         return "(open)"
@@ -189,6 +207,7 @@ class Lab:
         self.dir = tempfile.mkdtemp(prefix="hopdns-diff-")
         self.keep = keep
         self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.binary = self.hints = ""
 
     def start(self, name: str, argv: list[str], **kw) -> subprocess.Popen:
         log = open(os.path.join(self.dir, f"{name}.log"), "w")
@@ -278,6 +297,7 @@ def start_lab(lab_: Lab):
     # A private copy, so that a rebuild during the run cannot swap the binary under it.
     copy = os.path.join(d, "hopdns")
     shutil.copy2(hop, copy)
+    lab_.binary, lab_.hints = copy, hints
     desc = describe_binary(copy).replace(copy, hop, 1)
     hopdns = lab_.start("hopdns", [copy, "serve", "--listen", f"{lab.HOPDNS_ADDR}:53",
                                    "--root-hints", hints, "--query-loopback", "--no-ipv6",
@@ -294,10 +314,14 @@ def start_lab(lab_: Lab):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", help="comma-separated case ids")
-    ap.add_argument("--group", help="one group (nonaa, neg, reclame, ...)")
+    ap.add_argument("--group", help="comma-separated groups (nonaa, neg, reclame, ...)")
     ap.add_argument("--jobs", type=int, default=8, help="cases run at once (default 8)")
     ap.add_argument("--keep", action="store_true", help="keep the logs and the query log")
     ap.add_argument("--markdown", help="also write the result as Markdown to this file")
+    ap.add_argument("--no-trace", action="store_true", help="do not run `hopdns trace` on "
+                    "the questions hopdns gets wrong")
+    ap.add_argument("--all", action="store_true", help="show every case's replies, not only "
+                    "the differing ones")
     args = ap.parse_args()
     # run.sh's time limit sends SIGTERM: stop the lab on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
@@ -307,7 +331,12 @@ def main() -> int:
         ids = set(args.only.split(","))
         chosen = [c for c in chosen if c.id in ids]
     if args.group:
-        chosen = [c for c in chosen if c.group == args.group]
+        groups = set(args.group.split(","))
+        chosen = [c for c in chosen if c.group in groups]
+    if not chosen:
+        print("differential: no case matches; groups: "
+              + ", ".join(g for g, _ in table.GROUPS), file=sys.stderr)
+        return 2
 
     lab_ = Lab(args.keep)
     t0 = time.monotonic()
@@ -321,12 +350,14 @@ def main() -> int:
               f"authorities: pid {auth.pid}; python {sys.executable}", file=sys.stderr)
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             results = list(pool.map(run_case, chosen))
+            if not args.no_trace:
+                list(pool.map(lambda cr: trace_wrong(lab_, *cr), zip(chosen, results)))
         alive = {n: p.poll() is None for n, p in lab_.procs}
         asked = servers_asked(os.path.join(lab_.dir, "queries.log"))
     finally:
         lab_.stop()
     elapsed = time.monotonic() - t0
-    report(chosen, results, alive, elapsed, args.markdown, hop, asked)
+    report(chosen, results, alive, elapsed, args.markdown, hop, asked, args.all)
     return 0
 
 
@@ -367,7 +398,7 @@ def servers_asked(path: str) -> dict[tuple[int, str], dict[int, int]]:
     return out
 
 
-def report(chosen, results, alive, elapsed, md_path, hop, asked):
+def report(chosen, results, alive, elapsed, md_path, hop, asked, show_all=False):
     agree = differ = h_right = u_right = judged = 0
     lines, diffs, unmet = [], [], []
     for case, rows in zip(chosen, results):
@@ -393,7 +424,7 @@ def report(chosen, results, alive, elapsed, md_path, hop, asked):
             if missed:
                 unmet.append(f"{case.id}: {who} never asked server "
                              f"{', '.join(f'{lab.NET}.{case.n}.{k}' for k in missed)}")
-        if not ok or h_ok is False or u_ok is False:
+        if show_all or not ok or h_ok is False or u_ok is False:
             diffs.append((case, rows, ok, h_ok, u_ok))
     out = [f"hopdns: {hop}", f"unbound: {UNBOUND} {unbound_version()}", ""]
     out.append(f"{'#':>3} {'case':28} {'result':6} {'vs expected':26} {'max ms h/u':>14}  RFC")
@@ -415,6 +446,8 @@ def report(chosen, results, alive, elapsed, md_path, hop, asked):
             out.append(f"      unbound  {r['u'].show()}  ({r['u'].ms:.0f} ms)")
             out.append(f"      expected {show_expect(case, r['expect'])}"
                        + (f"  [{r['note']}]" if r["note"] else ""))
+            if r.get("trace"):
+                out.append(f"      hopdns trace (cold cache): {r['trace']}")
         out.append("")
     if unmet:
         out.append("Not tested this run (the resolver chose the good server every time; "

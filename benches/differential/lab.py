@@ -115,7 +115,8 @@ class Case:
     n: int = 0  # set by the table: the third octet of its addresses
 
     def fill(self, s: str) -> str:
-        return s.replace("{z}", self.zone).replace("{id}", self.id).replace("{a}", f"{NET}.{self.n}")
+        a = f"{NET}.{self.n}"
+        return s.replace("{z}", self.zone).replace("{id}", self.id).replace("{a}", a)
 
     @property
     def zone(self) -> str:
@@ -378,8 +379,7 @@ def build(cases: list[Case]) -> dict[str, Server]:
         texts: dict[str, list[str]] = {}
         for z in case.zones:
             zo = case.fill(z.origin)
-            zname = dns.name.from_text(zo)
-            lines = [soa(z.soa_min, z.soa_ttl)] if z.auto_ns or "SOA" not in z.text else []
+            lines = [] if "SOA" in z.text else [soa(z.soa_min, z.soa_ttl)]
             if z.auto_ns:
                 for k in z.ns:
                     lines += [f"@ 3600 NS ns{k}", f"ns{k} 3600 A {case.fill('{a}')}.{k}"]
@@ -401,7 +401,8 @@ def build(cases: list[Case]) -> dict[str, Server]:
                 target.append(f"{zo} 3600 NS {n}")
                 if a:
                     target.append(f"{n} 3600 A {a}")
-        zones = {zo: Zone(dns.name.from_text(zo), "\n".join(lines) + "\n") for zo, lines in texts.items()}
+        zones = {zo: Zone(dns.name.from_text(zo), "\n".join(lines) + "\n")
+                 for zo, lines in texts.items()}
         numbers = set(case.servers) | {k for z in case.zones for k in z.ns}
         for k in sorted(numbers):
             quirks = case.servers.get(k, S())
