@@ -46,7 +46,7 @@ def reply(server: lab.Server, data: bytes, rng, log, proto: str, src: str) -> by
     except Exception:  # malformed: a real server would say FORMERR; the lab just drops it
         return None
     try:
-        resp = lab.answer(server, query, rng)
+        resp = lab.answer(server, query, rng, src)
         wire = None if resp is None else resp.to_wire(max_size=65535)
     except Exception as e:  # a bug in a scripted case must not take the lab down
         print(f"auth: {server.addr}: {e!r}", file=sys.stderr)

@@ -115,6 +115,9 @@ nonaa = [
         quirks=S(aa=False, over={("www", "A"): R(an=[W], ns=["@ 3600 NS ns1"])})),
 ]
 
+U_NOSOA = ("1.17 answers the repeat from its cache (one query in the lab's log); RFC 2308 §5: "
+           "negative answers without SOA SHOULD NOT be cached")
+
 # -- 2. Negative answers without AA, and empty replies (RFC 2308 §2.1, §2.2).
 neg = [
     one("nonaa-nxdomain-soa", "RFC 2308 §2.1; RFC 1034 §5.3.3 step 4a",
@@ -133,6 +136,20 @@ neg = [
     one("nonaa-nodata-nosoa", "RFC 2308 §2.2 (open: non-AA and no SOA; do what peers do)",
         "non-AA empty NOERROR with neither SOA nor NS, the zone's only server",
         quirks=S(aa=False, over={("www", "AAAA"): R()}), ask=[Q("www", "AAAA", None)]),
+    one("aa-nodata-nosoa-cache", "RFC 2308 §5 (no SOA: SHOULD NOT be cached)",
+        "AA empty NOERROR without SOA on the first question only; the data is there after",
+        W + "\nwww 300 AAAA 2001:db8::1", S(over={("www", "AAAA"): [R(), None]}),
+        [Q("www", "AAAA", None, "the first reply is empty: NODATA, or ask again"),
+         Q("www", "AAAA", ok("www AAAA 2001:db8::1"))], U_NOSOA),
+    one("nonaa-nodata-nosoa-cache", "RFC 2308 §5 (no SOA: SHOULD NOT be cached)",
+        "the same without AA", W + "\nwww 300 AAAA 2001:db8::1",
+        S(over={("www", "AAAA"): [R(aa=False), None]}),
+        [Q("www", "AAAA", None, "the first reply is empty: NODATA, or ask again"),
+         Q("www", "AAAA", ok("www AAAA 2001:db8::1"))], U_NOSOA),
+    one("aa-nxdomain-nosoa-cache", "RFC 2308 §5 (no SOA: SHOULD NOT be cached)",
+        "AA NXDOMAIN without SOA on the first question only; the name exists after",
+        W + "\nnew 300 A 192.0.2.1", S(over={("new", "*"): [R("NXDOMAIN"), None]}),
+        [Q("new", "A", NXDOMAIN), Q("new", "A", ok("new A 192.0.2.1"))], U_NOSOA),
     two("nonaa-empty-beside-good", "RFC 1034 §5.3.3 step 4d; RFC 2308 §2.2",
         "server 1 answers every question with a non-AA empty NOERROR (no SOA, no NS); "
         "server 2 has the data", S(aa=False, over={("*", "*"): R()}),

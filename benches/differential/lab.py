@@ -76,7 +76,8 @@ class S:
     silent: bool = False
     rcode: str | None = None
     soa_raw: bool = False
-    over: dict = field(default_factory=dict)
+    over: dict = field(default_factory=dict)  # value R, or a list [R or None, ...]: the
+    # n-th question from one resolver gets the n-th item (the last repeats; None: zone data)
 
 
 @dataclass
@@ -280,13 +281,19 @@ def _case_flip(name: dns.name.Name, mode: str, rng: random.Random) -> dns.name.N
     return dns.name.Name(labels)
 
 
-def answer(server: Server, query: dns.message.Message, rng: random.Random):
-    """The reply `server` sends to `query`, or None to stay silent."""
+ASKED: dict[tuple, int] = {}  # (client, server, qname, qtype) -> questions so far
+
+
+def answer(server: Server, query: dns.message.Message, rng: random.Random, client: str = ""):
+    """The reply `server` sends to `query` from `client`, or None to stay silent."""
     q = server.quirks
     if q.silent or not query.question:
         return None
     question = query.question[0]
     qname, qtype = question.name, question.rdtype
+    key = (client, server.addr, qname, qtype)  # Name hashes and compares case-insensitively
+    nth = ASKED.get(key, 0)
+    ASKED[key] = nth + 1
     resp = dns.message.make_response(query)
     resp.flags &= ~dns.flags.AA
     if q.ra:
@@ -296,15 +303,17 @@ def answer(server: Server, query: dns.message.Message, rng: random.Random):
         return _finish(resp, q, qname, rng)
     scripted = None
     case = server.case
-    for key in ((qname, qtype), (qname, None), (None, qtype), (None, None)):
+    for want in ((qname, qtype), (qname, None), (None, qtype), (None, None)):
         for (n, t), r in q.over.items():
             kn = None if n == "*" else _name(case.fill(n), server.origin)
             kt = None if t == "*" else dns.rdatatype.from_text(t)
-            if kn == key[0] and kt == key[1]:
+            if kn == want[0] and kt == want[1]:
                 scripted = r
                 break
         if scripted:
             break
+    if isinstance(scripted, list):
+        scripted = scripted[min(nth, len(scripted) - 1)]
     if scripted is not None:
         resp.set_rcode(dns.rcode.from_text(scripted.rcode))
         aa = q.aa if scripted.aa is None else scripted.aa
