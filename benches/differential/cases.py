@@ -58,9 +58,9 @@ def two(id, rfc, what, bad: S, text=W3, ask=None, unbound="") -> Case:
 
 NONAA = S(aa=False)
 RECLAME = S(aa=False, ra=True)
-G = {}  # group name per case id, filled below
 
-# -- 1. Answers without AA (RFC 1034 §5.3.3 step 4; RFC 2181 §5.4.1 ranks non-AA answer
+# -- 1. Answers without AA (RFC 1034 §5.3.3 step 4a answers, 4b referrals, 4c CNAMEs, 4d
+#    "server failure or other bizarre contents": next server. RFC 2181 §5.4.1 ranks non-AA answer
 #    data lower but still data for the question).
 nonaa = [
     one("nonaa-a", "RFC 1034 §5.3.3 step 4a; RFC 2181 §5.4.1",
@@ -71,34 +71,34 @@ nonaa = [
     one("nonaa-mx", "RFC 1034 §5.3.3 step 4a",
         "MX (with its target's A as additional data) answered without AA",
         "@ 300 MX 10 mail\nmail 300 A 192.0.2.25", NONAA, [Q("@", "MX", ok("@ MX 10 mail"))]),
-    one("nonaa-cname-inzone", "RFC 1034 §5.3.3 step 4b, §4.3.2 step 3a",
+    one("nonaa-cname-inzone", "RFC 1034 §5.3.3 step 4c, §4.3.2 step 3a",
         "non-AA reply with a CNAME and its in-zone target's A",
         "www 300 CNAME web\nweb 300 A 192.0.2.1", NONAA,
         [Q("www", "A", ok("www CNAME web", "web A 192.0.2.1"))]),
-    one("nonaa-cname-alone", "RFC 1034 §5.3.3 step 4b",
+    one("nonaa-cname-alone", "RFC 1034 §5.3.3 step 4c",
         "non-AA reply with only a CNAME to a name of the same zone",
         "www 300 CNAME web\nweb 300 A 192.0.2.1",
         S(aa=False, over={("www", "A"): R(an=["www 300 CNAME web"])}),
         [Q("www", "A", ok("www CNAME web", "web A 192.0.2.1"))]),
-    Case("nonaa-cname-out", "RFC 1034 §5.3.3 step 4b",
+    Case("nonaa-cname-out", "RFC 1034 §5.3.3 step 4c",
          "non-AA CNAME to a name in another zone",
          [Z("{z}", "www 300 CNAME www.{id}-h.lab."), Z("{id}-h.lab.", W, ns=[2])],
          {1: NONAA},
          [Q("www", "A", ok("www CNAME www.{id}-h.lab.", "www.{id}-h.lab. A 192.0.2.1"))]),
-    Case("cname-deleg-aa", "RFC 1034 §5.3.3 step 4b (the CNAME answers; the NS set is a hint)",
+    Case("cname-deleg-aa", "RFC 1034 §5.3.3 step 4c (the CNAME answers; the NS set is a hint)",
          "AA CNAME whose reply also delegates the target's zone in the authority section",
          [Z("{z}", "www 300 CNAME x.sub"), Z("sub.{z}", "x 300 A 192.0.2.1", ns=[2])],
          {1: S(over={("www", "A"): R(an=["www 300 CNAME x.sub"], ns=["sub 3600 NS ns2.sub"],
                                      ar=["ns2.sub 3600 A {a}.2"])})},
          [Q("www", "A", ok("www CNAME x.sub", "x.sub A 192.0.2.1"))]),
-    Case("cname-deleg-nonaa", "RFC 1034 §5.3.3 step 4b",
+    Case("cname-deleg-nonaa", "RFC 1034 §5.3.3 step 4c",
          "non-AA CNAME whose reply also delegates the target's zone",
          [Z("{z}", "www 300 CNAME x.sub"), Z("sub.{z}", "x 300 A 192.0.2.1", ns=[2])],
          {1: S(aa=False, over={("www", "A"): R(an=["www 300 CNAME x.sub"],
                                                ns=["sub 3600 NS ns2.sub"],
                                                ar=["ns2.sub 3600 A {a}.2"])})},
          [Q("www", "A", ok("www CNAME x.sub", "x.sub A 192.0.2.1"))]),
-    Case("glueless-nonaa", "RFC 1034 §5.3.3 step 4c + 4a; RFC 2181 §5.4.1",
+    Case("glueless-nonaa", "RFC 1034 §5.3.3 step 4b + 4a; RFC 2181 §5.4.1",
          "glueless NS whose address comes from a server that answers without AA",
          [Z("{z}", "@ 3600 NS ns.{id}-h.lab.\n" + W, auto_ns=False,
             parent_ns=[("ns.{id}-h.lab.", None)]),
@@ -181,16 +181,16 @@ reclame = [
         S(aa=False, ra=True, over={("*", "*"): R(ns=ROOT_REF, ar=ROOT_GLUE)})),
 ]
 
-# -- 4. Upward referral inside a negative answer (RFC 1034 §5.3.3 step 4c: a referral must be
+# -- 4. Upward referral inside a negative answer (RFC 1034 §5.3.3 step 4b: a referral must be
 #    closer to the answer; anything else is step 4d, "bizarre contents": next server).
 upward = [
-    two("upward-aa-beside-good", "RFC 1034 §5.3.3 step 4c/4d",
+    two("upward-aa-beside-good", "RFC 1034 §5.3.3 step 4b/4d",
         "server 1: AA, empty answer, the root's NS set in authority; server 2 good",
         S(over={("*", "*"): R(ns=ROOT_REF, ar=ROOT_GLUE)})),
     one("upward-aa-only", "RFC 1034 §5.3.3 step 4d",
         "the only server gives AA + empty answer + the root's NS set",
         quirks=S(over={("*", "*"): R(ns=ROOT_REF, ar=ROOT_GLUE)}), ask=[Q("www", "A", SERVFAIL)]),
-    two("upward-tld-beside-good", "RFC 1034 §5.3.3 step 4c/4d",
+    two("upward-tld-beside-good", "RFC 1034 §5.3.3 step 4b/4d",
         "server 1: AA, empty answer, the parent lab.'s NS set; server 2 good",
         S(over={("*", "*"): R(ns=["lab. 172800 NS ns1.nic.lab."])})),
     one("upward-nonaa-only", "RFC 1034 §5.3.3 step 4d",
@@ -256,17 +256,17 @@ glue = [
          [Q("ns1", "A", None, "the sub-delegation is dead: SERVFAIL is fair")] + three()[:2]),
 ]
 
-# -- 7. Self-referring servers (RFC 1034 §5.3.3 step 4c: a referral must get closer).
+# -- 7. Self-referring servers (RFC 1034 §5.3.3 step 4b: a referral must get closer).
 U_SELF = ("1.17 takes a non-AA referral to the zone it asked as NODATA (iter_resptype.c: NS "
           "set == zone -> ANSWER); RFC 2308 §2.2.1: NS without SOA is a referral, and RFC 1034 "
-          "§5.3.3 step 4c: a referral must lead closer. Fixed upstream in 2026 (commit "
+          "§5.3.3 step 4b: a referral must lead closer. Fixed upstream in 2026 (commit "
           "bc703c9, 'Fix lame server detection, for selfpointed glue records')")
 SELF_REF = R(aa=False, ns=ZONE_NS, ar=["ns1 3600 A {a}.1"])
 selfref = [
-    two("selfref-beside-good", "RFC 1034 §5.3.3 step 4c/4d; RFC 2308 §2.2.1",
+    two("selfref-beside-good", "RFC 1034 §5.3.3 step 4b/4d; RFC 2308 §2.2.1",
         "server 1 refers every question to its own zone (no AA); server 2 (glueless) good",
         S(aa=False, over={("*", "*"): SELF_REF}), unbound=U_SELF),
-    two("selfref-aa-beside-good", "RFC 1034 §5.3.3 step 4c/4d; RFC 2308 §2.2.1",
+    two("selfref-aa-beside-good", "RFC 1034 §5.3.3 step 4b/4d; RFC 2308 §2.2.1",
         "server 1 refers every question to its own zone and sets AA; server 2 (glueless) good "
         "(RFC 2308 §2.2.1 tells NODATA from a referral by SOA and NS, not by AA)",
         S(over={("*", "*"): R(aa=True, ns=ZONE_NS, ar=["ns1 3600 A {a}.1"])})),
@@ -284,19 +284,19 @@ L63 = "l" * 63
 LONG_T = f"{L63}.{L63}.{L63}.{{id}}-h.lab."
 X50 = "x" * 50
 dname = [
-    one("dname-fresh", "RFC 6672 §2.2, §3.1 (DNAME, then the synthesised CNAME, then data)",
+    one("dname-fresh", "RFC 6672 §2.2, §3 (DNAME, then the synthesised CNAME, then data)",
         "DNAME old -> new, question below it", D, ask=[Q("www.old", "A", DWWW)]),
-    one("dname-cache", "RFC 6672 §3.3 (a cached DNAME answers names below it too)",
+    one("dname-cache", "RFC 6672 §3 (a cached DNAME answers names below it too)",
         "two names below the DNAME, the second after the DNAME is cached", D,
         ask=[Q("a.old", "A", ok("old DNAME new", "a.old CNAME a.new", "a.new A 192.0.2.1",
                                ordered=True)),
              Q("b.old", "A", ok("old DNAME new", "b.old CNAME b.new", "b.new A 192.0.2.2",
                                ordered=True))]),
-    one("dname-nocname", "RFC 6672 §3.3 (the resolver synthesises the CNAME)",
+    one("dname-nocname", "RFC 6672 §3 (the resolver synthesises the CNAME)",
         "an old server sends the DNAME and the target's A but no CNAME", D,
         S(over={("www.old", "A"): R(an=["old 300 DNAME new", "www.new 300 A 192.0.2.1"])}),
         [Q("www.old", "A", DWWW)]),
-    Case("dname-otherzone", "RFC 6672 §2.2, §3.1",
+    Case("dname-otherzone", "RFC 6672 §2.2, §3",
          "DNAME into another zone",
          [Z("{z}", "old 300 DNAME {id}-h.lab."), Z("{id}-h.lab.", W, ns=[2])], {1: S()},
          [Q("www.old", "A", ok("old DNAME {id}-h.lab.", "www.old CNAME www.{id}-h.lab.",
@@ -309,17 +309,18 @@ dname = [
           Q("a.long", "A", ok(f"long DNAME {LONG_T}", f"a.long CNAME a.{LONG_T}",
                               f"a.{LONG_T} A 192.0.2.1", ordered=True))],
          ),
-    one("dname-nonaa", "RFC 6672 §3.1; RFC 1034 §5.3.3 step 4b",
+    one("dname-nonaa", "RFC 6672 §3; RFC 1034 §5.3.3 step 4c",
         "DNAME answer without AA", D, NONAA, [Q("www.old", "A", DWWW)]),
-    one("dname-owner", "RFC 6672 §2.3 (a DNAME does not redirect its own name)",
+    one("dname-owner", "RFC 6672 §2 (a DNAME redirects the names below its owner, not the owner)",
         "question at the DNAME's owner", D, ask=[Q("old", "A", NODATA)]),
 ]
 
-# -- 9. QNAME minimisation, relaxed (RFC 9156 §2.3 and §3; RFC 8020 §2). b.{z} is an empty
+# -- 9. QNAME minimisation, relaxed (RFC 9156; RFC 8020 §2). b.{z} is an empty
 #    non-terminal above a.b and c.b; a resolver's minimised query asks b.{z}.
 QM = "a.b 300 A 192.0.2.1\nc.b 300 A 192.0.2.3"
 QM_ASK = [Q("a.b", "A", ok("a.b A 192.0.2.1")), Q("c.b", "A", ok("c.b A 192.0.2.3"))]
-QMIN = "RFC 9156 §3 (servers that break RFC 8020 on empty non-terminals); RFC 8020 §2"
+QMIN = ("RFC 9156 §2.3 and its note on RFC 8020 (servers that answer NXDOMAIN for empty "
+        "non-terminals)")
 
 
 def ent(id, what, reply: R, rfc=QMIN, unbound=""):
@@ -337,12 +338,12 @@ qmin = [
         R("NXDOMAIN", aa=False)),
     ent("qmin-ent-own-ns", "the minimised query is answered with the zone's own NS set (no AA)",
         R(aa=False, ns=["@ 3600 NS ns1"], ar=["ns1 3600 A {a}.1"]),
-        "RFC 9156 §2 (no zone cut here: one label more)"),
+        "RFC 9156 §3 (no zone cut here: one label more)"),
     ent("qmin-ent-nonaa-soa", "the minimised query gets an empty non-AA answer with the SOA",
-        R(aa=False, ns=[SOA_R]), "RFC 9156 §2; RFC 2308 §2.2"),
+        R(aa=False, ns=[SOA_R]), "RFC 9156 §3; RFC 2308 §2.2"),
     ent("qmin-ent-refused", "the minimised query gets REFUSED (full names are answered)",
-        R("REFUSED"), "RFC 9156 §3 (relaxed: fall back to the full name)"),
-    one("qmin-rfc8020-nx", "RFC 8020 §2; RFC 9156 §2",
+        R("REFUSED"), "RFC 9156 (relaxed mode: fall back to the full name)"),
+    one("qmin-rfc8020-nx", "RFC 8020 §2; RFC 9156 §3",
         "a name below a name that does not exist", "x 300 A 192.0.2.1",
         ask=[Q("q.y.nx", "A", NXDOMAIN)]),
     one("qmin-rfc8020-cache", "RFC 8020 §2; RFC 2308 §5",
@@ -352,7 +353,7 @@ qmin = [
         "a name eight labels below the zone, empty non-terminals all the way",
         "a.b.c.d.e.f.g.h 300 A 192.0.2.1", ask=[Q("a.b.c.d.e.f.g.h", "A",
                                                    ok("a.b.c.d.e.f.g.h A 192.0.2.1"))]),
-    one("qmin-below-cname", "RFC 1034 §3.6.2 (a CNAME applies to its owner only); RFC 9156 §2",
+    one("qmin-below-cname", "RFC 1034 §3.6.2 (a CNAME applies to its owner only); RFC 9156 §3",
         "the minimised query meets a CNAME at an intermediate name",
         "alias 300 CNAME elsewhere\nelsewhere 300 A 192.0.2.9\nx.alias 300 A 192.0.2.1",
         ask=[Q("x.alias", "A", ok("x.alias A 192.0.2.1"))]),
@@ -421,7 +422,7 @@ wild = [
         ask=[Q("x.w", "A", ok("x.w A 192.0.2.1"))]),
     one("wild-multilabel", "RFC 4592 §2.2.1, §3.3.1", "two labels below *.w's closest encloser",
         WZ, ask=[Q("a.b.w", "A", ok("a.b.w A 192.0.2.1"))]),
-    one("wild-nodata", "RFC 4592 §3.3.1; RFC 2308 §2.2", "the wildcard has no AAAA", WZ,
+    one("wild-nodata", "RFC 4592 §3.3.2; RFC 2308 §2.2", "the wildcard has no AAAA", WZ,
         ask=[Q("x.w", "AAAA", NODATA)]),
     one("wild-existing", "RFC 4592 §2.2", "an existing name (TXT only) is not wildcard-matched",
         WZ, ask=[Q("host.w", "A", NODATA)]),
@@ -472,7 +473,34 @@ scrub = [
          "a non-AA answer claims the other zone's NS set in its authority section",
          HELP, {1: S(aa=False, over={("www", "A"): R(an=[W], ns=["{id}-h.lab. 3600 NS ns1.{z}"])})},
          list(HELP_ASK)),
-    Case("cname-chain-nonaa", "RFC 1034 §5.3.3 step 4b; RFC 1034 §3.6.2",
+    Case("poison-cname-target", "RFC 2181 §5.4.1; RFC 1034 §5.3.3 step 4c (chase the target)",
+         "non-AA CNAME to another zone, with a forged A for the target in the same answer",
+         [Z("{z}", "www 300 CNAME www.{id}-h.lab."), Z("{id}-h.lab.", W, ns=[2])],
+         {1: S(aa=False, over={("www", "A"): R(an=["www 300 CNAME www.{id}-h.lab.",
+                                                   "www.{id}-h.lab. 300 A 192.0.2.66"])})},
+         [Q("www", "A", ok("www CNAME www.{id}-h.lab.", "www.{id}-h.lab. A 192.0.2.1"))]),
+    Case("poison-glue", "RFC 2181 §5.4.1 (glue for a name outside the referred zone is not used)",
+         "a referral to sub.{z} with NS ns.{id}-h.lab. and forged glue pointing at a liar",
+         [Z("{z}", ""),
+          Z("sub.{z}", "@ 3600 NS ns.{id}-h.lab.\n" + W, auto_ns=False, ns=[2],
+            parent_ns=[("ns.{id}-h.lab.", None)]),
+          Z("{id}-h.lab.", "ns 3600 A {a}.2", ns=[3])],
+         {1: S(over={(n, "*"): R(ns=["sub 3600 NS ns.{id}-h.lab."],
+                                 ar=["ns.{id}-h.lab. 3600 A {a}.9"]) for n in ("sub", "www.sub")}),
+          2: S(), 3: S(), 9: S(over={("*", "*"): R(an=["{q} 300 A 192.0.2.66"])})},
+         [Q("www.sub", "A", ok("www.sub A 192.0.2.1"))]),
+    Case("nonaa-answer-with-referral", "RFC 1034 §5.3.3 step 4b; RFC 2181 §5.4.1, §6.1",
+         "a non-AA answer (192.0.2.66) that also delegates the name's zone: the child knows",
+         [Z("{z}", ""), Z("sub.{z}", W, ns=[2])],
+         {1: S(aa=False, over={(n, "A"): R(an=["{q} 300 A 192.0.2.66"],
+                                           ns=["sub 3600 NS ns2.sub"],
+                                           ar=["ns2.sub 3600 A {a}.2"]) for n in ("sub", "www.sub")}),
+          2: S()},
+         [Q("www.sub", "A", ok("www.sub A 192.0.2.1"))],
+         unbound="1.17 returns the non-AA 192.0.2.66 and never asks the child (lab query log); "
+         "RFC 2181 §6.1: below the cut the child's data is the authoritative one, and §5.4.1 "
+         "ranks non-AA answer data below it"),
+    Case("cname-chain-nonaa", "RFC 1034 §5.3.3 step 4c; RFC 1034 §3.6.2",
          "a CNAME chain across two zones, every server without AA",
          [Z("{z}", "www 300 CNAME mid\nmid 300 CNAME end.{id}-h.lab."),
           Z("{id}-h.lab.", "end 300 A 192.0.2.1", ns=[2])], {1: NONAA, 2: NONAA},
