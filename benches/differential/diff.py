@@ -1,7 +1,8 @@
 """Differential test: every question of cases.py through hopdns and through Unbound, on the
 lab of auth.py; prints the per-case table, the differing cases and "N agree, M differ".
 
-    python3 diff.py [--only ID,...] [--group G] [--keep] [--markdown FILE] [--jobs N]
+    python3 diff.py [--only ID,...] [--group G,...] [--jobs N] [--keep] [--all] [--no-trace]
+                    [--markdown FILE]
 
 Started by run.sh. Exit status 0 whatever the cases say; 2 when the lab cannot start.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import hashlib
 import os
 import shutil
 import signal
@@ -303,7 +305,7 @@ def start_lab(lab_: Lab):
     copy = os.path.join(d, "hopdns")
     shutil.copy2(hop, copy)
     lab_.binary, lab_.hints = copy, hints
-    desc = describe_binary(copy).replace(copy, hop, 1)
+    desc = describe_binary(copy, hop)
     hopdns = lab_.start("hopdns", [copy, "serve", "--listen", f"{lab.HOPDNS_ADDR}:53",
                                    "--root-hints", hints, "--query-loopback", "--no-ipv6",
                                    "--allow", "127.0.0.0/8",
@@ -367,15 +369,15 @@ def main() -> int:
     return 0
 
 
-def describe_binary(path: str) -> str:
-    """Which hopdns this was: mtime, hash, and the checkout's commit when it is in target/."""
-    import hashlib
-    st = os.stat(path)
-    with open(path, "rb") as f:
+def describe_binary(copy: str, origin: str) -> str:
+    """Which hopdns ran (`copy`, taken from `origin`): build time, hash, and the checkout's
+    commit when `origin` lies in a target/ directory."""
+    st = os.stat(copy)
+    with open(copy, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:12]
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(st.st_mtime))
-    out = f"{path} (built {when}, sha256 {digest}"
-    parts = os.path.abspath(os.environ.get("HOPDNS") or hopdns_path()).split(os.sep)
+    out = f"{origin} (built {when}, sha256 {digest}"
+    parts = os.path.abspath(origin).split(os.sep)
     if len(parts) > 3 and parts[-3] == "target":
         root = os.sep.join(parts[:-3])
         try:

@@ -13,8 +13,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # Debian's python3 has dnspython (python3-dnspython); PYTHON overrides it.
 PY=${PYTHON:-/usr/bin/python3}
-"$PY" -c 'import dns.version' 2>/dev/null || { echo "run.sh: $PY has no dnspython; set PYTHON" >&2; exit 2; }
-[ -x "${UNBOUND:-/usr/sbin/unbound}" ] || { echo "run.sh: no unbound at ${UNBOUND:-/usr/sbin/unbound}; set UNBOUND" >&2; exit 2; }
+"$PY" -c 'import dns.version' 2>/dev/null || { echo "run.sh: $PY has no dnspython: apt-get install python3-dnspython, or set PYTHON" >&2; exit 2; }
+[ -x "${UNBOUND:-/usr/sbin/unbound}" ] || { echo "run.sh: no unbound at ${UNBOUND:-/usr/sbin/unbound}: apt-get install unbound, or set UNBOUND" >&2; exit 2; }
 cd "$HERE"
 # The whole run is bounded: every question has a 9 s timeout, and this stops it at 170 s.
 exec timeout -k 5 170 "$PY" diff.py "$@"
