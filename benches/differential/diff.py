@@ -45,10 +45,13 @@ def hopdns_path() -> str:
     env = os.environ.get("HOPDNS")
     if env:
         return env
-    for p in ("/work/main/target/release/hopdns", "/work/main/target/debug/hopdns"):
+    # This checkout's own build: benches/differential/ is two levels below the root.
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    candidates = [os.path.join(root, "target", kind, "hopdns") for kind in ("release", "debug")]
+    for p in candidates:
         if os.access(p, os.X_OK):
             return p
-    return "/work/main/target/release/hopdns"
+    return candidates[0]
 
 
 # ---------------------------------------------------------------- results
