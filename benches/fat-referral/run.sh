@@ -16,6 +16,7 @@
 #             attack); gfat = ~1,540 in-zone NS names with one A glue each (the memory attack)
 #   RES_CPU / LAB_CPU   CPU for the resolver / for the authority and the load (1 / 0)
 #   ZONES     fat zones asked in phase 1 (1000)
+#   QTIMEOUT  seconds each question waits for its answer (3)
 #   LIMIT     whole-run bound in seconds (170)
 #
 # See README.md beside this file for what each phase does and the figures measured.
@@ -30,6 +31,7 @@ LAB_CPU=${LAB_CPU:-0}
 LIMIT=${LIMIT:-170}
 WAIT_BIN=${WAIT_BIN:-1200}
 ZONES=${ZONES:-1000}
+QTIMEOUT=${QTIMEOUT:-3}
 HOPDNS_ADDR=127.56.0.53
 UNBOUND_ADDR=127.56.0.54
 
@@ -51,10 +53,15 @@ esac
 
 RUN=$(mktemp -d /tmp/fat-referral.XXXXXX)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+# A copy, so that a rebuild during the run cannot change the binary under test.
+HOPDNS_SRC=$HOPDNS
+HOPDNS_MTIME=$(stat -c %y "$HOPDNS" 2>/dev/null | cut -d. -f1)
+if [ -x "$HOPDNS" ]; then cp "$HOPDNS" "$RUN/hopdns"; HOPDNS=$RUN/hopdns; fi
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -f "$RUN/hopdns"
 }
 trap cleanup EXIT
 trap 'exit 143' INT TERM
@@ -115,7 +122,7 @@ remote-control:
 EOF
     "${PIN_RES[@]}" "$UNBOUND" -d -c "$RUN/unbound.conf" >>"$RUN/unbound.log" 2>&1 &
     PEER_PID=$!
-    STATS="unbound-control -c '$RUN/unbound.conf' stats_noreset | grep -E '^(mem\\.cache|total\\.num\\.(queries|cachehits|cachemiss)=|total\\.requestlist\\.(avg|max)|num\\.answer\\.rcode\\.SERVFAIL)'"
+    STATS="unbound-control -c '$RUN/unbound.conf' stats_noreset | grep -E '^(mem\\.cache|total\\.num\\.(queries|cachehits|cachemiss)=|total\\.requestlist\\.(avg|max|exceeded)|total\\.recursion\\.time\\.avg|num\\.answer\\.rcode\\.SERVFAIL)'"
   fi
   PIDS+=("$PEER_PID")
   for _ in $(seq 50); do
@@ -138,8 +145,8 @@ for kind in $KINDS; do
     echo "== $who, $kind zones" >&2
     start_peer "$who"
     alive=yes
-    "${PIN_LAB[@]}" timeout 80 "$PY" "$HERE/load.py" run --server "$ADDR" --pid "$PEER_PID" \
-      --kind "$kind" --zones "$ZONES" --out "$RUN/$who-$kind.json" --stats-cmd "$STATS" || echo "fat-referral: load run failed" >&2
+    "${PIN_LAB[@]}" timeout $((60 + 4 * QTIMEOUT)) "$PY" "$HERE/load.py" run --server "$ADDR" --pid "$PEER_PID" \
+      --kind "$kind" --zones "$ZONES" --timeout "$QTIMEOUT" --out "$RUN/$who-$kind.json" --stats-cmd "$STATS" || echo "fat-referral: load run failed" >&2
     kill -0 "$PEER_PID" 2>/dev/null || alive="NO (crashed)"
     echo "   $who alive after the run: $alive" >&2
     [ -s "$RUN/$who-$kind.json" ] && FILES+=("$RUN/$who-$kind.json")
@@ -148,7 +155,7 @@ for kind in $KINDS; do
 done
 
 echo
-echo "fat-referral bench: $(date -u +%FT%TZ); hopdns $HOPDNS ($(stat -c %y "$HOPDNS" 2>/dev/null | cut -d. -f1)); $("$UNBOUND" -V 2>/dev/null | head -n1)"
+echo "fat-referral bench: $(date -u +%FT%TZ); hopdns $HOPDNS_SRC (built $HOPDNS_MTIME; its checkout at $(git -C "$(dirname "$HOPDNS_SRC")" rev-parse --short HEAD 2>/dev/null || echo "?")); $("$UNBOUND" -V 2>/dev/null | head -n1)"
 echo "resolver on CPU ${PIN_RES[*]:-any}; authority and load on CPU ${PIN_LAB[*]:-any}; logs in $RUN"
 echo "load average (1, 5, 15 min) at start: $LOAD0; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "${#FILES[@]}" -gt 0 ] && "$PY" "$HERE/load.py" report "${FILES[@]}"
