@@ -22,6 +22,11 @@
 # See README.md beside this file for what each phase does and the figures measured.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+# One load run at a time on this machine (the lock benches/overload.sh takes too).
+if [ -z "${HOPDNS_BENCH_LOCKED:-}" ]; then
+  export HOPDNS_BENCH_LOCKED=1
+  exec flock /tmp/hopdns-bench.lock "$0" "$@"
+fi
 HOPDNS=${HOPDNS:-/work/main/target/release/hopdns}
 UNBOUND=${UNBOUND:-/usr/sbin/unbound}
 PEERS=${PEERS:-hopdns unbound}
@@ -32,6 +37,12 @@ LIMIT=${LIMIT:-170}
 WAIT_BIN=${WAIT_BIN:-1200}
 ZONES=${ZONES:-1000}
 QTIMEOUT=${QTIMEOUT:-3}
+for p in $PEERS; do
+  case $p in hopdns|unbound) ;; *) echo "fat-referral: PEERS takes hopdns and unbound, not '$p'" >&2; exit 2 ;; esac
+done
+for k in $KINDS; do
+  case $k in fat|gfat) ;; *) echo "fat-referral: KINDS takes fat and gfat, not '$k'" >&2; exit 2 ;; esac
+done
 HOPDNS_ADDR=127.56.0.53
 UNBOUND_ADDR=127.56.0.54
 
