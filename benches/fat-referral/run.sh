@@ -8,7 +8,7 @@
 #   HOPDNS=target/release/hopdns KINDS=fat PEERS=hopdns benches/fat-referral/run.sh
 #
 # Environment:
-#   HOPDNS    the binary under test (default /work/main/target/release/hopdns; waited for up
+#   HOPDNS    the binary under test (default this checkout's target/release/hopdns; waited for up
 #             to WAIT_BIN s if it does not exist yet; never built here)
 #   UNBOUND   default /usr/sbin/unbound
 #   PEERS     "hopdns unbound"
@@ -27,7 +27,7 @@ if [ -z "${HOPDNS_BENCH_LOCKED:-}" ]; then
   export HOPDNS_BENCH_LOCKED=1
   exec flock /tmp/hopdns-bench.lock "$0" "$@"
 fi
-HOPDNS=${HOPDNS:-/work/main/target/release/hopdns}
+HOPDNS=${HOPDNS:-$(cd "$(dirname "$0")/../.." && pwd)/target/release/hopdns}
 UNBOUND=${UNBOUND:-/usr/sbin/unbound}
 PEERS=${PEERS:-hopdns unbound}
 KINDS=${KINDS:-fat gfat}
