@@ -633,6 +633,7 @@ async fn serve_reloads_rules_on_sighup_and_ctl_and_keeps_them_when_the_file_is_b
     struct Stop(i32);
     impl Drop for Stop {
         fn drop(&mut self) {
+            // SAFETY: kill(2) on a child process this test started; no memory is involved.
             unsafe { libc::kill(self.0, libc::SIGKILL) };
         }
     }
@@ -666,6 +667,7 @@ async fn serve_reloads_rules_on_sighup_and_ctl_and_keeps_them_when_the_file_is_b
 
     // SIGHUP reloads.
     std::fs::write(&rules, rule("10.0.0.2")).unwrap();
+    // SAFETY: kill(2) on a child process this test started; no memory is involved.
     unsafe { libc::kill(pid, libc::SIGHUP) };
     assert_eq!(
         wait_for(listen, "a.lan", |a| a == [ip("10.0.0.2")]).await,
@@ -703,6 +705,7 @@ async fn serve_reloads_rules_on_sighup_and_ctl_and_keeps_them_when_the_file_is_b
         !ok && text.contains(&format!("{}:10:", rules.display())),
         "{text}"
     );
+    // SAFETY: kill(2) on a child process this test started; no memory is involved.
     unsafe { libc::kill(pid, libc::SIGHUP) };
     let start = Instant::now();
     loop {
@@ -723,6 +726,7 @@ async fn serve_reloads_rules_on_sighup_and_ctl_and_keeps_them_when_the_file_is_b
         [ip("192.0.2.1")]
     );
 
+    // SAFETY: kill(2) on a child process this test started; no memory is involved.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let status = child.wait().unwrap();
     std::mem::forget(stop);
@@ -870,6 +874,7 @@ fn the_lan_example_loads_with_serve_and_answers() {
         let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
             .map_err(|e| e.to_string())
             .unwrap_or(ns);
+        // SAFETY: setns(2) with a valid namespace fd owned by this thread's caller.
         if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
             return Err(format!("setns: {}", std::io::Error::last_os_error()));
         }
@@ -912,6 +917,7 @@ fn the_lan_example_loads_with_serve_and_answers() {
     })
     .join();
     // Stop serve before anything can fail, so no server outlives the test.
+    // SAFETY: kill(2) on a child process this test started; no memory is involved.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let asked = asked.unwrap_or_else(|_| Err("the query thread panicked".into()));
     let output = child.wait_with_output().unwrap();

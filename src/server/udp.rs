@@ -86,6 +86,7 @@ impl Batch {
         // SAFETY: zeroed iovec/mmsghdr are valid (null pointers, zero lengths) and every
         // pointer set below points into `self`, which outlives the call.
         let mut iov: [libc::iovec; BATCH] = unsafe { zeroed() };
+        // SAFETY: as above.
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
         for (i, (v, h)) in iov.iter_mut().zip(hdrs.iter_mut()).enumerate() {
             v.iov_base = self.input[i * SLOT..].as_mut_ptr().cast();
@@ -120,7 +121,10 @@ impl Batch {
     /// Sends the ready replies with as few `sendmmsg` calls as the kernel allows. Replies
     /// that find the socket buffer full are dropped (the client retries), as `send_now`.
     fn send_ready(&mut self, fd: RawFd) {
+        // SAFETY: zeroed iovec/mmsghdr are valid (null pointers, zero lengths); the entries
+        // used are filled below with pointers into `self`, which outlives the calls.
         let mut iov: [libc::iovec; BATCH] = unsafe { zeroed() };
+        // SAFETY: as above.
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
         let count = self.ready.len();
         for (k, &(slot, len)) in self.ready.iter().enumerate() {
