@@ -874,7 +874,7 @@ fn the_lan_example_loads_with_serve_and_answers() {
         let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
             .map_err(|e| e.to_string())
             .unwrap_or(ns);
-        // SAFETY: setns(2) with a valid namespace fd owned by this thread's caller.
+        // SAFETY: setns(2) with the namespace fd opened just above; it changes only this thread's network namespace.
         if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
             return Err(format!("setns: {}", std::io::Error::last_os_error()));
         }
