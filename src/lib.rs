@@ -21,6 +21,7 @@ pub mod config;
 pub mod control;
 #[doc(hidden)]
 pub mod fuzz;
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod metrics;
 pub mod redirect;

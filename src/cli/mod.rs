@@ -11,6 +11,7 @@ macro_rules! outln {
     };
 }
 
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod logging;
 pub mod ops;
@@ -49,6 +50,7 @@ pub enum Command {
     /// Resolve one name from a cold cache and print every hop (root, TLD, authoritative).
     Trace(TraceArgs),
     /// Start the offline lab (authoritative servers on 127.53.N.x) and a resolver using it.
+    #[cfg(feature = "lab")]
     Lab(lab::LabArgs),
     /// Check a config file, or print one with every key and its default.
     #[command(subcommand)]
@@ -83,6 +85,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Trace(args) => trace::run(args),
+        #[cfg(feature = "lab")]
         Command::Lab(args) => lab::run(args),
         Command::Config(c) => ops::config(c),
         Command::Rules(c) => ops::rules(c),
