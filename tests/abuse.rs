@@ -160,11 +160,15 @@ impl Answerer for Fixed {
 /// A server with the default TCP limits (100 slots, 10 per client, 10 s idle) on
 /// 127.53.`net`.253:53.
 async fn fixed_server(net: u8) -> (CancellationToken, SocketAddr) {
+    fixed_server_with(net, ServerConfig::default()).await
+}
+
+async fn fixed_server_with(net: u8, cfg: ServerConfig) -> (CancellationToken, SocketAddr) {
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 53, net, 253)), 53);
     let bound = BoundServer::bind(&ServerConfig {
         listen: vec![addr],
         threads: 1,
-        ..ServerConfig::default()
+        ..cfg
     })
     .unwrap();
     let token = CancellationToken::new();
@@ -322,5 +326,37 @@ async fn sixteen_pipelined_connections_from_one_address_lose_nothing() {
     }
     println!("pipelining: {complete} of 16 connections got all 50 answers, in order");
     assert_eq!(complete, 16);
+    token.cancel();
+}
+
+/// Issue 11.3: connections that start a message and then trickle it (slowloris) hold no
+/// slot as if they were being answered: with every slot taken by such clients, a fresh
+/// client is still answered within 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_trickling_a_message_give_way_to_a_fresh_client() {
+    let (token, addr) = fixed_server_with(
+        156,
+        ServerConfig {
+            max_tcp_clients: 4,
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let mut slow = Vec::new();
+    for i in 0..4u8 {
+        let mut s = connect_from(Ipv4Addr::new(127, 53, 156, 10 + i), addr)
+            .await
+            .unwrap();
+        // A whole query, then the length and 3 bytes of the next one, and nothing more.
+        let mut bytes = framed(u16::from(i));
+        bytes.extend_from_slice(&framed(99)[..5]);
+        s.write_all(&bytes).await.unwrap();
+        assert_eq!(read_reply(&mut s).await.unwrap(), u16::from(i));
+        slow.push(s);
+    }
+    let t = fresh_client(Ipv4Addr::new(127, 53, 156, 250), addr).await;
+    println!("slowloris: a fresh client beside 4 of 4 trickling connections answered in {t:?}");
+    let t = t.expect("the fresh client was answered");
+    assert!(t < Duration::from_secs(1), "answered in {t:?}");
     token.cancel();
 }

@@ -248,7 +248,7 @@ impl Slot {
         }
     }
 
-    /// A message has started: the connection is not idle.
+    /// A whole message is in: the connection is busy until its reply is written.
     fn busy(&self) {
         if let Some(c) = self.slots.lock().conns.get_mut(&self.id) {
             c.idle_since = None;
@@ -384,7 +384,8 @@ async fn serve_connection(
             return Close::Evicted;
         }
         // Pipelined messages already read need no wait (and never count as idle).
-        let read = if reader.buffer().len() >= 2 {
+        let pipelined = reader.buffer().len() >= 2;
+        let read = if pipelined {
             Ok(reader.read_exact(&mut prefix).await)
         } else {
             let idle = slot.idle();
@@ -399,15 +400,24 @@ async fn serve_connection(
             Ok(Err(error)) => return Close::Peer(error),
             Ok(Ok(_)) => {}
         }
-        slot.busy();
         let len = usize::from(u16::from_be_bytes(prefix));
         message.clear();
         message.resize(len, 0);
-        match timeout(limit, reader.read_exact(&mut message)).await {
+        // Still idle (so it may give way) until the whole message is in: a client trickling
+        // a message must not hold a slot as if it were being answered.
+        if pipelined && reader.buffer().len() < len {
+            slot.idle();
+        }
+        let read = tokio::select! {
+            _ = slot.evict.cancelled() => return Close::Evicted,
+            read = timeout(limit, reader.read_exact(&mut message)) => read,
+        };
+        match read {
             Err(_) => return Close::Stalled,
             Ok(Err(error)) => return Close::Peer(error),
             Ok(Ok(_)) => {}
         }
+        slot.busy();
 
         let Some(mut reply) = request::handle(
             &message,
