@@ -134,6 +134,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
         allow: args.allow.clone(),
         max_tcp_clients: args.ops.max_tcp_clients,
         max_tcp_per_client: args.ops.max_tcp_per_client,
+        tcp_trusted: args.ops.tcp_trusted.clone(),
         rrl: args.ops.rrl(),
         drain: args.ops.drain(),
         query_log: args

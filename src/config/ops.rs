@@ -71,11 +71,17 @@ pub struct OpsArgs {
           value_parser = at_least_one,
           help_heading = "LAN protections")]
     pub max_tcp_clients: usize,
-    /// Concurrent TCP connections from one client address (more are closed at once).
+    /// Concurrent TCP connections from one client (an IPv4 address, an IPv6 /64) with the
+    /// normal idle timeout; more are served with a 200 ms one and are the first closed
+    /// when slots run out.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TCP_PER_CLIENT,
           value_parser = at_least_one,
           help_heading = "LAN protections")]
     pub max_tcp_per_client: usize,
+    /// A network whose clients have no per-client TCP budget, such as a proxy in front
+    /// that pools connections (repeatable).
+    #[arg(long, value_name = "CIDR", help_heading = "LAN protections")]
+    pub tcp_trusted: Vec<ipnet::IpNet>,
     /// Resolutions waiting on authorities at once; past it, new cache misses get SERVFAIL
     /// at once (cache hits are still answered).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PENDING,

@@ -119,6 +119,7 @@ pub struct Metrics {
     rrl_dropped: AtomicU64,
     rrl_slipped: AtomicU64,
     tcp_refused: AtomicU64,
+    tcp_evicted: AtomicU64,
     client_errors: [AtomicU64; ClientError::ALL.len()],
     latency: Histogram,
     upstream: RwLock<HashMap<IpAddr, Arc<ServerCounters>>>,
@@ -294,9 +295,14 @@ impl Metrics {
         self.rrl_slipped.fetch_add(1, Relaxed);
     }
 
-    /// A TCP connection closed at once because its client had too many open.
+    /// A TCP connection closed at once: its client is outside the allow-list.
     pub fn tcp_refused(&self) {
         self.tcp_refused.fetch_add(1, Relaxed);
+    }
+
+    /// An idle TCP connection closed to make room for a new one.
+    pub fn tcp_evicted(&self) {
+        self.tcp_evicted.fetch_add(1, Relaxed);
     }
 
     /// One condition caused by a remote client (see [`ClientError`]).
@@ -406,6 +412,7 @@ impl Metrics {
             ("rrl_dropped".into(), self.rrl_dropped.load(Relaxed)),
             ("rrl_slipped".into(), self.rrl_slipped.load(Relaxed)),
             ("tcp_refused".into(), self.tcp_refused.load(Relaxed)),
+            ("tcp_evicted".into(), self.tcp_evicted.load(Relaxed)),
         ]
         .into_iter()
         .chain(
@@ -618,8 +625,13 @@ impl Collector for Exporter {
             ),
             (
                 "hopdns_tcp_refused",
-                "TCP connections closed at once: per-client cap reached",
+                "TCP connections closed at once: client outside the allow-list",
                 &m.tcp_refused,
+            ),
+            (
+                "hopdns_tcp_evicted",
+                "Idle TCP connections closed to make room for a new one",
+                &m.tcp_evicted,
             ),
         ];
         for (name, help, value) in simple {

@@ -68,9 +68,14 @@ pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent TCP connections, all listeners together (further clients wait in the accept
 /// backlog).
 pub const DEFAULT_MAX_TCP_CLIENTS: usize = 100;
-/// Concurrent TCP connections from one client address; more are closed at once (a LAN host
-/// needs a few; one host must not take every slot).
+/// Concurrent TCP connections from one client (see [`DEFAULT_TCP_IPV4_PREFIX`]) with the
+/// normal idle timeout; more are served with the shortest one and give way first (a LAN
+/// host needs a few; one host must not take every slot).
 pub const DEFAULT_MAX_TCP_PER_CLIENT: usize = 10;
+/// TCP connections count per client by this IPv4 prefix (a whole address) ...
+pub const DEFAULT_TCP_IPV4_PREFIX: u8 = 32;
+/// ... and this IPv6 prefix (one host's /64: it may use many addresses of it).
+pub const DEFAULT_TCP_IPV6_PREFIX: u8 = 64;
 /// How long `run` waits for in-flight tasks after they have been told to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// Tries to find a port free for UDP and TCP when the listen port is 0.
@@ -94,8 +99,14 @@ pub struct ServerConfig {
     pub max_udp_payload: u16,
     /// Concurrent TCP connections, all listen addresses together; 0 counts as 1.
     pub max_tcp_clients: usize,
-    /// Concurrent TCP connections from one client address; 0 counts as 1.
+    /// Concurrent TCP connections from one client with the normal idle timeout; 0 counts
+    /// as 1.
     pub max_tcp_per_client: usize,
+    /// What counts as one client for `max_tcp_per_client`: IPv4 and IPv6 prefix lengths.
+    pub tcp_ipv4_prefix: u8,
+    pub tcp_ipv6_prefix: u8,
+    /// Clients with no per-client TCP budget (a proxy in front that pools connections).
+    pub tcp_trusted: Vec<ipnet::IpNet>,
     /// Response rate limiting of UDP replies (off when `rate` is 0).
     pub rrl: rrl::RrlConfig,
     /// On shutdown, how long queries already received may still be answered (the drain);
@@ -115,6 +126,9 @@ impl Default for ServerConfig {
             max_udp_payload: request::DEFAULT_MAX_UDP_PAYLOAD,
             max_tcp_clients: DEFAULT_MAX_TCP_CLIENTS,
             max_tcp_per_client: DEFAULT_MAX_TCP_PER_CLIENT,
+            tcp_ipv4_prefix: DEFAULT_TCP_IPV4_PREFIX,
+            tcp_ipv6_prefix: DEFAULT_TCP_IPV6_PREFIX,
+            tcp_trusted: Vec::new(),
             rrl: rrl::RrlConfig::default(),
             drain: Duration::ZERO,
             query_log: None,
@@ -189,8 +203,7 @@ pub struct BoundServer {
     listeners: Vec<Listener>,
     policy: Policy,
     tcp_idle_timeout: Duration,
-    max_tcp_clients: usize,
-    max_tcp_per_client: usize,
+    tcp_limits: tcp::TcpLimits,
     rrl: Option<rrl::Rrl>,
     drain: Duration,
     query_log: Option<querylog::QueryLog>,
@@ -241,8 +254,7 @@ pub(crate) struct Shared {
     pub(crate) policy: Policy,
     pub(crate) tcp_idle_timeout: Duration,
     /// TCP connection slots shared by every listener.
-    pub(crate) tcp_slots: Arc<tokio::sync::Semaphore>,
-    pub(crate) tcp_per_client: tcp::PerClient,
+    pub(crate) tcp_slots: Arc<tcp::Slots>,
     pub(crate) rrl: Option<rrl::Rrl>,
     pub(crate) query_log: Option<querylog::QueryLog>,
     pub(crate) stats: Arc<Stats>,
@@ -317,8 +329,14 @@ impl BoundServer {
             listeners,
             policy: Policy::new(Acl::new(cfg.allow.clone()), cfg.max_udp_payload),
             tcp_idle_timeout: cfg.tcp_idle_timeout,
-            max_tcp_clients: cfg.max_tcp_clients.max(1),
-            max_tcp_per_client: cfg.max_tcp_per_client.max(1),
+            tcp_limits: tcp::TcpLimits {
+                max_total: cfg.max_tcp_clients.max(1),
+                max_per_client: cfg.max_tcp_per_client.max(1),
+                idle: cfg.tcp_idle_timeout,
+                ipv4_prefix: cfg.tcp_ipv4_prefix.min(32),
+                ipv6_prefix: cfg.tcp_ipv6_prefix.min(128),
+                trusted: cfg.tcp_trusted.clone(),
+            },
             rrl: rrl::Rrl::new(cfg.rrl),
             drain: cfg.drain,
             query_log: cfg.query_log.clone(),
@@ -370,8 +388,7 @@ impl BoundServer {
             answerer,
             policy: self.policy,
             tcp_idle_timeout: self.tcp_idle_timeout,
-            tcp_slots: Arc::new(tokio::sync::Semaphore::new(self.max_tcp_clients)),
-            tcp_per_client: tcp::PerClient::new(self.max_tcp_per_client),
+            tcp_slots: Arc::new(tcp::Slots::new(self.tcp_limits)),
             rrl: self.rrl,
             query_log: self.query_log,
             stats: self.stats,

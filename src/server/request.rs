@@ -364,7 +364,7 @@ fn single_query(message: &Message) -> Option<&Query> {
 
 /// Sources that cannot have sent a real query (cf. hickory-server `sanitize_src_address`):
 /// replying would only reflect traffic somewhere it was not asked for.
-pub(super) fn plausible_client(client: SocketAddr) -> bool {
+pub(crate) fn plausible_client(client: SocketAddr) -> bool {
     let ip = client.ip().to_canonical();
     let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
     client.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast

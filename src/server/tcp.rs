@@ -1,17 +1,27 @@
-//! DNS over TCP (RFC 1035 §4.2.2, RFC 7766): an accept loop with a connection cap, and one
-//! task per connection that serves its queries in order.
+//! DNS over TCP (RFC 1035 §4.2.2, RFC 7766): an accept loop that admits connections into a
+//! bounded set of slots, and one task per connection that serves its queries in order.
 //!
 //! * Framing: each message is preceded by its length in two octets (RFC 1035 §4.2.2).
 //! * Several queries per connection, including pipelined ones (RFC 7766 §6.2.1); they are
 //!   answered one after the other, in the order received (allowed by RFC 7766 §6.2.1.1).
 //!   No task per message, so one client cannot multiply its load.
-//! * Timeouts (RFC 7766 §6.2.3): a connection waiting longer than the idle timeout for the
-//!   next message is closed; so is one whose started message or whose reply does not move
-//!   within that time (slow clients must not hold a slot).
-//! * At most `max_tcp_clients` connections over all listeners (one `Semaphore`); further
-//!   clients wait in the kernel's accept backlog. At most `max_tcp_per_client` from one
-//!   client address ([`PerClient`]); a connection past that is closed at once, so one host
-//!   cannot take every slot.
+//! * Admission (issue 11.3: idle and refused clients must not starve the rest):
+//!   - the allow-list is checked before a slot is taken: a client outside it is closed at
+//!     once;
+//!   - at most `max_tcp_clients` connections over all listeners ([`Slots`]). When they are
+//!     all open, a new connection takes the slot of the connection idle the longest
+//!     (connections over their client's budget first), which is closed; only when every
+//!     slot is busy answering does a new client wait (in the accept backlog);
+//!   - a client (an IPv4 address, an IPv6 /64: [`client_prefix`]) may have
+//!     `max_tcp_per_client` connections; more are still served (a NAT'd LAN, dnsperf or a
+//!     proxy's pool opens many) but with the shortest idle timeout, and they are the first
+//!     to give way. Networks in `tcp_trusted` (a dnsdist in front) have no budget.
+//! * Timeouts (RFC 7766 §6.2.3): a connection waiting for its next message longer than the
+//!   idle timeout is closed. The timeout shortens as slots fill, as Unbound does: past 50%
+//!   in use 1/100 of `tcp_idle_timeout`, past 65% 1/500, past 80% none, never below
+//!   [`MIN_IDLE_TIMEOUT`] (Unbound's `TCP_QUERY_TIMEOUT_MINIMUM`). A started message or
+//!   a reply that does not move within `tcp_idle_timeout` closes the connection too (slow
+//!   clients must not hold a slot).
 //! * Shutdown: a connection waiting for its next message closes at once; one whose query is
 //!   being answered finishes it (within the server's drain time) and then closes.
 //! * Accept errors (EMFILE, ENFILE, ECONNABORTED, ...) back off briefly instead of ending
@@ -20,71 +30,236 @@
 //! TCP replies are never truncated ([`request`] sizes them up to 65535 bytes).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::Notify;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, trace};
 
 use super::request::{self, Proto};
-use super::{Shared, Tokens};
+use super::{client_errors, Shared, Tokens};
+use crate::metrics::ClientError;
 
 /// First pause after a failed accept, doubled up to [`MAX_ACCEPT_BACKOFF`].
 const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Open connections per client address, with the cap.
+/// The shortest idle timeout: under load and for connections over their client's budget
+/// (Unbound's `TCP_QUERY_TIMEOUT_MINIMUM`).
+pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// While every slot is busy answering, how often a waiting new connection looks again (a
+/// slot freed or a connection gone idle also wakes it at once).
+const ADMIT_RETRY: Duration = Duration::from_millis(20);
+
+/// What bounds the TCP connections.
+#[derive(Clone, Debug)]
+pub(crate) struct TcpLimits {
+    pub(crate) max_total: usize,
+    pub(crate) max_per_client: usize,
+    pub(crate) idle: Duration,
+    pub(crate) ipv4_prefix: u8,
+    pub(crate) ipv6_prefix: u8,
+    pub(crate) trusted: Vec<ipnet::IpNet>,
+}
+
+/// The client a connection counts against: its address cut to the configured prefix
+/// (IPv4-mapped addresses count as IPv4).
+pub(crate) fn client_prefix(ip: IpAddr, ipv4_prefix: u8, ipv6_prefix: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let bits = u32::from(v4);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(ipv4_prefix.min(32)))
+                .unwrap_or(0);
+            IpAddr::V4((bits & mask).into())
+        }
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(ipv6_prefix.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(bits & mask))
+        }
+    }
+}
+
+/// The idle timeout with `open` of `max` slots in use (RFC 7766 §6.2.3 lets a server close
+/// idle connections sooner under load; the steps are Unbound's `setup_tcp_handler`).
+pub(crate) fn idle_timeout(configured: Duration, open: usize, max: usize) -> Duration {
+    let usage = open * 100 / max.max(1);
+    let t = match usage {
+        0..=50 => configured,
+        51..=65 => configured / 100,
+        66..=80 => configured / 500,
+        _ => Duration::ZERO,
+    };
+    t.max(MIN_IDLE_TIMEOUT.min(configured))
+}
+
+/// The open TCP connections of every listener: admission, idle state and eviction. One
+/// mutex, taken at accept, when a connection starts or stops waiting, and at close; never
+/// per byte.
 #[derive(Debug)]
-pub(crate) struct PerClient {
-    max: usize,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+pub(crate) struct Slots {
+    limits: TcpLimits,
+    registry: Mutex<Registry>,
+    /// Wakes a new connection waiting for a slot.
+    changed: Notify,
 }
 
-/// One counted connection; dropping it releases the client's slot.
-struct ClientSlot {
-    ip: IpAddr,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+#[derive(Debug, Default)]
+struct Registry {
+    next_id: u64,
+    conns: HashMap<u64, Conn>,
+    per_client: HashMap<IpAddr, usize>,
 }
 
-impl PerClient {
-    pub(crate) fn new(max: usize) -> Self {
+#[derive(Debug)]
+struct Conn {
+    client: IpAddr,
+    over_budget: bool,
+    /// Since when it waits for its next message; `None` while a message is in hand.
+    idle_since: Option<Instant>,
+    /// Cancelled when the connection is closed to make room.
+    evict: CancellationToken,
+}
+
+/// One admitted connection; dropping it frees the slot.
+pub(crate) struct Slot {
+    id: u64,
+    over_budget: bool,
+    evict: CancellationToken,
+    slots: Arc<Slots>,
+}
+
+impl Slots {
+    pub(crate) fn new(limits: TcpLimits) -> Self {
+        let limits = TcpLimits {
+            max_total: limits.max_total.max(1),
+            max_per_client: limits.max_per_client.max(1),
+            ..limits
+        };
         Self {
-            max: max.max(1),
-            open: Arc::default(),
+            limits,
+            registry: Mutex::default(),
+            changed: Notify::new(),
         }
     }
 
-    /// A slot for one more connection from `ip`, or `None` at the cap.
-    fn enter(&self, ip: IpAddr) -> Option<ClientSlot> {
-        let ip = ip.to_canonical();
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(ip).or_insert(0);
-        if *n >= self.max {
-            return None;
-        }
-        *n += 1;
-        Some(ClientSlot {
-            ip,
-            open: self.open.clone(),
-        })
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.ip);
+    /// A slot for a new connection from `ip`, closing the longest-idle connection (over
+    /// budget ones first) when all are open; `None` when every slot is busy answering.
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        let limits = &self.limits;
+        let client = client_prefix(ip, limits.ipv4_prefix, limits.ipv6_prefix);
+        let trusted = limits
+            .trusted
+            .iter()
+            .any(|n| n.contains(&ip.to_canonical()));
+        let mut reg = self.lock();
+        if reg.conns.len() >= limits.max_total {
+            let (&victim, _) = reg
+                .conns
+                .iter()
+                .filter_map(|(id, c)| c.idle_since.map(|t| (id, (!c.over_budget, t))))
+                .min_by_key(|(_, key)| *key)?;
+            if let Some(gone) = reg.remove(victim) {
+                gone.evict.cancel();
+                crate::metrics::metrics().tcp_evicted();
             }
         }
+        let open = reg.per_client.entry(client).or_insert(0);
+        let over_budget = !trusted && *open >= limits.max_per_client;
+        *open += 1;
+        reg.next_id += 1;
+        let id = reg.next_id;
+        let evict = CancellationToken::new();
+        reg.conns.insert(
+            id,
+            Conn {
+                client,
+                over_budget,
+                idle_since: None,
+                evict: evict.clone(),
+            },
+        );
+        Some(Slot {
+            id,
+            over_budget,
+            evict,
+            slots: self.clone(),
+        })
+    }
+
+    /// Waits until [`Slots::admit`] may succeed (a slot freed or a connection idle).
+    async fn changed(&self) {
+        let _ = timeout(ADMIT_RETRY, self.changed.notified()).await;
+    }
+
+    /// Open connections now.
+    #[cfg(test)]
+    pub(crate) fn open(&self) -> usize {
+        self.lock().conns.len()
+    }
+}
+
+impl Registry {
+    fn remove(&mut self, id: u64) -> Option<Conn> {
+        let conn = self.conns.remove(&id)?;
+        if let Some(n) = self.per_client.get_mut(&conn.client) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_client.remove(&conn.client);
+            }
+        }
+        Some(conn)
+    }
+}
+
+impl Slot {
+    /// The connection waits for its next message: the idle timeout to give it.
+    fn idle(&self) -> Duration {
+        let slots = &self.slots;
+        let limits = &slots.limits;
+        let mut reg = slots.lock();
+        if let Some(c) = reg.conns.get_mut(&self.id) {
+            c.idle_since = Some(Instant::now());
+        }
+        let open = reg.conns.len();
+        drop(reg);
+        if open >= limits.max_total {
+            // A new connection may be waiting for an idle one to give way.
+            slots.changed.notify_waiters();
+        }
+        if self.over_budget {
+            MIN_IDLE_TIMEOUT.min(limits.idle)
+        } else {
+            idle_timeout(limits.idle, open, limits.max_total)
+        }
+    }
+
+    /// A whole message is in: the connection is busy until its reply is written.
+    fn busy(&self) {
+        if let Some(c) = self.slots.lock().conns.get_mut(&self.id) {
+            c.idle_since = None;
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.slots.lock().remove(self.id);
+        self.slots.changed.notify_waiters();
     }
 }
 
@@ -96,19 +271,10 @@ pub(super) async fn serve(
 ) {
     let token = tokens.stop.clone();
     let local = listener.local_addr().ok();
-    let slots = shared.tcp_slots.clone();
     let mut backoff = MIN_ACCEPT_BACKOFF;
     debug!(?local, "TCP listener started");
 
     loop {
-        let permit = tokio::select! {
-            biased;
-            _ = token.cancelled() => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break, // the semaphore is never closed
-            },
-        };
         let accepted = tokio::select! {
             biased;
             _ = token.cancelled() => break,
@@ -129,21 +295,31 @@ pub(super) async fn serve(
                 continue;
             }
         };
-        let Some(client_slot) = shared.tcp_per_client.enter(peer.ip()) else {
-            debug!(%peer, "too many TCP connections from this client; closing");
+        // The allow-list first: a refused client never holds a slot.
+        if !request::plausible_client(peer) || !shared.policy.acl().allows(peer.ip()) {
+            client_errors::note(ClientError::NotAllowed);
             crate::metrics::metrics().tcp_refused();
+            debug!(%peer, "TCP client not in the allow-list; closed");
             continue;
+        }
+        let slot = loop {
+            if let Some(slot) = shared.tcp_slots.admit(peer.ip()) {
+                break Some(slot);
+            }
+            // Every slot is busy answering: this client waits (and the backlog behind it).
+            tokio::select! {
+                _ = token.cancelled() => break None,
+                _ = shared.tcp_slots.changed() => {}
+            }
         };
+        let Some(slot) = slot else { break };
+        if slot.over_budget {
+            trace!(%peer, "TCP connection over its client's budget: shortest idle timeout");
+        }
         // Replies are written whole; Nagle would only delay them.
         let _ = stream.set_nodelay(true);
         let (shared, tokens) = (shared.clone(), tokens.clone());
-        tasks.spawn(connection(
-            stream,
-            peer,
-            (permit, client_slot),
-            shared,
-            tokens,
-        ));
+        tasks.spawn(connection(stream, peer, slot, shared, tokens));
     }
     debug!(?local, "TCP listener stopped");
 }
@@ -159,12 +335,14 @@ enum Close {
     Stalled,
     /// The server is stopping.
     Shutdown,
+    /// Closed while idle to make room for a new connection.
+    Evicted,
 }
 
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    _slots: (OwnedSemaphorePermit, ClientSlot),
+    slot: Slot,
     shared: Arc<Shared>,
     tokens: Tokens,
 ) {
@@ -174,13 +352,14 @@ async fn connection(
             trace!(%peer, "TCP connection closed: drain time over");
             return;
         }
-        close = serve_connection(stream, peer, &shared, &tokens.stop) => close,
+        close = serve_connection(stream, peer, &shared, &slot, &tokens.stop) => close,
     };
     match close {
         Close::Peer(error) => trace!(%peer, %error, "TCP connection closed by the client"),
         Close::Idle => trace!(%peer, "TCP connection closed: idle"),
         Close::Stalled => debug!(%peer, "TCP connection closed: message or reply stalled"),
         Close::Shutdown => trace!(%peer, "TCP connection closed: shutting down"),
+        Close::Evicted => trace!(%peer, "TCP connection closed: idle, to make room"),
     }
 }
 
@@ -188,6 +367,7 @@ async fn serve_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     shared: &Shared,
+    slot: &Slot,
     stop: &CancellationToken,
 ) -> Close {
     let limit = shared.tcp_idle_timeout;
@@ -200,9 +380,20 @@ async fn serve_connection(
         if stop.is_cancelled() {
             return Close::Shutdown;
         }
-        let read = tokio::select! {
-            _ = stop.cancelled() => return Close::Shutdown,
-            read = timeout(limit, reader.read_exact(&mut prefix)) => read,
+        if slot.evict.is_cancelled() {
+            return Close::Evicted;
+        }
+        // Pipelined messages already read need no wait (and never count as idle).
+        let pipelined = reader.buffer().len() >= 2;
+        let read = if pipelined {
+            Ok(reader.read_exact(&mut prefix).await)
+        } else {
+            let idle = slot.idle();
+            tokio::select! {
+                _ = stop.cancelled() => return Close::Shutdown,
+                _ = slot.evict.cancelled() => return Close::Evicted,
+                read = timeout(idle, reader.read_exact(&mut prefix)) => read,
+            }
         };
         match read {
             Err(_) => return Close::Idle,
@@ -212,11 +403,21 @@ async fn serve_connection(
         let len = usize::from(u16::from_be_bytes(prefix));
         message.clear();
         message.resize(len, 0);
-        match timeout(limit, reader.read_exact(&mut message)).await {
+        // Still idle (so it may give way) until the whole message is in: a client trickling
+        // a message must not hold a slot as if it were being answered.
+        if pipelined && reader.buffer().len() < len {
+            slot.idle();
+        }
+        let read = tokio::select! {
+            _ = slot.evict.cancelled() => return Close::Evicted,
+            read = timeout(limit, reader.read_exact(&mut message)) => read,
+        };
+        match read {
             Err(_) => return Close::Stalled,
             Ok(Err(error)) => return Close::Peer(error),
             Ok(Ok(_)) => {}
         }
+        slot.busy();
 
         let Some(mut reply) = request::handle(
             &message,
@@ -245,5 +446,108 @@ async fn serve_connection(
             Ok(Err(error)) => return Close::Peer(error),
             Ok(Ok(())) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn slots(max_total: usize, max_per_client: usize, trusted: &[&str]) -> Arc<Slots> {
+        Arc::new(Slots::new(TcpLimits {
+            max_total,
+            max_per_client,
+            idle: Duration::from_secs(10),
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
+            trusted: trusted.iter().map(|n| n.parse().unwrap()).collect(),
+        }))
+    }
+
+    #[test]
+    fn clients_are_counted_by_address_and_ipv6_slash_64() {
+        let p = |s| client_prefix(ip(s), 32, 64);
+        assert_eq!(p("192.0.2.7"), ip("192.0.2.7"));
+        assert_eq!(
+            p("::ffff:192.0.2.7"),
+            ip("192.0.2.7"),
+            "mapped counts as IPv4"
+        );
+        assert_eq!(p("2001:db8:1:2:aaaa::1"), p("2001:db8:1:2:bbbb::9"));
+        assert_ne!(p("2001:db8:1:2::1"), p("2001:db8:1:3::1"));
+        assert_eq!(client_prefix(ip("192.0.2.7"), 24, 64), ip("192.0.2.0"));
+        assert_eq!(client_prefix(ip("192.0.2.7"), 0, 0), ip("0.0.0.0"));
+    }
+
+    /// Unbound's steps: past 50% 1/100, past 65% 1/500, past 80% none; never below 200 ms.
+    #[test]
+    fn the_idle_timeout_shortens_as_slots_fill() {
+        let ten = Duration::from_secs(10);
+        assert_eq!(idle_timeout(ten, 50, 100), ten);
+        assert_eq!(idle_timeout(ten, 51, 100), MIN_IDLE_TIMEOUT);
+        assert_eq!(
+            idle_timeout(Duration::from_secs(60), 60, 100),
+            Duration::from_millis(600)
+        );
+        assert_eq!(idle_timeout(ten, 100, 100), MIN_IDLE_TIMEOUT);
+        let short = Duration::from_millis(50);
+        assert_eq!(
+            idle_timeout(short, 99, 100),
+            short,
+            "never above the configured"
+        );
+    }
+
+    #[test]
+    fn a_client_over_its_budget_is_served_but_marked() {
+        let s = slots(10, 2, &["192.0.2.128/25"]);
+        let a: Vec<Slot> = (0..3).map(|_| s.admit(ip("192.0.2.1")).unwrap()).collect();
+        assert_eq!(
+            a.iter().map(|x| x.over_budget).collect::<Vec<_>>(),
+            [false, false, true]
+        );
+        assert_eq!(
+            a[2].idle(),
+            MIN_IDLE_TIMEOUT,
+            "over budget: the shortest timeout"
+        );
+        assert_eq!(a[0].idle(), Duration::from_secs(10));
+        let proxy: Vec<Slot> = (0..5)
+            .map(|_| s.admit(ip("192.0.2.200")).unwrap())
+            .collect();
+        assert!(proxy.iter().all(|x| !x.over_budget), "trusted: no budget");
+        drop(a);
+        assert!(
+            !s.admit(ip("192.0.2.1")).unwrap().over_budget,
+            "budget freed"
+        );
+    }
+
+    #[test]
+    fn when_full_the_longest_idle_gives_way_over_budget_first_and_busy_never() {
+        let s = slots(3, 1, &[]);
+        let a = s.admit(ip("192.0.2.1")).unwrap();
+        let b = s.admit(ip("192.0.2.2")).unwrap();
+        let over = s.admit(ip("192.0.2.2")).unwrap();
+        assert!(over.over_budget);
+        // Nobody idle: a new client must wait.
+        assert!(s.admit(ip("192.0.2.3")).is_none());
+        a.idle();
+        over.idle();
+        // `a` idled first, but the over-budget connection goes first.
+        let c = s.admit(ip("192.0.2.3")).unwrap();
+        assert!(over.evict.is_cancelled() && !a.evict.is_cancelled());
+        assert_eq!(s.open(), 3);
+        let d = s.admit(ip("192.0.2.4")).unwrap();
+        assert!(a.evict.is_cancelled(), "then the longest idle");
+        assert!(!b.evict.is_cancelled(), "busy connections are never closed");
+        drop((a, over));
+        assert_eq!(s.open(), 3, "evicted slots were freed once, at eviction");
+        drop((b, c, d));
+        assert_eq!(s.open(), 0);
     }
 }
