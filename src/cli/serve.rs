@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// everyone else gets REFUSED.
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<IpNet>,
+    /// Bind listen addresses that are not on any interface yet (IP_FREEBIND): a LAN
+    /// address that comes up after hopdns starts is answered on as soon as it exists.
+    #[arg(long)]
+    pub freebind: bool,
     /// Redirect rules (TOML: overrides, aliases, blocklists, RPZ, pools with health
     /// checks; see docs/redirection.md). SIGHUP reloads the file.
     #[arg(long, value_name = "FILE")]
@@ -134,6 +138,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
         max_tcp_per_client: args.ops.max_tcp_per_client,
         rrl: args.ops.rrl(),
         drain: args.ops.drain(),
+        freebind: args.freebind,
         query_log: args
             .ops
             .query_log
@@ -178,7 +183,10 @@ pub fn run(args: ServeArgs) -> CmdResult {
             None => resolver,
         };
         let server = tokio::spawn(bound.run(answerer, shutdown.clone()));
+        // Every socket is bound and registered: systemd may start what needs DNS now.
+        super::notify::send("READY=1\nSTATUS=answering queries");
         ops.wait_for_stop().await;
+        super::notify::send("STOPPING=1\nSTATUS=draining");
         tracing::info!(drain = ?args.ops.drain(), "stopping: draining queries in hand");
         shutdown.cancel();
         match tokio::time::timeout(args.ops.drain() + STOP_GRACE, server).await {

@@ -266,7 +266,9 @@ fn reload_on_hangup(controls: Arc<Controls>) -> Option<tokio::task::JoinHandle<(
     Some(tokio::spawn(async move {
         while hup.recv().await.is_some() {
             let controls = controls.clone();
+            super::notify::reloading();
             let report = tokio::task::spawn_blocking(move || controls.reload()).await;
+            super::notify::send("READY=1\nSTATUS=answering queries");
             match report {
                 Ok(r) if r.ok => tracing::info!(report = %r.text, "SIGHUP: reloaded"),
                 Ok(r) => tracing::warn!(report = %r.text, "SIGHUP: reload failed"),

@@ -102,6 +102,9 @@ pub struct ServerConfig {
     pub drain: Duration,
     /// Log every reply (off by default).
     pub query_log: Option<querylog::QueryLog>,
+    /// Bind listen addresses that are not (yet) on any interface (`IP_FREEBIND`,
+    /// `IPV6_FREEBIND`): a LAN address that DHCP or SLAAC brings up after hopdns starts.
+    pub freebind: bool,
 }
 
 impl Default for ServerConfig {
@@ -117,6 +120,7 @@ impl Default for ServerConfig {
             rrl: rrl::RrlConfig::default(),
             drain: Duration::ZERO,
             query_log: None,
+            freebind: false,
         }
     }
 }
@@ -141,7 +145,8 @@ pub enum BindError {
     Privileged { addr: SocketAddr },
     #[error(
         "{} is not an address of this machine (binding {addr}): choose one shown by \
-         `ip address`, or a loopback address such as 127.0.0.53",
+         `ip address`, or a loopback address such as 127.0.0.53; if it comes up later \
+         (DHCP, SLAAC), add --freebind",
         addr.ip()
     )]
     NotLocal { addr: SocketAddr },
@@ -308,7 +313,7 @@ impl BoundServer {
         let listeners = cfg
             .listen
             .iter()
-            .map(|addr| bind_listener(*addr, threads))
+            .map(|addr| bind_listener(*addr, threads, cfg.freebind))
             .collect::<Result<Vec<_>, _>>()?;
         let workers = listeners.iter().map(|l| l.udp.len()).sum();
         debug!(addrs = ?listeners.iter().map(|l| l.addr).collect::<Vec<_>>(), threads, "bound");
@@ -464,9 +469,9 @@ impl BoundServer {
 }
 
 /// Binds the UDP sockets, then the TCP listener, of one listen address.
-fn bind_listener(addr: SocketAddr, threads: usize) -> Result<Listener, BindError> {
+fn bind_listener(addr: SocketAddr, threads: usize, freebind: bool) -> Result<Listener, BindError> {
     if addr.port() != 0 {
-        return bind_group(addr, threads);
+        return bind_group(addr, threads, freebind);
     }
     // Port 0. The kernel's choice for a SO_REUSEPORT socket may be a port that another
     // SO_REUSEPORT socket of the same user already has, which would share its traffic; so
@@ -475,7 +480,7 @@ fn bind_listener(addr: SocketAddr, threads: usize) -> Result<Listener, BindError
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let probe = new_socket(addr, Proto::Udp)?;
+        let probe = new_socket(addr, Proto::Udp, freebind)?;
         probe
             .bind(&addr.into())
             .map_err(|source| bind_error(addr, Proto::Udp, source))?;
@@ -496,22 +501,22 @@ fn bind_listener(addr: SocketAddr, threads: usize) -> Result<Listener, BindError
         // set_port keeps an IPv6 scope id that SocketAddr::new would drop.
         let mut chosen = addr;
         chosen.set_port(port);
-        match bind_group(chosen, threads) {
+        match bind_group(chosen, threads, freebind) {
             Err(BindError::InUse { .. }) if attempt < PORT_ZERO_ATTEMPTS => continue,
             other => return other,
         }
     }
 }
 
-fn bind_group(addr: SocketAddr, threads: usize) -> Result<Listener, BindError> {
+fn bind_group(addr: SocketAddr, threads: usize, freebind: bool) -> Result<Listener, BindError> {
     let udp = (0..threads)
-        .map(|_| udp_socket(addr))
+        .map(|_| udp_socket(addr, freebind))
         .collect::<Result<Vec<_>, _>>()?;
-    let tcp = tcp_listener(addr)?;
+    let tcp = tcp_listener(addr, freebind)?;
     Ok(Listener { addr, udp, tcp })
 }
 
-fn new_socket(addr: SocketAddr, proto: Proto) -> Result<Socket, BindError> {
+fn new_socket(addr: SocketAddr, proto: Proto, freebind: bool) -> Result<Socket, BindError> {
     let (kind, protocol) = match proto {
         Proto::Udp => (Type::DGRAM, Protocol::UDP),
         Proto::Tcp => (Type::STREAM, Protocol::TCP),
@@ -526,11 +531,22 @@ fn new_socket(addr: SocketAddr, proto: Proto) -> Result<Socket, BindError> {
     socket
         .set_nonblocking(true)
         .map_err(|source| io_error(addr, proto, "set non-blocking mode on", source))?;
+    #[cfg(target_os = "linux")]
+    if freebind {
+        let set = if addr.is_ipv6() {
+            socket.set_freebind_v6(true)
+        } else {
+            socket.set_freebind_v4(true)
+        };
+        set.map_err(|source| io_error(addr, proto, "set IP_FREEBIND on", source))?;
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = freebind;
     Ok(socket)
 }
 
-fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, BindError> {
-    let socket = new_socket(addr, Proto::Udp)?;
+fn udp_socket(addr: SocketAddr, freebind: bool) -> Result<std::net::UdpSocket, BindError> {
+    let socket = new_socket(addr, Proto::Udp, freebind)?;
     // One socket per worker on the same address; the kernel hashes clients across them.
     #[cfg(unix)]
     socket
@@ -542,8 +558,8 @@ fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, BindError> {
     Ok(socket.into())
 }
 
-fn tcp_listener(addr: SocketAddr) -> Result<std::net::TcpListener, BindError> {
-    let socket = new_socket(addr, Proto::Tcp)?;
+fn tcp_listener(addr: SocketAddr, freebind: bool) -> Result<std::net::TcpListener, BindError> {
+    let socket = new_socket(addr, Proto::Tcp, freebind)?;
     // SO_REUSEADDR lets a restart bind despite TIME_WAIT connections; it does not let two
     // listeners share the port, so "in use" is still reported.
     socket
