@@ -666,3 +666,95 @@ fn freebind_binds_an_address_that_is_not_up_yet() {
     .expect("bound with IP_FREEBIND");
     assert_eq!(bound.local_addrs()[0].ip(), addr.ip());
 }
+
+/// Issue 12.11: the query log says which rule answered (or that it was blocked), cache hit
+/// or miss, latency, upstream queries and the transport in lowercase; `--query-log-file`
+/// is reopened on SIGHUP (logrotate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_log_file_has_the_answer_path_and_is_reopened_on_sighup() {
+    let lab = Lab::start(LabConfig { net: 187 }).await.unwrap();
+    let dir = Scratch::new("qlog");
+    let listen: SocketAddr = "127.53.187.250:53".parse().unwrap();
+    let rules = dir.path("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"ads.example.com\"\naction = \"block\"\n",
+    )
+    .unwrap();
+    let log = dir.path("queries.log");
+    let hints = hints_file(&lab, &dir);
+    let args = lab_args(
+        listen,
+        &hints,
+        &[
+            "--rules",
+            rules.to_str().unwrap(),
+            "--query-log-file",
+            log.to_str().unwrap(),
+        ],
+    );
+    let server = serve(&args, listen, None).await;
+    udp(listen, "alias.example.com", RecordType::A, Some(1232)).await;
+    udp(listen, "alias.example.com", RecordType::A, Some(1232)).await;
+    udp(listen, "ads.example.com", RecordType::A, None).await;
+    crate::util::tcp(listen, "www.example.com", RecordType::A).await;
+    let lines = |path: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let all = lines(&log);
+    let of = |name: &str| -> Vec<&serde_json::Value> {
+        all.iter().filter(|v| v["name"] == name).collect()
+    };
+    let alias = of("alias.example.com.");
+    assert_eq!(alias.len(), 2, "{all:?}");
+    assert_eq!(alias[0]["cache"], "miss", "{all:?}");
+    assert!(alias[0]["upstream"].as_u64().unwrap() >= 1, "{all:?}");
+    assert!(alias[0]["latency_ms"].as_f64().unwrap() > 0.0, "{all:?}");
+    assert_eq!(alias[0]["proto"], "udp");
+    assert_eq!(alias[1]["cache"], "hit", "{all:?}");
+    assert_eq!(alias[1]["upstream"], 0);
+    let ads = of("ads.example.com.");
+    assert_eq!(ads[0]["blocked"], true, "{all:?}");
+    assert_eq!(ads[0]["action"], "block");
+    assert!(
+        ads[0]["rule"]
+            .as_str()
+            .unwrap()
+            .starts_with("ads.example.com"),
+        "{all:?}"
+    );
+    assert_eq!(ads[0]["cache"], "-");
+    assert_eq!(alias[0]["blocked"], false);
+    // (The start-up probe asked www.example.com over UDP first.)
+    assert!(
+        of("www.example.com.")
+            .iter()
+            .any(|v| v["proto"] == "tcp" && v["cache"] == "hit"),
+        "{all:?}"
+    );
+
+    // logrotate: move the file away, SIGHUP, and new lines go to a new file at the path.
+    let rotated = dir.path("queries.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    server.signal("HUP");
+    let start = std::time::Instant::now();
+    while !log.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "not reopened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    udp(listen, "www.example.com", RecordType::AAAA, None).await;
+    assert_eq!(lines(&log).len(), 1, "the new file has the new line");
+    assert_eq!(
+        lines(&rotated).len(),
+        all.len(),
+        "the old file is left alone"
+    );
+    lab.shutdown().await;
+}

@@ -128,6 +128,11 @@ pub fn run(args: ServeArgs) -> CmdResult {
     if let Some(warning) = lan_without_allow(&args) {
         tracing::warn!("{warning}");
     }
+    let query_log = match &args.ops.query_log_file {
+        Some(path) => Some(QueryLog::new(args.ops.query_log_hash_clients).to_file(path)?),
+        None if args.ops.query_log => Some(QueryLog::new(args.ops.query_log_hash_clients)),
+        None => None,
+    };
     let (mut resolver_config, transport) = args.upstream.build()?;
     resolver_config.max_pending = args.ops.max_pending;
     let server_config = ServerConfig {
@@ -139,10 +144,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
         rrl: args.ops.rrl(),
         drain: args.ops.drain(),
         freebind: args.freebind,
-        query_log: args
-            .ops
-            .query_log
-            .then(|| QueryLog::new(args.ops.query_log_hash_clients)),
+        query_log: query_log.clone(),
         ..ServerConfig::default()
     };
     let rt = runtime(threads)?;
@@ -164,6 +166,9 @@ pub fn run(args: ServeArgs) -> CmdResult {
         };
         let mut reloaders: Vec<Arc<dyn Reloadable>> =
             ConfigReloader::for_args(&args).into_iter().collect();
+        if let Some(log) = query_log.filter(QueryLog::has_file) {
+            reloaders.push(Arc::new(super::serve_ops::QueryLogFile(log)));
+        }
         if let Some(r) = &redirect {
             // `ctl reload` and SIGHUP re-read the rules; `ctl health` and the metrics show
             // the pools' members.

@@ -156,6 +156,19 @@ impl Reloadable for ConfigReloader {
     }
 }
 
+/// `--query-log-file`, reopened by SIGHUP and `ctl reload` (logrotate moves it away first).
+pub struct QueryLogFile(pub crate::server::querylog::QueryLog);
+
+impl Reloadable for QueryLogFile {
+    fn name(&self) -> String {
+        "query log file".into()
+    }
+
+    fn reload(&self) -> Result<String, String> {
+        self.0.reopen().unwrap_or(Ok(String::new()))
+    }
+}
+
 /// The operational services of one `serve` run.
 pub struct OpsRuntime {
     controls: Arc<Controls>,

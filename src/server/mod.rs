@@ -262,6 +262,21 @@ impl Shared {
         client: SocketAddr,
         proto: Proto,
     ) -> Option<usize> {
+        self.outgoing_as(reply, client, proto, false)
+    }
+
+    /// [`Shared::outgoing`] for a reply of the UDP fast path (a cache hit).
+    pub(crate) fn outgoing_hit(&self, reply: &mut [u8], client: SocketAddr) -> Option<usize> {
+        self.outgoing_as(reply, client, Proto::Udp, true)
+    }
+
+    fn outgoing_as(
+        &self,
+        reply: &mut [u8],
+        client: SocketAddr,
+        proto: Proto,
+        fast_hit: bool,
+    ) -> Option<usize> {
         let mut len = reply.len();
         if let (Proto::Udp, Some(rrl)) = (proto, &self.rrl) {
             match rrl.check(client.ip(), std::time::Instant::now()) {
@@ -279,7 +294,7 @@ impl Shared {
         let reply = &reply[..len];
         crate::metrics::metrics().count_reply(reply);
         if let Some(log) = &self.query_log {
-            log.reply(reply, client, proto);
+            log.reply(reply, client, proto, fast_hit);
         }
         Some(len)
     }
