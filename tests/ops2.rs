@@ -419,6 +419,18 @@ async fn reload_compares_with_the_running_settings() {
     std::fs::write(&config, &base).unwrap();
     let (ok, text) = crate::ops::ctl(&socket, &["reload"]);
     assert!(ok && text.contains("nothing else changed"), "{text}");
+
+    // Issue 12.11: `ctl --json`: the answer as one JSON object with its data.
+    let (ok, text) = crate::ops::ctl(&socket, &["--json", "stats"]);
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert!(ok && v["ok"] == true, "{text}");
+    assert!(v["data"]["cache_misses"].as_u64().unwrap() >= 1, "{text}");
+    let (_, text) = crate::ops::ctl(&socket, &["--json", "health"]);
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["data"], serde_json::json!([]), "{text}");
+    let (ok, text) = crate::ops::ctl(&socket, &["--json", "flush", "bad..name"]);
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert!(!ok && v["ok"] == false && v["text"].as_str().unwrap().contains("not a domain name"));
     lab.shutdown().await;
 }
 

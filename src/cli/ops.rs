@@ -177,6 +177,10 @@ pub struct CtlArgs {
     /// Config file to take the socket path from (default /etc/hopdns/hopdns.toml if present).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Print the server's whole answer as one JSON object: `ok`, `text`, and `data` (stats
+    /// as an object of counters, health as a list of members, counts for the others).
+    #[arg(long)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: CtlCommand,
 }
@@ -249,13 +253,19 @@ fn socket_path(args: &CtlArgs) -> Result<PathBuf, FileErrors> {
 pub fn ctl(args: CtlArgs) -> CmdResult {
     let socket = socket_path(&args)?;
     let response = control::request(&socket, &args.command.request())?;
-    if response.ok {
+    if args.json {
+        // The whole answer, on standard output either way: {"ok", "text", "data"}.
+        outln!("{}", serde_json::to_string(&response)?);
+    } else if response.ok {
         outln!("{}", response.text);
-        Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("hopdns ctl: {}", response.text);
-        Ok(ExitCode::from(1))
     }
+    Ok(if response.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 #[derive(Args, Debug)]

@@ -70,11 +70,14 @@ pub struct Request {
     pub arg: Option<String>,
 }
 
-/// The answer to one request.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// The answer to one request: `text` for people, `data` (the same facts as JSON values:
+/// counters by name, pool members, entry counts) for `hopdns ctl --json` and scripts.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Response {
     pub ok: bool,
     pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 impl Response {
@@ -82,6 +85,7 @@ impl Response {
         Self {
             ok: true,
             text: text.into(),
+            data: None,
         }
     }
 
@@ -89,7 +93,13 @@ impl Response {
         Self {
             ok: false,
             text: text.into(),
+            data: None,
         }
+    }
+
+    fn with(mut self, data: serde_json::Value) -> Self {
+        self.data = Some(data);
+        self
     }
 }
 
@@ -165,7 +175,9 @@ impl Controls {
             .map(|(k, v)| format!("{k} {v}"))
             .collect::<Vec<_>>()
             .join("\n");
-        Response::ok(text)
+        let data: serde_json::Map<String, serde_json::Value> =
+            lines.into_iter().map(|(k, v)| (k, v.into())).collect();
+        Response::ok(text).with(data.into())
     }
 
     /// Reloads everything reloadable; one line each. Also what SIGHUP does.
@@ -175,18 +187,24 @@ impl Controls {
         }
         let mut ok = true;
         let mut lines = Vec::new();
+        let mut data = Vec::new();
         for r in &self.reloaders {
-            match r.reload() {
-                Ok(report) => lines.push(format!("{}: {report}", r.name())),
-                Err(error) => {
-                    ok = false;
-                    lines.push(format!("{}: not reloaded: {error}", r.name()));
-                }
-            }
+            let (done, report) = match r.reload() {
+                Ok(report) => (true, report),
+                Err(error) => (false, error),
+            };
+            ok &= done;
+            lines.push(if done {
+                format!("{}: {report}", r.name())
+            } else {
+                format!("{}: not reloaded: {report}", r.name())
+            });
+            data.push(serde_json::json!({"name": r.name(), "ok": done, "report": report}));
         }
         Response {
             ok,
             text: lines.join("\n"),
+            data: Some(data.into()),
         }
     }
 }
@@ -194,8 +212,13 @@ impl Controls {
 fn health() -> Response {
     let members = crate::metrics::metrics().pool_health();
     if members.is_empty() {
-        return Response::ok("no pools: no redirect pools are configured");
+        return Response::ok("no pools: no redirect pools are configured")
+            .with(serde_json::json!([]));
     }
+    let data: Vec<serde_json::Value> = members
+        .iter()
+        .map(|m| serde_json::json!({"pool": m.pool, "member": m.member, "up": m.healthy}))
+        .collect();
     let text = members
         .iter()
         .map(|m| {
@@ -204,7 +227,7 @@ fn health() -> Response {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    Response::ok(text)
+    Response::ok(text).with(data.into())
 }
 
 fn cache_op(cache: &dyn CacheAdmin, command: &str, arg: &str) -> Response {
@@ -216,23 +239,33 @@ fn cache_op(cache: &dyn CacheAdmin, command: &str, arg: &str) -> Response {
     };
     match command {
         "flush" => match name() {
-            Ok(n) => Response::ok(format!("flushed {} entries for {n}", cache.flush_name(&n))),
+            Ok(n) => {
+                let k = cache.flush_name(&n);
+                Response::ok(format!("flushed {k} entries for {n}"))
+                    .with(serde_json::json!({"flushed": k, "name": n.to_string()}))
+            }
             Err(r) => r,
         },
         "flush-zone" => match name() {
-            Ok(n) => Response::ok(format!(
-                "flushed {} entries at and below {n}",
-                cache.flush_zone(&n)
-            )),
+            Ok(n) => {
+                let k = cache.flush_zone(&n);
+                Response::ok(format!("flushed {k} entries at and below {n}"))
+                    .with(serde_json::json!({"flushed": k, "zone": n.to_string()}))
+            }
             Err(r) => r,
         },
-        "flush-all" => Response::ok(format!("flushed {} entries", cache.flush_all())),
+        "flush-all" => {
+            let k = cache.flush_all();
+            Response::ok(format!("flushed {k} entries")).with(serde_json::json!({"flushed": k}))
+        }
         "dump-cache" => match cache.dump(Path::new(arg)) {
-            Ok(n) => Response::ok(format!("wrote {n} entries to {arg}")),
+            Ok(n) => Response::ok(format!("wrote {n} entries to {arg}"))
+                .with(serde_json::json!({"entries": n, "file": arg})),
             Err(e) => Response::err(e),
         },
         "load-cache" => match cache.load(Path::new(arg)) {
-            Ok(n) => Response::ok(format!("loaded {n} entries from {arg}")),
+            Ok(n) => Response::ok(format!("loaded {n} entries from {arg}"))
+                .with(serde_json::json!({"entries": n, "file": arg})),
             Err(e) => Response::err(e),
         },
         other => Response::err(format!("unknown command {other:?}")),
