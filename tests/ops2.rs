@@ -770,3 +770,43 @@ async fn the_query_log_file_has_the_answer_path_and_is_reopened_on_sighup() {
     );
     lab.shutdown().await;
 }
+
+/// `hopdns trace` against the lab of `env`, with its own hints file.
+fn trace_in(env: &crate::util::Env, dir: &Scratch, args: &[&str]) -> String {
+    let hints = dir.path("trace.root");
+    std::fs::write(&hints, env.lab.root_hints()).unwrap();
+    let out = std::process::Command::new(crate::util::bin())
+        .arg("trace")
+        .args(args)
+        .args([
+            "--root-hints",
+            hints.to_str().unwrap(),
+            "--query-loopback",
+            "--no-ipv6",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Issue 12.11: the text trace prints the "FORMERR to EDNS, retrying without EDNS" hop the
+/// JSON has, and quotes TXT data as dig does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_text_trace_shows_edns_fallback_and_quotes_txt_like_dig() {
+    let env = crate::util::Env::start(188).await;
+    let dir = Scratch::new("trace2");
+    let text = tokio::task::block_in_place(|| trace_in(&env, &dir, &["www.oldedns.com", "A"]));
+    let json =
+        tokio::task::block_in_place(|| trace_in(&env, &dir, &["www.oldedns.com", "A", "--json"]));
+    assert!(json.contains("edns_rejected"), "{json}");
+    assert!(
+        text.contains(";; -> FORMERR to EDNS, retrying without EDNS"),
+        "{text}"
+    );
+    let text = tokio::task::block_in_place(|| trace_in(&env, &dir, &["big.example.com", "TXT"]));
+    assert!(
+        text.contains("big.example.com. 300 IN TXT \"big-1-xxxx"),
+        "{text}"
+    );
+    env.stop().await;
+}
