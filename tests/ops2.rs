@@ -303,7 +303,10 @@ async fn the_cache_is_saved_periodically_owner_only_and_survives_a_crash() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    assert!(saved.starts_with("hopdns-cache 1\n"), "{saved}");
+    assert!(
+        saved.starts_with("hopdns-cache 2\n") && saved.contains(";; entry "),
+        "{saved}"
+    );
     let mode = std::fs::metadata(&file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     // A crash (SIGKILL: no save at stop) keeps the last periodic save.

@@ -214,7 +214,7 @@ fn push_records<'a>(s: &mut String, pad: &str, records: impl IntoIterator<Item =
 /// A record in presentation format, with TXT (and SPF) strings quoted as dig prints them:
 /// each <character-string> in double quotes, `"` and backslash escaped with a backslash, bytes
 /// outside printable ASCII as `\DDD` (RFC 1035 §5.1). hickory prints TXT data bare.
-pub(crate) fn record_text(r: &Record) -> String {
+pub fn record_text(r: &Record) -> String {
     use hickory_proto::rr::RData;
     match &r.data {
         RData::TXT(txt) => {
