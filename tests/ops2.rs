@@ -813,3 +813,53 @@ async fn the_text_trace_shows_edns_fallback_and_quotes_txt_like_dig() {
     );
     env.stop().await;
 }
+
+/// Issue 12.12: `hopdns man bogus` prints a proper error; pages have EXIT STATUS, SIGNALS
+/// and FILES; hopdns-ctl(1) names no page that does not exist; the file formats have
+/// pages of section 5.
+#[test]
+fn man_pages_have_exit_status_signals_files_and_the_file_formats() {
+    let (code, out, err) = hopdns(&["man", "bogus"]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains("no man page \"bogus\": give a subcommand (serve, trace") && out.is_empty(),
+        "{err}"
+    );
+    let pages = hopdns::cli::ops::man_pages().unwrap();
+    let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(names.contains(&"hopdns.toml.5") && names.contains(&"hopdns-rules.5"));
+    let page =
+        |n: &str| String::from_utf8(pages.iter().find(|(p, _)| p == n).unwrap().1.clone()).unwrap();
+    for n in ["hopdns.1", "hopdns-serve.1"] {
+        let p = page(n);
+        for sh in [
+            ".SH \"EXIT STATUS\"",
+            ".SH SIGNALS",
+            ".SH FILES",
+            ".SH \"SEE ALSO\"",
+        ] {
+            assert!(p.contains(sh), "{n}: no {sh}");
+        }
+    }
+    // Every page another page points at exists.
+    let ctl = page("hopdns-ctl.1");
+    assert!(!ctl.contains("hopdns\\-ctl\\-stats(1)"), "{ctl}");
+    for (_, text) in &pages {
+        let text = String::from_utf8_lossy(text);
+        for part in text.split("\\fB").skip(1) {
+            let Some((name, rest)) = part.split_once("\\fR(") else {
+                continue;
+            };
+            let section = &rest[..1];
+            let file = format!("{}.{section}", name.replace("\\-", "-"));
+            assert!(
+                names.contains(&file.as_str()),
+                "{file} is referenced but missing"
+            );
+        }
+    }
+    let toml = page("hopdns.toml.5");
+    assert!(toml.contains("\\fBmax\\-tcp\\-clients\\fR = N"), "{toml}");
+    let (code, out, _) = hopdns(&["man", "hopdns-rules"]);
+    assert!(code == Some(0) && out.contains(".TH hopdns-rules 5"));
+}

@@ -13,6 +13,7 @@ macro_rules! outln {
 
 pub mod lab;
 pub mod logging;
+mod man;
 mod notify;
 pub mod ops;
 mod serve;
