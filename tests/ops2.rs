@@ -863,3 +863,54 @@ fn man_pages_have_exit_status_signals_files_and_the_file_formats() {
     let (code, out, _) = hopdns(&["man", "hopdns-rules"]);
     assert!(code == Some(0) && out.contains(".TH hopdns-rules 5"));
 }
+
+/// A `hopdns lab --net NET` started in `dir` (outside the repository), and the hints file
+/// it announces.
+fn start_lab(dir: &std::path::Path, net: u8) -> (crate::ops::Serve, std::path::PathBuf) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(crate::util::bin())
+        .args(["lab", "--net", &net.to_string(), "--threads", "1"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lab = crate::ops::Serve(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(p) = line.strip_prefix("Root hints for this lab: ") {
+                let _ = tx.send(std::path::PathBuf::from(p));
+            }
+        }
+    });
+    let hints = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the lab announces its hints file");
+    (lab, hints)
+}
+
+/// Issue 12.13: two labs started outside the repository shared one temporary hints file,
+/// and the first to stop removed it from under the other.
+#[test]
+fn each_lab_has_its_own_hints_file() {
+    let dir = Scratch::new("labs");
+    let (mut a, hints_a) = start_lab(&dir.0, 189);
+    let (mut b, hints_b) = start_lab(&dir.0, 190);
+    assert_ne!(hints_a, hints_b);
+    assert!(hints_a.exists() && hints_b.exists());
+    // Named per process (it was per network only, hopdns-lab-N.root).
+    let pid = a.0.id().to_string();
+    assert!(hints_a.to_string_lossy().contains(&pid), "{hints_a:?}");
+    a.signal("INT");
+    let _ = a.0.wait();
+    assert!(!hints_a.exists(), "a lab removes its own file");
+    assert!(hints_b.exists(), "and leaves the other's");
+    b.signal("INT");
+    let _ = b.0.wait();
+    assert!(!hints_b.exists());
+}
