@@ -914,3 +914,127 @@ fn each_lab_has_its_own_hints_file() {
     let _ = b.0.wait();
     assert!(!hints_b.exists());
 }
+
+/// Spawns `hopdns serve ARGS` with RLIMIT_NOFILE set to (soft, hard) first.
+fn serve_with_nofile(args: &[String], soft: u64, hard: u64) -> crate::ops::Serve {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(crate::util::bin());
+    cmd.arg("serve")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    crate::ops::Serve(cmd.spawn().unwrap())
+}
+
+fn soft_nofile(pid: u32) -> Option<u64> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Issue 11.5: the soft open-file limit is raised to the hard one at start; metrics
+/// connections are capped; running out of descriptors is counted as ours, never as the
+/// upstream server's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_descriptors_raised_capped_and_emfile_is_not_a_server_timeout() {
+    let lab = Lab::start(LabConfig { net: 192 }).await.unwrap();
+    let dir = Scratch::new("nofile");
+    let hints = hints_file(&lab, &dir);
+
+    let fds = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let idle_connections = |addr: &'static str, n: usize| async move {
+        let mut idle = Vec::new();
+        for _ in 0..n {
+            if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
+                idle.push(s);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        idle
+    };
+
+    // The soft limit goes up to the hard one, and idle metrics connections are capped.
+    let listen: SocketAddr = "127.53.192.250:53".parse().unwrap();
+    let metrics = "127.53.192.250:9153";
+    let raised = serve_with_nofile(
+        &lab_args(listen, &hints, &["--metrics", metrics]),
+        256,
+        2048,
+    );
+    let start = std::time::Instant::now();
+    while soft_nofile(raised.0.id()) != Some(2048) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "not raised"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let base = fds(raised.0.id());
+    let idle = idle_connections(metrics, 300).await;
+    let held = fds(raised.0.id());
+    assert!(
+        held <= base + 32 + 2,
+        "{held} descriptors with 300 idle metrics connections (base {base})"
+    );
+    drop(idle);
+    drop(raised);
+
+    // A tight limit (soft = hard = 40, about 15 in use at rest), filled by idle metrics
+    // connections.
+    let listen: SocketAddr = "127.53.192.251:53".parse().unwrap();
+    let metrics = "127.53.192.251:9153";
+    let args = lab_args(listen, &hints, &["--metrics", metrics]);
+    let server = serve_with_nofile(&args, 40, 40);
+    let start = std::time::Instant::now();
+    loop {
+        let probe = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            udp(listen, "www.example.com", RecordType::A, None),
+        )
+        .await;
+        if probe.is_ok() {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "never answered"
+        );
+    }
+    let idle = idle_connections(metrics, 60).await;
+    // A cache miss now finds no descriptor for its upstream socket.
+    let m = udp(listen, "nope.example.com", RecordType::A, None).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    drop(idle);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let body = scrape(&format!("http://{metrics}/metrics"), false);
+    assert!(
+        metric(&body, "hopdns_upstream_local_errors_total") >= 1.0,
+        "{body}"
+    );
+    let timeouts: f64 = body
+        .lines()
+        .filter(|l| l.starts_with("hopdns_upstream_timeouts_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(timeouts, 0.0, "EMFILE counted as a server timeout:\n{body}");
+    drop(server);
+    lab.shutdown().await;
+}

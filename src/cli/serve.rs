@@ -48,6 +48,44 @@ pub struct ServeArgs {
     pub ops: OpsArgs,
 }
 
+/// Raises the soft limit on open files to the hard limit, as Unbound and Knot Resolver do:
+/// every upstream query, TCP client and scrape takes a descriptor, and the usual soft
+/// limit of 1024 runs out long before the hard one (issue 11.5).
+fn raise_open_files() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit to read into and then pass back.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        let before = lim.rlim_cur;
+        if before < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                tracing::info!(
+                    from = before,
+                    to = lim.rlim_max,
+                    "raised the open-file limit"
+                );
+            } else {
+                tracing::warn!(
+                    limit = before,
+                    "could not raise the open-file limit to the hard limit"
+                );
+            }
+        }
+        if lim.rlim_cur < 4096 {
+            tracing::warn!(
+                limit = lim.rlim_cur,
+                "few open files allowed: raise LimitNOFILE (systemd) or ulimit -Hn"
+            );
+        }
+    }
+}
+
 /// `--allow` networks that let in everyone: refused without `--open-resolver`.
 fn open_resolver_problem(args: &ServeArgs) -> Option<String> {
     let open: Vec<String> = args
@@ -128,6 +166,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
     if let Some(warning) = lan_without_allow(&args) {
         tracing::warn!("{warning}");
     }
+    raise_open_files();
     let query_log = match &args.ops.query_log_file {
         Some(path) => Some(QueryLog::new(args.ops.query_log_hash_clients).to_file(path)?),
         None if args.ops.query_log => Some(QueryLog::new(args.ops.query_log_hash_clients)),

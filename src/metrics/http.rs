@@ -14,6 +14,10 @@ use tokio_util::sync::CancellationToken;
 const MAX_REQUEST: usize = 8192;
 /// Time a client has to send its request and read the reply.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Scrapes served at once; a connection past it is closed at once. Prometheus opens one
+/// per scrape, so this is plenty, and idle connections cannot use up the process's file
+/// descriptors (issue 11.5: 1,500 idle ones starved DNS of sockets).
+const MAX_CONNECTIONS: usize = 32;
 /// OpenMetrics text, which is what `prometheus-client` writes (it ends with `# EOF`).
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// The older Prometheus text format, for clients that do not ask for OpenMetrics
@@ -40,6 +44,7 @@ pub async fn serve_metrics(
         .await
         .map_err(|source| MetricsError::Bind { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let task = tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -48,7 +53,13 @@ pub async fn serve_metrics(
             };
             match accepted {
                 Ok((stream, _)) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        tracing::debug!("metrics connection refused: {MAX_CONNECTIONS} open");
+                        drop(stream);
+                        continue;
+                    };
                     tokio::spawn(async move {
+                        let _slot = slot;
                         let _ = tokio::time::timeout(IO_TIMEOUT, respond(stream)).await;
                     });
                 }
