@@ -1038,3 +1038,67 @@ async fn file_descriptors_raised_capped_and_emfile_is_not_a_server_timeout() {
     drop(server);
     lab.shutdown().await;
 }
+
+/// Issue 11.6: `--control-socket` deleted whatever file was at its path, and the socket
+/// was made owner-only by a chmod after bind. Only a stale socket is replaced now; any
+/// other file is an error naming it; the socket is 0600 from its creation even under
+/// umask 000.
+#[test]
+fn the_control_socket_replaces_only_a_stale_socket_and_is_owner_only_from_the_start() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = Scratch::new("ctlsock");
+    let path = dir.path("control.sock");
+    let base = [
+        "serve",
+        "--listen",
+        "127.53.194.250:53",
+        "--threads",
+        "1",
+        "--no-prime",
+        "--control-socket",
+    ];
+
+    // A regular file is never deleted.
+    std::fs::write(&path, "precious\n").unwrap();
+    let out = exits_within(
+        &[&base[..], &[path.to_str().unwrap()]].concat(),
+        std::time::Duration::from_secs(10),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{} exists and is not a socket", path.display())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious\n");
+    std::fs::remove_file(&path).unwrap();
+
+    // A stale socket (its server gone) is replaced; the new one is 0600 under umask 000.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let mut cmd = std::process::Command::new(crate::util::bin());
+    cmd.args(base)
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: umask is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    let server = crate::ops::Serve(cmd.spawn().unwrap());
+    let start = std::time::Instant::now();
+    while std::os::unix::net::UnixStream::connect(&path).is_err() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "no socket"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    drop(server);
+}

@@ -1,8 +1,9 @@
 //! The control room: `hopdns ctl` talks to a running `serve` over a Unix socket.
 //!
-//! * The socket is created owner-only (mode 0600) before anyone can connect: it is bound
-//!   under a temporary name, its mode set, then renamed into place. A stale socket file left
-//!   by a crash is replaced; a live one (another hopdns answering) is an error.
+//! * The socket is created owner-only (mode 0600) from the start: the umask is narrowed
+//!   around `bind`. A stale socket left by a crash is replaced; a live one (another hopdns
+//!   answering) is an error, and so is any other kind of file at the path (it is never
+//!   deleted).
 //! * One request per connection: a JSON object `{"command": "...", "arg": "..."}` on one
 //!   line, answered by `{"ok": bool, "text": "..."}` on one line. JSON keeps names and file
 //!   paths with spaces intact.
@@ -277,6 +278,8 @@ fn cache_op(cache: &dyn CacheAdmin, command: &str, arg: &str) -> Response {
 pub enum ControlError {
     #[error("another hopdns answers on the control socket {0}: stop it or choose another --control-socket")]
     InUse(PathBuf),
+    #[error("{} exists and is not a socket: refusing to replace it; choose another --control-socket, or remove the file if it is not needed", .0.display())]
+    NotASocket(PathBuf),
     #[error("cannot create the control socket {path}: {source} (does its directory exist and is it writable?)")]
     Bind {
         path: PathBuf,
@@ -304,22 +307,42 @@ pub async fn serve_control(
         path: path.to_path_buf(),
         source,
     };
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(ControlError::InUse(path.to_path_buf()));
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => {
+            use std::os::unix::fs::FileTypeExt;
+            // Only a socket (a stale one, left by a crash) may be replaced: anything else at
+            // the path is someone's file (issue 11.6: it was deleted).
+            if !meta.file_type().is_socket() {
+                return Err(ControlError::NotASocket(path.to_path_buf()));
+            }
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(ControlError::InUse(path.to_path_buf()));
+            }
+            std::fs::remove_file(path).map_err(bind_err)?;
         }
-        std::fs::remove_file(path).map_err(bind_err)?;
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(bind_err(e)),
     }
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".{}.tmp", std::process::id()));
-    let temporary = PathBuf::from(temporary);
-    let _ = std::fs::remove_file(&temporary);
-    let listener = UnixListener::bind(&temporary).map_err(bind_err)?;
-    let placed = std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))
-        .and_then(|()| std::fs::rename(&temporary, path));
-    if let Err(e) = placed {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(bind_err(e));
+    // Created owner-only from the start: the umask is narrowed around bind, so there is
+    // no moment when the socket has a wider mode (a chmod after bind leaves one).
+    let listener = {
+        // SAFETY: umask only swaps the process's file-creation mask.
+        let old = unsafe { libc::umask(0o177) };
+        let bound = UnixListener::bind(path);
+        // SAFETY: as above, restoring the previous mask.
+        unsafe { libc::umask(old) };
+        bound.map_err(bind_err)?
+    };
+    let mode = std::fs::metadata(path)
+        .map_err(bind_err)?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        let _ = std::fs::remove_file(path);
+        return Err(bind_err(std::io::Error::other(format!(
+            "created with mode {:o}, not owner-only",
+            mode & 0o777
+        ))));
     }
     let path = path.to_path_buf();
     Ok(tokio::spawn(async move {
