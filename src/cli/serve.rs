@@ -220,7 +220,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
             cache: Some(cache),
             reloaders,
         };
-        let ops = OpsRuntime::start(&args.ops, controls, &shutdown).await?;
+        let mut ops = OpsRuntime::start(&args.ops, controls, &shutdown).await?;
         let answerer: Arc<dyn Answerer> = match redirect {
             Some(r) => r,
             // No rules: the resolver answers directly, with no layer in between.

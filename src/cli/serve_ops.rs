@@ -176,6 +176,9 @@ pub struct OpsRuntime {
     cache: Option<Arc<dyn CacheAdmin>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     hup: Option<tokio::task::JoinHandle<()>>,
+    /// SIGTERM/SIGINT, registered at start: a stop asked for just after READY=1 drains
+    /// instead of killing the process with the default action.
+    stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 }
 
 impl OpsRuntime {
@@ -215,18 +218,20 @@ impl OpsRuntime {
             tasks.push(task);
         }
         let hup = reload_on_hangup(controls.clone());
+        let stop = stop_signals()?;
         Ok(OpsRuntime {
             controls,
             cache_file: ops.cache_file.clone(),
             cache,
             tasks,
             hup,
+            stop,
         })
     }
 
-    /// Resolves on SIGTERM or SIGINT.
-    pub async fn wait_for_stop(&self) {
-        super::shutdown_signal().await;
+    /// Resolves on SIGTERM or SIGINT (received at any time since [`OpsRuntime::start`]).
+    pub async fn wait_for_stop(&mut self) {
+        (&mut self.stop).await;
     }
 
     /// After the listeners stopped: saves the cache (if asked) and stops the services.
@@ -270,6 +275,21 @@ fn save_periodically(
             }
         }
     })
+}
+
+/// SIGTERM and SIGINT, handled from now on (tokio installs the handler when the stream is
+/// made, not when it is first awaited).
+fn stop_signals() -> std::io::Result<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>
+{
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(Box::pin(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }))
 }
 
 /// SIGHUP runs the same reload as `hopdns ctl reload` and logs its report.
