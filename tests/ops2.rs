@@ -556,6 +556,14 @@ fn an_open_allow_is_refused_and_a_lan_address_without_allow_is_warned_about() {
         err.contains(&format!("{}:1: key `allow`: --allow ::/0", file.display())),
         "{err}"
     );
+    // config check also names the silent trap of a LAN address without an allow-list.
+    std::fs::write(&file, "listen = [\"192.0.2.53:53\"]\n").unwrap();
+    let (code, _, err) = hopdns(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning: listening on 192.0.2.53:53 but no --allow"),
+        "{err}"
+    );
 
     // A wildcard (not loopback) listen address and no --allow: one warning naming the fix.
     // --cache-file in a missing directory then stops it before it serves.

@@ -76,6 +76,9 @@ pub fn config(command: ConfigCommand) -> CmdResult {
                     command: Command::Serve(args),
                     ..
                 }) => {
+                    if let Some(warning) = super::serve::lan_without_allow(&args) {
+                        eprintln!("{}: warning: {warning}", file.display());
+                    }
                     for (key, message) in super::serve::check(&args) {
                         let line = config
                             .entries

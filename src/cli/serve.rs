@@ -107,7 +107,7 @@ fn open_resolver_problem(args: &ServeArgs) -> Option<String> {
 
 /// A listen address other than loopback with no `--allow`: everyone there gets REFUSED,
 /// which looks like a broken server. Named in one warning at start.
-fn lan_without_allow(args: &ServeArgs) -> Option<String> {
+pub(super) fn lan_without_allow(args: &ServeArgs) -> Option<String> {
     if !args.allow.is_empty() {
         return None;
     }
