@@ -179,6 +179,8 @@ pub struct OpsRuntime {
     /// SIGTERM/SIGINT, registered at start: a stop asked for just after READY=1 drains
     /// instead of killing the process with the default action.
     stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    /// The periodic cache save (`--cache-save-interval`), stopped before the final save.
+    saver: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
 impl OpsRuntime {
@@ -191,6 +193,7 @@ impl OpsRuntime {
     ) -> Result<OpsRuntime, Box<dyn std::error::Error>> {
         let cache = controls.cache.clone();
         let mut tasks = Vec::new();
+        let mut saver = None;
         if let (Some(path), Some(cache)) = (&ops.cache_file, &cache) {
             super::cache_file::check_at_start(path)?;
             if path.exists() {
@@ -203,7 +206,9 @@ impl OpsRuntime {
             }
             if ops.cache_save_interval > 0 {
                 let every = std::time::Duration::from_secs(ops.cache_save_interval);
-                tasks.push(save_periodically(path.clone(), cache.clone(), every));
+                let stop = CancellationToken::new();
+                let task = save_periodically(path.clone(), cache.clone(), every, stop.clone());
+                saver = Some((stop, task));
             }
         }
         let controls = Arc::new(controls);
@@ -226,6 +231,7 @@ impl OpsRuntime {
             tasks,
             hup,
             stop,
+            saver,
         })
     }
 
@@ -238,6 +244,11 @@ impl OpsRuntime {
     pub async fn finish(self) {
         if let Some(hup) = self.hup {
             hup.abort();
+        }
+        if let Some((stop, task)) = self.saver {
+            // A save in progress completes first, so it cannot land after the final one.
+            stop.cancel();
+            let _ = task.await;
         }
         if let (Some(path), Some(cache)) = (&self.cache_file, &self.cache) {
             let (path, cache) = (path.clone(), cache.clone());
@@ -261,12 +272,16 @@ fn save_periodically(
     path: PathBuf,
     cache: Arc<dyn CacheAdmin>,
     every: std::time::Duration,
+    stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
             let (path, cache) = (path.clone(), cache.clone());
             match tokio::task::spawn_blocking(move || cache.dump(&path)).await {
                 Ok(Ok(n)) => tracing::debug!(entries = n, "cache saved"),
