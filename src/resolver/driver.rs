@@ -182,7 +182,6 @@ impl Resolver {
                 case_0x20: self.cache.infra.case_ok(server.ip(), now),
             };
             let result = self.exchange.exchange(&out).await;
-            crate::metrics::note::count_upstream();
             let rtt = now.elapsed();
             let server_name = self
                 .root
