@@ -303,7 +303,10 @@ async fn the_cache_is_saved_periodically_owner_only_and_survives_a_crash() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    assert!(saved.starts_with("hopdns-cache 1\n"), "{saved}");
+    assert!(
+        saved.starts_with("hopdns-cache 2\n") && saved.contains(";; entry "),
+        "{saved}"
+    );
     let mode = std::fs::metadata(&file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     // A crash (SIGKILL: no save at stop) keeps the last periodic save.
@@ -419,6 +422,18 @@ async fn reload_compares_with_the_running_settings() {
     std::fs::write(&config, &base).unwrap();
     let (ok, text) = crate::ops::ctl(&socket, &["reload"]);
     assert!(ok && text.contains("nothing else changed"), "{text}");
+
+    // Issue 12.11: `ctl --json`: the answer as one JSON object with its data.
+    let (ok, text) = crate::ops::ctl(&socket, &["--json", "stats"]);
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert!(ok && v["ok"] == true, "{text}");
+    assert!(v["data"]["cache_misses"].as_u64().unwrap() >= 1, "{text}");
+    let (_, text) = crate::ops::ctl(&socket, &["--json", "health"]);
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["data"], serde_json::json!([]), "{text}");
+    let (ok, text) = crate::ops::ctl(&socket, &["--json", "flush", "bad..name"]);
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert!(!ok && v["ok"] == false && v["text"].as_str().unwrap().contains("not a domain name"));
     lab.shutdown().await;
 }
 
@@ -541,6 +556,14 @@ fn an_open_allow_is_refused_and_a_lan_address_without_allow_is_warned_about() {
         err.contains(&format!("{}:1: key `allow`: --allow ::/0", file.display())),
         "{err}"
     );
+    // config check also names the silent trap of a LAN address without an allow-list.
+    std::fs::write(&file, "listen = [\"192.0.2.53:53\"]\n").unwrap();
+    let (code, _, err) = hopdns(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning: listening on 192.0.2.53:53 but no --allow"),
+        "{err}"
+    );
 
     // A wildcard (not loopback) listen address and no --allow: one warning naming the fix.
     // --cache-file in a missing directory then stops it before it serves.
@@ -562,4 +585,531 @@ fn an_open_allow_is_refused_and_a_lan_address_without_allow_is_warned_about() {
             && err.contains("--allow 192.168.1.0/24"),
         "{err}"
     );
+}
+
+/// Issue 12.9: the unit ships as dist/hopdns.service, with Type=notify and the hardening
+/// options, and `systemd-analyze verify` accepts it (warnings included: it reports bad
+/// lines on stderr and still exits 0).
+#[test]
+fn the_shipped_unit_passes_systemd_analyze_verify() {
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/dist/hopdns.service"))
+        .unwrap();
+    for line in [
+        "Type=notify",
+        "UMask=0077",
+        "StateDirectory=hopdns",
+        "ProtectClock=yes",
+        "ProtectKernelLogs=yes",
+        "ProtectHostname=yes",
+        "RestrictRealtime=yes",
+        "RestrictSUIDSGID=yes",
+        "SystemCallFilter=@system-service",
+        "MemoryDenyWriteExecute=yes",
+        "Before=nss-lookup.target",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} missing");
+    }
+    let Some(analyze) = which("systemd-analyze") else {
+        eprintln!("SKIPPED: systemd-analyze not installed; dist/hopdns.service was not verified");
+        return;
+    };
+    let dir = Scratch::new("unit");
+    // verify wants ExecStart's binary to exist: point it at the one under test.
+    let path = dir.path("hopdns.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/hopdns", crate::util::bin()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(analyze)
+        .args(["verify", "--man=no", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+}
+
+/// Issue 12.9: READY=1 reaches systemd once the sockets are bound, STOPPING=1 at SIGTERM.
+#[test]
+fn serve_notifies_systemd_when_ready_and_when_stopping() {
+    let dir = Scratch::new("notify");
+    let path = dir.path("notify.sock");
+    let listener = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    listener
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let child = std::process::Command::new(crate::util::bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.53.186.250:53",
+            "--threads",
+            "1",
+            "--no-prime",
+        ])
+        .env("NOTIFY_SOCKET", &path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = crate::ops::Serve(child);
+    let mut buf = [0u8; 256];
+    let n = listener.recv(&mut buf).expect("READY=1 within 10 s");
+    let ready = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready}");
+    // Ready means answering: the port is bound.
+    assert!(std::net::UdpSocket::bind("127.53.186.250:53").is_err());
+    server.signal("TERM");
+    let n = listener.recv(&mut buf).expect("STOPPING=1");
+    let stopping = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping}");
+    let _ = server.0.wait();
+}
+
+/// Issue 12.9: `--freebind` binds an address that is not on any interface yet (a LAN
+/// address before DHCP); without it the error names the switch. Nothing is sent.
+#[test]
+fn freebind_binds_an_address_that_is_not_up_yet() {
+    use hopdns::server::{BoundServer, ServerConfig};
+    // TEST-NET-1 (RFC 5737): on no interface of this machine.
+    let addr: SocketAddr = "192.0.2.53:0".parse().unwrap();
+    let cfg = ServerConfig {
+        listen: vec![addr],
+        threads: 1,
+        ..ServerConfig::default()
+    };
+    let e = match BoundServer::bind(&cfg) {
+        Ok(_) => panic!("{addr} bound without --freebind"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("--freebind"), "{e}");
+    let bound = BoundServer::bind(&ServerConfig {
+        freebind: true,
+        ..cfg
+    })
+    .expect("bound with IP_FREEBIND");
+    assert_eq!(bound.local_addrs()[0].ip(), addr.ip());
+}
+
+/// Issue 12.11: the query log says which rule answered (or that it was blocked), cache hit
+/// or miss, latency, upstream queries and the transport in lowercase; `--query-log-file`
+/// is reopened on SIGHUP (logrotate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_log_file_has_the_answer_path_and_is_reopened_on_sighup() {
+    let lab = Lab::start(LabConfig { net: 187 }).await.unwrap();
+    let dir = Scratch::new("qlog");
+    let listen: SocketAddr = "127.53.187.250:53".parse().unwrap();
+    let rules = dir.path("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"ads.example.com\"\naction = \"block\"\n",
+    )
+    .unwrap();
+    let log = dir.path("queries.log");
+    let hints = hints_file(&lab, &dir);
+    let args = lab_args(
+        listen,
+        &hints,
+        &[
+            "--rules",
+            rules.to_str().unwrap(),
+            "--query-log-file",
+            log.to_str().unwrap(),
+        ],
+    );
+    let server = serve(&args, listen, None).await;
+    udp(listen, "alias.example.com", RecordType::A, Some(1232)).await;
+    udp(listen, "alias.example.com", RecordType::A, Some(1232)).await;
+    udp(listen, "ads.example.com", RecordType::A, None).await;
+    crate::util::tcp(listen, "www.example.com", RecordType::A).await;
+    let lines = |path: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let all = lines(&log);
+    let of = |name: &str| -> Vec<&serde_json::Value> {
+        all.iter().filter(|v| v["name"] == name).collect()
+    };
+    let alias = of("alias.example.com.");
+    assert_eq!(alias.len(), 2, "{all:?}");
+    assert_eq!(alias[0]["cache"], "miss", "{all:?}");
+    assert!(alias[0]["upstream"].as_u64().unwrap() >= 1, "{all:?}");
+    assert!(alias[0]["latency_ms"].as_f64().unwrap() > 0.0, "{all:?}");
+    assert_eq!(alias[0]["proto"], "udp");
+    assert_eq!(alias[1]["cache"], "hit", "{all:?}");
+    assert_eq!(alias[1]["upstream"], 0);
+    let ads = of("ads.example.com.");
+    assert_eq!(ads[0]["blocked"], true, "{all:?}");
+    assert_eq!(ads[0]["action"], "block");
+    assert!(
+        ads[0]["rule"]
+            .as_str()
+            .unwrap()
+            .starts_with("ads.example.com"),
+        "{all:?}"
+    );
+    assert_eq!(ads[0]["cache"], "-");
+    assert_eq!(alias[0]["blocked"], false);
+    // (The start-up probe asked www.example.com over UDP first.)
+    assert!(
+        of("www.example.com.")
+            .iter()
+            .any(|v| v["proto"] == "tcp" && v["cache"] == "hit"),
+        "{all:?}"
+    );
+
+    // logrotate: move the file away, SIGHUP, and new lines go to a new file at the path.
+    let rotated = dir.path("queries.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    server.signal("HUP");
+    let start = std::time::Instant::now();
+    while !log.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "not reopened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    udp(listen, "www.example.com", RecordType::AAAA, None).await;
+    assert_eq!(lines(&log).len(), 1, "the new file has the new line");
+    assert_eq!(
+        lines(&rotated).len(),
+        all.len(),
+        "the old file is left alone"
+    );
+    lab.shutdown().await;
+}
+
+/// `hopdns trace` against the lab of `env`, with its own hints file.
+fn trace_in(env: &crate::util::Env, dir: &Scratch, args: &[&str]) -> String {
+    let hints = dir.path("trace.root");
+    std::fs::write(&hints, env.lab.root_hints()).unwrap();
+    let out = std::process::Command::new(crate::util::bin())
+        .arg("trace")
+        .args(args)
+        .args([
+            "--root-hints",
+            hints.to_str().unwrap(),
+            "--query-loopback",
+            "--no-ipv6",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Issue 12.11: the text trace prints the "FORMERR to EDNS, retrying without EDNS" hop the
+/// JSON has, and quotes TXT data as dig does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_text_trace_shows_edns_fallback_and_quotes_txt_like_dig() {
+    let env = crate::util::Env::start(188).await;
+    let dir = Scratch::new("trace2");
+    let text = tokio::task::block_in_place(|| trace_in(&env, &dir, &["www.oldedns.com", "A"]));
+    let json =
+        tokio::task::block_in_place(|| trace_in(&env, &dir, &["www.oldedns.com", "A", "--json"]));
+    assert!(json.contains("edns_rejected"), "{json}");
+    assert!(
+        text.contains(";; -> FORMERR to EDNS, retrying without EDNS"),
+        "{text}"
+    );
+    let text = tokio::task::block_in_place(|| trace_in(&env, &dir, &["big.example.com", "TXT"]));
+    assert!(
+        text.contains("big.example.com. 300 IN TXT \"big-1-xxxx"),
+        "{text}"
+    );
+    env.stop().await;
+}
+
+/// Issue 12.12: `hopdns man bogus` prints a proper error; pages have EXIT STATUS, SIGNALS
+/// and FILES; hopdns-ctl(1) names no page that does not exist; the file formats have
+/// pages of section 5.
+#[test]
+fn man_pages_have_exit_status_signals_files_and_the_file_formats() {
+    let (code, out, err) = hopdns(&["man", "bogus"]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains("no man page \"bogus\": give a subcommand (serve, trace") && out.is_empty(),
+        "{err}"
+    );
+    let pages = hopdns::cli::ops::man_pages().unwrap();
+    let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(names.contains(&"hopdns.toml.5") && names.contains(&"hopdns-rules.5"));
+    let page =
+        |n: &str| String::from_utf8(pages.iter().find(|(p, _)| p == n).unwrap().1.clone()).unwrap();
+    for n in ["hopdns.1", "hopdns-serve.1"] {
+        let p = page(n);
+        for sh in [
+            ".SH \"EXIT STATUS\"",
+            ".SH SIGNALS",
+            ".SH FILES",
+            ".SH \"SEE ALSO\"",
+        ] {
+            assert!(p.contains(sh), "{n}: no {sh}");
+        }
+    }
+    // Every page another page points at exists.
+    let ctl = page("hopdns-ctl.1");
+    assert!(!ctl.contains("hopdns\\-ctl\\-stats(1)"), "{ctl}");
+    for (_, text) in &pages {
+        let text = String::from_utf8_lossy(text);
+        for part in text.split("\\fB").skip(1) {
+            let Some((name, rest)) = part.split_once("\\fR(") else {
+                continue;
+            };
+            let section = &rest[..1];
+            let file = format!("{}.{section}", name.replace("\\-", "-"));
+            assert!(
+                names.contains(&file.as_str()),
+                "{file} is referenced but missing"
+            );
+        }
+    }
+    let toml = page("hopdns.toml.5");
+    assert!(toml.contains("\\fBmax\\-tcp\\-clients\\fR = N"), "{toml}");
+    let (code, out, _) = hopdns(&["man", "hopdns-rules"]);
+    assert!(code == Some(0) && out.contains(".TH hopdns-rules 5"));
+}
+
+/// A `hopdns lab --net NET` started in `dir` (outside the repository), and the hints file
+/// it announces.
+fn start_lab(dir: &std::path::Path, net: u8) -> (crate::ops::Serve, std::path::PathBuf) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(crate::util::bin())
+        .args(["lab", "--net", &net.to_string(), "--threads", "1"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lab = crate::ops::Serve(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(p) = line.strip_prefix("Root hints for this lab: ") {
+                let _ = tx.send(std::path::PathBuf::from(p));
+            }
+        }
+    });
+    let hints = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the lab announces its hints file");
+    (lab, hints)
+}
+
+/// Issue 12.13: two labs started outside the repository shared one temporary hints file,
+/// and the first to stop removed it from under the other.
+#[test]
+fn each_lab_has_its_own_hints_file() {
+    let dir = Scratch::new("labs");
+    let (mut a, hints_a) = start_lab(&dir.0, 189);
+    let (mut b, hints_b) = start_lab(&dir.0, 190);
+    assert_ne!(hints_a, hints_b);
+    assert!(hints_a.exists() && hints_b.exists());
+    // Named per process (it was per network only, hopdns-lab-N.root).
+    let pid = a.0.id().to_string();
+    assert!(hints_a.to_string_lossy().contains(&pid), "{hints_a:?}");
+    a.signal("INT");
+    let _ = a.0.wait();
+    assert!(!hints_a.exists(), "a lab removes its own file");
+    assert!(hints_b.exists(), "and leaves the other's");
+    b.signal("INT");
+    let _ = b.0.wait();
+    assert!(!hints_b.exists());
+}
+
+/// Spawns `hopdns serve ARGS` with RLIMIT_NOFILE set to (soft, hard) first.
+fn serve_with_nofile(args: &[String], soft: u64, hard: u64) -> crate::ops::Serve {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(crate::util::bin());
+    cmd.arg("serve")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    crate::ops::Serve(cmd.spawn().unwrap())
+}
+
+fn soft_nofile(pid: u32) -> Option<u64> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Issue 11.5: the soft open-file limit is raised to the hard one at start; metrics
+/// connections are capped; running out of descriptors is counted as ours, never as the
+/// upstream server's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_descriptors_raised_capped_and_emfile_is_not_a_server_timeout() {
+    let lab = Lab::start(LabConfig { net: 192 }).await.unwrap();
+    let dir = Scratch::new("nofile");
+    let hints = hints_file(&lab, &dir);
+
+    let fds = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let idle_connections = |addr: &'static str, n: usize| async move {
+        let mut idle = Vec::new();
+        for _ in 0..n {
+            if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
+                idle.push(s);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        idle
+    };
+
+    // The soft limit goes up to the hard one, and idle metrics connections are capped.
+    let listen: SocketAddr = "127.53.192.250:53".parse().unwrap();
+    let metrics = "127.53.192.250:9153";
+    let raised = serve_with_nofile(
+        &lab_args(listen, &hints, &["--metrics", metrics]),
+        256,
+        2048,
+    );
+    let start = std::time::Instant::now();
+    while soft_nofile(raised.0.id()) != Some(2048) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "not raised"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let base = fds(raised.0.id());
+    let idle = idle_connections(metrics, 300).await;
+    let held = fds(raised.0.id());
+    assert!(
+        held <= base + 32 + 2,
+        "{held} descriptors with 300 idle metrics connections (base {base})"
+    );
+    // A real scrape still gets through: the oldest idle connection makes room.
+    let body = scrape(&format!("http://{metrics}/metrics"), false);
+    assert!(body.contains("hopdns_replies_total"), "{body}");
+    drop(idle);
+    drop(raised);
+
+    // A tight limit (soft = hard = 40, about 15 in use at rest), filled by idle metrics
+    // connections.
+    let listen: SocketAddr = "127.53.192.251:53".parse().unwrap();
+    let metrics = "127.53.192.251:9153";
+    let args = lab_args(listen, &hints, &["--metrics", metrics]);
+    let server = serve_with_nofile(&args, 40, 40);
+    let start = std::time::Instant::now();
+    loop {
+        let probe = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            udp(listen, "www.example.com", RecordType::A, None),
+        )
+        .await;
+        if probe.is_ok() {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "never answered"
+        );
+    }
+    let idle = idle_connections(metrics, 60).await;
+    // A cache miss now finds no descriptor for its upstream socket.
+    let m = udp(listen, "nope.example.com", RecordType::A, None).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    drop(idle);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let body = scrape(&format!("http://{metrics}/metrics"), false);
+    assert!(
+        metric(&body, "hopdns_upstream_local_errors_total") >= 1.0,
+        "{body}"
+    );
+    let timeouts: f64 = body
+        .lines()
+        .filter(|l| l.starts_with("hopdns_upstream_timeouts_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(timeouts, 0.0, "EMFILE counted as a server timeout:\n{body}");
+    drop(server);
+    lab.shutdown().await;
+}
+
+/// Issue 11.6: `--control-socket` deleted whatever file was at its path, and the socket
+/// was made owner-only by a chmod after bind. Only a stale socket is replaced now; any
+/// other file is an error naming it; the socket is 0600 from its creation even under
+/// umask 000.
+#[test]
+fn the_control_socket_replaces_only_a_stale_socket_and_is_owner_only_from_the_start() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = Scratch::new("ctlsock");
+    let path = dir.path("control.sock");
+    let base = [
+        "serve",
+        "--listen",
+        "127.53.194.250:53",
+        "--threads",
+        "1",
+        "--no-prime",
+        "--control-socket",
+    ];
+
+    // A regular file is never deleted.
+    std::fs::write(&path, "precious\n").unwrap();
+    let out = exits_within(
+        &[&base[..], &[path.to_str().unwrap()]].concat(),
+        std::time::Duration::from_secs(10),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{} exists and is not a socket", path.display())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious\n");
+    std::fs::remove_file(&path).unwrap();
+
+    // A stale socket (its server gone) is replaced; the new one is 0600 under umask 000.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let mut cmd = std::process::Command::new(crate::util::bin());
+    cmd.args(base)
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: umask is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    let server = crate::ops::Serve(cmd.spawn().unwrap());
+    let start = std::time::Instant::now();
+    while std::os::unix::net::UnixStream::connect(&path).is_err() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "no socket"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    drop(server);
 }

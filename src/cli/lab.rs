@@ -63,13 +63,14 @@ pub fn run(args: LabArgs) -> CmdResult {
         resolver.prime(None).await;
         // Network 0 has its hints in the repository; other networks get a file of their own.
         let shipped = std::path::Path::new("root-hints/lab.root");
-        let (hints_file, temporary) = if args.net == 0 && shipped.exists() {
-            (shipped.to_path_buf(), false)
+        let temporary = if args.net == 0 && shipped.exists() {
+            None
         } else {
-            let p = std::env::temp_dir().join(format!("hopdns-lab-{}.root", args.net));
-            std::fs::write(&p, lab.root_hints())?;
-            (p, true)
+            Some(TemporaryHints::write(args.net, &lab.root_hints())?)
         };
+        let hints_file = temporary
+            .as_ref()
+            .map_or_else(|| shipped.to_path_buf(), |t| t.0.clone());
         outln!(
             "hopdns lab: authoritative servers on 127.53.{}.0/24, resolver on {addr}",
             args.net
@@ -112,12 +113,37 @@ pub fn run(args: LabArgs) -> CmdResult {
         shutdown.cancel();
         let _ = server.await;
         lab.shutdown().await;
-        if temporary {
-            let _ = std::fs::remove_file(&hints_file);
-        }
+        drop(temporary);
         outln!("hopdns lab: stopped");
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
+}
+
+/// This lab's own hints file in the temporary directory, removed when the lab stops (or
+/// fails). The name carries the process ID and the file is created exclusively, so two
+/// labs never share one, and neither removes the other's (issue 12.13).
+struct TemporaryHints(std::path::PathBuf);
+
+impl TemporaryHints {
+    fn write(net: u8, text: &str) -> std::io::Result<Self> {
+        use std::io::Write;
+        let path =
+            std::env::temp_dir().join(format!("hopdns-lab-{net}-{}.root", std::process::id()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        // From here on, the guard removes the file whatever happens.
+        let hints = TemporaryHints(path);
+        file.write_all(text.as_bytes())?;
+        Ok(hints)
+    }
+}
+
+impl Drop for TemporaryHints {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }

@@ -14,6 +14,8 @@ macro_rules! outln {
 #[cfg(feature = "lab")]
 pub mod lab;
 pub mod logging;
+mod man;
+mod notify;
 pub mod ops;
 mod serve;
 mod serve_ops;
@@ -43,6 +45,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size difference between subcommands does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Answer DNS queries over UDP and TCP, resolving iteratively from the root.
@@ -110,7 +114,9 @@ fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Resolves when SIGINT (Ctrl-C) or SIGTERM arrives.
+/// Resolves when SIGINT (Ctrl-C) or SIGTERM arrives (the lab's stop; `serve` installs its own
+/// handlers before it says READY).
+#[cfg(feature = "lab")]
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]

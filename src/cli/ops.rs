@@ -76,6 +76,9 @@ pub fn config(command: ConfigCommand) -> CmdResult {
                     command: Command::Serve(args),
                     ..
                 }) => {
+                    if let Some(warning) = super::serve::lan_without_allow(&args) {
+                        eprintln!("{}: warning: {warning}", file.display());
+                    }
                     for (key, message) in super::serve::check(&args) {
                         let line = config
                             .entries
@@ -177,6 +180,10 @@ pub struct CtlArgs {
     /// Config file to take the socket path from (default /etc/hopdns/hopdns.toml if present).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Print the server's whole answer as one JSON object: `ok`, `text`, and `data` (stats
+    /// as an object of counters, health as a list of members, counts for the others).
+    #[arg(long)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: CtlCommand,
 }
@@ -249,13 +256,19 @@ fn socket_path(args: &CtlArgs) -> Result<PathBuf, FileErrors> {
 pub fn ctl(args: CtlArgs) -> CmdResult {
     let socket = socket_path(&args)?;
     let response = control::request(&socket, &args.command.request())?;
-    if response.ok {
+    if args.json {
+        // The whole answer, on standard output either way: {"ok", "text", "data"}.
+        outln!("{}", serde_json::to_string(&response)?);
+    } else if response.ok {
         outln!("{}", response.text);
-        Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("hopdns ctl: {}", response.text);
-        Ok(ExitCode::from(1))
     }
+    Ok(if response.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 #[derive(Args, Debug)]
@@ -272,52 +285,4 @@ pub fn completions(args: CompletionsArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(Args, Debug)]
-pub struct ManArgs {
-    /// The page of one subcommand (hopdns-serve(1), ...) instead of hopdns(1).
-    pub subcommand: Option<String>,
-    /// Write every page (hopdns.1 and hopdns-SUBCOMMAND.1) into DIR instead.
-    #[arg(long, value_name = "DIR", conflicts_with = "subcommand")]
-    pub out_dir: Option<PathBuf>,
-}
-
-/// Every man page: (file name, roff text).
-pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
-    let mut root = Cli::command();
-    root.build();
-    let mut pages = Vec::new();
-    let mut out = Vec::new();
-    clap_mangen::Man::new(root.clone()).render(&mut out)?;
-    pages.push(("hopdns.1".to_string(), out));
-    for sub in root.get_subcommands() {
-        if sub.get_name() == "help" {
-            continue;
-        }
-        let name = format!("hopdns-{}", sub.get_name());
-        let mut out = Vec::new();
-        clap_mangen::Man::new(sub.clone().name(name.clone()).bin_name(name.clone()))
-            .render(&mut out)?;
-        pages.push((format!("{name}.1"), out));
-    }
-    Ok(pages)
-}
-
-pub fn man(args: ManArgs) -> CmdResult {
-    let pages = man_pages()?;
-    if let Some(dir) = args.out_dir {
-        for (name, text) in &pages {
-            std::fs::write(dir.join(name), text)?;
-        }
-        outln!("wrote {} pages to {}", pages.len(), dir.display());
-        return Ok(ExitCode::SUCCESS);
-    }
-    let wanted = match &args.subcommand {
-        Some(sub) => format!("hopdns-{sub}.1"),
-        None => "hopdns.1".to_string(),
-    };
-    let Some((_, text)) = pages.iter().find(|(name, _)| *name == wanted) else {
-        return Err(format!("no subcommand {:?}: see `hopdns --help`", args.subcommand).into());
-    };
-    crate::cli::write_stdout(text);
-    Ok(ExitCode::SUCCESS)
-}
+pub use super::man::{man, man_pages, ManArgs};

@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// everyone else gets REFUSED.
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<IpNet>,
+    /// Bind listen addresses that are not on any interface yet (IP_FREEBIND): a LAN
+    /// address that comes up after hopdns starts is answered on as soon as it exists.
+    #[arg(long)]
+    pub freebind: bool,
     /// Redirect rules (TOML: overrides, aliases, blocklists, RPZ, pools with health
     /// checks; see docs/redirection.md). SIGHUP reloads the file.
     #[arg(long, value_name = "FILE")]
@@ -42,6 +46,44 @@ pub struct ServeArgs {
     pub upstream: UpstreamArgs,
     #[command(flatten)]
     pub ops: OpsArgs,
+}
+
+/// Raises the soft limit on open files to the hard limit, as Unbound and Knot Resolver do:
+/// every upstream query, TCP client and scrape takes a descriptor, and the usual soft
+/// limit of 1024 runs out long before the hard one (issue 11.5).
+fn raise_open_files() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit to read into and then pass back.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        let before = lim.rlim_cur;
+        if before < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                tracing::info!(
+                    from = before,
+                    to = lim.rlim_max,
+                    "raised the open-file limit"
+                );
+            } else {
+                tracing::warn!(
+                    limit = before,
+                    "could not raise the open-file limit to the hard limit"
+                );
+            }
+        }
+        if lim.rlim_cur < 4096 {
+            tracing::warn!(
+                limit = lim.rlim_cur,
+                "few open files allowed: raise LimitNOFILE (systemd) or ulimit -Hn"
+            );
+        }
+    }
 }
 
 /// `--allow` networks that let in everyone: refused without `--open-resolver`.
@@ -65,7 +107,7 @@ fn open_resolver_problem(args: &ServeArgs) -> Option<String> {
 
 /// A listen address other than loopback with no `--allow`: everyone there gets REFUSED,
 /// which looks like a broken server. Named in one warning at start.
-fn lan_without_allow(args: &ServeArgs) -> Option<String> {
+pub(super) fn lan_without_allow(args: &ServeArgs) -> Option<String> {
     if !args.allow.is_empty() {
         return None;
     }
@@ -124,6 +166,12 @@ pub fn run(args: ServeArgs) -> CmdResult {
     if let Some(warning) = lan_without_allow(&args) {
         tracing::warn!("{warning}");
     }
+    raise_open_files();
+    let query_log = match &args.ops.query_log_file {
+        Some(path) => Some(QueryLog::new(args.ops.query_log_hash_clients).to_file(path)?),
+        None if args.ops.query_log => Some(QueryLog::new(args.ops.query_log_hash_clients)),
+        None => None,
+    };
     let (mut resolver_config, transport) = args.upstream.build()?;
     resolver_config.max_pending = args.ops.max_pending;
     // A referral to our own listen address would make hopdns ask itself.
@@ -137,10 +185,8 @@ pub fn run(args: ServeArgs) -> CmdResult {
         tcp_trusted: args.ops.tcp_trusted.clone(),
         rrl: args.ops.rrl(),
         drain: args.ops.drain(),
-        query_log: args
-            .ops
-            .query_log
-            .then(|| QueryLog::new(args.ops.query_log_hash_clients)),
+        freebind: args.freebind,
+        query_log: query_log.clone(),
         ..ServerConfig::default()
     };
     let rt = runtime(threads)?;
@@ -162,6 +208,9 @@ pub fn run(args: ServeArgs) -> CmdResult {
         };
         let mut reloaders: Vec<Arc<dyn Reloadable>> =
             ConfigReloader::for_args(&args).into_iter().collect();
+        if let Some(log) = query_log.filter(QueryLog::has_file) {
+            reloaders.push(Arc::new(super::serve_ops::QueryLogFile(log)));
+        }
         if let Some(r) = &redirect {
             // `ctl reload` and SIGHUP re-read the rules; `ctl health` and the metrics show
             // the pools' members.
@@ -174,14 +223,17 @@ pub fn run(args: ServeArgs) -> CmdResult {
             cache: Some(cache),
             reloaders,
         };
-        let ops = OpsRuntime::start(&args.ops, controls, &shutdown).await?;
+        let mut ops = OpsRuntime::start(&args.ops, controls, &shutdown).await?;
         let answerer: Arc<dyn Answerer> = match redirect {
             Some(r) => r,
             // No rules: the resolver answers directly, with no layer in between.
             None => resolver,
         };
         let server = tokio::spawn(bound.run(answerer, shutdown.clone()));
+        // Every socket is bound and registered: systemd may start what needs DNS now.
+        super::notify::send("READY=1\nSTATUS=answering queries");
         ops.wait_for_stop().await;
+        super::notify::send("STOPPING=1\nSTATUS=draining");
         tracing::info!(drain = ?args.ops.drain(), "stopping: draining queries in hand");
         shutdown.cancel();
         match tokio::time::timeout(args.ops.drain() + STOP_GRACE, server).await {

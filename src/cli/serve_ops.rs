@@ -156,6 +156,19 @@ impl Reloadable for ConfigReloader {
     }
 }
 
+/// `--query-log-file`, reopened by SIGHUP and `ctl reload` (logrotate moves it away first).
+pub struct QueryLogFile(pub crate::server::querylog::QueryLog);
+
+impl Reloadable for QueryLogFile {
+    fn name(&self) -> String {
+        "query log file".into()
+    }
+
+    fn reload(&self) -> Result<String, String> {
+        self.0.reopen().unwrap_or(Ok(String::new()))
+    }
+}
+
 /// The operational services of one `serve` run.
 pub struct OpsRuntime {
     controls: Arc<Controls>,
@@ -163,6 +176,11 @@ pub struct OpsRuntime {
     cache: Option<Arc<dyn CacheAdmin>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     hup: Option<tokio::task::JoinHandle<()>>,
+    /// SIGTERM/SIGINT, registered at start: a stop asked for just after READY=1 drains
+    /// instead of killing the process with the default action.
+    stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    /// The periodic cache save (`--cache-save-interval`), stopped before the final save.
+    saver: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
 impl OpsRuntime {
@@ -175,6 +193,7 @@ impl OpsRuntime {
     ) -> Result<OpsRuntime, Box<dyn std::error::Error>> {
         let cache = controls.cache.clone();
         let mut tasks = Vec::new();
+        let mut saver = None;
         if let (Some(path), Some(cache)) = (&ops.cache_file, &cache) {
             super::cache_file::check_at_start(path)?;
             if path.exists() {
@@ -187,7 +206,9 @@ impl OpsRuntime {
             }
             if ops.cache_save_interval > 0 {
                 let every = std::time::Duration::from_secs(ops.cache_save_interval);
-                tasks.push(save_periodically(path.clone(), cache.clone(), every));
+                let stop = CancellationToken::new();
+                let task = save_periodically(path.clone(), cache.clone(), every, stop.clone());
+                saver = Some((stop, task));
             }
         }
         let controls = Arc::new(controls);
@@ -202,24 +223,32 @@ impl OpsRuntime {
             tasks.push(task);
         }
         let hup = reload_on_hangup(controls.clone());
+        let stop = stop_signals()?;
         Ok(OpsRuntime {
             controls,
             cache_file: ops.cache_file.clone(),
             cache,
             tasks,
             hup,
+            stop,
+            saver,
         })
     }
 
-    /// Resolves on SIGTERM or SIGINT.
-    pub async fn wait_for_stop(&self) {
-        super::shutdown_signal().await;
+    /// Resolves on SIGTERM or SIGINT (received at any time since [`OpsRuntime::start`]).
+    pub async fn wait_for_stop(&mut self) {
+        (&mut self.stop).await;
     }
 
     /// After the listeners stopped: saves the cache (if asked) and stops the services.
     pub async fn finish(self) {
         if let Some(hup) = self.hup {
             hup.abort();
+        }
+        if let Some((stop, task)) = self.saver {
+            // A save in progress completes first, so it cannot land after the final one.
+            stop.cancel();
+            let _ = task.await;
         }
         if let (Some(path), Some(cache)) = (&self.cache_file, &self.cache) {
             let (path, cache) = (path.clone(), cache.clone());
@@ -243,12 +272,16 @@ fn save_periodically(
     path: PathBuf,
     cache: Arc<dyn CacheAdmin>,
     every: std::time::Duration,
+    stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
             let (path, cache) = (path.clone(), cache.clone());
             match tokio::task::spawn_blocking(move || cache.dump(&path)).await {
                 Ok(Ok(n)) => tracing::debug!(entries = n, "cache saved"),
@@ -259,6 +292,21 @@ fn save_periodically(
     })
 }
 
+/// SIGTERM and SIGINT, handled from now on (tokio installs the handler when the stream is
+/// made, not when it is first awaited).
+fn stop_signals() -> std::io::Result<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>
+{
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(Box::pin(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }))
+}
+
 /// SIGHUP runs the same reload as `hopdns ctl reload` and logs its report.
 fn reload_on_hangup(controls: Arc<Controls>) -> Option<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -266,7 +314,9 @@ fn reload_on_hangup(controls: Arc<Controls>) -> Option<tokio::task::JoinHandle<(
     Some(tokio::spawn(async move {
         while hup.recv().await.is_some() {
             let controls = controls.clone();
+            super::notify::reloading();
             let report = tokio::task::spawn_blocking(move || controls.reload()).await;
+            super::notify::send("READY=1\nSTATUS=answering queries");
             match report {
                 Ok(r) if r.ok => tracing::info!(report = %r.text, "SIGHUP: reloaded"),
                 Ok(r) => tracing::warn!(report = %r.text, "SIGHUP: reload failed"),

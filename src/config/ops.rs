@@ -115,6 +115,10 @@ pub struct OpsArgs {
     /// Log every reply (client, name, type, rcode) at INFO under the target hopdns::query.
     #[arg(long, help_heading = "Operations")]
     pub query_log: bool,
+    /// Write the query log to FILE (JSON lines, appended) instead of the log; SIGHUP and
+    /// `ctl reload` reopen it (for logrotate). Implies --query-log.
+    #[arg(long, value_name = "FILE", help_heading = "Operations")]
+    pub query_log_file: Option<PathBuf>,
     /// In the query log, replace client addresses by a keyed hash (random key per start).
     #[arg(long, help_heading = "Operations")]
     pub query_log_hash_clients: bool,

@@ -1,8 +1,9 @@
 //! The control room: `hopdns ctl` talks to a running `serve` over a Unix socket.
 //!
-//! * The socket is created owner-only (mode 0600) before anyone can connect: it is bound
-//!   under a temporary name, its mode set, then renamed into place. A stale socket file left
-//!   by a crash is replaced; a live one (another hopdns answering) is an error.
+//! * The socket is created owner-only (mode 0600) from the start: the umask is narrowed
+//!   around `bind`. A stale socket left by a crash is replaced; a live one (another hopdns
+//!   answering) is an error, and so is any other kind of file at the path (it is never
+//!   deleted).
 //! * One request per connection: a JSON object `{"command": "...", "arg": "..."}` on one
 //!   line, answered by `{"ok": bool, "text": "..."}` on one line. JSON keeps names and file
 //!   paths with spaces intact.
@@ -70,11 +71,14 @@ pub struct Request {
     pub arg: Option<String>,
 }
 
-/// The answer to one request.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// The answer to one request: `text` for people, `data` (the same facts as JSON values:
+/// counters by name, pool members, entry counts) for `hopdns ctl --json` and scripts.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Response {
     pub ok: bool,
     pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 impl Response {
@@ -82,6 +86,7 @@ impl Response {
         Self {
             ok: true,
             text: text.into(),
+            data: None,
         }
     }
 
@@ -89,7 +94,13 @@ impl Response {
         Self {
             ok: false,
             text: text.into(),
+            data: None,
         }
+    }
+
+    fn with(mut self, data: serde_json::Value) -> Self {
+        self.data = Some(data);
+        self
     }
 }
 
@@ -165,7 +176,9 @@ impl Controls {
             .map(|(k, v)| format!("{k} {v}"))
             .collect::<Vec<_>>()
             .join("\n");
-        Response::ok(text)
+        let data: serde_json::Map<String, serde_json::Value> =
+            lines.into_iter().map(|(k, v)| (k, v.into())).collect();
+        Response::ok(text).with(data.into())
     }
 
     /// Reloads everything reloadable; one line each. Also what SIGHUP does.
@@ -175,18 +188,24 @@ impl Controls {
         }
         let mut ok = true;
         let mut lines = Vec::new();
+        let mut data = Vec::new();
         for r in &self.reloaders {
-            match r.reload() {
-                Ok(report) => lines.push(format!("{}: {report}", r.name())),
-                Err(error) => {
-                    ok = false;
-                    lines.push(format!("{}: not reloaded: {error}", r.name()));
-                }
-            }
+            let (done, report) = match r.reload() {
+                Ok(report) => (true, report),
+                Err(error) => (false, error),
+            };
+            ok &= done;
+            lines.push(if done {
+                format!("{}: {report}", r.name())
+            } else {
+                format!("{}: not reloaded: {report}", r.name())
+            });
+            data.push(serde_json::json!({"name": r.name(), "ok": done, "report": report}));
         }
         Response {
             ok,
             text: lines.join("\n"),
+            data: Some(data.into()),
         }
     }
 }
@@ -194,8 +213,13 @@ impl Controls {
 fn health() -> Response {
     let members = crate::metrics::metrics().pool_health();
     if members.is_empty() {
-        return Response::ok("no pools: no redirect pools are configured");
+        return Response::ok("no pools: no redirect pools are configured")
+            .with(serde_json::json!([]));
     }
+    let data: Vec<serde_json::Value> = members
+        .iter()
+        .map(|m| serde_json::json!({"pool": m.pool, "member": m.member, "up": m.healthy}))
+        .collect();
     let text = members
         .iter()
         .map(|m| {
@@ -204,7 +228,7 @@ fn health() -> Response {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    Response::ok(text)
+    Response::ok(text).with(data.into())
 }
 
 fn cache_op(cache: &dyn CacheAdmin, command: &str, arg: &str) -> Response {
@@ -216,23 +240,33 @@ fn cache_op(cache: &dyn CacheAdmin, command: &str, arg: &str) -> Response {
     };
     match command {
         "flush" => match name() {
-            Ok(n) => Response::ok(format!("flushed {} entries for {n}", cache.flush_name(&n))),
+            Ok(n) => {
+                let k = cache.flush_name(&n);
+                Response::ok(format!("flushed {k} entries for {n}"))
+                    .with(serde_json::json!({"flushed": k, "name": n.to_string()}))
+            }
             Err(r) => r,
         },
         "flush-zone" => match name() {
-            Ok(n) => Response::ok(format!(
-                "flushed {} entries at and below {n}",
-                cache.flush_zone(&n)
-            )),
+            Ok(n) => {
+                let k = cache.flush_zone(&n);
+                Response::ok(format!("flushed {k} entries at and below {n}"))
+                    .with(serde_json::json!({"flushed": k, "zone": n.to_string()}))
+            }
             Err(r) => r,
         },
-        "flush-all" => Response::ok(format!("flushed {} entries", cache.flush_all())),
+        "flush-all" => {
+            let k = cache.flush_all();
+            Response::ok(format!("flushed {k} entries")).with(serde_json::json!({"flushed": k}))
+        }
         "dump-cache" => match cache.dump(Path::new(arg)) {
-            Ok(n) => Response::ok(format!("wrote {n} entries to {arg}")),
+            Ok(n) => Response::ok(format!("wrote {n} entries to {arg}"))
+                .with(serde_json::json!({"entries": n, "file": arg})),
             Err(e) => Response::err(e),
         },
         "load-cache" => match cache.load(Path::new(arg)) {
-            Ok(n) => Response::ok(format!("loaded {n} entries from {arg}")),
+            Ok(n) => Response::ok(format!("loaded {n} entries from {arg}"))
+                .with(serde_json::json!({"entries": n, "file": arg})),
             Err(e) => Response::err(e),
         },
         other => Response::err(format!("unknown command {other:?}")),
@@ -244,6 +278,8 @@ fn cache_op(cache: &dyn CacheAdmin, command: &str, arg: &str) -> Response {
 pub enum ControlError {
     #[error("another hopdns answers on the control socket {0}: stop it or choose another --control-socket")]
     InUse(PathBuf),
+    #[error("{} exists and is not a socket: refusing to replace it; choose another --control-socket, or remove the file if it is not needed", .0.display())]
+    NotASocket(PathBuf),
     #[error("cannot create the control socket {path}: {source} (does its directory exist and is it writable?)")]
     Bind {
         path: PathBuf,
@@ -271,22 +307,42 @@ pub async fn serve_control(
         path: path.to_path_buf(),
         source,
     };
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(ControlError::InUse(path.to_path_buf()));
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => {
+            use std::os::unix::fs::FileTypeExt;
+            // Only a socket (a stale one, left by a crash) may be replaced: anything else at
+            // the path is someone's file (issue 11.6: it was deleted).
+            if !meta.file_type().is_socket() {
+                return Err(ControlError::NotASocket(path.to_path_buf()));
+            }
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(ControlError::InUse(path.to_path_buf()));
+            }
+            std::fs::remove_file(path).map_err(bind_err)?;
         }
-        std::fs::remove_file(path).map_err(bind_err)?;
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(bind_err(e)),
     }
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".{}.tmp", std::process::id()));
-    let temporary = PathBuf::from(temporary);
-    let _ = std::fs::remove_file(&temporary);
-    let listener = UnixListener::bind(&temporary).map_err(bind_err)?;
-    let placed = std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))
-        .and_then(|()| std::fs::rename(&temporary, path));
-    if let Err(e) = placed {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(bind_err(e));
+    // Created owner-only from the start: the umask is narrowed around bind, so there is
+    // no moment when the socket has a wider mode (a chmod after bind leaves one).
+    let listener = {
+        // SAFETY: umask only swaps the process's file-creation mask.
+        let old = unsafe { libc::umask(0o177) };
+        let bound = UnixListener::bind(path);
+        // SAFETY: as above, restoring the previous mask.
+        unsafe { libc::umask(old) };
+        bound.map_err(bind_err)?
+    };
+    let mode = std::fs::metadata(path)
+        .map_err(bind_err)?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        let _ = std::fs::remove_file(path);
+        return Err(bind_err(std::io::Error::other(format!(
+            "created with mode {:o}, not owner-only",
+            mode & 0o777
+        ))));
     }
     let path = path.to_path_buf();
     Ok(tokio::spawn(async move {

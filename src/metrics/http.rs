@@ -14,6 +14,11 @@ use tokio_util::sync::CancellationToken;
 const MAX_REQUEST: usize = 8192;
 /// Time a client has to send its request and read the reply.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections held at once. Prometheus opens one per scrape, so this is plenty; past it
+/// the oldest connection is closed to make room, so idle connections can neither use up
+/// the process's file descriptors (issue 11.5: 1,500 idle ones starved DNS of sockets) nor
+/// lock a real scrape out.
+const MAX_CONNECTIONS: usize = 32;
 /// OpenMetrics text, which is what `prometheus-client` writes (it ends with `# EOF`).
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// The older Prometheus text format, for clients that do not ask for OpenMetrics
@@ -40,7 +45,12 @@ pub async fn serve_metrics(
         .await
         .map_err(|source| MetricsError::Bind { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
+    let open = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::<(
+        u64,
+        CancellationToken,
+    )>::new()));
     let task = tokio::spawn(async move {
+        let mut next_id = 0u64;
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -48,8 +58,30 @@ pub async fn serve_metrics(
             };
             match accepted {
                 Ok((stream, _)) => {
+                    next_id += 1;
+                    let (id, token) = (next_id, CancellationToken::new());
+                    let evicted = {
+                        let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
+                        let oldest = (open.len() >= MAX_CONNECTIONS)
+                            .then(|| open.pop_front())
+                            .flatten();
+                        open.push_back((id, token.clone()));
+                        oldest
+                    };
+                    if let Some((_, oldest)) = evicted {
+                        tracing::debug!(
+                            "metrics: {MAX_CONNECTIONS} connections open; closing the oldest"
+                        );
+                        oldest.cancel();
+                    }
+                    let open = open.clone();
                     tokio::spawn(async move {
-                        let _ = tokio::time::timeout(IO_TIMEOUT, respond(stream)).await;
+                        tokio::select! {
+                            _ = token.cancelled() => {}
+                            _ = tokio::time::timeout(IO_TIMEOUT, respond(stream)) => {}
+                        }
+                        let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
+                        open.retain(|(other, _)| *other != id);
                     });
                 }
                 Err(error) => {

@@ -16,6 +16,7 @@
 //! installs (the redirect layer), at scrape time.
 
 mod http;
+pub mod note;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -318,6 +318,12 @@ pub fn parse_all(text: &str, path: &Path) -> Result<RuleSet, Vec<RedirectError>>
     if errors.is_empty() {
         Ok(b.finish())
     } else {
+        // This file's errors in line order (the first is what `load` reports), then the
+        // imported files'.
+        errors.sort_by_key(|e| match e {
+            RedirectError::Invalid { file, line, .. } if file == path => (0, *line),
+            _ => (1, 0),
+        });
         Err(errors)
     }
 }

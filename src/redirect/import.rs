@@ -359,9 +359,6 @@ pub fn rpz(
     Ok(())
 }
 
-/// hickory's parser reports no line numbers, so on error the file is parsed again in
-/// growing prefixes (cut only between records, outside parentheses) to find the first line
-/// that fails. Only runs on the error path.
 /// The zone parser's message, with what it means in an RPZ file when it is terse.
 fn rpz_problem(message: &str) -> String {
     if message.contains("token is missing") {
@@ -374,6 +371,9 @@ fn rpz_problem(message: &str) -> String {
     }
 }
 
+/// hickory's parser reports no line numbers, so on error the file is parsed again in
+/// growing prefixes (cut only between records, outside parentheses) to find the first line
+/// that fails. Only runs on the error path.
 fn first_bad_line(text: &str, path: &Path, origin: Option<Name>) -> usize {
     let mut cuts = Vec::new(); // byte offset after each line that ends a record
     let mut depth = 0i32;

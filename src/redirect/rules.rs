@@ -288,6 +288,10 @@ impl RuleSet {
         let mut members = Vec::new();
         let verdict = self.verdict(question, client, &hit, traced.then_some(&mut members));
         crate::metrics::metrics().rule_answer(hit.rule.action.metric_name());
+        crate::metrics::note::with(|n| {
+            n.rule = Some(format!("{} ({})", hit.pattern(), hit.rule.origin));
+            n.action = Some(hit.rule.action.metric_name());
+        });
         let event = traced.then(|| HopEvent::Redirect {
             depth: 0,
             question: question.clone(),

@@ -262,9 +262,13 @@ impl Resolver {
     /// client still waiting after [`CLIENT_RESPONSE_TIMER`] gets a stale answer if one exists.
     pub async fn resolve(&self, question: &Question) -> Outcome {
         loop {
+            crate::metrics::note::with(|n| n.resolved = true);
             let rx = match self.inflight.join(question) {
                 Role::Leader(leader) => self.spawn_resolution(question.clone(), leader, false),
-                Role::Follower(rx) => rx,
+                Role::Follower(rx) => {
+                    crate::metrics::note::with(|n| n.joined = true);
+                    rx
+                }
             };
             let waited = if self.cache.config.serve_stale {
                 tokio::select! {
@@ -297,7 +301,9 @@ impl Resolver {
     ) -> tokio::sync::watch::Receiver<Option<Outcome>> {
         let rx = leader.subscribe();
         let this = self.clone();
-        tokio::spawn(async move {
+        // The query log's count of upstream queries (when it is on) follows the leader.
+        let counter = crate::metrics::note::upstream_counter();
+        tokio::spawn(crate::metrics::note::counting(counter, async move {
             let traced = tracing::enabled!(target: "hopdns::trace", tracing::Level::DEBUG);
             let mut sink = LogSink;
             let sink: Option<&mut dyn TraceSink> = if traced { Some(&mut sink) } else { None };
@@ -316,7 +322,7 @@ impl Resolver {
                 }
             }
             this.inflight.finish(leader, &outcome);
-        });
+        }));
         rx
     }
 
@@ -537,6 +543,7 @@ impl Resolver {
             case_0x20: infra.case_ok(server.ip(), now),
         };
         let mut result = self.exchange.exchange(&out).await;
+        crate::metrics::note::count_upstream();
         if matches!(result, Err(TransportError::CaseMismatch)) {
             // It answers, but not with our case (RFC 4343 lets servers fold case): ask it
             // again at once without 0x20, on a new port with a new ID, and from now on
@@ -549,6 +556,7 @@ impl Resolver {
                 ..out.clone()
             };
             result = self.exchange.exchange(&again).await;
+            crate::metrics::note::count_upstream();
         }
         let done = Instant::now();
         let after = done - now;

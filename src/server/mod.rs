@@ -114,6 +114,9 @@ pub struct ServerConfig {
     pub drain: Duration,
     /// Log every reply (off by default).
     pub query_log: Option<querylog::QueryLog>,
+    /// Bind listen addresses that are not (yet) on any interface (`IP_FREEBIND`,
+    /// `IPV6_FREEBIND`): a LAN address that DHCP or SLAAC brings up after hopdns starts.
+    pub freebind: bool,
 }
 
 impl Default for ServerConfig {
@@ -132,6 +135,7 @@ impl Default for ServerConfig {
             rrl: rrl::RrlConfig::default(),
             drain: Duration::ZERO,
             query_log: None,
+            freebind: false,
         }
     }
 }
@@ -156,7 +160,8 @@ pub enum BindError {
     Privileged { addr: SocketAddr },
     #[error(
         "{} is not an address of this machine (binding {addr}): choose one shown by \
-         `ip address`, or a loopback address such as 127.0.0.53",
+         `ip address`, or a loopback address such as 127.0.0.53; if it comes up later \
+         (DHCP, SLAAC), add --freebind",
         addr.ip()
     )]
     NotLocal { addr: SocketAddr },
@@ -270,6 +275,21 @@ impl Shared {
         client: SocketAddr,
         proto: Proto,
     ) -> Option<usize> {
+        self.outgoing_as(reply, client, proto, false)
+    }
+
+    /// [`Shared::outgoing`] for a reply of the UDP fast path (a cache hit).
+    pub(crate) fn outgoing_hit(&self, reply: &mut [u8], client: SocketAddr) -> Option<usize> {
+        self.outgoing_as(reply, client, Proto::Udp, true)
+    }
+
+    fn outgoing_as(
+        &self,
+        reply: &mut [u8],
+        client: SocketAddr,
+        proto: Proto,
+        fast_hit: bool,
+    ) -> Option<usize> {
         let mut len = reply.len();
         if let (Proto::Udp, Some(rrl)) = (proto, &self.rrl) {
             match rrl.check(client.ip(), std::time::Instant::now()) {
@@ -287,7 +307,7 @@ impl Shared {
         let reply = &reply[..len];
         crate::metrics::metrics().count_reply(reply);
         if let Some(log) = &self.query_log {
-            log.reply(reply, client, proto);
+            log.reply(reply, client, proto, fast_hit);
         }
         Some(len)
     }
@@ -321,7 +341,7 @@ impl BoundServer {
         let listeners = cfg
             .listen
             .iter()
-            .map(|addr| bind_listener(*addr, threads))
+            .map(|addr| bind_listener(*addr, threads, cfg.freebind))
             .collect::<Result<Vec<_>, _>>()?;
         let workers = listeners.iter().map(|l| l.udp.len()).sum();
         debug!(addrs = ?listeners.iter().map(|l| l.addr).collect::<Vec<_>>(), threads, "bound");
@@ -482,9 +502,9 @@ impl BoundServer {
 }
 
 /// Binds the UDP sockets, then the TCP listener, of one listen address.
-fn bind_listener(addr: SocketAddr, threads: usize) -> Result<Listener, BindError> {
+fn bind_listener(addr: SocketAddr, threads: usize, freebind: bool) -> Result<Listener, BindError> {
     if addr.port() != 0 {
-        return bind_group(addr, threads);
+        return bind_group(addr, threads, freebind);
     }
     // Port 0. The kernel's choice for a SO_REUSEPORT socket may be a port that another
     // SO_REUSEPORT socket of the same user already has, which would share its traffic; so
@@ -493,7 +513,7 @@ fn bind_listener(addr: SocketAddr, threads: usize) -> Result<Listener, BindError
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let probe = new_socket(addr, Proto::Udp)?;
+        let probe = new_socket(addr, Proto::Udp, freebind)?;
         probe
             .bind(&addr.into())
             .map_err(|source| bind_error(addr, Proto::Udp, source))?;
@@ -514,22 +534,22 @@ fn bind_listener(addr: SocketAddr, threads: usize) -> Result<Listener, BindError
         // set_port keeps an IPv6 scope id that SocketAddr::new would drop.
         let mut chosen = addr;
         chosen.set_port(port);
-        match bind_group(chosen, threads) {
+        match bind_group(chosen, threads, freebind) {
             Err(BindError::InUse { .. }) if attempt < PORT_ZERO_ATTEMPTS => continue,
             other => return other,
         }
     }
 }
 
-fn bind_group(addr: SocketAddr, threads: usize) -> Result<Listener, BindError> {
+fn bind_group(addr: SocketAddr, threads: usize, freebind: bool) -> Result<Listener, BindError> {
     let udp = (0..threads)
-        .map(|_| udp_socket(addr))
+        .map(|_| udp_socket(addr, freebind))
         .collect::<Result<Vec<_>, _>>()?;
-    let tcp = tcp_listener(addr)?;
+    let tcp = tcp_listener(addr, freebind)?;
     Ok(Listener { addr, udp, tcp })
 }
 
-fn new_socket(addr: SocketAddr, proto: Proto) -> Result<Socket, BindError> {
+fn new_socket(addr: SocketAddr, proto: Proto, freebind: bool) -> Result<Socket, BindError> {
     let (kind, protocol) = match proto {
         Proto::Udp => (Type::DGRAM, Protocol::UDP),
         Proto::Tcp => (Type::STREAM, Protocol::TCP),
@@ -544,11 +564,22 @@ fn new_socket(addr: SocketAddr, proto: Proto) -> Result<Socket, BindError> {
     socket
         .set_nonblocking(true)
         .map_err(|source| io_error(addr, proto, "set non-blocking mode on", source))?;
+    #[cfg(target_os = "linux")]
+    if freebind {
+        let set = if addr.is_ipv6() {
+            socket.set_freebind_v6(true)
+        } else {
+            socket.set_freebind_v4(true)
+        };
+        set.map_err(|source| io_error(addr, proto, "set IP_FREEBIND on", source))?;
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = freebind;
     Ok(socket)
 }
 
-fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, BindError> {
-    let socket = new_socket(addr, Proto::Udp)?;
+fn udp_socket(addr: SocketAddr, freebind: bool) -> Result<std::net::UdpSocket, BindError> {
+    let socket = new_socket(addr, Proto::Udp, freebind)?;
     // One socket per worker on the same address; the kernel hashes clients across them.
     #[cfg(unix)]
     socket
@@ -560,8 +591,8 @@ fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, BindError> {
     Ok(socket.into())
 }
 
-fn tcp_listener(addr: SocketAddr) -> Result<std::net::TcpListener, BindError> {
-    let socket = new_socket(addr, Proto::Tcp)?;
+fn tcp_listener(addr: SocketAddr, freebind: bool) -> Result<std::net::TcpListener, BindError> {
+    let socket = new_socket(addr, Proto::Tcp, freebind)?;
     // SO_REUSEADDR lets a restart bind despite TIME_WAIT connections; it does not let two
     // listeners share the port, so "in use" is still reported.
     socket

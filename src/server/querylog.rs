@@ -3,11 +3,22 @@
 //!
 //! Fields: `client` (address, or with `--query-log-hash-clients` a keyed hash of the IP so
 //! one client's queries can be told apart without recording who it is; the key is random
-//! per process, so hashes do not link across restarts), `name`, `qtype`, `rcode`, `proto`,
-//! `bytes`. Only the reply's header and question are decoded.
+//! per process, so hashes do not link across restarts), `name`, `qtype`, `rcode`, `proto`
+//! (`udp`, `tcp`), `tc`, `bytes`, `cache` (`hit`, `miss`, `joined`, `-`), `upstream`
+//! (queries sent to authorities), `latency_ms`, `rule` and `action` (the redirect rule that
+//! answered, `-` for none) and `blocked`. Only the reply's header and question are decoded;
+//! the rest comes from the query's note ([`crate::metrics::note`]).
+//!
+//! With `--query-log-file`, lines go to that file as JSON (with a `timestamp`) instead of
+//! the log; SIGHUP and `ctl reload` reopen it, for logrotate.
 
+use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, RandomState};
+use std::io::{LineWriter, Write};
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use hickory_proto::op::{Header, Query};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
@@ -21,13 +32,65 @@ pub const TARGET: &str = "hopdns::query";
 pub struct QueryLog {
     /// Set when client addresses are hashed; the hasher holds the per-process key.
     hasher: Option<RandomState>,
+    /// `--query-log-file`: JSON lines to a file of their own instead of the log.
+    file: Option<Arc<LogFile>>,
+}
+
+/// The query log's own file, reopened on SIGHUP (and `ctl reload`) so logrotate can move
+/// it away.
+#[derive(Debug)]
+struct LogFile {
+    path: PathBuf,
+    out: Mutex<LineWriter<File>>,
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
 }
 
 impl QueryLog {
     pub fn new(hash_clients: bool) -> Self {
         Self {
             hasher: hash_clients.then(RandomState::new),
+            file: None,
         }
+    }
+
+    /// Lines go to `path` (appended; created 0640) instead of the log.
+    pub fn to_file(mut self, path: &Path) -> Result<Self, String> {
+        let file =
+            open_append(path).map_err(|e| format!("query log file {}: {e}", path.display()))?;
+        self.file = Some(Arc::new(LogFile {
+            path: path.to_path_buf(),
+            out: Mutex::new(LineWriter::new(file)),
+        }));
+        Ok(self)
+    }
+
+    /// Whether lines go to a file of their own.
+    pub fn has_file(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Opens the file again at its path (after logrotate renamed it); `None` without one.
+    pub fn reopen(&self) -> Option<Result<String, String>> {
+        let f = self.file.as_ref()?;
+        Some(match open_append(&f.path) {
+            Ok(file) => {
+                let mut out = f.out.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = out.flush();
+                *out = LineWriter::new(file);
+                Ok(format!("query log {} reopened", f.path.display()))
+            }
+            Err(e) => Err(format!(
+                "query log {}: {e}; still writing the old file",
+                f.path.display()
+            )),
+        })
     }
 
     /// How `client` appears in the log.
@@ -38,8 +101,9 @@ impl QueryLog {
         }
     }
 
-    /// Logs one encoded reply to `client`.
-    pub fn reply(&self, reply: &[u8], client: SocketAddr, proto: Proto) {
+    /// Logs one encoded reply to `client`. `fast_hit`: it came from the UDP fast path (a
+    /// cache hit, answered in the receive loop with no note open).
+    pub fn reply(&self, reply: &[u8], client: SocketAddr, proto: Proto, fast_hit: bool) {
         let mut decoder = BinDecoder::new(reply);
         let Ok(header) = Header::read(&mut decoder) else {
             return;
@@ -52,18 +116,72 @@ impl QueryLog {
             None => ("-".to_string(), "-".to_string()),
         };
         let rcode = crate::metrics::rcode_name(u16::from(header.metadata.response_code));
+        let proto = match proto {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+        };
+        let note = crate::metrics::note::current();
+        let (cache, upstream, latency_ms, rule, action) = match &note {
+            Some(n) => (
+                n.cache(),
+                n.upstream.load(std::sync::atomic::Ordering::Relaxed),
+                (n.start.elapsed().as_micros() as f64 / 1000.0),
+                n.rule.clone().unwrap_or_else(|| "-".into()),
+                n.action.unwrap_or("-"),
+            ),
+            None if fast_hit => ("hit", 0, 0.0, "-".into(), "-"),
+            None => ("-", 0, 0.0, "-".into(), "-"),
+        };
+        let blocked = crate::metrics::RULE_ACTIONS
+            .iter()
+            .any(|(a, b)| *b && *a == action);
+        let client = self.client(client);
+        if let Some(f) = &self.file {
+            let line = serde_json::json!({
+                "timestamp": humantime_now(),
+                "client": client,
+                "name": name,
+                "qtype": qtype,
+                "rcode": rcode,
+                "proto": proto,
+                "tc": header.metadata.truncation,
+                "bytes": reply.len(),
+                "cache": cache,
+                "upstream": upstream,
+                "latency_ms": latency_ms,
+                "rule": rule,
+                "action": action,
+                "blocked": blocked,
+            });
+            let mut out = f.out.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(out, "{line}");
+            return;
+        }
         tracing::info!(
             target: TARGET,
-            client = %self.client(client),
+            client = %client,
             name = %name,
             qtype = %qtype,
             rcode = %rcode,
-            proto = ?proto,
+            proto = proto,
             tc = header.metadata.truncation,
             bytes = reply.len(),
+            cache = cache,
+            upstream = upstream,
+            latency_ms = latency_ms,
+            rule = %rule,
+            action = action,
+            blocked = blocked,
             "query"
         );
     }
+}
+
+/// Seconds since the epoch with microseconds, for the query log file's lines.
+fn humantime_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| (d.as_micros() as f64) / 1e6)
 }
 
 #[cfg(test)]

@@ -419,20 +419,27 @@ async fn serve_connection(
         }
         slot.busy();
 
-        let Some(mut reply) = request::handle(
-            &message,
-            peer,
-            Proto::Tcp,
-            &shared.policy,
-            &*shared.answerer,
-        )
-        .await
-        else {
+        let answered = async {
+            let mut reply = request::handle(
+                &message,
+                peer,
+                Proto::Tcp,
+                &shared.policy,
+                &*shared.answerer,
+            )
+            .await?;
+            shared
+                .outgoing_vec(&mut reply, peer, Proto::Tcp)
+                .then_some(reply)
+        };
+        // With the query log on, a note follows the query (rule, cache, latency).
+        let answered = match shared.query_log {
+            Some(_) => crate::metrics::note::scope(answered).await,
+            None => answered.await,
+        };
+        let Some(reply) = answered else {
             continue;
         };
-        if !shared.outgoing_vec(&mut reply, peer, Proto::Tcp) {
-            continue;
-        }
         // request::handle never returns more than 65535 bytes for TCP.
         let Ok(reply_len) = u16::try_from(reply.len()) else {
             debug!(%peer, len = reply.len(), "reply too long for TCP; dropped");

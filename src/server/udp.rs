@@ -283,7 +283,7 @@ fn handle_one(
     if !batch.truncated[i] && plausible_client(client) && shared.policy.acl().allows(client.ip()) {
         let out = &mut batch.output[i * batch.out_slot..(i + 1) * batch.out_slot];
         if let Some(len) = shared.answerer.fast_reply(bytes, client, out) {
-            if let Some(len) = shared.outgoing(&mut out[..len], client, Proto::Udp) {
+            if let Some(len) = shared.outgoing_hit(&mut out[..len], client) {
                 batch.ready.push((i, len));
             }
             return;
@@ -308,7 +308,8 @@ fn handle_one(
                 return;
             };
             let (socket, shared, token) = (socket.clone(), shared.clone(), tokens.abort.clone());
-            tasks.spawn(async move {
+            let shared_logs = shared.query_log.is_some();
+            let task = async move {
                 let _permit = permit;
                 let outcome = tokio::select! {
                     _ = token.cancelled() => return,
@@ -322,7 +323,13 @@ fn handle_one(
                         debug!(%client, %error, "UDP send failed");
                     }
                 }
-            });
+            };
+            // With the query log on, a note follows the query (rule, cache, latency).
+            if shared_logs {
+                tasks.spawn(crate::metrics::note::scope(task));
+            } else {
+                tasks.spawn(task);
+            }
         }
     }
 }

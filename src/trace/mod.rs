@@ -4,6 +4,7 @@
 
 mod json;
 mod text;
+pub use text::record_text;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

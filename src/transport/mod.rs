@@ -235,6 +235,14 @@ pub fn matches_ignoring_case(resp: &Message, id: u16, query: &Query) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 11.5: running out of descriptors is ours, not the server's.
+    #[test]
+    fn out_of_descriptors_is_a_local_error() {
+        let e = |code| TransportError::Io(std::io::Error::from_raw_os_error(code));
+        assert!(e(libc::EMFILE).is_local() && e(libc::ENFILE).is_local());
+        assert!(!e(libc::ECONNREFUSED).is_local() && !TransportError::Timeout.is_local());
+    }
     use hickory_proto::rr::{Name, RecordType};
 
     fn q() -> Query {
