@@ -19,6 +19,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod dns;
 #[doc(hidden)]
 pub mod fuzz;
 #[cfg(feature = "lab")]

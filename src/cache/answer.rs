@@ -13,7 +13,7 @@ use lru::LruCache;
 
 use super::store::{key_name, KeyBuf, Names, Store, StoreStats, Weigh};
 use super::CacheConfig;
-use crate::resolver::Question;
+use crate::dns::Question;
 
 /// What a lookup finds: records with TTLs already decremented to the time left.
 #[derive(Clone, Debug, PartialEq)]

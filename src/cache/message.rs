@@ -19,7 +19,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
 
 use super::store::{skip_name, KeyBuf, Names, Store, StoreStats, Weigh};
-use crate::resolver::Question;
+use crate::dns::Question;
 
 /// Header flags we set in every reply: QR in the first flag byte, RA in the second.
 const QR: u8 = 0x80;

@@ -266,7 +266,7 @@ fn entry_text<'a>(
     );
     let ttl = u32::try_from(left).unwrap_or(u32::MAX);
     for r in decode_records(data, ttl) {
-        let _ = writeln!(text, "{}", crate::trace::record_text(&r));
+        let _ = writeln!(text, "{}", crate::dns::record_text(&r));
     }
     Some(text.as_str())
 }
@@ -285,7 +285,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::cache::{CacheConfig, Cached};
-    use crate::resolver::Question;
+    use crate::dns::Question;
     use hickory_proto::rr::rdata::A;
     use hickory_proto::rr::{Name, RData, Record, RecordType};
 

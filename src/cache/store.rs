@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use lru::LruCache;
 
-use crate::resolver::Question;
+use crate::dns::Question;
 
 /// Shards per store: a question hashes to one, so workers rarely meet on a lock.
 pub const SHARDS: usize = 64;

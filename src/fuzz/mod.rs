@@ -12,8 +12,8 @@ use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::cache::Cache;
+use crate::dns::{Failure, Outcome, Question};
 use crate::resolver::machine::{Action, Event, MinimiseMode, Resolution, Settings};
-use crate::resolver::{Failure, Outcome, Question};
 use crate::server::request::{self, Policy, Proto, Triage};
 
 /// A fixed clock for the machine (seconds): the harness must be deterministic.

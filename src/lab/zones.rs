@@ -183,7 +183,5 @@ pub(crate) fn load_zone(zf: &ZoneFile, net: u8) -> Result<LoadedZone, LabError> 
 
 /// The NS target names of a set of records (non-NS records are skipped).
 pub(crate) fn ns_targets(records: &[Record]) -> impl Iterator<Item = &Name> {
-    records
-        .iter()
-        .filter_map(crate::resolver::classify::ns_target)
+    records.iter().filter_map(crate::dns::ns_target)
 }

@@ -411,8 +411,8 @@ fn first_bad_line(text: &str, path: &Path, origin: Option<Name>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::{Outcome, Question};
     use crate::redirect::rules::Verdict;
-    use crate::resolver::{Outcome, Question};
 
     fn tmp(name: &str, text: &str) -> std::path::PathBuf {
         let p = std::env::temp_dir().join(format!("hopdns-import-{}-{name}", std::process::id()));

@@ -33,8 +33,9 @@ use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use hickory_proto::rr::{DNSClass, Record, RecordType};
 
-use crate::resolver::{Failure, Outcome, Question, Resolver};
-use crate::server::Answerer;
+use crate::dns::Answerer;
+use crate::dns::{Failure, Outcome, Question};
+use crate::resolver::Resolver;
 use crate::trace::{HopEvent, LogSink, TraceSink};
 
 pub use rules::{Action, RuleSet, Verdict};

@@ -17,7 +17,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::names::{self, NameError, NameTable, Scope};
 use super::pool::{Pick, Pool};
-use crate::resolver::{Failure, Outcome, Question};
+use crate::dns::{Failure, Outcome, Question};
 use crate::trace::{HopEvent, MemberView};
 
 /// What a matching rule does.

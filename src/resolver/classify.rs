@@ -6,7 +6,8 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::CNAME;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use super::Question;
+pub use crate::dns::ns_target;
+use crate::dns::{dname_target, Question};
 
 /// Longest chain followed inside one reply; the overall chain budget is enforced by the machine.
 const MAX_CHAIN_IN_REPLY: usize = 16;
@@ -302,18 +303,10 @@ fn is_dname(r: &Record) -> bool {
     r.record_type() == RecordType::DNAME
 }
 
-/// The target name of an NS record.
 /// A server that answers FORMERR without an OPT to a query with EDNS does not speak EDNS
 /// (RFC 6891 §7): ask it again without.
 pub fn edns_rejected(msg: &Message, sent_edns: bool) -> bool {
     sent_edns && msg.metadata.response_code == ResponseCode::FormErr && msg.edns.is_none()
-}
-
-pub fn ns_target(r: &Record) -> Option<&Name> {
-    match &r.data {
-        RData::NS(ns) => Some(&ns.0),
-        _ => None,
-    }
 }
 
 /// Follows CNAME and DNAME records in `answers` from the question's name. Returns the chain,
@@ -390,16 +383,4 @@ pub(super) fn dname_substitute(r: &Record, name: &Name) -> Option<Name> {
     let keep = name.iter().count() - r.name.iter().count();
     let prefix = Name::from_labels(name.iter().take(keep)).ok()?;
     prefix.append_domain(&target).ok()
-}
-
-/// The target of a DNAME record. hickory-proto has no DNAME type, so it arrives as unknown
-/// RDATA; RFC 6672 §2.5 says the target is never compressed, so it decodes on its own.
-pub fn dname_target(r: &Record) -> Option<Name> {
-    use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
-    match &r.data {
-        RData::Unknown { code, rdata } if *code == RecordType::DNAME => {
-            Name::read(&mut BinDecoder::new(&rdata.anything)).ok()
-        }
-        _ => None,
-    }
 }

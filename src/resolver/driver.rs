@@ -17,7 +17,7 @@ use super::inflight::{self, InFlight, Role};
 use super::machine::{usable, Action, Event, Resolution, Settings};
 use super::{Failure, Outcome, Question};
 use crate::cache::{unix_now, Cache, CacheConfig, Cached, Delegation, Feedback, Patch};
-use crate::server::Answerer;
+use crate::dns::Answerer;
 use crate::trace::{HopEvent, LogSink, ReplyKind, TraceSink};
 use crate::transport::{choose, Exchange, OutQuery, TransportError};
 
@@ -396,7 +396,7 @@ impl Resolver {
         for _ in 0..=self.settings.limits.max_chain {
             let q = Question::with_class(name.clone(), question.qtype, question.qclass);
             if let Some(hit) = self.cache.answers.get_stale(&q, now) {
-                return Some(Outcome::from_cached(answers, hit));
+                return Some(super::learn::outcome_from_cached(answers, hit));
             }
             let cq = Question::with_class(name.clone(), RecordType::CNAME, question.qclass);
             let Some(Cached::Records(rs)) = self.cache.answers.get_stale(&cq, now) else {

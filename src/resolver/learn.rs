@@ -144,3 +144,22 @@ pub(super) fn cache_chain(cache: &Cache, chain: &[Record], now: u64) {
         );
     }
 }
+
+/// The outcome a cache entry gives, after the `chain` that led to it.
+pub(crate) fn outcome_from_cached(mut chain: Vec<Record>, hit: Cached) -> Outcome {
+    match hit {
+        Cached::Records(rs) => {
+            chain.extend(rs);
+            Outcome::Answer { answers: chain }
+        }
+        Cached::NxDomain(soa) => Outcome::NxDomain {
+            answers: chain,
+            soa,
+        },
+        Cached::NoData(soa) => Outcome::NoData {
+            answers: chain,
+            soa,
+        },
+        Cached::ServFail => Outcome::ServFail(Failure::RecentFailure),
+    }
+}

@@ -32,7 +32,8 @@ use super::classify::{classify, ns_target, Reply};
 use super::cut::Cut;
 pub use super::cut::{is_loopback_like, usable};
 use super::learn::{
-    cache_chain, cached_dname, chain_end, learn_referral, negative_soa, remember_failure,
+    cache_chain, cached_dname, chain_end, learn_referral, negative_soa, outcome_from_cached,
+    remember_failure,
 };
 pub use super::learn::{MAX_GLUE_PER_NS, MAX_NS_PER_CUT};
 use super::minimise::{minimised_verdict, Minimise, Verdict};
@@ -415,7 +416,7 @@ impl Resolution {
         if let Some(hit) = use_cache.then(|| cache.answers.get(&q, now)).flatten() {
             let frame = self.top();
             let answers = std::mem::take(&mut frame.chain);
-            let outcome = Outcome::from_cached(answers, hit);
+            let outcome = outcome_from_cached(answers, hit);
             self.emit(|| HopEvent::CacheAnswer {
                 depth,
                 question: q,

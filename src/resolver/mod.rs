@@ -18,11 +18,11 @@ mod inflight;
 pub mod learn;
 pub mod machine;
 pub mod minimise;
-mod outcome;
 #[cfg(test)]
 mod tests;
 
 pub use budget::Limits;
-pub use classify::dname_target;
 pub use driver::{Resolver, ResolverConfig, DEFAULT_MAX_PENDING};
-pub use outcome::{Failure, Outcome, Question};
+// The shared types live in `dns/`; re-exported for callers that think of them as the
+// resolver's.
+pub use crate::dns::{dname_target, Failure, Outcome, Question};

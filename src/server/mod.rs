@@ -24,14 +24,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, warn};
-
-use crate::resolver::{Outcome, Question};
 
 pub mod acl;
 pub mod client_errors;
@@ -42,23 +39,9 @@ pub mod rrl;
 mod tcp;
 mod udp;
 
+pub use crate::dns::Answerer;
 pub use acl::Acl;
 pub use request::{Policy, Proto};
-
-/// What the front end asks for each allowed, well-formed query.
-#[async_trait]
-pub trait Answerer: Send + Sync + 'static {
-    /// The outcome for `question`, asked by `client` (redirection rules may depend on who
-    /// asks).
-    async fn answer(&self, question: &Question, client: SocketAddr) -> Outcome;
-
-    /// A complete reply to the raw UDP `query` from an allowed `client`, written into `out`
-    /// without waiting (a cache hit): returns its length. `None` sends the query down the
-    /// normal path (triage, then [`Answerer::answer`]). The default never answers fast.
-    fn fast_reply(&self, _query: &[u8], _client: SocketAddr, _out: &mut [u8]) -> Option<usize> {
-        None
-    }
-}
 
 /// The stub-resolver address systemd uses; hopdns can take its place.
 pub const DEFAULT_LISTEN: &str = "127.0.0.53:53";

@@ -40,8 +40,8 @@ use tracing::{debug, trace};
 use super::acl::Acl;
 use super::{client_errors, Answerer};
 use crate::cache::skip_name;
+use crate::dns::{Failure, Outcome, Question};
 use crate::metrics::ClientError;
-use crate::resolver::{Failure, Outcome, Question};
 
 /// Largest UDP reply without EDNS (RFC 1035 §4.2.1), and the floor of any EDNS payload
 /// (RFC 6891 §6.2.5: "Values lower than 512 MUST be treated as equal to 512").

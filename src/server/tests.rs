@@ -13,6 +13,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
+
+use crate::dns::{Outcome, Question};
 use tokio_util::sync::CancellationToken;
 
 use super::*;

@@ -24,7 +24,7 @@ impl<W: Write + Send> TraceSink for JsonPrinter<W> {
 
 /// Records in presentation form (DNAME targets as names, not hex).
 fn record_strings(rs: &[hickory_proto::rr::Record]) -> Vec<String> {
-    rs.iter().map(super::text::record_text).collect()
+    rs.iter().map(crate::dns::record_text).collect()
 }
 
 fn strings<T: ToString>(items: &[T]) -> Vec<String> {
@@ -159,8 +159,8 @@ pub fn to_json(event: &HopEvent) -> Value {
             "event": "done", "depth": depth, "rcode": rcode_name(outcome.rcode()),
             "answers": record_strings(outcome.answers()),
             "soa": outcome.soa().map(|s| s.to_string()),
-            "failure": match outcome { crate::resolver::Outcome::ServFail(f) => Some(f.to_string()), _ => None },
-            "dropped": matches!(outcome, crate::resolver::Outcome::Drop),
+            "failure": match outcome { crate::dns::Outcome::ServFail(f) => Some(f.to_string()), _ => None },
+            "dropped": matches!(outcome, crate::dns::Outcome::Drop),
         }),
     }
 }

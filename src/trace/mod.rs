@@ -4,7 +4,7 @@
 
 mod json;
 mod text;
-pub use text::record_text;
+pub use crate::dns::record_text;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, Record};
 
-use crate::resolver::{Outcome, Question};
+use crate::dns::{Outcome, Question};
 
 pub use json::JsonPrinter;
 pub use text::TextPrinter;

@@ -110,26 +110,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The outcome a cache entry gives, after the `chain` that led to it.
-    pub fn from_cached(mut chain: Vec<Record>, hit: crate::cache::Cached) -> Self {
-        use crate::cache::Cached;
-        match hit {
-            Cached::Records(rs) => {
-                chain.extend(rs);
-                Outcome::Answer { answers: chain }
-            }
-            Cached::NxDomain(soa) => Outcome::NxDomain {
-                answers: chain,
-                soa,
-            },
-            Cached::NoData(soa) => Outcome::NoData {
-                answers: chain,
-                soa,
-            },
-            Cached::ServFail => Outcome::ServFail(Failure::RecentFailure),
-        }
-    }
-
     pub fn rcode(&self) -> ResponseCode {
         match self {
             Outcome::Answer { .. } | Outcome::NoData { .. } => ResponseCode::NoError,

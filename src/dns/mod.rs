@@ -1,0 +1,19 @@
+//! Floor 0: the DNS types every room shares, with no dependency on any other room of hopdns.
+//!
+//! * [`Question`], [`Outcome`], [`Failure`]: one question, as the cache keys it, and what a
+//!   resolution (or a rule) made of it. DNS outcomes are values; only "no answer at all" is
+//!   a failure.
+//! * [`Answerer`]: what the front ends ask of whatever answers (the resolver, or the
+//!   redirect layer in front of it).
+//! * [`dname_target`], [`ns_target`]: RDATA read where hickory-proto leaves it to us.
+//! * [`record_text`]: a record as dig prints it (TXT quoted, DNAME as a name).
+
+mod answerer;
+mod outcome;
+mod present;
+mod rdata;
+
+pub use answerer::Answerer;
+pub use outcome::{Failure, Outcome, Question};
+pub use present::record_text;
+pub use rdata::{dname_target, ns_target};
