@@ -749,7 +749,7 @@ async fn past_max_pending_new_misses_get_servfail_quickly() {
 #[test]
 fn man_pages_in_docs_are_up_to_date_and_completions_print() {
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
-    for (name, text) in hopdns::cli::ops::man_pages().unwrap() {
+    for (name, text) in hopdns::cli::admin::man_pages().unwrap() {
         let file = docs.join(&name);
         let checked_in = std::fs::read(&file).unwrap_or_default();
         assert!(

@@ -8,7 +8,16 @@ use std::sync::Mutex;
 use hickory_proto::rr::Name;
 use lru::LruCache;
 
-use super::{shard_of, SHARDS};
+/// Lock shards of the delegation cache: a zone hashes to one, so workers rarely wait on
+/// each other.
+const CUT_SHARDS: usize = 16;
+
+fn shard_of<K: std::hash::Hash>(key: &K) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    let h =
+        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key);
+    (h as usize) % CUT_SHARDS
+}
 
 /// One name server of a zone cut, with the addresses known for it (glue, or looked up).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,7 +83,7 @@ impl DelegationCache {
     /// A cache of at most about `bytes` bytes (at least one cut per shard fits).
     pub fn new(bytes: usize, max_ttl: u32) -> Self {
         Self {
-            shards: (0..SHARDS)
+            shards: (0..CUT_SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
                         lru: LruCache::unbounded(),
@@ -82,7 +91,7 @@ impl DelegationCache {
                     })
                 })
                 .collect(),
-            shard_bytes: (bytes / SHARDS).max(1),
+            shard_bytes: (bytes / CUT_SHARDS).max(1),
             max_ttl,
         }
     }
@@ -254,7 +263,11 @@ mod tests {
         assert!(one > 1000, "a fat cut is charged what it holds: {one}");
         for i in 0..1000 {
             c.insert(fat(i), 3600, 0);
-            assert!(c.bytes() <= budget + SHARDS * one, "{} bytes", c.bytes());
+            assert!(
+                c.bytes() <= budget + CUT_SHARDS * one,
+                "{} bytes",
+                c.bytes()
+            );
         }
         assert!(c.len() < 1000 && !c.is_empty());
         assert!(

@@ -189,13 +189,3 @@ impl Default for Cache {
         Self::new(CacheConfig::default())
     }
 }
-
-/// Lock shards: a question hashes to one shard, so workers rarely wait on each other.
-const SHARDS: usize = 16;
-
-fn shard_of<K: std::hash::Hash>(key: &K) -> usize {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    let h =
-        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key);
-    (h as usize) % SHARDS
-}

@@ -14,7 +14,7 @@ use lru::LruCache;
 use crate::dns::Question;
 
 /// Shards per store: a question hashes to one, so workers rarely meet on a lock.
-pub const SHARDS: usize = 64;
+pub const STORE_SHARDS: usize = 64;
 
 /// Bytes charged per entry beyond its key and value: the LRU node (two list pointers, the
 /// key and value headers), the hash table slot and the allocator's headers of the two boxes.
@@ -249,9 +249,9 @@ pub struct Store<V> {
 
 impl<V: Weigh> Store<V> {
     pub fn new(limit: usize) -> Self {
-        let per_shard = (limit / SHARDS).max(1);
+        let per_shard = (limit / STORE_SHARDS).max(1);
         Self {
-            shards: (0..SHARDS)
+            shards: (0..STORE_SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
                         lru: LruCache::unbounded(),
@@ -307,7 +307,7 @@ fn shard_index(key: &[u8]) -> usize {
     for b in key {
         h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
     }
-    (h as usize) % SHARDS
+    (h as usize) % STORE_SHARDS
 }
 
 #[cfg(test)]
@@ -343,22 +343,25 @@ mod tests {
 
     #[test]
     fn a_shard_stays_within_its_byte_limit() {
-        let store: Store<Vec<u8>> = Store::new(SHARDS * 4096);
+        let store: Store<Vec<u8>> = Store::new(STORE_SHARDS * 4096);
         for i in 0..10_000u32 {
             let key = i.to_be_bytes();
             store.shard(&key).put(&key, vec![0u8; 100]);
         }
         let st = store.stats();
-        assert!(st.bytes <= SHARDS * 4096, "{st:?}");
+        assert!(st.bytes <= STORE_SHARDS * 4096, "{st:?}");
         assert!(st.evictions > 0);
         // Each entry costs 4 + 24 + 100 + overhead bytes: the shards are nearly full.
         let per = 4 + std::mem::size_of::<Vec<u8>>() + 100 + ENTRY_OVERHEAD;
-        assert!(st.entries >= SHARDS * (4096 / per) - SHARDS, "{st:?}");
+        assert!(
+            st.entries >= STORE_SHARDS * (4096 / per) - STORE_SHARDS,
+            "{st:?}"
+        );
     }
 
     #[test]
     fn replacing_an_entry_recounts_its_bytes() {
-        let store: Store<Vec<u8>> = Store::new(SHARDS * 100_000);
+        let store: Store<Vec<u8>> = Store::new(STORE_SHARDS * 100_000);
         store.shard(b"k").put(b"k", vec![0u8; 1000]);
         store.shard(b"k").put(b"k", vec![0u8; 10]);
         assert_eq!(

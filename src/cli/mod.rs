@@ -11,14 +11,14 @@ macro_rules! outln {
     };
 }
 
+pub mod admin;
 #[cfg(feature = "lab")]
 pub mod lab;
 pub mod logging;
 mod man;
 mod notify;
-pub mod ops;
 mod serve;
-mod serve_ops;
+mod serve_services;
 mod trace;
 
 use std::process::ExitCode;
@@ -58,24 +58,24 @@ pub enum Command {
     Lab(lab::LabArgs),
     /// Check a config file, or print one with every key and its default.
     #[command(subcommand)]
-    Config(ops::ConfigCommand),
+    Config(admin::ConfigCommand),
     /// Check a redirect rules file (--rules): every error with its file and line.
     #[command(subcommand)]
-    Rules(ops::RulesCommand),
+    Rules(admin::RulesCommand),
     /// Control a running `hopdns serve` over its Unix socket (--control-socket).
-    Ctl(ops::CtlArgs),
+    Ctl(admin::CtlArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions(ops::CompletionsArgs),
+    Completions(admin::CompletionsArgs),
     /// Print the man page (roff) to standard output, or write every page to a directory.
-    Man(ops::ManArgs),
+    Man(admin::ManArgs),
 }
 
 /// The whole program: parse the command line (applying the config file to `serve`), run.
 pub fn main() -> ExitCode {
-    match ops::parse_with_config(std::env::args_os().collect()) {
+    match admin::parse_with_config(std::env::args_os().collect()) {
         Ok(cli) => run(cli),
-        Err(ops::ParseFailure::Clap(e)) => e.exit(),
-        Err(ops::ParseFailure::Config(e)) => {
+        Err(admin::ParseFailure::Clap(e)) => e.exit(),
+        Err(admin::ParseFailure::Config(e)) => {
             eprintln!("hopdns: {e}");
             ExitCode::from(2)
         }
@@ -91,11 +91,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Trace(args) => trace::run(args),
         #[cfg(feature = "lab")]
         Command::Lab(args) => lab::run(args),
-        Command::Config(c) => ops::config(c),
-        Command::Rules(c) => ops::rules(c),
-        Command::Ctl(args) => ops::ctl(args),
-        Command::Completions(args) => ops::completions(args),
-        Command::Man(args) => ops::man(args),
+        Command::Config(c) => admin::config(c),
+        Command::Rules(c) => admin::rules(c),
+        Command::Ctl(args) => admin::ctl(args),
+        Command::Completions(args) => admin::completions(args),
+        Command::Man(args) => admin::man(args),
     };
     match result {
         Ok(code) => code,

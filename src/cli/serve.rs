@@ -9,9 +9,9 @@ use clap::Args;
 use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 
-use super::serve_ops::{ConfigReloader, OpsRuntime, ResolverCache};
+use super::serve_services::{ConfigReloader, OpsRuntime, ResolverCache};
 use super::{runtime, CmdResult};
-use crate::config::ops::OpsArgs;
+use crate::config::service::OpsArgs;
 use crate::config::UpstreamArgs;
 use crate::control::{Controls, Reloadable};
 use crate::redirect::Redirector;
@@ -209,7 +209,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
         let mut reloaders: Vec<Arc<dyn Reloadable>> =
             ConfigReloader::for_args(&args).into_iter().collect();
         if let Some(log) = query_log.filter(QueryLog::has_file) {
-            reloaders.push(Arc::new(super::serve_ops::QueryLogFile(log)));
+            reloaders.push(Arc::new(super::serve_services::QueryLogFile(log)));
         }
         if let Some(r) = &redirect {
             // `ctl reload` and SIGHUP re-read the rules; `ctl health` and the metrics show

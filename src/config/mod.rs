@@ -5,12 +5,12 @@
 //! The config file ([`file`](mod@file)) is the same switches in TOML: its keys are the long flags of
 //! `hopdns serve`. **To add a setting, add a flag** (a field with a doc comment and a
 //! default in a clap `Args` struct that `ServeArgs` flattens, e.g. [`UpstreamArgs`] or
-//! [`ops::OpsArgs`]): it becomes a config key, is checked by `hopdns config check`, listed by
+//! [`service::OpsArgs`]): it becomes a config key, is checked by `hopdns config check`, listed by
 //! `hopdns config defaults`, the man page and the completions, and the command line
 //! overrides it. No second schema to keep in step.
 
 pub mod file;
-pub mod ops;
+pub mod service;
 
 use std::net::IpAddr;
 use std::path::PathBuf;

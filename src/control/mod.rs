@@ -15,7 +15,7 @@
 //! Plugging in a room (the redirect layer, for instance): implement [`Reloadable`] for what
 //! `reload` should re-read and push it onto [`Controls::reloaders`] where `serve` builds the
 //! `Controls` (SIGHUP then reloads it too: there is one SIGHUP handler, in
-//! `cli/serve_ops.rs`); implement `HealthSource` and install it with
+//! `cli/serve_services.rs`); implement `HealthSource` and install it with
 //! `metrics().set_health_source(Some(..))` for `ctl health` and `hopdns_pool_member_up`.
 
 use std::io::{BufRead, BufReader, Write};

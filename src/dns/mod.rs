@@ -11,9 +11,11 @@
 mod answerer;
 mod outcome;
 mod present;
+mod question;
 mod rdata;
 
 pub use answerer::Answerer;
-pub use outcome::{Failure, Outcome, Question};
+pub use outcome::{Failure, Outcome};
 pub use present::record_text;
+pub use question::Question;
 pub use rdata::{dname_target, ns_target};

@@ -1,53 +1,10 @@
-//! What a resolution produces: the question asked and the outcome, as plain values.
+//! What a resolution produces: the outcome, as a plain value.
 //!
 //! DNS outcomes (NXDOMAIN, NODATA) are values, not errors; only "no answer at all" is a
 //! failure, carried as [`Outcome::ServFail`] with its reason.
 
-use std::fmt;
-
-use hickory_proto::op::{Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
-
-/// One question, as the resolver and the cache key it: the name is kept lowercased and
-/// fully qualified so that equal questions compare equal whatever the client's case.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Question {
-    pub name: Name,
-    pub qtype: RecordType,
-    pub qclass: DNSClass,
-}
-
-impl Question {
-    pub fn new(name: Name, qtype: RecordType) -> Self {
-        Self::with_class(name, qtype, DNSClass::IN)
-    }
-
-    pub fn with_class(name: Name, qtype: RecordType, qclass: DNSClass) -> Self {
-        let mut name = name.to_lowercase();
-        name.set_fqdn(true);
-        Self {
-            name,
-            qtype,
-            qclass,
-        }
-    }
-
-    pub fn from_query(q: &Query) -> Self {
-        Self::with_class(q.name.clone(), q.query_type, q.query_class)
-    }
-
-    pub fn to_query(&self) -> Query {
-        let mut q = Query::query(self.name.clone(), self.qtype);
-        q.set_query_class(self.qclass);
-        q
-    }
-}
-
-impl fmt::Display for Question {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.name, self.qtype)
-    }
-}
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{DNSClass, Name, Record};
 
 /// Why a resolution ended without an answer. Each becomes SERVFAIL at the edge.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -53,8 +53,8 @@
 //! min(client payload, 1232) with it; a reply that does not fit is sent as header, question
 //! and OPT with TC=1. Faults ([`Fault`]) are per server IP and can be changed at runtime.
 
-mod engine;
-mod net;
+mod answers;
+mod sockets;
 mod zones;
 
 #[cfg(test)]
@@ -69,8 +69,8 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::engine::Engine;
-use self::net::{lock, Server, Shared};
+use self::answers::Engine;
+use self::sockets::{lock, Server, Shared};
 use self::zones::{default_fault, load_zone, ROOT_HOSTS, SERVERS, WRONG_SOURCE_HOST, ZONE_FILES};
 
 /// Which lab network to use: servers live on `127.53.net.x`.
@@ -210,10 +210,10 @@ impl Lab {
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         for (server, udp, tcp) in bound {
-            let fut = net::udp_loop(server.clone(), udp, tracker.clone(), token.clone());
-            net::spawn_cancellable(&tracker, &token, fut);
-            let fut = net::tcp_loop(server, tcp, tracker.clone(), token.clone());
-            net::spawn_cancellable(&tracker, &token, fut);
+            let fut = sockets::udp_loop(server.clone(), udp, tracker.clone(), token.clone());
+            sockets::spawn_cancellable(&tracker, &token, fut);
+            let fut = sockets::tcp_loop(server, tcp, tracker.clone(), token.clone());
+            sockets::spawn_cancellable(&tracker, &token, fut);
         }
         drop(alt);
         tracing::debug!(net, servers = SERVERS.len(), "lab started");

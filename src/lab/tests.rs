@@ -585,8 +585,8 @@ async fn root_hints_parse_and_point_at_the_roots() {
 /// Mutated queries straight into one server's reply path: it must never panic.
 #[tokio::test]
 async fn mutated_queries_never_panic() {
-    use super::engine::Engine;
-    use super::net::{Server, Shared};
+    use super::answers::Engine;
+    use super::sockets::{Server, Shared};
     use std::sync::Arc;
     let zones = ["com.zone", "example.com.zone"]
         .iter()

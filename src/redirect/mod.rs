@@ -270,7 +270,7 @@ impl std::fmt::Debug for Redirector {
     }
 }
 
-/// `hopdns ctl reload` and SIGHUP (one handler, in `cli/serve_ops.rs`) re-read the rules.
+/// `hopdns ctl reload` and SIGHUP (one handler, in `cli/serve_services.rs`) re-read the rules.
 impl crate::control::Reloadable for Redirector {
     fn name(&self) -> String {
         match &self.path {

@@ -24,7 +24,7 @@ use std::time::Instant;
 
 /// Client prefixes tracked at once (all shards together).
 pub const MAX_PREFIXES: usize = 65_536;
-const SHARDS: usize = 16;
+const RRL_SHARDS: usize = 16;
 
 /// RRL settings. `rate == 0` turns RRL off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +84,9 @@ impl Rrl {
     pub fn new(config: RrlConfig) -> Option<Rrl> {
         (config.rate > 0).then(|| Rrl {
             config,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..RRL_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
         })
     }
 
@@ -100,13 +102,13 @@ impl Rrl {
         let key = self.prefix(client);
         let capacity = self.capacity();
         let rate = f64::from(self.config.rate);
-        let shard = &self.shards[(key as usize ^ (key >> 64) as usize) % SHARDS];
+        let shard = &self.shards[(key as usize ^ (key >> 64) as usize) % RRL_SHARDS];
         let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
-        if !map.contains_key(&key) && map.len() >= MAX_PREFIXES / SHARDS {
+        if !map.contains_key(&key) && map.len() >= MAX_PREFIXES / RRL_SHARDS {
             map.retain(|_, b| {
                 b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate < capacity
             });
-            if map.len() >= MAX_PREFIXES / SHARDS {
+            if map.len() >= MAX_PREFIXES / RRL_SHARDS {
                 map.clear();
             }
         }

@@ -833,7 +833,7 @@ fn man_pages_have_exit_status_signals_files_and_the_file_formats() {
         err.contains("no man page \"bogus\": give a subcommand (serve, trace") && out.is_empty(),
         "{err}"
     );
-    let pages = hopdns::cli::ops::man_pages().unwrap();
+    let pages = hopdns::cli::admin::man_pages().unwrap();
     let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
     assert!(names.contains(&"hopdns.toml.5") && names.contains(&"hopdns-rules.5"));
     let page =

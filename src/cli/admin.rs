@@ -9,7 +9,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use super::{Cli, CmdResult, Command};
 use crate::config::file::{self, ConfigFile, FileErrors};
-use crate::config::ops::DEFAULT_CONTROL_SOCKET;
+use crate::config::service::DEFAULT_CONTROL_SOCKET;
 use crate::control::{self, Request};
 
 /// Why the command line could not become a [`Cli`].

@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::engine::{encode, error_reply, udp_limit, Engine};
+use super::answers::{encode, error_reply, udp_limit, Engine};
 use super::{Fault, LoggedQuery};
 
 /// How long an idle TCP connection to a lab server stays open.

@@ -1,4 +1,4 @@
-//! What one lab server answers, as a `Message` (faults and transport come later, in `net`).
+//! What one lab server answers, as a `Message` (faults and transport come later, in `sockets`).
 //!
 //! In-zone answers come from hickory-server's `Catalog` (AA answers, CNAME, wildcards,
 //! NXDOMAIN/NODATA with SOA). Referrals are built here from the cut table, because the 0.26.3

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use hickory_proto::rr::Name;
 use tokio_util::sync::CancellationToken;
 
-use super::ops::{parse_with_config, ParseFailure};
+use super::admin::{parse_with_config, ParseFailure};
 use super::serve::ServeArgs;
 use super::Command;
 use crate::cache::unix_now;
 use crate::config::file::{self, ConfigFile};
-use crate::config::ops::OpsArgs;
+use crate::config::service::OpsArgs;
 use crate::control::{self, CacheAdmin, Controls, Reloadable};
 use crate::resolver::Resolver;
 
