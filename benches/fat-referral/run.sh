@@ -169,8 +169,13 @@ echo
 echo "fat-referral bench: $(date -u +%FT%TZ); hopdns $HOPDNS_SRC (built $HOPDNS_MTIME; its checkout at $(git -C "$(dirname "$HOPDNS_SRC")" rev-parse --short HEAD 2>/dev/null || echo "?")); $("$UNBOUND" -V 2>/dev/null | head -n1)"
 echo "resolver on CPU ${PIN_RES[*]:-any}; authority and load on CPU ${PIN_LAB[*]:-any}; logs in $RUN"
 echo "load average (1, 5, 15 min) at start: $LOAD0; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-[ "${#FILES[@]}" -gt 0 ] && "$PY" "$HERE/load.py" report "${FILES[@]}"
+verdict=0
+if [ "${#FILES[@]}" -gt 0 ]; then
+  "$PY" "$HERE/load.py" report "${FILES[@]}" || verdict=$?
+fi
 echo
 grep "^stats" "$RUN/authority.log" | tail -n 1 | sed 's/^/authority /'
 # The authority's own CPU (utime+stime), to see that it was not the bottleneck.
 awk -v t="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "authority CPU: %.1f s in all\n", ($12 + $13) / t }' "/proc/$AUTH_PID/stat"
+# Non-zero when a hopdns pass bar (load.py: RSS, probes, CPU) was missed.
+exit "$verdict"
