@@ -11,6 +11,8 @@
 #   REPS=3 THREADS=2 benches/load.sh     # two worker threads (unpinned, as the bench does)
 #   PEERS="hopdns hopdns-t2" benches/load.sh   # hopdns with one thread (pinned) and two
 #                                              # (unpinned) in the same rounds
+#   PEERS="unbound hopdns hopdns-base" BASE_BIN=/path/to/old/hopdns benches/load.sh
+#                                              # before/after a change, same rounds
 #
 # Needs root, nsd, dnsperf, unbound, gcc (see ../shared/bench/README.md). Everything stays on
 # loopback; every process it starts is stopped by PID when it ends.
@@ -37,8 +39,14 @@ run_peer() {  # run_peer NAME -> one key=value line
     return ;;
   hopdns-t2) threads=2 ;;
   esac
+  # hopdns-base: another build (BASE_BIN, e.g. the commit before a change) in the same rounds,
+  # for before/after ratios.
+  local bin=$BIN
+  if [ "$1" = hopdns-base ]; then
+    bin=$OUT/hopdns-base; cp "${BASE_BIN:?hopdns-base needs BASE_BIN=path/to/hopdns}" "$bin"
+  fi
   THREADS=$threads DURATION=$DURATION CACHE_MB=$CACHE_MB VERSION_STR="hopdns-$VERSION" \
-    "$BENCH/bench-peer.sh" custom 127.0.0.1:5300 -- "$BIN" serve --listen @ADDR@:@PORT@ \
+    "$BENCH/bench-peer.sh" custom 127.0.0.1:5300 -- "$bin" serve --listen @ADDR@:@PORT@ \
     --root-hints @HINTS@ --threads @THREADS@ --query-loopback --no-ipv6 --no-prime \
     --cache-size "${CACHE_MB}m" | sed "s/peer=custom/peer=$1/"
 }
