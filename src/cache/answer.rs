@@ -77,6 +77,9 @@ pub struct AnswerCache {
     max_negative_ttl: u32,
     servfail_ttl: u32,
     stale_max_age: u32,
+    /// A DNAME was ever cached: until then nobody needs to look for one above a name (most
+    /// caches never hold one, and the walk costs a lookup per label on every miss).
+    dnames: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for AnswerCache {
@@ -139,7 +142,13 @@ impl AnswerCache {
             } else {
                 0
             },
+            dnames: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether any DNAME may be in the cache (see `dnames`).
+    pub fn may_hold_dnames(&self) -> bool {
+        self.dnames.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The entry for `q` with TTLs counted down to `now`, or `None` if absent or expired.
@@ -214,6 +223,10 @@ impl AnswerCache {
     /// Caches an RRset (all records share the owner and type of `q`). The RRset's TTL is its
     /// lowest record TTL (RFC 2181 §5.2), clamped to `min-ttl..=max-ttl`.
     pub fn insert_records(&self, q: Question, records: Vec<Record>, now: u64) {
+        if q.qtype == hickory_proto::rr::RecordType::DNAME {
+            self.dnames
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let Some(ttl) = records.iter().map(|r| r.ttl).min() else {
             return;
         };

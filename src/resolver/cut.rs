@@ -51,13 +51,20 @@ impl Cut {
     /// Builds a cut. For each NS name, the child's own addresses (answers in the cache) are
     /// preferred to the parent's glue, which is kept as a fallback; a glueless name whose
     /// address the cache knows costs no query.
-    pub(super) fn new(d: Delegation, cache: &Cache, now: u64) -> Self {
+    pub(super) fn new(d: Delegation, cache: &Cache, now: u64, settings: &Settings) -> Self {
+        // Only the families we may ask are looked up.
+        let families: &[RecordType] = match (settings.ipv4, settings.ipv6) {
+            (true, true) => &[RecordType::A, RecordType::AAAA],
+            (true, false) => &[RecordType::A],
+            (false, true) => &[RecordType::AAAA],
+            (false, false) => &[],
+        };
         let servers = d
             .servers
             .into_iter()
             .map(|NsName { name, addrs: glue }| {
                 let mut child = Vec::new();
-                for t in [RecordType::A, RecordType::AAAA] {
+                for &t in families {
                     if let Some(Cached::Records(rs)) =
                         cache.answers.get(&Question::new(name.clone(), t), now)
                     {

@@ -303,7 +303,7 @@ impl Resolver {
         let this = self.clone();
         // The query log's count of upstream queries (when it is on) follows the leader.
         let counter = crate::metrics::note::upstream_counter();
-        tokio::spawn(crate::metrics::note::counting(counter, async move {
+        let resolution = async move {
             let traced = tracing::enabled!(target: "hopdns::trace", tracing::Level::DEBUG);
             let mut sink = LogSink;
             let sink: Option<&mut dyn TraceSink> = if traced { Some(&mut sink) } else { None };
@@ -322,7 +322,16 @@ impl Resolver {
                 }
             }
             this.inflight.finish(leader, &outcome);
-        }));
+        };
+        // Without the query log there is nothing to count into: no task-local to swap in and
+        // out on every poll of the resolution.
+        match counter {
+            Some(c) => drop(tokio::spawn(crate::metrics::note::counting(
+                Some(c),
+                resolution,
+            ))),
+            None => drop(tokio::spawn(resolution)),
+        }
         rx
     }
 

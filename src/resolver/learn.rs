@@ -95,6 +95,9 @@ pub(super) fn remember_failure(cache: &Cache, question: &Question, outcome: &Out
 /// A cached DNAME at an ancestor of `name` (RFC 6672 §3.3): the DNAME, the CNAME it
 /// synthesises for `name` (with the DNAME's TTL) and the new name.
 pub(super) fn cached_dname(cache: &Cache, name: &Name, now: u64) -> Option<(Record, Record, Name)> {
+    if !cache.answers.may_hold_dnames() {
+        return None;
+    }
     let mut owner = name.clone();
     while !owner.is_root() {
         owner = owner.base_name();

@@ -457,7 +457,8 @@ impl Resolution {
             None => (self.root.clone(), CutSource::Hints),
         };
         let zone = delegation.zone.clone();
-        self.top().enter(Cut::new(delegation, cache, now));
+        let cut = Cut::new(delegation, cache, now, &self.settings);
+        self.top().enter(cut);
         self.emit(|| HopEvent::Cut {
             depth,
             zone,
@@ -735,6 +736,7 @@ impl Resolution {
     /// are the reply's lessons (`learn.rs`).
     fn apply(&mut self, reply: Reply, q: &Question, cache: &Cache, now: u64) {
         let max_referrals = self.settings.limits.max_referrals;
+        let settings = self.settings.clone();
         let frame = self.top();
         let nxdomain = matches!(reply, Reply::NxDomain { .. });
         frame.phase = match reply {
@@ -799,7 +801,7 @@ impl Resolution {
                     let ttl = ns.iter().map(|r| r.ttl).min().unwrap_or(0);
                     cache.delegations.insert(d.clone(), ttl, now);
                     // The Reply event already names the new cut.
-                    frame.enter(Cut::new(d, cache, now));
+                    frame.enter(Cut::new(d, cache, now, &settings));
                     return;
                 }
             }
