@@ -154,6 +154,22 @@ impl AnswerCache {
     /// The entry for `q` with TTLs counted down to `now`, or `None` if absent or expired.
     /// Without an entry of its own, a cached NXDOMAIN for the name or any name above it
     /// answers (RFC 8020 §2: nothing exists below a name that does not exist).
+    /// Only the records cached under exactly `name`/`qtype` (class IN): no failure memory, no
+    /// walk for an NXDOMAIN above. What a zone cut needs to know of its name servers' own
+    /// addresses, cheaply, every time a cut is entered.
+    pub fn records(
+        &self,
+        name: &hickory_proto::rr::Name,
+        qtype: hickory_proto::rr::RecordType,
+        now: u64,
+    ) -> Option<Vec<Record>> {
+        let key = KeyBuf::from_parts(name, qtype, hickory_proto::rr::DNSClass::IN);
+        match self.lookup(key.as_bytes(), now, false)? {
+            Cached::Records(rs) => Some(rs),
+            _ => None,
+        }
+    }
+
     pub fn get(&self, q: &Question, now: u64) -> Option<Cached> {
         let key = KeyBuf::of(q);
         if let Some(hit) = self.lookup(key.as_bytes(), now, false) {

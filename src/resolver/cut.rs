@@ -10,7 +10,7 @@ use hickory_proto::rr::{Name, RecordType};
 use super::classify::Reply;
 use super::machine::Settings;
 use super::{Failure, Question};
-use crate::cache::{Cache, Cached, Delegation, NsName};
+use crate::cache::{Cache, Delegation, NsName};
 
 /// One name server of the current cut, and how far its address lookup has gone.
 #[derive(Clone, Debug)]
@@ -65,9 +65,7 @@ impl Cut {
             .map(|NsName { name, addrs: glue }| {
                 let mut child = Vec::new();
                 for &t in families {
-                    if let Some(Cached::Records(rs)) =
-                        cache.answers.get(&Question::new(name.clone(), t), now)
-                    {
+                    if let Some(rs) = cache.answers.records(&name, t, now) {
                         child.extend(rs.iter().filter_map(|r| r.data.ip_addr()));
                     }
                 }
