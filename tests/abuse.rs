@@ -6,15 +6,12 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, Record, RecordType};
+use hickory_proto::rr::RecordType;
 use hopdns::lab::{Lab, LabConfig};
-use hopdns::resolver::{Outcome, Question};
-use hopdns::server::{Answerer, BoundServer, ServerConfig};
+use hopdns::server::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -144,19 +141,6 @@ async fn a_flood_of_malformed_edns_writes_a_summary_line_not_a_line_each() {
     assert!((1..=2).contains(&summaries), "{summaries} summary lines");
 }
 
-/// Answers every question with one A record, at once.
-struct Fixed;
-
-#[async_trait]
-impl Answerer for Fixed {
-    async fn answer(&self, question: &Question, _client: SocketAddr) -> Outcome {
-        let a = RData::A(Ipv4Addr::new(192, 0, 2, 1).into());
-        Outcome::Answer {
-            answers: vec![Record::from_rdata(question.name.clone(), 60, a)],
-        }
-    }
-}
-
 /// A server with the default TCP limits (100 slots, 10 per client, 10 s idle) on
 /// 127.53.`net`.253:53.
 async fn fixed_server(net: u8) -> (CancellationToken, SocketAddr) {
@@ -165,15 +149,7 @@ async fn fixed_server(net: u8) -> (CancellationToken, SocketAddr) {
 
 async fn fixed_server_with(net: u8, cfg: ServerConfig) -> (CancellationToken, SocketAddr) {
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 53, net, 253)), 53);
-    let bound = BoundServer::bind(&ServerConfig {
-        listen: vec![addr],
-        threads: 1,
-        ..cfg
-    })
-    .unwrap();
-    let token = CancellationToken::new();
-    tokio::spawn(bound.run(Arc::new(Fixed), token.clone()));
-    (token, addr)
+    crate::util::fixed_server(addr, cfg).await
 }
 
 async fn connect_from(ip: Ipv4Addr, server: SocketAddr) -> std::io::Result<TcpStream> {

@@ -386,7 +386,8 @@ async fn a_clean_stop_is_never_reported_as_a_listener_failure() {
         })
         .unwrap();
         let token = tokio_util::sync::CancellationToken::new();
-        let server = tokio::spawn(bound.run(std::sync::Arc::new(crate::ops::Fixed), token.clone()));
+        let server =
+            tokio::spawn(bound.run(std::sync::Arc::new(crate::util::Fixed), token.clone()));
         tokio::task::yield_now().await;
         token.cancel();
         let result = server.await.unwrap();
@@ -784,20 +785,7 @@ async fn the_query_log_file_has_the_answer_path_and_is_reopened_on_sighup() {
 
 /// `hopdns trace` against the lab of `env`, with its own hints file.
 fn trace_in(env: &crate::util::Env, dir: &Scratch, args: &[&str]) -> String {
-    let hints = dir.path("trace.root");
-    std::fs::write(&hints, env.lab.root_hints()).unwrap();
-    let out = std::process::Command::new(crate::util::bin())
-        .arg("trace")
-        .args(args)
-        .args([
-            "--root-hints",
-            hints.to_str().unwrap(),
-            "--query-loopback",
-            "--no-ipv6",
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()
+    crate::util::trace_against(env, &dir.path("trace.root"), args).0
 }
 
 /// Issue 12.11: the text trace prints the "FORMERR to EDNS, retrying without EDNS" hop the

@@ -1,20 +1,19 @@
 //! Operations (issue 5): config file, ctl, metrics, warm restart, drain, RRL, TCP caps,
 //! pending bound, query log, man page. Lab networks 110..=129.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, RecordType};
 use hopdns::lab::{Fault, Lab, LabConfig};
-use hopdns::resolver::{hints, Outcome, Question, Resolver, ResolverConfig};
+use hopdns::resolver::{hints, Resolver, ResolverConfig};
 use hopdns::server::rrl::RrlConfig;
-use hopdns::server::{Answerer, BoundServer, ServerConfig};
+use hopdns::server::{BoundServer, ServerConfig};
 use hopdns::transport::NetTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -541,32 +540,6 @@ async fn sigterm_drains_queries_in_hand() {
     lab.shutdown().await;
 }
 
-/// Answers every question with one A record, at once.
-pub(crate) struct Fixed;
-
-#[async_trait]
-impl Answerer for Fixed {
-    async fn answer(&self, question: &Question, _client: SocketAddr) -> Outcome {
-        let a = RData::A(Ipv4Addr::new(192, 0, 2, 1).into());
-        Outcome::Answer {
-            answers: vec![Record::from_rdata(question.name.clone(), 60, a)],
-        }
-    }
-}
-
-async fn fixed_server(listen: &str, cfg: ServerConfig) -> (CancellationToken, SocketAddr) {
-    let addr: SocketAddr = listen.parse().unwrap();
-    let bound = BoundServer::bind(&ServerConfig {
-        listen: vec![addr],
-        threads: 1,
-        ..cfg
-    })
-    .unwrap();
-    let token = CancellationToken::new();
-    tokio::spawn(bound.run(Arc::new(Fixed), token.clone()));
-    (token, addr)
-}
-
 /// RRL: past the burst, replies are dropped except every slip-th, sent with TC=1; TCP is
 /// not limited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -579,8 +552,8 @@ async fn rrl_limits_a_prefix_and_slips_truncated_replies() {
         exempt_loopback: false,
         ..RrlConfig::default()
     };
-    let (token, addr) = fixed_server(
-        "127.53.113.253:53",
+    let (token, addr) = crate::util::fixed_server(
+        "127.53.113.253:53".parse().unwrap(),
         ServerConfig {
             rrl,
             ..ServerConfig::default()
@@ -637,8 +610,8 @@ async fn rrl_limits_a_prefix_and_slips_truncated_replies() {
 /// takes the slot of an idle connection instead of waiting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_clients_over_the_caps_are_served_and_idle_connections_give_way() {
-    let (token, addr) = fixed_server(
-        "127.53.114.253:53",
+    let (token, addr) = crate::util::fixed_server(
+        "127.53.114.253:53".parse().unwrap(),
         ServerConfig {
             max_tcp_per_client: 2,
             max_tcp_clients: 3,

@@ -68,22 +68,7 @@ async fn hop_events_walk_every_zone_in_order() {
 
 fn trace_cmd(env: &Env, args: &[&str]) -> (String, i32) {
     let hints = std::env::temp_dir().join(format!("hopdns-test-{}.root", env.lab.net()));
-    std::fs::write(&hints, env.lab.root_hints()).unwrap();
-    let out = Command::new(bin())
-        .arg("trace")
-        .args(args)
-        .args([
-            "--root-hints",
-            hints.to_str().unwrap(),
-            "--query-loopback",
-            "--no-ipv6",
-        ])
-        .output()
-        .unwrap();
-    (
-        String::from_utf8(out.stdout).unwrap(),
-        out.status.code().unwrap_or(-1),
-    )
+    crate::util::trace_against(env, &hints, args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

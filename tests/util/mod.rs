@@ -168,3 +168,59 @@ pub fn a(addr: &str) -> RData {
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_hopdns")
 }
+
+/// Answers every question with one A record (192.0.2.1), at once: for front-end tests that
+/// need no resolver.
+pub struct Fixed;
+
+#[async_trait::async_trait]
+impl Answerer for Fixed {
+    async fn answer(
+        &self,
+        question: &hopdns::resolver::Question,
+        _client: SocketAddr,
+    ) -> hopdns::resolver::Outcome {
+        let a = RData::A(std::net::Ipv4Addr::new(192, 0, 2, 1).into());
+        hopdns::resolver::Outcome::Answer {
+            answers: vec![hickory_proto::rr::Record::from_rdata(
+                question.name.clone(),
+                60,
+                a,
+            )],
+        }
+    }
+}
+
+/// A one-thread front end on `addr` answering with [`Fixed`], under `cfg` otherwise.
+pub async fn fixed_server(addr: SocketAddr, cfg: ServerConfig) -> (CancellationToken, SocketAddr) {
+    let bound = BoundServer::bind(&ServerConfig {
+        listen: vec![addr],
+        threads: 1,
+        ..cfg
+    })
+    .unwrap();
+    let token = CancellationToken::new();
+    tokio::spawn(bound.run(Arc::new(Fixed), token.clone()));
+    (token, addr)
+}
+
+/// `hopdns trace ARGS` against the lab of `env`: its root hints are written to `hints`
+/// first. Returns stdout and the exit code.
+pub fn trace_against(env: &Env, hints: &std::path::Path, args: &[&str]) -> (String, i32) {
+    std::fs::write(hints, env.lab.root_hints()).unwrap();
+    let out = std::process::Command::new(bin())
+        .arg("trace")
+        .args(args)
+        .args([
+            "--root-hints",
+            hints.to_str().unwrap(),
+            "--query-loopback",
+            "--no-ipv6",
+        ])
+        .output()
+        .unwrap();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        out.status.code().unwrap_or(-1),
+    )
+}
