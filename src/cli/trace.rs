@@ -11,22 +11,7 @@ use super::{runtime, CmdResult};
 use crate::config::UpstreamArgs;
 use crate::redirect::Redirector;
 use crate::resolver::{Outcome, Question, Resolver};
-use crate::trace::{HopEvent, JsonPrinter, TextPrinter, TraceSink};
-
-/// Passes events on, noting whether the client question's result line has been printed.
-struct EndsWithResult {
-    inner: Box<dyn TraceSink>,
-    done: bool,
-}
-
-impl TraceSink for EndsWithResult {
-    fn event(&mut self, event: &HopEvent) {
-        if matches!(event, HopEvent::Done { depth: 0, .. }) {
-            self.done = true;
-        }
-        self.inner.event(event);
-    }
-}
+use crate::trace::{JsonPrinter, TextPrinter, TraceSink};
 
 #[derive(Args, Debug, Clone)]
 pub struct TraceArgs {
@@ -82,32 +67,26 @@ pub fn run(args: TraceArgs) -> CmdResult {
             None => None,
         };
         let stdout = std::io::stdout();
-        let printer: Box<dyn TraceSink> = if args.json {
+        let mut sink: Box<dyn TraceSink> = if args.json {
             Box::new(JsonPrinter::new(stdout))
         } else {
             Box::new(TextPrinter::new(stdout))
         };
-        let mut sink = EndsWithResult {
-            inner: printer,
-            done: false,
-        };
-        let sink: &mut EndsWithResult = &mut sink;
         if !args.upstream.no_prime {
-            resolver.prime(Some(sink as &mut dyn TraceSink)).await;
+            resolver.prime(Some(sink.as_mut())).await;
         }
         let question = Question::new(name, qtype);
         let outcome = match &redirect {
-            Some(r) => r.trace(&resolver, &question, args.client, sink).await,
-            None => resolver.resolve_traced(&question, Some(sink)).await,
+            Some(r) => {
+                r.trace(&resolver, &question, args.client, sink.as_mut())
+                    .await
+            }
+            None => {
+                resolver
+                    .resolve_traced(&question, Some(sink.as_mut()))
+                    .await
+            }
         };
-        // Answers from the failure cache, the overload guard or a rule end without a hop of
-        // their own: the trace still ends with the result.
-        if !sink.done {
-            sink.event(&HopEvent::Done {
-                depth: 0,
-                outcome: outcome.clone(),
-            });
-        }
         Ok::<_, crate::redirect::RedirectError>(outcome)
     })?;
     Ok(match outcome {

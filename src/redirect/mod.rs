@@ -257,7 +257,9 @@ impl Redirector {
                 }
             }
         }
-        Outcome::ServFail(Failure::ChainTooLong(MAX_ALIASES))
+        let outcome = Outcome::ServFail(Failure::ChainTooLong(MAX_ALIASES));
+        inner.done(&outcome, log);
+        outcome
     }
 }
 
@@ -490,6 +492,14 @@ mod tests {
         m.to_vec().unwrap()
     }
 
+    /// "owner data" for each record, as the assertions read them.
+    fn owner_and_data(records: &[Record]) -> Vec<String> {
+        records
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.data))
+            .collect()
+    }
+
     #[tokio::test]
     async fn alias_is_followed_and_returned_as_a_chain() {
         let inner = Arc::new(Fixed::default());
@@ -502,10 +512,7 @@ mod tests {
         let Outcome::Answer { answers } = r.answer(&q, client()).await else {
             panic!()
         };
-        let lines: Vec<String> = answers
-            .iter()
-            .map(|r| format!("{} {}", r.name, r.data))
-            .collect();
+        let lines = owner_and_data(&answers);
         assert_eq!(
             lines,
             [
@@ -605,10 +612,7 @@ mod tests {
         let Outcome::NxDomain { answers, soa } = r.answer(&q, client()).await else {
             panic!("not blocked")
         };
-        let lines: Vec<String> = answers
-            .iter()
-            .map(|r| format!("{} {}", r.name, r.data))
-            .collect();
+        let lines = owner_and_data(&answers);
         assert_eq!(
             lines,
             [

@@ -169,13 +169,13 @@ impl Resolver {
             .collect();
         let mut edns_formerr = None;
         let deadline = Instant::now() + self.settings.limits.deadline;
-        let mut tries = 0;
-        while tries < PRIMING_TRIES {
+        for _ in 0..PRIMING_TRIES {
             let now = Instant::now();
             let Some(server) = choose(&left, &self.cache.infra, now).filter(|_| now < deadline)
             else {
                 break;
             };
+            left.retain(|c| *c != server);
             let server_name = self
                 .root
                 .servers
@@ -183,44 +183,21 @@ impl Resolver {
                 .find(|s| s.addrs.contains(&server.ip()))
                 .map(|s| s.name.clone());
             let query = Query::query(root.clone(), RecordType::NS);
-            let event = self
+            let mut event = self
                 .ask(server, &query, false, true, deadline, &mut edns_formerr)
                 .await;
-            let (message, rtt) = match event {
-                // FORMERR to EDNS: the same server once more without it (RFC 6891 §7).
-                Event::Response { message, edns, .. }
-                    if super::classify::edns_rejected(&message, edns) =>
-                {
-                    let retry = self
+            // FORMERR to EDNS: the same server once more without it (RFC 6891 §7).
+            if let Event::Response { message, edns, .. } = &event {
+                if super::classify::edns_rejected(message, *edns) {
+                    event = self
                         .ask(server, &query, false, false, deadline, &mut edns_formerr)
                         .await;
-                    match retry {
-                        Event::Response { message, rtt, .. } => (message, rtt),
-                        other => {
-                            tries += 1;
-                            left.retain(|c| *c != server);
-                            report_no_reply(
-                                &mut sink,
-                                &root,
-                                &question,
-                                server,
-                                server_name,
-                                other,
-                            );
-                            continue;
-                        }
-                    }
                 }
-                Event::Response { message, rtt, .. } => (message, rtt),
-                other => {
-                    tries += 1;
-                    left.retain(|c| *c != server);
-                    report_no_reply(&mut sink, &root, &question, server, server_name, other);
-                    continue;
-                }
+            }
+            let Event::Response { message, rtt, .. } = event else {
+                report_no_reply(&mut sink, &root, &question, server, server_name, event);
+                continue;
             };
-            tries += 1;
-            left.retain(|c| *c != server);
             let primed = hints::primed(&message);
             if let Some(sink) = sink.as_deref_mut() {
                 let kind = match &primed {
@@ -442,7 +419,8 @@ impl Resolver {
         refresh: bool,
     ) -> Outcome {
         if question.qclass != DNSClass::IN {
-            return Outcome::ServFail(Failure::UnsupportedClass(question.qclass));
+            let outcome = Outcome::ServFail(Failure::UnsupportedClass(question.qclass));
+            return ended(&mut sink, outcome);
         }
         let deadline = Instant::now() + self.settings.limits.deadline;
         // A server that answered FORMERR to EDNS: it is marked EDNS-less only once the same
@@ -479,7 +457,8 @@ impl Resolver {
                 slot = self.pending.enter();
                 if slot.is_none() {
                     crate::metrics::metrics().overloaded();
-                    return Outcome::ServFail(Failure::Overloaded(self.pending.max));
+                    let outcome = Outcome::ServFail(Failure::Overloaded(self.pending.max));
+                    return ended(&mut sink, outcome);
                 }
             }
             let now = Instant::now();
@@ -658,6 +637,17 @@ fn report_no_reply(
     }
 }
 
+/// A resolution that ends before the machine could say so: its result line, for the sink.
+fn ended(sink: &mut Option<&mut dyn TraceSink>, outcome: Outcome) -> Outcome {
+    if let Some(sink) = sink.as_deref_mut() {
+        sink.event(&HopEvent::Done {
+            depth: 0,
+            outcome: outcome.clone(),
+        });
+    }
+    outcome
+}
+
 fn flush(m: &mut Resolution, sink: &mut Option<&mut dyn TraceSink>) {
     if let Some(sink) = sink.as_deref_mut() {
         for ev in m.take_events() {
@@ -767,18 +757,28 @@ mod tests {
         assert_eq!(dead, 1, "the dead address is asked once, then avoided");
     }
 
-    /// Issue 13.3: priming asks through the same exchange as resolutions, so a root server
-    /// that rejects EDNS is asked again without it (and remembered), as any other server.
-    #[tokio::test(start_paused = true)]
-    async fn priming_learns_what_resolutions_learn_about_a_server() {
-        let w = Arc::new(Scripted::new());
+    /// The priming answer of a one-server root: `. NS a.root.`, `a.root. A 10.0.0.1`, TTL 1000.
+    fn root_ns_reply() -> hickory_proto::op::Message {
         let mut reply = s::answer(vec![Record::from_rdata(
             Name::root(),
             1000,
             RData::NS(NS(Name::from_ascii("a.root.").unwrap())),
         )]);
         reply.add_additional(s::rec("a.root.", 1000, s::a("10.0.0.1")));
-        w.on("10.0.0.1", ".", RecordType::NS, Script::NoEdnsThen(reply));
+        reply
+    }
+
+    /// Issue 13.3: priming asks through the same exchange as resolutions, so a root server
+    /// that rejects EDNS is asked again without it (and remembered), as any other server.
+    #[tokio::test(start_paused = true)]
+    async fn priming_learns_what_resolutions_learn_about_a_server() {
+        let w = Arc::new(Scripted::new());
+        w.on(
+            "10.0.0.1",
+            ".",
+            RecordType::NS,
+            Script::NoEdnsThen(root_ns_reply()),
+        );
         let resolver = Resolver::new(ResolverConfig::new(s::root_hints("10.0.0.1")), w.clone());
         assert!(
             resolver.prime(None).await,
@@ -793,13 +793,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_root_is_primed_again_before_its_ns_set_expires() {
         let w = Arc::new(Scripted::new());
-        let mut reply = s::answer(vec![Record::from_rdata(
-            Name::root(),
-            1000,
-            RData::NS(NS(Name::from_ascii("a.root.").unwrap())),
-        )]);
-        reply.add_additional(s::rec("a.root.", 1000, s::a("10.0.0.1")));
-        w.on("10.0.0.1", ".", RecordType::NS, Script::Reply(reply));
+        w.on(
+            "10.0.0.1",
+            ".",
+            RecordType::NS,
+            Script::Reply(root_ns_reply()),
+        );
         let resolver = Arc::new(Resolver::new(
             ResolverConfig::new(s::root_hints("10.0.0.1")),
             w.clone(),
