@@ -97,16 +97,7 @@ pub fn config(command: ConfigCommand) -> CmdResult {
             }
             if !errors.is_empty() {
                 errors.sort_by_key(|e| e.line);
-                for e in &errors {
-                    eprintln!("{e}");
-                }
-                eprintln!(
-                    "{}: {} error{}",
-                    file.display(),
-                    errors.len(),
-                    if errors.len() == 1 { "" } else { "s" }
-                );
-                return Ok(ExitCode::from(1));
+                return Ok(report_errors(&file, &errors));
             }
             let n = config.entries.len();
             outln!(
@@ -156,19 +147,23 @@ pub fn rules(command: RulesCommand) -> CmdResult {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            eprintln!(
-                "{}: {} error{}",
-                file.display(),
-                errors.len(),
-                if errors.len() == 1 { "" } else { "s" }
-            );
-            Ok(ExitCode::from(1))
-        }
+        Err(errors) => Ok(report_errors(&file, &errors)),
     }
+}
+
+/// Every error of a checked `file` on stderr, then their count; exit status 1 (`config
+/// check` and `rules check` alike).
+fn report_errors<E: std::fmt::Display>(file: &Path, errors: &[E]) -> ExitCode {
+    for e in errors {
+        eprintln!("{e}");
+    }
+    eprintln!(
+        "{}: {} error{}",
+        file.display(),
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+    ExitCode::from(1)
 }
 
 #[derive(Args, Debug)]
