@@ -9,6 +9,9 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 pub use crate::dns::ns_target;
 use crate::dns::{dname_target, Question};
 
+/// Why a recursive server's reply (RA set, AA clear: Unbound's REC_LAME) is only provisional.
+const RECURSIVE: &str = "recursive server, not authoritative (RA without AA)";
+
 /// Longest chain followed inside one reply; the overall chain budget is enforced by the machine.
 const MAX_CHAIN_IN_REPLY: usize = 16;
 
@@ -180,7 +183,7 @@ pub fn classify(
     if rcode == ResponseCode::NXDomain {
         let reply = Reply::NxDomain { chain, soa };
         return if recursive {
-            reply.provisional("recursive server, not authoritative (RA without AA)")
+            reply.provisional(RECURSIVE)
         } else if aa || matches!(&reply, Reply::NxDomain { soa: Some(_), .. }) {
             reply
         } else {
@@ -208,7 +211,7 @@ pub fn classify(
             records: found,
         };
         return if recursive {
-            reply.provisional("recursive server, not authoritative (RA without AA)")
+            reply.provisional(RECURSIVE)
         } else {
             reply
         };
@@ -228,7 +231,7 @@ pub fn classify(
     if soa.is_some() {
         let reply = Reply::NoData { chain, soa };
         return if recursive {
-            reply.provisional("recursive server, not authoritative (RA without AA)")
+            reply.provisional(RECURSIVE)
         } else {
             reply
         };
@@ -264,7 +267,7 @@ pub fn classify(
     // time (EMPTY_NODATA_RETRY_COUNT); Knot calls it lame without AA. Believed only when no
     // other server does better; without SOA it is never cached (RFC 2308 §5).
     Reply::NoData { chain, soa: None }.provisional(if recursive {
-        "recursive server, not authoritative (RA without AA)"
+        RECURSIVE
     } else if aa {
         "empty reply without SOA"
     } else {

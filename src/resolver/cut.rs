@@ -106,14 +106,12 @@ impl Cut {
     /// The parent's glue addresses not among `candidates` (the driver's fallback when every
     /// child address is timing out).
     pub(super) fn parent_glue_besides(
-        &mut self,
+        &self,
         candidates: &[SocketAddr],
         settings: &Settings,
     ) -> Vec<SocketAddr> {
-        let was = std::mem::replace(&mut self.parent_side, true);
-        let all = self.candidates(settings);
-        self.parent_side = was;
-        all.into_iter()
+        self.askable(self.servers.iter().map(|s| &s.parent_glue[..]), settings)
+            .into_iter()
             .filter(|a| !candidates.contains(a))
             .collect()
     }
@@ -188,24 +186,28 @@ impl Cut {
     /// Addresses not yet spent in this round, in the cut's order, parent glue included once
     /// `parent_side` is set.
     pub(super) fn candidates(&self, settings: &Settings) -> Vec<SocketAddr> {
+        let parent_side = self.parent_side;
+        let lists = self.servers.iter().flat_map(move |s| {
+            let glue = if parent_side { &s.parent_glue[..] } else { &[] };
+            [&s.addrs[..], glue]
+        });
+        self.askable(lists, settings)
+    }
+
+    /// The addresses of `lists` that may be asked now: not yet asked this round, not bad,
+    /// usable under `settings`, each once.
+    fn askable<'a>(
+        &self,
+        lists: impl Iterator<Item = &'a [IpAddr]>,
+        settings: &Settings,
+    ) -> Vec<SocketAddr> {
         let root = self.zone.is_root();
         let mut c: Vec<SocketAddr> = Vec::new();
-        for s in &self.servers {
-            let glue = if self.parent_side {
-                &s.parent_glue[..]
-            } else {
-                &[]
-            };
-            for ip in s.addrs.iter().chain(glue) {
-                let fresh = self.attempts.get(ip).copied().unwrap_or(0) < self.round;
-                let sa = SocketAddr::new(*ip, 53);
-                if fresh
-                    && !self.bad.contains(ip)
-                    && usable(*ip, root, settings)
-                    && !c.contains(&sa)
-                {
-                    c.push(sa);
-                }
+        for ip in lists.flatten() {
+            let fresh = self.attempts.get(ip).copied().unwrap_or(0) < self.round;
+            let sa = SocketAddr::new(*ip, 53);
+            if fresh && !self.bad.contains(ip) && usable(*ip, root, settings) && !c.contains(&sa) {
+                c.push(sa);
             }
         }
         c
