@@ -180,10 +180,11 @@ pub fn machine(data: &[u8]) {
 /// negative: the system clock stepped back, issue 11.8).
 const FAST_PATH_STEPS: [i64; 8] = [-86_400, -1, 0, 1, 59, 299, 3_600, 1 << 32];
 
-/// The cache-hit fast path: raw client bytes through `server::fast::parse`, checked against
-/// the full front end (`triage`), then a reply template built from an arbitrary upstream
-/// reply, stored in the message cache and written for that client by
-/// `MessageCache::write_reply` (the template patching), as `Resolver::fast_reply` does.
+/// The cache-hit fast path: raw client bytes through `dns::wire::parse_plain_query`, checked
+/// against the full front end (`triage`), then a reply template built from an arbitrary
+/// upstream reply, stored in the message cache and written for that client by
+/// `MessageCache::write_reply` with `server::fast::patch_for` (the template patching), as
+/// `server::fast::reply_from_cache` does.
 /// Layout: `[flags, query_len_hi, query_len_lo, query..., upstream reply...]`; flags bits 0-1
 /// pick our UDP payload (the output buffer), bits 2-4 the clock step, bit 5 a NXDOMAIN
 /// rcode. Promises checked: the fast path accepts only what `triage` would ask the resolver
@@ -192,8 +193,9 @@ const FAST_PATH_STEPS: [i64; 8] = [-86_400, -1, 0, 1, 59, 299, 3_600, 1 << 32];
 /// bytes, our OPT exactly when the client sent one, the template's rcode and records, no TTL
 /// above the stored one, and fits both the client's limit and the buffer.
 pub fn fast_path(data: &[u8]) {
-    use crate::cache::{KeyBuf, MessageCache, Patch};
-    use crate::server::fast;
+    use crate::cache::MessageCache;
+    use crate::dns::wire::{parse_plain_query, KeyBuf};
+    use crate::server::fast::patch_for;
     use hickory_proto::rr::DNSClass;
 
     let &[flags, hi, lo, ref rest @ ..] = data else {
@@ -201,7 +203,7 @@ pub fn fast_path(data: &[u8]) {
     };
     let len = usize::from(u16::from_be_bytes([hi, lo])).min(rest.len());
     let (query, upstream) = rest.split_at(len);
-    let Some(fq) = fast::parse(query) else {
+    let Some(fq) = parse_plain_query(query) else {
         return;
     };
 
@@ -276,14 +278,7 @@ pub fn fast_path(data: &[u8]) {
     let step = FAST_PATH_STEPS[usize::from((flags >> 2) & 7)];
     let now = NOW.saturating_add_signed(step);
     let mut out = vec![0u8; ours];
-    let patch = Patch {
-        id: fq.id,
-        rd: fq.rd,
-        cd: fq.cd,
-        qname: fq.qname,
-        opt_payload: fq.edns_payload.map(|_| ours as u16),
-        limit: fq.udp_limit(ours),
-    };
+    let patch = patch_for(&fq, ours);
     let Ok(written) = cache.write_reply(fq.key.as_bytes(), now, &patch, &mut out) else {
         return;
     };
@@ -318,6 +313,61 @@ pub fn fast_path(data: &[u8]) {
     for (got, stored) in served.zip(answers.iter().chain(soa)) {
         assert!(got.ttl <= stored.ttl, "a TTL above the stored one");
         assert_eq!(got.record_type(), stored.record_type());
+    }
+}
+
+/// The wire codec (`dns::wire`) on arbitrary bytes: no reader panics or reads past the
+/// end, and what each reads agrees with hickory-proto's decoder wherever that decodes the
+/// message: the first question's type, the record walk (count and types, ending exactly at
+/// the message's end) and the dotted key of an uncompressed question name.
+pub fn wire(data: &[u8]) {
+    use crate::dns::wire::{
+        dotted_key, first_question_end, first_question_type, records, skip_name, HEADER_LEN,
+    };
+
+    if let Some(end) = first_question_end(data) {
+        assert!(end <= data.len(), "question end past the message");
+    }
+    let mut walk = records(data);
+    let walked: Vec<_> = walk.by_ref().collect();
+    let end = walk.end();
+    for r in &walked {
+        assert!(r.rdata.end <= data.len() && r.ttl_at + 4 <= r.rdata.start);
+    }
+    for at in 0..data.len().min(64) {
+        if let Some(next) = skip_name(data, at) {
+            assert!(next > at && next <= data.len(), "skip_name past the end");
+        }
+    }
+    let mut buf = [0u8; 256];
+    let key = data.get(HEADER_LEN..).and_then(|n| dotted_key(n, &mut buf));
+
+    let Ok(msg) = Message::from_vec(data) else {
+        return;
+    };
+    if let Some(q) = msg.queries.first() {
+        assert_eq!(first_question_type(data), Some(u16::from(q.query_type)));
+        if let Some(key) = key {
+            let mut want = q.name.to_lowercase().to_ascii();
+            want.pop();
+            assert_eq!(key, want.as_bytes(), "dotted key");
+        }
+    }
+    // hickory keeps OPT apart from the additional section and SIG(0) at its end.
+    let count = msg.answers.len()
+        + msg.authorities.len()
+        + msg.additionals.len()
+        + usize::from(msg.edns.is_some())
+        + usize::from(msg.signature.is_some());
+    assert_eq!(walked.len(), count, "records walked");
+    assert_eq!(
+        end,
+        Some(data.len()),
+        "the walk ends where the message does"
+    );
+    let types = msg.answers.iter().map(|r| u16::from(r.record_type()));
+    for (w, t) in walked.iter().zip(types) {
+        assert_eq!(w.rtype, t, "record type");
     }
 }
 

@@ -16,7 +16,7 @@ use super::hints;
 use super::inflight::{self, InFlight, Role};
 use super::machine::{usable, Action, Event, Resolution, Settings};
 use super::{Failure, Outcome, Question};
-use crate::cache::{unix_now, Cache, CacheConfig, Cached, Delegation, Feedback, Patch};
+use crate::cache::{unix_now, Cache, CacheConfig, Cached, Delegation, Feedback};
 use crate::dns::Answerer;
 use crate::trace::{HopEvent, LogSink, ReplyKind, TraceSink};
 use crate::transport::{choose, Exchange, OutQuery, TransportError};
@@ -662,49 +662,10 @@ impl Answerer for Resolver {
         self.resolve(question).await
     }
 
-    /// A cache hit answered from the message cache: no decode, no resolver, no allocation.
-    /// A hit in the last 10% of its TTL also starts a prefetch.
-    fn fast_reply(
-        &self,
-        query: &[u8],
-        _client: std::net::SocketAddr,
-        out: &mut [u8],
-    ) -> Option<usize> {
-        let fq = crate::server::fast::parse(query)?;
-        let ours = out.len();
-        let patch = Patch {
-            id: fq.id,
-            rd: fq.rd,
-            cd: fq.cd,
-            qname: fq.qname,
-            opt_payload: fq
-                .edns_payload
-                .map(|_| u16::try_from(ours).unwrap_or(u16::MAX)),
-            limit: fq.udp_limit(ours),
-        };
-        let written = self
-            .cache
-            .messages
-            .write_reply(fq.key.as_bytes(), unix_now(), &patch, out)
-            .ok()?;
-        crate::metrics::metrics().cache_hit();
-        if written.prefetch && self.cache.config.prefetch {
-            if let Some(q) = question_of(&fq) {
-                self.prefetch(q);
-            }
-        }
-        Some(written.len)
+    /// The server's cache-hit path found a reply near the end of its TTL.
+    fn prefetch(&self, question: Question) {
+        Resolver::prefetch(self, question);
     }
-}
-
-/// The question of a fast-path query, built only when a prefetch needs it.
-fn question_of(fq: &crate::server::fast::FastQuery<'_>) -> Option<Question> {
-    let name = Name::from_labels(crate::cache::wire_labels(fq.key.name())).ok()?;
-    Some(Question::with_class(
-        name,
-        RecordType::from(fq.qtype),
-        DNSClass::from(fq.qclass),
-    ))
 }
 
 #[cfg(test)]
