@@ -13,13 +13,16 @@ use hickory_proto::rr::{Name, RecordType};
 
 use crate::cache::Cache;
 use crate::dns::{Failure, Outcome, Question};
-use crate::resolver::machine::{Action, Event, MinimiseMode, Resolution, Settings};
+use crate::resolver::machine::{MinimiseMode, Resolution, Settings};
+use crate::resolver::run::{Pick, Run};
 use crate::server::request::{self, Policy, Proto, Triage};
+use crate::transport::{Exchange, OutQuery, TransportError};
 
 /// A fixed clock for the machine (seconds): the harness must be deterministic.
 const NOW: u64 = 1_700_000_000;
 
-/// Upper bound on machine steps in one run: far above any budget, so reaching it is a hang.
+/// Upper bound on upstream queries in one run: far above any budget, so reaching it is a
+/// hang.
 const MAX_STEPS: usize = 1_000;
 
 /// The front end: raw client bytes through `triage`, then `respond` with a few outcomes.
@@ -84,12 +87,13 @@ fn check_reply(query: &[u8], reply: &[u8], proto: Proto) {
     }
 }
 
-/// The state machine fed arbitrary upstream replies. Layout: one settings byte, then
-/// records of `[flags, len_hi, len_lo, bytes...]`, one per `Send` the machine makes.
+/// The state machine fed arbitrary upstream replies through the one drive loop
+/// (`resolver::run`). Layout: one settings byte, then records of
+/// `[flags, len_hi, len_lo, bytes...]`, one per query the machine asks.
 /// Flags: bit 0 = timeout instead, bit 1 = rewrite the reply's question to the one sent
 /// (what the transport would insist on), bit 2 = treat as undecodable.
 pub fn machine(data: &[u8]) {
-    let Some((&setup, mut rest)) = data.split_first() else {
+    let Some((&setup, rest)) = data.split_first() else {
         return;
     };
     let qtypes = [
@@ -126,54 +130,59 @@ pub fn machine(data: &[u8]) {
         settings,
         setup & 0x40 != 0,
     );
-    for _ in 0..MAX_STEPS {
-        let send = match m.poll(&cache, NOW) {
-            Action::Done(_) => {
-                assert!(m.queries_sent() <= max_queries, "query budget exceeded");
-                return;
-            }
-            Action::Ask(send) => send,
-        };
-        assert!(!send.candidates.is_empty(), "a Send without candidates");
-        let from = send.candidates[0];
-        let after = Duration::from_millis(10);
-        let event = match next_record(&mut rest) {
-            None => Event::NoReply {
-                from,
-                error: "timed out".into(),
-                after,
-            },
-            Some((flags, _)) if flags & 1 != 0 => Event::NoReply {
-                from,
-                error: "timed out".into(),
-                after,
-            },
-            Some((flags, bytes)) => match Message::from_vec(bytes) {
+    let authorities = FuzzAuthorities {
+        rest: std::sync::Mutex::new((rest.to_vec(), 0)),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+    let mut run = Run::new(&cache, &authorities, Pick::First, deadline).with_unix_clock(|| NOW);
+    RUNTIME.with(|rt| rt.block_on(run.drive(&mut m, None, || None)));
+    assert!(m.queries_sent() <= max_queries, "query budget exceeded");
+}
+
+thread_local! {
+    /// The fuzz harness's executor: the drive loop is async, the scripted authorities never
+    /// wait.
+    static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime");
+}
+
+/// Authorities that answer each query with the next record of the fuzz input.
+struct FuzzAuthorities {
+    /// The input left, and how many queries were answered so far.
+    rest: std::sync::Mutex<(Vec<u8>, usize)>,
+}
+
+#[async_trait::async_trait]
+impl Exchange for FuzzAuthorities {
+    async fn exchange(&self, q: &OutQuery) -> Result<Message, TransportError> {
+        let mut guard = self.rest.lock().expect("not poisoned");
+        let (rest, asked) = &mut *guard;
+        *asked += 1;
+        assert!(
+            *asked <= MAX_STEPS,
+            "the resolution did not end within {MAX_STEPS} queries"
+        );
+        let mut tail: &[u8] = rest;
+        let record = next_record(&mut tail).map(|(f, b)| (f, b.to_vec()));
+        *rest = tail.to_vec();
+        match record {
+            None => Err(TransportError::Timeout),
+            Some((flags, _)) if flags & 1 != 0 => Err(TransportError::Timeout),
+            Some((flags, bytes)) => match Message::from_vec(&bytes) {
                 Ok(mut message) if flags & 4 == 0 => {
                     if flags & 2 != 0 {
-                        message.queries = vec![send.query.clone()];
+                        message.queries = vec![q.query.clone()];
                     }
                     if message.metadata.response_code == ResponseCode::NoError && flags & 8 != 0 {
                         message.metadata.authoritative = true;
                     }
-                    Event::Response {
-                        from,
-                        message,
-                        rtt: after,
-                        edns: send.edns,
-                    }
+                    Ok(message)
                 }
-                Ok(_) | Err(_) => Event::Unusable {
-                    from,
-                    error: "malformed".into(),
-                    after,
-                },
+                Ok(_) | Err(_) => Err(TransportError::Malformed("undecodable".into())),
             },
-        };
-        m.handle(event, &cache, NOW);
-        let _ = m.take_events();
+        }
     }
-    panic!("the resolution did not end within {MAX_STEPS} steps");
 }
 
 /// Clock steps tried by [`fast_path`] between storing a template and serving it (seconds;
