@@ -1018,8 +1018,9 @@ async fn file_descriptors_raised_capped_and_emfile_is_not_a_server_timeout() {
         );
     }
     let idle = idle_connections(metrics, 60).await;
-    // A cache miss now finds no descriptor for its upstream socket.
-    let m = udp(listen, "nope.example.com", RecordType::A, None).await;
+    // A cache miss now finds no descriptor for its upstream socket. (Under another zone than
+    // the probe's: a socket the probe left to example.com's server could serve it.)
+    let m = udp(listen, "nope.example.org", RecordType::A, None).await;
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
     drop(idle);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -10,7 +10,10 @@ mod select;
 mod tcp;
 mod udp;
 
+pub use udp::{SocketPool, MAX_IDLE, MAX_USES};
+
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -81,6 +84,8 @@ pub struct NetTransport {
     /// Randomise the case of UDP questions (draft-vixie-dnsext-dns0x20): each letter of the
     /// name is one more bit a forger must guess, on top of the 16-bit ID and the port.
     pub case_randomisation: bool,
+    /// Connected UDP sockets kept for a few more queries to the same server (`udp.rs`).
+    pub sockets: Arc<udp::SocketPool>,
 }
 
 impl Default for NetTransport {
@@ -89,6 +94,7 @@ impl Default for NetTransport {
             outgoing_v4: None,
             outgoing_v6: None,
             case_randomisation: true,
+            sockets: Arc::default(),
         }
     }
 }
@@ -123,8 +129,17 @@ impl Exchange for NetTransport {
             sent.name = randomise_case(&sent.name);
         }
         let (id, wire) = encode_query(q, &sent)?;
-        let mut msg =
-            udp::exchange(local, q.server, id, &sent, &wire, q.timeout, randomised).await?;
+        let mut msg = udp::exchange(
+            &self.sockets,
+            local,
+            q.server,
+            id,
+            &sent,
+            &wire,
+            q.timeout,
+            randomised,
+        )
+        .await?;
         if msg
             .queries
             .first()
@@ -416,6 +431,80 @@ mod tests {
                 assert!(msg.answers[0].name.eq_case(&name));
             }
         }
+    }
+
+    /// Issue 17: a socket whose exchange ended cleanly serves the next query to the same
+    /// server, from the same source port, for at most `MAX_USES` queries; one that saw a
+    /// stray datagram (wrong ID) is closed, never reused. Lab unit-test network 215.
+    #[tokio::test]
+    async fn clean_sockets_are_reused_a_few_times_and_stray_datagrams_retire_them() {
+        use tokio::net::UdpSocket;
+
+        let server: SocketAddr = "127.53.215.1:53".parse().unwrap();
+        let auth = UdpSocket::bind(server).await.expect("bind 127.53.215.1:53");
+        let transport = NetTransport {
+            outgoing_v4: Some("127.53.215.253".parse().unwrap()),
+            case_randomisation: false,
+            ..NetTransport::default()
+        };
+        let out = OutQuery {
+            server,
+            query: q(),
+            tcp: false,
+            edns: false,
+            timeout: Duration::from_secs(3),
+            case_0x20: false,
+        };
+        // Answers one query; with `stray`, a reply with the wrong ID first.
+        let answer = |stray: bool| {
+            let (t, out, auth) = (transport.clone(), out.clone(), &auth);
+            async move {
+                let task = tokio::spawn(async move { t.exchange(&out).await });
+                let mut buf = vec![0u8; 1500];
+                let (n, client) = auth.recv_from(&mut buf).await.unwrap();
+                let query = Message::from_vec(&buf[..n]).unwrap();
+                let reply = |id: u16| {
+                    let mut m = Message::new(id, MessageType::Response, OpCode::Query);
+                    m.add_query(query.queries[0].clone());
+                    m.to_vec().unwrap()
+                };
+                if stray {
+                    let wrong = query.metadata.id.wrapping_add(1);
+                    auth.send_to(&reply(wrong), client).await.unwrap();
+                }
+                auth.send_to(&reply(query.metadata.id), client)
+                    .await
+                    .unwrap();
+                task.await.unwrap().expect("answered");
+                client.port()
+            }
+        };
+        let mut ports = Vec::new();
+        for _ in 0..MAX_USES + 1 {
+            ports.push(answer(false).await);
+        }
+        let first = ports[0];
+        assert!(
+            ports[..MAX_USES as usize].iter().all(|p| *p == first),
+            "{ports:?}"
+        );
+        assert_ne!(ports[MAX_USES as usize], first, "a new port after MAX_USES");
+        assert_eq!(transport.sockets.idle(), 1);
+        let before = answer(true).await;
+        assert_eq!(
+            transport.sockets.idle(),
+            0,
+            "a socket that saw a stray is closed"
+        );
+        let fresh = answer(false).await;
+        assert_ne!(fresh, before);
+        // A datagram queued while the socket sits idle retires it too.
+        assert_eq!(transport.sockets.idle(), 1);
+        auth.send_to(b"early", ("127.53.215.253", fresh))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_ne!(answer(false).await, fresh, "not reused after an idle stray");
     }
 
     #[test]

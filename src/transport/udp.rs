@@ -1,8 +1,18 @@
-//! UDP exchange: a new socket on a random source port per query (RFC 5452 §9.2), connected to
-//! the server so the kernel drops datagrams from elsewhere; we check the source again anyway.
+//! UDP exchange: a socket on a random source port (RFC 5452 §9.2), connected to the server so
+//! the kernel drops datagrams from elsewhere; we check the source again anyway.
+//!
+//! A socket whose exchange ended with the matching reply may be kept for the next query to
+//! the same server ([`SocketPool`]): at most [`MAX_USES`] queries and [`MAX_IDLE`] of idle
+//! time each, so a source port stays unpredictable (RFC 5452 asks for random ports, not a
+//! new one per query) while a cache miss saves the socket set-up and teardown (socket,
+//! bind, connect, epoll registration, close). A socket that saw a timeout, an error or a
+//! stray datagram, during its exchange or while idle, is never reused: a late reply, or
+//! forged ones queued ahead of time, must not meet a later query.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, Query};
@@ -19,10 +29,84 @@ const RECV_BUF: usize = 4096;
 /// Tries random ports in the unprivileged range before letting the kernel pick one.
 const PORT_TRIES: usize = 8;
 
-/// Sends `wire` and waits up to `timeout` for the reply that matches `id` and `query`.
-/// With `exact_case` (0x20 in use) the question's name must come back with the case we sent;
-/// without, it is compared without case (RFC 4343).
+/// Queries one socket (one source port) answers before it is closed.
+pub const MAX_USES: u32 = 8;
+/// How long a socket may wait idle in the pool.
+pub const MAX_IDLE: Duration = Duration::from_secs(5);
+/// Idle sockets kept per server, and in all: a bound on descriptors held.
+const IDLE_PER_SERVER: usize = 4;
+const IDLE_TOTAL: usize = 256;
+
+/// One connected socket and what it has served.
+#[derive(Debug)]
+struct Pooled {
+    sock: UdpSocket,
+    uses: u32,
+    since: tokio::time::Instant,
+}
+
+/// Idle connected sockets by (local address, server).
+#[derive(Debug, Default)]
+pub struct SocketPool {
+    idle: Mutex<HashMap<(IpAddr, SocketAddr), Vec<Pooled>>>,
+}
+
+impl SocketPool {
+    /// An idle socket to `server`, fresh enough and with uses left.
+    fn take(&self, local: IpAddr, server: SocketAddr) -> Option<Pooled> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.get_mut(&(local, server))?;
+        let now = tokio::time::Instant::now();
+        while let Some(p) = list.pop() {
+            // Anything that arrived while it sat idle (a late duplicate, or a forger who
+            // learnt the port filling its queue ahead of the next query) retires it.
+            let mut probe = [0u8; 1];
+            let quiet = matches!(p.sock.try_recv(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+            if quiet && now.duration_since(p.since) <= MAX_IDLE {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// Keeps `p` for another query unless it is spent or the pool is full.
+    fn give_back(&self, local: IpAddr, server: SocketAddr, mut p: Pooled) {
+        if p.uses >= MAX_USES {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let now = tokio::time::Instant::now();
+        if idle.values().map(Vec::len).sum::<usize>() >= IDLE_TOTAL {
+            // Make room by dropping what has gone stale; if nothing has, close this one.
+            idle.retain(|_, l| {
+                l.retain(|q| now.duration_since(q.since) <= MAX_IDLE);
+                !l.is_empty()
+            });
+            if idle.values().map(Vec::len).sum::<usize>() >= IDLE_TOTAL {
+                return;
+            }
+        }
+        let list = idle.entry((local, server)).or_default();
+        if list.len() < IDLE_PER_SERVER {
+            p.since = now;
+            list.push(p);
+        }
+    }
+
+    /// Idle sockets held now (tests, stats).
+    pub fn idle(&self) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.values().map(Vec::len).sum()
+    }
+}
+
+/// Sends `wire` and waits up to `timeout` for the reply that matches `id` and `query`, on a
+/// pooled socket to `server` or a new one. With `exact_case` (0x20 in use) the question's
+/// name must come back with the case we sent; without, it is compared without case
+/// (RFC 4343).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn exchange(
+    pool: &SocketPool,
     local: IpAddr,
     server: SocketAddr,
     id: u16,
@@ -32,45 +116,87 @@ pub(super) async fn exchange(
     exact_case: bool,
 ) -> Result<Message, TransportError> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let sock = bind_random(local).await?;
-    sock.connect(server).await?;
-    sock.send(wire).await?;
-    // Capacity only: the kernel writes what arrives, so no buffer is zeroed (and faulted in)
-    // per query.
-    let mut buf = Vec::with_capacity(RECV_BUF);
-    loop {
-        buf.clear();
-        let (n, from) = match tokio::time::timeout_at(deadline, sock.recv_buf_from(&mut buf)).await
-        {
-            Ok(r) => r?,
-            Err(_) => return Err(TransportError::Timeout),
-        };
-        if from != server {
-            tracing::debug!(%from, %server, "dropping reply from unexpected source");
-            continue;
+    let mut pooled = match pool.take(local, server) {
+        Some(p) => p,
+        None => {
+            let sock = bind_random(local).await?;
+            sock.connect(server).await?;
+            Pooled {
+                sock,
+                uses: 0,
+                since: tokio::time::Instant::now(),
+            }
         }
-        match Message::from_vec(&buf[..n]) {
-            Ok(msg) if matches(&msg, id, query) => return Ok(msg),
-            Ok(msg) if matches_ignoring_case(&msg, id, query) => {
-                if !exact_case {
-                    return Ok(msg);
+    };
+    pooled.uses += 1;
+    let (result, clean) =
+        receive(&pooled.sock, server, id, query, wire, deadline, exact_case).await;
+    if clean && result.is_ok() {
+        pool.give_back(local, server, pooled);
+    }
+    result
+}
+
+/// One exchange on `sock`; the flag says whether the socket saw nothing but the matching
+/// reply (so it may serve another query).
+async fn receive(
+    sock: &UdpSocket,
+    server: SocketAddr,
+    id: u16,
+    query: &Query,
+    wire: &[u8],
+    deadline: tokio::time::Instant,
+    exact_case: bool,
+) -> (Result<Message, TransportError>, bool) {
+    let mut clean = true;
+    let result = async {
+        sock.send(wire).await?;
+        // Capacity only: the kernel writes what arrives, so no buffer is zeroed (and faulted in)
+        // per query.
+        let mut buf = Vec::with_capacity(RECV_BUF);
+        loop {
+            buf.clear();
+            let (n, from) =
+                match tokio::time::timeout_at(deadline, sock.recv_buf_from(&mut buf)).await {
+                    Ok(r) => r?,
+                    Err(_) => return Err(TransportError::Timeout),
+                };
+            if from != server {
+                tracing::debug!(%from, %server, "dropping reply from unexpected source");
+                clean = false;
+                continue;
+            }
+            match Message::from_vec(&buf[..n]) {
+                Ok(msg) if matches(&msg, id, query) => return Ok(msg),
+                Ok(msg) if matches_ignoring_case(&msg, id, query) => {
+                    if !exact_case {
+                        return Ok(msg);
+                    }
+                    // Right source, port and ID, wrong case: a server that does not echo case
+                    // (or a forger who guessed all but the case). Say so now, so the driver
+                    // asks again at once without 0x20 on a new port and ID, rather than wait
+                    // out the timeout.
+                    tracing::debug!(%server, "reply whose question case differs (0x20)");
+                    return Err(TransportError::CaseMismatch);
                 }
-                // Right source, port and ID, wrong case: a server that does not echo case
-                // (or a forger who guessed all but the case). Say so now, so the driver
-                // asks again at once without 0x20 on a new port and ID, rather than wait
-                // out the timeout.
-                tracing::debug!(%server, "reply whose question case differs (0x20)");
-                return Err(TransportError::CaseMismatch);
+                Ok(_) => {
+                    tracing::debug!(%server, "dropping reply with wrong ID or question");
+                    clean = false;
+                }
+                // Our ID and QR set but undecodable: the server is broken, say so now rather
+                // than wait out the timeout (a forger would have to guess the ID and port too).
+                Err(e) if n >= 12 && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 => {
+                    return Err(TransportError::Malformed(e.to_string()))
+                }
+                Err(e) => {
+                    tracing::debug!(%server, error = %e, "dropping malformed reply");
+                    clean = false;
+                }
             }
-            Ok(_) => tracing::debug!(%server, "dropping reply with wrong ID or question"),
-            // Our ID and QR set but undecodable: the server is broken, say so now rather
-            // than wait out the timeout (a forger would have to guess the ID and port too).
-            Err(e) if n >= 12 && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 => {
-                return Err(TransportError::Malformed(e.to_string()))
-            }
-            Err(e) => tracing::debug!(%server, error = %e, "dropping malformed reply"),
         }
     }
+    .await;
+    (result, clean)
 }
 
 async fn bind_random(local: IpAddr) -> io::Result<UdpSocket> {
