@@ -33,9 +33,10 @@ const PORT_TRIES: usize = 8;
 pub const MAX_USES: u32 = 8;
 /// How long a socket may wait idle in the pool.
 pub const MAX_IDLE: Duration = Duration::from_secs(5);
-/// Idle sockets kept per server, and in all: a bound on descriptors held.
-const IDLE_PER_SERVER: usize = 4;
-const IDLE_TOTAL: usize = 256;
+/// Idle sockets kept per server, and in all: a bound on descriptors held. Under a miss load
+/// one authority can have hundreds of queries in flight; their sockets come back in bursts.
+const IDLE_PER_SERVER: usize = 32;
+const IDLE_TOTAL: usize = 512;
 
 /// One connected socket and what it has served.
 #[derive(Debug)]
@@ -93,6 +94,11 @@ impl SocketPool {
         }
     }
 
+    /// Closes every idle socket (when descriptors run out, they matter more elsewhere).
+    fn clear(&self) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// Idle sockets held now (tests, stats).
     pub fn idle(&self) -> usize {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -119,7 +125,13 @@ pub(super) async fn exchange(
     let mut pooled = match pool.take(local, server) {
         Some(p) => p,
         None => {
-            let sock = bind_random(local).await?;
+            let sock = match bind_random(local).await {
+                Err(e) if is_out_of_descriptors(&e) && pool.idle() > 0 => {
+                    pool.clear();
+                    bind_random(local).await?
+                }
+                r => r?,
+            };
             sock.connect(server).await?;
             Pooled {
                 sock,
@@ -197,6 +209,10 @@ async fn receive(
     }
     .await;
     (result, clean)
+}
+
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 async fn bind_random(local: IpAddr) -> io::Result<UdpSocket> {
