@@ -167,11 +167,18 @@ impl Resolver {
     /// Resolves `question` for a client, logging hops at debug level when that level is
     /// enabled. Concurrent identical questions share one resolution. With serve-stale on, a
     /// client still waiting after [`CLIENT_RESPONSE_TIMER`] gets a stale answer if one exists.
+    ///
+    /// The first client to ask runs the resolution in its own task (one task per cache
+    /// miss); only if it leaves early with a stale answer does the resolution move to a task
+    /// of its own, so that it still refreshes the cache for everyone.
     pub async fn resolve(&self, question: &Question) -> Outcome {
         loop {
             crate::metrics::note::with(|n| n.resolved = true);
             let rx = match self.inflight.join(question) {
-                Role::Leader(leader) => self.spawn_resolution(question.clone(), leader, false),
+                Role::Leader(leader) => {
+                    let resolution = Box::pin(self.resolution(question.clone(), leader, false));
+                    return self.lead(question, resolution).await;
+                }
                 Role::Follower(rx) => {
                     crate::metrics::note::with(|n| n.joined = true);
                     rx
@@ -199,14 +206,40 @@ impl Resolver {
         }
     }
 
-    /// Runs one resolution as its own task and publishes its outcome to every waiter.
-    fn spawn_resolution(
+    /// The leading client's wait: its own resolution, or a stale answer after
+    /// [`CLIENT_RESPONSE_TIMER`] while the resolution goes on in a task of its own.
+    async fn lead(
+        &self,
+        question: &Question,
+        mut resolution: std::pin::Pin<
+            Box<impl std::future::Future<Output = Outcome> + Send + 'static>,
+        >,
+    ) -> Outcome {
+        if !self.cache.config.serve_stale {
+            return resolution.await;
+        }
+        tokio::select! {
+            outcome = &mut resolution => outcome,
+            _ = tokio::time::sleep(CLIENT_RESPONSE_TIMER) => match self.stale(question) {
+                Some(stale) => {
+                    tracing::debug!(%question, "slow resolution: serving stale (RFC 8767 §5)");
+                    drop(tokio::spawn(resolution));
+                    stale
+                }
+                None => resolution.await,
+            },
+        }
+    }
+
+    /// One resolution of `question` that publishes its outcome to every waiter and returns
+    /// it: a failure is answered stale if it can be (RFC 8767), anything else has its TTLs
+    /// clamped and refills the message cache.
+    fn resolution(
         &self,
         question: Question,
         leader: inflight::Leader,
         refresh: bool,
-    ) -> tokio::sync::watch::Receiver<Option<Outcome>> {
-        let rx = leader.subscribe();
+    ) -> impl std::future::Future<Output = Outcome> + Send + 'static {
         let this = self.clone();
         // The query log's count of upstream queries (when it is on) follows the leader.
         let counter = crate::metrics::note::upstream_counter();
@@ -229,17 +262,16 @@ impl Resolver {
                 }
             }
             this.inflight.finish(leader, &outcome);
+            outcome
         };
-        // Without the query log there is nothing to count into: no task-local to swap in and
-        // out on every poll of the resolution.
-        match counter {
-            Some(c) => drop(tokio::spawn(crate::metrics::note::counting(
-                Some(c),
-                resolution,
-            ))),
-            None => drop(tokio::spawn(resolution)),
+        // Without the query log there is nothing to count into: the task-local is set only
+        // when there is a counter.
+        async move {
+            match counter {
+                Some(c) => crate::metrics::note::counting(Some(c), resolution).await,
+                None => resolution.await,
+            }
         }
-        rx
     }
 
     /// Refreshes `question` in the background (prefetch) unless it is being resolved now.
@@ -252,7 +284,7 @@ impl Resolver {
             tracing::debug!(%question, "prefetch");
             self.cache.count_prefetch();
             crate::metrics::metrics().prefetch();
-            drop(self.spawn_resolution(question, leader, true));
+            drop(tokio::spawn(self.resolution(question, leader, true)));
         }
     }
 

@@ -75,13 +75,6 @@ impl InFlight {
     }
 }
 
-impl Leader {
-    /// A channel to wait on the outcome this leader will publish.
-    pub fn subscribe(&self) -> watch::Receiver<Option<Outcome>> {
-        self.tx.subscribe()
-    }
-}
-
 /// Waits for a leader's outcome; `None` if the leader was cancelled first.
 pub async fn wait(mut rx: watch::Receiver<Option<Outcome>>) -> Option<Outcome> {
     loop {
