@@ -6,6 +6,8 @@
 //! a bound on pending resolutions turns overload into quick SERVFAILs; priming (RFC 8109)
 //! is kept fresh. Each resolution itself is a [`Resolution`] driven by [`Run::drive`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,6 +57,18 @@ impl ResolverConfig {
 /// after this long gets the stale answer if there is one (the resolution goes on and
 /// refreshes the cache). 1.8 s is the RFC's suggestion, under common stub timeouts.
 pub const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1800);
+
+/// A leader's resolution that outlives its client: dropped unfinished, it goes on in a task
+/// of its own (when a runtime is there to run it).
+struct Detach<F: Future<Output = Outcome> + Send + 'static>(Option<Pin<Box<F>>>);
+
+impl<F: Future<Output = Outcome> + Send + 'static> Drop for Detach<F> {
+    fn drop(&mut self) {
+        if let (Some(resolution), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            drop(rt.spawn(resolution));
+        }
+    }
+}
 
 /// The recursive resolver: shared by every worker of the front end. Cloning is cheap (one
 /// `Arc`); resolutions run as tasks of their own, so a client that goes away does not
@@ -177,6 +191,7 @@ impl Resolver {
             let rx = match self.inflight.join(question) {
                 Role::Leader(leader) => {
                     let resolution = Box::pin(self.resolution(question.clone(), leader, false));
+                    // (Boxed so it can move to a task of its own if the client leaves early.)
                     return self.lead(question, resolution).await;
                 }
                 Role::Follower(rx) => {
@@ -207,28 +222,41 @@ impl Resolver {
     }
 
     /// The leading client's wait: its own resolution, or a stale answer after
-    /// [`CLIENT_RESPONSE_TIMER`] while the resolution goes on in a task of its own.
-    async fn lead(
-        &self,
-        question: &Question,
-        mut resolution: std::pin::Pin<
-            Box<impl std::future::Future<Output = Outcome> + Send + 'static>,
-        >,
-    ) -> Outcome {
-        if !self.cache.config.serve_stale {
-            return resolution.await;
-        }
-        tokio::select! {
-            outcome = &mut resolution => outcome,
-            _ = tokio::time::sleep(CLIENT_RESPONSE_TIMER) => match self.stale(question) {
-                Some(stale) => {
-                    tracing::debug!(%question, "slow resolution: serving stale (RFC 8767 §5)");
-                    drop(tokio::spawn(resolution));
-                    stale
-                }
-                None => resolution.await,
+    /// [`CLIENT_RESPONSE_TIMER`] while the resolution goes on in a task of its own. If the
+    /// client's task goes away first (a DoH stream reset, shutdown), the resolution goes on
+    /// too: followers and the cache still get its outcome.
+    async fn lead<F>(&self, question: &Question, resolution: Pin<Box<F>>) -> Outcome
+    where
+        F: Future<Output = Outcome> + Send + 'static,
+    {
+        let mut own = Detach(Some(resolution));
+        let timer = self
+            .cache
+            .config
+            .serve_stale
+            .then_some(CLIENT_RESPONSE_TIMER);
+        let early = match (own.0.as_mut(), timer) {
+            (Some(r), Some(timer)) => tokio::select! {
+                outcome = r => Some(outcome),
+                _ = tokio::time::sleep(timer) => None,
             },
+            (Some(r), None) => Some(r.await),
+            (None, _) => None,
+        };
+        if let Some(outcome) = early {
+            own.0 = None;
+            return outcome;
         }
+        if let Some(stale) = self.stale(question) {
+            tracing::debug!(%question, "slow resolution: serving stale (RFC 8767 §5)");
+            return stale; // `own` moves the resolution to a task of its own
+        }
+        let outcome = match own.0.as_mut() {
+            Some(r) => r.await,
+            None => Outcome::ServFail(Failure::Deadline),
+        };
+        own.0 = None;
+        outcome
     }
 
     /// One resolution of `question` that publishes its outcome to every waiter and returns
@@ -239,7 +267,7 @@ impl Resolver {
         question: Question,
         leader: inflight::Leader,
         refresh: bool,
-    ) -> impl std::future::Future<Output = Outcome> + Send + 'static {
+    ) -> impl Future<Output = Outcome> + Send + 'static {
         let this = self.clone();
         // The query log's count of upstream queries (when it is on) follows the leader.
         let counter = crate::metrics::note::upstream_counter();
@@ -435,6 +463,35 @@ mod tests {
     use crate::transport::scripted::{self as s, Script, Scripted};
     use hickory_proto::rr::rdata::NS;
     use hickory_proto::rr::{Name, RData, Record};
+
+    /// Issue 17.1: the first client runs the resolution in its own task; if that task is
+    /// cancelled (a DoH stream reset, a client that went away), the resolution still ends
+    /// and fills the cache for the next client.
+    #[tokio::test(start_paused = true)]
+    async fn a_resolution_outlives_its_cancelled_client() {
+        let w = Arc::new(Scripted::new());
+        w.default_for(
+            "10.0.0.1",
+            Script::Reply(s::answer(vec![s::rec("www.test.", 300, s::a("192.0.2.1"))])),
+        );
+        w.delay("10.0.0.1", Duration::from_millis(300));
+        let mut config = ResolverConfig::new(s::root_hints("10.0.0.1"));
+        config.settings.ipv6 = false;
+        config.settings.minimise = super::super::machine::MinimiseMode::Off;
+        let resolver = Resolver::new(config, w.clone());
+        let q = Question::new(Name::from_ascii("www.test.").unwrap(), RecordType::A);
+        let gone = tokio::time::timeout(Duration::from_millis(100), resolver.resolve(&q)).await;
+        assert!(gone.is_err(), "the client gave up first");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(resolver.in_flight(), 0, "the resolution ended");
+        let o = resolver.resolve(&q).await;
+        assert!(matches!(o, Outcome::Answer { .. }), "{o:?}");
+        assert_eq!(
+            w.seen().len(),
+            1,
+            "the second client was answered from the cache"
+        );
+    }
 
     /// Issue 10, behaviour 6, through the driver: once the child's own address for its name
     /// server is known to time out, later names go to the parent's glue at once instead of

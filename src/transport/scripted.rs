@@ -40,6 +40,8 @@ pub struct Scripted {
     scripts: Mutex<HashMap<(IpAddr, Name, RecordType), Script>>,
     /// Fallback per server for questions without their own script.
     defaults: Mutex<HashMap<IpAddr, Script>>,
+    /// How long a server takes to reply (none: at once).
+    delays: Mutex<HashMap<IpAddr, std::time::Duration>>,
     seen: Mutex<Vec<Seen>>,
 }
 
@@ -70,6 +72,12 @@ impl Scripted {
     /// `server` answers every question without its own script with `script`.
     pub fn default_for(&self, server: &str, script: Script) -> &Self {
         self.defaults.lock().unwrap().insert(ip(server), script);
+        self
+    }
+
+    /// `server` takes `delay` to reply (in the test's paused time, as in real time).
+    pub fn delay(&self, server: &str, delay: std::time::Duration) -> &Self {
+        self.delays.lock().unwrap().insert(ip(server), delay);
         self
     }
 
@@ -127,6 +135,10 @@ impl Scripted {
 #[async_trait]
 impl Exchange for Scripted {
     async fn exchange(&self, q: &OutQuery) -> Result<Message, TransportError> {
+        let delay = self.delays.lock().unwrap().get(&q.server.ip()).copied();
+        if let Some(delay) = delay.filter(|d| *d < q.timeout) {
+            tokio::time::sleep(delay).await;
+        }
         match self.reply(q.server, &q.query.name, q.query.query_type, q.tcp, q.edns) {
             Some(m) => Ok(m),
             None => {
