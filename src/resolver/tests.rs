@@ -129,10 +129,9 @@ struct Run {
     sent: usize,
 }
 
-/// Drives the machine with the scripted world through the one drive loop (`run.rs`),
-/// always picking the first candidate, in paused time.
-fn run_with(w: &Scripted, cache: &Cache, question: Question, settings: Settings) -> Run {
-    let mut m = Resolution::new(question, root(), Arc::new(settings), true);
+/// Drives `m` with the scripted world through the one drive loop (`run.rs`), always
+/// picking the first candidate, in paused time, on the fixed clock `NOW`.
+fn drive(w: &Scripted, cache: &Cache, m: &mut Resolution) -> (Outcome, Vec<HopEvent>) {
     let mut events = crate::trace::Collect::default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -141,13 +140,20 @@ fn run_with(w: &Scripted, cache: &Cache, question: Question, settings: Settings)
         .expect("a test runtime");
     let outcome = rt.block_on(async {
         let deadline = std::time::Instant::now() + Duration::from_secs(3600);
-        let mut drive =
-            super::run::Run::new(cache, w, Pick::First, deadline).with_unix_clock(|| NOW);
-        drive.drive(&mut m, Some(&mut events), || None).await
+        super::run::Run::new(cache, w, Pick::First, deadline)
+            .with_unix_clock(|| NOW)
+            .drive(m, Some(&mut events), || None)
+            .await
     });
+    (outcome, events.0)
+}
+
+fn run_with(w: &Scripted, cache: &Cache, question: Question, settings: Settings) -> Run {
+    let mut m = Resolution::new(question, root(), Arc::new(settings), true);
+    let (outcome, events) = drive(w, cache, &mut m);
     Run {
         outcome,
-        events: events.0,
+        events,
         sent: m.queries_sent(),
     }
 }
@@ -1420,20 +1426,8 @@ fn priming_reply() -> Message {
 
 fn prime(w: &Scripted, cache: &Cache, root: Delegation) -> (Outcome, Vec<HopEvent>, usize) {
     let mut m = Resolution::priming(root, Arc::new(settings()), true);
-    let mut events = crate::trace::Collect::default();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    let outcome = rt.block_on(async {
-        let deadline = std::time::Instant::now() + Duration::from_secs(3600);
-        super::run::Run::new(cache, w, Pick::First, deadline)
-            .with_unix_clock(|| NOW)
-            .drive(&mut m, Some(&mut events), || None)
-            .await
-    });
-    (outcome, events.0, m.queries_sent())
+    let (outcome, events) = drive(w, cache, &mut m);
+    (outcome, events, m.queries_sent())
 }
 
 /// Issue 13.3: priming is a resolution like any other, driven by the same loop: a hint
