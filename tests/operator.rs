@@ -130,6 +130,15 @@ async fn metrics_pass_promtool_and_the_histogram_adds_up() {
     assert!(metric(&open, "hopdns_cache_bytes{store=\"rrset\"}") > 0.0);
     assert!(metric(&open, "hopdns_upstream_replies_total{rcode=\"NXDOMAIN\"}") >= 1.0);
     assert!(metric(&open, "process_open_fds") > 3.0);
+    // jemalloc's counts (issue 17.6): live bytes below what its pages hold, those below RAM.
+    let bytes = |state: &str| {
+        metric(
+            &open,
+            &format!("hopdns_allocator_bytes{{state=\"{state}\"}}"),
+        )
+    };
+    assert!(bytes("allocated") > 0.0 && bytes("allocated") <= bytes("active"));
+    assert!(bytes("active") <= bytes("resident"), "{open}");
 
     // Without an Accept header: the Prometheus text format, which promtool lints.
     let text = scrape(url, false);

@@ -477,6 +477,24 @@ impl Histogram {
 
 /// Open file descriptors (entries of /proc/self/fd) and the soft limit, as Prometheus's
 /// process collector names them; `None` where /proc is missing.
+/// jemalloc's own byte counts, read fresh (its statistics are refreshed by advancing the
+/// epoch); `None` where jemalloc is not the allocator in use (the library's tests).
+fn allocator_bytes() -> Option<[(&'static str, i64); 4]> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    epoch::advance().ok()?;
+    let get = |v: Result<usize, tikv_jemalloc_ctl::Error>| v.ok().map(|b| b as i64);
+    let allocated = get(stats::allocated::read())?;
+    if allocated == 0 {
+        return None;
+    }
+    Some([
+        ("allocated", allocated),
+        ("active", get(stats::active::read())?),
+        ("resident", get(stats::resident::read())?),
+        ("retained", get(stats::retained::read())?),
+    ])
+}
+
 fn process_fds() -> Option<(i64, i64)> {
     let open = std::fs::read_dir("/proc/self/fd").ok()?.count();
     let mut lim = libc::rlimit {
@@ -779,6 +797,20 @@ impl Collector for Exporter {
                 family
                     .encode_family(&[("store", store)])?
                     .encode_counter::<NoLabelSet, u64, u64>(&st.evictions, None)?;
+            }
+        }
+        if let Some(bytes) = allocator_bytes() {
+            let mut family = encoder.encode_descriptor(
+                "hopdns_allocator_bytes",
+                "jemalloc's bytes: allocated (in live objects), active (in pages holding them), \
+                 resident (in RAM, including its own slack), retained (address space kept unmapped from RAM)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (state, v) in bytes {
+                family
+                    .encode_family(&[("state", state)])?
+                    .encode_gauge(&v)?;
             }
         }
         if let Some((open, max)) = process_fds() {
