@@ -7,6 +7,7 @@ cd "$(dirname "$0")/../src"
 
 declare -A may=(
   [dns]=""
+  [dnssec]=""
   [cache]="dns"
   [trace]="dns"
   [metrics]="dns cache"
