@@ -10,8 +10,11 @@
 //! * [`algo`]: which DNSKEY algorithms and DS digests we validate (RFC 8624).
 //! * [`verify`]: an RRset against a key set; a DNSKEY set against DS or anchors; validity
 //!   windows with skew; the per-request [`Budget`].
+//! * [`denial`]: NSEC and NSEC3 proofs of NXDOMAIN, NODATA, wildcard answers and insecure
+//!   delegations, usable on cached ranges too (RFC 8198).
 
 pub mod algo;
+pub mod denial;
 pub mod verify;
 
 #[cfg(test)]
