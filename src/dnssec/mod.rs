@@ -12,8 +12,11 @@
 //!   windows with skew; the per-request [`Budget`].
 //! * [`denial`]: NSEC and NSEC3 proofs of NXDOMAIN, NODATA, wildcard answers and insecure
 //!   delegations, usable on cached ranges too (RFC 8198).
+//! * [`anchor`]: trust anchors (built-in root KSKs, `--trust-anchor` files), negative trust
+//!   anchors (RFC 7646).
 
 pub mod algo;
+pub mod anchor;
 pub mod denial;
 pub mod verify;
 
