@@ -14,9 +14,11 @@
 //!   delegations, usable on cached ranges too (RFC 8198).
 //! * [`anchor`]: trust anchors (built-in root KSKs, `--trust-anchor` files), negative trust
 //!   anchors (RFC 7646).
+//! * [`autotrust`]: RFC 5011 automated trust-anchor updates, a pure state machine.
 
 pub mod algo;
 pub mod anchor;
+pub mod autotrust;
 pub mod denial;
 pub mod verify;
 
