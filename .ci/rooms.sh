@@ -13,9 +13,7 @@ declare -A may=(
   [metrics]="dns cache"
   [transport]="dns cache"
   [server]="dns cache metrics"
-  # resolver -> server: only the fast-path parser (server/fast.rs), until the fast path moves
-  # into the server and the cache (issue 13.2).
-  [resolver]="dns cache metrics trace transport server"
+  [resolver]="dns cache metrics trace transport"
   [control]="dns metrics"
   [redirect]="dns cache metrics trace control resolver"
   [lab]="dns"

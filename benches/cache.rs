@@ -10,7 +10,8 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hopdns::cache::{unix_now, AnswerCache, CacheConfig};
 use hopdns::resolver::{Question, Resolver, ResolverConfig};
-use hopdns::server::{request, Answerer, Policy, Proto};
+use hopdns::server::fast::reply_from_cache;
+use hopdns::server::{request, Policy, Proto};
 use hopdns::transport::scripted::{self as s, Scripted};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -117,10 +118,16 @@ fn hit_path(c: &mut Criterion) {
     let client: SocketAddr = "127.0.0.1:40000".parse().unwrap();
     let mut out = vec![0u8; 1232];
     let mut i = 0;
-    c.bench_function("hit_path/fast_reply on raw bytes", |b| {
+    c.bench_function("hit_path/reply_from_cache on raw bytes", |b| {
         b.iter(|| {
             i = (i + 1) % N;
-            black_box(resolver.fast_reply(&queries[i], client, &mut out))
+            black_box(reply_from_cache(
+                resolver.cache(),
+                &resolver,
+                &queries[i],
+                client,
+                &mut out,
+            ))
         })
     });
     let policy = Policy::default();
@@ -141,11 +148,11 @@ fn hit_path(c: &mut Criterion) {
     // hit and reply counters, then the same with response rate limiting on.
     let metrics = hopdns::metrics::metrics();
     let mut k = 0;
-    c.bench_function("hit_path/fast_reply + metrics", |b| {
+    c.bench_function("hit_path/reply_from_cache + reply counters", |b| {
         b.iter(|| {
             k = (k + 1) % N;
-            let len = resolver.fast_reply(&queries[k], client, &mut out).unwrap();
-            metrics.cache_hit();
+            let len = reply_from_cache(resolver.cache(), &resolver, &queries[k], client, &mut out)
+                .unwrap();
             metrics.count_reply(&out[..len]);
             black_box(len)
         })
@@ -158,12 +165,12 @@ fn hit_path(c: &mut Criterion) {
     })
     .unwrap();
     let mut l = 0;
-    c.bench_function("hit_path/fast_reply + metrics + RRL", |b| {
+    c.bench_function("hit_path/reply_from_cache + reply counters + RRL", |b| {
         b.iter(|| {
             l = (l + 1) % N;
-            let len = resolver.fast_reply(&queries[l], client, &mut out).unwrap();
+            let len = reply_from_cache(resolver.cache(), &resolver, &queries[l], client, &mut out)
+                .unwrap();
             let verdict = rrl.check(client.ip(), std::time::Instant::now());
-            metrics.cache_hit();
             metrics.count_reply(&out[..len]);
             black_box((len, verdict))
         })

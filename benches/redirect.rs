@@ -19,7 +19,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hopdns::cache::unix_now;
 use hopdns::redirect::{file, Redirector};
 use hopdns::resolver::{Question, Resolver, ResolverConfig};
-use hopdns::server::Answerer;
+use hopdns::server::fast::reply_from_cache;
 use hopdns::transport::scripted::{self as s, Scripted};
 
 /// A query as a stub sends it: RD, EDNS 1232, mixed case.
@@ -113,18 +113,42 @@ fn bench(c: &mut Criterion) {
         &queries[i]
     };
     assert!(
-        resolver.fast_reply(next(), client, &mut out).is_some(),
+        reply_from_cache(resolver.cache(), &*resolver, next(), client, &mut out).is_some(),
         "a warm hit"
     );
-    let mut g = c.benchmark_group("redirect/hit path (fast_reply)");
+    let mut g = c.benchmark_group("redirect/hit path (reply_from_cache)");
     g.bench_function("direct (no layer)", |b| {
-        b.iter(|| black_box(resolver.fast_reply(next(), client, &mut out)))
+        b.iter(|| {
+            black_box(reply_from_cache(
+                resolver.cache(),
+                &*resolver,
+                next(),
+                client,
+                &mut out,
+            ))
+        })
     });
     g.bench_function("redirect, no rules", |b| {
-        b.iter(|| black_box(empty.fast_reply(next(), client, &mut out)))
+        b.iter(|| {
+            black_box(reply_from_cache(
+                resolver.cache(),
+                &empty,
+                next(),
+                client,
+                &mut out,
+            ))
+        })
     });
     g.bench_function("redirect, 100k rules, no match", |b| {
-        b.iter(|| black_box(loaded.fast_reply(next(), client, &mut out)))
+        b.iter(|| {
+            black_box(reply_from_cache(
+                resolver.cache(),
+                &loaded,
+                next(),
+                client,
+                &mut out,
+            ))
+        })
     });
     g.finish();
 

@@ -40,3 +40,10 @@ fn fast_path_corpus_and_regressions_pass() {
         + replay("fuzz/regressions/fast_path", hopdns::fuzz::fast_path);
     assert!(n >= 4, "{n} inputs");
 }
+
+#[test]
+fn wire_corpus_and_regressions_pass() {
+    let n = replay("fuzz/corpus/wire", hopdns::fuzz::wire)
+        + replay("fuzz/regressions/wire", hopdns::fuzz::wire);
+    assert!(n >= 5, "{n} inputs");
+}

@@ -43,6 +43,7 @@ impl REnv {
         let resolver = Arc::new(hopdns::cli::lab::lab_resolver(&lab).unwrap());
         let path = dir(net).join("rules.toml");
         std::fs::write(&path, rules).unwrap();
+        let hits = resolver.cache().clone();
         let redirect = Arc::new(Redirector::from_file(resolver, &path).expect("rules load"));
         let addr = SocketAddr::new(IpAddr::V4(lab.addr(253)), 53);
         let bound = BoundServer::bind(&ServerConfig {
@@ -50,7 +51,8 @@ impl REnv {
             threads: 1,
             ..ServerConfig::default()
         })
-        .expect("binds");
+        .expect("binds")
+        .serve_hits_from(hits);
         let shutdown = CancellationToken::new();
         let answerer: Arc<dyn Answerer> = redirect.clone();
         let token = shutdown.clone();

@@ -11,8 +11,9 @@ use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use lru::LruCache;
 
-use super::store::{key_name, KeyBuf, Names, Store, StoreStats, Weigh};
+use super::store::{Names, Store, StoreStats, Weigh};
 use super::CacheConfig;
+use crate::dns::wire::{key_name, KeyBuf};
 use crate::dns::Question;
 
 /// What a lookup finds: records with TTLs already decremented to the time left.
@@ -369,7 +370,7 @@ impl AnswerCache {
     /// Takes back one exported entry if it has not expired by `now`. Returns whether it did.
     /// The records are checked by decoding them first: a dump file is input, not trusted.
     pub fn import(&self, key: &[u8], expires: u64, kind: Kind, data: &[u8], now: u64) -> bool {
-        if expires <= now || key.len() < 5 || key.len() > super::store::MAX_KEY {
+        if expires <= now || key.len() < 5 || key.len() > crate::dns::wire::MAX_KEY {
             return false;
         }
         let records = decode_records(data, 0);

@@ -18,7 +18,8 @@
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
 
-use super::store::{skip_name, KeyBuf, Names, Store, StoreStats, Weigh};
+use super::store::{Names, Store, StoreStats, Weigh};
+use crate::dns::wire::{records, KeyBuf};
 use crate::dns::Question;
 
 /// Header flags we set in every reply: QR in the first flag byte, RA in the second.
@@ -232,25 +233,12 @@ impl MessageCache {
 /// Offsets of the TTL of every record in an encoded message without OPT; `None` if the
 /// message is not as [`Message::to_vec`] writes it.
 fn ttl_offsets(wire: &[u8]) -> Option<Vec<u16>> {
-    let count = |at: usize| -> Option<usize> {
-        Some(usize::from(u16::from_be_bytes([
-            *wire.get(at)?,
-            *wire.get(at + 1)?,
-        ])))
-    };
-    let (qd, rrs) = (count(4)?, count(6)? + count(8)? + count(10)?);
-    let mut at = 12;
-    for _ in 0..qd {
-        at = skip_name(wire, at)? + 4;
-    }
-    let mut offsets = Vec::with_capacity(rrs);
-    for _ in 0..rrs {
-        at = skip_name(wire, at)? + 4;
-        offsets.push(u16::try_from(at).ok()?);
-        let rdlen = count(at + 4)?;
-        at += 6 + rdlen;
-    }
-    (at == wire.len()).then_some(offsets)
+    let mut walk = records(wire);
+    let offsets = walk
+        .by_ref()
+        .map(|r| u16::try_from(r.ttl_at).ok())
+        .collect::<Option<Vec<u16>>>()?;
+    (walk.end()? == wire.len()).then_some(offsets)
 }
 
 #[cfg(test)]

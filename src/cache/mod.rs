@@ -27,7 +27,7 @@ pub use delegation::{Delegation, DelegationCache, NsName};
 pub use infra::{Feedback, InfraCache, ServerStats};
 pub use message::{MessageCache, Miss, Patch, Written};
 pub use persist::{is_cache_header, LoadError, MAGIC_PREFIX};
-pub use store::{skip_name, wire_labels, KeyBuf, StoreStats};
+pub use store::StoreStats;
 
 /// Seconds since the Unix epoch on the system clock: the time base of every TTL.
 ///
@@ -150,13 +150,21 @@ impl Cache {
     /// Forgets everything cached for `name` (every type; its NXDOMAIN; ready replies).
     /// Returns how many entries went.
     pub fn flush_name(&self, name: &Name) -> usize {
-        let key = KeyBuf::from_parts(name, hickory_proto::rr::RecordType::A, DNSClass::IN);
+        let key = crate::dns::wire::KeyBuf::from_parts(
+            name,
+            hickory_proto::rr::RecordType::A,
+            DNSClass::IN,
+        );
         self.answers.flush_name(key.name()) + self.messages.flush_name(key.name())
     }
 
     /// Forgets everything at or below `zone`, zone cuts included (Unbound `flush_zone`).
     pub fn flush_zone(&self, zone: &Name) -> usize {
-        let key = KeyBuf::from_parts(zone, hickory_proto::rr::RecordType::A, DNSClass::IN);
+        let key = crate::dns::wire::KeyBuf::from_parts(
+            zone,
+            hickory_proto::rr::RecordType::A,
+            DNSClass::IN,
+        );
         self.answers.flush_zone(key.name())
             + self.messages.flush_zone(key.name())
             + self.delegations.flush_zone(zone)

@@ -31,8 +31,8 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use hickory_proto::serialize::txt::Parser;
 
 use super::answer::{decode_records, encode_records, Kind};
-use super::store::{key_name, KeyBuf};
 use super::{unix_now, Cache};
+use crate::dns::wire::{key_name, KeyBuf};
 
 const MAGIC_V1: &str = "hopdns-cache 1";
 const MAGIC: &str = "hopdns-cache 2";

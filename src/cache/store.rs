@@ -8,10 +8,9 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use hickory_proto::rr::{DNSClass, Name, RecordType};
 use lru::LruCache;
 
-use crate::dns::Question;
+use crate::dns::wire::{key_name, wire_is_under};
 
 /// Shards per store: a question hashes to one, so workers rarely meet on a lock.
 pub const STORE_SHARDS: usize = 64;
@@ -21,127 +20,6 @@ pub const STORE_SHARDS: usize = 64;
 /// Estimated from `size_of` and malloc's 16-byte granularity; `benches/load` checks it
 /// against RSS.
 pub const ENTRY_OVERHEAD: usize = 112;
-
-/// Longest key: a 255-byte wire name, type and class.
-pub const MAX_KEY: usize = 255 + 4;
-
-/// A question key built on the stack: lowercase wire name, then type and class.
-pub struct KeyBuf {
-    buf: [u8; MAX_KEY],
-    len: usize,
-}
-
-impl KeyBuf {
-    /// The key of `q` (its name is already lowercase: [`Question`] keeps it so).
-    pub fn of(q: &Question) -> Self {
-        Self::from_parts(&q.name, q.qtype, q.qclass)
-    }
-
-    pub fn from_parts(name: &Name, qtype: RecordType, qclass: DNSClass) -> Self {
-        let mut k = KeyBuf {
-            buf: [0; MAX_KEY],
-            len: 0,
-        };
-        for label in name.iter() {
-            // A Name holds at most 255 wire bytes, so this never overruns.
-            let n = label.len().min(63);
-            if k.len + 1 + n + 1 + 4 > MAX_KEY {
-                break;
-            }
-            k.buf[k.len] = n as u8;
-            for (d, s) in k.buf[k.len + 1..k.len + 1 + n].iter_mut().zip(label) {
-                *d = s.to_ascii_lowercase();
-            }
-            k.len += 1 + n;
-        }
-        k.buf[k.len] = 0;
-        k.len += 1;
-        k.push_type_class(u16::from(qtype), u16::from(qclass));
-        k
-    }
-
-    /// The key of a wire name (uncompressed, already checked) with type and class,
-    /// lowercasing as it copies: the fast path builds its key straight from the query bytes.
-    #[inline(always)]
-    pub fn from_wire(name: &[u8], qtype: u16, qclass: u16) -> Option<Self> {
-        if name.len() + 4 > MAX_KEY {
-            return None;
-        }
-        let mut k = KeyBuf {
-            buf: [0; MAX_KEY],
-            len: name.len(),
-        };
-        for (d, s) in k.buf[..name.len()].iter_mut().zip(name) {
-            *d = s.to_ascii_lowercase();
-        }
-        k.push_type_class(qtype, qclass);
-        Some(k)
-    }
-
-    fn push_type_class(&mut self, qtype: u16, qclass: u16) {
-        self.buf[self.len..self.len + 2].copy_from_slice(&qtype.to_be_bytes());
-        self.buf[self.len + 2..self.len + 4].copy_from_slice(&qclass.to_be_bytes());
-        self.len += 4;
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-
-    /// The wire name part of the key.
-    pub fn name(&self) -> &[u8] {
-        &self.buf[..self.len - 4]
-    }
-}
-
-/// The wire name at the start of a key.
-pub fn key_name(key: &[u8]) -> &[u8] {
-    &key[..key.len().saturating_sub(4)]
-}
-
-/// The offset just past the (possibly compressed) name at `at` in a message; `None` if it
-/// runs off the end or holds a label type other than length or pointer.
-pub fn skip_name(wire: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *wire.get(at)?;
-        match len {
-            0 => return Some(at + 1),
-            l if l & 0xc0 == 0xc0 => return Some(at + 2),
-            l if l <= 63 => at += 1 + usize::from(l),
-            _ => return None,
-        }
-    }
-}
-
-/// The labels of an uncompressed wire name.
-pub fn wire_labels(name: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let len = usize::from(*name.get(at)?);
-        if len == 0 {
-            return None;
-        }
-        let label = name.get(at + 1..at + 1 + len)?;
-        at += 1 + len;
-        Some(label)
-    })
-}
-
-/// Whether wire name `name` is `zone` or below it (both lowercase, uncompressed).
-pub fn wire_is_under(name: &[u8], zone: &[u8]) -> bool {
-    let mut at = 0;
-    while at < name.len() {
-        if name[at..] == *zone {
-            return true;
-        }
-        let len = usize::from(name[at]);
-        if len == 0 {
-            break;
-        }
-        at += 1 + len;
-    }
-    zone == [0]
-}
 
 /// Which names a flush removes.
 #[derive(Clone, Copy, Debug)]
@@ -318,27 +196,6 @@ mod tests {
         fn heap_bytes(&self) -> usize {
             self.capacity()
         }
-    }
-
-    #[test]
-    fn keys_are_lowercase_wire_names_with_type_and_class() {
-        let q = Question::new(Name::from_ascii("WwW.Example.").unwrap(), RecordType::A);
-        let k = KeyBuf::of(&q);
-        assert_eq!(k.as_bytes(), b"\x03www\x07example\x00\x00\x01\x00\x01");
-        let w = KeyBuf::from_wire(b"\x03WWW\x07exAMPLE\x00", 1, 1).unwrap();
-        assert_eq!(w.as_bytes(), k.as_bytes());
-    }
-
-    #[test]
-    fn under_a_zone_means_at_a_label_boundary() {
-        assert!(wire_is_under(b"\x03www\x07example\x00", b"\x07example\x00"));
-        assert!(wire_is_under(b"\x07example\x00", b"\x07example\x00"));
-        assert!(!wire_is_under(
-            b"\x07example\x00",
-            b"\x03www\x07example\x00"
-        ));
-        assert!(!wire_is_under(b"\x08xexample\x00", b"\x07example\x00"));
-        assert!(wire_is_under(b"\x07example\x00", b"\x00"));
     }
 
     #[test]

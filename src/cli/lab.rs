@@ -107,6 +107,7 @@ pub fn run(args: LabArgs) -> CmdResult {
         outln!("Root hints for this lab: {}", hints_file.display());
         outln!("Ctrl-C stops the lab.");
         let shutdown = CancellationToken::new();
+        let bound = bound.serve_hits_from(resolver.cache().clone());
         let answerer: Arc<dyn Answerer> = resolver;
         let server = tokio::spawn(bound.run(answerer, shutdown.clone()));
         shutdown_signal().await;

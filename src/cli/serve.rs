@@ -217,6 +217,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
             reloaders.push(r.clone());
             crate::metrics::metrics().set_health_source(Some(r.clone()));
         }
+        let resolver_cache = resolver.cache().clone();
         let cache = Arc::new(ResolverCache((*resolver).clone()));
         crate::metrics::metrics().set_cache_source(Some(cache.clone()));
         let controls = Controls {
@@ -229,6 +230,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
             // No rules: the resolver answers directly, with no layer in between.
             None => resolver,
         };
+        let bound = bound.serve_hits_from(resolver_cache);
         let server = tokio::spawn(bound.run(answerer, shutdown.clone()));
         // Every socket is bound and registered: systemd may start what needs DNS now.
         super::notify::send("READY=1\nSTATUS=answering queries");

@@ -1,4 +1,5 @@
-//! The one question every front end asks: what is the answer to this, for this client.
+//! The one question every front end asks: what is the answer to this, for this client;
+//! and the two things the server's cache-hit path tells whoever answers.
 
 use std::net::SocketAddr;
 
@@ -13,10 +14,15 @@ pub trait Answerer: Send + Sync + 'static {
     /// asks).
     async fn answer(&self, question: &Question, client: SocketAddr) -> Outcome;
 
-    /// A complete reply to the raw UDP `query` from an allowed `client`, written into `out`
-    /// without waiting (a cache hit): returns its length. `None` sends the query down the
-    /// normal path (triage, then [`Answerer::answer`]). The default never answers fast.
-    fn fast_reply(&self, _query: &[u8], _client: SocketAddr, _out: &mut [u8]) -> Option<usize> {
-        None
+    /// Whether a ready `reply` from the message cache may answer `client`'s question named
+    /// `qname` (wire form, as the client wrote it) on the server's cache-hit path. A
+    /// redirect layer says no when a rule covers the name or the reply's CNAME chain; its
+    /// answers never enter the cache. `false` sends the query down the normal path.
+    fn may_serve_cached(&self, _qname: &[u8], _reply: &[u8], _client: SocketAddr) -> bool {
+        true
     }
+
+    /// A cached reply just served is in the last 10% of its TTL: refresh `question` in the
+    /// background (Unbound's `prefetch`). The default does nothing.
+    fn prefetch(&self, _question: Question) {}
 }

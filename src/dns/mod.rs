@@ -7,12 +7,15 @@
 //!   redirect layer in front of it).
 //! * [`dname_target`], [`ns_target`]: RDATA read where hickory-proto leaves it to us.
 //! * [`record_text`]: a record as dig prints it (TXT quoted, DNAME as a name).
+//! * [`wire`]: messages read straight from their bytes (plain queries, cache keys, record
+//!   walks), bounds-checked, for the paths that must not decode.
 
 mod answerer;
 mod outcome;
 mod present;
 mod question;
 mod rdata;
+pub mod wire;
 
 pub use answerer::Answerer;
 pub use outcome::{Failure, Outcome};

@@ -13,13 +13,16 @@ use hickory_proto::rr::{Name, RecordType};
 
 use crate::cache::Cache;
 use crate::dns::{Failure, Outcome, Question};
-use crate::resolver::machine::{Action, Event, MinimiseMode, Resolution, Settings};
+use crate::resolver::machine::{MinimiseMode, Resolution, Settings};
+use crate::resolver::run::{Pick, Run};
 use crate::server::request::{self, Policy, Proto, Triage};
+use crate::transport::{Exchange, OutQuery, TransportError};
 
 /// A fixed clock for the machine (seconds): the harness must be deterministic.
 const NOW: u64 = 1_700_000_000;
 
-/// Upper bound on machine steps in one run: far above any budget, so reaching it is a hang.
+/// Upper bound on upstream queries in one run: far above any budget, so reaching it is a
+/// hang.
 const MAX_STEPS: usize = 1_000;
 
 /// The front end: raw client bytes through `triage`, then `respond` with a few outcomes.
@@ -84,12 +87,13 @@ fn check_reply(query: &[u8], reply: &[u8], proto: Proto) {
     }
 }
 
-/// The state machine fed arbitrary upstream replies. Layout: one settings byte, then
-/// records of `[flags, len_hi, len_lo, bytes...]`, one per `Send` the machine makes.
+/// The state machine fed arbitrary upstream replies through the one drive loop
+/// (`resolver::run`). Layout: one settings byte, then records of
+/// `[flags, len_hi, len_lo, bytes...]`, one per query the machine asks.
 /// Flags: bit 0 = timeout instead, bit 1 = rewrite the reply's question to the one sent
 /// (what the transport would insist on), bit 2 = treat as undecodable.
 pub fn machine(data: &[u8]) {
-    let Some((&setup, mut rest)) = data.split_first() else {
+    let Some((&setup, rest)) = data.split_first() else {
         return;
     };
     let qtypes = [
@@ -126,64 +130,70 @@ pub fn machine(data: &[u8]) {
         settings,
         setup & 0x40 != 0,
     );
-    for _ in 0..MAX_STEPS {
-        let send = match m.poll(&cache, NOW) {
-            Action::Done(_) => {
-                assert!(m.queries_sent() <= max_queries, "query budget exceeded");
-                return;
-            }
-            Action::Ask(send) => send,
-        };
-        assert!(!send.candidates.is_empty(), "a Send without candidates");
-        let from = send.candidates[0];
-        let after = Duration::from_millis(10);
-        let event = match next_record(&mut rest) {
-            None => Event::NoReply {
-                from,
-                error: "timed out".into(),
-                after,
-            },
-            Some((flags, _)) if flags & 1 != 0 => Event::NoReply {
-                from,
-                error: "timed out".into(),
-                after,
-            },
-            Some((flags, bytes)) => match Message::from_vec(bytes) {
+    let authorities = FuzzAuthorities {
+        rest: std::sync::Mutex::new((rest.to_vec(), 0)),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+    let mut run = Run::new(&cache, &authorities, Pick::First, deadline).with_unix_clock(|| NOW);
+    RUNTIME.with(|rt| rt.block_on(run.drive(&mut m, None, || None)));
+    assert!(m.queries_sent() <= max_queries, "query budget exceeded");
+}
+
+thread_local! {
+    /// The fuzz harness's executor: the drive loop is async, the scripted authorities never
+    /// wait.
+    static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime");
+}
+
+/// Authorities that answer each query with the next record of the fuzz input.
+struct FuzzAuthorities {
+    /// The input left, and how many queries were answered so far.
+    rest: std::sync::Mutex<(Vec<u8>, usize)>,
+}
+
+#[async_trait::async_trait]
+impl Exchange for FuzzAuthorities {
+    async fn exchange(&self, q: &OutQuery) -> Result<Message, TransportError> {
+        let mut guard = self.rest.lock().expect("not poisoned");
+        let (rest, asked) = &mut *guard;
+        *asked += 1;
+        assert!(
+            *asked <= MAX_STEPS,
+            "the resolution did not end within {MAX_STEPS} queries"
+        );
+        let mut tail: &[u8] = rest;
+        let record = next_record(&mut tail).map(|(f, b)| (f, b.to_vec()));
+        *rest = tail.to_vec();
+        match record {
+            None => Err(TransportError::Timeout),
+            Some((flags, _)) if flags & 1 != 0 => Err(TransportError::Timeout),
+            Some((flags, bytes)) => match Message::from_vec(&bytes) {
                 Ok(mut message) if flags & 4 == 0 => {
                     if flags & 2 != 0 {
-                        message.queries = vec![send.query.clone()];
+                        message.queries = vec![q.query.clone()];
                     }
                     if message.metadata.response_code == ResponseCode::NoError && flags & 8 != 0 {
                         message.metadata.authoritative = true;
                     }
-                    Event::Response {
-                        from,
-                        message,
-                        rtt: after,
-                        edns: send.edns,
-                    }
+                    Ok(message)
                 }
-                Ok(_) | Err(_) => Event::Unusable {
-                    from,
-                    error: "malformed".into(),
-                    after,
-                },
+                Ok(_) | Err(_) => Err(TransportError::Malformed("undecodable".into())),
             },
-        };
-        m.handle(event, &cache, NOW);
-        let _ = m.take_events();
+        }
     }
-    panic!("the resolution did not end within {MAX_STEPS} steps");
 }
 
 /// Clock steps tried by [`fast_path`] between storing a template and serving it (seconds;
 /// negative: the system clock stepped back, issue 11.8).
 const FAST_PATH_STEPS: [i64; 8] = [-86_400, -1, 0, 1, 59, 299, 3_600, 1 << 32];
 
-/// The cache-hit fast path: raw client bytes through `server::fast::parse`, checked against
-/// the full front end (`triage`), then a reply template built from an arbitrary upstream
-/// reply, stored in the message cache and written for that client by
-/// `MessageCache::write_reply` (the template patching), as `Resolver::fast_reply` does.
+/// The cache-hit fast path: raw client bytes through `dns::wire::parse_plain_query`, checked
+/// against the full front end (`triage`), then a reply template built from an arbitrary
+/// upstream reply, stored in the message cache and written for that client by
+/// `MessageCache::write_reply` with `server::fast::patch_for` (the template patching), as
+/// `server::fast::reply_from_cache` does.
 /// Layout: `[flags, query_len_hi, query_len_lo, query..., upstream reply...]`; flags bits 0-1
 /// pick our UDP payload (the output buffer), bits 2-4 the clock step, bit 5 a NXDOMAIN
 /// rcode. Promises checked: the fast path accepts only what `triage` would ask the resolver
@@ -192,8 +202,9 @@ const FAST_PATH_STEPS: [i64; 8] = [-86_400, -1, 0, 1, 59, 299, 3_600, 1 << 32];
 /// bytes, our OPT exactly when the client sent one, the template's rcode and records, no TTL
 /// above the stored one, and fits both the client's limit and the buffer.
 pub fn fast_path(data: &[u8]) {
-    use crate::cache::{KeyBuf, MessageCache, Patch};
-    use crate::server::fast;
+    use crate::cache::MessageCache;
+    use crate::dns::wire::{parse_plain_query, KeyBuf};
+    use crate::server::fast::patch_for;
     use hickory_proto::rr::DNSClass;
 
     let &[flags, hi, lo, ref rest @ ..] = data else {
@@ -201,7 +212,7 @@ pub fn fast_path(data: &[u8]) {
     };
     let len = usize::from(u16::from_be_bytes([hi, lo])).min(rest.len());
     let (query, upstream) = rest.split_at(len);
-    let Some(fq) = fast::parse(query) else {
+    let Some(fq) = parse_plain_query(query) else {
         return;
     };
 
@@ -276,14 +287,7 @@ pub fn fast_path(data: &[u8]) {
     let step = FAST_PATH_STEPS[usize::from((flags >> 2) & 7)];
     let now = NOW.saturating_add_signed(step);
     let mut out = vec![0u8; ours];
-    let patch = Patch {
-        id: fq.id,
-        rd: fq.rd,
-        cd: fq.cd,
-        qname: fq.qname,
-        opt_payload: fq.edns_payload.map(|_| ours as u16),
-        limit: fq.udp_limit(ours),
-    };
+    let patch = patch_for(&fq, ours);
     let Ok(written) = cache.write_reply(fq.key.as_bytes(), now, &patch, &mut out) else {
         return;
     };
@@ -318,6 +322,61 @@ pub fn fast_path(data: &[u8]) {
     for (got, stored) in served.zip(answers.iter().chain(soa)) {
         assert!(got.ttl <= stored.ttl, "a TTL above the stored one");
         assert_eq!(got.record_type(), stored.record_type());
+    }
+}
+
+/// The wire codec (`dns::wire`) on arbitrary bytes: no reader panics or reads past the
+/// end, and what each reads agrees with hickory-proto's decoder wherever that decodes the
+/// message: the first question's type, the record walk (count and types, ending exactly at
+/// the message's end) and the dotted key of an uncompressed question name.
+pub fn wire(data: &[u8]) {
+    use crate::dns::wire::{
+        dotted_key, first_question_end, first_question_type, records, skip_name, HEADER_LEN,
+    };
+
+    if let Some(end) = first_question_end(data) {
+        assert!(end <= data.len(), "question end past the message");
+    }
+    let mut walk = records(data);
+    let walked: Vec<_> = walk.by_ref().collect();
+    let end = walk.end();
+    for r in &walked {
+        assert!(r.rdata.end <= data.len() && r.ttl_at + 4 <= r.rdata.start);
+    }
+    for at in 0..data.len().min(64) {
+        if let Some(next) = skip_name(data, at) {
+            assert!(next > at && next <= data.len(), "skip_name past the end");
+        }
+    }
+    let mut buf = [0u8; 256];
+    let key = data.get(HEADER_LEN..).and_then(|n| dotted_key(n, &mut buf));
+
+    let Ok(msg) = Message::from_vec(data) else {
+        return;
+    };
+    if let Some(q) = msg.queries.first() {
+        assert_eq!(first_question_type(data), Some(u16::from(q.query_type)));
+        if let Some(key) = key {
+            let mut want = q.name.to_lowercase().to_ascii();
+            want.pop();
+            assert_eq!(key, want.as_bytes(), "dotted key");
+        }
+    }
+    // hickory keeps OPT apart from the additional section and SIG(0) at its end.
+    let count = msg.answers.len()
+        + msg.authorities.len()
+        + msg.additionals.len()
+        + usize::from(msg.edns.is_some())
+        + usize::from(msg.signature.is_some());
+    assert_eq!(walked.len(), count, "records walked");
+    assert_eq!(
+        end,
+        Some(data.len()),
+        "the walk ends where the message does"
+    );
+    let types = msg.answers.iter().map(|r| u16::from(r.record_type()));
+    for (w, t) in walked.iter().zip(types) {
+        assert_eq!(w.rtype, t, "record type");
     }
 }
 

@@ -224,7 +224,7 @@ impl Metrics {
         let rcode = reply.get(3).map_or(RCODES.len() - 1, |b| {
             usize::from(b & 0x0f).min(RCODES.len() - 1)
         });
-        let qtype = reply_qtype(reply)
+        let qtype = crate::dns::wire::first_question_type(reply)
             .and_then(|t| QTYPES.iter().position(|(code, _)| *code == t))
             .unwrap_or(QTYPES.len());
         self.with_hot(|h| bump(&h.replies.0[qtype][rcode]));
@@ -491,16 +491,6 @@ fn process_fds() -> Option<(i64, i64)> {
     };
     // The directory listing itself held one descriptor while it was read.
     Some((i64::try_from(open).unwrap_or(i64::MAX) - 1, max))
-}
-
-/// The query type of a reply's (single) question, read without decoding the message.
-fn reply_qtype(msg: &[u8]) -> Option<u16> {
-    if msg.get(4..6)? == [0, 0] {
-        return None;
-    }
-    let at = crate::cache::skip_name(msg, 12)?;
-    let t = msg.get(at..at + 2)?;
-    Some(u16::from_be_bytes([t[0], t[1]]))
 }
 
 /// Every metric in the Prometheus/OpenMetrics text format.
@@ -839,7 +829,7 @@ mod tests {
         ));
         msg.metadata.response_code = ResponseCode::NXDomain;
         let bytes = msg.to_vec().unwrap();
-        assert_eq!(reply_qtype(&bytes), Some(28));
+        assert_eq!(crate::dns::wire::first_question_type(&bytes), Some(28));
         let m = Metrics::default();
         m.count_reply(&bytes);
         m.count_reply(&bytes[..5]);

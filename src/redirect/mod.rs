@@ -33,6 +33,7 @@ use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use hickory_proto::rr::{DNSClass, Record, RecordType};
 
+use crate::dns::wire::{dotted_key, records, u16_at};
 use crate::dns::Answerer;
 use crate::dns::{Failure, Outcome, Question};
 use crate::resolver::Resolver;
@@ -354,12 +355,10 @@ impl Inner<'_> {
 /// reply whose first answer is a CNAME is decoded.
 fn reaches_a_rule(set: &RuleSet, reply: &[u8], client: IpAddr) -> bool {
     let first_answer_type = || -> Option<u16> {
-        if reply.get(6..8)? == [0, 0] {
+        if u16_at(reply, 6)? == 0 {
             return None;
         }
-        let at = crate::cache::skip_name(reply, 12)? + 4;
-        let at = crate::cache::skip_name(reply, at)?;
-        Some(u16::from_be_bytes([*reply.get(at)?, *reply.get(at + 1)?]))
+        Some(records(reply).next()?.rtype)
     };
     if first_answer_type() != Some(u16::from(RecordType::CNAME)) {
         return false;
@@ -418,29 +417,27 @@ impl Answerer for Redirector {
             .await
     }
 
-    /// Forwards to the inner answerer unless a rule applies to this query (then `None`:
-    /// the normal path answers it, and nothing redirected is ever served from a cache).
-    fn fast_reply(&self, query: &[u8], client: SocketAddr, out: &mut [u8]) -> Option<usize> {
-        if !self.active.load(Ordering::Relaxed) {
-            return self.inner.fast_reply(query, client, out);
-        }
-        let set = self.rules.load();
-        if let Some(set) = set.as_ref() {
-            let mut buf = [0u8; 256];
-            // An unreadable name goes the normal way, which decodes (and FORMERRs) properly.
-            let key = names::key_from_wire(query, &mut buf)?;
-            if set.matches(key, client.ip()) {
-                return None;
+    /// The inner answerer decides unless a rule applies to the name or to the cached
+    /// reply's CNAME chain (issue 11.7): then the normal path answers, and nothing
+    /// redirected is ever served from a cache.
+    fn may_serve_cached(&self, qname: &[u8], reply: &[u8], client: SocketAddr) -> bool {
+        if self.active.load(Ordering::Relaxed) {
+            if let Some(set) = self.rules.load().as_ref() {
+                let mut buf = [0u8; 256];
+                // An unreadable name goes the normal way, which decodes (and FORMERRs) it.
+                let Some(key) = dotted_key(qname, &mut buf) else {
+                    return false;
+                };
+                if set.matches(key, client.ip()) || reaches_a_rule(set, reply, client.ip()) {
+                    return false;
+                }
             }
-            let len = self.inner.fast_reply(query, client, out)?;
-            // A cached chain that reaches a name with a rule takes the normal path, which
-            // applies it (issue 11.7).
-            if reaches_a_rule(set, &out[..len], client.ip()) {
-                return None;
-            }
-            return Some(len);
         }
-        self.inner.fast_reply(query, client, out)
+        self.inner.may_serve_cached(qname, reply, client)
+    }
+
+    fn prefetch(&self, question: Question) {
+        self.inner.prefetch(question);
     }
 }
 
@@ -469,9 +466,9 @@ mod tests {
                 )],
             }
         }
-        fn fast_reply(&self, _: &[u8], _: SocketAddr, _: &mut [u8]) -> Option<usize> {
+        fn may_serve_cached(&self, _: &[u8], _: &[u8], _: SocketAddr) -> bool {
             self.fast.fetch_add(1, Ordering::Relaxed);
-            Some(1)
+            true
         }
     }
 
@@ -483,12 +480,25 @@ mod tests {
         "127.0.0.1:5353".parse().unwrap()
     }
 
+    /// A wire name, as the server's hit path hands it over.
     fn wire(name: &str) -> Vec<u8> {
-        let mut m = hickory_proto::op::Message::query();
+        let mut out = Vec::new();
+        for label in name.trim_end_matches('.').split('.') {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+        out
+    }
+
+    /// A ready reply to `name` A with `answers`, as the message cache would hold it.
+    fn ready_reply(name: &str, answers: Vec<Record>) -> Vec<u8> {
+        let mut m = hickory_proto::op::Message::response(7, hickory_proto::op::OpCode::Query);
         m.add_query(hickory_proto::op::Query::query(
             Name::from_ascii(name).unwrap(),
             RecordType::A,
         ));
+        m.add_answers(answers);
         m.to_vec().unwrap()
     }
 
@@ -536,18 +546,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fast_reply_is_forwarded_unless_a_rule_matches() {
+    async fn cached_replies_are_served_unless_a_rule_matches() {
         let inner = Arc::new(Fixed::default());
         let r = Redirector::new(inner.clone());
-        let mut out = [0u8; 512];
-        assert_eq!(r.fast_reply(&wire("ads.lan."), client(), &mut out), Some(1));
+        let plain = ready_reply("x.lan.", vec![]);
+        assert!(r.may_serve_cached(&wire("ads.lan."), &plain, client()));
         r.install(rules("[[rule]]\nname = \"*.lan\"\naction = \"block\"\n"));
-        assert_eq!(r.fast_reply(&wire("x.lan."), client(), &mut out), None);
-        assert_eq!(
-            r.fast_reply(&wire("example.com."), client(), &mut out),
-            Some(1)
+        assert!(!r.may_serve_cached(&wire("x.lan."), &plain, client()));
+        assert!(
+            !r.may_serve_cached(&wire("X.Lan."), &plain, client()),
+            "any case"
         );
-        assert_eq!(inner.fast.load(Ordering::Relaxed), 2);
+        assert!(r.may_serve_cached(&wire("example.com."), &plain, client()));
+        assert!(
+            !r.may_serve_cached(b"\xc0\x0c", &plain, client()),
+            "unreadable"
+        );
+        assert_eq!(
+            inner.fast.load(Ordering::Relaxed),
+            2,
+            "the inner one decides"
+        );
     }
 
     /// Answers `www.site.com` with a chain to `tracker.ads.net` (and the same reply ready on
@@ -589,15 +608,6 @@ mod tests {
             }
             Fixed::default().answer(q, client).await
         }
-        fn fast_reply(&self, query: &[u8], _: SocketAddr, out: &mut [u8]) -> Option<usize> {
-            let q = hickory_proto::op::Message::from_vec(query).ok()?;
-            let mut m = hickory_proto::op::Message::response(q.id, q.op_code);
-            m.add_query(q.queries[0].clone());
-            m.add_answers(cloaked_chain());
-            let bytes = m.to_vec().ok()?;
-            out[..bytes.len()].copy_from_slice(&bytes);
-            Some(bytes.len())
-        }
     }
 
     /// Issue 11.7: a name without a rule whose CNAME chain reaches a blocked name gets the
@@ -621,10 +631,9 @@ mod tests {
             ]
         );
         assert_eq!(soa.unwrap().name.to_ascii(), "ads.net.");
-        let mut out = [0u8; 512];
-        assert_eq!(
-            r.fast_reply(&wire("www.site.com."), client(), &mut out),
-            None,
+        let cached = ready_reply("www.site.com.", cloaked_chain());
+        assert!(
+            !r.may_serve_cached(&wire("www.site.com."), &cached, client()),
             "the cached chain is not served from the fast path"
         );
         let q = Question::new(Name::from_ascii("cdn.site.com.").unwrap(), RecordType::A);

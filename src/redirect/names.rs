@@ -124,39 +124,6 @@ pub fn key_from_name<'a>(
     (len > 0).then_some(&buf[..len])
 }
 
-/// The key of the question name of a raw query (after the 12-byte header), without decoding
-/// the message. `None` if the name is malformed, compressed or the root; the caller then
-/// takes the normal path, which decodes the message properly.
-pub fn key_from_wire<'a>(query: &[u8], buf: &'a mut [u8; 256]) -> Option<&'a [u8]> {
-    let mut pos = 12usize;
-    let mut len = 0usize;
-    loop {
-        let n = usize::from(*query.get(pos)?);
-        pos += 1;
-        if n == 0 {
-            break;
-        }
-        if n > 63 {
-            return None;
-        }
-        let label = query.get(pos..pos + n)?;
-        pos += n;
-        let need = n + usize::from(len > 0);
-        if len + need > buf.len() {
-            return None;
-        }
-        if len > 0 {
-            buf[len] = b'.';
-            len += 1;
-        }
-        let dest = &mut buf[len..len + n];
-        dest.copy_from_slice(label);
-        dest.make_ascii_lowercase();
-        len += n;
-    }
-    (len > 0).then_some(&buf[..len])
-}
-
 impl NameTable {
     pub fn new() -> Self {
         Self::default()
@@ -362,6 +329,7 @@ mod tests {
 
     #[test]
     fn wire_and_name_keys_agree() {
+        use crate::dns::wire::dotted_key;
         use hickory_proto::op::{Message, Query};
         use hickory_proto::rr::{Name, RecordType};
         let name = Name::from_ascii("WWW.Example.COM.").unwrap();
@@ -369,8 +337,8 @@ mod tests {
         m.add_query(Query::query(name.clone(), RecordType::A));
         let wire = m.to_vec().unwrap();
         let (mut a, mut b) = ([0u8; 256], [0u8; 256]);
-        assert_eq!(key_from_wire(&wire, &mut a), Some(&b"www.example.com"[..]));
+        let qname = &wire[12..wire.len() - 4];
+        assert_eq!(dotted_key(qname, &mut a), Some(&b"www.example.com"[..]));
         assert_eq!(key_from_name(&name, &mut b), Some(&b"www.example.com"[..]));
-        assert_eq!(key_from_wire(&wire[..15], &mut a), None);
     }
 }

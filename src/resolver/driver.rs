@@ -1,30 +1,26 @@
-//! The driver: runs [`Resolution`]s against a transport, the cache and the clock.
+//! The resolver service: what `serve` needs around the one drive loop (`run.rs`).
 //!
-//! It does everything the machine must not: reads the clock, picks one server among the
-//! machine's candidates by smoothed RTT (the infra cache), applies per-server timeouts and the
-//! request's deadline, performs the exchange, feeds results back and hands hop events to a
-//! [`TraceSink`].
+//! Identical questions in flight share one resolution (`inflight.rs`), which runs as its own
+//! task; serve-stale (RFC 8767) answers slow or failed ones; answer TTLs are clamped as the
+//! cache keeps them; finished outcomes refill the message cache for the server's hit path;
+//! a bound on pending resolutions turns overload into quick SERVFAILs; priming (RFC 8109)
+//! is kept fresh. Each resolution itself is a [`Resolution`] driven by [`Run::drive`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use hickory_proto::op::{Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, RecordType};
+use hickory_proto::rr::{DNSClass, RecordType};
 
-use super::hints;
 use super::inflight::{self, InFlight, Role};
-use super::machine::{usable, Action, Event, Resolution, Settings};
+use super::machine::{Resolution, Settings};
+use super::run::{Pick, Run};
 use super::{Failure, Outcome, Question};
-use crate::cache::{unix_now, Cache, CacheConfig, Cached, Delegation, Feedback, Patch};
+use crate::cache::{unix_now, Cache, CacheConfig, Cached, Delegation};
 use crate::dns::Answerer;
-use crate::trace::{HopEvent, LogSink, ReplyKind, TraceSink};
-use crate::transport::{choose, Exchange, OutQuery, TransportError};
+use crate::trace::{LogSink, TraceSink};
+use crate::transport::Exchange;
 
-/// Shortest timeout for a TCP exchange (connection set-up included).
-const MIN_TCP_TIMEOUT: Duration = Duration::from_millis(1500);
-/// Hint servers tried by priming before falling back to the hints.
-const PRIMING_TRIES: usize = 3;
 /// Wait before priming again after a failure (and the shortest wait between primings).
 const PRIMING_RETRY: Duration = Duration::from_secs(60);
 
@@ -153,85 +149,19 @@ impl Resolver {
         }
     }
 
-    /// Priming; the TTL of the root NS set on success.
+    /// Priming ([`Resolution::priming`], driven like any resolution); the TTL of the root
+    /// NS set on success.
     async fn prime_for(&self, sink: Option<&mut dyn TraceSink>) -> Option<u32> {
-        let mut sink = sink;
-        let root = Name::root();
-        let question = Question::new(root.clone(), RecordType::NS);
-        // The same address rule as the machine applies to the root cut.
-        let mut left: Vec<_> = self
-            .root
-            .servers
-            .iter()
-            .flat_map(|s| s.addrs.iter())
-            .filter(|ip| usable(**ip, true, &self.settings))
-            .map(|ip| std::net::SocketAddr::new(*ip, 53))
-            .collect();
-        let mut edns_formerr = None;
+        let mut m = Resolution::priming(self.root.clone(), self.settings.clone(), sink.is_some());
         let deadline = Instant::now() + self.settings.limits.deadline;
-        for _ in 0..PRIMING_TRIES {
-            let now = Instant::now();
-            let Some(server) = choose(&left, &self.cache.infra, now).filter(|_| now < deadline)
-            else {
-                break;
-            };
-            left.retain(|c| *c != server);
-            let server_name = self
-                .root
-                .servers
-                .iter()
-                .find(|s| s.addrs.contains(&server.ip()))
-                .map(|s| s.name.clone());
-            let query = Query::query(root.clone(), RecordType::NS);
-            let mut event = self
-                .ask(server, &query, false, true, deadline, &mut edns_formerr)
-                .await;
-            // FORMERR to EDNS: the same server once more without it (RFC 6891 §7).
-            if let Event::Response { message, edns, .. } = &event {
-                if super::classify::edns_rejected(message, *edns) {
-                    event = self
-                        .ask(server, &query, false, false, deadline, &mut edns_formerr)
-                        .await;
-                }
-            }
-            let Event::Response { message, rtt, .. } = event else {
-                report_no_reply(&mut sink, &root, &question, server, server_name, event);
-                continue;
-            };
-            let primed = hints::primed(&message);
-            if let Some(sink) = sink.as_deref_mut() {
-                let kind = match &primed {
-                    Some((d, _)) => ReplyKind::RootNs {
-                        ns: d.servers.iter().map(|s| s.name.clone()).collect(),
-                        glue: d
-                            .servers
-                            .iter()
-                            .flat_map(|s| s.addrs.iter().map(|a| (s.name.clone(), *a)))
-                            .collect(),
-                    },
-                    None => ReplyKind::Lame("not a valid priming answer".into()),
-                };
-                sink.event(&HopEvent::Reply {
-                    depth: 0,
-                    zone: root.clone(),
-                    server,
-                    server_name,
-                    question: question.clone(),
-                    tcp: false,
-                    rcode: message.metadata.response_code,
-                    flags: crate::trace::flags(&message.metadata),
-                    kind,
-                    rtt,
-                });
-            }
-            if let Some((d, ttl)) = primed {
-                tracing::debug!(servers = d.servers.len(), ttl, "primed the root NS set");
-                self.cache.delegations.insert(d, ttl, unix_now());
-                return Some(ttl);
+        let mut run = Run::new(&self.cache, &*self.exchange, Pick::Rtt, deadline);
+        match run.drive(&mut m, sink, || None).await {
+            Outcome::Answer { answers } => answers.iter().map(|r| r.ttl).min(),
+            _ => {
+                tracing::warn!("priming failed; using the root hints as they are");
+                None
             }
         }
-        tracing::warn!("priming failed; using the root hints as they are");
-        None
     }
 
     /// Resolves `question` for a client, logging hops at debug level when that level is
@@ -420,12 +350,9 @@ impl Resolver {
     ) -> Outcome {
         if question.qclass != DNSClass::IN {
             let outcome = Outcome::ServFail(Failure::UnsupportedClass(question.qclass));
-            return ended(&mut sink, outcome);
+            return super::run::ended(&mut sink, outcome);
         }
         let deadline = Instant::now() + self.settings.limits.deadline;
-        // A server that answered FORMERR to EDNS: it is marked EDNS-less only once the same
-        // query without EDNS works, so one odd reply cannot strip EDNS from a good server.
-        let mut edns_formerr: Option<std::net::IpAddr> = None;
         let mut m = Resolution::new(
             question.clone(),
             self.root.clone(),
@@ -435,224 +362,26 @@ impl Resolver {
         if refresh {
             m = m.refreshing();
         }
-        // Taken at the first query to an authority: the resolution is then a cache miss
-        // and counts against the pending bound.
+        // Taken at the first query to an authority: the resolution is then a cache miss and
+        // counts against the pending bound until it ends.
         let mut slot = None;
-        loop {
-            let action = m.poll(&self.cache, unix_now());
-            flush(&mut m, &mut sink);
-            let send = match action {
-                Action::Done(outcome) => {
-                    if slot.is_none() && !refresh {
-                        crate::metrics::metrics().cache_hit();
-                    }
-                    return outcome;
-                }
-                Action::Ask(send) => send,
-            };
-            if slot.is_none() {
-                if !refresh {
-                    crate::metrics::metrics().cache_miss();
-                }
-                slot = self.pending.enter();
-                if slot.is_none() {
-                    crate::metrics::metrics().overloaded();
-                    let outcome = Outcome::ServFail(Failure::Overloaded(self.pending.max));
-                    return ended(&mut sink, outcome);
-                }
+        let admit = || {
+            if !refresh {
+                crate::metrics::metrics().cache_miss();
             }
-            let now = Instant::now();
-            let Some(mut server) =
-                choose(&send.candidates, &self.cache.infra, now).filter(|_| now < deadline)
-            else {
-                m.handle(Event::Deadline, &self.cache, unix_now());
-                continue;
-            };
-            // Every child address of the cut has been timing out: the parent's glue, if it
-            // scores better, is asked now rather than after those timeouts.
-            if !send.fallback.is_empty() && self.cache.infra.timing_out(server.ip(), now) {
-                if let Some(alt) = choose(&send.fallback, &self.cache.infra, now) {
-                    let infra = &self.cache.infra;
-                    if infra.score(alt.ip(), now) < infra.score(server.ip(), now) {
-                        server = alt;
-                    }
-                }
+            slot = self.pending.enter();
+            if slot.is_some() {
+                return None;
             }
-            let event = self
-                .ask(
-                    server,
-                    &send.query,
-                    send.tcp,
-                    send.edns,
-                    deadline,
-                    &mut edns_formerr,
-                )
-                .await;
-            m.handle(event, &self.cache, unix_now());
-            if Instant::now() >= deadline {
-                m.handle(Event::Deadline, &self.cache, unix_now());
-            }
-        }
-    }
-}
-
-impl Resolver {
-    /// Asks `server` one question and reports what happened, both to server selection (one
-    /// [`Feedback`] per exchange, through [`InfraCache::report`]) and as the machine's
-    /// [`Event`]. Resolutions and priming share it, so both learn the same things: RTT,
-    /// timeouts (never our own shortage of sockets or memory), EDNS and 0x20 fallbacks.
-    ///
-    /// `edns_formerr` remembers a server that answered FORMERR to EDNS in this resolution: it
-    /// is marked EDNS-less only once the same query without EDNS works, so one odd reply
-    /// cannot strip EDNS from a good server.
-    async fn ask(
-        &self,
-        server: std::net::SocketAddr,
-        query: &Query,
-        tcp: bool,
-        want_edns: bool,
-        deadline: Instant,
-        edns_formerr: &mut Option<std::net::IpAddr>,
-    ) -> Event {
-        let infra = &self.cache.infra;
-        let now = Instant::now();
-        let mut timeout = infra.rto(server.ip(), now);
-        if tcp {
-            timeout = timeout.saturating_mul(2).max(MIN_TCP_TIMEOUT);
-        }
-        let timeout = timeout.min(deadline.saturating_duration_since(now));
-        let edns = want_edns && infra.edns_ok(server.ip(), now);
-        let out = OutQuery {
-            server,
-            query: query.clone(),
-            tcp,
-            edns,
-            timeout,
-            case_0x20: infra.case_ok(server.ip(), now),
+            crate::metrics::metrics().overloaded();
+            Some(Outcome::ServFail(Failure::Overloaded(self.pending.max)))
         };
-        let mut result = self.exchange.exchange(&out).await;
-        crate::metrics::note::count_upstream();
-        if matches!(result, Err(TransportError::CaseMismatch)) {
-            // It answers, but not with our case (RFC 4343 lets servers fold case): ask it
-            // again at once without 0x20, on a new port with a new ID, and from now on
-            // compare its questions without case. One round trip, not a timeout.
-            let at = Instant::now();
-            infra.report(server.ip(), Feedback::NoCase, at);
-            let again = OutQuery {
-                case_0x20: false,
-                timeout: out.timeout.min(deadline.saturating_duration_since(at)),
-                ..out.clone()
-            };
-            result = self.exchange.exchange(&again).await;
-            crate::metrics::note::count_upstream();
+        let mut run = Run::new(&self.cache, &*self.exchange, Pick::Rtt, deadline);
+        let outcome = run.drive(&mut m, sink, admit).await;
+        if m.queries_sent() == 0 && !refresh {
+            crate::metrics::metrics().cache_hit();
         }
-        let done = Instant::now();
-        let after = done - now;
-        let metrics = crate::metrics::metrics();
-        match &result {
-            Ok(m) => {
-                metrics.upstream_query(server.ip(), Some(u16::from(m.metadata.response_code.low())))
-            }
-            // Our own shortage (EMFILE, ENOBUFS) says nothing about the server.
-            Err(e) if e.is_local() => metrics.upstream_local_error(),
-            Err(_) => metrics.upstream_query(server.ip(), None),
-        }
-        match result {
-            Ok(message) => {
-                let rcode = message.metadata.response_code;
-                let feedback = match rcode {
-                    ResponseCode::Refused | ResponseCode::ServFail | ResponseCode::NotImp => {
-                        Feedback::Refused
-                    }
-                    _ => Feedback::Answered(after),
-                };
-                infra.report(server.ip(), feedback, done);
-                if super::classify::edns_rejected(&message, edns) {
-                    *edns_formerr = Some(server.ip());
-                } else if !edns
-                    && rcode != ResponseCode::FormErr
-                    && *edns_formerr == Some(server.ip())
-                {
-                    infra.report(server.ip(), Feedback::NoEdns, done);
-                }
-                Event::Response {
-                    from: server,
-                    message,
-                    rtt: after,
-                    edns,
-                }
-            }
-            // Not even the retry without 0x20 matched (it cannot, as it compares without
-            // case): nothing usable from this server now.
-            Err(e @ TransportError::CaseMismatch) => Event::NoReply {
-                from: server,
-                error: e.to_string(),
-                after,
-            },
-            Err(TransportError::Malformed(error)) => Event::Unusable {
-                from: server,
-                error: format!("malformed reply: {error}"),
-                after,
-            },
-            Err(e) => {
-                if !matches!(e, TransportError::Encode(_)) && !e.is_local() {
-                    infra.report(server.ip(), Feedback::TimedOut, done);
-                }
-                Event::NoReply {
-                    from: server,
-                    error: e.to_string(),
-                    after,
-                }
-            }
-        }
-    }
-}
-
-/// A priming query that got no usable reply, as a trace event.
-fn report_no_reply(
-    sink: &mut Option<&mut dyn TraceSink>,
-    root: &Name,
-    question: &Question,
-    server: std::net::SocketAddr,
-    server_name: Option<Name>,
-    event: Event,
-) {
-    let (error, after) = match event {
-        Event::NoReply { error, after, .. } | Event::Unusable { error, after, .. } => {
-            (error, after)
-        }
-        Event::Deadline | Event::Response { .. } => ("deadline".to_string(), Duration::ZERO),
-    };
-    if let Some(sink) = sink.as_deref_mut() {
-        sink.event(&HopEvent::NoReply {
-            depth: 0,
-            zone: root.clone(),
-            server,
-            server_name,
-            question: question.clone(),
-            tcp: false,
-            error,
-            after,
-        });
-    }
-}
-
-/// A resolution that ends before the machine could say so: its result line, for the sink.
-fn ended(sink: &mut Option<&mut dyn TraceSink>, outcome: Outcome) -> Outcome {
-    if let Some(sink) = sink.as_deref_mut() {
-        sink.event(&HopEvent::Done {
-            depth: 0,
-            outcome: outcome.clone(),
-        });
-    }
-    outcome
-}
-
-fn flush(m: &mut Resolution, sink: &mut Option<&mut dyn TraceSink>) {
-    if let Some(sink) = sink.as_deref_mut() {
-        for ev in m.take_events() {
-            sink.event(&ev);
-        }
+        outcome
     }
 }
 
@@ -662,49 +391,10 @@ impl Answerer for Resolver {
         self.resolve(question).await
     }
 
-    /// A cache hit answered from the message cache: no decode, no resolver, no allocation.
-    /// A hit in the last 10% of its TTL also starts a prefetch.
-    fn fast_reply(
-        &self,
-        query: &[u8],
-        _client: std::net::SocketAddr,
-        out: &mut [u8],
-    ) -> Option<usize> {
-        let fq = crate::server::fast::parse(query)?;
-        let ours = out.len();
-        let patch = Patch {
-            id: fq.id,
-            rd: fq.rd,
-            cd: fq.cd,
-            qname: fq.qname,
-            opt_payload: fq
-                .edns_payload
-                .map(|_| u16::try_from(ours).unwrap_or(u16::MAX)),
-            limit: fq.udp_limit(ours),
-        };
-        let written = self
-            .cache
-            .messages
-            .write_reply(fq.key.as_bytes(), unix_now(), &patch, out)
-            .ok()?;
-        crate::metrics::metrics().cache_hit();
-        if written.prefetch && self.cache.config.prefetch {
-            if let Some(q) = question_of(&fq) {
-                self.prefetch(q);
-            }
-        }
-        Some(written.len)
+    /// The server's cache-hit path found a reply near the end of its TTL.
+    fn prefetch(&self, question: Question) {
+        Resolver::prefetch(self, question);
     }
-}
-
-/// The question of a fast-path query, built only when a prefetch needs it.
-fn question_of(fq: &crate::server::fast::FastQuery<'_>) -> Option<Question> {
-    let name = Name::from_labels(crate::cache::wire_labels(fq.key.name())).ok()?;
-    Some(Question::with_class(
-        name,
-        RecordType::from(fq.qtype),
-        DNSClass::from(fq.qclass),
-    ))
 }
 
 #[cfg(test)]
@@ -712,7 +402,7 @@ mod tests {
     use super::*;
     use crate::transport::scripted::{self as s, Script, Scripted};
     use hickory_proto::rr::rdata::NS;
-    use hickory_proto::rr::{RData, Record};
+    use hickory_proto::rr::{Name, RData, Record};
 
     /// Issue 10, behaviour 6, through the driver: once the child's own address for its name
     /// server is known to time out, later names go to the parent's glue at once instead of

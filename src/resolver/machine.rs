@@ -15,6 +15,10 @@
 //! lookups and CNAME restarts are explicit frames on a stack with budgets (Knot's
 //! `kr_rplan`), never recursion on the async stack.
 //!
+//! Priming (RFC 8109) is a resolution of its own ([`Resolution::priming`], Unbound's
+//! priming state): `. NS` asked of the root hints, at most [`PRIMING_TRIES`] servers, the
+//! reply checked by `hints::primed` and learnt as the root cut.
+//!
 //! Each frame walks: `Start` (cache, then closest zone cut) -> `Query { cut }` (choose the
 //! servers to ask, or look up a glueless NS address first) -> `Waiting { cut, sent }` ->
 //! classify the reply, hear QNAME minimisation's verdict (`minimise.rs`), and one match sets
@@ -207,6 +211,9 @@ impl Frame {
     }
 }
 
+/// Hint servers a priming resolution asks before it gives up (the hints stay in use).
+pub const PRIMING_TRIES: usize = 3;
+
 /// Transitions one [`Resolution::poll`] may make before it gives up. A walk needs a few
 /// dozen; the bound keeps a hostile reply from buying unbounded CPU between two sends.
 pub const MAX_STEPS_PER_POLL: usize = 2_000;
@@ -233,6 +240,8 @@ pub struct Resolution {
     /// Prefetch: the client's question (and its CNAME chain) is asked upstream even though
     /// the cache still holds it; sub-resolutions use the cache as usual.
     refresh: bool,
+    /// RFC 8109 priming: `. NS` of the hint servers, learnt as the root cut.
+    priming: bool,
 }
 
 impl Resolution {
@@ -248,8 +257,21 @@ impl Resolution {
             finished: None,
             events: trace.then(Vec::new),
             refresh: false,
+            priming: false,
         };
         r.emit(|| HopEvent::Start { depth: 0, question });
+        r
+    }
+
+    /// RFC 8109 priming: asks the servers of the root hints `root` for the root NS set
+    /// (never from the cache), at most [`PRIMING_TRIES`] of them, each with the usual TCP
+    /// and no-EDNS retries; a valid reply (`hints::primed`) becomes the cached root cut and
+    /// the outcome is its NS records. Its trace shows only the exchanges.
+    pub fn priming(root: Delegation, settings: Arc<Settings>, trace: bool) -> Self {
+        let question = Question::new(Name::root(), RecordType::NS);
+        let mut r = Self::new(question, root, settings, false).refreshing();
+        r.priming = true;
+        r.events = trace.then(Vec::new);
         r
     }
 
@@ -272,7 +294,14 @@ impl Resolution {
 
     fn emit(&mut self, f: impl FnOnce() -> HopEvent) {
         if let Some(ev) = self.events.as_mut() {
-            ev.push(f());
+            let event = f();
+            let exchange = matches!(
+                event,
+                HopEvent::Reply { .. } | HopEvent::NoReply { .. } | HopEvent::Fallback { .. }
+            );
+            if exchange || !self.priming {
+                ev.push(event);
+            }
         }
     }
 
@@ -399,7 +428,9 @@ impl Resolution {
     /// The whole resolution ends now with `outcome` (deadline, step budget).
     fn finish(&mut self, outcome: Outcome, cache: &Cache, now: u64) {
         let depth = self.depth();
-        remember_failure(cache, &self.frames[0].question, &outcome, now);
+        if !self.priming {
+            remember_failure(cache, &self.frames[0].question, &outcome, now);
+        }
         self.emit(|| HopEvent::Done {
             depth,
             outcome: outcome.clone(),
@@ -452,7 +483,10 @@ impl Resolution {
         } else {
             q.name.clone()
         };
-        let (delegation, source) = match cache.delegations.closest(&cut_for, now) {
+        let closest = (!self.priming)
+            .then(|| cache.delegations.closest(&cut_for, now))
+            .flatten();
+        let (delegation, source) = match closest {
             Some(d) => (d, CutSource::Cache),
             None => (self.root.clone(), CutSource::Hints),
         };
@@ -499,11 +533,16 @@ impl Resolution {
         let settings = self.settings.clone();
         let limits = &settings.limits;
         let zone = cut.zone.clone();
+        let retrying = retry.is_some();
         let (mut candidates, tcp, edns) = match retry {
             Some(r) => (vec![r.server], r.tcp, r.edns),
             None => (cut.candidates(&settings), false, true),
         };
-        if candidates.is_empty() && !cut.parent_side {
+        if self.priming && cut.attempts.len() >= PRIMING_TRIES && !retrying {
+            // Tried enough hint servers (a pending TCP or no-EDNS retry still goes out).
+            candidates.clear();
+        }
+        if candidates.is_empty() && !cut.parent_side && !self.priming {
             cut.parent_side = true;
             candidates = cut.candidates(&settings);
         }
@@ -539,6 +578,10 @@ impl Resolution {
             return Step::Ask(sent);
         }
 
+        if self.priming {
+            self.top().phase = Phase::Finished(Outcome::ServFail(cut.failure()));
+            return Step::Continue;
+        }
         if let Some(sub) = self.glueless_lookup(&mut cut) {
             // The cut waits here for the address; the lookup runs above it.
             self.top().phase = Phase::Query { cut, retry: None };
@@ -619,7 +662,9 @@ impl Resolution {
             depth,
             outcome: outcome.clone(),
         });
-        remember_failure(cache, &self.top().question, &outcome, now);
+        if !self.priming {
+            remember_failure(cache, &self.top().question, &outcome, now);
+        }
         let ns_for = if self.frames.len() > 1 {
             self.frames.pop().and_then(|f| f.ns_for)
         } else {
@@ -664,10 +709,27 @@ impl Resolution {
         let minimised = q != self.top().current();
         *cut.attempts.entry(from.ip()).or_default() += 1;
         let zone = cut.zone.clone();
-        let reply = classify(msg, &q, &zone, sent.edns, sent.tcp);
+        let mut reply = classify(msg, &q, &zone, sent.edns, sent.tcp);
+        let mut primed = None;
+        if self.priming && !matches!(reply, Reply::Truncated | Reply::EdnsRejected) {
+            primed = super::hints::primed(msg);
+            if primed.is_none() {
+                reply = Reply::Lame("not a valid priming answer".into());
+            }
+        }
 
         if self.events.is_some() {
-            let kind = reply_kind(&reply);
+            let kind = match &primed {
+                Some((d, _)) => ReplyKind::RootNs {
+                    ns: d.servers.iter().map(|s| s.name.clone()).collect(),
+                    glue: d
+                        .servers
+                        .iter()
+                        .flat_map(|s| s.addrs.iter().map(|a| (s.name.clone(), *a)))
+                        .collect(),
+                },
+                None => reply_kind(&reply),
+            };
             let m = &msg.metadata;
             let server_name = cut.server_name(from.ip());
             self.emit(|| HopEvent::Reply {
@@ -684,6 +746,18 @@ impl Resolution {
             });
         }
 
+        if let Some((root, ttl)) = primed {
+            tracing::debug!(servers = root.servers.len(), ttl, "primed the root NS set");
+            cache.delegations.insert(root, ttl, now);
+            let answers = msg
+                .answers
+                .iter()
+                .filter(|r| r.name.is_root() && r.record_type() == RecordType::NS)
+                .cloned()
+                .collect();
+            self.top().phase = Phase::Finished(Outcome::Answer { answers });
+            return;
+        }
         let verdict = if minimised {
             minimised_verdict(&reply, msg, &zone, mode)
         } else {

@@ -7,7 +7,10 @@
 //!   says about zone cuts.
 //! * [`cut`]: one zone cut's servers and addresses as a resolution sees them.
 //! * [`learn`]: what replies write into the caches (cuts, chains, failures).
-//! * [`driver`]: `Resolver`, which runs resolutions with a transport, the cache and the clock.
+//! * [`run`]: the one loop that drives a `Resolution` against an exchange (server choice,
+//!   timeouts, feedback to selection), used by serve, priming, trace, tests and the fuzzer.
+//! * `driver.rs`: `Resolver`, the service around it (coalescing, serve-stale, TTL clamps,
+//!   the message-cache refill, the pending bound, priming).
 
 mod budget;
 pub mod classify;
@@ -18,6 +21,7 @@ mod inflight;
 pub mod learn;
 pub mod machine;
 pub mod minimise;
+pub mod run;
 #[cfg(test)]
 mod tests;
 

@@ -1,13 +1,13 @@
 //! State machine tests: scripted authorities, no sockets, no clock.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::machine::{Action, Event, MinimiseMode, Resolution, Settings};
+use super::run::Pick;
 use super::{Failure, Outcome, Question};
 use crate::cache::{Cache, Delegation};
 use crate::trace::{HopEvent, ReplyKind};
@@ -129,48 +129,27 @@ struct Run {
     sent: usize,
 }
 
-/// Drives the machine with the scripted world, always picking the first candidate.
+/// Drives the machine with the scripted world through the one drive loop (`run.rs`),
+/// always picking the first candidate, in paused time.
 fn run_with(w: &Scripted, cache: &Cache, question: Question, settings: Settings) -> Run {
     let mut m = Resolution::new(question, root(), Arc::new(settings), true);
-    let mut events = Vec::new();
-    for _ in 0..1000 {
-        let action = m.poll(cache, NOW);
-        events.extend(m.take_events());
-        match action {
-            Action::Done(outcome) => {
-                return Run {
-                    outcome,
-                    events,
-                    sent: m.queries_sent(),
-                }
-            }
-            Action::Ask(send) => {
-                assert!(!send.candidates.is_empty());
-                let server: SocketAddr = send.candidates[0];
-                let ev = match w.reply(
-                    server,
-                    &send.query.name,
-                    send.query.query_type,
-                    send.tcp,
-                    send.edns,
-                ) {
-                    Some(message) => Event::Response {
-                        from: server,
-                        message,
-                        rtt: Duration::from_millis(1),
-                        edns: send.edns,
-                    },
-                    None => Event::NoReply {
-                        from: server,
-                        error: "timed out".into(),
-                        after: Duration::from_millis(400),
-                    },
-                };
-                m.handle(ev, cache, NOW);
-            }
-        }
+    let mut events = crate::trace::Collect::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a test runtime");
+    let outcome = rt.block_on(async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+        let mut drive =
+            super::run::Run::new(cache, w, Pick::First, deadline).with_unix_clock(|| NOW);
+        drive.drive(&mut m, Some(&mut events), || None).await
+    });
+    Run {
+        outcome,
+        events: events.0,
+        sent: m.queries_sent(),
     }
-    panic!("the machine did not finish in 1000 steps");
 }
 
 fn run(w: &Scripted, cache: &Cache, question: Question) -> Run {
@@ -1411,4 +1390,106 @@ fn a_fat_referral_keeps_at_most_thirteen_ns_names() {
     assert!(r.sent <= 48, "{} queries", r.sent);
     // Not a timing target: a guard against the quadratic scans coming back (0.19 s each).
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// Hint servers `10.9.0.1`..`10.9.0.n`, named `h1.root.`...
+fn hints(n: u8) -> Delegation {
+    Delegation {
+        zone: Name::root(),
+        servers: (1..=n)
+            .map(|i| crate::cache::NsName {
+                name: Name::from_ascii(format!("h{i}.root.")).unwrap(),
+                addrs: vec![format!("10.9.0.{i}").parse().unwrap()],
+            })
+            .collect(),
+    }
+}
+
+/// A valid priming reply: the root NS set with glue, AA.
+fn priming_reply() -> Message {
+    let mut m = s::answer(vec![s::rec(
+        ".",
+        518400,
+        RData::NS(hickory_proto::rr::rdata::NS(
+            Name::from_ascii("p.root.").unwrap(),
+        )),
+    )]);
+    m.add_additional(s::rec("p.root.", 518400, s::a("10.9.9.9")));
+    m
+}
+
+fn prime(w: &Scripted, cache: &Cache, root: Delegation) -> (Outcome, Vec<HopEvent>, usize) {
+    let mut m = Resolution::priming(root, Arc::new(settings()), true);
+    let mut events = crate::trace::Collect::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let outcome = rt.block_on(async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+        super::run::Run::new(cache, w, Pick::First, deadline)
+            .with_unix_clock(|| NOW)
+            .drive(&mut m, Some(&mut events), || None)
+            .await
+    });
+    (outcome, events.0, m.queries_sent())
+}
+
+/// Issue 13.3: priming is a resolution like any other, driven by the same loop: a hint
+/// server that times out and one that answers without AA are skipped, the next one's root
+/// NS set becomes the cached root cut, and its trace holds only the exchanges (as before).
+#[test]
+fn priming_is_a_resolution_that_learns_the_root_cut() {
+    let w = Scripted::new();
+    w.default_for("10.9.0.1", Script::Timeout);
+    let mut not_aa = priming_reply();
+    not_aa.metadata.authoritative = false;
+    w.default_for("10.9.0.2", Script::Reply(not_aa));
+    w.default_for("10.9.0.3", Script::NoEdnsThen(priming_reply()));
+    let cache = Cache::default();
+    let (outcome, events, sent) = prime(&w, &cache, hints(3));
+    let Outcome::Answer { answers } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(answers.len(), 1);
+    assert_eq!(
+        sent, 4,
+        "timeout, lame, FORMERR to EDNS, the retry without EDNS"
+    );
+    let root = cache
+        .delegations
+        .closest(&Name::root(), NOW)
+        .expect("root cut");
+    assert_eq!(root.servers[0].name, Name::from_ascii("p.root.").unwrap());
+    assert!(events
+        .iter()
+        .all(|e| matches!(e, HopEvent::Reply { .. } | HopEvent::NoReply { .. })));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        HopEvent::Reply {
+            kind: ReplyKind::RootNs { .. },
+            ..
+        }
+    )));
+    assert!(!cache
+        .infra
+        .edns_ok("10.9.0.3".parse().unwrap(), std::time::Instant::now()));
+}
+
+/// Priming gives up after three hint servers; nothing is cached, not even a failure for
+/// `. NS` (a client asking it is resolved as usual).
+#[test]
+fn priming_asks_at_most_three_hint_servers() {
+    let w = Scripted::new();
+    for i in 1..=5 {
+        w.default_for(&format!("10.9.0.{i}"), Script::Timeout);
+    }
+    let cache = Cache::default();
+    let (outcome, _, sent) = prime(&w, &cache, hints(5));
+    assert!(matches!(outcome, Outcome::ServFail(_)), "{outcome:?}");
+    assert_eq!(sent, 3);
+    assert!(cache.delegations.closest(&Name::root(), NOW).is_none());
+    let q = Question::new(Name::root(), RecordType::NS);
+    assert!(cache.answers.get(&q, NOW).is_none());
 }

@@ -1,193 +1,63 @@
-//! Reading a query straight from its bytes, for the cache-hit fast path.
+//! The cache-hit fast path: a plain UDP query answered from the message cache without
+//! decoding, without the resolver and without allocating.
 //!
-//! Only the plainest query qualifies: QR=0, OPCODE QUERY, one question, no answer or
-//! authority records, at most one additional record which must be a well-formed OPT of
-//! version 0, an uncompressed question name, and nothing after the last record. Anything
-//! else (including everything [`super::request::triage`] would answer with an error) gets
-//! `None` and takes the normal path, so the fast path can never answer differently from it.
+//! The worker reads the query in place ([`parse_plain_query`]), the message cache writes
+//! the ready reply into the worker's output slot ([`MessageCache::write_reply`]), and the
+//! answerer is told only two things: whether it lets a cached reply answer this client
+//! ([`Answerer::may_serve_cached`], for redirect rules) and, when a hit falls in the last
+//! 10% of its TTL, which question to refresh ([`Answerer::prefetch`]). Anything else takes
+//! the normal path, which decodes the query and asks [`Answerer::answer`].
+//!
+//! [`MessageCache::write_reply`]: crate::cache::MessageCache::write_reply
 
-use crate::cache::KeyBuf;
+use std::net::SocketAddr;
 
-/// The parts of a plain query that a cached reply needs.
-pub struct FastQuery<'a> {
-    pub id: u16,
-    pub rd: bool,
-    pub cd: bool,
-    /// The question name as the client wrote it (wire form, case kept).
-    pub qname: &'a [u8],
-    pub qtype: u16,
-    pub qclass: u16,
-    /// The cache key: the name lowercased, type and class.
-    pub key: KeyBuf,
-    /// The client's EDNS UDP payload, if it sent an OPT.
-    pub edns_payload: Option<u16>,
-}
+use crate::cache::{unix_now, Cache, Patch};
+use crate::dns::wire::{parse_plain_query, PlainQuery};
+use crate::dns::Answerer;
 
-impl FastQuery<'_> {
-    /// The most the client may receive over UDP when we accept at most `ours` (RFC 6891
-    /// §6.2.5: values below 512 count as 512; without EDNS the limit is 512).
-    pub fn udp_limit(&self, ours: usize) -> usize {
-        super::request::udp_limit_for(self.edns_payload, ours)
+/// The reply to `query` from `client` if it is a fresh cache hit that fits the client's
+/// UDP limit and `out`: written into `out`, its length returned. `None` sends the query
+/// down the normal path.
+#[inline]
+pub fn reply_from_cache(
+    cache: &Cache,
+    answerer: &dyn Answerer,
+    query: &[u8],
+    client: SocketAddr,
+    out: &mut [u8],
+) -> Option<usize> {
+    let q = parse_plain_query(query)?;
+    let patch = patch_for(&q, out.len());
+    let written = cache
+        .messages
+        .write_reply(q.key.as_bytes(), unix_now(), &patch, out)
+        .ok()?;
+    if !answerer.may_serve_cached(q.qname, &out[..written.len], client) {
+        return None;
     }
+    crate::metrics::metrics().cache_hit();
+    if written.prefetch && cache.config.prefetch {
+        if let Some(question) = q.question() {
+            answerer.prefetch(question);
+        }
+    }
+    Some(written.len)
 }
 
-/// EDNS option code of Client Subnet (RFC 7871 §6).
-const EDNS_CLIENT_SUBNET: u16 = 8;
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
-}
-
-/// Parses `query` if it is plain enough for the fast path. Inlined so the key is built in
-/// the caller's frame rather than copied out.
+/// What the cached reply must change for the client of `q` when we accept `ours` bytes
+/// over UDP: its ID, RD, CD and question case, our OPT if it sent one, and its size limit
+/// (RFC 6891 §6.2.5).
 #[inline(always)]
-pub fn parse(query: &[u8]) -> Option<FastQuery<'_>> {
-    if query.len() < 12 + 1 + 4 {
-        return None;
-    }
-    let (flags1, flags2) = (query[2], query[3]);
-    // QR=0, OPCODE=0 (QUERY), TC=0; AA is meaningless in a query and ignored.
-    if flags1 & 0xfa != 0 {
-        return None;
-    }
-    let counts = (
-        u16_at(query, 4)?,
-        u16_at(query, 6)?,
-        u16_at(query, 8)?,
-        u16_at(query, 10)?,
-    );
-    let additional = match counts {
-        (1, 0, 0, ar @ (0 | 1)) => ar,
-        _ => return None,
-    };
-    // The question name: uncompressed labels, at most 255 bytes (RFC 1035 §3.1).
-    let mut at = 12;
-    loop {
-        let len = usize::from(*query.get(at)?);
-        if len == 0 {
-            at += 1;
-            break;
-        }
-        if len > 63 {
-            return None;
-        }
-        at += 1 + len;
-        if at - 12 > 255 {
-            return None;
-        }
-    }
-    let qname = &query[12..at];
-    if qname.len() > 255 {
-        return None;
-    }
-    let qtype = u16_at(query, at)?;
-    let qclass = u16_at(query, at + 2)?;
-    at += 4;
-    let mut edns_payload = None;
-    if additional == 1 {
-        // OPT: root owner, type 41, class = payload, TTL = ext-rcode, version, flags.
-        if *query.get(at)? != 0 || u16_at(query, at + 1)? != 41 {
-            return None;
-        }
-        let payload = u16_at(query, at + 3)?;
-        let version = *query.get(at + 6)?;
-        if version != 0 {
-            return None;
-        }
-        let rdlen = usize::from(u16_at(query, at + 9)?);
-        at += 11;
-        // Options are not used by a cached reply, but they must be well formed. Client
-        // Subnet (code 8) has a structure the full decoder checks (FORMERR when it is wrong,
-        // RFC 7871 §7.1.1), so it takes the normal path (found by the fast_path fuzzer).
-        let end = at + rdlen;
-        while at < end {
-            if u16_at(query, at)? == EDNS_CLIENT_SUBNET {
-                return None;
-            }
-            let opt_len = usize::from(u16_at(query, at + 2)?);
-            at += 4 + opt_len;
-        }
-        if at != end {
-            return None;
-        }
-        edns_payload = Some(payload);
-    }
-    if at != query.len() {
-        return None;
-    }
-    Some(FastQuery {
-        id: u16_at(query, 0)?,
-        rd: flags1 & 0x01 != 0,
-        cd: flags2 & 0x10 != 0,
-        qname,
-        qtype,
-        qclass,
-        key: KeyBuf::from_wire(qname, qtype, qclass)?,
-        edns_payload,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use hickory_proto::op::{Edns, Message, Query};
-    use hickory_proto::rr::{Name, RecordType};
-
-    fn query(name: &str, edns: Option<u16>) -> Vec<u8> {
-        let mut m = Message::query();
-        m.metadata.id = 7;
-        m.metadata.recursion_desired = true;
-        m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
-        if let Some(p) = edns {
-            let mut e = Edns::new();
-            e.set_max_payload(p);
-            m.set_edns(e);
-        }
-        m.to_vec().unwrap()
-    }
-
-    #[test]
-    fn plain_queries_parse() {
-        let q = query("WWW.example.com.", None);
-        let f = parse(&q).unwrap();
-        assert_eq!((f.id, f.rd, f.cd), (7, true, false));
-        assert_eq!(f.qname, b"\x03WWW\x07example\x03com\x00");
-        assert_eq!(f.key.name(), b"\x03www\x07example\x03com\x00");
-        assert_eq!(f.udp_limit(1232), 512);
-        let q = query("www.example.com.", Some(4096));
-        let f = parse(&q).unwrap();
-        assert_eq!(f.edns_payload, Some(4096));
-        assert_eq!(f.udp_limit(1232), 1232);
-    }
-
-    #[test]
-    fn anything_unusual_takes_the_normal_path() {
-        let good = query("www.example.com.", Some(1232));
-        assert!(parse(&good).is_some());
-        let mut trailing = good.clone();
-        trailing.push(0);
-        assert!(parse(&trailing).is_none(), "trailing byte");
-        let mut response = good.clone();
-        response[2] |= 0x80;
-        assert!(parse(&response).is_none(), "QR=1");
-        let mut notify = good.clone();
-        notify[2] |= 4 << 3;
-        assert!(parse(&notify).is_none(), "OPCODE 4");
-        let mut badvers = good.clone();
-        let v = badvers.len() - 5;
-        badvers[v] = 1;
-        assert!(parse(&badvers).is_none(), "EDNS version 1");
-        assert!(parse(&good[..good.len() - 1]).is_none(), "short");
-        let mut ecs = good.clone();
-        let rdlen = ecs.len() - 2;
-        ecs[rdlen..].copy_from_slice(&8u16.to_be_bytes());
-        ecs.extend_from_slice(&[0, 8, 0, 4, 0, 1, 24, 0]);
-        assert!(
-            parse(&ecs).is_none(),
-            "Client Subnet: the full decoder checks it"
-        );
-        for n in 0..good.len() {
-            let _ = parse(&good[..n]);
-        }
+pub fn patch_for<'q>(q: &PlainQuery<'q>, ours: usize) -> Patch<'q> {
+    Patch {
+        id: q.id,
+        rd: q.rd,
+        cd: q.cd,
+        qname: q.qname,
+        opt_payload: q
+            .edns_payload
+            .map(|_| u16::try_from(ours).unwrap_or(u16::MAX)),
+        limit: super::request::udp_limit_for(q.edns_payload, ours),
     }
 }

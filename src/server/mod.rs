@@ -30,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, warn};
 
+use crate::cache::Cache;
+
 pub mod acl;
 pub mod client_errors;
 pub mod fast;
@@ -196,6 +198,7 @@ pub struct BoundServer {
     drain: Duration,
     query_log: Option<querylog::QueryLog>,
     stats: Arc<Stats>,
+    hits: Option<Arc<Cache>>,
 }
 
 /// The sockets of one listen address (port 0 already resolved).
@@ -246,6 +249,8 @@ pub(crate) struct Shared {
     pub(crate) rrl: Option<rrl::Rrl>,
     pub(crate) query_log: Option<querylog::QueryLog>,
     pub(crate) stats: Arc<Stats>,
+    /// The cache whose ready replies the UDP workers serve themselves.
+    pub(crate) hits: Option<Arc<Cache>>,
 }
 
 impl Shared {
@@ -346,7 +351,16 @@ impl BoundServer {
             stats: Arc::new(Stats {
                 udp_received: (0..workers).map(|_| PerWorker::default()).collect(),
             }),
+            hits: None,
         })
+    }
+
+    /// Answers plain UDP queries that hit `cache`'s ready replies on the worker itself
+    /// ([`fast::reply_from_cache`]), asking the answerer only whether it allows the hit and
+    /// what to prefetch. Without it every query goes to the answerer.
+    pub fn serve_hits_from(mut self, cache: Arc<Cache>) -> Self {
+        self.hits = Some(cache);
+        self
     }
 
     /// The bound addresses, one per listen entry, in order, with port 0 resolved.
@@ -395,6 +409,7 @@ impl BoundServer {
             rrl: self.rrl,
             query_log: self.query_log,
             stats: self.stats,
+            hits: self.hits,
         });
         // A child token: a failing listener stops this server without cancelling the caller's.
         // `token` stops the loops (nothing new is accepted); `abort` stops the queries

@@ -39,7 +39,7 @@ use tracing::{debug, trace};
 
 use super::acl::Acl;
 use super::{client_errors, Answerer};
-use crate::cache::skip_name;
+use crate::dns::wire::{records, u16_at};
 use crate::dns::{Failure, Outcome, Question};
 use crate::metrics::ClientError;
 
@@ -303,47 +303,23 @@ fn reply_or_drop(reply: Option<Vec<u8>>) -> Triage {
     }
 }
 
-/// Full decode, rejecting trailing bytes after the last record.
 /// Whether the message's OPT record holds options that do not parse as a sequence of
 /// (code, length, data) filling its RDATA exactly (RFC 6891 §6.1.2). Anything else wrong
 /// with the message is left to [`decode_strict`] (`false`).
 fn malformed_edns_options(bytes: &[u8]) -> bool {
-    let u16_at = |at: usize| -> Option<usize> {
-        Some(usize::from(u16::from_be_bytes([
-            *bytes.get(at)?,
-            *bytes.get(at + 1)?,
-        ])))
-    };
-    let walk = || -> Option<bool> {
-        let records = u16_at(6)? + u16_at(8)? + u16_at(10)?;
-        let mut at = 12;
-        for _ in 0..u16_at(4)? {
-            at = skip_name(bytes, at)? + 4;
-        }
-        for _ in 0..records {
-            at = skip_name(bytes, at)?;
-            let rtype = u16_at(at)?;
-            let end = at + 10 + u16_at(at + 8)?;
-            if end > bytes.len() {
-                return None;
+    let options_overrun = |rdata: std::ops::Range<usize>| -> Option<bool> {
+        let mut opt = rdata.start;
+        while opt < rdata.end {
+            if opt + 4 > rdata.end {
+                return Some(true);
             }
-            if rtype == 41 {
-                let mut opt = at + 10;
-                while opt < end {
-                    if opt + 4 > end {
-                        return Some(true);
-                    }
-                    opt += 4 + u16_at(opt + 2)?;
-                }
-                if opt != end {
-                    return Some(true);
-                }
-            }
-            at = end;
+            opt += 4 + usize::from(u16_at(bytes, opt + 2)?);
         }
-        Some(false)
+        Some(opt != rdata.end)
     };
-    walk().unwrap_or(false)
+    records(bytes)
+        .filter(|r| r.rtype == 41)
+        .any(|r| options_overrun(r.rdata).unwrap_or(false))
 }
 
 fn decode_strict(bytes: &[u8]) -> Result<Message, String> {

@@ -159,7 +159,7 @@ pub fn truncate(msg: &mut [u8]) -> usize {
     }
     msg[2] |= 0x02; // TC
     msg[6..12].fill(0); // ANCOUNT, NSCOUNT, ARCOUNT
-    let end = question_end(msg).filter(|_| msg[4..6] == [0, 1]);
+    let end = crate::dns::wire::first_question_end(msg).filter(|_| msg[4..6] == [0, 1]);
     match end {
         Some(end) => end,
         None => {
@@ -167,11 +167,6 @@ pub fn truncate(msg: &mut [u8]) -> usize {
             12
         }
     }
-}
-
-fn question_end(msg: &[u8]) -> Option<usize> {
-    let at = crate::cache::skip_name(msg, 12)?;
-    (at + 4 <= msg.len()).then_some(at + 4)
 }
 
 #[cfg(test)]

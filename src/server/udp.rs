@@ -2,9 +2,10 @@
 //! resolution, and one task per query that needs the resolver.
 //!
 //! The loop takes datagrams in batches with `recvmmsg(2)` (up to [`BATCH`] per system call)
-//! and answers cache hits in place: for each datagram from an allowed client it asks
-//! [`Answerer::fast_reply`](super::Answerer::fast_reply) to write a ready reply into this
-//! worker's own output buffer, and sends all of a batch's replies with one `sendmmsg(2)`.
+//! and answers cache hits in place: for each datagram from an allowed client the message
+//! cache writes a ready reply into this worker's own output buffer
+//! ([`fast::reply_from_cache`](super::fast::reply_from_cache)), and all of a batch's replies
+//! leave with one `sendmmsg(2)`.
 //! Nothing on that path allocates, locks anything shared between workers but one cache
 //! shard, or wakes another task.
 //!
@@ -280,9 +281,13 @@ fn handle_one(
         return;
     };
     let bytes = &batch.input[i * SLOT..i * SLOT + batch.lens[i]];
-    if !batch.truncated[i] && plausible_client(client) && shared.policy.acl().allows(client.ip()) {
+    if let Some(cache) = shared.hits.as_deref().filter(|_| {
+        !batch.truncated[i] && plausible_client(client) && shared.policy.acl().allows(client.ip())
+    }) {
         let out = &mut batch.output[i * batch.out_slot..(i + 1) * batch.out_slot];
-        if let Some(len) = shared.answerer.fast_reply(bytes, client, out) {
+        if let Some(len) =
+            super::fast::reply_from_cache(cache, &*shared.answerer, bytes, client, out)
+        {
             if let Some(len) = shared.outgoing_hit(&mut out[..len], client) {
                 batch.ready.push((i, len));
             }

@@ -55,7 +55,8 @@ impl Env {
             threads: 1,
             ..ServerConfig::default()
         })
-        .expect("resolver binds");
+        .expect("resolver binds")
+        .serve_hits_from(resolver.cache().clone());
         let shutdown = CancellationToken::new();
         let answerer: Arc<dyn Answerer> = resolver.clone();
         let token = shutdown.clone();
