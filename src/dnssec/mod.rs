@@ -15,16 +15,20 @@
 //! * [`anchor`]: trust anchors (built-in root KSKs, `--trust-anchor` files), negative trust
 //!   anchors (RFC 7646).
 //! * [`autotrust`]: RFC 5011 automated trust-anchor updates, a pure state machine.
+//! * [`config`]: what validation runs with (anchors, negative anchors, skew); `None` in the
+//!   resolver's settings means `--no-dnssec`.
 
 pub mod algo;
 pub mod anchor;
 pub mod autotrust;
+pub mod config;
 pub mod denial;
 pub mod verify;
 
 #[cfg(test)]
 mod testkit;
 
+pub use config::Config;
 pub use hickory_proto::dnssec::Proof;
 pub use verify::{Budget, Skew};
 
