@@ -10,6 +10,8 @@
 //! * [`algo`]: which DNSKEY algorithms and DS digests we validate (RFC 8624).
 //! * [`verify`]: an RRset against a key set; a DNSKEY set against DS or anchors; validity
 //!   windows with skew; the per-request [`Budget`].
+//! * [`chain`]: the walk from a trust anchor down to a signer's DNSKEY set, sans-IO: it
+//!   names the DS or DNSKEY RRset to fetch next and takes what came back.
 //! * [`denial`]: NSEC and NSEC3 proofs of NXDOMAIN, NODATA, wildcard answers and insecure
 //!   delegations, usable on cached ranges too (RFC 8198).
 //! * [`anchor`]: trust anchors (built-in root KSKs, `--trust-anchor` files), negative trust
@@ -21,6 +23,7 @@
 pub mod algo;
 pub mod anchor;
 pub mod autotrust;
+pub mod chain;
 pub mod config;
 pub mod denial;
 pub mod verify;
