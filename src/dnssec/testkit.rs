@@ -142,3 +142,65 @@ pub fn colliding_keys(key: &DNSKEY, n: usize) -> Vec<DNSKEY> {
     }
     out
 }
+
+/// Seconds since the epoch of an RRSIG time `YYYYMMDDHHmmSS` (RFC 4034 §3.2), UTC.
+pub fn rrsig_time(text: &str) -> u32 {
+    let n = |r: std::ops::Range<usize>| text[r].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0..4), n(4..6), n(6..8));
+    // Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar.
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    (days * 86400 + n(8..10) * 3600 + n(10..12) * 60 + n(12..14)) as u32
+}
+
+/// Records of zone-file text as `dig` prints them, one per line (A, DS, DNSKEY, RRSIG):
+/// enough to load fixed vectors of real signed data.
+pub fn parse_records(text: &str) -> Vec<Record> {
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::RecordType;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.split(';').next().unwrap();
+        let t: Vec<&str> = line.split_whitespace().collect();
+        if t.is_empty() {
+            continue;
+        }
+        let (owner, ttl) = (name(t[0]), t[1].parse().unwrap());
+        let data = match t[3] {
+            "A" => RData::A(A(t[4].parse().unwrap())),
+            "DS" | "DNSKEY" => {
+                let parsed = crate::dnssec::anchor::parse(std::path::Path::new("vector"), line)
+                    .unwrap()
+                    .remove(0)
+                    .1;
+                dnssec(match parsed {
+                    crate::dnssec::anchor::Anchor::Ds(d) => DNSSECRData::DS(d),
+                    crate::dnssec::anchor::Anchor::Key(k) => DNSSECRData::DNSKEY(k),
+                })
+            }
+            "RRSIG" => {
+                let input = SigInput {
+                    type_covered: RecordType::from_str(t[4]).unwrap(),
+                    algorithm: Algorithm::from_u8(t[5].parse().unwrap()),
+                    num_labels: t[6].parse().unwrap(),
+                    original_ttl: t[7].parse().unwrap(),
+                    sig_expiration: SerialNumber::new(rrsig_time(t[8])),
+                    sig_inception: SerialNumber::new(rrsig_time(t[9])),
+                    key_tag: t[10].parse().unwrap(),
+                    signer_name: name(t[11]),
+                };
+                let sig = data_encoding::BASE64
+                    .decode(t[12..].concat().as_bytes())
+                    .unwrap();
+                dnssec(DNSSECRData::RRSIG(RRSIG::from_sig(input, sig)))
+            }
+            other => panic!("parse_records: no {other}"),
+        };
+        out.push(Record::from_rdata(owner, ttl, data));
+    }
+    out
+}

@@ -281,3 +281,62 @@ fn proof_records_must_verify_with_the_zone_keys() {
     );
     assert_eq!(ok.unwrap().len(), 1);
 }
+
+/// A fixed vector of real signed data: the chain of example.com. A as the root (RSASHA256,
+/// KSK-2017), com. and example.com. (ECDSAP256SHA256) served it in November 2024, checked
+/// from hopdns's built-in root anchors.
+#[test]
+fn real_chain_of_example_com_from_the_builtin_root_anchors() {
+    use crate::dnssec::testkit::{parse_records, rrsig_time};
+    use crate::dnssec::verify::verify_rrset;
+    let all = parse_records(include_str!("../testdata/example.com-2024-11.zone"));
+    let answer = |n: &Name, t: RecordType| {
+        let records: Vec<Record> = all
+            .iter()
+            .filter(|r| r.name == *n && r.record_type() == t)
+            .cloned()
+            .collect();
+        let sigs: Vec<Record> = all
+            .iter()
+            .filter(|r| r.name == *n && rrsig(r).is_some_and(|s| s.input().type_covered == t))
+            .cloned()
+            .collect();
+        Answer {
+            records,
+            sigs,
+            ..Default::default()
+        }
+    };
+    let config = Config::load(&[], None, NegativeAnchors::default()).unwrap();
+    let now = u64::from(rrsig_time("20241113000000"));
+    let mut walk = Walk::new(&name("example.com."), &config);
+    let mut budget = Budget::default();
+    while let Some((n, t)) = walk.need() {
+        walk.feed(answer(&n, t).fetched(), now, &mut budget);
+    }
+    let keys = walk.done().unwrap().clone().unwrap();
+    assert_eq!((keys.keys.len(), keys.entry_key_tag), (3, 370));
+    let a = answer(&name("example.com."), RecordType::A);
+    let secured = verify_rrset(
+        &name("example.com."),
+        RecordType::A,
+        &a.records,
+        &a.sigs,
+        &keys.zone,
+        &keys.keys,
+        now,
+        Skew::default(),
+        &mut budget,
+    )
+    .unwrap();
+    assert_eq!(secured.key_tag, 42464);
+    assert_eq!(budget.verifications(), 6);
+
+    // Three weeks later the root's DNSKEY signature has expired (beyond the one-day skew).
+    let later = u64::from(rrsig_time("20241205000000"));
+    let mut walk = Walk::new(&name("example.com."), &config);
+    while let Some((n, t)) = walk.need() {
+        walk.feed(answer(&n, t).fetched(), later, &mut Budget::default());
+    }
+    assert_eq!(walk.done().unwrap().clone().unwrap_err().ede(), Some(7));
+}
