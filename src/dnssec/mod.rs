@@ -14,6 +14,8 @@
 //!   names the DS or DNSKEY RRset to fetch next and takes what came back.
 //! * [`denial`]: NSEC and NSEC3 proofs of NXDOMAIN, NODATA, wildcard answers and insecure
 //!   delegations, usable on cached ranges too (RFC 8198).
+//! * [`judge`]: an outcome (answer with its chain, wildcard proof, negative answer) against
+//!   the signers' validated keys.
 //! * [`anchor`]: trust anchors (built-in root KSKs, `--trust-anchor` files), negative trust
 //!   anchors (RFC 7646).
 //! * [`autotrust`]: RFC 5011 automated trust-anchor updates, a pure state machine.
@@ -26,6 +28,7 @@ pub mod autotrust;
 pub mod chain;
 pub mod config;
 pub mod denial;
+pub mod judge;
 pub mod verify;
 
 #[cfg(test)]
