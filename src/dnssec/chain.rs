@@ -14,6 +14,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use super::anchor::TrustAnchors;
 use super::config::Config;
 use super::denial::{prove, Denial};
+use super::keycache::{KeyCache, Known};
 use super::verify::{ds, rrsig, validate_keyset, verify_rrset, Budget, KeySet, Link, Skew};
 use super::{Proof, Reason, Verdict};
 
@@ -63,8 +64,11 @@ pub struct Walk {
     keys: Option<KeySet>,
     state: State,
     skew: Skew,
-    /// The fetches made, in order (for `trace --dnssec` and tests).
+    /// The fetches made, in order (for `trace --dnssec` and tests). A walk that ends
+    /// insecure or bogus ended at the last one: the zone to cache the verdict for.
     pub fetched: Vec<(Name, RecordType)>,
+    /// Every key set validated on the way, for the key cache.
+    pub validated: Vec<KeySet>,
 }
 
 impl Walk {
@@ -93,6 +97,27 @@ impl Walk {
             state,
             skew: config.skew,
             fetched: Vec::new(),
+            validated: Vec::new(),
+        }
+    }
+
+    /// A walk that starts from the deepest entry of `cache` at or above `signer` (and at or
+    /// below its anchor: a cached key set above an island of trust must not bypass it), or
+    /// ends at once with a cached insecure or bogus verdict.
+    pub fn from_cache(signer: &Name, config: &Config, cache: &KeyCache, now: u64) -> Walk {
+        let walk = Walk::new(signer, config);
+        let State::Keys { zone: anchor, .. } = &walk.state else {
+            return walk;
+        };
+        match cache.closest(&walk.signer, now) {
+            Some((zone, known)) if anchor.zone_of(&zone) => match known {
+                Known::Keys(keys) => Walk::resume(signer, keys, config),
+                Known::Verdict(v) => Walk {
+                    state: State::Done(Err(v)),
+                    ..walk
+                },
+            },
+            _ => walk,
         }
     }
 
@@ -182,6 +207,7 @@ impl Walk {
         };
         match result {
             Ok(set) => {
+                self.validated.push(set.clone());
                 self.keys = Some(set);
                 self.advance();
             }

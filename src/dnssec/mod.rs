@@ -1,7 +1,7 @@
 //! The dnssec room: DNSSEC validation as plain functions over records, with time passed in.
 //!
-//! Nothing here does I/O, reads a clock or keeps a cache. The resolver fetches DS and DNSKEY
-//! sets and hands them here; these functions say whether data is secure, insecure or bogus
+//! Nothing here touches the network or reads the clock; files are read only for anchors
+//! and the RFC 5011 state. The resolver fetches DS and DNSKEY sets and hands them here; these functions say whether data is secure, insecure or bogus
 //! (RFC 4035 §4.3) and, when it is not secure, why, as an Extended DNS Error (RFC 8914).
 //! The cryptography and the wire canonicalisation are hickory-proto's
 //! (`hickory_proto::dnssec`, backend `dnssec-ring`): this room decides *which* checks to run
@@ -16,6 +16,8 @@
 //!   delegations, usable on cached ranges too (RFC 8198).
 //! * [`judge`]: an outcome (answer with its chain, wildcard proof, negative answer) against
 //!   the signers' validated keys.
+//! * [`keycache`]: validated key sets and insecure/bogus zones by zone, with expiry, so a
+//!   walk starts from the deepest one known.
 //! * [`anchor`]: trust anchors (built-in root KSKs, `--trust-anchor` files), negative trust
 //!   anchors (RFC 7646).
 //! * [`autotrust`]: RFC 5011 automated trust-anchor updates, a pure state machine.
@@ -29,6 +31,7 @@ pub mod chain;
 pub mod config;
 pub mod denial;
 pub mod judge;
+pub mod keycache;
 pub mod verify;
 
 #[cfg(test)]

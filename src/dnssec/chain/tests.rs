@@ -4,6 +4,7 @@ use hickory_proto::dnssec::DigestType;
 
 use super::*;
 use crate::dnssec::anchor::{Anchor, NegativeAnchors};
+use crate::dnssec::keycache::KeyCache;
 use crate::dnssec::testkit::{dnssec, name, record, ZoneKey, NOW};
 
 /// A signed hierarchy: `.` → `com.` → `example.com.`, one key per zone (a KSK that signs
@@ -339,4 +340,50 @@ fn real_chain_of_example_com_from_the_builtin_root_anchors() {
         walk.feed(answer(&n, t).fetched(), later, &mut Budget::default());
     }
     assert_eq!(walk.done().unwrap().clone().unwrap_err().ede(), Some(7));
+}
+
+#[test]
+fn the_key_cache_shortens_walks_but_never_bypasses_an_anchor() {
+    let net = Net::new();
+    let config = net.config();
+    let cache = KeyCache::default();
+    let (first, _) = run("example.com.", &config, |n, t| net.answer(n, t));
+    for ks in &first.validated {
+        cache.insert_keys(ks.clone(), NOW);
+    }
+    assert_eq!(first.validated.len(), 3);
+    // The signer's own keys are cached: nothing to fetch.
+    let again = Walk::from_cache(&name("example.com."), &config, &cache, NOW);
+    assert_eq!(again.need(), None);
+    assert_eq!(
+        again.done().unwrap().as_ref().unwrap().zone,
+        name("example.com.")
+    );
+    // Below com.'s cached keys, a walk to x.y.com. starts at y.com.'s DS.
+    let mut below = Walk::from_cache(&name("x.y.com."), &config, &cache, NOW);
+    let mut budget = Budget::default();
+    while let Some((n, t)) = below.need() {
+        below.feed(net.answer(&n, t).fetched(), NOW, &mut budget);
+    }
+    assert_eq!(
+        fetches(&below),
+        ["y.com. DS", "x.y.com. DS", "x.y.com. DNSKEY"]
+    );
+    assert!(below.done().unwrap().is_ok());
+
+    // A cached insecure verdict ends the walk at once.
+    cache.insert_verdict(&name("insecure.com."), Verdict::insecure(None), 300, NOW);
+    let w = Walk::from_cache(&name("a.insecure.com."), &config, &cache, NOW);
+    assert_eq!(w.done(), Some(&Err(Verdict::insecure(None))));
+
+    // An anchor below a cached key set is not bypassed: the walk starts at the anchor.
+    let mut config = net.config();
+    config.anchors.add(
+        name("example.com."),
+        Anchor::Key(net.example.dnskey.clone()),
+    );
+    let cache = KeyCache::default();
+    cache.insert_keys(first.validated[1].clone(), NOW); // com.
+    let w = Walk::from_cache(&name("example.com."), &config, &cache, NOW);
+    assert_eq!(w.need(), Some((name("example.com."), RecordType::DNSKEY)));
 }
