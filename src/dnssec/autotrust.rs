@@ -308,6 +308,29 @@ impl TrustPoint {
     }
 }
 
+/// Writes every trust point to the state file `path`: a new file beside it, then a rename,
+/// so a crash never leaves half a file (Unbound writes its autotrust file the same way).
+pub fn save(path: &Path, points: &[TrustPoint]) -> std::io::Result<()> {
+    let text: String = points.iter().map(TrustPoint::to_text).collect();
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Reads the state file at `path` ([`save`]'s format).
+pub fn load(path: &Path) -> Result<Vec<TrustPoint>, AnchorError> {
+    let text = std::fs::read_to_string(path).map_err(|e| AnchorError {
+        path: path.to_path_buf(),
+        line: 0,
+        message: format!("cannot read the trust-anchor state file: {e}"),
+    })?;
+    TrustPoint::from_text(path, &text)
+}
+
 /// Builds a DNSKEY with the REVOKE bit set (tests and the lab's rollover case).
 pub fn with_revoke(key: &DNSKEY) -> DNSKEY {
     DNSKEY::with_flags(

@@ -179,3 +179,26 @@ fn state_file_round_trips_and_bad_lines_are_located() {
     let e = TrustPoint::from_text(Path::new("root.state"), ds).unwrap_err();
     assert!(e.to_string().starts_with("root.state:1: "), "{e}");
 }
+
+#[test]
+fn save_writes_the_whole_file_and_load_reads_it_back() {
+    let dir = std::env::temp_dir().join(format!("hopdns-autotrust-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("root.state");
+    let mut root = TrustPoint::seed(Name::root(), &[key(1)], NOW);
+    root.observe(&seen(&[key(1), key(2)]), NOW);
+    let corp = TrustPoint::seed(Name::from_ascii("corp.example.").unwrap(), &[key(3)], NOW);
+    save(&path, &[root.clone(), corp.clone()]).unwrap();
+    assert_eq!(load(&path).unwrap(), [root, corp]);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+    let e = load(&dir.join("missing.state")).unwrap_err().to_string();
+    assert!(
+        e.contains("missing.state") && e.contains("cannot read"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
