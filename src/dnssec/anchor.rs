@@ -289,6 +289,12 @@ fn ds(rdata: &[&str]) -> Result<Anchor, String> {
     if hex.is_empty() {
         return Err("DS without a digest".into());
     }
+    if hex.len() % 2 == 1 {
+        return Err(format!(
+            "DS digest: {} hexadecimal digits, an odd number (two per byte)",
+            hex.len()
+        ));
+    }
     let bytes = data_encoding::HEXUPPER_PERMISSIVE
         .decode(hex.as_bytes())
         .map_err(|e| format!("DS digest: not hexadecimal ({e})"))?;
