@@ -7,18 +7,19 @@ cd "$(dirname "$0")/../src"
 
 declare -A may=(
   [dns]=""
+  [dnssec]=""
   [cache]="dns"
   [trace]="dns"
   [metrics]="dns cache"
   [transport]="dns cache"
   [server]="dns cache metrics"
-  [resolver]="dns cache metrics trace transport"
+  [resolver]="dns dnssec cache metrics trace transport"
   [control]="dns metrics"
   [redirect]="dns cache metrics trace control resolver"
   [lab]="dns"
-  [config]="dns cache transport server resolver"
+  [config]="dns dnssec cache transport server resolver"
   [fuzz]="dns cache transport server resolver"
-  [cli]="dns cache metrics trace transport server resolver control redirect config lab"
+  [cli]="dns dnssec cache metrics trace transport server resolver control redirect config lab"
 )
 
 bad=0

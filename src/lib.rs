@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dns;
+pub mod dnssec;
 #[doc(hidden)]
 pub mod fuzz;
 #[cfg(feature = "lab")]

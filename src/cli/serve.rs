@@ -193,6 +193,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
     rt.block_on(async move {
         // Bind before anything else so a bad address fails fast with a clear error.
         let bound = BoundServer::bind(&server_config)?;
+        let dnssec = resolver_config.settings.dnssec.clone();
         let resolver = Arc::new(Resolver::new(resolver_config, Arc::new(transport)));
         if !args.upstream.no_prime {
             let r = resolver.clone();
@@ -206,8 +207,9 @@ pub fn run(args: ServeArgs) -> CmdResult {
             Some(path) => Some(Arc::new(Redirector::from_file(resolver.clone(), path)?)),
             None => None,
         };
-        let mut reloaders: Vec<Arc<dyn Reloadable>> =
-            ConfigReloader::for_args(&args).into_iter().collect();
+        let mut reloaders: Vec<Arc<dyn Reloadable>> = ConfigReloader::for_args(&args, dnssec)
+            .into_iter()
+            .collect();
         if let Some(log) = query_log.filter(QueryLog::has_file) {
             reloaders.push(Arc::new(super::serve_services::QueryLogFile(log)));
         }

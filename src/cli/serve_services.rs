@@ -90,17 +90,24 @@ pub struct ConfigReloader {
     argv: Vec<OsString>,
     /// The file's keys as read at start: what the running process uses.
     running: Vec<(String, Vec<OsString>)>,
+    /// Validation settings, whose negative trust anchors a reload replaces (RFC 7646 §2.2:
+    /// operators add and remove them while running).
+    dnssec: Option<Arc<crate::dnssec::Config>>,
 }
 
 impl ConfigReloader {
     /// A reloader when `serve` runs with a config file.
-    pub fn for_args(args: &ServeArgs) -> Option<Arc<dyn Reloadable>> {
+    pub fn for_args(
+        args: &ServeArgs,
+        dnssec: Option<Arc<crate::dnssec::Config>>,
+    ) -> Option<Arc<dyn Reloadable>> {
         let path = args.ops.config.clone()?;
         let entries = load_entries(&path).ok()?;
         Some(Arc::new(ConfigReloader {
             path,
             argv: std::env::args_os().collect(),
             running: entries,
+            dnssec,
         }))
     }
 }
@@ -122,13 +129,24 @@ impl Reloadable for ConfigReloader {
 
     fn reload(&self) -> Result<String, String> {
         let entries = load_entries(&self.path)?;
-        let level = match parse_with_config(self.argv.clone()) {
-            Ok(cli) if matches!(cli.command, Command::Serve(_)) => cli.log_level,
-            Ok(_) => return Err("not started as `serve`".into()),
+        let (level, insecure) = match parse_with_config(self.argv.clone()) {
+            Ok(cli) => match cli.command {
+                Command::Serve(args) => (cli.log_level, args.upstream.dnssec.insecure_domain),
+                _ => return Err("not started as `serve`".into()),
+            },
             Err(ParseFailure::Config(e)) => return Err(e.to_string()),
             Err(ParseFailure::Clap(e)) => return Err(e.to_string()),
         };
+        let negative = crate::dnssec::anchor::NegativeAnchors::parse(&insecure)?;
         super::logging::set_level(&level)?;
+        let nta = match &self.dnssec {
+            Some(d) if !negative.domains().is_empty() => format!("; {}", d.set_negative(negative)),
+            Some(d) => {
+                d.set_negative(negative);
+                String::new()
+            }
+            None => String::new(),
+        };
         let running = &self.running;
         let mut changed: Vec<&str> = entries
             .iter()
@@ -140,15 +158,15 @@ impl Reloadable for ConfigReloader {
                     .filter(|(k, _)| !entries.iter().any(|(ek, _)| ek == k))
                     .map(|(k, _)| k.as_str()),
             )
-            .filter(|k| *k != "log-level")
+            .filter(|k| *k != "log-level" && *k != "insecure-domain")
             .collect();
         changed.sort_unstable();
         changed.dedup();
         let report = if changed.is_empty() {
-            format!("re-read; log level {level}; nothing else changed")
+            format!("re-read; log level {level}; nothing else changed{nta}")
         } else {
             format!(
-                "re-read; log level {level}; changed but applied only at restart: {}",
+                "re-read; log level {level}; changed but applied only at restart: {}{nta}",
                 changed.join(", ")
             )
         };

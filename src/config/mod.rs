@@ -14,6 +14,7 @@ pub mod service;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 
@@ -21,6 +22,7 @@ use hickory_proto::rr::RecordType;
 mod cache;
 pub use cache::{parse_size, CacheArgs, CacheArgsError};
 
+use crate::dnssec;
 use crate::resolver::hints::{self, HintsError};
 use crate::resolver::machine::MinimiseMode;
 use crate::resolver::ResolverConfig;
@@ -60,6 +62,53 @@ pub struct UpstreamArgs {
     pub no_0x20: bool,
     #[command(flatten)]
     pub cache: CacheArgs,
+    #[command(flatten)]
+    pub dnssec: DnssecArgs,
+}
+
+/// DNSSEC validation switches (docs/dnssec.md).
+#[derive(Args, Clone, Debug, Default)]
+pub struct DnssecArgs {
+    /// Do not validate DNSSEC (whatever the other DNSSEC switches say).
+    #[arg(long)]
+    pub no_dnssec: bool,
+    /// Trust anchors: DS or DNSKEY records in zone-file format, as Unbound's
+    /// trust-anchor-file (repeatable). Root anchors given here replace the built-in
+    /// KSK-2017 and KSK-2024 (root-hints/root.anchors).
+    #[arg(long, value_name = "FILE")]
+    pub trust_anchor: Vec<PathBuf>,
+    /// RFC 5011 state file that keeps the anchors current across key rollovers, as
+    /// Unbound's auto-trust-anchor-file (created if missing; its directory must exist).
+    #[arg(long, value_name = "FILE")]
+    pub trust_anchor_state: Option<PathBuf>,
+    /// Do not validate this domain and the names below it: an RFC 7646 negative trust
+    /// anchor, for a zone whose signatures are broken (repeatable; `reload` applies it).
+    #[arg(long, value_name = "NAME")]
+    pub insecure_domain: Vec<String>,
+}
+
+impl DnssecArgs {
+    /// The validation settings, or `None` with `--no-dnssec`.
+    pub fn build(&self) -> Result<Option<Arc<dnssec::Config>>, ConfigError> {
+        let negative = dnssec::anchor::NegativeAnchors::parse(&self.insecure_domain)
+            .map_err(ConfigError::InsecureDomain)?;
+        if self.no_dnssec {
+            return Ok(None);
+        }
+        let config = dnssec::Config::load(
+            &self.trust_anchor,
+            self.trust_anchor_state.as_deref(),
+            negative,
+        )
+        .map_err(|e| {
+            if self.trust_anchor_state.as_deref() == Some(e.path.as_path()) {
+                ConfigError::AnchorState(e)
+            } else {
+                ConfigError::Anchor(e)
+            }
+        })?;
+        Ok(Some(Arc::new(config)))
+    }
 }
 
 /// `--qname-minimisation` values.
@@ -91,6 +140,12 @@ pub enum ConfigError {
     OutgoingDisabled(IpAddr, u8),
     #[error(transparent)]
     Cache(#[from] CacheArgsError),
+    #[error("--trust-anchor {0}")]
+    Anchor(dnssec::anchor::AnchorError),
+    #[error("--trust-anchor-state {0}")]
+    AnchorState(dnssec::anchor::AnchorError),
+    #[error("{0}")]
+    InsecureDomain(String),
 }
 
 impl ConfigError {
@@ -101,6 +156,9 @@ impl ConfigError {
             ConfigError::NoTransport => "no-ipv6",
             ConfigError::OutgoingTwice(_) | ConfigError::OutgoingDisabled(..) => "outgoing-address",
             ConfigError::Cache(e) => e.key(),
+            ConfigError::Anchor(_) => "trust-anchor",
+            ConfigError::AnchorState(_) => "trust-anchor-state",
+            ConfigError::InsecureDomain(_) => "insecure-domain",
         }
     }
 }
@@ -158,6 +216,7 @@ impl UpstreamArgs {
         };
         transport.case_randomisation = !self.no_0x20;
         config.cache = self.cache.build()?;
+        config.settings.dnssec = self.dnssec.build()?;
         Ok((config, transport))
     }
 }
@@ -222,5 +281,40 @@ mod tests {
         let bad = Cli::try_parse_from(["x", "--qname-minimisation", "sometimes"]);
         let e = bad.err().unwrap().to_string();
         assert!(e.contains("relaxed, strict, off"), "{e}");
+    }
+
+    #[test]
+    fn dnssec_is_on_by_default_and_its_switches_reach_the_settings() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            up: UpstreamArgs,
+        }
+        let (config, _) = UpstreamArgs::default().build().unwrap();
+        let dnssec = config.settings.dnssec.expect("validation is on by default");
+        assert_eq!(
+            dnssec.anchors.get(&hickory_proto::rr::Name::root()).len(),
+            2
+        );
+
+        let cli = Cli::try_parse_from(["x", "--no-dnssec"]).unwrap();
+        assert!(cli.up.build().unwrap().0.settings.dnssec.is_none());
+
+        let cli = Cli::try_parse_from([
+            "x",
+            "--insecure-domain",
+            "broken.example",
+            "--insecure-domain",
+            "other.test",
+        ])
+        .unwrap();
+        let dnssec = cli.up.build().unwrap().0.settings.dnssec.unwrap();
+        assert_eq!(dnssec.negative.load().domains().len(), 2);
+
+        let cli = Cli::try_parse_from(["x", "--trust-anchor", "/nonexistent/lab.anchor"]).unwrap();
+        let e = cli.up.build().unwrap_err();
+        assert_eq!(e.key(), "trust-anchor");
+        assert!(e.to_string().contains("/nonexistent/lab.anchor"), "{e}");
     }
 }

@@ -63,6 +63,9 @@ pub struct Settings {
     /// hopdns's own listen addresses: never asked upstream (a referral to them would make
     /// hopdns query itself), whatever `query_loopback` says.
     pub own_addrs: Vec<IpAddr>,
+    /// DNSSEC validation settings; `None` is `--no-dnssec` (docs/dnssec.md). Read by
+    /// nothing in the machine yet: validation frames are the next step.
+    pub dnssec: Option<Arc<crate::dnssec::Config>>,
 }
 
 impl Default for Settings {
@@ -75,6 +78,7 @@ impl Default for Settings {
             minimise_qtype: RecordType::A,
             limits: Limits::default(),
             own_addrs: Vec::new(),
+            dnssec: None,
         }
     }
 }
