@@ -9,11 +9,11 @@
 //! root's key is the lab's trust anchor ([`SignedLab::anchor`]).
 //!
 //! hickory-server's in-memory zone handler builds the NSEC (RFC 4034 §4) or NSEC3 (RFC 5155)
-//! chain and signs every RRset with the zone's key (`secure_zone_mut`). After that, this
-//! module takes the signatures off what a zone is not authoritative for (delegation NS sets
-//! and glue: RFC 4035 §2.2), and re-signs, with hickory-proto's `SigInput`/`TBS` and the
-//! ring key, the zones whose flaw is in their signatures (validity windows, the rollover).
-//! No cryptography is written here.
+//! chain (`secure_zone_mut`, which also signs, from "now"). This module then signs again,
+//! with hickory-proto's `SigInput`/`TBS` and the ring key: back-dated an hour (or in a broken
+//! case's window), only what the zone is authoritative for (no delegation NS sets or glue:
+//! RFC 4035 §2.2), with the keys a case calls for (the rollover). No cryptography is
+//! written here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -448,34 +448,24 @@ fn sign_zone(
         .map_err(|e| err(&e))?;
     handler.secure_zone_mut().map_err(|e| err(&e))?;
     let mut records = std::mem::take(handler.records_get_mut());
-    unsign_non_authoritative(&mut records, zone);
     zone.nx = Some(nx);
 
-    let backdated = Window::around(now, -(BACKDATE.as_secs() as i64), VALIDITY.as_secs() as i64);
+    // hickory signs from "now"; every signature is made again here, back-dated an hour (a
+    // validator's clock a little behind ours still accepts it) or in the case's window, and
+    // only over what the zone is authoritative for.
     let month = MONTH.as_secs() as i64;
+    let backdated = Window::around(now, -(BACKDATE.as_secs() as i64), VALIDITY.as_secs() as i64);
+    let window = match signing.flaw {
+        Flaw::Expired => Window::around(now, -2 * month, -month),
+        Flaw::NotYetValid => Window::around(now, month, 2 * month),
+        _ => backdated,
+    };
+    let csk = [(&key, key.dnskey.clone())];
+    resign(&mut records, zone, &csk, &[&key], window)?;
+
     let mut published = vec![ds_of(&origin, &key.dnskey)?];
     match signing.flaw {
-        Flaw::None | Flaw::Algorithm(_) => {}
-        Flaw::Expired => {
-            let window = Window::around(now, -2 * month, -month);
-            resign(
-                &mut records,
-                zone,
-                &[(&key, key.dnskey.clone())],
-                &[&key],
-                window,
-            )?;
-        }
-        Flaw::NotYetValid => {
-            let window = Window::around(now, month, 2 * month);
-            resign(
-                &mut records,
-                zone,
-                &[(&key, key.dnskey.clone())],
-                &[&key],
-                window,
-            )?;
-        }
+        Flaw::None | Flaw::Algorithm(_) | Flaw::Expired | Flaw::NotYetValid => {}
         Flaw::DsWithoutKey => {
             // The digest of a key nobody signs with: no DNSKEY in the zone matches the DS.
             let orphan = store.key(&origin, "orphan")?;
@@ -510,7 +500,7 @@ fn sign_zone(
                     }
                 }
                 rrset.set_records(fresh);
-                sign_rrset(rrset, &origin, &[(&key, key.dnskey.clone())], backdated)?;
+                sign_rrset(rrset, &origin, &csk, backdated)?;
             }
         }
         Flaw::Rollover => {
@@ -556,16 +546,6 @@ fn authoritative(zone: &LoadedZone, name: &Name, rtype: RecordType) -> bool {
     })
 }
 
-/// Takes hickory's signatures off delegation NS sets and glue.
-fn unsign_non_authoritative(records: &mut ZoneRecords, zone: &LoadedZone) {
-    for (k, rrset) in records.iter_mut() {
-        let name = Name::from(&k.name);
-        if !authoritative(zone, &name, k.record_type) && !rrset.rrsigs().is_empty() {
-            Arc::make_mut(rrset).clear_rrsigs();
-        }
-    }
-}
-
 /// Signs `rrset` with each of `keys` (private key, DNSKEY as published: the REVOKE bit
 /// changes the key tag), replacing its signatures.
 fn sign_rrset(
@@ -605,7 +585,8 @@ fn sign_rrset(
     Ok(())
 }
 
-/// Re-signs every authoritative RRset: the DNSKEY RRset with `ksks`, the rest with `zsks`.
+/// Re-signs every authoritative RRset: the DNSKEY RRset with `ksks`, the rest with `zsks`;
+/// takes the signatures off delegation NS sets and glue (RFC 4035 §2.2).
 fn resign(
     records: &mut ZoneRecords,
     zone: &LoadedZone,
@@ -617,6 +598,9 @@ fn resign(
     for (k, rrset) in records.iter_mut() {
         let name = Name::from(&k.name);
         if !authoritative(zone, &name, k.record_type) {
+            if !rrset.rrsigs().is_empty() {
+                Arc::make_mut(rrset).clear_rrsigs();
+            }
             continue;
         }
         let keys = if k.record_type == RecordType::DNSKEY {
