@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{runtime, shutdown_signal, CmdResult};
 use crate::cache::CacheConfig;
-use crate::lab::{Lab, LabConfig, Verdict};
+use crate::lab::{Lab, LabConfig, RolloverPhase, Verdict};
 use crate::resolver::{hints, Resolver, ResolverConfig};
 use crate::server::{Answerer, BoundServer, ServerConfig};
 use crate::transport::NetTransport;
@@ -33,6 +33,30 @@ pub struct LabArgs {
     /// are temporary.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<std::path::PathBuf>,
+    /// Serve rollover.net's DNSKEY set in this phase of its KSK rollover (RFC 5011): initial
+    /// {KSK1}, new-key {KSK1, KSK2}, old-revoked {KSK1 revoked, KSK2}, old-removed {KSK2}.
+    #[arg(long, value_enum, value_name = "PHASE", default_value_t = Phase::Initial)]
+    pub rollover_phase: Phase,
+}
+
+/// `--rollover-phase` values (the lab's [`RolloverPhase`]).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Initial,
+    NewKey,
+    OldRevoked,
+    OldRemoved,
+}
+
+impl From<Phase> for RolloverPhase {
+    fn from(p: Phase) -> RolloverPhase {
+        match p {
+            Phase::Initial => RolloverPhase::Initial,
+            Phase::NewKey => RolloverPhase::NewKey,
+            Phase::OldRevoked => RolloverPhase::OldRevoked,
+            Phase::OldRemoved => RolloverPhase::OldRemoved,
+        }
+    }
 }
 
 /// The resolver `hopdns lab` runs (and the integration tests use): the lab's root hints,
@@ -61,6 +85,7 @@ pub fn run(args: LabArgs) -> CmdResult {
     rt.block_on(async move {
         let lab =
             Lab::start_with_keys(LabConfig { net: args.net }, args.state_dir.as_deref()).await?;
+        lab.set_rollover(args.rollover_phase.into()).await;
         let resolver = Arc::new(lab_resolver(&lab)?);
         let addr = SocketAddr::new(IpAddr::V4(lab.addr(RESOLVER_HOST)), 53);
         let bound = BoundServer::bind(&ServerConfig {
@@ -124,8 +149,9 @@ pub fn run(args: LabArgs) -> CmdResult {
             );
         }
         outln!(
-            "  dig @{} +dnssec www.rollover.net DNSKEY   # Lab::set_rollover switches the KSKs",
-            lab.addr(70)
+            "  dig @{} +dnssec rollover.net DNSKEY   # phase {:?} (--rollover-phase)",
+            lab.addr(70),
+            args.rollover_phase
         );
         outln!();
         outln!("Root hints for this lab: {}", hints_file.display());
