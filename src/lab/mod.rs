@@ -34,6 +34,27 @@
 //! | 127.53.N.42 | ns1.nxns.com         | `nxns.com.`              | NXNS: `attack` delegated to 100 glueless names under victim.net |
 //! | 127.53.N.43 | ns.victim.net        | `victim.net.`            | NXDOMAIN for every name below the apex |
 //! | 127.53.N.66 | (poison)             | `poison.com.` (fake)     | `www.poison.com` A 198.51.100.66, reached only by trusting com's lie |
+//! | 127.53.N.70 | `ns1.<zone>` of each DNSSEC case | `secure.net.`, `secure.org.`, `expired.net.`, ... (all of [`DNSSEC_CASES`] but one) | signed or deliberately broken zones, `www` A 192.0.2.1xx |
+//! | 127.53.N.71 | ns1.unsigned.optout.com | `unsigned.optout.com.` | unsigned child of the NSEC3 opt-out zone |
+//!
+//! DNSSEC (`sign.rs`): the root (NSEC), com (NSEC3), net (NSEC), org (NSEC3) and the case zones
+//! on .70 are signed at start with ECDSA P-256 keys (algorithm 13), new at each start or kept
+//! in a state directory ([`Lab::start_with_keys`]); each signed child's DS (SHA-256) is in its
+//! parent. [`Lab::trust_anchor`] is the root's DS and DNSKEY in zone-file form. The zones of
+//! the table above (example.com and the rest) stay unsigned: their delegations are insecure
+//! (the parent's NSEC/NSEC3 proves there is no DS), and replies to queries without DO are
+//! what they were before signing. The cases, with what a validator must make of them
+//! ([`DNSSEC_CASES`], checked against Unbound by `benches/dnssec/run.sh`): `secure.net` (NSEC)
+//! and `secure.org` (NSEC3) answers, NXDOMAIN, NODATA and `*.wild` wildcards are secure;
+//! `expired.net` and `notyet.net` have signatures outside their window (EDE 7, 8);
+//! `dsnokey.net`'s DS matches no key (EDE 9); `nosig.net` signs only DNSKEY, NSEC and SOA (EDE
+//! 10); `rsamd5.net` and `unknownalg.net` use algorithms 1 and 100 (insecure); `badnsec.net`'s
+//! apex NSEC skips to `a.badnsec.net.`, so `nope.badnsec.net` has no cover (bogus, EDE 6);
+//! `optout.com` is NSEC3 with opt-out and an unsigned child (insecure); `iter500.org` is NSEC3
+//! with 500 iterations (answers secure, denials insecure); `insecure.net` is unsigned below the
+//! signed net; `rollover.net` walks a KSK rollover ([`Lab::set_rollover`], [`RolloverPhase`]).
+//! With DO, a signed parent's referral carries the DS and its RRSIG, or the NSEC/NSEC3 records
+//! proving there is none (RFC 4035 §3.1.4).
 //!
 //! example.com data: `www` A 192.0.2.1 + AAAA 2001:db8::1; `alias` CNAME www; `v4only` A
 //! 192.0.2.3 (AAAA: NODATA); `big` 8 TXT records, about 2 KB (TC over UDP, complete over TCP);

@@ -146,7 +146,7 @@ pub(crate) const SIGNED: &[Signing] = &[
     signed!("rollover.net.", Denial::Nsec, Flaw::Rollover),
 ];
 
-/// The zone whose KSK rolls over ([`Flaw::Rollover`]).
+/// The zone whose KSK rolls over ([`RolloverPhase`]).
 pub const ROLLOVER_ZONE: &str = "rollover.net.";
 
 /// The DNSKEY set of `rollover.net.`, switched by [`Lab::set_rollover`](super::Lab::set_rollover)
