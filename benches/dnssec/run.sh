@@ -76,6 +76,7 @@ CASES=(
   "www.insecure.net A - NOERROR - - unsigned delegation from a signed parent: insecure"
   "www.example.com A - NOERROR - - the unsigned lab zones: insecure"
   "www.rollover.net A - NOERROR ad - KSK rollover zone, initial phase"
+  "www.keytrap.net A - SERVFAIL - 9 KeyTrap: 17 DNSKEYs with one tag, 17 RRSIGs per RRset, real ones last: the budget gives up"
   "www.expired.net A +cd NOERROR - - CD: bogus data returned unchecked, no AD"
   "www.secure.net A +cd NOERROR ad - CD on secure data"
   "nope.badnsec.net A +cd NXDOMAIN - - CD: the unproved NXDOMAIN passed on"

@@ -52,7 +52,9 @@
 //! apex NSEC skips to `a.badnsec.net.`, so `nope.badnsec.net` has no cover (bogus, EDE 6);
 //! `optout.com` is NSEC3 with opt-out and an unsigned child (insecure); `iter500.org` is NSEC3
 //! with 500 iterations (answers secure, denials insecure); `insecure.net` is unsigned below the
-//! signed net; `rollover.net` walks a KSK rollover ([`Lab::set_rollover`], [`RolloverPhase`]).
+//! signed net; `rollover.net` walks a KSK rollover ([`Lab::set_rollover`], [`RolloverPhase`]);
+//! `keytrap.net` hides its real key and signatures behind 16 decoys with the same key tag
+//! (KeyTrap, CVE-2023-50387: a validation budget gives up, EDE 9 from Unbound 1.17.1).
 //! With DO, a signed parent's referral carries the DS and its RRSIG, or the NSEC/NSEC3 records
 //! proving there is none (RFC 4035 §3.1.4).
 //!

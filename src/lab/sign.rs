@@ -87,7 +87,16 @@ pub(crate) enum Flaw {
     WrongNsec,
     /// Two KSKs, published in phases ([`RolloverPhase`]); the DS set in the parent names both.
     Rollover,
+    /// KeyTrap (CVE-2023-50387): [`KEYTRAP_DECOYS`] extra DNSKEYs with the zone key's tag
+    /// (not valid P-256 points: the tag is all they share) and as many extra RRSIGs with that
+    /// tag and random-looking bytes on every RRset but DNSKEY, all placed before the real key
+    /// and the real signature. A validator without a budget tries up to 17 x 17 pairs per
+    /// RRset and ends secure; one with a budget gives up (Unbound 1.17.1: SERVFAIL, EDE 9).
+    KeyTrap,
 }
+
+/// How many decoy keys and signatures the KeyTrap zone carries.
+pub const KEYTRAP_DECOYS: usize = 16;
 
 /// One signed zone of the lab.
 pub(crate) struct Signing {
@@ -144,6 +153,7 @@ pub(crate) const SIGNED: &[Signing] = &[
         }
     ),
     signed!("rollover.net.", Denial::Nsec, Flaw::Rollover),
+    signed!("keytrap.net.", Denial::Nsec, Flaw::KeyTrap),
 ];
 
 /// The zone whose KSK rolls over ([`RolloverPhase`]).
@@ -461,6 +471,9 @@ fn sign_zone(
         _ => backdated,
     };
     let csk = [(&key, key.dnskey.clone())];
+    if signing.flaw == Flaw::KeyTrap {
+        add_decoy_keys(&mut records, &origin, &key.dnskey)?;
+    }
     resign(&mut records, zone, &csk, &[&key], window)?;
 
     let mut published = vec![ds_of(&origin, &key.dnskey)?];
@@ -503,6 +516,7 @@ fn sign_zone(
                 sign_rrset(rrset, &origin, &csk, backdated)?;
             }
         }
+        Flaw::KeyTrap => add_decoy_signatures(&mut records, zone),
         Flaw::Rollover => {
             let second = store.key(&origin, "ksk2")?;
             published.push(ds_of(&origin, &second.dnskey)?);
@@ -611,6 +625,79 @@ fn resign(
         sign_rrset(Arc::make_mut(rrset), &zone.origin, keys, window)?;
     }
     Ok(())
+}
+
+/// Adds [`KEYTRAP_DECOYS`] DNSKEYs with `real`'s algorithm and key tag to the apex DNSKEY
+/// RRset. Their bytes are a fixed pattern whose last two are chosen to hit the tag (the tag
+/// is a checksum, RFC 4034 Appendix B), so they are not keys anyone can sign with.
+fn add_decoy_keys(records: &mut ZoneRecords, origin: &Name, real: &DNSKEY) -> Result<(), LabError> {
+    let tag = key_tag(real).map_err(|e| key_error(origin, e))?;
+    let algorithm = real.public_key().algorithm();
+    let rrkey = RrKey::new(origin.clone().into(), RecordType::DNSKEY);
+    let Some(rrset) = records.get_mut(&rrkey) else {
+        return Err(key_error(origin, "no DNSKEY RRset".into()));
+    };
+    let rrset = Arc::make_mut(rrset);
+    let ttl = rrset.ttl();
+    let mut keys = Vec::new();
+    for n in 0..KEYTRAP_DECOYS {
+        let mut bytes: Vec<u8> = (0u8..64)
+            .map(|i| i.wrapping_mul(29).wrapping_add(n as u8))
+            .collect();
+        // The RFC 4034 Appendix B sum over the RDATA without the last key word, then the word
+        // that folds it to `tag` (checked with hickory-proto's own key tag below).
+        let mut rdata = real.flags().to_be_bytes().to_vec();
+        rdata.extend([3, u8::from(algorithm)]);
+        rdata.extend(&bytes[..62]);
+        let sum: u32 = rdata
+            .chunks(2)
+            .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
+            .sum();
+        let fold = |w: u32| ((sum + w) + ((sum + w) >> 16)) & 0xFFFF;
+        let word = (0..=0xFFFF)
+            .find(|&w| fold(w) == u32::from(tag))
+            .ok_or_else(|| key_error(origin, "no decoy key with the tag".into()))?;
+        bytes[62..].copy_from_slice(&(word as u16).to_be_bytes());
+        let key = DNSKEY::with_flags(real.flags(), PublicKeyBuf::new(bytes, algorithm));
+        if key_tag(&key).map_err(|e| key_error(origin, e))? != tag {
+            return Err(key_error(origin, "decoy key tag mismatch".into()));
+        }
+        let rdata = RData::DNSSEC(DNSSECRData::DNSKEY(key));
+        keys.push(Record::from_rdata(origin.clone(), ttl, rdata));
+    }
+    // Decoys first: a validator that tries keys in order meets them all before the real one.
+    keys.extend(rrset.records_without_rrsigs().cloned());
+    rrset.set_records(keys);
+    Ok(())
+}
+
+/// Adds [`KEYTRAP_DECOYS`] RRSIGs with the real signature's fields (so the real key's tag) and
+/// a fixed 64-byte pattern for the signature, to every authoritative RRset but DNSKEY.
+fn add_decoy_signatures(records: &mut ZoneRecords, zone: &LoadedZone) {
+    for (k, rrset) in records.iter_mut() {
+        let name = Name::from(&k.name);
+        if k.record_type == RecordType::DNSKEY || !authoritative(zone, &name, k.record_type) {
+            continue;
+        }
+        let rrset = Arc::make_mut(rrset);
+        let Some(input) = rrset.rrsigs().iter().find_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::RRSIG(sig)) => Some(sig.input().clone()),
+            _ => None,
+        }) else {
+            continue;
+        };
+        // Decoys first, the real signature last.
+        let mut sigs = Vec::new();
+        for n in 0..KEYTRAP_DECOYS {
+            let sig: Vec<u8> = (0u8..64)
+                .map(|i| i.wrapping_mul(31).wrapping_add(n as u8))
+                .collect();
+            let rdata = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(input.clone(), sig)));
+            sigs.push(Record::from_rdata(rrset.name().clone(), rrset.ttl(), rdata));
+        }
+        sigs.extend(rrset.rrsigs().iter().cloned());
+        rrset.set_rrsigs(sigs);
+    }
 }
 
 /// The four record sets of the rollover zone (see [`RolloverPhase`]).
@@ -907,5 +994,12 @@ pub const DNSSEC_CASES: &[DnssecCase] = &[
         "NOERROR",
         Verdict::Secure,
         "KSK rollover zone (Lab::set_rollover)"
+    ),
+    case!(
+        "www.keytrap.net.",
+        A,
+        "NOERROR",
+        Verdict::Bogus(9),
+        "KeyTrap: a validation budget gives up before the real key (Unbound 1.17.1: EDE 9)"
     ),
 ];

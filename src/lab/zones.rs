@@ -64,6 +64,7 @@ pub(crate) const ZONE_FILES: &[ZoneFile] = &[
     zone!("iter500.org.zone", "iter500.org."),
     zone!("insecure.net.zone", "insecure.net."),
     zone!("rollover.net.zone", "rollover.net."),
+    zone!("keytrap.net.zone", "keytrap.net."),
 ];
 
 /// One authoritative lab server: host byte `x` of 127.53.N.x and the zone files it serves.
@@ -124,7 +125,8 @@ pub(crate) const SERVERS: &[ServerSpec] = &[
             "optout.com.zone",
             "iter500.org.zone",
             "insecure.net.zone",
-            "rollover.net.zone"
+            "rollover.net.zone",
+            "keytrap.net.zone"
         ]
     ),
     server!(71, "ns1.unsigned.optout.com.", ["unsigned.optout.com.zone"]),
