@@ -59,6 +59,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# A TERM or INT (`timeout`, Ctrl-C) exits through the EXIT trap, so nothing is left running.
+trap 'exit 143' TERM INT
 log() { echo "[fleet] $*" >&2; }
 # Prefixes every line with the epoch time, so dnsdist's health transitions can be timed.
 stamp() { python3 -u -c 'import sys,time
