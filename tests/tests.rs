@@ -9,6 +9,7 @@ mod alloc;
 mod cache;
 mod cli;
 mod dnssec_lab;
+mod fleet;
 mod fuzz;
 mod harden;
 mod hints;

@@ -16,6 +16,7 @@ use crate::config::UpstreamArgs;
 use crate::control::{Controls, Reloadable};
 use crate::redirect::Redirector;
 use crate::resolver::Resolver;
+use crate::server::health::HealthCheck;
 use crate::server::querylog::QueryLog;
 use crate::server::{Answerer, BoundServer, ServerConfig};
 
@@ -127,6 +128,15 @@ pub(super) fn lan_without_allow(args: &ServeArgs) -> Option<String> {
     })
 }
 
+/// `--health-fail-before-stop` without a name to fail: it would only delay the stop.
+fn health_problem(args: &ServeArgs) -> Option<String> {
+    (args.ops.health_fail_before_stop > 0.0 && args.ops.health_check_name.is_none()).then(|| {
+        "--health-fail-before-stop has no health check to fail: add --health-check-name \
+         NAME (the name the balancer checks), or drop it"
+            .to_string()
+    })
+}
+
 /// Checks what can be checked without binding anything (`hopdns config check`): every
 /// problem, each with the config key it is about. The rules file is loaded too.
 pub fn check(args: &ServeArgs) -> Vec<(&'static str, String)> {
@@ -136,6 +146,9 @@ pub fn check(args: &ServeArgs) -> Vec<(&'static str, String)> {
     }
     if args.threads == Some(0) {
         problems.push(("threads", "--threads must be at least 1".to_string()));
+    }
+    if let Some(p) = health_problem(args) {
+        problems.push(("health-fail-before-stop", p));
     }
     for e in args.upstream.problems() {
         problems.push((e.key(), e.to_string()));
@@ -161,6 +174,9 @@ pub fn run(args: ServeArgs) -> CmdResult {
         return Err("--threads must be at least 1".into());
     }
     if let Some(p) = open_resolver_problem(&args) {
+        return Err(p.into());
+    }
+    if let Some(p) = health_problem(&args) {
         return Err(p.into());
     }
     if let Some(warning) = lan_without_allow(&args) {
@@ -232,12 +248,28 @@ pub fn run(args: ServeArgs) -> CmdResult {
             // No rules: the resolver answers directly, with no layer in between.
             None => resolver,
         };
+        let health = args
+            .ops
+            .health_check_name
+            .clone()
+            .map(|name| Arc::new(HealthCheck::new(answerer.clone(), name)));
+        let answerer: Arc<dyn Answerer> = match &health {
+            Some(h) => h.clone(),
+            None => answerer,
+        };
         let bound = bound.serve_hits_from(resolver_cache);
         let server = tokio::spawn(bound.run(answerer, shutdown.clone()));
         // Every socket is bound and registered: systemd may start what needs DNS now.
         super::notify::send("READY=1\nSTATUS=answering queries");
         ops.wait_for_stop().await;
         super::notify::send("STOPPING=1\nSTATUS=draining");
+        let before = args.ops.health_fail_before_stop();
+        if let Some(h) = health.filter(|_| !before.is_zero()) {
+            // Out of the balancer's rotation first, still answering; then the drain.
+            tracing::info!(?before, "stopping: failing the health check first");
+            h.fail();
+            tokio::time::sleep(before).await;
+        }
         tracing::info!(drain = ?args.ops.drain(), "stopping: draining queries in hand");
         shutdown.cancel();
         match tokio::time::timeout(args.ops.drain() + STOP_GRACE, server).await {

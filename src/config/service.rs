@@ -112,6 +112,18 @@ pub struct OpsArgs {
     #[arg(long, value_name = "SECS", default_value_t = 3.0,
           value_parser = parse_seconds, help_heading = "Operations")]
     pub drain_timeout: f64,
+    /// Answer NAME from hopdns itself (A 127.0.0.1, TXT "ok", NODATA for other types; TTL
+    /// 0, never cached, never sent upstream): a health check for a load balancer in front,
+    /// such as dnsdist (docs/scale-out.md). Off unless given.
+    #[arg(long, value_name = "NAME", value_parser = parse_health_name,
+          help_heading = "Operations")]
+    pub health_check_name: Option<hickory_proto::rr::Name>,
+    /// On SIGTERM/SIGINT, first answer --health-check-name with SERVFAIL for SECS seconds
+    /// while still serving every other query, then drain: a balancer that checks the name
+    /// stops sending new queries before the listeners close (0: drain at once).
+    #[arg(long, value_name = "SECS", default_value_t = 0.0,
+          value_parser = parse_seconds, help_heading = "Operations")]
+    pub health_fail_before_stop: f64,
     /// Log every reply (client, name, type, rcode) at INFO under the target hopdns::query.
     #[arg(long, help_heading = "Operations")]
     pub query_log: bool,
@@ -130,6 +142,20 @@ fn at_least_one(s: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(e) => Err(format!("{s:?} is not a count: {e}")),
     }
+}
+
+fn parse_health_name(s: &str) -> Result<hickory_proto::rr::Name, String> {
+    let mut name = hickory_proto::rr::Name::from_ascii(s)
+        .map_err(|e| format!("{s:?} is not a domain name: {e}"))?;
+    if name.is_root() {
+        return Err(
+            "the root cannot be the health-check name: give a name such as \
+                    health.fleet.example."
+                .to_string(),
+        );
+    }
+    name.set_fqdn(true);
+    Ok(name.to_lowercase())
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -152,6 +178,11 @@ impl OpsArgs {
             ipv6_prefix: self.rrl_ipv6_prefix,
             exempt_loopback: !self.rrl_limit_loopback,
         }
+    }
+
+    /// How long the health check fails before the drain starts.
+    pub fn health_fail_before_stop(&self) -> Duration {
+        Duration::from_secs_f64(self.health_fail_before_stop)
     }
 
     pub fn drain(&self) -> Duration {

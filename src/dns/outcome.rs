@@ -39,6 +39,8 @@ pub enum Failure {
     PoolDown(String),
     #[error("{0} resolutions already pending (max-pending): refused at once")]
     Overloaded(usize),
+    #[error("stopping: the health check fails so that balancers send no new queries")]
+    Stopping,
 }
 
 /// The end of one resolution.

@@ -35,6 +35,7 @@ use crate::cache::Cache;
 pub mod acl;
 pub mod client_errors;
 pub mod fast;
+pub mod health;
 pub mod querylog;
 pub mod request;
 pub mod rrl;
