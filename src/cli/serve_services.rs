@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 use super::admin::{parse_with_config, ParseFailure};
 use super::serve::ServeArgs;
 use super::Command;
-use crate::cache::unix_now;
 use crate::config::file::{self, ConfigFile};
 use crate::config::service::OpsArgs;
 use crate::control::{self, CacheAdmin, Controls, Reloadable};
@@ -56,9 +55,9 @@ impl CacheAdmin for ResolverCache {
     fn load(&self, path: &Path) -> Result<usize, String> {
         let file = std::fs::File::open(path)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        self.0
-            .cache()
-            .load(&mut BufReader::new(file), unix_now())
+        let cache = self.0.cache();
+        cache
+            .load(&mut BufReader::new(file), cache.clock.unix_secs())
             .map_err(|e| format!("{}: {e}", path.display()))
     }
 

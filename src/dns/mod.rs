@@ -7,14 +7,17 @@
 //!   redirect layer in front of it).
 //! * [`dname_target`], [`ns_target`]: RDATA read where hickory-proto leaves it to us.
 //! * [`record_text`]: a record as dig prints it (TXT quoted, DNAME as a name).
+//! * [`Clock`]: the one clock every room reads time from, which tests can stop and move.
 
 mod answerer;
+mod clock;
 mod outcome;
 mod present;
 mod question;
 mod rdata;
 
 pub use answerer::Answerer;
+pub use clock::Clock;
 pub use outcome::{Failure, Outcome};
 pub use present::record_text;
 pub use question::Question;

@@ -1,6 +1,7 @@
 //! The driver: runs [`Resolution`]s against a transport, the cache and the clock.
 //!
-//! It does everything the machine must not: reads the clock, picks one server among the
+//! It does everything the machine must not: reads the clock (the cache's [`Clock`], one per
+//! resolver, manual in tests), picks one server among the
 //! machine's candidates by smoothed RTT (the infra cache), applies per-server timeouts and the
 //! request's deadline, performs the exchange, feeds results back and hands hop events to a
 //! [`TraceSink`].
@@ -16,8 +17,8 @@ use super::hints;
 use super::inflight::{self, InFlight, Role};
 use super::machine::{usable, Action, Event, Resolution, Settings};
 use super::{Failure, Outcome, Question};
-use crate::cache::{unix_now, Cache, CacheConfig, Cached, Delegation, Feedback, Patch};
-use crate::dns::Answerer;
+use crate::cache::{Cache, CacheConfig, Cached, Delegation, Feedback, Patch};
+use crate::dns::{Answerer, Clock};
 use crate::trace::{HopEvent, LogSink, ReplyKind, TraceSink};
 use crate::transport::{choose, Exchange, OutQuery, TransportError};
 
@@ -42,6 +43,8 @@ pub struct ResolverConfig {
     pub cache: CacheConfig,
     /// Bound on resolutions waiting on authorities ([`DEFAULT_MAX_PENDING`]).
     pub max_pending: usize,
+    /// Where the cache and the driver read time ([`Clock::system`]; tests: manual).
+    pub clock: Clock,
 }
 
 impl ResolverConfig {
@@ -51,6 +54,7 @@ impl ResolverConfig {
             settings: Settings::default(),
             cache: CacheConfig::default(),
             max_pending: DEFAULT_MAX_PENDING,
+            clock: Clock::system(),
         }
     }
 }
@@ -118,7 +122,7 @@ impl std::ops::Deref for Resolver {
 impl Resolver {
     pub fn new(config: ResolverConfig, exchange: Arc<dyn Exchange>) -> Self {
         Self(Arc::new(Core {
-            cache: Arc::new(Cache::new(config.cache)),
+            cache: Arc::new(Cache::with_clock(config.cache, config.clock)),
             exchange,
             settings: Arc::new(config.settings),
             root: config.root_hints,
@@ -168,9 +172,9 @@ impl Resolver {
             .map(|ip| std::net::SocketAddr::new(*ip, 53))
             .collect();
         let mut edns_formerr = None;
-        let deadline = Instant::now() + self.settings.limits.deadline;
+        let deadline = self.cache.clock.now() + self.settings.limits.deadline;
         for _ in 0..PRIMING_TRIES {
-            let now = Instant::now();
+            let now = self.cache.clock.now();
             let Some(server) = choose(&left, &self.cache.infra, now).filter(|_| now < deadline)
             else {
                 break;
@@ -226,7 +230,9 @@ impl Resolver {
             }
             if let Some((d, ttl)) = primed {
                 tracing::debug!(servers = d.servers.len(), ttl, "primed the root NS set");
-                self.cache.delegations.insert(d, ttl, unix_now());
+                self.cache
+                    .delegations
+                    .insert(d, ttl, self.cache.clock.unix_secs());
                 return Some(ttl);
             }
         }
@@ -360,7 +366,7 @@ impl Resolver {
                 outcome.answers(),
                 outcome.soa(),
                 ttl,
-                unix_now(),
+                self.cache.clock.unix_secs(),
             );
         }
     }
@@ -376,7 +382,7 @@ impl Resolver {
     }
 
     fn stale_chain(&self, question: &Question) -> Option<Outcome> {
-        let now = unix_now();
+        let now = self.cache.clock.unix_secs();
         let mut answers = Vec::new();
         let mut name = question.name.clone();
         for _ in 0..=self.settings.limits.max_chain {
@@ -422,7 +428,7 @@ impl Resolver {
             let outcome = Outcome::ServFail(Failure::UnsupportedClass(question.qclass));
             return ended(&mut sink, outcome);
         }
-        let deadline = Instant::now() + self.settings.limits.deadline;
+        let deadline = self.cache.clock.now() + self.settings.limits.deadline;
         // A server that answered FORMERR to EDNS: it is marked EDNS-less only once the same
         // query without EDNS works, so one odd reply cannot strip EDNS from a good server.
         let mut edns_formerr: Option<std::net::IpAddr> = None;
@@ -439,7 +445,7 @@ impl Resolver {
         // and counts against the pending bound.
         let mut slot = None;
         loop {
-            let action = m.poll(&self.cache, unix_now());
+            let action = m.poll(&self.cache, self.cache.clock.unix_secs());
             flush(&mut m, &mut sink);
             let send = match action {
                 Action::Done(outcome) => {
@@ -461,11 +467,11 @@ impl Resolver {
                     return ended(&mut sink, outcome);
                 }
             }
-            let now = Instant::now();
+            let now = self.cache.clock.now();
             let Some(mut server) =
                 choose(&send.candidates, &self.cache.infra, now).filter(|_| now < deadline)
             else {
-                m.handle(Event::Deadline, &self.cache, unix_now());
+                m.handle(Event::Deadline, &self.cache, self.cache.clock.unix_secs());
                 continue;
             };
             // Every child address of the cut has been timing out: the parent's glue, if it
@@ -488,9 +494,9 @@ impl Resolver {
                     &mut edns_formerr,
                 )
                 .await;
-            m.handle(event, &self.cache, unix_now());
-            if Instant::now() >= deadline {
-                m.handle(Event::Deadline, &self.cache, unix_now());
+            m.handle(event, &self.cache, self.cache.clock.unix_secs());
+            if self.cache.clock.now() >= deadline {
+                m.handle(Event::Deadline, &self.cache, self.cache.clock.unix_secs());
             }
         }
     }
@@ -515,7 +521,7 @@ impl Resolver {
         edns_formerr: &mut Option<std::net::IpAddr>,
     ) -> Event {
         let infra = &self.cache.infra;
-        let now = Instant::now();
+        let now = self.cache.clock.now();
         let mut timeout = infra.rto(server.ip(), now);
         if tcp {
             timeout = timeout.saturating_mul(2).max(MIN_TCP_TIMEOUT);
@@ -536,7 +542,7 @@ impl Resolver {
             // It answers, but not with our case (RFC 4343 lets servers fold case): ask it
             // again at once without 0x20, on a new port with a new ID, and from now on
             // compare its questions without case. One round trip, not a timeout.
-            let at = Instant::now();
+            let at = self.cache.clock.now();
             infra.report(server.ip(), Feedback::NoCase, at);
             let again = OutQuery {
                 case_0x20: false,
@@ -546,7 +552,7 @@ impl Resolver {
             result = self.exchange.exchange(&again).await;
             crate::metrics::note::count_upstream();
         }
-        let done = Instant::now();
+        let done = self.cache.clock.now();
         let after = done - now;
         let metrics = crate::metrics::metrics();
         match &result {
@@ -685,7 +691,7 @@ impl Answerer for Resolver {
         let written = self
             .cache
             .messages
-            .write_reply(fq.key.as_bytes(), unix_now(), &patch, out)
+            .write_reply(fq.key.as_bytes(), self.cache.clock.unix_secs(), &patch, out)
             .ok()?;
         crate::metrics::metrics().cache_hit();
         if written.prefetch && self.cache.config.prefetch {
@@ -787,7 +793,10 @@ mod tests {
         let seen: Vec<bool> = w.seen().iter().map(|q| q.edns).collect();
         assert_eq!(seen, [true, false]);
         let ip = "10.0.0.1".parse().unwrap();
-        assert!(!resolver.cache().infra.edns_ok(ip, Instant::now()));
+        assert!(!resolver
+            .cache()
+            .infra
+            .edns_ok(ip, resolver.cache().clock.now()));
     }
 
     #[tokio::test(start_paused = true)]
