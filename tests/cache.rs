@@ -2,7 +2,9 @@
 
 use hickory_proto::rr::RecordType;
 
-use crate::util::{answers, udp, Env};
+use std::time::Duration;
+
+use crate::util::{answers, udp, until, Env};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_identical_questions_cause_one_resolution() {
@@ -129,18 +131,6 @@ async fn hit_until_last_tenth(env: &Env, name: &str) -> hickory_proto::op::Messa
     panic!("the TTL never came down to 1 s");
 }
 
-/// Waits (10 ms steps, 5 s at most) until `done` holds.
-async fn until(what: &str, done: impl Fn() -> bool) {
-    let start = std::time::Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(5),
-            "{what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-}
-
 fn cache_with(f: impl FnOnce(&mut hopdns::cache::CacheConfig)) -> hopdns::cache::CacheConfig {
     let mut c = hopdns::cache::CacheConfig::default();
     f(&mut c);
@@ -155,7 +145,7 @@ async fn a_hit_in_the_last_tenth_of_the_ttl_is_prefetched_once() {
     assert_eq!(m.answers[0].ttl, 10, "TTLs are clamped to max-ttl");
     env.lab.clear_query_log();
     hit_until_last_tenth(&env, "www.example.com").await;
-    until("the prefetch ends", || {
+    until("the prefetch ends", Duration::from_secs(5), || {
         !env.lab.query_log().is_empty() && env.resolver.in_flight() == 0
     })
     .await;

@@ -309,13 +309,11 @@ async fn one_dead_ns_of_three_is_avoided_after_its_first_timeout() {
     // faulty.com: .27 drops, .28 (normally REFUSED) made good, .29 good.
     env.lab.set_fault(ip(&env, 28), None);
     env.udp("www.faulty.com", RecordType::A).await; // may meet the dead server once
-    let mut slow = 0;
+                                                    // Only the dead server makes an answer slow (its timeout): that it is not asked again
+                                                    // says the answers stay fast, without timing them on a loaded machine.
     for i in 0..8 {
-        let (rcode, took, _) = cost(&env, &format!("nx{i}.faulty.com"), RecordType::A).await;
+        let (rcode, _, _) = cost(&env, &format!("nx{i}.faulty.com"), RecordType::A).await;
         assert_eq!(rcode, ResponseCode::NXDomain);
-        if took > Duration::from_millis(200) {
-            slow += 1;
-        }
     }
     let dead = env
         .lab
@@ -324,7 +322,6 @@ async fn one_dead_ns_of_three_is_avoided_after_its_first_timeout() {
         .filter(|q| q.server == ip(&env, 27))
         .count();
     assert_eq!(dead, 0, "the dead server is not asked again");
-    assert_eq!(slow, 0, "answers stay fast");
     env.stop().await;
 }
 

@@ -959,11 +959,36 @@ async fn file_descriptors_raised_capped_and_emfile_is_not_a_server_timeout() {
         let mut idle = Vec::new();
         for _ in 0..n {
             if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
-                idle.push(s);
+                idle.push(s.into_std().unwrap());
             }
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         idle
+    };
+    // Connections the server has closed (EOF or reset), seen without blocking.
+    let closed = |idle: &[std::net::TcpStream]| {
+        idle.iter()
+            .filter(|s| {
+                !matches!(s.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            })
+            .count()
+    };
+    // Until `listen` answers a DNS question: the process is up, metrics listener included.
+    let answering = |listen: SocketAddr| async move {
+        let start = std::time::Instant::now();
+        loop {
+            let probe = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                udp(listen, "www.example.com", RecordType::A, None),
+            )
+            .await;
+            if probe.is_ok() {
+                break;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "never answered"
+            );
+        }
     };
 
     // The soft limit goes up to the hard one, and idle metrics connections are capped.
@@ -982,9 +1007,16 @@ async fn file_descriptors_raised_capped_and_emfile_is_not_a_server_timeout() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    answering(listen).await;
     let base = fds(raised.0.id());
     let idle = idle_connections(metrics, 300).await;
+    // Every one accepted: all but the newest 32 closed by the server.
+    crate::util::until(
+        "the metrics endpoint takes every connection",
+        std::time::Duration::from_secs(10),
+        || closed(&idle) >= 300 - 32,
+    )
+    .await;
     let held = fds(raised.0.id());
     assert!(
         held <= base + 32 + 2,
@@ -1002,27 +1034,19 @@ async fn file_descriptors_raised_capped_and_emfile_is_not_a_server_timeout() {
     let metrics = "127.53.192.251:9153";
     let args = lab_args(listen, &hints, &["--metrics", metrics]);
     let server = serve_with_nofile(&args, 40, 40);
-    let start = std::time::Instant::now();
-    loop {
-        let probe = tokio::time::timeout(
-            std::time::Duration::from_secs(2),
-            udp(listen, "www.example.com", RecordType::A, None),
-        )
-        .await;
-        if probe.is_ok() {
-            break;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(10),
-            "never answered"
-        );
-    }
+    answering(listen).await;
     let idle = idle_connections(metrics, 60).await;
+    crate::util::until(
+        "idle connections take every descriptor",
+        std::time::Duration::from_secs(10),
+        || fds(server.0.id()) >= 40,
+    )
+    .await;
     // A cache miss now finds no descriptor for its upstream socket.
     let m = udp(listen, "nope.example.com", RecordType::A, None).await;
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
     drop(idle);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Its accept loop retries every 50 ms: the scrape gets in once the idle ones are gone.
     let body = scrape(&format!("http://{metrics}/metrics"), false);
     assert!(
         metric(&body, "hopdns_upstream_local_errors_total") >= 1.0,

@@ -93,6 +93,16 @@ impl Env {
     }
 }
 
+/// Waits in 10 ms steps until `done` holds; panics naming `what` after `limit`. For waits
+/// on real sockets and processes, which no clock of ours can advance.
+pub async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 pub fn name(s: &str) -> Name {
     let mut n = Name::from_ascii(s).unwrap();
     n.set_fqdn(true);
