@@ -111,9 +111,8 @@ async fn stale_answers_when_every_authority_is_down() {
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert_eq!(answers(&m), ["ttl5.example.com. A 192.0.2.5"]);
     assert_eq!(m.answers[0].ttl, hopdns::cache::STALE_TTL);
-    // A name never cached has nothing stale to give: SERVFAIL.
-    let m = env.udp("www.example.com", RecordType::A).await;
-    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    // That a name never cached has nothing stale to give (SERVFAIL only after the 4.5 s
+    // deadline here) is checked in paused time: resolver::tests::time.
     env.stop().await;
 }
 
