@@ -376,8 +376,11 @@ fn logs_to_a_file_have_no_colour_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_stop_is_never_reported_as_a_listener_failure() {
     use hopdns::server::{BoundServer, ServerConfig};
-    for i in 0..200 {
-        let addr: SocketAddr = "127.53.183.250:53".parse().unwrap();
+    for i in 0..200u8 {
+        // A new address each time: a process another test spawns holds a copy of every
+        // descriptor between its fork and exec, so rebinding one address in a tight loop
+        // could meet "address in use" that no stop of ours left behind.
+        let addr = SocketAddr::from(([127, 53, 183, 1 + i], 53));
         let bound = BoundServer::bind(&ServerConfig {
             listen: vec![addr],
             threads: 4,
