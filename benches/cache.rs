@@ -8,7 +8,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hopdns::cache::{unix_now, AnswerCache, CacheConfig};
+use hopdns::cache::{AnswerCache, CacheConfig};
+use hopdns::dns::Clock;
 use hopdns::resolver::{Question, Resolver, ResolverConfig};
 use hopdns::server::fast::reply_from_cache;
 use hopdns::server::{request, Policy, Proto};
@@ -100,7 +101,7 @@ fn hit_path(c: &mut Criterion) {
         Arc::new(Scripted::new()),
     );
     const N: usize = 10_000;
-    let now = unix_now();
+    let now = Clock::system().unix_secs();
     for i in 0..N {
         let q = question(i);
         let rs = record(&q);

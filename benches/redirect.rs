@@ -16,7 +16,6 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hopdns::cache::unix_now;
 use hopdns::redirect::{file, Redirector};
 use hopdns::resolver::{Question, Resolver, ResolverConfig};
 use hopdns::server::fast::reply_from_cache;
@@ -83,7 +82,7 @@ fn bench(c: &mut Criterion) {
         ResolverConfig::new(s::root_hints("10.0.0.1")),
         Arc::new(Scripted::new()),
     ));
-    let now = unix_now();
+    let now = hopdns::dns::Clock::system().unix_secs();
     for i in 0..N {
         let q = Question::new(
             Name::from_ascii(format!("h{i}.example.com.")).unwrap(),

@@ -13,7 +13,8 @@
 //! ```
 //!
 //! `lab/` is a local hierarchy of authoritative servers for tests and the offline demo;
-//! `serve` never needs it. `config/` turns the CLI into validated settings.
+//! `serve` never needs it. `config/` turns the CLI into validated settings. Every room
+//! reads time from one `dns::Clock` (the system's; a manual one in tests).
 
 pub mod cache;
 pub mod cli;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hopdns::cache::unix_now;
 use hopdns::resolver::{Question, Resolver, ResolverConfig};
 use hopdns::server::fast::reply_from_cache;
 use hopdns::transport::scripted::{self as s, Scripted};
@@ -59,10 +58,14 @@ fn a_cache_hit_on_the_fast_path_allocates_nothing() {
         300,
         RData::A(A::new(192, 0, 2, 1)),
     )];
-    resolver
-        .cache()
-        .messages
-        .insert(&q, ResponseCode::NoError, &rs, None, 300, unix_now());
+    resolver.cache().messages.insert(
+        &q,
+        ResponseCode::NoError,
+        &rs,
+        None,
+        300,
+        hopdns::dns::Clock::system().unix_secs(),
+    );
     let mut m = Message::query();
     m.metadata.recursion_desired = true;
     m.add_query(Query::query(

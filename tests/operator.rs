@@ -385,8 +385,11 @@ fn logs_to_a_file_have_no_colour_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_stop_is_never_reported_as_a_listener_failure() {
     use hopdns::server::{BoundServer, ServerConfig};
-    for i in 0..200 {
-        let addr: SocketAddr = "127.53.183.250:53".parse().unwrap();
+    for i in 0..200u8 {
+        // A new address each time: a process another test spawns holds a copy of every
+        // descriptor between its fork and exec, so rebinding one address in a tight loop
+        // could meet "address in use" that no stop of ours left behind.
+        let addr = SocketAddr::from(([127, 53, 183, 1 + i], 53));
         let bound = BoundServer::bind(&ServerConfig {
             listen: vec![addr],
             threads: 4,
@@ -968,11 +971,46 @@ async fn file_descriptors_raised_capped_and_emfile_is_not_a_server_timeout() {
         let mut idle = Vec::new();
         for _ in 0..n {
             if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
-                idle.push(s);
+                idle.push(s.into_std().unwrap());
             }
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         idle
+    };
+    // Connections the server has closed (EOF or reset), seen without blocking.
+    let closed = |idle: &[std::net::TcpStream]| {
+        idle.iter()
+            .filter(|s| {
+                !matches!(s.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            })
+            .count()
+    };
+    // Until `listen` answers a DNS question: the process is up, metrics listener included.
+    // Waits until it answers, with a header-only query (FORMERR at once): nothing goes
+    // upstream, so no upstream socket is left idle in the pool (which gives its descriptors
+    // back when they run out).
+    let answering = |listen: SocketAddr| async move {
+        let start = std::time::Instant::now();
+        let probe = tokio::net::UdpSocket::bind("127.53.192.254:0")
+            .await
+            .unwrap();
+        loop {
+            probe
+                .send_to(&[0, 7, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0], listen)
+                .await
+                .unwrap();
+            let mut buf = [0u8; 512];
+            let wait = std::time::Duration::from_secs(1);
+            if tokio::time::timeout(wait, probe.recv(&mut buf))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "never answered"
+            );
+        }
     };
 
     // The soft limit goes up to the hard one, and idle metrics connections are capped.
@@ -991,9 +1029,16 @@ async fn file_descriptors_raised_capped_and_emfile_is_not_a_server_timeout() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    answering(listen).await;
     let base = fds(raised.0.id());
     let idle = idle_connections(metrics, 300).await;
+    // Every one accepted: all but the newest 32 closed by the server.
+    crate::util::until(
+        "the metrics endpoint takes every connection",
+        std::time::Duration::from_secs(10),
+        || closed(&idle) >= 300 - 32,
+    )
+    .await;
     let held = fds(raised.0.id());
     assert!(
         held <= base + 32 + 2,
@@ -1011,35 +1056,19 @@ async fn file_descriptors_raised_capped_and_emfile_is_not_a_server_timeout() {
     let metrics = "127.53.192.251:9153";
     let args = lab_args(listen, &hints, &["--metrics", metrics]);
     let server = serve_with_nofile(&args, 40, 40);
-    // Wait until it answers, with a header-only query (FORMERR at once): nothing goes
-    // upstream, so no upstream socket is left idle in the pool (which gives its descriptors
-    // back when they run out).
-    let start = std::time::Instant::now();
-    let probe = tokio::net::UdpSocket::bind("127.53.192.254:0")
-        .await
-        .unwrap();
-    loop {
-        probe
-            .send_to(&[0, 7, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0], listen)
-            .await
-            .unwrap();
-        let mut buf = [0u8; 512];
-        let got =
-            tokio::time::timeout(std::time::Duration::from_secs(1), probe.recv(&mut buf)).await;
-        if got.is_ok() {
-            break;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(10),
-            "never answered"
-        );
-    }
+    answering(listen).await;
     let idle = idle_connections(metrics, 60).await;
+    crate::util::until(
+        "idle connections take every descriptor",
+        std::time::Duration::from_secs(10),
+        || fds(server.0.id()) >= 40,
+    )
+    .await;
     // A cache miss now finds no descriptor for its upstream socket.
     let m = udp(listen, "nope.example.com", RecordType::A, None).await;
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
     drop(idle);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Its accept loop retries every 50 ms: the scrape gets in once the idle ones are gone.
     let body = scrape(&format!("http://{metrics}/metrics"), false);
     assert!(
         metric(&body, "hopdns_upstream_local_errors_total") >= 1.0,

@@ -189,18 +189,17 @@ async fn one_ns_times_out_one_is_lame_the_third_answers() {
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert_eq!(answers(&m), ["www.faulty.com. A 192.0.2.70"]);
     assert_minimal(&m);
-    // Later names in the zone go straight to servers that work: the lame one is skipped
-    // within a resolution and the dead one carries a timeout penalty in the infra cache.
-    let started = std::time::Instant::now();
+    // Later names in the zone go straight to the server that works: the dead one carries a
+    // timeout penalty in the infra cache (or, never asked, scores as unknown, well behind
+    // the answering one), so no later name waits for its timeout.
+    env.lab.clear_query_log();
     for i in 0..5 {
         let m = env.udp(&format!("n{i}.faulty.com"), RecordType::A).await;
         assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
     }
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    let dead = std::net::IpAddr::V4(env.lab.addr(27));
+    let log = env.lab.query_log();
+    assert!(log.iter().all(|q| q.server != dead), "{log:#?}");
     env.stop().await;
 }
 
@@ -244,11 +243,11 @@ async fn repeated_question_comes_from_cache_with_decremented_ttl() {
     let first = env.udp("ttl5.example.com", RecordType::A).await;
     assert_eq!(first.answers[0].ttl, 5);
     let n = env.lab.query_log().len();
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    env.clock.advance(std::time::Duration::from_millis(2100));
     let second = env.udp("ttl5.example.com", RecordType::A).await;
     assert_eq!(env.lab.query_log().len(), n, "answered from cache");
     assert!(
-        second.answers[0].ttl <= 3,
+        (2..=3).contains(&second.answers[0].ttl),
         "TTL counts down: {}",
         second.answers[0].ttl
     );
@@ -263,7 +262,7 @@ async fn repeated_question_comes_from_cache_with_decremented_ttl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_upstream_query_without_a_client_question() {
     let env = Env::start(14).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(
         env.lab.query_log().is_empty(),
         "nothing sent before a client asks"

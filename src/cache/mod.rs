@@ -7,8 +7,10 @@
 //!   starts at the closest cached cut instead of the root.
 //! * [`InfraCache`]: what we know of each server (smoothed RTT, timeouts, EDNS support).
 //!
-//! No I/O happens here. Time is passed in: `now` is whole seconds of the system clock (as
-//! Unbound's and Knot's caches keep it) for TTLs, and a monotonic `Instant` for the infra cache.
+//! No I/O happens here. Time is passed in: `now` is whole seconds of the wall clock (as
+//! Unbound's and Knot's caches keep it) for TTLs, and a monotonic `Instant` for the infra
+//! cache, both read by the caller from [`Cache::clock`], the resolver's one [`Clock`] (tests
+//! make it manual and advance it instead of sleeping).
 
 mod answer;
 mod delegation;
@@ -18,39 +20,17 @@ mod persist;
 mod store;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hickory_proto::rr::{DNSClass, Name};
 
+use crate::dns::Clock;
+
 pub use answer::{AnswerCache, Cached, STALE_TTL};
 pub use delegation::{Delegation, DelegationCache, NsName};
-pub use infra::{Feedback, InfraCache, ServerStats};
+pub use infra::{Feedback, InfraCache, ServerStats, HOST_TTL, INITIAL_RTO};
 pub use message::{MessageCache, Miss, Patch, Written};
 pub use persist::{is_cache_header, LoadError, MAGIC_PREFIX};
 pub use store::StoreStats;
-
-/// Seconds since the Unix epoch on the system clock: the time base of every TTL.
-///
-/// Read from `CLOCK_REALTIME_COARSE` (the time of the last tick, a few ms old) on Linux: a
-/// TTL counts whole seconds, and the coarse clock costs a fraction of the precise one on
-/// the hit path, where it is read once per query.
-pub fn unix_now() -> u64 {
-    #[cfg(target_os = "linux")]
-    {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid timespec to write into; the clock id is a constant.
-        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
-            return u64::try_from(ts.tv_sec).unwrap_or(0);
-        }
-    }
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// Bounds and clamps for cached TTLs.
 #[derive(Clone, Debug)]
@@ -122,6 +102,8 @@ pub struct Cache {
     pub delegations: DelegationCache,
     pub infra: InfraCache,
     pub config: CacheConfig,
+    /// The clock every TTL and expiry of these stores is read from (issue 13.4).
+    pub clock: Clock,
     prefetches: AtomicU64,
 }
 
@@ -136,13 +118,20 @@ pub struct CacheStats {
 }
 
 impl Cache {
+    /// The stores on the system clock.
     pub fn new(config: CacheConfig) -> Self {
+        Self::with_clock(config, Clock::system())
+    }
+
+    /// The stores on `clock` (a [`Clock::manual`] one in tests).
+    pub fn with_clock(config: CacheConfig, clock: Clock) -> Self {
         Self {
             answers: AnswerCache::new(&config),
             messages: MessageCache::new(config.message_bytes()),
             delegations: DelegationCache::new(config.delegation_bytes(), config.max_ttl),
             infra: InfraCache::default(),
             config,
+            clock,
             prefetches: AtomicU64::new(0),
         }
     }

@@ -31,7 +31,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use hickory_proto::serialize::txt::Parser;
 
 use super::answer::{decode_records, encode_records, Kind};
-use super::{unix_now, Cache};
+use super::Cache;
 use crate::dns::wire::{key_name, KeyBuf};
 
 const MAGIC_V1: &str = "hopdns-cache 1";
@@ -85,9 +85,9 @@ impl Cache {
             out,
             "; hopdns cache, written at {} (unix time). Each entry: `;; entry NAME TYPE CLASS \
              EXPIRES KIND`, then its records with the TTL left at that time.",
-            unix_now()
+            self.clock.unix_secs()
         )?;
-        let now = unix_now();
+        let now = self.clock.unix_secs();
         let mut n = 0;
         let mut result = Ok(());
         let mut text = String::new();
@@ -321,8 +321,8 @@ mod tests {
     #[test]
     fn negative_entries_and_txt_survive_the_text_form() {
         use hickory_proto::rr::rdata::{SOA, TXT};
-        let now = unix_now();
         let a = Cache::new(CacheConfig::default());
+        let now = a.clock.unix_secs();
         let t = Name::from_ascii("t.example.").unwrap();
         let txt = TXT::from_bytes(vec![b"a \"b\" c", b"\x01"]);
         let qt = Question::new(t.clone(), RecordType::TXT);

@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 use super::admin::{parse_with_config, ParseFailure};
 use super::serve::ServeArgs;
 use super::Command;
-use crate::cache::unix_now;
 use crate::config::file::{self, ConfigFile};
 use crate::config::service::OpsArgs;
 use crate::control::{self, CacheAdmin, Controls, Reloadable};
@@ -56,9 +55,9 @@ impl CacheAdmin for ResolverCache {
     fn load(&self, path: &Path) -> Result<usize, String> {
         let file = std::fs::File::open(path)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        self.0
-            .cache()
-            .load(&mut BufReader::new(file), unix_now())
+        let cache = self.0.cache();
+        cache
+            .load(&mut BufReader::new(file), cache.clock.unix_secs())
             .map_err(|e| format!("{}: {e}", path.display()))
     }
 
@@ -342,4 +341,61 @@ fn reload_on_hangup(controls: Arc<Controls>) -> Option<tokio::task::JoinHandle<(
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::CacheAdmin;
+    use crate::dns::{Clock, Outcome, Question};
+    use crate::resolver::machine::MinimiseMode;
+    use crate::resolver::ResolverConfig;
+    use crate::transport::scripted::{self as s, Script, Scripted};
+    use hickory_proto::rr::RecordType;
+
+    /// Warm restart (`--cache-file`) in one process on one manual clock: what the stopping
+    /// resolver saves, the starting one loads with the time that passed between taken off
+    /// the TTLs, and answers without asking upstream. Paused time, so the TTL is exact (the
+    /// `serve` test in tests/ops.rs covers the signals and the file, without a wait).
+    #[tokio::test(start_paused = true)]
+    async fn a_warm_restart_takes_off_the_time_that_passed() {
+        let clock = Clock::manual();
+        let resolver = |w: &Arc<Scripted>| {
+            let mut config = ResolverConfig::new(s::root_hints("10.0.0.1"));
+            config.settings.ipv6 = false;
+            config.settings.minimise = MinimiseMode::Off;
+            config.clock = clock.clone();
+            Resolver::new(config, w.clone())
+        };
+        let www = Question::new(Name::from_ascii("www.example.").unwrap(), RecordType::A);
+        let up = Arc::new(Scripted::new());
+        up.default_for(
+            "10.0.0.1",
+            Script::Reply(s::answer(vec![s::rec(
+                "www.example.",
+                300,
+                s::a("192.0.2.1"),
+            )])),
+        );
+        let first = ResolverCache(resolver(&up));
+        assert!(matches!(
+            first.0.resolve(&www).await,
+            Outcome::Answer { .. }
+        ));
+        let dir = std::env::temp_dir().join(format!("hopdns-warm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("cache");
+        assert!(first.dump(&file).unwrap() >= 1);
+
+        clock.advance(std::time::Duration::from_secs(3));
+        let silent = Arc::new(Scripted::new());
+        let second = ResolverCache(resolver(&silent));
+        assert!(second.load(&file).unwrap() >= 1);
+        let _ = std::fs::remove_dir_all(&dir);
+        match second.0.resolve(&www).await {
+            Outcome::Answer { answers } => assert_eq!(answers[0].ttl, 297, "{answers:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(silent.seen(), vec![], "answered from the loaded cache");
+    }
 }

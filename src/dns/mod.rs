@@ -9,8 +9,10 @@
 //! * [`record_text`]: a record as dig prints it (TXT quoted, DNAME as a name).
 //! * [`wire`]: messages read straight from their bytes (plain queries, cache keys, record
 //!   walks), bounds-checked, for the paths that must not decode.
+//! * [`Clock`]: the one clock every room reads time from, which tests can stop and move.
 
 mod answerer;
+mod clock;
 mod outcome;
 mod present;
 mod question;
@@ -18,6 +20,7 @@ mod rdata;
 pub mod wire;
 
 pub use answerer::Answerer;
+pub use clock::Clock;
 pub use outcome::{Failure, Outcome};
 pub use present::record_text;
 pub use question::Question;

@@ -4,12 +4,13 @@
 //! task; serve-stale (RFC 8767) answers slow or failed ones; answer TTLs are clamped as the
 //! cache keeps them; finished outcomes refill the message cache for the server's hit path;
 //! a bound on pending resolutions turns overload into quick SERVFAILs; priming (RFC 8109)
-//! is kept fresh. Each resolution itself is a [`Resolution`] driven by [`Run::drive`].
+//! is kept fresh. Each resolution itself is a [`Resolution`] driven by [`Run::drive`]. Time
+//! comes from the cache's [`Clock`] (one per resolver, manual in tests).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use hickory_proto::rr::{DNSClass, RecordType};
@@ -18,8 +19,8 @@ use super::inflight::{self, InFlight, Role};
 use super::machine::{Resolution, Settings};
 use super::run::{Pick, Run};
 use super::{Failure, Outcome, Question};
-use crate::cache::{unix_now, Cache, CacheConfig, Cached, Delegation};
-use crate::dns::Answerer;
+use crate::cache::{Cache, CacheConfig, Cached, Delegation};
+use crate::dns::{Answerer, Clock};
 use crate::trace::{LogSink, TraceSink};
 use crate::transport::Exchange;
 
@@ -40,6 +41,8 @@ pub struct ResolverConfig {
     pub cache: CacheConfig,
     /// Bound on resolutions waiting on authorities ([`DEFAULT_MAX_PENDING`]).
     pub max_pending: usize,
+    /// Where the cache and the drive loop read time ([`Clock::system`]; tests: manual).
+    pub clock: Clock,
 }
 
 impl ResolverConfig {
@@ -49,6 +52,7 @@ impl ResolverConfig {
             settings: Settings::default(),
             cache: CacheConfig::default(),
             max_pending: DEFAULT_MAX_PENDING,
+            clock: Clock::system(),
         }
     }
 }
@@ -128,7 +132,7 @@ impl std::ops::Deref for Resolver {
 impl Resolver {
     pub fn new(config: ResolverConfig, exchange: Arc<dyn Exchange>) -> Self {
         Self(Arc::new(Core {
-            cache: Arc::new(Cache::new(config.cache)),
+            cache: Arc::new(Cache::with_clock(config.cache, config.clock)),
             exchange,
             settings: Arc::new(config.settings),
             root: config.root_hints,
@@ -167,7 +171,7 @@ impl Resolver {
     /// NS set on success.
     async fn prime_for(&self, sink: Option<&mut dyn TraceSink>) -> Option<u32> {
         let mut m = Resolution::priming(self.root.clone(), self.settings.clone(), sink.is_some());
-        let deadline = Instant::now() + self.settings.limits.deadline;
+        let deadline = self.cache.clock.now() + self.settings.limits.deadline;
         let mut run = Run::new(&self.cache, &*self.exchange, Pick::Rtt, deadline);
         match run.drive(&mut m, sink, || None).await {
             Outcome::Answer { answers } => answers.iter().map(|r| r.ttl).min(),
@@ -350,7 +354,7 @@ impl Resolver {
                 outcome.answers(),
                 outcome.soa(),
                 ttl,
-                unix_now(),
+                self.cache.clock.unix_secs(),
             );
         }
     }
@@ -366,7 +370,7 @@ impl Resolver {
     }
 
     fn stale_chain(&self, question: &Question) -> Option<Outcome> {
-        let now = unix_now();
+        let now = self.cache.clock.unix_secs();
         let mut answers = Vec::new();
         let mut name = question.name.clone();
         for _ in 0..=self.settings.limits.max_chain {
@@ -412,7 +416,7 @@ impl Resolver {
             let outcome = Outcome::ServFail(Failure::UnsupportedClass(question.qclass));
             return super::run::ended(&mut sink, outcome);
         }
-        let deadline = Instant::now() + self.settings.limits.deadline;
+        let deadline = self.cache.clock.now() + self.settings.limits.deadline;
         let mut m = Resolution::new(
             question.clone(),
             self.root.clone(),
@@ -566,7 +570,10 @@ mod tests {
         let seen: Vec<bool> = w.seen().iter().map(|q| q.edns).collect();
         assert_eq!(seen, [true, false]);
         let ip = "10.0.0.1".parse().unwrap();
-        assert!(!resolver.cache().infra.edns_ok(ip, Instant::now()));
+        assert!(!resolver
+            .cache()
+            .infra
+            .edns_ok(ip, resolver.cache().clock.now()));
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,7 +9,7 @@
 //!   response, or the deadline.
 //!
 //! The machine never opens a socket, never sleeps and never reads the clock: `now` (seconds
-//! of the system clock, for TTLs) is an argument. Its one side effect is on the [`Cache`]
+//! of the resolver's `dns::Clock`, for TTLs) is an argument. Its one side effect is on the [`Cache`]
 //! (plain data behind locks): it reads answers, cuts and server addresses, and writes what a
 //! reply teaches, all in `learn.rs` (cuts, chains, negative answers, failures). Glueless NS
 //! lookups and CNAME restarts are explicit frames on a stack with budgets (Knot's

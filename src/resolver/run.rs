@@ -17,7 +17,7 @@ use hickory_proto::op::{Query, ResponseCode};
 
 use super::machine::{Action, Ask, Event, Resolution};
 use super::Outcome;
-use crate::cache::{unix_now, Cache, Feedback};
+use crate::cache::{Cache, Feedback};
 use crate::trace::{HopEvent, TraceSink};
 use crate::transport::{choose, Exchange, OutQuery, TransportError};
 
@@ -44,8 +44,8 @@ pub struct Run<'a> {
     /// the same query without EDNS works, so one odd reply cannot strip EDNS from a good
     /// server.
     edns_formerr: Option<IpAddr>,
-    /// The machine's clock for TTLs (unix seconds).
-    unix_clock: fn() -> u64,
+    /// A fixed clock for TTLs (unix seconds) instead of the cache's (tests on fixed times).
+    unix_clock: Option<fn() -> u64>,
 }
 
 impl<'a> Run<'a> {
@@ -61,14 +61,25 @@ impl<'a> Run<'a> {
             pick,
             deadline,
             edns_formerr: None,
-            unix_clock: unix_now,
+            unix_clock: None,
         }
     }
 
-    /// The same run with TTLs counted on `clock` instead of the system clock (tests).
+    /// The same run with TTLs counted on `clock` instead of the cache's [`Clock`] (tests
+    /// that pin the time to a constant).
+    ///
+    /// [`Clock`]: crate::dns::Clock
     pub fn with_unix_clock(mut self, clock: fn() -> u64) -> Self {
-        self.unix_clock = clock;
+        self.unix_clock = Some(clock);
         self
+    }
+
+    /// Unix seconds for the machine's TTLs.
+    fn unix_secs(&self) -> u64 {
+        match self.unix_clock {
+            Some(clock) => clock(),
+            None => self.cache.clock.unix_secs(),
+        }
     }
 
     /// Runs `m` to its outcome, handing every hop event to `sink`. `admit` is called once,
@@ -82,7 +93,7 @@ impl<'a> Run<'a> {
     ) -> Outcome {
         let mut admitted = false;
         loop {
-            let action = m.poll(self.cache, (self.unix_clock)());
+            let action = m.poll(self.cache, self.unix_secs());
             flush(m, &mut sink);
             let ask = match action {
                 Action::Done(outcome) => return outcome,
@@ -94,15 +105,15 @@ impl<'a> Run<'a> {
                     return ended(&mut sink, outcome);
                 }
             }
-            let now = Instant::now();
+            let now = self.cache.clock.now();
             let Some(server) = self.server_for(&ask, now).filter(|_| now < self.deadline) else {
-                m.handle(Event::Deadline, self.cache, (self.unix_clock)());
+                m.handle(Event::Deadline, self.cache, self.unix_secs());
                 continue;
             };
             let event = self.ask(server, &ask.query, ask.tcp, ask.edns).await;
-            m.handle(event, self.cache, (self.unix_clock)());
-            if Instant::now() >= self.deadline {
-                m.handle(Event::Deadline, self.cache, (self.unix_clock)());
+            m.handle(event, self.cache, self.unix_secs());
+            if self.cache.clock.now() >= self.deadline {
+                m.handle(Event::Deadline, self.cache, self.unix_secs());
             }
         }
     }
@@ -138,7 +149,7 @@ impl<'a> Run<'a> {
     ) -> Event {
         let infra = &self.cache.infra;
         let deadline = self.deadline;
-        let now = Instant::now();
+        let now = self.cache.clock.now();
         let mut timeout = infra.rto(server.ip(), now);
         if tcp {
             timeout = timeout.saturating_mul(2).max(MIN_TCP_TIMEOUT);
@@ -159,7 +170,7 @@ impl<'a> Run<'a> {
             // It answers, but not with our case (RFC 4343 lets servers fold case): ask it
             // again at once without 0x20, on a new port with a new ID, and from now on
             // compare its questions without case. One round trip, not a timeout.
-            let at = Instant::now();
+            let at = self.cache.clock.now();
             infra.report(server.ip(), Feedback::NoCase, at);
             let again = OutQuery {
                 case_0x20: false,
@@ -169,7 +180,7 @@ impl<'a> Run<'a> {
             result = self.exchange.exchange(&again).await;
             crate::metrics::note::count_upstream();
         }
-        let done = Instant::now();
+        let done = self.cache.clock.now();
         let after = done - now;
         let metrics = crate::metrics::metrics();
         match &result {

@@ -1,4 +1,5 @@
-//! State machine tests: scripted authorities, no sockets, no clock.
+//! State machine tests: scripted authorities, no sockets, no clock (but `time.rs`: the driver on
+//! a manual clock).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -1353,6 +1354,9 @@ fn a_long_name_costs_at_most_max_minimise_count_minimised_queries() {
 
 /// Issue 10: replies from real-world authorities, judged as Unbound and Knot Resolver judge them.
 mod conformance;
+
+/// Issue 13.4: TTLs, serve-stale, the failure cache and infra expiry on a manual clock.
+mod time;
 
 /// Issue 11, item 1: a referral with thousands of NS names (glueless, outside the child zone)
 /// is cut to [`super::machine::MAX_NS_PER_CUT`] names before anything is kept or scanned, so

@@ -12,7 +12,7 @@
 
 use std::net::SocketAddr;
 
-use crate::cache::{unix_now, Cache, Patch};
+use crate::cache::{Cache, Patch};
 use crate::dns::wire::{parse_plain_query, PlainQuery};
 use crate::dns::Answerer;
 
@@ -31,7 +31,7 @@ pub fn reply_from_cache(
     let patch = patch_for(&q, out.len());
     let written = cache
         .messages
-        .write_reply(q.key.as_bytes(), unix_now(), &patch, out)
+        .write_reply(q.key.as_bytes(), cache.clock.unix_secs(), &patch, out)
         .ok()?;
     if !answerer.may_serve_cached(q.qname, &out[..written.len], client) {
         return None;

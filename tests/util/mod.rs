@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
+use hopdns::dns::Clock;
 use hopdns::lab::{Lab, LabConfig};
 use hopdns::resolver::{Resolver, ResolverConfig};
 use hopdns::server::{Answerer, BoundServer, ServerConfig};
@@ -23,12 +24,15 @@ pub struct Env {
     pub lab: Lab,
     pub resolver: Arc<Resolver>,
     pub addr: SocketAddr,
+    /// The resolver's clock, manual: [`Clock::advance`] runs TTLs out without a sleep.
+    pub clock: Clock,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<()>,
 }
 
 impl Env {
-    /// Lab network `net` (127.53.net.0/24) and a resolver on 127.53.net.253:53, no priming.
+    /// Lab network `net` (127.53.net.0/24) and a resolver on 127.53.net.253:53, no priming,
+    /// on a manual clock (it runs with real time; tests advance it instead of sleeping).
     pub async fn start(net: u8) -> Env {
         Self::start_with(net, hopdns::cache::CacheConfig::default()).await
     }
@@ -44,7 +48,9 @@ impl Env {
             .await
             .expect("lab starts (tests run as root)");
         let mut config = hopdns::cli::lab::lab_config(&lab).unwrap();
+        config.clock = Clock::manual();
         change(&mut config);
+        let clock = config.clock.clone();
         let resolver = Arc::new(Resolver::new(
             config,
             Arc::new(hopdns::transport::NetTransport::default()),
@@ -67,6 +73,7 @@ impl Env {
             lab,
             resolver,
             addr,
+            clock,
             shutdown,
             server,
         }
@@ -84,6 +91,16 @@ impl Env {
 
     pub async fn tcp(&self, name: &str, qtype: RecordType) -> Message {
         tcp(self.addr, name, qtype).await
+    }
+}
+
+/// Waits in 10 ms steps until `done` holds; panics naming `what` after `limit`. For waits
+/// on real sockets and processes, which no clock of ours can advance.
+pub async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
