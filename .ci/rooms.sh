@@ -9,18 +9,19 @@ declare -A may=(
   [dns]=""
   [cache]="dns"
   [trace]="dns"
+  [local]="dns"
   [metrics]="dns cache"
   [transport]="dns cache"
   [server]="dns cache metrics"
   # resolver -> server: only the fast-path parser (server/fast.rs), until the fast path moves
   # into the server and the cache (issue 13.2).
-  [resolver]="dns cache metrics trace transport server"
+  [resolver]="dns cache metrics trace transport local server"
   [control]="dns metrics"
   [redirect]="dns cache metrics trace control resolver"
   [lab]="dns"
-  [config]="dns cache transport server resolver"
+  [config]="dns cache transport server resolver local"
   [fuzz]="dns cache transport server resolver"
-  [cli]="dns cache metrics trace transport server resolver control redirect config lab"
+  [cli]="dns cache metrics trace transport server resolver control redirect config lab local"
 )
 
 bad=0

@@ -24,6 +24,7 @@ pub mod dns;
 pub mod fuzz;
 #[cfg(feature = "lab")]
 pub mod lab;
+pub mod local;
 pub mod metrics;
 pub mod redirect;
 pub mod resolver;

@@ -161,6 +161,7 @@ pub fn machine(data: &[u8]) {
                         message,
                         rtt: after,
                         edns: send.edns,
+                        via: crate::transport::Via::Udp,
                     }
                 }
                 Ok(_) | Err(_) => Event::Unusable {

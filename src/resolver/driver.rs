@@ -14,7 +14,7 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 use super::hints;
 use super::inflight::{self, InFlight, Role};
-use super::machine::{usable, Action, Event, Resolution, Settings};
+use super::machine::{usable, Action, Event, Resolution, Route, Settings};
 use super::{Failure, Outcome, Question};
 use crate::cache::{unix_now, Cache, CacheConfig, Cached, Delegation, Feedback, Patch};
 use crate::dns::Answerer;
@@ -183,14 +183,22 @@ impl Resolver {
                 .find(|s| s.addrs.contains(&server.ip()))
                 .map(|s| s.name.clone());
             let query = Query::query(root.clone(), RecordType::NS);
+            let route = Route::default();
             let mut event = self
-                .ask(server, &query, false, true, deadline, &mut edns_formerr)
+                .ask(
+                    server,
+                    &query,
+                    route.clone(),
+                    true,
+                    deadline,
+                    &mut edns_formerr,
+                )
                 .await;
             // FORMERR to EDNS: the same server once more without it (RFC 6891 §7).
             if let Event::Response { message, edns, .. } = &event {
                 if super::classify::edns_rejected(message, *edns) {
                     event = self
-                        .ask(server, &query, false, false, deadline, &mut edns_formerr)
+                        .ask(server, &query, route, false, deadline, &mut edns_formerr)
                         .await;
                 }
             }
@@ -482,7 +490,7 @@ impl Resolver {
                 .ask(
                     server,
                     &send.query,
-                    send.tcp,
+                    send.route(server),
                     send.edns,
                     deadline,
                     &mut edns_formerr,
@@ -509,13 +517,14 @@ impl Resolver {
         &self,
         server: std::net::SocketAddr,
         query: &Query,
-        tcp: bool,
+        route: Route,
         want_edns: bool,
         deadline: Instant,
         edns_formerr: &mut Option<std::net::IpAddr>,
     ) -> Event {
         let infra = &self.cache.infra;
         let now = Instant::now();
+        let tcp = route.tcp;
         let mut timeout = infra.rto(server.ip(), now);
         if tcp {
             timeout = timeout.saturating_mul(2).max(MIN_TCP_TIMEOUT);
@@ -529,8 +538,10 @@ impl Resolver {
             edns,
             timeout,
             case_0x20: infra.case_ok(server.ip(), now),
+            rd: route.rd,
+            tls: route.tls,
         };
-        let mut result = self.exchange.exchange(&out).await;
+        let mut result = self.exchange.exchange_via(&out).await;
         crate::metrics::note::count_upstream();
         if matches!(result, Err(TransportError::CaseMismatch)) {
             // It answers, but not with our case (RFC 4343 lets servers fold case): ask it
@@ -543,22 +554,24 @@ impl Resolver {
                 timeout: out.timeout.min(deadline.saturating_duration_since(at)),
                 ..out.clone()
             };
-            result = self.exchange.exchange(&again).await;
+            result = self.exchange.exchange_via(&again).await;
             crate::metrics::note::count_upstream();
         }
         let done = Instant::now();
         let after = done - now;
         let metrics = crate::metrics::metrics();
         match &result {
-            Ok(m) => {
-                metrics.upstream_query(server.ip(), Some(u16::from(m.metadata.response_code.low())))
+            Ok((m, _)) => {
+                metrics
+                    .upstream_query(server.ip(), Some(u16::from(m.metadata.response_code.low())));
+                metrics.upstream_rtt(server.ip(), after);
             }
             // Our own shortage (EMFILE, ENOBUFS) says nothing about the server.
             Err(e) if e.is_local() => metrics.upstream_local_error(),
             Err(_) => metrics.upstream_query(server.ip(), None),
         }
         match result {
-            Ok(message) => {
+            Ok((message, via)) => {
                 let rcode = message.metadata.response_code;
                 let feedback = match rcode {
                     ResponseCode::Refused | ResponseCode::ServFail | ResponseCode::NotImp => {
@@ -580,6 +593,7 @@ impl Resolver {
                     message,
                     rtt: after,
                     edns,
+                    via,
                 }
             }
             // Not even the retry without 0x20 matched (it cannot, as it compares without

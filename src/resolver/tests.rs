@@ -159,6 +159,7 @@ fn run_with(w: &Scripted, cache: &Cache, question: Question, settings: Settings)
                         message,
                         rtt: Duration::from_millis(1),
                         edns: send.edns,
+                        via: crate::transport::Via::Udp,
                     },
                     None => Event::NoReply {
                         from: server,
@@ -1017,6 +1018,7 @@ fn undecodable_reply_skips_the_server_without_waiting() {
                 message,
                 rtt: Duration::ZERO,
                 edns: true,
+                via: crate::transport::Via::Udp,
             },
             &cache,
             NOW,
