@@ -8,6 +8,7 @@ mod abuse;
 mod alloc;
 mod cache;
 mod cli;
+mod forward;
 mod fuzz;
 mod harden;
 mod hints;
