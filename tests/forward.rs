@@ -474,6 +474,44 @@ async fn forward_all_over_dot_and_a_wrong_name_is_refused() {
         [(unbound.addr, "tls, reused connection")]
     );
 
+    // Pipelined on the one connection, answered out of order: a slow question goes out first
+    // (shop.com's server answers after 300 ms), three quick ones after it; the quick ones
+    // come back first, and nobody opens a new connection.
+    lab.set_fault(
+        lab.addr(26).into(),
+        Some(hopdns::lab::Fault::Delay(Duration::from_millis(300))),
+    );
+    let started = Instant::now();
+    let ask = |n: &'static str, t: RecordType| {
+        let r = r.clone();
+        tokio::spawn(async move {
+            let (o, events) = traced(&r, n, t).await;
+            (o, forwarded(&events), started.elapsed())
+        })
+    };
+    let slow = ask("www.shop.com.", RecordType::A);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let quick = [
+        ask("www.example.com.", RecordType::AAAA),
+        ask("v4only.example.com.", RecordType::A),
+        ask("alias.example.com.", RecordType::A),
+    ];
+    let (o, via, slow_done) = slow.await.unwrap();
+    assert!(matches!(o, Outcome::Answer { .. }), "{o:?}");
+    assert_eq!(via, [(unbound.addr, "tls, reused connection")]);
+    for q in quick {
+        let (o, via, done) = q.await.unwrap();
+        assert!(
+            matches!(o, Outcome::Answer { .. } | Outcome::NoData { .. }),
+            "{o:?}"
+        );
+        assert_eq!(via, [(unbound.addr, "tls, reused connection")]);
+        assert!(
+            done < slow_done,
+            "{done:?} before the slow one's {slow_done:?}"
+        );
+    }
+
     // The same server under a name its certificate does not carry.
     let wrong = format!(".=tls://{}@other.lab.test", unbound.addr);
     let r = resolver(&lab, &["--forward", &wrong, "--forward-ca-file", ca]);
@@ -550,4 +588,53 @@ fn bad_forward_flags_are_refused_with_the_fix() {
         };
         assert!(e.contains(expect), "{flags:?}: {e}");
     }
+}
+
+fn hopdns(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(crate::util::bin())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The config file takes `[[forward]]` and `[[stub]]` tables; `config check` reports a bad
+/// server with its line and the forms that work; `config defaults` lists the locally
+/// served zones.
+#[test]
+fn config_file_forward_and_stub_tables() {
+    let dir = scratch(176);
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "listen = [\"127.0.0.1:5300\"]\n\n[[forward]]\nzone = \"home.lan\"\n\
+         servers = [\"192.168.1.1\", \"tcp://192.168.1.2:5353\"]\nfirst = true\n\n\
+         [[forward]]\nzone = \"168.192.in-addr.arpa\"\nservers = [\"192.168.1.1\"]\n\n\
+         [[stub]]\nzone = \"corp.example\"\nservers = [\"10.0.0.53\"]\n",
+    )
+    .unwrap();
+    let (code, out, err) = hopdns(&["config", "check", good.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[forward]]\nzone = \".\"\nservers = [\"tls://9.9.9.9\"]\n\n[[stub]]\nzone = \"x\"\nfirst = true\n",
+    )
+    .unwrap();
+    let (code, out, err) = hopdns(&["config", "check", bad.to_str().unwrap()]);
+    let all = format!("{out}{err}");
+    assert_ne!(code, 0, "{all}");
+    assert!(all.contains("tls://IP@NAME"), "{all}");
+    assert!(all.contains("`first` is not one of"), "{all}");
+    let (code, out, _) = hopdns(&["config", "defaults"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("local-zone = [\"localhost\", \"127.in-addr.arpa\""),
+        "{out}"
+    );
+    assert!(out.contains("no-local-zones = false") || out.contains("# no-local-zones"));
 }

@@ -257,19 +257,23 @@ impl UpstreamArgs {
 
     /// The forward and stub zones of `--forward`, `--forward-first` and `--stub`.
     pub fn zone_rules(&self) -> Result<ZoneRules, ConfigError> {
-        for first in &self.forward_first {
-            let named = |z: &ZoneSpec| {
-                hickory_proto::rr::Name::from_ascii(first).is_ok_and(|n| n.to_lowercase() == z.zone)
-            };
-            if !self.forward.iter().any(named) {
-                return Err(ConfigError::FirstWithoutForward(first.clone()));
+        let firsts: Vec<Option<hickory_proto::rr::Name>> = self
+            .forward_first
+            .iter()
+            .map(|f| {
+                hickory_proto::rr::Name::from_ascii(f).ok().map(|mut n| {
+                    n.set_fqdn(true);
+                    n.to_lowercase()
+                })
+            })
+            .collect();
+        for (text, name) in self.forward_first.iter().zip(&firsts) {
+            if !self.forward.iter().any(|z| Some(&z.zone) == name.as_ref()) {
+                return Err(ConfigError::FirstWithoutForward(text.clone()));
             }
         }
-        let first = |zone: &hickory_proto::rr::Name| {
-            self.forward_first.iter().any(|f| {
-                hickory_proto::rr::Name::from_ascii(f).is_ok_and(|n| n.to_lowercase() == *zone)
-            })
-        };
+        let first =
+            |zone: &hickory_proto::rr::Name| firsts.iter().any(|f| f.as_ref() == Some(zone));
         let rules = self
             .forward
             .iter()

@@ -150,6 +150,8 @@ impl Cut {
             .iter()
             .find(|s| s.addrs.contains(&ip) || s.parent_glue.contains(&ip))
             .map(|s| s.name.clone())
+            // A configured server given by address alone has no name of its own.
+            .filter(|n| self.configured.is_none() || *n != self.zone)
     }
 
     /// The parent's glue addresses not among `candidates` (the driver's fallback when every
@@ -256,7 +258,14 @@ impl Cut {
         for ip in lists.flatten() {
             let fresh = self.attempts.get(ip).copied().unwrap_or(0) < self.round;
             let sa = SocketAddr::new(*ip, self.port(*ip));
-            if fresh && !self.bad.contains(ip) && usable(*ip, root, settings) && !c.contains(&sa) {
+            // A configured server is checked against hopdns's own listen sockets (port
+            // included) by `serve`; only the family rule applies here.
+            let ok = if self.configured.is_some() {
+                (ip.is_ipv4() && settings.ipv4) || (ip.is_ipv6() && settings.ipv6)
+            } else {
+                usable(*ip, root, settings)
+            };
+            if fresh && !self.bad.contains(ip) && ok && !c.contains(&sa) {
                 c.push(sa);
             }
         }

@@ -103,6 +103,15 @@ impl ZoneRules {
         }
     }
 
+    /// Everything is forwarded (`zone = "."`, not forward-first): the root is never asked,
+    /// so it is not primed either (no plaintext query to the root servers beside the
+    /// forwarders, which matters when they are reached over TLS).
+    pub fn forwards_everything(&self) -> bool {
+        self.rules
+            .get(&Name::root())
+            .is_some_and(|r| r.kind == ZoneKind::Forward { first: false })
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Arc<ZoneRule>> {
         self.rules.values()
     }

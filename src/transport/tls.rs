@@ -52,6 +52,10 @@ pub enum TlsSetupError {
 pub struct TlsClient {
     connector: TlsConnector,
     pool: Mutex<HashMap<ConnKey, Arc<Conn>>>,
+    /// Per server, held while its connection is being set up, so that queries arriving
+    /// together share one new connection instead of each opening its own (a dead server's
+    /// slow set-up holds up only its own queries).
+    connecting: Mutex<HashMap<ConnKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// A connection is for one server address and one certificate name.
@@ -133,6 +137,7 @@ impl TlsClient {
         Ok(Self {
             connector: TlsConnector::from(Arc::new(config)),
             pool: Mutex::new(HashMap::new()),
+            connecting: Mutex::new(HashMap::new()),
         })
     }
 
@@ -205,15 +210,20 @@ impl TlsClient {
         name: &Arc<str>,
     ) -> Result<(Arc<Conn>, bool), TransportError> {
         let key = (server, name.clone());
-        {
-            let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(c) = pool.get(&key).filter(|c| c.live()) {
-                let busy = c.pending.lock().unwrap_or_else(|e| e.into_inner()).len();
-                if busy < MAX_PIPELINED {
-                    *c.used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-                    return Ok((c.clone(), true));
-                }
-            }
+        if let Some(c) = self.open(&key) {
+            return Ok((c, true));
+        }
+        let gate = self
+            .connecting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _one = gate.lock().await;
+        // Another query may have connected while this one waited.
+        if let Some(c) = self.open(&key) {
+            return Ok((c, true));
         }
         let conn = self.connect(local, server, name).await?;
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
@@ -233,6 +243,18 @@ impl TlsClient {
             drop(old);
         }
         Ok((conn, false))
+    }
+
+    /// An open connection for `key` with room for one more query.
+    fn open(&self, key: &ConnKey) -> Option<Arc<Conn>> {
+        let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let c = pool.get(key).filter(|c| c.live())?;
+        let busy = c.pending.lock().unwrap_or_else(|e| e.into_inner()).len();
+        if busy >= MAX_PIPELINED {
+            return None;
+        }
+        *c.used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        Some(c.clone())
     }
 
     async fn connect(
