@@ -695,7 +695,7 @@ impl Collector for Exporter {
                 rows.push(("other".to_string(), &m.upstream_other));
             }
             type Pick = fn(&ServerCounters) -> &AtomicU64;
-            let table: [(&str, &str, Pick); 4] = [
+            let table: [(&str, &str, Pick); 3] = [
                 (
                     "hopdns_upstream_queries",
                     "Queries sent to each upstream server (authorities and forwarders)",
@@ -711,11 +711,6 @@ impl Collector for Exporter {
                     "Replies from each server (the count behind the RTT sum)",
                     |r| &r.replies,
                 ),
-                (
-                    "hopdns_upstream_rtt_microseconds",
-                    "Sum of each server's reply round-trip times (mean = this / answered)",
-                    |r| &r.rtt_micros,
-                ),
             ];
             for (name, help, pick) in table {
                 let mut family =
@@ -726,6 +721,19 @@ impl Collector for Exporter {
                         .encode_family(&labels)?
                         .encode_counter::<NoLabelSet, u64, u64>(&pick(row).load(Relaxed), None)?;
                 }
+            }
+            let mut family = encoder.encode_descriptor(
+                "hopdns_upstream_rtt_seconds",
+                "Sum of each server's reply round-trip times (mean = this / answered)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (server, row) in &rows {
+                let labels = [("server", server.as_str())];
+                let seconds = row.rtt_micros.load(Relaxed) as f64 / 1e6;
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, f64, u64>(&seconds, None)?;
             }
         }
         {

@@ -411,6 +411,9 @@ impl Resolution {
                 via,
             } => {
                 sent.edns = edns;
+                // A tcp:// or tls:// forwarder: the reply came over a stream (TC means
+                // nothing more to fetch, and the trace says so).
+                sent.tcp |= via != crate::transport::Via::Udp;
                 if cut.configured.is_some() {
                     let depth = self.depth();
                     let (zone, server_name) = (cut.zone.clone(), cut.server_name(from.ip()));

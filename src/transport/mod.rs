@@ -220,6 +220,15 @@ impl Exchange for NetTransport {
             match &mut r.data {
                 RData::CNAME(c) => c.0 = c.0.to_lowercase(),
                 RData::NS(ns) => ns.0 = ns.0.to_lowercase(),
+                // Names inside RDATA too: a server that compresses without regard to case
+                // points them at our randomised question (seen from a forwarder's SOA).
+                RData::SOA(soa) => {
+                    soa.mname = soa.mname.to_lowercase();
+                    soa.rname = soa.rname.to_lowercase();
+                }
+                RData::PTR(p) => p.0 = p.0.to_lowercase(),
+                RData::MX(mx) => mx.exchange = mx.exchange.to_lowercase(),
+                RData::SRV(srv) => srv.target = srv.target.to_lowercase(),
                 _ => {}
             }
         }
