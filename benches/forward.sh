@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # benches/forward.sh -- what a forwarded cache miss costs (issue 15): hopdns forwarding over
 # UDP, hopdns forwarding over DNS over TLS, and Unbound forwarding over DNS over TLS, all to
-# the same upstream. The upstream is an Unbound that answers every name under bench.test
+# the same upstream. The upstream is an Unbound that answers every name under bench.example
 # itself (a local-zone redirect), over UDP and over TLS, so what is measured is the
 # forwarding path: client -> forwarder (cache miss) -> upstream -> back.
 #
@@ -29,12 +29,12 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-# A throwaway CA and a certificate for dns.bench.test.
+# A throwaway CA and a certificate for dns.bench.example.
 cd "$OUT"
 EC=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
 openssl req -x509 "${EC[@]}" -keyout ca.key -out ca.pem -days 2 -subj "/CN=bench CA" 2>/dev/null
-openssl req "${EC[@]}" -keyout key.pem -out req.csr -subj "/CN=dns.bench.test" 2>/dev/null
-printf 'subjectAltName=DNS:dns.bench.test\nbasicConstraints=CA:FALSE\n' > ext.cnf
+openssl req "${EC[@]}" -keyout key.pem -out req.csr -subj "/CN=dns.bench.example" 2>/dev/null
+printf 'subjectAltName=DNS:dns.bench.example\nbasicConstraints=CA:FALSE\n' > ext.cnf
 openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cert.pem -days 2 \
   -extfile ext.cnf 2>/dev/null
 
@@ -56,7 +56,7 @@ common() {  # common DIR -> unbound server: lines shared by both instances
 EOF
 }
 
-# The upstream: UDP on .50:53, TLS on .50:853; every name under bench.test is A 192.0.2.7.
+# The upstream: UDP on .50:53, TLS on .50:853; every name under bench.example is A 192.0.2.7.
 {
   echo "server:"
   echo "  interface: $NET.50"
@@ -66,8 +66,8 @@ EOF
   echo "  tls-service-pem: \"$OUT/cert.pem\""
   echo "  incoming-num-tcp: 100"
   common "$OUT" upstream
-  echo "  local-zone: \"bench.test.\" redirect"
-  echo "  local-data: \"bench.test. 300 IN A 192.0.2.7\""
+  echo "  local-zone: \"bench.example.\" redirect"
+  echo "  local-data: \"bench.example. 300 IN A 192.0.2.7\""
 } > upstream.conf
 unbound -c upstream.conf & PIDS+=($!)
 
@@ -80,7 +80,7 @@ unbound -c upstream.conf & PIDS+=($!)
   common "$OUT" forwarder
   echo "forward-zone:"
   echo "  name: \".\""
-  echo "  forward-addr: $NET.50@853#dns.bench.test"
+  echo "  forward-addr: $NET.50@853#dns.bench.example"
   echo "  forward-tls-upstream: yes"
 } > forwarder.conf
 unbound -c forwarder.conf & PIDS+=($!)
@@ -89,11 +89,11 @@ unbound -c forwarder.conf & PIDS+=($!)
 "$BIN" serve --listen "$NET.41:53" --threads 1 --no-prime --log-level warn \
   --forward ".=$NET.50" & PIDS+=($!)
 "$BIN" serve --listen "$NET.42:53" --threads 1 --no-prime --log-level warn \
-  --forward ".=tls://$NET.50@dns.bench.test" --forward-ca-file "$OUT/ca.pem" & PIDS+=($!)
+  --forward ".=tls://$NET.50@dns.bench.example" --forward-ca-file "$OUT/ca.pem" & PIDS+=($!)
 
 ready() {  # ready ADDR: answers a query within 10 s
   for _ in $(seq 100); do
-    dig +short +tries=1 +time=1 @"$1" ready.bench.test 2>/dev/null | grep -q 192.0.2.7 && return 0
+    dig +short +tries=1 +time=1 @"$1" ready.bench.example 2>/dev/null | grep -q 192.0.2.7 && return 0
     sleep 0.1
   done
   echo "forward.sh: $1 does not answer" >&2; exit 1
@@ -103,7 +103,7 @@ for a in 50 41 42 43; do ready "$NET.$a"; done
 printf '%-28s %10s %12s %10s\n' forwarder "queries/s" "avg latency" "lost"
 for peer in "hopdns-udp:41" "hopdns-dot:42" "unbound-dot:43"; do
   name=${peer%%:*}; host=${peer##*:}
-  seq 1 "$NAMES" | sed "s/^/$name-/; s/\$/.bench.test A/" > "names-$name.txt"
+  seq 1 "$NAMES" | sed "s/^/$name-/; s/\$/.bench.example A/" > "names-$name.txt"
   dnsperf -s "$NET.$host" -d "names-$name.txt" -l "$DURATION" -q "$OUTSTANDING" -t 5 \
     > "dnsperf-$name.txt" 2>&1 || true
   qps=$(awk '/Queries per second:/ {print $4}' "dnsperf-$name.txt")
