@@ -24,7 +24,7 @@ use hickory_proto::rr::{DNSClass, Name};
 
 pub use answer::{AnswerCache, Cached, STALE_TTL};
 pub use delegation::{Delegation, DelegationCache, NsName};
-pub use infra::{Feedback, InfraCache, ServerStats};
+pub use infra::{Feedback, InfraCache, ServerStats, PROBE_AFTER};
 pub use message::{MessageCache, Miss, Patch, Written};
 pub use persist::{is_cache_header, LoadError, MAGIC_PREFIX};
 pub use store::{skip_name, wire_labels, KeyBuf, StoreStats};

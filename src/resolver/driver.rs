@@ -19,7 +19,7 @@ use super::{Failure, Outcome, Question};
 use crate::cache::{unix_now, Cache, CacheConfig, Cached, Delegation, Feedback, Patch};
 use crate::dns::Answerer;
 use crate::trace::{HopEvent, LogSink, ReplyKind, TraceSink};
-use crate::transport::{choose, Exchange, OutQuery, TransportError};
+use crate::transport::{choose, choose_configured, Exchange, OutQuery, TransportError};
 
 /// Shortest timeout for a TCP exchange (connection set-up included).
 const MIN_TCP_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -470,8 +470,14 @@ impl Resolver {
                 }
             }
             let now = Instant::now();
+            // A forward or stub zone's servers: each measured, a dead one probed now and then.
+            let pick = if send.upstreams.is_empty() {
+                choose
+            } else {
+                choose_configured
+            };
             let Some(mut server) =
-                choose(&send.candidates, &self.cache.infra, now).filter(|_| now < deadline)
+                pick(&send.candidates, &self.cache.infra, now).filter(|_| now < deadline)
             else {
                 m.handle(Event::Deadline, &self.cache, unix_now());
                 continue;

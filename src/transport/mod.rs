@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData};
 
-pub use select::choose;
+pub use select::{choose, choose_configured};
 pub use upstream::{Protocol, Upstream, UpstreamError, DOT_PORT};
 
 /// The UDP payload we advertise upstream (DNS flag day 2020: 1232 avoids IP fragmentation).
