@@ -139,7 +139,11 @@ async fn a_forward_zone_goes_to_a_lab_resolver() {
     let stop_up = serve(up, upstream);
     let fwd = format!("example.com={up}");
     let home = format!("home.arpa={up}");
-    let r = resolver(&lab, &["--forward", &fwd, "--forward", &home]);
+    let org = format!("example.org=tcp://{up}");
+    let r = resolver(
+        &lab,
+        &["--forward", &fwd, "--forward", &home, "--forward", &org],
+    );
     let (o, events) = traced(&r, "www.example.com.", RecordType::A).await;
     let Outcome::Answer { answers } = &o else {
         panic!("{o:?}")
@@ -156,6 +160,10 @@ async fn a_forward_zone_goes_to_a_lab_resolver() {
     // home.arpa is forwarded, not answered locally (the upstream says NXDOMAIN itself).
     let (_, events) = traced(&r, "printer.home.arpa.", RecordType::A).await;
     assert_eq!(forwarded(&events).len(), 1, "{events:?}");
+    // A tcp:// forwarder is asked over TCP.
+    let (o, events) = traced(&r, "www.example.org.", RecordType::A).await;
+    assert!(matches!(o, Outcome::Answer { .. }), "{o:?}");
+    assert_eq!(forwarded(&events), [(up, "tcp")]);
     // The same cache: a second ask is a cache answer.
     let (_, events) = traced(&r, "www.example.com.", RecordType::A).await;
     assert!(forwarded(&events).is_empty(), "from the cache");

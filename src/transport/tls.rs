@@ -56,7 +56,13 @@ pub struct TlsClient {
     /// together share one new connection instead of each opening its own (a dead server's
     /// slow set-up holds up only its own queries).
     connecting: Mutex<HashMap<ConnKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// When each refusal was last logged at WARN: once a minute per server and name, the
+    /// rest at DEBUG, so a misconfigured forwarder does not flood the log under load.
+    warned: Mutex<HashMap<ConnKey, Instant>>,
 }
+
+/// Least time between two WARN lines about the same refused server.
+const WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// A connection is for one server address and one certificate name.
 type ConnKey = (SocketAddr, Arc<str>);
@@ -138,6 +144,7 @@ impl TlsClient {
             connector: TlsConnector::from(Arc::new(config)),
             pool: Mutex::new(HashMap::new()),
             connecting: Mutex::new(HashMap::new()),
+            warned: Mutex::new(HashMap::new()),
         })
     }
 
@@ -278,12 +285,24 @@ impl TlsClient {
         let tls = match self.connector.connect(sni, tcp).await {
             Ok(tls) => tls,
             Err(e) => {
-                tracing::warn!(
-                    %server,
-                    tls_name = %name,
-                    error = %e,
-                    "DNS over TLS: certificate or handshake refused; not asking this forwarder"
-                );
+                let now = Instant::now();
+                let loud = {
+                    let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+                    let key = (server, name.clone());
+                    let last = warned.get(&key).copied();
+                    let loud = last.is_none_or(|t| now.duration_since(t) >= WARN_EVERY);
+                    if loud {
+                        warned.insert(key, now);
+                    }
+                    loud
+                };
+                let msg =
+                    "DNS over TLS: certificate or handshake refused; not asking this forwarder";
+                if loud {
+                    tracing::warn!(%server, tls_name = %name, error = %e, "{msg}");
+                } else {
+                    tracing::debug!(%server, tls_name = %name, error = %e, "{msg}");
+                }
                 return Err(TransportError::Tls(format!(
                     "TLS with {server} as {name} refused: {e}"
                 )));
