@@ -231,6 +231,19 @@ async fn failover_when_a_forwarder_dies() {
         "failover: question times after the forwarder died: {times:?}; \
          questions that waited for the dead one: {met_dead:?}"
     );
+    // Per forwarder: queries, failures, answered and the RTT sum.
+    let text = hopdns::metrics::render();
+    for family in [
+        "hopdns_upstream_queries_total",
+        "hopdns_upstream_timeouts_total",
+        "hopdns_upstream_answered_total",
+        "hopdns_upstream_rtt_seconds_total",
+    ] {
+        for server in [a.ip(), b.ip()] {
+            let row = format!("{family}{{server=\"{server}\"}}");
+            assert!(text.contains(&row), "{row} missing");
+        }
+    }
     assert_eq!(met_dead.first(), Some(&0), "the first question meets it");
     assert!(
         times[0] < Duration::from_millis(1500),
