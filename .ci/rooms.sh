@@ -10,16 +10,17 @@ declare -A may=(
   [dnssec]=""
   [cache]="dns"
   [trace]="dns"
+  [local]="dns"
   [metrics]="dns cache"
   [transport]="dns cache"
   [server]="dns cache metrics"
-  [resolver]="dns dnssec cache metrics trace transport"
+  [resolver]="dns dnssec cache metrics trace transport local"
   [control]="dns metrics"
   [redirect]="dns cache metrics trace control resolver"
   [lab]="dns"
-  [config]="dns dnssec cache transport server resolver"
+  [config]="dns dnssec cache transport server resolver local"
   [fuzz]="dns cache transport server resolver"
-  [cli]="dns dnssec cache metrics trace transport server resolver control redirect config lab"
+  [cli]="dns dnssec cache metrics trace transport server resolver control redirect config lab local"
 )
 
 bad=0

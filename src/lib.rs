@@ -26,6 +26,7 @@ pub mod dnssec;
 pub mod fuzz;
 #[cfg(feature = "lab")]
 pub mod lab;
+pub mod local;
 pub mod metrics;
 pub mod redirect;
 pub mod resolver;

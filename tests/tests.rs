@@ -10,6 +10,7 @@ mod cache;
 mod cli;
 mod dnssec_lab;
 mod fleet;
+mod forward;
 mod fuzz;
 mod harden;
 mod hints;

@@ -24,6 +24,10 @@ pub const HOST_TTL: Duration = Duration::from_secs(900);
 /// cannot grow memory.
 pub const MAX_HOSTS: usize = 10_000;
 
+/// A server that timed out gets one query again after this long even while others answer
+/// ([`InfraCache::probe_due`]): a forwarder that comes back is noticed and used again.
+pub const PROBE_AFTER: Duration = Duration::from_secs(30);
+
 /// What one exchange with a server showed, for [`InfraCache::report`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Feedback {
@@ -135,6 +139,22 @@ impl InfraCache {
     /// Whether `server`'s last queries timed out (and it has not answered since).
     pub fn timing_out(&self, server: IpAddr, now: Instant) -> bool {
         self.get(server, now).is_some_and(|s| s.timeouts > 0)
+    }
+
+    /// `server` timed out and has been left alone for [`PROBE_AFTER`]: one query may go to
+    /// it now. Saying yes restarts the wait, so a dead server gets one probe per period.
+    pub fn probe_due(&self, server: IpAddr, now: Instant) -> bool {
+        self.with(|m| match m.get_mut(&server) {
+            Some(s) if s.timeouts > 0 => {
+                let idle = now.saturating_duration_since(s.updated);
+                let due = (PROBE_AFTER..HOST_TTL).contains(&idle);
+                if due {
+                    s.updated = now;
+                }
+                due
+            }
+            _ => false,
+        })
     }
 
     /// What asking `server` showed: the one door through which the driver feeds server

@@ -27,7 +27,7 @@ use crate::dns::Clock;
 
 pub use answer::{AnswerCache, Cached, STALE_TTL};
 pub use delegation::{Delegation, DelegationCache, NsName};
-pub use infra::{Feedback, InfraCache, ServerStats, HOST_TTL, INITIAL_RTO};
+pub use infra::{Feedback, InfraCache, ServerStats, HOST_TTL, INITIAL_RTO, PROBE_AFTER};
 pub use message::{MessageCache, Miss, Patch, Written};
 pub use persist::{is_cache_header, LoadError, MAGIC_PREFIX};
 pub use store::StoreStats;

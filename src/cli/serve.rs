@@ -137,6 +137,23 @@ fn health_problem(args: &ServeArgs) -> Option<String> {
     })
 }
 
+/// A forwarder or stub server that is one of hopdns's own listen sockets: every query
+/// would come back to hopdns and loop until the deadline.
+fn forward_loop_problem(args: &ServeArgs) -> Option<String> {
+    let up = &args.upstream;
+    let own = up
+        .forward
+        .iter()
+        .chain(&up.stub)
+        .flat_map(|z| z.servers.iter().map(move |s| (z, s)))
+        .find(|(_, s)| args.listen.contains(&s.addr))?;
+    Some(format!(
+        "{} for {} is hopdns's own listen address: queries would loop back to hopdns; \
+         give the upstream resolver's address instead",
+        own.1, own.0.zone
+    ))
+}
+
 /// Checks what can be checked without binding anything (`hopdns config check`): every
 /// problem, each with the config key it is about. The rules file is loaded too.
 pub fn check(args: &ServeArgs) -> Vec<(&'static str, String)> {
@@ -149,6 +166,9 @@ pub fn check(args: &ServeArgs) -> Vec<(&'static str, String)> {
     }
     if let Some(p) = health_problem(args) {
         problems.push(("health-fail-before-stop", p));
+    }
+    if let Some(p) = forward_loop_problem(args) {
+        problems.push(("forward", p));
     }
     for e in args.upstream.problems() {
         problems.push((e.key(), e.to_string()));
@@ -177,6 +197,9 @@ pub fn run(args: ServeArgs) -> CmdResult {
         return Err(p.into());
     }
     if let Some(p) = health_problem(&args) {
+        return Err(p.into());
+    }
+    if let Some(p) = forward_loop_problem(&args) {
         return Err(p.into());
     }
     if let Some(warning) = lan_without_allow(&args) {
@@ -210,8 +233,11 @@ pub fn run(args: ServeArgs) -> CmdResult {
         // Bind before anything else so a bad address fails fast with a clear error.
         let bound = BoundServer::bind(&server_config)?;
         let dnssec = resolver_config.settings.dnssec.clone();
+        // Forwarding everything: the root is never asked, so not primed either.
+        let prime =
+            !args.upstream.no_prime && !resolver_config.settings.zones.forwards_everything();
         let resolver = Arc::new(Resolver::new(resolver_config, Arc::new(transport)));
-        if !args.upstream.no_prime {
+        if prime {
             let r = resolver.clone();
             tokio::spawn(async move { r.keep_primed().await });
         }

@@ -54,6 +54,8 @@ pub fn run(args: TraceArgs) -> CmdResult {
     let name = parse_name(&args.name)?;
     let qtype = parse_type(&args.qtype)?;
     let (config, transport) = args.upstream.build()?;
+    // Forwarding everything: the root is never asked, so not primed either.
+    let prime = !args.upstream.no_prime && !config.settings.zones.forwards_everything();
     let rt = runtime(1)?;
     let outcome = rt.block_on(async {
         let resolver = Arc::new(Resolver::new(config, Arc::new(transport)));
@@ -72,7 +74,7 @@ pub fn run(args: TraceArgs) -> CmdResult {
         } else {
             Box::new(TextPrinter::new(stdout))
         };
-        if !args.upstream.no_prime {
+        if prime {
             resolver.prime(Some(sink.as_mut())).await;
         }
         let question = Question::new(name, qtype);

@@ -273,6 +273,14 @@ fn cli_tokens(arg: &Arg, cli: &ArgMatches) -> Vec<OsString> {
 /// The command-line tokens for `key = value`, or why the value's shape is wrong.
 fn tokens_for(arg: &Arg, key: &str, value: &DeValue<'_>) -> Result<Vec<OsString>, String> {
     let flag = |v: &str| OsString::from(format!("--{key}={v}"));
+    if let (Some(kind), DeValue::Array(items)) = (ZoneTable::of(key), value) {
+        if items
+            .iter()
+            .any(|i| matches!(i.get_ref(), DeValue::Table(_)))
+        {
+            return kind.tokens(items);
+        }
+    }
     match arg.get_action() {
         ArgAction::SetTrue | ArgAction::SetFalse => match value {
             DeValue::Boolean(true) => Ok(vec![format!("--{key}").into()]),
@@ -303,6 +311,70 @@ fn tokens_for(arg: &Arg, key: &str, value: &DeValue<'_>) -> Result<Vec<OsString>
             }
             other => Ok(vec![flag(&scalar(other)?)]),
         },
+    }
+}
+
+/// `[[forward]]` and `[[stub]]`: the one place the file has tables, because a zone with
+/// several servers and options reads better so. Each table stands for the flag's value
+/// (`--forward ZONE=SERVER,...`, plus `--forward-first ZONE` for `first = true`).
+#[derive(Clone, Copy)]
+enum ZoneTable {
+    Forward,
+    Stub,
+}
+
+impl ZoneTable {
+    fn of(key: &str) -> Option<Self> {
+        match key {
+            "forward" => Some(ZoneTable::Forward),
+            "stub" => Some(ZoneTable::Stub),
+            _ => None,
+        }
+    }
+
+    fn tokens(self, items: &[toml::Spanned<DeValue<'_>>]) -> Result<Vec<OsString>, String> {
+        let key = match self {
+            ZoneTable::Forward => "forward",
+            ZoneTable::Stub => "stub",
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let DeValue::Table(table) = item.get_ref() else {
+                return Err(format!(
+                    "mixes tables and values: use [[{key}]] tables with zone and servers"
+                ));
+            };
+            let (mut zone, mut servers, mut first) = (None, Vec::new(), false);
+            for (k, v) in table.iter() {
+                match (k.get_ref().as_ref(), v.get_ref()) {
+                    ("zone", DeValue::String(z)) => zone = Some(z.to_string()),
+                    ("servers", DeValue::Array(list)) => {
+                        for s in list {
+                            servers.push(scalar(s.get_ref())?);
+                        }
+                    }
+                    ("servers", DeValue::String(one)) => servers.push(one.to_string()),
+                    ("first", DeValue::Boolean(b)) if matches!(self, ZoneTable::Forward) => {
+                        first = *b
+                    }
+                    (other, _) => {
+                        let keys = match self {
+                            ZoneTable::Forward => {
+                                "zone (a string), servers (a list), first (true/false)"
+                            }
+                            ZoneTable::Stub => "zone (a string), servers (a list)",
+                        };
+                        return Err(format!("[[{key}]]: `{other}` is not one of {keys}"));
+                    }
+                }
+            }
+            let zone = zone.ok_or_else(|| format!("[[{key}]] without zone = \"...\""))?;
+            out.push(format!("--{key}={zone}={}", servers.join(",")).into());
+            if first {
+                out.push(format!("--forward-first={zone}").into());
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -23,9 +23,13 @@ mod cache;
 pub use cache::{parse_size, CacheArgs, CacheArgsError};
 
 use crate::dnssec;
+
+use crate::local::LocalZones;
+use crate::resolver::forward::{ZoneKind, ZoneRule, ZoneRules, ZoneRulesError};
 use crate::resolver::hints::{self, HintsError};
 use crate::resolver::machine::MinimiseMode;
 use crate::resolver::ResolverConfig;
+use crate::transport::tls::TlsClient;
 use crate::transport::NetTransport;
 
 /// Switches for the upstream side, shared by `serve`, `trace` and `lab`.
@@ -60,6 +64,36 @@ pub struct UpstreamArgs {
     /// Do not randomise the case of upstream questions (0x20, draft-vixie-dnsext-dns0x20).
     #[arg(long)]
     pub no_0x20: bool,
+    /// Forward a zone to recursive resolvers (repeatable): ZONE=SERVER[,SERVER...], each
+    /// server IP[:PORT] (UDP, TCP after TC), tcp://IP[:PORT] or tls://IP[:PORT]@NAME (DNS
+    /// over TLS, RFC 7858, certificate checked for NAME). "." forwards everything. The
+    /// fastest answering server is used, a failing one avoided until it answers again. In
+    /// the config file also as [[forward]] tables (zone, servers, first).
+    #[arg(long, value_name = "ZONE=SERVERS", value_parser = parse_zone_spec)]
+    pub forward: Vec<ZoneSpec>,
+    /// Forward first (repeatable, a zone given to --forward): when every forwarder of the
+    /// zone fails, resolve by iteration instead of SERVFAIL (Unbound's forward-first).
+    #[arg(long, value_name = "ZONE")]
+    pub forward_first: Vec<String>,
+    /// Stub zone (repeatable): ZONE=SERVER[,SERVER...], authoritative servers to start
+    /// iterating at for ZONE instead of the root (RD clear; their referrals are followed).
+    /// In the config file also as [[stub]] tables (zone, servers).
+    #[arg(long, value_name = "ZONE=SERVERS", value_parser = parse_zone_spec)]
+    pub stub: Vec<ZoneSpec>,
+    /// Trust only the CA certificates in this PEM file for DNS over TLS to forwarders
+    /// (default: the system's certificate store).
+    #[arg(long, value_name = "FILE")]
+    pub forward_ca_file: Option<PathBuf>,
+    /// Locally served zones, answered without any query (RFC 6761 localhost, invalid, test;
+    /// RFC 7686 onion; RFC 8375 home.arpa; RFC 9462 resolver.arpa; RFC 6303 private and
+    /// special reverse zones), as Unbound's defaults. Remove a zone from the list to send
+    /// its queries out; a --forward or --stub for the same zone (or a redirect rule) takes
+    /// precedence anyway. Zones added here are served empty (NXDOMAIN below the apex).
+    #[arg(long = "local-zone", value_name = "ZONE", default_values = crate::local::DEFAULT_ZONES)]
+    pub local_zones: Vec<String>,
+    /// Serve no local zones at all: every name goes upstream.
+    #[arg(long)]
+    pub no_local_zones: bool,
     #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
@@ -111,6 +145,39 @@ impl DnssecArgs {
     }
 }
 
+/// One `--forward` or `--stub` value: a zone and its servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneSpec {
+    pub zone: hickory_proto::rr::Name,
+    pub servers: Vec<crate::transport::Upstream>,
+}
+
+/// Parses `ZONE=SERVER[,SERVER...]`.
+pub fn parse_zone_spec(text: &str) -> Result<ZoneSpec, String> {
+    let (zone, servers) = text.split_once('=').ok_or_else(|| {
+        format!("{text:?}: write ZONE=SERVER[,SERVER...], e.g. home.lan=192.168.1.1")
+    })?;
+    let mut name = hickory_proto::rr::Name::from_ascii(zone.trim())
+        .map_err(|e| format!("{zone:?} is not a zone name: {e}"))?;
+    name.set_fqdn(true);
+    let servers = servers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|e: crate::transport::UpstreamError| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if servers.is_empty() {
+        return Err(format!("{text:?}: no server after '=': give at least one"));
+    }
+    Ok(ZoneSpec {
+        zone: name.to_lowercase(),
+        servers,
+    })
+}
+
 /// `--qname-minimisation` values.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Minimisation {
@@ -146,6 +213,14 @@ pub enum ConfigError {
     AnchorState(dnssec::anchor::AnchorError),
     #[error("{0}")]
     InsecureDomain(String),
+    #[error("{0}")]
+    Zones(#[from] ZoneRulesError),
+    #[error("--forward-first {0}: no --forward is given for that zone; add one or drop this")]
+    FirstWithoutForward(String),
+    #[error(transparent)]
+    LocalZone(#[from] crate::local::LocalZoneError),
+    #[error("DNS over TLS: {0}")]
+    Tls(#[from] crate::transport::tls::TlsSetupError),
 }
 
 impl ConfigError {
@@ -159,6 +234,10 @@ impl ConfigError {
             ConfigError::Anchor(_) => "trust-anchor",
             ConfigError::AnchorState(_) => "trust-anchor-state",
             ConfigError::InsecureDomain(_) => "insecure-domain",
+            ConfigError::Zones(_) => "forward",
+            ConfigError::FirstWithoutForward(_) => "forward-first",
+            ConfigError::LocalZone(_) => "local-zone",
+            ConfigError::Tls(_) => "forward-ca-file",
         }
     }
 }
@@ -217,7 +296,59 @@ impl UpstreamArgs {
         transport.case_randomisation = !self.no_0x20;
         config.cache = self.cache.build()?;
         config.settings.dnssec = self.dnssec.build()?;
+        let zones = self.zone_rules()?;
+        let tls = zones
+            .iter()
+            .flat_map(|r| r.servers.iter())
+            .any(|u| u.tls_name().is_some());
+        if tls || self.forward_ca_file.is_some() {
+            transport.tls = Some(Arc::new(TlsClient::new(self.forward_ca_file.as_deref())?));
+        }
+        config.settings.zones = Arc::new(zones);
+        config.settings.local = Arc::new(if self.no_local_zones {
+            LocalZones::default()
+        } else {
+            LocalZones::new(&self.local_zones)?
+        });
         Ok((config, transport))
+    }
+
+    /// The forward and stub zones of `--forward`, `--forward-first` and `--stub`.
+    pub fn zone_rules(&self) -> Result<ZoneRules, ConfigError> {
+        let firsts: Vec<Option<hickory_proto::rr::Name>> = self
+            .forward_first
+            .iter()
+            .map(|f| {
+                hickory_proto::rr::Name::from_ascii(f).ok().map(|mut n| {
+                    n.set_fqdn(true);
+                    n.to_lowercase()
+                })
+            })
+            .collect();
+        for (text, name) in self.forward_first.iter().zip(&firsts) {
+            if !self.forward.iter().any(|z| Some(&z.zone) == name.as_ref()) {
+                return Err(ConfigError::FirstWithoutForward(text.clone()));
+            }
+        }
+        let first =
+            |zone: &hickory_proto::rr::Name| firsts.iter().any(|f| f.as_ref() == Some(zone));
+        let rules = self
+            .forward
+            .iter()
+            .map(|z| ZoneRule {
+                zone: z.zone.clone(),
+                kind: ZoneKind::Forward {
+                    first: first(&z.zone),
+                },
+                servers: z.servers.clone().into(),
+            })
+            .chain(self.stub.iter().map(|z| ZoneRule {
+                zone: z.zone.clone(),
+                kind: ZoneKind::Stub,
+                servers: z.servers.clone().into(),
+            }))
+            .collect();
+        Ok(ZoneRules::new(rules)?)
     }
 }
 

@@ -179,6 +179,10 @@ thread_local! {
 struct ServerCounters {
     queries: AtomicU64,
     timeouts: AtomicU64,
+    /// Replies and the sum of their round-trip times (mean RTT per server, forwarders
+    /// included).
+    replies: AtomicU64,
+    rtt_micros: AtomicU64,
 }
 
 /// Replies by (query type, RCODE): a fixed table of atomics.
@@ -340,6 +344,15 @@ impl Metrics {
                 row.timeouts.fetch_add(1, Relaxed);
             }
         }
+    }
+
+    /// A reply from `server` after `rtt`.
+    pub fn upstream_rtt(&self, server: IpAddr, rtt: std::time::Duration) {
+        let row = self.server_row(server);
+        let row = row.as_deref().unwrap_or(&self.upstream_other);
+        row.replies.fetch_add(1, Relaxed);
+        let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
+        row.rtt_micros.fetch_add(us, Relaxed);
     }
 
     /// A query that never left: this process ran out of something (file descriptors,
@@ -689,31 +702,46 @@ impl Collector for Exporter {
             if m.upstream_other.queries.load(Relaxed) > 0 {
                 rows.push(("other".to_string(), &m.upstream_other));
             }
-            for (name, help, timeouts) in [
+            type Pick = fn(&ServerCounters) -> &AtomicU64;
+            let table: [(&str, &str, Pick); 3] = [
                 (
                     "hopdns_upstream_queries",
-                    "Queries sent to each authoritative server",
-                    false,
+                    "Queries sent to each upstream server (authorities and forwarders)",
+                    |r| &r.queries,
                 ),
                 (
                     "hopdns_upstream_timeouts",
                     "Queries to each server that got no usable reply in time",
-                    true,
+                    |r| &r.timeouts,
                 ),
-            ] {
+                (
+                    "hopdns_upstream_answered",
+                    "Replies from each server (the count behind the RTT sum)",
+                    |r| &r.replies,
+                ),
+            ];
+            for (name, help, pick) in table {
                 let mut family =
                     encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
                 for (server, row) in &rows {
-                    let v = if timeouts {
-                        &row.timeouts
-                    } else {
-                        &row.queries
-                    };
                     let labels = [("server", server.as_str())];
                     family
                         .encode_family(&labels)?
-                        .encode_counter::<NoLabelSet, u64, u64>(&v.load(Relaxed), None)?;
+                        .encode_counter::<NoLabelSet, u64, u64>(&pick(row).load(Relaxed), None)?;
                 }
+            }
+            let mut family = encoder.encode_descriptor(
+                "hopdns_upstream_rtt_seconds",
+                "Sum of each server's reply round-trip times (mean = this / answered)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (server, row) in &rows {
+                let labels = [("server", server.as_str())];
+                let seconds = row.rtt_micros.load(Relaxed) as f64 / 1e6;
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, f64, u64>(&seconds, None)?;
             }
         }
         {

@@ -81,6 +81,9 @@ struct SettingsSpec {
     /// How `block` rules and blocklists answer unless they say otherwise.
     block: Option<BlockMode>,
     block_ttl: Option<u32>,
+    /// Answer PTR queries for the addresses of overrides and hosts-file entries (default
+    /// true, as Pi-hole and systemd-resolved do).
+    ptr_for_overrides: Option<bool>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
@@ -241,6 +244,7 @@ pub fn parse_all(text: &str, path: &Path) -> Result<RuleSet, Vec<RedirectError>>
     let block_mode = spec.settings.block.unwrap_or(BlockMode::Nxdomain);
     let block_ttl = spec.settings.block_ttl.unwrap_or(DEFAULT_TTL);
     let mut b = Builder::new();
+    b.ptr_for_overrides = spec.settings.ptr_for_overrides.unwrap_or(true);
     b.add_file(path.to_path_buf());
 
     for p in &pools {

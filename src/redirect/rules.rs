@@ -423,6 +423,24 @@ impl RuleSet {
     }
 }
 
+/// The reverse name of `ip` without the trailing dot (RFC 1035 §3.5, RFC 3596 §2.5).
+pub fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(v6) => {
+            let mut s = String::with_capacity(72);
+            for byte in v6.octets().iter().rev() {
+                s.push_str(&format!("{:x}.{:x}.", byte & 0xf, byte >> 4));
+            }
+            s.push_str("ip6.arpa");
+            s
+        }
+    }
+}
+
 /// Records of `qtype` (all for ANY) among `rdata`, owned by `name`; `None` if none.
 fn local(name: &Name, qtype: RecordType, rdata: &[RData], ttl: u32) -> Option<Vec<Record>> {
     let rs: Vec<Record> = rdata
@@ -462,6 +480,10 @@ pub struct Builder {
     single: HashMap<u32, u32>,
     /// The group made by adding rule r to group g.
     merged: HashMap<(u32, u32), u32>,
+    /// Answer PTR queries for the addresses of overrides ([`Builder::finish`]).
+    pub ptr_for_overrides: bool,
+    /// Exact names bound to overrides, for those PTR answers.
+    overrides: Vec<(Box<[u8]>, u32)>,
 }
 
 impl Builder {
@@ -498,6 +520,11 @@ impl Builder {
 
     /// Makes `key` (in `scope`) point at `rule`, after any rules it already has.
     pub fn bind(&mut self, key: &[u8], scope: Scope, rule: u32) -> Result<(), NameError> {
+        if scope == Scope::Exact
+            && matches!(self.rules[rule as usize].action, Action::Override { .. })
+        {
+            self.overrides.push((key.into(), rule));
+        }
         let group = match self.names.get(key, scope) {
             None => self.single(rule),
             Some(g) => self.merge(g, rule),
@@ -531,7 +558,65 @@ impl Builder {
         g
     }
 
+    /// With `ptr_for_overrides`, every address of an exact override (a `[[rule]]` or a hosts
+    /// file line) answers its reverse name with PTR records to the names that have it, as
+    /// Pi-hole and systemd-resolved answer for local names (RFC 1035 §3.5). Rules already
+    /// bound to a reverse name come first. One rule per address and client scope.
+    fn bind_reverse(&mut self) {
+        // Per (address, client scope): the names, the shortest TTL, the first origin.
+        type Scoped = (IpAddr, Vec<IpNet>);
+        let mut by_ip: Vec<(Scoped, Vec<Name>, u32, Arc<str>)> = Vec::new();
+        let mut index: HashMap<Scoped, usize> = HashMap::new();
+        for (key, rule) in std::mem::take(&mut self.overrides) {
+            let r = &self.rules[rule as usize];
+            let Action::Override { a, aaaa, ttl, .. } = &r.action else {
+                continue;
+            };
+            let Some(name) = std::str::from_utf8(&key)
+                .ok()
+                .and_then(|k| Name::from_ascii(format!("{k}.")).ok())
+            else {
+                continue;
+            };
+            let ips = a
+                .iter()
+                .map(|ip| IpAddr::V4(*ip))
+                .chain(aaaa.iter().map(|ip| IpAddr::V6(*ip)));
+            for ip in ips {
+                let k = (ip, r.clients.clone());
+                let i = *index.entry(k.clone()).or_insert_with(|| {
+                    by_ip.push((k, Vec::new(), *ttl, r.origin.clone()));
+                    by_ip.len() - 1
+                });
+                let entry = &mut by_ip[i];
+                if !entry.1.contains(&name) {
+                    entry.1.push(name.clone());
+                }
+                entry.2 = entry.2.min(*ttl);
+            }
+        }
+        let mut key = Vec::new();
+        for ((ip, clients), names, ttl, origin) in by_ip {
+            let records = names
+                .into_iter()
+                .map(|n| RData::PTR(hickory_proto::rr::rdata::PTR(n)))
+                .collect();
+            let id = self.add_rule(Rule {
+                clients,
+                action: Action::Local { records, ttl },
+                origin: format!("{origin} (PTR for the override's address)").into(),
+            });
+            if names::key_from_text(&reverse_name(ip), &mut key).is_ok() {
+                // A full table leaves the PTR out; the overrides themselves are bound.
+                let _ = self.bind(&key, Scope::Exact, id);
+            }
+        }
+    }
+
     pub fn finish(mut self) -> RuleSet {
+        if self.ptr_for_overrides {
+            self.bind_reverse();
+        }
         self.names.shrink_to_fit();
         RuleSet {
             names: self.names,
@@ -611,6 +696,48 @@ mod tests {
             "nas.lan.",
             "owned by the matched name"
         );
+    }
+
+    /// Issue 15.4: the addresses of overrides answer PTR, every name with the address in one
+    /// RRset; switched off, the reverse names are not answered here.
+    #[test]
+    fn overrides_answer_ptr_for_their_addresses() {
+        for on in [true, false] {
+            let mut b = Builder::new();
+            b.ptr_for_overrides = on;
+            let over = |a: &str, aaaa: &str| Action::Override {
+                a: vec![a.parse().unwrap()],
+                aaaa: vec![aaaa.parse().unwrap()],
+                ttl: 60,
+                passthrough: false,
+            };
+            let nas = rule(&mut b, &[], over("192.168.1.5", "fd00::5"));
+            let alias = rule(&mut b, &[], over("192.168.1.5", "fd00::6"));
+            b.bind(&key("nas.lan"), Scope::Exact, nas).unwrap();
+            b.bind(&key("files.lan"), Scope::Exact, alias).unwrap();
+            let set = b.finish();
+            let client = "192.168.1.9".parse().unwrap();
+            let (v, _) = set.decide(
+                &q("5.1.168.192.in-addr.arpa.", RecordType::PTR),
+                client,
+                false,
+            );
+            if !on {
+                assert_eq!(v, Verdict::Pass);
+                continue;
+            }
+            let Verdict::Done(Outcome::Answer { answers }) = v else {
+                panic!("{v:?}")
+            };
+            let names: Vec<String> = answers.iter().map(|r| r.data.to_string()).collect();
+            assert_eq!(names, ["nas.lan.", "files.lan."]);
+            let v6 = format!("{}.", reverse_name("fd00::6".parse().unwrap()));
+            let (v, _) = set.decide(&q(&v6, RecordType::PTR), client, false);
+            let Verdict::Done(Outcome::Answer { answers }) = v else {
+                panic!("{v:?}")
+            };
+            assert_eq!(answers[0].data.to_string(), "files.lan.");
+        }
     }
 
     #[test]

@@ -275,6 +275,58 @@ pub fn classify(
     })
 }
 
+/// Classifies a forwarder's reply (RD was set): a recursive server's answer is final, as
+/// Unbound takes a forward zone's replies. The scrub still drops what lies outside the
+/// forward zone; a chain that leaves it is followed from its target. A negative answer
+/// without SOA is final but not cached (RFC 2308 §5); a referral or another rcode means
+/// this server does not recurse for us: the next forwarder is asked.
+pub fn classify_recursive(
+    msg: &Message,
+    question: &Question,
+    zone: &Name,
+    sent_edns: bool,
+    tcp: bool,
+) -> Reply {
+    let rcode = msg.metadata.response_code;
+    if edns_rejected(msg, sent_edns) {
+        return Reply::EdnsRejected;
+    }
+    if msg.metadata.truncation && !tcp {
+        return Reply::Truncated;
+    }
+    let s = scrub(msg, zone, question);
+    let (chain, current, found) = follow_chain(&s.answers, question, zone);
+    let soa = s
+        .authority
+        .iter()
+        .find(|r| r.record_type() == RecordType::SOA && r.name.zone_of(&current))
+        .cloned();
+    if rcode == ResponseCode::YXDomain {
+        return Reply::YxDomain { chain };
+    }
+    if !chain.is_empty()
+        && found.is_empty()
+        && (!zone.zone_of(&current) || soa.is_none() && rcode == ResponseCode::NoError)
+    {
+        return Reply::Cname {
+            chain,
+            target: current,
+        };
+    }
+    match rcode {
+        ResponseCode::NXDomain => Reply::NxDomain { chain, soa },
+        ResponseCode::NoError if !found.is_empty() => Reply::Answer {
+            chain,
+            records: found,
+        },
+        ResponseCode::NoError if soa.is_none() && !msg.metadata.recursion_available => {
+            Reply::Lame("forwarder did not recurse (RA clear, no answer)".into())
+        }
+        ResponseCode::NoError => Reply::NoData { chain, soa },
+        other => Reply::Lame(format!("rcode {other}")),
+    }
+}
+
 /// A referral to `child`: the NS records for it among `ns_section`, and the glue we may
 /// believe.
 fn referral(s: &Scrubbed, ns_section: &[Record], child: Name) -> Reply {

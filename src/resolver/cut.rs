@@ -4,10 +4,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RecordType};
 
 use super::classify::Reply;
+use super::forward::ZoneRule;
 use super::machine::Settings;
 use super::{Failure, Question};
 use crate::cache::{Cache, Delegation, NsName};
@@ -45,6 +47,9 @@ pub(super) struct Cut {
     /// A name server whose address could only be found through this zone itself (or
     /// through a lookup already under way): why the cut ran out of addresses.
     pub(super) cycle: Option<Name>,
+    /// A forward or stub zone from the configuration: its servers (with their ports and
+    /// transports) are asked, whatever their address (as the root hints are).
+    pub(super) configured: Option<Arc<ZoneRule>>,
 }
 
 impl Cut {
@@ -93,7 +98,51 @@ impl Cut {
             parent_side: false,
             fallback: None,
             cycle: None,
+            configured: None,
         }
+    }
+
+    /// The cut of a forward or stub zone: its configured servers. A server given as
+    /// `tls://IP@NAME` is shown under NAME, the others under the zone's name.
+    pub(super) fn configured(rule: Arc<ZoneRule>) -> Self {
+        let servers = rule
+            .servers
+            .iter()
+            .map(|u| Server {
+                name: u
+                    .tls_name()
+                    .and_then(|n| Name::from_ascii(&*n).ok())
+                    .unwrap_or_else(|| rule.zone.clone()),
+                addrs: vec![u.addr.ip()],
+                parent_glue: Vec::new(),
+                tried_a: true,
+                tried_aaaa: true,
+            })
+            .collect();
+        Self {
+            zone: rule.zone.clone(),
+            servers,
+            attempts: HashMap::new(),
+            bad: HashSet::new(),
+            round: 1,
+            parent_side: false,
+            fallback: None,
+            cycle: None,
+            configured: Some(rule),
+        }
+    }
+
+    /// A forward zone's cut: its servers recurse for us.
+    pub(super) fn is_forward(&self) -> bool {
+        self.configured.as_ref().is_some_and(|r| r.is_forward())
+    }
+
+    /// The port to ask `ip` on: a configured server's own, else 53.
+    fn port(&self, ip: IpAddr) -> u16 {
+        self.configured
+            .as_ref()
+            .and_then(|r| r.servers.iter().find(|u| u.addr.ip() == ip))
+            .map_or(53, |u| u.addr.port())
     }
 
     pub(super) fn server_name(&self, ip: IpAddr) -> Option<Name> {
@@ -101,6 +150,8 @@ impl Cut {
             .iter()
             .find(|s| s.addrs.contains(&ip) || s.parent_glue.contains(&ip))
             .map(|s| s.name.clone())
+            // A configured server given by address alone has no name of its own.
+            .filter(|n| self.configured.is_none() || *n != self.zone)
     }
 
     /// The parent's glue addresses not among `candidates` (the driver's fallback when every
@@ -201,12 +252,20 @@ impl Cut {
         lists: impl Iterator<Item = &'a [IpAddr]>,
         settings: &Settings,
     ) -> Vec<SocketAddr> {
-        let root = self.zone.is_root();
+        // Configured servers are used whatever their address, as the root hints are.
+        let root = self.zone.is_root() || self.configured.is_some();
         let mut c: Vec<SocketAddr> = Vec::new();
         for ip in lists.flatten() {
             let fresh = self.attempts.get(ip).copied().unwrap_or(0) < self.round;
-            let sa = SocketAddr::new(*ip, 53);
-            if fresh && !self.bad.contains(ip) && usable(*ip, root, settings) && !c.contains(&sa) {
+            let sa = SocketAddr::new(*ip, self.port(*ip));
+            // A configured server is checked against hopdns's own listen sockets (port
+            // included) by `serve`; only the family rule applies here.
+            let ok = if self.configured.is_some() {
+                (ip.is_ipv4() && settings.ipv4) || (ip.is_ipv6() && settings.ipv6)
+            } else {
+                usable(*ip, root, settings)
+            };
+            if fresh && !self.bad.contains(ip) && ok && !c.contains(&sa) {
                 c.push(sa);
             }
         }

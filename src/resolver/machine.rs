@@ -32,9 +32,10 @@ use std::time::Duration;
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use super::classify::{classify, ns_target, Reply};
+use super::classify::{classify, classify_recursive, ns_target, Reply};
 use super::cut::Cut;
 pub use super::cut::{is_loopback_like, usable};
+use super::forward::ZoneRules;
 use super::learn::{
     cache_chain, cached_dname, chain_end, learn_referral, negative_soa, outcome_from_cached,
     remember_failure,
@@ -44,7 +45,9 @@ use super::minimise::{minimised_verdict, Minimise, Verdict};
 pub use super::minimise::{MinimiseMode, MAX_MINIMISE_COUNT, MINIMISE_ONE_LAB};
 use super::{Failure, Limits, Outcome, Question};
 use crate::cache::{Cache, Cached, Delegation};
+use crate::local::LocalZones;
 use crate::trace::{CutSource, HopEvent, ReplyKind};
+use crate::transport::Upstream;
 
 /// Transport choices that constrain which addresses the machine may ask.
 #[derive(Clone, Debug)]
@@ -66,6 +69,10 @@ pub struct Settings {
     /// DNSSEC validation settings; `None` is `--no-dnssec` (docs/dnssec.md). Read by
     /// nothing in the machine yet: validation frames are the next step.
     pub dnssec: Option<Arc<crate::dnssec::Config>>,
+    /// Forward and stub zones (`[[forward]]`, `[[stub]]`, `--forward`, `--stub`).
+    pub zones: Arc<ZoneRules>,
+    /// Zones answered here without any query (`--local-zone`; RFC 6761, RFC 6303...).
+    pub local: Arc<LocalZones>,
 }
 
 impl Default for Settings {
@@ -79,6 +86,8 @@ impl Default for Settings {
             limits: Limits::default(),
             own_addrs: Vec::new(),
             dnssec: None,
+            zones: Arc::default(),
+            local: Arc::default(),
         }
     }
 }
@@ -106,6 +115,41 @@ pub struct Ask {
     pub fallback: Vec<SocketAddr>,
     pub tcp: bool,
     pub edns: bool,
+    /// RD set: the candidates are a forward zone's recursive servers.
+    pub rd: bool,
+    /// A forward or stub zone's configured servers: how each candidate is reached (TCP
+    /// only, DNS over TLS). Empty for cuts learned from referrals (UDP, TCP after TC).
+    pub upstreams: Arc<[Upstream]>,
+}
+
+/// How the driver reaches the server it chose among an [`Ask`]'s candidates.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Route {
+    pub tcp: bool,
+    /// DNS over TLS, the certificate checked against this name.
+    pub tls: Option<Arc<str>>,
+    /// RD set (a forwarder).
+    pub rd: bool,
+}
+
+impl Ask {
+    /// How to reach `server`, one of the candidates: over TCP (`tcp` or a `tcp://`
+    /// server), over TLS for a `tls://` one, with RD for a forwarder.
+    pub fn route(&self, server: SocketAddr) -> Route {
+        let (tcp, tls) = match self.upstreams.iter().find(|u| u.addr == server) {
+            Some(u) => match &u.protocol {
+                crate::transport::Protocol::Udp => (self.tcp, None),
+                crate::transport::Protocol::Tcp => (true, None),
+                crate::transport::Protocol::Tls { name } => (true, Some(name.clone())),
+            },
+            None => (self.tcp, None),
+        };
+        Route {
+            tcp,
+            tls,
+            rd: self.rd,
+        }
+    }
 }
 
 /// What happened to the last `Ask`.
@@ -118,6 +162,8 @@ pub enum Event {
         message: Message,
         rtt: Duration,
         edns: bool,
+        /// How it came (the trace shows it for forwarders: TLS connection new or reused).
+        via: crate::transport::Via,
     },
     /// A reply came back but could not be used (it did not decode): skip this server here.
     Unusable {
@@ -180,6 +226,8 @@ struct Frame {
     ns_for: Option<Name>,
     /// QNAME minimisation progress in the current cut.
     min: Minimise,
+    /// The forwarders of a forward-first zone all failed: iterate instead.
+    no_forward: bool,
 }
 
 impl Frame {
@@ -192,6 +240,7 @@ impl Frame {
             phase: Phase::Start,
             ns_for,
             min: Minimise::default(),
+            no_forward: false,
         }
     }
 
@@ -392,8 +441,25 @@ impl Resolution {
                 message,
                 rtt,
                 edns,
+                via,
             } => {
                 sent.edns = edns;
+                // A tcp:// or tls:// forwarder: the reply came over a stream (TC means
+                // nothing more to fetch, and the trace says so).
+                sent.tcp |= via != crate::transport::Via::Udp;
+                if cut.configured.is_some() {
+                    let depth = self.depth();
+                    let (zone, server_name) = (cut.zone.clone(), cut.server_name(from.ip()));
+                    self.emit(|| HopEvent::Forwarded {
+                        depth,
+                        zone,
+                        server: from,
+                        server_name,
+                        forward: cut.is_forward(),
+                        via: via.label(),
+                        rtt,
+                    });
+                }
                 self.on_response(from, &message, rtt, cut, &sent, cache, now);
             }
         }
@@ -447,6 +513,35 @@ impl Resolution {
     fn start(&mut self, cache: &Cache, now: u64) -> Step {
         let depth = self.depth();
         let q = self.top().current();
+        // A configured forward or stub zone as specific as a locally served one wins over it
+        // (RFC 6303 §3: the operator may serve these zones otherwise).
+        // Priming asks the root hints themselves (RFC 8109): no configured or cached cut.
+        let rule = (!self.priming)
+            .then(|| self.settings.zones.find(&q.name).cloned())
+            .flatten();
+        let local = (!self.priming)
+            .then(|| self.settings.local.find(&q.name, q.qclass))
+            .flatten();
+        if let Some(local) = local {
+            if rule
+                .as_ref()
+                .is_none_or(|r| r.zone.num_labels() < local.zone.num_labels())
+            {
+                let outcome = local.answer(&q);
+                let zone = local.zone.clone();
+                let frame = self.top();
+                let outcome = outcome_after_chain(std::mem::take(&mut frame.chain), outcome);
+                self.emit(|| HopEvent::Local {
+                    depth,
+                    zone,
+                    question: q,
+                    records: outcome.answers().to_vec(),
+                    rcode: outcome.rcode(),
+                });
+                self.top().phase = Phase::Finished(outcome);
+                return Step::Continue;
+            }
+        }
         let use_cache = !(self.refresh && self.frames.len() == 1);
         if let Some(hit) = use_cache.then(|| cache.answers.get(&q, now)).flatten() {
             let frame = self.top();
@@ -487,15 +582,31 @@ impl Resolution {
         } else {
             q.name.clone()
         };
-        let closest = (!self.priming)
+        let rule = if cut_for == q.name {
+            rule
+        } else {
+            self.settings.zones.find(&cut_for).cloned()
+        };
+        let rule = rule.filter(|r| !(r.is_forward() && self.top().no_forward));
+        let cached = (!self.priming)
             .then(|| cache.delegations.closest(&cut_for, now))
             .flatten();
-        let (delegation, source) = match closest {
-            Some(d) => (d, CutSource::Cache),
-            None => (self.root.clone(), CutSource::Hints),
+        let cut = match (rule, cached) {
+            // A forward zone's servers answer for everything below it.
+            (Some(r), _) if r.is_forward() => (Cut::configured(r), CutSource::Forward),
+            // A stub zone: its servers, unless a referral from them is cached below.
+            (Some(r), Some(d)) if r.zone.zone_of(&d.zone) && r.zone != d.zone => {
+                (Cut::new(d, cache, now, &self.settings), CutSource::Cache)
+            }
+            (Some(r), _) => (Cut::configured(r), CutSource::Stub),
+            (None, Some(d)) => (Cut::new(d, cache, now, &self.settings), CutSource::Cache),
+            (None, None) => {
+                let root = self.root.clone();
+                (Cut::new(root, cache, now, &self.settings), CutSource::Hints)
+            }
         };
-        let zone = delegation.zone.clone();
-        let cut = Cut::new(delegation, cache, now, &self.settings);
+        let (cut, source) = cut;
+        let zone = cut.zone.clone();
         self.top().enter(cut);
         self.emit(|| HopEvent::Cut {
             depth,
@@ -561,8 +672,19 @@ impl Resolution {
             } else {
                 cut.parent_glue_besides(&candidates, &settings)
             };
+            let forward = cut.is_forward();
+            let upstreams = cut
+                .configured
+                .as_ref()
+                .map_or_else(|| Arc::from([]), |r| r.servers.clone());
             let frame = self.top();
-            let q = frame.to_ask(&settings);
+            // Forwarders get the full name: they resolve it themselves (RFC 9156 §2 is for
+            // iterating resolvers).
+            let q = if forward {
+                frame.current()
+            } else {
+                frame.to_ask(&settings)
+            };
             if q.name != frame.qname || q.qtype != frame.question.qtype {
                 frame.min.count += 1;
             }
@@ -573,6 +695,8 @@ impl Resolution {
                 fallback,
                 tcp,
                 edns,
+                rd: forward,
+                upstreams,
             };
             frame.phase = Phase::Waiting {
                 cut,
@@ -612,6 +736,21 @@ impl Resolution {
         if timed_out && cut.round < limits.attempts_per_server {
             cut.round += 1;
             self.top().phase = Phase::Query { cut, retry: None };
+            return Step::Continue;
+        }
+        // Forward first (Unbound's forward-first): the forwarders all failed, iterate.
+        if matches!(&cut.configured, Some(r) if r.kind == super::forward::ZoneKind::Forward { first: true })
+        {
+            let depth = self.depth();
+            let failure = cut.failure();
+            self.emit(|| HopEvent::ForwardFailed {
+                depth,
+                zone,
+                failure,
+            });
+            let frame = self.top();
+            frame.no_forward = true;
+            frame.phase = Phase::Start;
             return Step::Continue;
         }
         self.top().phase = Phase::Finished(Outcome::ServFail(cut.failure()));
@@ -713,7 +852,11 @@ impl Resolution {
         let minimised = q != self.top().current();
         *cut.attempts.entry(from.ip()).or_default() += 1;
         let zone = cut.zone.clone();
-        let mut reply = classify(msg, &q, &zone, sent.edns, sent.tcp);
+        let mut reply = if cut.is_forward() {
+            classify_recursive(msg, &q, &zone, sent.edns, sent.tcp)
+        } else {
+            classify(msg, &q, &zone, sent.edns, sent.tcp)
+        };
         let mut primed = None;
         if self.priming && !matches!(reply, Reply::Truncated | Reply::EdnsRejected) {
             primed = super::hints::primed(msg);
@@ -926,5 +1069,31 @@ fn reply_kind(reply: &Reply) -> ReplyKind {
         Reply::Lame(why) => ReplyKind::Lame(why.clone()),
         Reply::Truncated => ReplyKind::Truncated,
         Reply::EdnsRejected => ReplyKind::EdnsRejected,
+    }
+}
+
+/// A locally served answer after the chain that led to it (a CNAME into a local zone).
+fn outcome_after_chain(chain: Vec<Record>, outcome: Outcome) -> Outcome {
+    if chain.is_empty() {
+        return outcome;
+    }
+    let with = |mut answers: Vec<Record>| {
+        let mut all = chain.clone();
+        all.append(&mut answers);
+        all
+    };
+    match outcome {
+        Outcome::Answer { answers } => Outcome::Answer {
+            answers: with(answers),
+        },
+        Outcome::NxDomain { answers, soa } => Outcome::NxDomain {
+            answers: with(answers),
+            soa,
+        },
+        Outcome::NoData { answers, soa } => Outcome::NoData {
+            answers: with(answers),
+            soa,
+        },
+        other => other,
     }
 }

@@ -16,6 +16,7 @@ mod budget;
 pub mod classify;
 pub mod cut;
 mod driver;
+pub mod forward;
 pub mod hints;
 mod inflight;
 pub mod learn;

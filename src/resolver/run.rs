@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Query, ResponseCode};
 
-use super::machine::{Action, Ask, Event, Resolution};
+use super::machine::{Action, Ask, Event, Resolution, Route};
 use super::Outcome;
 use crate::cache::{Cache, Feedback};
 use crate::trace::{HopEvent, TraceSink};
-use crate::transport::{choose, Exchange, OutQuery, TransportError};
+use crate::transport::{choose, choose_configured, Exchange, OutQuery, TransportError};
 
 /// Shortest timeout for a TCP exchange (connection set-up included).
 const MIN_TCP_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -110,7 +110,9 @@ impl<'a> Run<'a> {
                 m.handle(Event::Deadline, self.cache, self.unix_secs());
                 continue;
             };
-            let event = self.ask(server, &ask.query, ask.tcp, ask.edns).await;
+            let event = self
+                .ask(server, &ask.query, ask.route(server), ask.edns)
+                .await;
             m.handle(event, self.cache, self.unix_secs());
             if self.cache.clock.now() >= self.deadline {
                 m.handle(Event::Deadline, self.cache, self.unix_secs());
@@ -123,9 +125,15 @@ impl<'a> Run<'a> {
     /// timeouts.
     fn server_for(&self, ask: &Ask, now: Instant) -> Option<SocketAddr> {
         let infra = &self.cache.infra;
+        // A forward or stub zone's servers: each measured, a dead one probed now and then.
+        let pick = if ask.upstreams.is_empty() {
+            choose
+        } else {
+            choose_configured
+        };
         let server = match self.pick {
             Pick::First => return ask.candidates.first().copied(),
-            Pick::Rtt => choose(&ask.candidates, infra, now)?,
+            Pick::Rtt => pick(&ask.candidates, infra, now)?,
         };
         if !ask.fallback.is_empty() && infra.timing_out(server.ip(), now) {
             if let Some(alt) = choose(&ask.fallback, infra, now) {
@@ -144,10 +152,11 @@ impl<'a> Run<'a> {
         &mut self,
         server: SocketAddr,
         query: &Query,
-        tcp: bool,
+        route: Route,
         want_edns: bool,
     ) -> Event {
         let infra = &self.cache.infra;
+        let tcp = route.tcp;
         let deadline = self.deadline;
         let now = self.cache.clock.now();
         let mut timeout = infra.rto(server.ip(), now);
@@ -163,8 +172,10 @@ impl<'a> Run<'a> {
             edns,
             timeout,
             case_0x20: infra.case_ok(server.ip(), now),
+            rd: route.rd,
+            tls: route.tls,
         };
-        let mut result = self.exchange.exchange(&out).await;
+        let mut result = self.exchange.exchange_via(&out).await;
         crate::metrics::note::count_upstream();
         if matches!(result, Err(TransportError::CaseMismatch)) {
             // It answers, but not with our case (RFC 4343 lets servers fold case): ask it
@@ -177,22 +188,24 @@ impl<'a> Run<'a> {
                 timeout: out.timeout.min(deadline.saturating_duration_since(at)),
                 ..out.clone()
             };
-            result = self.exchange.exchange(&again).await;
+            result = self.exchange.exchange_via(&again).await;
             crate::metrics::note::count_upstream();
         }
         let done = self.cache.clock.now();
         let after = done - now;
         let metrics = crate::metrics::metrics();
         match &result {
-            Ok(m) => {
-                metrics.upstream_query(server.ip(), Some(u16::from(m.metadata.response_code.low())))
+            Ok((m, _)) => {
+                metrics
+                    .upstream_query(server.ip(), Some(u16::from(m.metadata.response_code.low())));
+                metrics.upstream_rtt(server.ip(), after);
             }
             // Our own shortage (EMFILE, ENOBUFS) says nothing about the server.
             Err(e) if e.is_local() => metrics.upstream_local_error(),
             Err(_) => metrics.upstream_query(server.ip(), None),
         }
         match result {
-            Ok(message) => {
+            Ok((message, via)) => {
                 let rcode = message.metadata.response_code;
                 let feedback = match rcode {
                     ResponseCode::Refused | ResponseCode::ServFail | ResponseCode::NotImp => {
@@ -214,6 +227,7 @@ impl<'a> Run<'a> {
                     message,
                     rtt: after,
                     edns,
+                    via,
                 }
             }
             // Not even the retry without 0x20 matched (it cannot, as it compares without

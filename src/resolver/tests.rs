@@ -1003,6 +1003,7 @@ fn undecodable_reply_skips_the_server_without_waiting() {
                 message,
                 rtt: Duration::ZERO,
                 edns: true,
+                via: crate::transport::Via::Udp,
             },
             &cache,
             NOW,
@@ -1490,4 +1491,76 @@ fn priming_asks_at_most_three_hint_servers() {
     assert!(cache.delegations.closest(&Name::root(), NOW).is_none());
     let q = Question::new(Name::root(), RecordType::NS);
     assert!(cache.answers.get(&q, NOW).is_none());
+}
+
+/// Issue 15: settings with one forward zone for `zone` to `server`.
+fn forwarding(zone: &str, server: &str, first: bool) -> Settings {
+    use super::forward::{ZoneKind, ZoneRule, ZoneRules};
+    let rule = ZoneRule {
+        zone: name(zone),
+        kind: ZoneKind::Forward { first },
+        servers: vec![format!("{server}:53").parse().unwrap()].into(),
+    };
+    Settings {
+        zones: Arc::new(ZoneRules::new(vec![rule]).unwrap()),
+        ..settings()
+    }
+}
+
+/// A forwarder's recursive answer (RA set, AA clear) is final: no REC_LAME, no iteration,
+/// the full name asked (no minimisation), and the trace names the forwarder.
+#[test]
+fn a_forwarders_recursive_answer_is_final() {
+    let w = world();
+    let mut reply = s::answer(vec![s::rec("www.example.com.", 300, s::a("192.0.2.99"))]);
+    reply.metadata.authoritative = false;
+    reply.metadata.recursion_available = true;
+    w.on(
+        "10.9.9.9",
+        "www.example.com.",
+        RecordType::A,
+        Script::Reply(reply),
+    );
+    let cache = Cache::default();
+    let settings = Settings {
+        minimise: MinimiseMode::Relaxed,
+        ..forwarding("example.com.", "10.9.9.9", false)
+    };
+    let r = run_with(&w, &cache, q("www.example.com.", RecordType::A), settings);
+    assert_eq!(a_records(&r.outcome), ["192.0.2.99"]);
+    assert_eq!(servers_asked(&w), ["10.9.9.9"]);
+    assert!(r
+        .events
+        .iter()
+        .any(|e| matches!(e, HopEvent::Forwarded { forward: true, .. })));
+}
+
+/// Forward first (Unbound's forward-first): when the forwarders fail, iterate; without it,
+/// SERVFAIL naming the forward zone.
+#[test]
+fn forward_first_iterates_when_the_forwarders_fail() {
+    let w = world();
+    let cache = Cache::default();
+    let first = forwarding("example.com.", "10.9.9.8", true);
+    let r = run_with(&w, &cache, q("www.example.com.", RecordType::A), first);
+    assert_eq!(a_records(&r.outcome), ["192.0.2.1"]);
+    assert!(r
+        .events
+        .iter()
+        .any(|e| matches!(e, HopEvent::ForwardFailed { .. })));
+    let w = world();
+    let cache = Cache::default();
+    let only = forwarding("example.com.", "10.9.9.8", false);
+    let r = run_with(&w, &cache, q("www.example.com.", RecordType::A), only);
+    assert_eq!(
+        r.outcome,
+        Outcome::ServFail(Failure::ServersExhausted {
+            zone: name("example.com.")
+        })
+    );
+    assert_eq!(
+        servers_asked(&w),
+        ["10.9.9.8", "10.9.9.8"],
+        "two rounds, no iteration"
+    );
 }

@@ -43,7 +43,8 @@ pub fn to_json(event: &HopEvent) -> Value {
             source,
         } => json!({
             "event": "cut", "depth": depth, "zone": zone.to_string(),
-            "source": match source { CutSource::Hints => "hints", CutSource::Cache => "cache" },
+            "source": match source { CutSource::Hints => "hints", CutSource::Cache => "cache",
+                CutSource::Forward => "forward", CutSource::Stub => "stub" },
         }),
         HopEvent::CacheAnswer {
             depth,
@@ -135,6 +136,39 @@ pub fn to_json(event: &HopEvent) -> Value {
         } => json!({
             "event": "fallback", "depth": depth, "zone": zone.to_string(), "server": server.to_string(),
             "server_name": server_name.as_ref().map(|n| n.to_string()),
+        }),
+        HopEvent::Local {
+            depth,
+            zone,
+            question,
+            records,
+            rcode,
+        } => json!({
+            "event": "local", "depth": depth, "zone": zone.to_string(),
+            "question": question.to_string(), "rcode": rcode_name(*rcode),
+            "records": record_strings(records),
+        }),
+        HopEvent::Forwarded {
+            depth,
+            zone,
+            server,
+            server_name,
+            forward,
+            via,
+            rtt,
+        } => json!({
+            "event": if *forward { "forwarded" } else { "stub" }, "depth": depth,
+            "zone": zone.to_string(), "server": server.to_string(),
+            "server_name": server_name.as_ref().map(|n| n.to_string()),
+            "via": via, "rtt_ms": rtt.as_secs_f64() * 1000.0,
+        }),
+        HopEvent::ForwardFailed {
+            depth,
+            zone,
+            failure,
+        } => json!({
+            "event": "forward_failed", "depth": depth, "zone": zone.to_string(),
+            "failure": failure.to_string(),
         }),
         HopEvent::LookupNs { depth, ns } => {
             json!({ "event": "lookup_ns", "depth": depth, "ns": ns.to_string() })

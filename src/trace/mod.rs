@@ -24,6 +24,10 @@ pub enum CutSource {
     Hints,
     /// A zone cut remembered from an earlier referral.
     Cache,
+    /// A forward zone from the configuration: its servers recurse for us.
+    Forward,
+    /// A stub zone from the configuration: iteration starts at its servers.
+    Stub,
 }
 
 /// What one reply was judged to be.
@@ -143,6 +147,32 @@ pub enum HopEvent {
         zone: Name,
         server: SocketAddr,
         server_name: Option<Name>,
+    },
+    /// A forward or stub zone's configured server answered: which one, how (transport, TLS
+    /// connection new or reused) and how fast. The Reply event follows.
+    Forwarded {
+        depth: usize,
+        zone: Name,
+        server: SocketAddr,
+        server_name: Option<Name>,
+        /// A forwarder (RD set) rather than a stub zone's authority.
+        forward: bool,
+        via: &'static str,
+        rtt: Duration,
+    },
+    /// Answered by a locally served zone (`--local-zone`), without any query.
+    Local {
+        depth: usize,
+        zone: Name,
+        question: Question,
+        records: Vec<Record>,
+        rcode: ResponseCode,
+    },
+    /// Every forwarder of a forward-first zone failed: iteration takes over.
+    ForwardFailed {
+        depth: usize,
+        zone: Name,
+        failure: crate::dns::Failure,
     },
     /// Glueless name server: its address is looked up first.
     LookupNs { depth: usize, ns: Name },

@@ -49,6 +49,8 @@ fn block(event: &HopEvent) -> String {
             let from = match source {
                 CutSource::Hints => "root hints",
                 CutSource::Cache => "delegation cache",
+                CutSource::Forward => "forward zone: asked with RD, recursive answers final",
+                CutSource::Stub => "stub zone: iterating from its configured servers",
             };
             format!("{};; zone {zone} (from {from})", indent(*depth))
         }
@@ -126,6 +128,50 @@ fn block(event: &HopEvent) -> String {
                 indent(*depth)
             )
         }
+        HopEvent::Local {
+            depth,
+            zone,
+            question,
+            records,
+            rcode,
+        } => {
+            let mut s = format!(
+                "{};; {question}: {} from locally served zone {zone} (local-zone; no query sent)",
+                indent(*depth),
+                rcode_name(*rcode)
+            );
+            push_records(&mut s, &indent(*depth), records);
+            s
+        }
+        HopEvent::Forwarded {
+            depth,
+            zone,
+            server,
+            server_name,
+            forward,
+            via,
+            rtt,
+        } => {
+            let what = if *forward { "forwarder" } else { "stub server" };
+            let name = server_name
+                .as_ref()
+                .filter(|n| *n != zone)
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            format!(
+                "{};; {zone}: {what} {server}{name} over {via}, {} ms",
+                indent(*depth),
+                rtt.as_millis()
+            )
+        }
+        HopEvent::ForwardFailed {
+            depth,
+            zone,
+            failure,
+        } => format!(
+            "{};; forwarders of {zone} failed ({failure}): forward-first, iterating instead",
+            indent(*depth)
+        ),
         HopEvent::LookupNs { depth, ns } => {
             format!(
                 "{};; glueless name server {ns}: looking up its address",

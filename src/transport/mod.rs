@@ -8,7 +8,9 @@
 pub mod scripted;
 mod select;
 mod tcp;
+pub mod tls;
 mod udp;
+mod upstream;
 
 pub use udp::{SocketPool, MAX_IDLE, MAX_USES};
 
@@ -20,7 +22,8 @@ use async_trait::async_trait;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData};
 
-pub use select::choose;
+pub use select::{choose, choose_configured};
+pub use upstream::{Protocol, Upstream, UpstreamError, DOT_PORT};
 
 /// The UDP payload we advertise upstream (DNS flag day 2020: 1232 avoids IP fragmentation).
 pub const EDNS_PAYLOAD: u16 = 1232;
@@ -36,6 +39,27 @@ pub struct OutQuery {
     /// Randomise the case of the question (0x20) if the transport does it at all: the
     /// driver clears it for servers known not to echo case.
     pub case_0x20: bool,
+    /// RD set: a forwarder is asked to recurse. Clear for authorities (RD to an authority
+    /// invites resolver loops).
+    pub rd: bool,
+    /// DNS over TLS (RFC 7858), the certificate checked against this name.
+    pub tls: Option<std::sync::Arc<str>>,
+}
+
+impl OutQuery {
+    /// A query to an authority: RD clear, no TLS.
+    pub fn new(server: SocketAddr, query: Query, tcp: bool, edns: bool, timeout: Duration) -> Self {
+        Self {
+            server,
+            query,
+            tcp,
+            edns,
+            timeout,
+            case_0x20: false,
+            rd: false,
+            tls: None,
+        }
+    }
 }
 
 /// Why an exchange produced no response.
@@ -54,6 +78,10 @@ pub enum TransportError {
     /// not echo case (or someone forged it); ask it again at once without 0x20.
     #[error("question case not echoed (0x20)")]
     CaseMismatch,
+    /// DNS over TLS could not be set up: the certificate was refused (wrong name, unknown
+    /// CA, expired) or the handshake failed.
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl TransportError {
@@ -67,11 +95,39 @@ impl TransportError {
     }
 }
 
+/// How a reply came: the trace shows it for forwarders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    Udp,
+    Tcp,
+    /// DNS over TLS on a connection opened for this query.
+    TlsNew,
+    /// DNS over TLS on a connection already open (RFC 7858 §3.4 reuse).
+    TlsReused,
+}
+
+impl Via {
+    pub fn label(self) -> &'static str {
+        match self {
+            Via::Udp => "udp",
+            Via::Tcp => "tcp",
+            Via::TlsNew => "tls, new connection",
+            Via::TlsReused => "tls, reused connection",
+        }
+    }
+}
+
 /// Sends one query and returns the matching response. The real one is [`NetTransport`];
 /// tests and benchmarks plug in scripted authorities.
 #[async_trait]
 pub trait Exchange: Send + Sync + 'static {
     async fn exchange(&self, q: &OutQuery) -> Result<Message, TransportError>;
+
+    /// [`Exchange::exchange`], also saying how the reply came.
+    async fn exchange_via(&self, q: &OutQuery) -> Result<(Message, Via), TransportError> {
+        let via = if q.tcp { Via::Tcp } else { Via::Udp };
+        self.exchange(q).await.map(|m| (m, via))
+    }
 }
 
 /// Upstream over real UDP and TCP sockets.
@@ -86,6 +142,8 @@ pub struct NetTransport {
     pub case_randomisation: bool,
     /// Connected UDP sockets kept for a few more queries to the same server (`udp.rs`).
     pub sockets: Arc<udp::SocketPool>,
+    /// The DNS-over-TLS client, when a forwarder is configured with `tls://`.
+    pub tls: Option<Arc<tls::TlsClient>>,
 }
 
 impl Default for NetTransport {
@@ -95,6 +153,7 @@ impl Default for NetTransport {
             outgoing_v6: None,
             case_randomisation: true,
             sockets: Arc::default(),
+            tls: None,
         }
     }
 }
@@ -115,13 +174,28 @@ impl NetTransport {
 #[async_trait]
 impl Exchange for NetTransport {
     async fn exchange(&self, q: &OutQuery) -> Result<Message, TransportError> {
+        self.exchange_via(q).await.map(|(m, _)| m)
+    }
+
+    async fn exchange_via(&self, q: &OutQuery) -> Result<(Message, Via), TransportError> {
         let local = self.local_for(&q.server);
+        if let Some(name) = &q.tls {
+            let client = self.tls.as_ref().ok_or_else(|| {
+                TransportError::Tls("DNS over TLS asked for, but no TLS client is set up".into())
+            })?;
+            let (_, wire) = encode_query(q, &q.query)?;
+            let (msg, reused) = client
+                .exchange(local, q.server, name, &q.query, &wire, q.timeout)
+                .await?;
+            return Ok((msg, if reused { Via::TlsReused } else { Via::TlsNew }));
+        }
         if q.tcp {
             let (id, wire) = encode_query(q, &q.query)?;
             let fut = tcp::exchange(local, q.server, id, &q.query, &wire);
             return tokio::time::timeout(q.timeout, fut)
                 .await
-                .map_err(|_| TransportError::Timeout)?;
+                .map_err(|_| TransportError::Timeout)?
+                .map(|m| (m, Via::Tcp));
         }
         let mut sent = q.query.clone();
         let randomised = self.case_randomisation && q.case_0x20;
@@ -146,7 +220,7 @@ impl Exchange for NetTransport {
             .is_none_or(|r| r.name.eq_case(&q.query.name))
             && sent.name.eq_case(&q.query.name)
         {
-            return Ok(msg);
+            return Ok((msg, Via::Udp));
         }
         // Give the rest of hopdns the names as it asked them: the random case only served
         // to match the reply, and compression spreads it into owner and target names.
@@ -161,10 +235,19 @@ impl Exchange for NetTransport {
             match &mut r.data {
                 RData::CNAME(c) => c.0 = c.0.to_lowercase(),
                 RData::NS(ns) => ns.0 = ns.0.to_lowercase(),
+                // Names inside RDATA too: a server that compresses without regard to case
+                // points them at our randomised question (seen from a forwarder's SOA).
+                RData::SOA(soa) => {
+                    soa.mname = soa.mname.to_lowercase();
+                    soa.rname = soa.rname.to_lowercase();
+                }
+                RData::PTR(p) => p.0 = p.0.to_lowercase(),
+                RData::MX(mx) => mx.exchange = mx.exchange.to_lowercase(),
+                RData::SRV(srv) => srv.target = srv.target.to_lowercase(),
                 _ => {}
             }
         }
-        Ok(msg)
+        Ok((msg, Via::Udp))
     }
 }
 
@@ -194,12 +277,13 @@ pub fn randomise_case(name: &Name) -> Name {
     out
 }
 
-/// Builds the wire query: random ID, RD=0 (we iterate ourselves; RD to an authority invites
-/// resolver loops), EDNS with our payload and DO clear when asked.
+/// Builds the wire query: random ID, RD as asked (clear for authorities: we iterate
+/// ourselves, and RD to an authority invites resolver loops), EDNS with our payload and DO
+/// clear when asked.
 pub fn encode_query(q: &OutQuery, query: &Query) -> Result<(u16, Vec<u8>), TransportError> {
     let id: u16 = rand::random();
     let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
-    msg.metadata.recursion_desired = false;
+    msg.metadata.recursion_desired = q.rd;
     msg.add_query(query.clone());
     if q.edns {
         let mut edns = Edns::new();
@@ -273,6 +357,8 @@ mod tests {
             edns: true,
             timeout: Duration::from_secs(1),
             case_0x20: false,
+            rd: false,
+            tls: None,
         };
         let (id, wire) = encode_query(&out, &out.query).unwrap();
         let sent = Message::from_vec(&wire).unwrap();
@@ -325,6 +411,8 @@ mod tests {
             edns: true,
             timeout: Duration::from_secs(2),
             case_0x20: true,
+            rd: false,
+            tls: None,
         };
         let transport = NetTransport {
             outgoing_v4: Some("127.53.213.253".parse().unwrap()),
@@ -393,6 +481,8 @@ mod tests {
                 edns: true,
                 timeout: Duration::from_secs(3),
                 case_0x20,
+                rd: false,
+                tls: None,
             };
             let t = transport.clone();
             let started = std::time::Instant::now();
@@ -447,14 +537,7 @@ mod tests {
             case_randomisation: false,
             ..NetTransport::default()
         };
-        let out = OutQuery {
-            server,
-            query: q(),
-            tcp: false,
-            edns: false,
-            timeout: Duration::from_secs(3),
-            case_0x20: false,
-        };
+        let out = OutQuery::new(server, q(), false, false, Duration::from_secs(3));
         // Answers one query; with `stray`, a reply with the wrong ID first.
         let answer = |stray: bool| {
             let (t, out, auth) = (transport.clone(), out.clone(), &auth);

@@ -25,8 +25,65 @@ pub fn choose(candidates: &[SocketAddr], infra: &InfraCache, now: Instant) -> Op
     Some(band[rand::random_range(0..band.len())])
 }
 
+/// [`choose`] for the configured servers of a forward or stub zone, which are few and
+/// chosen by the operator: one never measured (or forgotten) is tried first, so every
+/// forwarder gets an RTT; one that timed out gets a query every [`PROBE_AFTER`]
+/// (`InfraCache::probe_due`), so a forwarder that comes back is used again; else by RTT.
+///
+/// [`PROBE_AFTER`]: crate::cache::PROBE_AFTER
+pub fn choose_configured(
+    candidates: &[SocketAddr],
+    infra: &InfraCache,
+    now: Instant,
+) -> Option<SocketAddr> {
+    candidates
+        .iter()
+        .find(|c| infra.get(c.ip(), now).is_none())
+        .or_else(|| candidates.iter().find(|c| infra.probe_due(c.ip(), now)))
+        .copied()
+        .or_else(|| choose(candidates, infra, now))
+}
+
 #[cfg(test)]
 mod tests {
+    /// A forwarder that timed out is asked again once after 30 s, then again 30 s later if
+    /// it is still dead; one that answers again competes on RTT.
+    #[test]
+    fn a_dead_configured_server_is_probed_every_30_seconds() {
+        let infra = InfraCache::default();
+        let now = Instant::now();
+        let dead: SocketAddr = "192.0.2.1:53".parse().unwrap();
+        let live: SocketAddr = "192.0.2.2:853".parse().unwrap();
+        let both = [dead, live];
+        assert_eq!(
+            choose_configured(&both, &infra, now),
+            Some(dead),
+            "unknown first"
+        );
+        infra.report(dead.ip(), crate::cache::Feedback::TimedOut, now);
+        assert_eq!(
+            choose_configured(&both, &infra, now),
+            Some(live),
+            "unknown first"
+        );
+        infra.report(
+            live.ip(),
+            crate::cache::Feedback::Answered(Duration::from_millis(2)),
+            now,
+        );
+        let later = now + Duration::from_secs(10);
+        assert_eq!(choose_configured(&both, &infra, later), Some(live));
+        let probe = now + Duration::from_secs(31);
+        assert_eq!(
+            choose_configured(&both, &infra, probe),
+            Some(dead),
+            "probed"
+        );
+        assert_eq!(choose_configured(&both, &infra, probe), Some(live), "once");
+        let again = probe + Duration::from_secs(31);
+        assert_eq!(choose_configured(&both, &infra, again), Some(dead));
+    }
+
     use super::*;
 
     #[test]
