@@ -20,6 +20,8 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dns;
+/// Fuzz harnesses: built for tests, benches and `fuzz/` only (feature `testkit`).
+#[cfg(any(test, feature = "testkit"))]
 #[doc(hidden)]
 pub mod fuzz;
 #[cfg(feature = "lab")]
