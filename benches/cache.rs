@@ -146,7 +146,7 @@ fn hit_path(c: &mut Criterion) {
             k = (k + 1) % N;
             let len = resolver.fast_reply(&queries[k], client, &mut out).unwrap();
             metrics.cache_hit();
-            metrics.count_reply(&out[..len]);
+            metrics.count_reply(&out[..len], hopdns::dns::Proto::Udp);
             black_box(len)
         })
     });
@@ -164,7 +164,7 @@ fn hit_path(c: &mut Criterion) {
             let len = resolver.fast_reply(&queries[l], client, &mut out).unwrap();
             let verdict = rrl.check(client.ip(), std::time::Instant::now());
             metrics.cache_hit();
-            metrics.count_reply(&out[..len]);
+            metrics.count_reply(&out[..len], hopdns::dns::Proto::Udp);
             black_box((len, verdict))
         })
     });

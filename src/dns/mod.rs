@@ -7,15 +7,18 @@
 //!   redirect layer in front of it).
 //! * [`dname_target`], [`ns_target`]: RDATA read where hickory-proto leaves it to us.
 //! * [`record_text`]: a record as dig prints it (TXT quoted, DNAME as a name).
+//! * [`Proto`]: the transport a client's message came in on (UDP, TCP, DoT, DoH).
 
 mod answerer;
 mod outcome;
 mod present;
 mod question;
 mod rdata;
+mod transport;
 
 pub use answerer::Answerer;
 pub use outcome::{Failure, Outcome};
 pub use present::record_text;
 pub use question::Question;
 pub use rdata::{dname_target, ns_target};
+pub use transport::Proto;
