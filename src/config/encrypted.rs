@@ -69,6 +69,7 @@ impl TlsArgsError {
     /// The config key the problem is about (for `config check`).
     pub fn key(&self) -> &'static str {
         match self {
+            TlsArgsError::Cert(crate::server::CertError::Key { .. }) => "tls-key",
             TlsArgsError::NoCertificate | TlsArgsError::HalfPair | TlsArgsError::Cert(_) => {
                 "tls-cert"
             }
