@@ -348,12 +348,20 @@ fn value(metrics: &str, line: &str) -> f64 {
 
 /// A rustls client trusting the test CA; `dot`: ALPN "dot", else "h2".
 fn client_config(pki: &Pki) -> Arc<rustls::ClientConfig> {
+    client_config_for(pki, rustls::DEFAULT_VERSIONS)
+}
+
+/// [`client_config`] speaking only `versions` of TLS.
+fn client_config_for(
+    pki: &Pki,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(pki.ca.der().clone()).unwrap();
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
-    .with_safe_default_protocol_versions()
+    .with_protocol_versions(versions)
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
@@ -476,6 +484,22 @@ async fn a_certificate_reload_under_load_fails_no_query() {
         "hopdns_tls_resumptions_total{transport=\"tls\"}",
     );
     assert!(after > before, "resumed: {before} -> {after}");
+    // TLS 1.2 clients are served and resume too.
+    let tls12 = client_config_for(&pki, &[&rustls::version::TLS12]);
+    for id in [12, 13] {
+        let mut s = dot_connect(&tls12, front.dot).await.unwrap();
+        assert_eq!(
+            s.get_ref().1.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_2)
+        );
+        dot_send(&mut s, "tls12.example", id).await.unwrap();
+        assert_eq!(dot_recv(&mut s).await.unwrap().metadata.id, id);
+    }
+    let resumed = value(
+        &hopdns::metrics::render(),
+        "hopdns_tls_resumptions_total{transport=\"tls\"}",
+    );
+    assert!(resumed > after, "TLS 1.2 resumed: {after} -> {resumed}");
 }
 
 use rustls_pki_types::pem::PemObject;
@@ -661,4 +685,60 @@ async fn pipelined_dot_queries_are_answered_out_of_order() {
     sorted.sort();
     assert_eq!(sorted, [1, 2, 3, 4, 5]);
     let _ = std::io::stderr().flush();
+}
+
+/// Reads until the server closes (EOF, or an error where TLS ends without close_notify);
+/// how long that took.
+async fn closed_after<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Duration {
+    let started = Instant::now();
+    let mut buf = [0u8; 512];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("closed within 5 s")
+        {
+            Ok(0) | Err(_) => return started.elapsed(),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// RFC 7858 §3.4 and RFC 7766 §6.2.3: a DoT connection with nothing in hand is closed at
+/// the idle timeout, counted from its last reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_dot_connection_is_closed_at_the_idle_timeout() {
+    let pki = Pki::new("idle", lab_ip(175));
+    let front = front(&pki, Arc::new(util::Fixed), |c| {
+        c.tcp_idle_timeout = Duration::from_millis(600);
+    })
+    .await;
+    let mut s = dot_connect(&client_config(&pki), front.dot).await.unwrap();
+    dot_send(&mut s, "idle.example", 1).await.unwrap();
+    dot_recv(&mut s).await.unwrap();
+    let waited = closed_after(&mut s).await;
+    assert!(waited >= Duration::from_millis(500), "{waited:?}");
+}
+
+/// DoT and DoH take the TCP connection slots (`max-tcp-clients` counts all three): with
+/// every slot open, a new DoT client takes the slot of the idle connection, here a plain
+/// TCP one; a DoT connection busy answering is not touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dot_and_tcp_connections_share_the_slots() {
+    let pki = Pki::new("slots", lab_ip(176));
+    let front = front(&pki, Arc::new(SlowAndFast), |c| {
+        c.max_tcp_clients = 2;
+    })
+    .await;
+    let config = client_config(&pki);
+    let mut tcp = TcpStream::connect(SocketAddr::new(front.ip, 53))
+        .await
+        .unwrap();
+    let mut busy = dot_connect(&config, front.dot).await.unwrap();
+    dot_send(&mut busy, "slow.example", 1).await.unwrap();
+    // Both slots taken, one idle: the newcomer takes the TCP connection's.
+    let mut new = dot_connect(&config, front.dot).await.unwrap();
+    closed_after(&mut tcp).await;
+    dot_send(&mut new, "new.example", 2).await.unwrap();
+    assert_eq!(dot_recv(&mut new).await.unwrap().metadata.id, 2);
+    assert_eq!(dot_recv(&mut busy).await.unwrap().metadata.id, 1);
 }

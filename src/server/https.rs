@@ -7,7 +7,8 @@
 //!   checks, the allow-list, the answerer (rules, cache, resolver), counters, query log.
 //! * DNS errors are DNS replies with status 200 (§4.2.1); HTTP errors are for HTTP
 //!   problems: 400 (no or bad `dns`, a message that gets no reply), 404 (another path),
-//!   405 (another method), 413 (over 65535 bytes), 415 (another content type).
+//!   405 (another method), 408 (a POST body slower than the idle timeout), 413 (over 65535
+//!   bytes), 415 (another content type).
 //! * `Cache-Control: max-age` is the smallest TTL of the reply's records (§5.1; a negative
 //!   answer's SOA carries the negative TTL, RFC 2308 §5); 0 when it has none.
 //! * At most [`super::tls::PIPELINE`] streams at once per HTTP/2 connection; the idle
@@ -144,10 +145,16 @@ async fn respond(
                     "POST a DNS message with Content-Type: application/dns-message",
                 );
             }
-            match Limited::new(request.into_body(), MAX_MESSAGE)
-                .collect()
-                .await
-            {
+            // A body that does not arrive within the idle timeout must not hold the
+            // connection busy (and safe from eviction) for ever.
+            let body = Limited::new(request.into_body(), MAX_MESSAGE).collect();
+            let Ok(body) = tokio::time::timeout(shared.tcp_idle_timeout, body).await else {
+                return error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the body did not arrive in time",
+                );
+            };
+            match body {
                 Ok(body) => body.to_bytes().to_vec(),
                 Err(error_) => {
                     debug!(%client, error = %error_, "DoH body refused");

@@ -206,8 +206,8 @@ impl fmt::Display for Proto {
         f.write_str(match self {
             Proto::Udp => "UDP",
             Proto::Tcp => "TCP",
-            Proto::Tls => "DoT (TLS)",
-            Proto::Https => "DoH (HTTPS)",
+            Proto::Tls => "DoT",
+            Proto::Https => "DoH",
         })
     }
 }
