@@ -51,7 +51,8 @@ if ! pid_alive "$PIDS/nsd-bench.pid"; then AUTH_CPUS=0 "$BENCH/up.sh" >&2; LAB_S
 PEER_PID=""
 cleanup() {
   [ -n "$PEER_PID" ] && kill "$PEER_PID" 2>/dev/null && wait "$PEER_PID" 2>/dev/null || true
-  if [ "$LAB_STARTED" = 1 ]; then "$BENCH/down.sh" >&2 || true; fi
+  # Only the NSD instances this run started (down.sh would stop others' peers too).
+  if [ "$LAB_STARTED" = 1 ]; then for f in "$PIDS"/nsd-*.pid; do stop_pidfile "$f"; done; fi
 }
 trap cleanup EXIT
 trap 'exit 143' INT TERM

@@ -92,6 +92,10 @@ pub(super) async fn serve_connection(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(u32::try_from(PIPELINE).unwrap_or(u32::MAX));
+    // Frames hyper writes between two flushes leave in one TLS record: h2 writes a reply's
+    // HEADERS and DATA separately, and clients that read one record per wake-up (dnsperf)
+    // would otherwise wait for their poll timeout for the second (100 ms each).
+    let stream = tokio::io::BufWriter::new(stream);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let close = tokio::select! {
