@@ -5,9 +5,14 @@
 # Each of REPS rounds starts Unbound and hopdns in turn (order alternating per round), each
 # pinned to CPU 1 with one thread (dnsperf, the Python client and the authoritatives on CPU 0),
 # and measures for DURATION seconds each:
-#   hit_dot, hit_doh     dnsperf -m dot / -m doh over 1000 cached names (warmed first),
-#                        8 connections, 100 queries in flight: queries/s and mean latency
-#   miss_dot, miss_doh   the same over unique names under the lab's wildcard (delegation cached)
+#   hit_dot              dnsperf -m dot over 1000 cached names (warmed first), 8 connections,
+#                        100 queries in flight: queries/s and mean latency
+#   hit_doh              h2load (nghttp2-client) GETs of the same names, 8 connections, 100
+#                        streams each (dnsperf's DoH client is not usable: it zeroes each reply
+#                        before handing it over and closes the session after every stream)
+#   miss_dot, miss_doh   the same over unique names under the lab's wildcard (delegation
+#                        cached); h2load with one connection, as each of its connections
+#                        would send the same list
 #   new_hs, resumed_hs   one query per new TLS connection, one after the other (Python ssl
 #                        client, TLS 1.3): connections/s without and with session resumption
 # It prints one key=value line per peer and round (with the resolver's CPU and the rest of
@@ -18,7 +23,7 @@
 #   REPS=5 DURATION=10 benches/encrypted.sh
 #
 # Needs root (ports 853/443), nsd, unbound (Debian's, built with nghttp2 for DoH), dnsperf
-# (2.x: dot and doh modes), openssl, python3. Resolvers listen on 127.54.20.1 (hopdns) and
+# (2.x: dot mode), h2load (nghttp2-client), kdig, openssl, python3. Resolvers listen on 127.54.20.1 (hopdns) and
 # 127.54.20.2 (Unbound); everything stays on loopback; every process it starts is stopped by
 # PID when it ends.
 set -euo pipefail
@@ -133,12 +138,32 @@ measure() {
     'BEGIN { w = b - a; printf "%s_cpu=%.0f %s_bg=%.0f", t, 100 * p / hz / w, t, 100 * (s - p) / hz / w }')"
 }
 
-perf() {  # perf MODE FILE [dnsperf args...] -> qps=N ms=M
+perf() {  # perf MODE FILE [dnsperf args...] -> qps=N ms=M (dnsperf)
   local mode=$1 file=$2 out; shift 2
-  out=$(taskset -c 0 dnsperf -m "$mode" -s "$IP" -d "$file" -c 8 -q 100 -t 5 \
-    -O doh-uri="https://$IP/dns-query" "$@" 2>&1 || true)
+  out=$(taskset -c 0 dnsperf -m "$mode" -s "$IP" -d "$file" -c 8 -q 100 -t 5 "$@" 2>&1 || true)
   echo "$out" | awk '/Queries per second/ {q = $4} /Average Latency/ {m = $4 * 1000}
     END {printf "qps=%.0f ms=%.2f\n", q, m}'
+}
+
+# urls FILE NAMES_FILE: one DoH GET URI per name (RFC 8484 §4.1: base64url, no padding, ID 0).
+urls() {
+  python3 - "$IP" "$2" > "$1" <<'EOF'
+import base64, struct, sys
+ip = sys.argv[1]
+for line in open(sys.argv[2]):
+    name = line.split()[0].rstrip(".")
+    q = bytes.fromhex("000001000001000000000000")
+    q += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0" + struct.pack("!HH", 1, 1)
+    print(f"https://{ip}/dns-query?dns=" + base64.urlsafe_b64encode(q).decode().rstrip("="))
+EOF
+}
+
+doh() {  # doh URLS CONNECTIONS -> qps=N ms=M (h2load: requests/s, mean time per request)
+  local out
+  out=$(taskset -c 0 h2load -c "$2" -m 100 -D "$DURATION" -i "$1" 2>&1 || true)
+  echo "$out" | awk '/^finished in/ {gsub(",", ""); q = $4} /^time for request:/ {m = $6}
+    END { if (m ~ /ms$/) { sub("ms", "", m) } else if (m ~ /us$/) { sub("us", "", m); m /= 1000 } else { sub("s", "", m); m *= 1000 }
+          printf "qps=%.0f ms=%.2f\n", q, m }'
 }
 
 handshakes() {  # handshakes RESUME -> qps=connections/s ms=median ms per connection
@@ -177,13 +202,20 @@ for r in $(seq "$REPS"); do
     LINE="round=$r peer=$p"
     taskset -c 0 dnsperf -m dot -s "$IP" -d "$HIT" -n 1 -c 4 -q 50 -t 5 >/dev/null 2>&1 || true
     measure hit_dot perf dot "$HIT" -l "$DURATION"
-    measure hit_doh perf doh "$HIT" -l "$DURATION"
+    urls "$RUN/q/enc-hit-urls.txt" "$HIT"
+    measure hit_doh doh "$RUN/q/enc-hit-urls.txt" 8
     for m in dot doh; do
       tag=$(date +%s%N | tail -c 9)$$
       MISS=$RUN/q/enc-miss.txt
-      awk -v t="$tag" -v m="$m" 'BEGIN { for (i = 0; i < 300000; i++) printf "m%s%sx%d.bench.example A\n", t, m, i }' > "$MISS"
+      awk -v t="$tag" -v m="$m" 'BEGIN { for (i = 0; i < 200000; i++) printf "m%s%sx%d.bench.example A\n", t, m, i }' > "$MISS"
       kdig +tls +tls-ca="$PKI/ca.pem" +tls-hostname=dns.bench.test @"$IP" "warm$tag.bench.example" A >/dev/null 2>&1 || true
-      measure "miss_$m" perf "$m" "$MISS" -l "$DURATION" -n 1
+      if [ "$m" = dot ]; then
+        measure miss_dot perf dot "$MISS" -l "$DURATION" -n 1
+      else
+        urls "$RUN/q/enc-miss-urls.txt" "$MISS"
+        measure miss_doh doh "$RUN/q/enc-miss-urls.txt" 1
+        rm -f "$RUN/q/enc-miss-urls.txt"
+      fi
       rm -f "$MISS"
     done
     measure new_hs handshakes 0
