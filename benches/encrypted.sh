@@ -8,8 +8,8 @@
 #   hit_dot              dnsperf -m dot over 1000 cached names (warmed first), 8 connections,
 #                        100 queries in flight: queries/s and mean latency
 #   hit_doh              h2load (nghttp2-client) GETs of the same names, 8 connections, 100
-#                        streams each (dnsperf's DoH client is not usable: it zeroes each reply
-#                        before handing it over and closes the session after every stream)
+#                        streams each (dnsperf's DoH mode is not used: against hopdns it got
+#                        one reply per connection, then timed out; see docs/performance.md)
 #   miss_dot, miss_doh   the same over unique names under the lab's wildcard (delegation
 #                        cached); h2load with one connection, as each of its connections
 #                        would send the same list
