@@ -742,3 +742,29 @@ async fn dot_and_tcp_connections_share_the_slots() {
     assert_eq!(dot_recv(&mut new).await.unwrap().metadata.id, 2);
     assert_eq!(dot_recv(&mut busy).await.unwrap().metadata.id, 1);
 }
+
+/// A client stalling its handshake does not hold a slot against others: with every slot
+/// taken by stallers, a new client takes one's slot at once (the staller is closed), long
+/// before the handshake timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_gives_way_when_the_slots_are_full() {
+    let pki = Pki::new("stall-slots", lab_ip(177));
+    let front = front(&pki, Arc::new(util::Fixed), |c| {
+        c.max_tcp_clients = 1;
+        c.tls_handshake_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let mut staller = TcpStream::connect(front.dot).await.unwrap();
+    staller.write_all(&[0x16, 0x03]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let mut s = dot_connect(&client_config(&pki), front.dot).await.unwrap();
+    dot_send(&mut s, "after-staller.example", 3).await.unwrap();
+    assert_eq!(dot_recv(&mut s).await.unwrap().metadata.id, 3);
+    closed_after(&mut staller).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

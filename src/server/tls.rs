@@ -12,7 +12,9 @@
 //!   no handshake: the PROXY protocol v2 header when the peer is a trusted proxy
 //!   ([`super::proxy`]), the allow-list (a refused client is closed at once), a slot in the
 //!   TCP connection slots (the same caps as plain TCP: `max-tcp-clients`,
-//!   `max-tcp-per-client`), then the handshake within `tls-handshake-timeout`.
+//!   `max-tcp-per-client`), then the handshake within `tls-handshake-timeout`. A connection
+//!   in its handshake counts as idle, so with every slot open it gives way to a new client
+//!   as an idle connection does.
 //! * DoT connections: 2-byte framing as TCP (RFC 7858 §3.3), pipelined queries answered
 //!   concurrently and replied to as they are ready, out of order (RFC 7766 §6.2.1.1), at
 //!   most [`PIPELINE`] at once per connection; the idle timeout and its shortening under
@@ -264,6 +266,9 @@ async fn accept(
             _ = shared.tcp_slots.changed() => {}
         }
     };
+    // Idle until the handshake is done: when the slots are full, a client that stalls its
+    // handshake gives way to a new one instead of holding a slot to the deadline.
+    slot.idle();
     let _ = stream.set_nodelay(true);
     let open = crate::metrics::metrics().connection_opened(proto);
     let config = match proto {
@@ -273,6 +278,11 @@ async fn accept(
     let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
     let stream = tokio::select! {
         _ = stop.cancelled() => return None,
+        _ = slot.evict.cancelled() => {
+            crate::metrics::metrics().handshake_failed(proto);
+            debug!(%client, %proto, "closed in the TLS handshake to make room");
+            return None;
+        }
         done = tokio::time::timeout_at(deadline, handshake) => match done {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {
