@@ -154,7 +154,7 @@ fn hit_path(c: &mut Criterion) {
             k = (k + 1) % N;
             let len = reply_from_cache(resolver.cache(), &resolver, &queries[k], client, &mut out)
                 .unwrap();
-            metrics.count_reply(&out[..len]);
+            metrics.count_reply(&out[..len], hopdns::dns::Proto::Udp);
             black_box(len)
         })
     });
@@ -172,7 +172,7 @@ fn hit_path(c: &mut Criterion) {
             let len = reply_from_cache(resolver.cache(), &resolver, &queries[l], client, &mut out)
                 .unwrap();
             let verdict = rrl.check(client.ip(), std::time::Instant::now());
-            metrics.count_reply(&out[..len]);
+            metrics.count_reply(&out[..len], hopdns::dns::Proto::Udp);
             black_box((len, verdict))
         })
     });

@@ -22,6 +22,8 @@ pub mod config;
 pub mod control;
 pub mod dns;
 pub mod dnssec;
+/// Fuzz harnesses: built for tests, benches and `fuzz/` only (feature `testkit`).
+#[cfg(any(test, feature = "testkit"))]
 #[doc(hidden)]
 pub mod fuzz;
 #[cfg(feature = "lab")]

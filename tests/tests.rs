@@ -9,6 +9,7 @@ mod alloc;
 mod cache;
 mod cli;
 mod dnssec_lab;
+mod encrypted;
 mod fleet;
 mod forward;
 mod fuzz;

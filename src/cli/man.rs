@@ -83,8 +83,9 @@ fn extra_sections(command: &str) -> String {
              the process exits 0. Under systemd, STOPPING=1 is sent first.\n\
              .TP\nSIGHUP\n\
              Reload, as hopdns ctl reload: the config file's log level, the redirect rules \
-             (a broken file keeps the old rules) and the query log file (reopened, for \
-             logrotate). Keys that need a restart are named. Under systemd, RELOADING=1 and \
+             (a broken file keeps the old rules), the query log file (reopened, for \
+             logrotate) and the DoT/DoH certificate and key (\\-\\-tls\\-cert, \\-\\-tls\\-key: \
+             new connections get them, open ones are kept; a broken pair keeps the old). Keys that need a restart are named. Under systemd, RELOADING=1 and \
              then READY=1 are sent.\n",
         );
     }

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::serve_services::{ConfigReloader, OpsRuntime, ResolverCache};
 use super::{runtime, CmdResult};
+use crate::config::encrypted::TlsArgs;
 use crate::config::service::OpsArgs;
 use crate::config::UpstreamArgs;
 use crate::control::{Controls, Reloadable};
@@ -47,6 +48,8 @@ pub struct ServeArgs {
     pub upstream: UpstreamArgs,
     #[command(flatten)]
     pub ops: OpsArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// Raises the soft limit on open files to the hard limit, as Unbound and Knot Resolver do:
@@ -173,6 +176,9 @@ pub fn check(args: &ServeArgs) -> Vec<(&'static str, String)> {
     for e in args.upstream.problems() {
         problems.push((e.key(), e.to_string()));
     }
+    if let Err(e) = args.tls.apply(&mut ServerConfig::default()) {
+        problems.push((e.key(), e.to_string()));
+    }
     if let Some(path) = &args.rules {
         if let Err(errors) = crate::redirect::file::load_all(path) {
             for e in errors {
@@ -215,7 +221,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
     resolver_config.max_pending = args.ops.max_pending;
     // A referral to our own listen address would make hopdns ask itself.
     resolver_config.settings.own_addrs = args.listen.iter().map(|a| a.ip()).collect();
-    let server_config = ServerConfig {
+    let mut server_config = ServerConfig {
         listen: args.listen.clone(),
         threads,
         allow: args.allow.clone(),
@@ -228,6 +234,8 @@ pub fn run(args: ServeArgs) -> CmdResult {
         query_log: query_log.clone(),
         ..ServerConfig::default()
     };
+    args.tls.apply(&mut server_config)?;
+    let tls_certs = server_config.tls_certs.clone();
     let rt = runtime(threads)?;
     rt.block_on(async move {
         // Bind before anything else so a bad address fails fast with a clear error.
@@ -244,6 +252,9 @@ pub fn run(args: ServeArgs) -> CmdResult {
         for addr in bound.local_addrs() {
             tracing::info!(%addr, "listening (UDP and TCP)");
         }
+        for (addr, proto) in bound.encrypted_addrs() {
+            tracing::info!(%addr, "listening ({proto})");
+        }
         let shutdown = CancellationToken::new();
         let redirect = match &args.rules {
             Some(path) => Some(Arc::new(Redirector::from_file(resolver.clone(), path)?)),
@@ -252,6 +263,10 @@ pub fn run(args: ServeArgs) -> CmdResult {
         let mut reloaders: Vec<Arc<dyn Reloadable>> = ConfigReloader::for_args(&args, dnssec)
             .into_iter()
             .collect();
+        if let Some(certs) = tls_certs {
+            // SIGHUP and `ctl reload` read the certificate and key again (a renewal).
+            reloaders.push(Arc::new(super::serve_services::TlsCertFiles(certs)));
+        }
         if let Some(log) = query_log.filter(QueryLog::has_file) {
             reloaders.push(Arc::new(super::serve_services::QueryLogFile(log)));
         }

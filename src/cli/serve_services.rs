@@ -186,6 +186,20 @@ impl Reloadable for QueryLogFile {
     }
 }
 
+/// `--tls-cert` and `--tls-key`, read again by SIGHUP and `ctl reload` (certbot and
+/// other ACME clients renew them in place); open DoT and DoH connections are kept.
+pub struct TlsCertFiles(pub Arc<crate::server::TlsCerts>);
+
+impl Reloadable for TlsCertFiles {
+    fn name(&self) -> String {
+        "TLS certificate".into()
+    }
+
+    fn reload(&self) -> Result<String, String> {
+        self.0.reload()
+    }
+}
+
 /// The operational services of one `serve` run.
 pub struct OpsRuntime {
     controls: Arc<Controls>,

@@ -9,6 +9,7 @@
 //! `hopdns config defaults`, the man page and the completions, and the command line
 //! overrides it. No second schema to keep in step.
 
+pub mod encrypted;
 pub mod file;
 pub mod service;
 

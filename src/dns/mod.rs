@@ -10,6 +10,7 @@
 //! * [`wire`]: messages read straight from their bytes (plain queries, cache keys, record
 //!   walks), bounds-checked, for the paths that must not decode.
 //! * [`Clock`]: the one clock every room reads time from, which tests can stop and move.
+//! * [`Proto`]: the transport a client's message came in on (UDP, TCP, DoT, DoH).
 
 mod answerer;
 mod clock;
@@ -17,6 +18,7 @@ mod outcome;
 mod present;
 mod question;
 mod rdata;
+mod transport;
 pub mod wire;
 
 pub use answerer::Answerer;
@@ -25,3 +27,4 @@ pub use outcome::{Failure, Outcome};
 pub use present::record_text;
 pub use question::Question;
 pub use rdata::{dname_target, ns_target};
+pub use transport::Proto;

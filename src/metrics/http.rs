@@ -1,16 +1,23 @@
-//! The scrape endpoint: a minimal HTTP/1.1 responder for `GET /metrics` (one request per
-//! connection, then close). Prometheus needs nothing more, and it keeps a web framework out
-//! of a DNS server. Requests are read with a size cap and a timeout so a slow or hostile
-//! client cannot hold a task.
+//! The scrape endpoint: `GET /metrics` over HTTP/1.1, served by hyper (the project's one HTTP
+//! stack: health checks, DoH and this). One request per connection, then close: Prometheus
+//! needs nothing more. Request heads are capped and every connection has a deadline, so a
+//! slow or hostile client cannot hold a task.
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE as CONTENT_TYPE_HEADER};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-/// Largest request head accepted.
+/// Largest request head accepted (hyper's smallest read buffer).
 const MAX_REQUEST: usize = 8192;
 /// Time a client has to send its request and read the reply.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,6 +42,9 @@ pub enum MetricsError {
     },
 }
 
+/// The open connections, oldest first, each with the token that closes it.
+type Open = Arc<Mutex<VecDeque<(u64, CancellationToken)>>>;
+
 /// Binds `addr` now (so errors come before serving) and returns the bound address and the
 /// task that serves scrapes until `shutdown`.
 pub async fn serve_metrics(
@@ -45,10 +55,7 @@ pub async fn serve_metrics(
         .await
         .map_err(|source| MetricsError::Bind { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
-    let open = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::<(
-        u64,
-        CancellationToken,
-    )>::new()));
+    let open: Open = Arc::default();
     let task = tokio::spawn(async move {
         let mut next_id = 0u64;
         loop {
@@ -78,7 +85,7 @@ pub async fn serve_metrics(
                     tokio::spawn(async move {
                         tokio::select! {
                             _ = token.cancelled() => {}
-                            _ = tokio::time::timeout(IO_TIMEOUT, respond(stream)) => {}
+                            _ = tokio::time::timeout(IO_TIMEOUT, connection(stream)) => {}
                         }
                         let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
                         open.retain(|(other, _)| *other != id);
@@ -94,48 +101,58 @@ pub async fn serve_metrics(
     Ok((local, task))
 }
 
-async fn respond(mut stream: TcpStream) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 || head.len() + n > MAX_REQUEST {
-            return Ok(());
-        }
-        head.extend_from_slice(&buf[..n]);
+/// One connection: one request, one reply, close.
+async fn connection(stream: TcpStream) {
+    let service =
+        hyper::service::service_fn(|request| async move { Ok::<_, Infallible>(respond(&request)) });
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(IO_TIMEOUT)
+        .max_buf_size(MAX_REQUEST)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(error) = served {
+        tracing::debug!(%error, "metrics connection failed");
     }
-    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = path.split('?').next().unwrap_or("");
-    // Content negotiation as Prometheus's own client does it: OpenMetrics only when asked.
-    let open_metrics = String::from_utf8_lossy(&head).lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("accept:") && l.contains("application/openmetrics-text")
-    });
-    let (status, content_type, body) = match (method, path) {
-        ("GET", "/metrics") if open_metrics => ("200 OK", CONTENT_TYPE, super::render()),
-        ("GET", "/metrics") => (
-            "200 OK",
+}
+
+/// The reply to one request: content negotiation as Prometheus's own client does it
+/// (OpenMetrics only when asked).
+fn respond<B>(request: &Request<B>) -> Response<Full<Bytes>> {
+    let open_metrics = request
+        .headers()
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.to_ascii_lowercase()
+                .contains("application/openmetrics-text")
+        });
+    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/metrics") if open_metrics => {
+            (StatusCode::OK, CONTENT_TYPE, super::render())
+        }
+        (&Method::GET, "/metrics") => (
+            StatusCode::OK,
             TEXT_CONTENT_TYPE,
             super::to_text_format(&super::render()),
         ),
-        ("GET", _) => (
-            "404 Not Found",
+        (&Method::GET, _) => (
+            StatusCode::NOT_FOUND,
             "text/plain",
             "not found: metrics are at /metrics\n".to_string(),
         ),
         _ => (
-            "405 Method Not Allowed",
+            StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "only GET is served\n".to_string(),
         ),
     };
-    let reply = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(reply.as_bytes()).await?;
-    stream.shutdown().await
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(content_type));
+    response
 }

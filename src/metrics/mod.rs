@@ -26,6 +26,8 @@ use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
+
+use crate::dns::Proto;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
@@ -121,6 +123,8 @@ pub struct Metrics {
     rrl_slipped: AtomicU64,
     tcp_refused: AtomicU64,
     tcp_evicted: AtomicU64,
+    /// Connections of the stream transports, by [`Proto::index`] (UDP's stays zero).
+    connections: [ConnCounters; Proto::ALL.len()],
     client_errors: [AtomicU64; ClientError::ALL.len()],
     latency: Histogram,
     upstream: RwLock<HashMap<IpAddr, Arc<ServerCounters>>>,
@@ -161,6 +165,8 @@ pub trait CacheSource: Send + Sync + std::fmt::Debug {
 struct Hot {
     /// Replies sent, by query type and RCODE.
     replies: QueryTable,
+    /// Replies sent, by transport ([`Proto::index`]).
+    by_transport: [AtomicU64; Proto::ALL.len()],
     cache_hits: AtomicU64,
 }
 
@@ -172,6 +178,33 @@ fn bump(c: &AtomicU64) {
 thread_local! {
     /// This thread's block, with the address of the [`Metrics`] it belongs to.
     static HOT: RefCell<Option<(usize, Arc<Hot>)>> = const { RefCell::new(None) };
+}
+
+/// The connections of one stream transport.
+#[derive(Debug, Default)]
+struct ConnCounters {
+    open: AtomicI64,
+    /// TLS handshakes completed, and how many of them resumed a session.
+    handshakes: AtomicU64,
+    resumptions: AtomicU64,
+    /// Handshakes that failed or timed out (a client that does not trust the certificate,
+    /// speaks no TLS, or stalls).
+    handshake_failures: AtomicU64,
+}
+
+/// One open connection of a stream transport; dropping it closes it in the metrics.
+#[must_use]
+pub struct ConnectionGuard {
+    metrics: &'static Metrics,
+    proto: Proto,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.metrics.connections[self.proto.index()]
+            .open
+            .fetch_sub(1, Relaxed);
+    }
 }
 
 /// One upstream server's counters.
@@ -224,14 +257,50 @@ pub trait HealthSource: Send + Sync + std::fmt::Debug {
 impl Metrics {
     /// Counts one reply from its bytes: query type from the question, RCODE from the header.
     /// Cheap enough for every reply: it walks the question name's labels, nothing more.
-    pub fn count_reply(&self, reply: &[u8]) {
+    pub fn count_reply(&self, reply: &[u8], proto: Proto) {
         let rcode = reply.get(3).map_or(RCODES.len() - 1, |b| {
             usize::from(b & 0x0f).min(RCODES.len() - 1)
         });
         let qtype = crate::dns::wire::first_question_type(reply)
             .and_then(|t| QTYPES.iter().position(|(code, _)| *code == t))
             .unwrap_or(QTYPES.len());
-        self.with_hot(|h| bump(&h.replies.0[qtype][rcode]));
+        self.with_hot(|h| {
+            bump(&h.replies.0[qtype][rcode]);
+            bump(&h.by_transport[proto.index()]);
+        });
+    }
+
+    /// Replies sent over `proto`, summed over threads.
+    fn replies_over(&self, proto: Proto) -> u64 {
+        let hot = self.hot.lock().unwrap_or_else(|e| e.into_inner());
+        hot.iter()
+            .map(|h| h.by_transport[proto.index()].load(Relaxed))
+            .sum()
+    }
+
+    /// A connection of a stream transport opened; it counts as open until the guard drops.
+    pub fn connection_opened(&'static self, proto: Proto) -> ConnectionGuard {
+        self.connections[proto.index()].open.fetch_add(1, Relaxed);
+        ConnectionGuard {
+            metrics: self,
+            proto,
+        }
+    }
+
+    /// A TLS handshake completed over `proto` (DoT or DoH); `resumed`: it resumed a session.
+    pub fn handshake(&self, proto: Proto, resumed: bool) {
+        let c = &self.connections[proto.index()];
+        c.handshakes.fetch_add(1, Relaxed);
+        if resumed {
+            c.resumptions.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A TLS handshake over `proto` failed or timed out.
+    pub fn handshake_failed(&self, proto: Proto) {
+        self.connections[proto.index()]
+            .handshake_failures
+            .fetch_add(1, Relaxed);
     }
 
     /// Runs `f` on this thread's block of hit-path counters, registering it on first use.
@@ -672,6 +741,60 @@ impl Collector for Exporter {
                     .encode_counter::<NoLabelSet, u64, u64>(&m.client_errors(kind), None)?;
             }
         }
+        {
+            let mut family = encoder.encode_descriptor(
+                "hopdns_transport_replies",
+                "Replies sent to clients, by transport (udp, tcp, tls: DoT, https: DoH)",
+                None,
+                MetricType::Counter,
+            )?;
+            for proto in Proto::ALL {
+                family
+                    .encode_family(&[("transport", proto.name())])?
+                    .encode_counter::<NoLabelSet, u64, u64>(&m.replies_over(proto), None)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "hopdns_connections_open",
+                "Client connections open now, by transport",
+                None,
+                MetricType::Gauge,
+            )?;
+            for proto in [Proto::Tcp, Proto::Tls, Proto::Https] {
+                let open = m.connections[proto.index()].open.load(Relaxed).max(0);
+                family
+                    .encode_family(&[("transport", proto.name())])?
+                    .encode_gauge(&open)?;
+            }
+        }
+        for (name, help, field) in [
+            (
+                "hopdns_tls_handshakes",
+                "TLS handshakes completed with clients, by transport",
+                (|c: &ConnCounters| c.handshakes.load(Relaxed)) as fn(&ConnCounters) -> u64,
+            ),
+            (
+                "hopdns_tls_resumptions",
+                "TLS handshakes that resumed a session, by transport",
+                |c: &ConnCounters| c.resumptions.load(Relaxed),
+            ),
+            (
+                "hopdns_tls_handshake_failures",
+                "TLS handshakes with clients that failed or timed out, by transport",
+                |c: &ConnCounters| c.handshake_failures.load(Relaxed),
+            ),
+        ] {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for proto in [Proto::Tls, Proto::Https] {
+                family
+                    .encode_family(&[("transport", proto.name())])?
+                    .encode_counter::<NoLabelSet, u64, u64>(
+                        &field(&m.connections[proto.index()]),
+                        None,
+                    )?;
+            }
+        }
         encoder
             .encode_descriptor(
                 "hopdns_resolutions_in_flight",
@@ -891,13 +1014,13 @@ mod tests {
         let bytes = msg.to_vec().unwrap();
         assert_eq!(crate::dns::wire::first_question_type(&bytes), Some(28));
         let m = Metrics::default();
-        m.count_reply(&bytes);
-        m.count_reply(&bytes[..5]);
+        m.count_reply(&bytes, Proto::Udp);
+        m.count_reply(&bytes[..5], Proto::Udp);
         assert_eq!(m.replies(7, 3), 1, "AAAA NXDOMAIN");
         assert_eq!(m.replies(QTYPES.len(), 3), 1, "no question: type other");
         // Counts from another thread land in its own block and are summed.
         std::thread::scope(|s| {
-            s.spawn(|| m.count_reply(&bytes));
+            s.spawn(|| m.count_reply(&bytes, Proto::Tcp));
         });
         assert_eq!(m.replies(7, 3), 2);
     }

@@ -36,15 +36,20 @@ pub mod acl;
 pub mod client_errors;
 pub mod fast;
 pub mod health;
+mod https;
+pub mod proxy;
 pub mod querylog;
 pub mod request;
 pub mod rrl;
 mod tcp;
+pub mod tls;
 mod udp;
 
 pub use crate::dns::Answerer;
 pub use acl::Acl;
+pub use https::DEFAULT_PATH as DEFAULT_HTTPS_PATH;
 pub use request::{Policy, Proto};
+pub use tls::{CertError, TlsCerts};
 
 /// The stub-resolver address systemd uses; hopdns can take its place.
 pub const DEFAULT_LISTEN: &str = "127.0.0.53:53";
@@ -103,6 +108,18 @@ pub struct ServerConfig {
     /// Bind listen addresses that are not (yet) on any interface (`IP_FREEBIND`,
     /// `IPV6_FREEBIND`): a LAN address that DHCP or SLAAC brings up after hopdns starts.
     pub freebind: bool,
+    /// DNS over TLS listeners (RFC 7858); they need `tls_certs`.
+    pub listen_tls: Vec<SocketAddr>,
+    /// DNS over HTTPS listeners (RFC 8484); they need `tls_certs`.
+    pub listen_https: Vec<SocketAddr>,
+    /// The certificate and key of the DoT and DoH listeners.
+    pub tls_certs: Option<Arc<TlsCerts>>,
+    /// The DoH path (`/dns-query`).
+    pub https_path: String,
+    /// Time a DoT or DoH client has to finish its TLS handshake (and PROXY header).
+    pub tls_handshake_timeout: Duration,
+    /// Peers that put a PROXY protocol v2 header before TLS (empty: none do).
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerConfig {
@@ -122,6 +139,12 @@ impl Default for ServerConfig {
             drain: Duration::ZERO,
             query_log: None,
             freebind: false,
+            listen_tls: Vec::new(),
+            listen_https: Vec::new(),
+            tls_certs: None,
+            https_path: https::DEFAULT_PATH.to_string(),
+            tls_handshake_timeout: tls::DEFAULT_HANDSHAKE_TIMEOUT,
+            proxy_protocol_from: Vec::new(),
         }
     }
 }
@@ -131,8 +154,10 @@ impl Default for ServerConfig {
 pub enum BindError {
     #[error("no listen address given: pass at least one --listen")]
     NoListen,
-    #[error("{addr} is listed twice: give each --listen once")]
+    #[error("{addr} is listed twice: give each --listen (and --listen-tls, --listen-https) once")]
     Duplicate { addr: SocketAddr },
+    #[error("--listen-tls and --listen-https need a certificate: add --tls-cert FILE and --tls-key FILE")]
+    NoCertificate,
     #[error(
         "{addr} ({proto}) is already in use: another DNS server (systemd-resolved? dnsmasq?) \
          is listening; stop it or choose another --listen"
@@ -184,6 +209,8 @@ impl fmt::Display for Proto {
         f.write_str(match self {
             Proto::Udp => "UDP",
             Proto::Tcp => "TCP",
+            Proto::Tls => "DoT",
+            Proto::Https => "DoH",
         })
     }
 }
@@ -200,6 +227,9 @@ pub struct BoundServer {
     query_log: Option<querylog::QueryLog>,
     stats: Arc<Stats>,
     hits: Option<Arc<Cache>>,
+    /// DoT and DoH listeners, each with its bound address and transport.
+    encrypted_listeners: Vec<(SocketAddr, Proto, std::net::TcpListener)>,
+    encrypted: Option<Arc<tls::Encrypted>>,
 }
 
 /// The sockets of one listen address (port 0 already resolved).
@@ -252,6 +282,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Arc<Stats>,
     /// The cache whose ready replies the UDP workers serve themselves.
     pub(crate) hits: Option<Arc<Cache>>,
+    /// The DoT and DoH settings (`None` without those listeners).
+    pub(crate) encrypted: Option<Arc<tls::Encrypted>>,
 }
 
 impl Shared {
@@ -294,7 +326,7 @@ impl Shared {
             }
         }
         let reply = &reply[..len];
-        crate::metrics::metrics().count_reply(reply);
+        crate::metrics::metrics().count_reply(reply, proto);
         if let Some(log) = &self.query_log {
             log.reply(reply, client, proto, fast_hit);
         }
@@ -332,6 +364,33 @@ impl BoundServer {
             .iter()
             .map(|addr| bind_listener(*addr, threads, cfg.freebind))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut encrypted_listeners = Vec::new();
+        for (addrs, proto) in [
+            (&cfg.listen_tls, Proto::Tls),
+            (&cfg.listen_https, Proto::Https),
+        ] {
+            for addr in addrs {
+                if addr.port() != 0 && !seen.insert(*addr) {
+                    return Err(BindError::Duplicate { addr: *addr });
+                }
+                let listener = tcp_listener(*addr, cfg.freebind)?;
+                let local = listener
+                    .local_addr()
+                    .map_err(|source| io_error(*addr, proto, "read the address of", source))?;
+                encrypted_listeners.push((local, proto, listener));
+            }
+        }
+        let encrypted = match (&cfg.tls_certs, encrypted_listeners.is_empty()) {
+            (_, true) => None,
+            (None, false) => return Err(BindError::NoCertificate),
+            (Some(certs), false) => Some(Arc::new(tls::Encrypted {
+                dot: certs.server_config(&[b"dot"]),
+                doh: certs.server_config(&[b"h2", b"http/1.1"]),
+                handshake_timeout: cfg.tls_handshake_timeout,
+                proxy_from: cfg.proxy_protocol_from.clone(),
+                https_path: cfg.https_path.clone(),
+            })),
+        };
         let workers = listeners.iter().map(|l| l.udp.len()).sum();
         debug!(addrs = ?listeners.iter().map(|l| l.addr).collect::<Vec<_>>(), threads, "bound");
         Ok(BoundServer {
@@ -353,6 +412,8 @@ impl BoundServer {
                 udp_received: (0..workers).map(|_| PerWorker::default()).collect(),
             }),
             hits: None,
+            encrypted_listeners,
+            encrypted,
         })
     }
 
@@ -362,6 +423,15 @@ impl BoundServer {
     pub fn serve_hits_from(mut self, cache: Arc<Cache>) -> Self {
         self.hits = Some(cache);
         self
+    }
+
+    /// The bound DoT and DoH addresses with their transport, in the order given (port 0
+    /// resolved).
+    pub fn encrypted_addrs(&self) -> Vec<(SocketAddr, Proto)> {
+        self.encrypted_listeners
+            .iter()
+            .map(|(addr, proto, _)| (*addr, *proto))
+            .collect()
     }
 
     /// The bound addresses, one per listen entry, in order, with port 0 resolved.
@@ -401,6 +471,17 @@ impl BoundServer {
             })?;
             tcp_listeners.push((addr, tcp));
         }
+        let mut encrypted_listeners = Vec::new();
+        for (addr, proto, listener) in self.encrypted_listeners {
+            let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
+                ServeError::Register {
+                    addr,
+                    proto,
+                    source,
+                }
+            })?;
+            encrypted_listeners.push((addr, proto, listener));
+        }
 
         let shared = Arc::new(Shared {
             answerer,
@@ -411,6 +492,7 @@ impl BoundServer {
             query_log: self.query_log,
             stats: self.stats,
             hits: self.hits,
+            encrypted: self.encrypted,
         });
         // A child token: a failing listener stops this server without cancelling the caller's.
         // `token` stops the loops (nothing new is accepted); `abort` stops the queries
@@ -440,6 +522,15 @@ impl BoundServer {
             };
             let handle = loops.spawn(tcp::serve(listener, shared, tokens, tasks));
             names.insert(handle.id(), (addr, Proto::Tcp));
+        }
+        for (addr, proto, listener) in encrypted_listeners {
+            let (shared, token, tasks) = (shared.clone(), token.clone(), tasks.clone());
+            let tokens = Tokens {
+                stop: token,
+                abort: abort.clone(),
+            };
+            let handle = loops.spawn(tls::serve(listener, proto, shared, tokens, tasks));
+            names.insert(handle.id(), (addr, proto));
         }
         debug!(loops = loops.len(), "serving");
 
@@ -551,7 +642,7 @@ fn bind_group(addr: SocketAddr, threads: usize, freebind: bool) -> Result<Listen
 fn new_socket(addr: SocketAddr, proto: Proto, freebind: bool) -> Result<Socket, BindError> {
     let (kind, protocol) = match proto {
         Proto::Udp => (Type::DGRAM, Protocol::UDP),
-        Proto::Tcp => (Type::STREAM, Protocol::TCP),
+        Proto::Tcp | Proto::Tls | Proto::Https => (Type::STREAM, Protocol::TCP),
     };
     let socket = Socket::new(Domain::for_address(addr), kind, Some(protocol))
         .map_err(|source| io_error(addr, proto, "create", source))?;

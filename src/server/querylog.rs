@@ -116,10 +116,7 @@ impl QueryLog {
             None => ("-".to_string(), "-".to_string()),
         };
         let rcode = crate::metrics::rcode_name(u16::from(header.metadata.response_code));
-        let proto = match proto {
-            Proto::Udp => "udp",
-            Proto::Tcp => "tcp",
-        };
+        let proto = proto.name();
         let note = crate::metrics::note::current();
         let (cache, upstream, latency_ms, rule, action) = match &note {
             Some(n) => (

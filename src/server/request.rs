@@ -33,6 +33,7 @@ use std::net::{IpAddr, SocketAddr};
 use hickory_proto::op::{
     Edns, Header, Message, MessageType, Metadata, OpCode, Query, ResponseCode,
 };
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tracing::{debug, trace};
@@ -40,6 +41,7 @@ use tracing::{debug, trace};
 use super::acl::Acl;
 use super::{client_errors, Answerer};
 use crate::dns::wire::{records, u16_at};
+pub use crate::dns::Proto;
 use crate::dns::{Failure, Outcome, Question};
 use crate::metrics::ClientError;
 
@@ -58,12 +60,9 @@ const EDNS_VERSION: u8 = 0;
 /// IXFR (251), AXFR (252), MAILB (253), MAILA (254).
 const UNSERVED_QTYPES: [u16; 7] = [41, 249, 250, 251, 252, 253, 254];
 
-/// The transport a message came in on: decides the size limit of its reply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Proto {
-    Udp,
-    Tcp,
-}
+/// RFC 8467 §4.1, block-length padding: a responder pads replies to a multiple of 468
+/// octets (the policy the RFC recommends, and Unbound's `pad-responses-block-size`).
+pub const PADDING_BLOCK: usize = 468;
 
 /// What the request layer needs from the configuration.
 #[derive(Clone, Debug)]
@@ -296,6 +295,21 @@ pub fn udp_limit_for(client_payload: Option<u16>, ours: usize) -> usize {
     }
 }
 
+/// `message` (encoded in `len` bytes, with our OPT) re-encoded with a Padding option that
+/// brings it to the next multiple of [`PADDING_BLOCK`] (RFC 8467 §4.1); `None` when it has
+/// no OPT or the padded reply would pass 65535 bytes (then it goes unpadded, RFC 7830 §3).
+fn pad(message: &mut Message, len: usize) -> Option<Vec<u8>> {
+    // The option's own code and length take 4 bytes.
+    let padding = (len + 4).next_multiple_of(PADDING_BLOCK) - (len + 4);
+    if len + 4 + padding > usize::from(u16::MAX) {
+        return None;
+    }
+    let opt = message.edns.as_mut()?;
+    opt.options_mut()
+        .insert(EdnsOption::Unknown(12, vec![0; padding]));
+    message.to_vec().ok()
+}
+
 fn reply_or_drop(reply: Option<Vec<u8>>) -> Triage {
     match reply {
         Some(bytes) => Triage::Reply(bytes),
@@ -401,10 +415,17 @@ impl<'a> Reply<'a> {
     fn encode(&self, proto: Proto, policy: &Policy) -> Option<Vec<u8>> {
         let limit = match proto {
             Proto::Udp => udp_limit(self.client_edns, policy),
-            Proto::Tcp => usize::from(u16::MAX),
+            Proto::Tcp | Proto::Tls | Proto::Https => usize::from(u16::MAX),
         };
-        let message = self.message(policy);
-        let encoded = message.to_vec();
+        let mut message = self.message(policy);
+        let mut encoded = message.to_vec();
+        if proto.encrypted() && self.client_asked_padding() {
+            if let Ok(unpadded) = &encoded {
+                if let Some(padded) = pad(&mut message, unpadded.len()) {
+                    encoded = Ok(padded);
+                }
+            }
+        }
         // Past 65535 bytes hickory's encoder silently drops the records that do not fit and
         // sets TC; our own messages never set TC, so TC here means "did not fit".
         let fits = |bytes: &Vec<u8>| bytes.len() <= limit && !tc_bit(bytes);
@@ -429,6 +450,13 @@ impl<'a> Reply<'a> {
                 self.servfail(policy)
             }
         }
+    }
+
+    /// RFC 7830 §3: a responder pads only replies to queries that carried the option (as
+    /// Unbound does over TLS); RFC 8467 §4: and only over an encrypted transport.
+    fn client_asked_padding(&self) -> bool {
+        self.client_edns
+            .is_some_and(|e| e.options().get(EdnsCode::Padding).is_some())
     }
 
     fn servfail(&self, policy: &Policy) -> Option<Vec<u8>> {

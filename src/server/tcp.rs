@@ -47,7 +47,7 @@ use super::{client_errors, Shared, Tokens};
 use crate::metrics::ClientError;
 
 /// First pause after a failed accept, doubled up to [`MAX_ACCEPT_BACKOFF`].
-const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+pub(super) const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The shortest idle timeout: under load and for connections over their client's budget
@@ -135,7 +135,8 @@ struct Conn {
 pub(crate) struct Slot {
     id: u64,
     over_budget: bool,
-    evict: CancellationToken,
+    /// Cancelled when the connection is closed to make room.
+    pub(super) evict: CancellationToken,
     slots: Arc<Slots>,
 }
 
@@ -202,7 +203,7 @@ impl Slots {
     }
 
     /// Waits until [`Slots::admit`] may succeed (a slot freed or a connection idle).
-    async fn changed(&self) {
+    pub(super) async fn changed(&self) {
         let _ = timeout(ADMIT_RETRY, self.changed.notified()).await;
     }
 
@@ -228,7 +229,7 @@ impl Registry {
 
 impl Slot {
     /// The connection waits for its next message: the idle timeout to give it.
-    fn idle(&self) -> Duration {
+    pub(super) fn idle(&self) -> Duration {
         let slots = &self.slots;
         let limits = &slots.limits;
         let mut reg = slots.lock();
@@ -249,7 +250,7 @@ impl Slot {
     }
 
     /// A whole message is in: the connection is busy until its reply is written.
-    fn busy(&self) {
+    pub(super) fn busy(&self) {
         if let Some(c) = self.slots.lock().conns.get_mut(&self.id) {
             c.idle_since = None;
         }
@@ -274,27 +275,7 @@ pub(super) async fn serve(
     let mut backoff = MIN_ACCEPT_BACKOFF;
     debug!(?local, "TCP listener started");
 
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = token.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => {
-                backoff = MIN_ACCEPT_BACKOFF;
-                accepted
-            }
-            Err(error) => {
-                debug!(?local, %error, ?backoff, "TCP accept failed; backing off");
-                tokio::select! {
-                    _ = token.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
-                continue;
-            }
-        };
+    while let Some((stream, peer)) = accept(&listener, &token, &mut backoff).await {
         // The allow-list first: a refused client never holds a slot.
         if !request::plausible_client(peer) || !shared.policy.acl().allows(peer.ip()) {
             client_errors::note(ClientError::NotAllowed);
@@ -324,9 +305,74 @@ pub(super) async fn serve(
     debug!(?local, "TCP listener stopped");
 }
 
+/// The next connection of `listener`; `None` once `stop` is cancelled. Accept errors
+/// (EMFILE, ENFILE, ECONNABORTED, ...) back off, doubling up to [`MAX_ACCEPT_BACKOFF`].
+pub(super) async fn accept(
+    listener: &TcpListener,
+    stop: &CancellationToken,
+    backoff: &mut Duration,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok(accepted) => {
+                *backoff = MIN_ACCEPT_BACKOFF;
+                return Some(accepted);
+            }
+            Err(error) => {
+                let local = listener.local_addr().ok();
+                debug!(?local, %error, ?backoff, "accept failed; backing off");
+                tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    _ = tokio::time::sleep(*backoff) => {}
+                }
+                *backoff = (*backoff * 2).min(MAX_ACCEPT_BACKOFF);
+            }
+        }
+    }
+}
+
+/// The answer path every stream transport shares (TCP, DoT, DoH): the checks and the
+/// answerer ([`request::handle`]), then [`Shared::outgoing_vec`] (counters, query log);
+/// with the query log on, a note follows the query (rule, cache, latency). `None`: send
+/// nothing.
+pub(super) async fn answer(
+    shared: &Shared,
+    message: &[u8],
+    client: SocketAddr,
+    proto: Proto,
+) -> Option<Vec<u8>> {
+    let answered = async {
+        let mut reply =
+            request::handle(message, client, proto, &shared.policy, &*shared.answerer).await?;
+        shared
+            .outgoing_vec(&mut reply, client, proto)
+            .then_some(reply)
+    };
+    match shared.query_log {
+        Some(_) => crate::metrics::note::scope(answered).await,
+        None => answered.await,
+    }
+}
+
+/// Logs why a connection of `proto` ended.
+pub(super) fn log_close(proto: Proto, peer: SocketAddr, close: Close) {
+    match close {
+        Close::Peer(error) => trace!(%peer, %proto, %error, "connection closed by the client"),
+        Close::Idle => trace!(%peer, %proto, "connection closed: idle"),
+        Close::Stalled => debug!(%peer, %proto, "connection closed: message or reply stalled"),
+        Close::Shutdown => trace!(%peer, %proto, "connection closed: shutting down"),
+        Close::Evicted => trace!(%peer, %proto, "connection closed: idle, to make room"),
+    }
+}
+
 /// Why a connection ended.
 #[derive(Debug)]
-enum Close {
+pub(super) enum Close {
     /// The client closed it (EOF between messages) or reset it.
     Peer(std::io::Error),
     /// No new message within the idle timeout.
@@ -347,6 +393,7 @@ async fn connection(
     tokens: Tokens,
 ) {
     trace!(%peer, "TCP connection opened");
+    let _open = crate::metrics::metrics().connection_opened(Proto::Tcp);
     let close = tokio::select! {
         _ = tokens.abort.cancelled() => {
             trace!(%peer, "TCP connection closed: drain time over");
@@ -354,13 +401,7 @@ async fn connection(
         }
         close = serve_connection(stream, peer, &shared, &slot, &tokens.stop) => close,
     };
-    match close {
-        Close::Peer(error) => trace!(%peer, %error, "TCP connection closed by the client"),
-        Close::Idle => trace!(%peer, "TCP connection closed: idle"),
-        Close::Stalled => debug!(%peer, "TCP connection closed: message or reply stalled"),
-        Close::Shutdown => trace!(%peer, "TCP connection closed: shutting down"),
-        Close::Evicted => trace!(%peer, "TCP connection closed: idle, to make room"),
-    }
+    log_close(Proto::Tcp, peer, close);
 }
 
 async fn serve_connection(
@@ -419,25 +460,7 @@ async fn serve_connection(
         }
         slot.busy();
 
-        let answered = async {
-            let mut reply = request::handle(
-                &message,
-                peer,
-                Proto::Tcp,
-                &shared.policy,
-                &*shared.answerer,
-            )
-            .await?;
-            shared
-                .outgoing_vec(&mut reply, peer, Proto::Tcp)
-                .then_some(reply)
-        };
-        // With the query log on, a note follows the query (rule, cache, latency).
-        let answered = match shared.query_log {
-            Some(_) => crate::metrics::note::scope(answered).await,
-            None => answered.await,
-        };
-        let Some(reply) = answered else {
+        let Some(reply) = answer(shared, &message, peer, Proto::Tcp).await else {
             continue;
         };
         // request::handle never returns more than 65535 bytes for TCP.

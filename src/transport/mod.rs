@@ -5,6 +5,8 @@
 //! our question (RFC 5452 §4.1-4.3). Anything else is ignored while we keep waiting. Deciding
 //! what to ask next is not done here; that is the resolver's job.
 
+/// Canned authorities: built for tests, benches and fuzzing only (feature `testkit`).
+#[cfg(any(test, feature = "testkit"))]
 pub mod scripted;
 mod select;
 mod tcp;
