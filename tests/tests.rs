@@ -8,6 +8,7 @@ mod abuse;
 mod alloc;
 mod cache;
 mod cli;
+mod dnssec_lab;
 mod fuzz;
 mod harden;
 mod hints;

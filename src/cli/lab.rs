@@ -2,6 +2,7 @@
 //! resolver that uses them, prints what to try, and stops cleanly on Ctrl-C.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{runtime, shutdown_signal, CmdResult};
 use crate::cache::CacheConfig;
-use crate::lab::{Lab, LabConfig};
+use crate::lab::{Lab, LabConfig, RolloverPhase, Verdict};
 use crate::resolver::{hints, Resolver, ResolverConfig};
 use crate::server::{Answerer, BoundServer, ServerConfig};
 use crate::transport::NetTransport;
@@ -26,6 +27,36 @@ pub struct LabArgs {
     /// Worker threads for the resolver.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Keep the lab's DNSSEC keys in DIR (made on first use), so the trust anchor stays the
+    /// same across starts; the root hints and the trust anchor are written there too
+    /// (lab-N.root, lab-N.anchor). Without it, keys are new at every start and both files
+    /// are temporary.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Serve rollover.net's DNSKEY set in this phase of its KSK rollover (RFC 5011): initial
+    /// {KSK1}, new-key {KSK1, KSK2}, old-revoked {KSK1 revoked, KSK2}, old-removed {KSK2}.
+    #[arg(long, value_enum, value_name = "PHASE", default_value_t = Phase::Initial)]
+    pub rollover_phase: Phase,
+}
+
+/// `--rollover-phase` values (the lab's [`RolloverPhase`]).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Initial,
+    NewKey,
+    OldRevoked,
+    OldRemoved,
+}
+
+impl From<Phase> for RolloverPhase {
+    fn from(p: Phase) -> RolloverPhase {
+        match p {
+            Phase::Initial => RolloverPhase::Initial,
+            Phase::NewKey => RolloverPhase::NewKey,
+            Phase::OldRevoked => RolloverPhase::OldRevoked,
+            Phase::OldRemoved => RolloverPhase::OldRemoved,
+        }
+    }
 }
 
 /// The resolver `hopdns lab` runs (and the integration tests use): the lab's root hints,
@@ -52,7 +83,9 @@ pub fn lab_config(lab: &Lab) -> Result<ResolverConfig, hints::HintsError> {
 pub fn run(args: LabArgs) -> CmdResult {
     let rt = runtime(args.threads)?;
     rt.block_on(async move {
-        let lab = Lab::start(LabConfig { net: args.net }).await?;
+        let lab =
+            Lab::start_with_keys(LabConfig { net: args.net }, args.state_dir.as_deref()).await?;
+        lab.set_rollover(args.rollover_phase.into()).await;
         let resolver = Arc::new(lab_resolver(&lab)?);
         let addr = SocketAddr::new(IpAddr::V4(lab.addr(RESOLVER_HOST)), 53);
         let bound = BoundServer::bind(&ServerConfig {
@@ -61,16 +94,12 @@ pub fn run(args: LabArgs) -> CmdResult {
             ..ServerConfig::default()
         })?;
         resolver.prime(None).await;
-        // Network 0 has its hints in the repository; other networks get a file of their own.
+        // The anchor lives beside the hints: in the state directory, else in temporary files
+        // (network 0 uses the hints shipped in the repository, if run from the checkout).
         let shipped = std::path::Path::new("root-hints/lab.root");
-        let temporary = if args.net == 0 && shipped.exists() {
-            None
-        } else {
-            Some(TemporaryHints::write(args.net, &lab.root_hints())?)
-        };
-        let hints_file = temporary
-            .as_ref()
-            .map_or_else(|| shipped.to_path_buf(), |t| t.0.clone());
+        let files = LabFiles::write(&args, &lab, shipped)?;
+        let hints_file = files.hints.clone();
+        let anchor_file = files.anchor.clone();
         outln!(
             "hopdns lab: authoritative servers on 127.53.{}.0/24, resolver on {addr}",
             args.net
@@ -104,7 +133,29 @@ pub fn run(args: LabArgs) -> CmdResult {
             hints_file.display()
         );
         outln!();
+        outln!("DNSSEC (the root, com, net, org and these zones are signed; ask a validating");
+        outln!("resolver that uses the trust anchor below, or the zone's server directly):");
+        for case in crate::lab::DNSSEC_CASES {
+            let expect = match case.verdict {
+                Verdict::Secure => format!("secure {}, AD", case.rcode),
+                Verdict::Insecure => format!("insecure {}, no AD", case.rcode),
+                Verdict::Bogus(ede) => format!("bogus: SERVFAIL, EDE {ede}"),
+            };
+            let question = format!("{} {}", case.name, case.qtype);
+            outln!(
+                "  dig @{} +dnssec {question:<28} # {}: {expect}",
+                addr.ip(),
+                case.what
+            );
+        }
+        outln!(
+            "  dig @{} +dnssec rollover.net DNSKEY   # phase {:?} (--rollover-phase)",
+            lab.addr(70),
+            args.rollover_phase
+        );
+        outln!();
         outln!("Root hints for this lab: {}", hints_file.display());
+        outln!("Trust anchor for this lab: {}", anchor_file.display());
         outln!("Ctrl-C stops the lab.");
         let shutdown = CancellationToken::new();
         let bound = bound.serve_hits_from(resolver.cache().clone());
@@ -114,7 +165,7 @@ pub fn run(args: LabArgs) -> CmdResult {
         shutdown.cancel();
         let _ = server.await;
         lab.shutdown().await;
-        drop(temporary);
+        drop(files);
         outln!("hopdns lab: stopped");
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
@@ -122,28 +173,73 @@ pub fn run(args: LabArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// This lab's own hints file in the temporary directory, removed when the lab stops (or
-/// fails). The name carries the process ID and the file is created exclusively, so two
-/// labs never share one, and neither removes the other's (issue 12.13).
-struct TemporaryHints(std::path::PathBuf);
+/// Where `hopdns lab` put its root hints and trust anchor; temporary ones are removed when
+/// the lab stops (or fails).
+struct LabFiles {
+    hints: PathBuf,
+    anchor: PathBuf,
+    _temporary: Vec<TemporaryFile>,
+}
 
-impl TemporaryHints {
-    fn write(net: u8, text: &str) -> std::io::Result<Self> {
+impl LabFiles {
+    fn write(args: &LabArgs, lab: &Lab, shipped: &Path) -> std::io::Result<LabFiles> {
+        let net = args.net;
+        if let Some(dir) = &args.state_dir {
+            std::fs::create_dir_all(dir)?;
+            let hints = dir.join(format!("lab-{net}.root"));
+            let anchor = dir.join(format!("lab-{net}.anchor"));
+            std::fs::write(&hints, lab.root_hints())?;
+            std::fs::write(&anchor, lab.trust_anchor())?;
+            return Ok(LabFiles {
+                hints,
+                anchor,
+                _temporary: Vec::new(),
+            });
+        }
+        let mut temporary = Vec::new();
+        let hints = if net == 0 && shipped.exists() {
+            shipped.to_path_buf()
+        } else {
+            let file = TemporaryFile::write(net, "root", &lab.root_hints())?;
+            let path = file.0.clone();
+            temporary.push(file);
+            path
+        };
+        let file = TemporaryFile::write(net, "anchor", lab.trust_anchor())?;
+        let anchor = file.0.clone();
+        temporary.push(file);
+        Ok(LabFiles {
+            hints,
+            anchor,
+            _temporary: temporary,
+        })
+    }
+}
+
+/// One of this lab's files in the temporary directory, removed when dropped. The name
+/// carries the process ID and the file is created exclusively, so two labs never share one,
+/// and neither removes the other's (issue 12.13).
+struct TemporaryFile(PathBuf);
+
+impl TemporaryFile {
+    fn write(net: u8, extension: &str, text: &str) -> std::io::Result<Self> {
         use std::io::Write;
-        let path =
-            std::env::temp_dir().join(format!("hopdns-lab-{net}-{}.root", std::process::id()));
+        let path = std::env::temp_dir().join(format!(
+            "hopdns-lab-{net}-{}.{extension}",
+            std::process::id()
+        ));
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)?;
         // From here on, the guard removes the file whatever happens.
-        let hints = TemporaryHints(path);
+        let guard = TemporaryFile(path);
         file.write_all(text.as_bytes())?;
-        Ok(hints)
+        Ok(guard)
     }
 }
 
-impl Drop for TemporaryHints {
+impl Drop for TemporaryFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }

@@ -1,8 +1,10 @@
 //! What one lab server answers, as a `Message` (faults and transport come later, in `sockets`).
 //!
 //! In-zone answers come from hickory-server's `Catalog` (AA answers, CNAME, wildcards,
-//! NXDOMAIN/NODATA with SOA). Referrals are built here from the cut table, because the 0.26.3
-//! catalog answers them with AA=1 and no glue (LAB-NOTES gotcha 1).
+//! NXDOMAIN/NODATA with SOA; with DO, the RRSIGs and the NSEC/NSEC3 proofs of signed zones).
+//! Referrals are built here from the cut table, because the 0.26.3 catalog answers them with
+//! AA=1 and no glue (LAB-NOTES gotcha 1); with DO, a signed parent's referral also carries the
+//! DS RRset and its RRSIG, or the NSEC/NSEC3 records proving there is no DS (RFC 4035 §3.1.4).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +20,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, MessageResponse, ZoneHandler, ZoneType};
 
+use super::sign::ZoneRecords;
 use super::zones::{ns_targets, Cut, LoadedZone};
 use super::LabError;
 
@@ -38,15 +41,19 @@ pub(crate) struct Engine {
     addresses: HashMap<Name, Vec<Record>>,
     apex_ns: ApexNs,
     catalog: Catalog,
+    /// The zone handlers by origin, so a zone's records can be swapped at runtime
+    /// (the KSK rollover).
+    handlers: HashMap<Name, Arc<InMemoryZoneHandler<TokioRuntimeProvider>>>,
 }
 
 impl Engine {
-    pub(crate) fn new(zones: Vec<(&'static str, LoadedZone)>) -> Result<Self, LabError> {
+    pub(crate) fn new(zones: Vec<LoadedZone>) -> Result<Self, LabError> {
         let mut catalog = Catalog::new();
         let mut infos = Vec::new();
         let mut addresses: HashMap<Name, Vec<Record>> = HashMap::new();
         let mut apex_ns = ApexNs::new();
-        for (file, z) in zones {
+        let mut handlers = HashMap::new();
+        for z in zones {
             let ns_key = hickory_proto::rr::RrKey::new(z.origin.clone().into(), RecordType::NS);
             if let Some(rrset) = z.records.get(&ns_key) {
                 apex_ns.insert(
@@ -57,14 +64,17 @@ impl Engine {
             for (name, recs) in z.addresses {
                 addresses.entry(name).or_default().extend(recs);
             }
-            let handler = InMemoryZoneHandler::<TokioRuntimeProvider>::new(
+            // Records go in as they are (signed or not): `new` would drop the RRSIGs.
+            let mut handler = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
                 z.origin.clone(),
-                z.records,
                 ZoneType::Primary,
                 AxfrPolicy::Deny,
-            )
-            .map_err(|message| LabError::Zone { file, message })?;
-            let handler: Arc<dyn ZoneHandler> = Arc::new(handler);
+                z.nx,
+            );
+            *handler.records_get_mut() = z.records;
+            let handler = Arc::new(handler);
+            handlers.insert(z.origin.clone(), handler.clone());
+            let handler: Arc<dyn ZoneHandler> = handler;
             catalog.upsert(LowerName::from(&z.origin), vec![handler]);
             infos.push(ZoneInfo {
                 origin: z.origin,
@@ -76,7 +86,15 @@ impl Engine {
             addresses,
             apex_ns,
             catalog,
+            handlers,
         })
+    }
+
+    /// Replaces the records of the zone `origin` if this server serves it.
+    pub(crate) async fn replace_records(&self, origin: &Name, records: &ZoneRecords) {
+        if let Some(handler) = self.handlers.get(origin) {
+            *handler.records_mut().await = records.clone();
+        }
     }
 
     /// Answers one decoded query. `raw` is the same query as bytes (hickory's catalog
@@ -118,21 +136,16 @@ impl Engine {
                 reply.metadata = Metadata::response_from_request(&query.metadata);
                 reply.add_query(q.clone());
                 reply.add_authorities(cut.ns.iter().cloned());
+                if dnssec_ok(query) {
+                    let proof = self.ds_or_proof(&cut.name, src, tcp).await;
+                    reply.add_authorities(proof);
+                }
                 reply.add_additionals(self.glue(&cut.ns));
                 return with_edns(reply, query);
             }
         }
 
-        let protocol = if tcp { Protocol::Tcp } else { Protocol::Udp };
-        let Ok(request) = Request::from_bytes(raw.to_vec(), src, protocol) else {
-            return error_reply(query, ResponseCode::FormErr);
-        };
-        let capture = Capture::default();
-        self.catalog
-            .handle_request::<_, TokioTime>(&request, capture.clone())
-            .await;
-        let bytes = capture.0.lock().map(|mut b| b.take()).unwrap_or_default();
-        let Some(mut reply) = bytes.and_then(|b| Message::from_vec(&b).ok()) else {
+        let Some(mut reply) = self.ask_catalog(raw.to_vec(), src, tcp).await else {
             return error_reply(query, ResponseCode::ServFail);
         };
         // The catalog fills ADDITIONAL of NS answers oddly (with the NS set when a target
@@ -146,6 +159,52 @@ impl Engine {
             reply.additionals = glue;
         }
         with_edns(reply, query)
+    }
+
+    /// The catalog's reply to one query given as bytes (`None` if it gave none).
+    async fn ask_catalog(&self, raw: Vec<u8>, src: SocketAddr, tcp: bool) -> Option<Message> {
+        let protocol = if tcp { Protocol::Tcp } else { Protocol::Udp };
+        let request = Request::from_bytes(raw, src, protocol).ok()?;
+        let capture = Capture::default();
+        self.catalog
+            .handle_request::<_, TokioTime>(&request, capture.clone())
+            .await;
+        let bytes = capture.0.lock().map(|mut b| b.take()).unwrap_or_default();
+        bytes.and_then(|b| Message::from_vec(&b).ok())
+    }
+
+    /// What a DNSSEC-aware parent adds to a referral to `cut` (RFC 4035 §3.1.4): the DS RRset
+    /// with its RRSIGs, else the signed NSEC/NSEC3 records proving there is none (the zone's
+    /// own answer to `cut DS` with DO, without its SOA). Nothing for an unsigned parent.
+    async fn ds_or_proof(&self, cut: &Name, src: SocketAddr, tcp: bool) -> Vec<Record> {
+        let mut ds = Message::query();
+        ds.add_query(hickory_proto::op::Query::query(cut.clone(), RecordType::DS));
+        let mut edns = Edns::new();
+        edns.set_max_payload(MAX_UDP_PAYLOAD);
+        edns.set_dnssec_ok(true);
+        ds.set_edns(edns);
+        let Ok(raw) = ds.to_vec() else {
+            return Vec::new();
+        };
+        let Some(reply) = self.ask_catalog(raw, src, tcp).await else {
+            return Vec::new();
+        };
+        let signed = |r: &Record| {
+            matches!(
+                r.record_type(),
+                RecordType::DS | RecordType::NSEC | RecordType::NSEC3
+            ) || covers(r, RecordType::DS)
+                || covers(r, RecordType::NSEC)
+                || covers(r, RecordType::NSEC3)
+        };
+        if reply
+            .answers
+            .iter()
+            .any(|r| r.record_type() == RecordType::DS)
+        {
+            return reply.answers.into_iter().filter(signed).collect();
+        }
+        reply.authorities.into_iter().filter(signed).collect()
     }
 
     /// `Fault::UpwardReferral`: "ask the root", with the lab's root server as glue.
@@ -208,14 +267,28 @@ pub(crate) fn error_reply(query: &Message, rcode: ResponseCode) -> Message {
     with_edns(reply, query)
 }
 
-/// Sets the reply's OPT: present iff the query had one, advertising our 1232-byte limit.
+/// Sets the reply's OPT: present iff the query had one, advertising our 1232-byte limit, with
+/// the query's DO bit copied (RFC 3225 §3).
 pub(crate) fn with_edns(mut reply: Message, query: &Message) -> Message {
-    reply.edns = query.edns.as_ref().map(|_| {
+    reply.edns = query.edns.as_ref().map(|q| {
         let mut edns = Edns::new();
         edns.set_max_payload(MAX_UDP_PAYLOAD);
+        edns.set_dnssec_ok(q.flags().dnssec_ok);
         edns
     });
     reply
+}
+
+/// Did the query set DO (RFC 3225)?
+fn dnssec_ok(query: &Message) -> bool {
+    query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok)
+}
+
+/// Is `r` an RRSIG covering `rtype`?
+fn covers(r: &Record, rtype: RecordType) -> bool {
+    use hickory_proto::dnssec::rdata::DNSSECRData;
+    use hickory_proto::rr::RData;
+    matches!(&r.data, RData::DNSSEC(DNSSECRData::RRSIG(sig)) if sig.input().type_covered == rtype)
 }
 
 /// The size limit for a UDP reply: 512 without EDNS, else min(client payload, 1232).

@@ -34,6 +34,29 @@
 //! | 127.53.N.42 | ns1.nxns.com         | `nxns.com.`              | NXNS: `attack` delegated to 100 glueless names under victim.net |
 //! | 127.53.N.43 | ns.victim.net        | `victim.net.`            | NXDOMAIN for every name below the apex |
 //! | 127.53.N.66 | (poison)             | `poison.com.` (fake)     | `www.poison.com` A 198.51.100.66, reached only by trusting com's lie |
+//! | 127.53.N.70 | `ns1.<zone>` of each DNSSEC case | `secure.net.`, `secure.org.`, `expired.net.`, ... (all of [`DNSSEC_CASES`] but one) | signed or deliberately broken zones, `www` A 192.0.2.1xx |
+//! | 127.53.N.71 | ns1.unsigned.optout.com | `unsigned.optout.com.` | unsigned child of the NSEC3 opt-out zone |
+//!
+//! DNSSEC (`sign.rs`): the root (NSEC), com (NSEC3), net (NSEC), org (NSEC3) and the case zones
+//! on .70 are signed at start with ECDSA P-256 keys (algorithm 13), new at each start or kept
+//! in a state directory ([`Lab::start_with_keys`]); each signed child's DS (SHA-256) is in its
+//! parent. [`Lab::trust_anchor`] is the root's DS and DNSKEY in zone-file form. The zones of
+//! the table above (example.com and the rest) stay unsigned: their delegations are insecure
+//! (the parent's NSEC/NSEC3 proves there is no DS), and replies to queries without DO are
+//! what they were before signing. The cases, with what a validator must make of them
+//! ([`DNSSEC_CASES`], checked against Unbound by `benches/dnssec/run.sh`): `secure.net` (NSEC)
+//! and `secure.org` (NSEC3) answers, NXDOMAIN, NODATA and `*.wild` wildcards are secure;
+//! `expired.net` and `notyet.net` have signatures outside their window (EDE 7, 8);
+//! `dsnokey.net`'s DS matches no key (EDE 9); `nosig.net` signs only DNSKEY, NSEC and SOA (EDE
+//! 10); `rsamd5.net` and `unknownalg.net` use algorithms 1 and 100 (insecure); `badnsec.net`'s
+//! apex NSEC skips to `a.badnsec.net.`, so `nope.badnsec.net` has no cover (bogus, EDE 6);
+//! `optout.com` is NSEC3 with opt-out and an unsigned child (insecure); `iter500.org` is NSEC3
+//! with 500 iterations (answers secure, denials insecure); `insecure.net` is unsigned below the
+//! signed net; `rollover.net` walks a KSK rollover ([`Lab::set_rollover`], [`RolloverPhase`]);
+//! `keytrap.net` hides its real key and signatures behind 16 decoys with the same key tag
+//! (KeyTrap, CVE-2023-50387: a validation budget gives up, EDE 9 from Unbound 1.17.1).
+//! With DO, a signed parent's referral carries the DS and its RRSIG, or the NSEC/NSEC3 records
+//! proving there is none (RFC 4035 §3.1.4).
 //!
 //! example.com data: `www` A 192.0.2.1 + AAAA 2001:db8::1; `alias` CNAME www; `v4only` A
 //! 192.0.2.3 (AAAA: NODATA); `big` 8 TXT records, about 2 KB (TC over UDP, complete over TCP);
@@ -54,22 +77,28 @@
 //! and OPT with TC=1. Faults ([`Fault`]) are per server IP and can be changed at runtime.
 
 mod answers;
+mod sign;
 mod sockets;
 mod zones;
+
+pub use sign::{DnssecCase, RolloverPhase, Verdict, DNSSEC_CASES, ROLLOVER_ZONE};
 
 #[cfg(test)]
 mod tests;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hickory_proto::dnssec::rdata::DNSKEY;
 use hickory_proto::rr::{Name, RecordType};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::answers::Engine;
+use self::sign::{sign_lab, Rollover};
 use self::sockets::{lock, Server, Shared};
 use self::zones::{default_fault, load_zone, ROOT_HOSTS, SERVERS, WRONG_SOURCE_HOST, ZONE_FILES};
 
@@ -148,6 +177,11 @@ pub enum LabError {
     },
     #[error("lab: zone file src/lab/zones/{file}: {message}")]
     Zone { file: &'static str, message: String },
+    #[error(
+        "lab: DNSSEC key {}: {message} (remove the file to have the lab make a new key)",
+        path.display()
+    )]
+    Key { path: PathBuf, message: String },
 }
 
 /// A running lab. Dropping it stops the servers in the background; [`Lab::shutdown`] also
@@ -157,11 +191,24 @@ pub struct Lab {
     shared: Arc<Shared>,
     token: CancellationToken,
     tracker: TaskTracker,
+    servers: Vec<Arc<Server>>,
+    anchor: String,
+    rollover: Rollover,
 }
 
 impl Lab {
-    /// Loads the zones and binds every lab server on port 53, UDP and TCP.
+    /// Loads and signs the zones (fresh keys) and binds every lab server on port 53, UDP and
+    /// TCP.
     pub async fn start(cfg: LabConfig) -> Result<Lab, LabError> {
+        Lab::start_with_keys(cfg, None).await
+    }
+
+    /// [`Lab::start`], with the DNSSEC keys kept in `state_dir` (made on first use, read on
+    /// later starts), so the trust anchor stays the same across starts.
+    pub async fn start_with_keys(
+        cfg: LabConfig,
+        state_dir: Option<&Path>,
+    ) -> Result<Lab, LabError> {
         let net = cfg.net;
         let addr = |host: u8| SocketAddr::from((Ipv4Addr::new(127, 53, net, host), 53));
         let bind_err = |addr, proto, server| {
@@ -181,13 +228,21 @@ impl Lab {
             "WrongSource socket",
         ))?);
 
+        // Every zone is loaded and signed once; servers of the same zone share its records.
+        let mut loaded = ZONE_FILES
+            .iter()
+            .map(|zf| load_zone(zf, net))
+            .collect::<Result<Vec<_>, _>>()?;
+        let signed = sign_lab(&mut loaded, state_dir, std::time::SystemTime::now())?;
+
         // Bind everything first: on error all sockets are dropped before returning.
         let mut bound = Vec::new();
         for spec in SERVERS {
-            let mut zones = Vec::new();
-            for zf in ZONE_FILES.iter().filter(|z| spec.zones.contains(&z.file)) {
-                zones.push((zf.file, load_zone(zf, net)?));
-            }
+            let zones: Vec<_> = loaded
+                .iter()
+                .filter(|z| spec.zones.contains(&z.file))
+                .cloned()
+                .collect();
             let a = addr(spec.host);
             let udp = UdpSocket::bind(a)
                 .await
@@ -209,6 +264,7 @@ impl Lab {
 
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let servers = bound.iter().map(|(s, _, _)| s.clone()).collect();
         for (server, udp, tcp) in bound {
             let fut = sockets::udp_loop(server.clone(), udp, tracker.clone(), token.clone());
             sockets::spawn_cancellable(&tracker, &token, fut);
@@ -222,7 +278,43 @@ impl Lab {
             shared,
             token,
             tracker,
+            servers,
+            anchor: signed.anchor,
+            rollover: signed.rollover,
         })
+    }
+
+    /// The lab's trust anchor: DS and DNSKEY of the root's key in zone-file form, as
+    /// Unbound's `trust-anchor-file`, BIND and `--trust-anchor` read it.
+    pub fn trust_anchor(&self) -> &str {
+        &self.anchor
+    }
+
+    /// KSK1 and KSK2 of [`ROLLOVER_ZONE`] as DNSKEY RDATA (KSK1 without the REVOKE bit).
+    pub fn rollover_keys(&self) -> &[DNSKEY; 2] {
+        &self.rollover.keys
+    }
+
+    /// KSK1 of [`ROLLOVER_ZONE`] as a trust-anchor line, for RFC 5011 tests.
+    pub fn rollover_anchor(&self) -> String {
+        format!(
+            "{}\t300\tIN\tDNSKEY\t{}\n",
+            self.rollover.origin, self.rollover.keys[0]
+        )
+    }
+
+    /// Switches the DNSKEY set of [`ROLLOVER_ZONE`] (and the signatures) to `phase`. A test
+    /// walks the phases in order and advances its validator's clock between them.
+    pub async fn set_rollover(&self, phase: RolloverPhase) {
+        let Some(records) = self.rollover.phases.get(&phase) else {
+            return;
+        };
+        for server in &self.servers {
+            server
+                .engine
+                .replace_records(&self.rollover.origin, records)
+                .await;
+        }
     }
 
     /// The lab network number N.

@@ -592,7 +592,7 @@ async fn mutated_queries_never_panic() {
         .iter()
         .map(|f| {
             let zf = ZONE_FILES.iter().find(|z| z.file == *f).unwrap();
-            (zf.file, load_zone(zf, 212).unwrap())
+            load_zone(zf, 212).unwrap()
         })
         .collect();
     let server = Server {
@@ -631,5 +631,465 @@ async fn mutated_queries_never_panic() {
         if let Some(reply) = reply {
             assert!(reply.len() >= 12);
         }
+    }
+}
+
+// --- DNSSEC: the signed lab (sign.rs) ---
+
+mod dnssec {
+    use std::collections::HashSet;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use hickory_proto::dnssec::rdata::{DNSSECRData, DNSKEY, DS, RRSIG};
+    use hickory_proto::dnssec::{DigestType, Verifier};
+    use hickory_proto::rr::{DNSClass, Name, RData, RecordSet, RecordType, RrKey};
+    use hickory_proto::serialize::txt::Parser;
+
+    use super::super::sign::{key_tag, sign_lab, Flaw, SignedLab, KEYTRAP_DECOYS, SIGNED};
+    use super::super::zones::{load_zone, LoadedZone, ZONE_FILES};
+    use super::super::{Lab, LabConfig, RolloverPhase};
+    use super::{name, query, udp};
+
+    fn signed(dir: Option<&std::path::Path>, now: SystemTime) -> (Vec<LoadedZone>, SignedLab) {
+        let mut zones: Vec<LoadedZone> = ZONE_FILES
+            .iter()
+            .map(|z| load_zone(z, 0).unwrap())
+            .collect();
+        let lab = sign_lab(&mut zones, dir, now).unwrap();
+        (zones, lab)
+    }
+
+    fn zone<'a>(zones: &'a [LoadedZone], origin: &str) -> &'a LoadedZone {
+        zones.iter().find(|z| z.origin == name(origin)).unwrap()
+    }
+
+    fn rrset<'a>(z: &'a LoadedZone, owner: &str, rtype: RecordType) -> &'a RecordSet {
+        z.records
+            .get(&RrKey::new(name(owner).into(), rtype))
+            .unwrap_or_else(|| panic!("no {owner} {rtype} in {}", z.origin))
+    }
+
+    fn dnskeys(z: &LoadedZone) -> Vec<DNSKEY> {
+        rrset(z, &z.origin.to_string(), RecordType::DNSKEY)
+            .records_without_rrsigs()
+            .filter_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::DNSKEY(k)) => Some(k.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn rrsigs(set: &RecordSet) -> Vec<RRSIG> {
+        set.rrsigs()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::RRSIG(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ds_at(parent: &LoadedZone, cut: &str) -> Vec<DS> {
+        rrset(parent, cut, RecordType::DS)
+            .records_without_rrsigs()
+            .filter_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::DS(d)) => Some(d.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn parent_of(zones: &[LoadedZone], child: &Name) -> LoadedZone {
+        zones
+            .iter()
+            .find(|z| z.cuts.iter().any(|c| c.name == *child))
+            .unwrap_or_else(|| panic!("no parent for {child}"))
+            .clone()
+    }
+
+    /// Is `rtype` at `owner` data the zone answers for (not a delegation NS set or glue)?
+    fn authoritative(z: &LoadedZone, owner: &Name, rtype: RecordType) -> bool {
+        !z.cuts.iter().any(|c| {
+            c.name.zone_of(owner)
+                && !(c.name == *owner && matches!(rtype, RecordType::DS | RecordType::NSEC))
+        })
+    }
+
+    fn secs(t: SystemTime) -> u32 {
+        t.duration_since(UNIX_EPOCH).unwrap().as_secs() as u32
+    }
+
+    /// Each RRset of each signed zone that the zone is authoritative for carries RRSIGs that
+    /// hickory-proto's verifier accepts with one of the zone's DNSKEYs; delegation NS sets and
+    /// glue carry none (RFC 4035 §2.2).
+    #[test]
+    fn signed_zones_sign_every_authoritative_rrset_and_nothing_else() {
+        let (zones, _) = signed(None, SystemTime::now());
+        for s in SIGNED {
+            let z = zone(&zones, s.origin);
+            let keys = if let Flaw::Algorithm(_) = s.flaw {
+                continue;
+            } else {
+                dnskeys(z)
+            };
+            for (key, set) in &z.records {
+                let owner = Name::from(&key.name);
+                let sigs = rrsigs(set);
+                if !authoritative(z, &owner, key.record_type) {
+                    assert!(
+                        sigs.is_empty(),
+                        "{owner} {} signed in {}",
+                        key.record_type,
+                        s.origin
+                    );
+                    continue;
+                }
+                if s.flaw == Flaw::NoRrsigs
+                    && !matches!(
+                        key.record_type,
+                        RecordType::DNSKEY | RecordType::NSEC | RecordType::SOA
+                    )
+                {
+                    assert!(
+                        sigs.is_empty(),
+                        "{owner} {} signed in nosig",
+                        key.record_type
+                    );
+                    continue;
+                }
+                assert!(
+                    !sigs.is_empty(),
+                    "{owner} {} unsigned in {}",
+                    key.record_type,
+                    s.origin
+                );
+                let mut verified = 0;
+                for sig in &sigs {
+                    assert_eq!(sig.input().signer_name, z.origin);
+                    let ok = keys
+                        .iter()
+                        .filter(|k| key_tag(k).unwrap() == sig.input().key_tag)
+                        .any(|k| {
+                            k.verify_rrsig(&owner, DNSClass::IN, sig, set.records_without_rrsigs())
+                                .is_ok()
+                        });
+                    verified += usize::from(ok);
+                }
+                let label = format!("{owner} {} in {}", key.record_type, s.origin);
+                if s.flaw == Flaw::KeyTrap && key.record_type != RecordType::DNSKEY {
+                    // One real signature among the decoys, last.
+                    assert_eq!((verified, sigs.len()), (1, KEYTRAP_DECOYS + 1), "{label}");
+                } else {
+                    assert_eq!(verified, sigs.len(), "{label}: a signature does not verify");
+                }
+            }
+        }
+    }
+
+    /// The DS set at each signed child's cut is the SHA-256 digest of the child's key
+    /// (hickory-proto's `DS::covers`), except where the case says otherwise.
+    #[test]
+    fn ds_in_the_parent_matches_the_child_key() {
+        let (zones, _) = signed(None, SystemTime::now());
+        for s in SIGNED.iter().filter(|s| s.origin != ".") {
+            let child = zone(&zones, s.origin);
+            let parent = parent_of(&zones, &child.origin);
+            let ds = ds_at(&parent, s.origin);
+            let keys = dnskeys(child);
+            let covered = |d: &DS| keys.iter().any(|k| d.covers(&child.origin, k).unwrap());
+            assert!(ds.iter().all(|d| d.digest_type() == DigestType::SHA256));
+            match s.flaw {
+                Flaw::DsWithoutKey => assert!(!ds.iter().any(covered), "{}", s.origin),
+                Flaw::Algorithm(n) => {
+                    assert_eq!(ds.len(), 1);
+                    assert_eq!(u8::from(ds[0].algorithm()), n);
+                    assert!(covered(&ds[0]), "{}", s.origin);
+                    assert_eq!(ds[0].key_tag(), key_tag(&keys[0]).unwrap());
+                }
+                Flaw::Rollover => assert_eq!(ds.len(), 2, "DS for KSK1 and KSK2"),
+                _ => {
+                    assert_eq!(ds.len(), 1, "{}", s.origin);
+                    assert!(covered(&ds[0]), "{}", s.origin);
+                }
+            }
+        }
+        // The unsigned lab zones get no DS: their delegations are insecure.
+        let com = zone(&zones, "com.");
+        assert!(!com
+            .records
+            .contains_key(&RrKey::new(name("example.com.").into(), RecordType::DS)));
+    }
+
+    #[test]
+    fn flawed_zones_are_flawed_as_described() {
+        let now = SystemTime::now();
+        let (zones, _) = signed(None, now);
+        let a_sigs = |origin: &str| {
+            rrsigs(rrset(
+                zone(&zones, origin),
+                &format!("www.{origin}"),
+                RecordType::A,
+            ))
+        };
+        for sig in a_sigs("expired.net.") {
+            assert!(sig.input().sig_expiration.get() < secs(now));
+        }
+        for sig in a_sigs("notyet.net.") {
+            assert!(sig.input().sig_inception.get() > secs(now));
+        }
+        for sig in a_sigs("secure.net.") {
+            assert!(sig.input().sig_inception.get() <= secs(now));
+            // Valid beyond a 30-day RFC 5011 hold-down a test may advance its clock over.
+            assert!(
+                sig.input().sig_expiration.get() > secs(now + Duration::from_secs(60 * 86_400))
+            );
+        }
+        // badnsec: the apex NSEC skips everything after a.badnsec.net.
+        let apex = rrset(
+            zone(&zones, "badnsec.net."),
+            "badnsec.net.",
+            RecordType::NSEC,
+        );
+        match &apex.records_without_rrsigs().next().unwrap().data {
+            RData::DNSSEC(DNSSECRData::NSEC(nsec)) => {
+                assert_eq!(nsec.next_domain_name(), &name("a.badnsec.net."))
+            }
+            other => panic!("{other:?}"),
+        }
+        // NSEC3 parameters: 500 iterations; opt-out; plain.
+        let param =
+            |origin: &str| match &rrset(zone(&zones, origin), origin, RecordType::NSEC3PARAM)
+                .records_without_rrsigs()
+                .next()
+                .unwrap()
+                .data
+            {
+                RData::DNSSEC(DNSSECRData::NSEC3PARAM(p)) => {
+                    (p.iterations(), p.opt_out(), p.salt().len())
+                }
+                other => panic!("{other:?}"),
+            };
+        assert_eq!(param("iter500.org."), (500, false, 0));
+        assert_eq!(param("optout.com."), (0, true, 0));
+        assert_eq!(param("secure.org."), (0, false, 0));
+        assert_eq!(param("com."), (0, false, 0));
+        // The opt-out zone has no NSEC3 for its unsigned delegation's name.
+        let optout = zone(&zones, "optout.com.");
+        let nsec3_owners = optout
+            .records
+            .keys()
+            .filter(|k| k.record_type == RecordType::NSEC3)
+            .count();
+        assert_eq!(nsec3_owners, 3, "apex, ns1 and www; not `unsigned`");
+    }
+
+    #[test]
+    fn rollover_phases_switch_the_ksks() {
+        let (_, lab) = signed(None, SystemTime::now());
+        let r = &lab.rollover;
+        let [k1, k2] = &r.keys;
+        let t1 = key_tag(k1).unwrap();
+        let t2 = key_tag(k2).unwrap();
+        let revoked = DNSKEY::with_flags(k1.flags() | 0x80, k1.public_key().clone());
+        let tr = key_tag(&revoked).unwrap();
+        let expect: [(RolloverPhase, Vec<&DNSKEY>, Vec<u16>, u16); 4] = [
+            (RolloverPhase::Initial, vec![k1], vec![t1], t1),
+            (RolloverPhase::NewKey, vec![k1, k2], vec![t1], t1),
+            (
+                RolloverPhase::OldRevoked,
+                vec![&revoked, k2],
+                vec![tr, t2],
+                t2,
+            ),
+            (RolloverPhase::OldRemoved, vec![k2], vec![t2], t2),
+        ];
+        for (phase, keys, dnskey_signers, data_signer) in expect {
+            let records = &r.phases[&phase];
+            let set = &records[&RrKey::new(r.origin.clone().into(), RecordType::DNSKEY)];
+            let published: HashSet<DNSKEY> = set
+                .records_without_rrsigs()
+                .filter_map(|x| match &x.data {
+                    RData::DNSSEC(DNSSECRData::DNSKEY(k)) => Some(k.clone()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(published, keys.into_iter().cloned().collect(), "{phase:?}");
+            let mut tags: Vec<u16> = rrsigs(set).iter().map(|s| s.input().key_tag).collect();
+            tags.sort();
+            let mut want = dnskey_signers.clone();
+            want.sort();
+            assert_eq!(tags, want, "{phase:?} DNSKEY signers");
+            for sig in rrsigs(set) {
+                let key = published
+                    .iter()
+                    .find(|k| key_tag(k).unwrap() == sig.input().key_tag)
+                    .unwrap();
+                key.verify_rrsig(&r.origin, DNSClass::IN, &sig, set.records_without_rrsigs())
+                    .unwrap();
+            }
+            let www = &records[&RrKey::new(name("www.rollover.net.").into(), RecordType::A)];
+            let tags: Vec<u16> = rrsigs(www).iter().map(|s| s.input().key_tag).collect();
+            assert_eq!(tags, vec![data_signer], "{phase:?} data signer");
+        }
+        assert!(revoked.revoke());
+    }
+
+    /// The anchor's DS line parses as a zone-file record (hickory's parser refuses DNSKEY
+    /// records, so the DNSKEY line is compared as text) and covers the root zone's published
+    /// key, which the DNSKEY line shows.
+    #[test]
+    fn trust_anchor_is_the_root_key_in_zone_file_form() {
+        let (zones, lab) = signed(None, SystemTime::now());
+        let ds_lines: String = lab
+            .anchor
+            .lines()
+            .filter(|l| l.contains("\tDS\t"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let (_, records) = Parser::new(ds_lines, None, Some(Name::root()))
+            .parse()
+            .unwrap();
+        let ds = &records[&RrKey::new(Name::root().into(), RecordType::DS)];
+        let keys = dnskeys(zone(&zones, "."));
+        assert_eq!(keys.len(), 1);
+        match &ds.records_without_rrsigs().next().unwrap().data {
+            RData::DNSSEC(DNSSECRData::DS(d)) => {
+                assert!(d.covers(&Name::root(), &keys[0]).unwrap())
+            }
+            other => panic!("{other:?}"),
+        }
+        let key_line = format!(".\t300\tIN\tDNSKEY\t{}", keys[0]);
+        assert!(lab.anchor.lines().any(|l| l == key_line), "{}", lab.anchor);
+        assert!(key_line.contains("DNSKEY\t257 3 13 "));
+    }
+
+    /// With a state directory the keys (so the anchor) survive a restart; without, they do not.
+    #[test]
+    fn keys_are_kept_in_the_state_dir() {
+        let dir = std::env::temp_dir().join(format!("hopdns-lab-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let now = SystemTime::now();
+        let first = signed(Some(&dir), now).1.anchor;
+        let second = signed(Some(&dir), now).1.anchor;
+        let fresh = signed(None, now).1.anchor;
+        assert_eq!(first, second);
+        assert_ne!(first, fresh);
+        let key = dir.join("root-csk.pk8");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // A damaged key is an error naming the file, not a panic or a silent new key.
+        std::fs::write(&key, b"not a key").unwrap();
+        let mut zones: Vec<LoadedZone> = ZONE_FILES
+            .iter()
+            .map(|z| load_zone(z, 0).unwrap())
+            .collect();
+        let err = sign_lab(&mut zones, Some(&dir), now)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("root-csk.pk8"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn has_rrsig(records: &[hickory_proto::rr::Record], covered: RecordType) -> bool {
+        records.iter().any(|r| {
+            matches!(&r.data, RData::DNSSEC(DNSSECRData::RRSIG(s)) if s.input().type_covered == covered)
+        })
+    }
+
+    fn do_query(qname: &str, qtype: RecordType) -> hickory_proto::op::Message {
+        let mut q = query(qname, qtype, Some(1232));
+        if let Some(e) = q.edns.as_mut() {
+            e.set_dnssec_ok(true);
+        }
+        q
+    }
+
+    async fn udp_do(
+        lab: &Lab,
+        host: u8,
+        qname: &str,
+        qtype: RecordType,
+    ) -> hickory_proto::op::Message {
+        let q = do_query(qname, qtype);
+        let (bytes, _) = super::udp_raw(lab.addr(host), &q, super::WAIT)
+            .await
+            .expect("no reply");
+        hickory_proto::op::Message::from_vec(&bytes).unwrap()
+    }
+
+    /// On the wire: RRSIGs only with DO; DO echoed; a signed parent's referral carries the DS
+    /// and its RRSIG, or the NSEC/NSEC3 proof that there is none (RFC 4035 §3.1.4).
+    #[tokio::test]
+    async fn signed_lab_on_the_wire() {
+        let lab = Lab::start(LabConfig { net: 213 }).await.unwrap();
+        let plain = udp(lab.addr(70), "www.secure.net.", RecordType::A, Some(1232)).await;
+        assert_eq!(plain.answers.len(), 1, "{plain}");
+        let signed = udp_do(&lab, 70, "www.secure.net.", RecordType::A).await;
+        assert!(has_rrsig(&signed.answers, RecordType::A), "{signed}");
+        assert!(signed.edns.as_ref().unwrap().flags().dnssec_ok);
+
+        let to_net = udp_do(&lab, 1, "www.secure.net.", RecordType::A).await;
+        assert!(
+            to_net
+                .authorities
+                .iter()
+                .any(|r| r.record_type() == RecordType::DS),
+            "{to_net}"
+        );
+        assert!(has_rrsig(&to_net.authorities, RecordType::DS), "{to_net}");
+        let insecure = udp_do(&lab, 10, "www.example.com.", RecordType::A).await;
+        assert!(
+            has_rrsig(&insecure.authorities, RecordType::NSEC3),
+            "{insecure}"
+        );
+        assert!(!insecure
+            .authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::DS));
+        let insecure = udp_do(&lab, 12, "www.insecure.net.", RecordType::A).await;
+        assert!(
+            has_rrsig(&insecure.authorities, RecordType::NSEC),
+            "{insecure}"
+        );
+        // Without DO the referral is as before: NS and glue only.
+        let plain = udp(lab.addr(1), "www.secure.net.", RecordType::A, Some(1232)).await;
+        assert!(
+            plain
+                .authorities
+                .iter()
+                .all(|r| r.record_type() == RecordType::NS),
+            "{plain}"
+        );
+
+        // The rollover switch reaches the server.
+        let keys = |m: &hickory_proto::op::Message| {
+            m.answers
+                .iter()
+                .filter(|r| r.record_type() == RecordType::DNSKEY)
+                .count()
+        };
+        assert_eq!(
+            keys(&udp_do(&lab, 70, "rollover.net.", RecordType::DNSKEY).await),
+            1
+        );
+        lab.set_rollover(RolloverPhase::NewKey).await;
+        assert_eq!(
+            keys(&udp_do(&lab, 70, "rollover.net.", RecordType::DNSKEY).await),
+            2
+        );
+        lab.set_rollover(RolloverPhase::OldRemoved).await;
+        let reply = udp_do(&lab, 70, "rollover.net.", RecordType::DNSKEY).await;
+        assert_eq!(
+            reply.answers.iter().find_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::DNSKEY(k)) => Some(k.clone()),
+                _ => None,
+            }),
+            Some(lab.rollover_keys()[1].clone())
+        );
+        lab.shutdown().await;
     }
 }

@@ -2,10 +2,13 @@
 //! and the zone loader (relocation to network N, parsing, cut and glue tables).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use hickory_proto::rr::{Name, Record, RecordSet, RecordType, RrKey};
+use hickory_proto::rr::{Name, Record, RecordType, RrKey};
 use hickory_proto::serialize::txt::Parser;
+use hickory_server::dnssec::NxProofKind;
 
+use super::sign::ZoneRecords;
 use super::{Fault, LabError};
 
 /// One embedded zone file.
@@ -46,6 +49,22 @@ pub(crate) const ZONE_FILES: &[ZoneFile] = &[
     zone!("loops.net.zone", "loops.net."),
     zone!("nxns.com.zone", "nxns.com."),
     zone!("victim.net.zone", "victim.net."),
+    // DNSSEC cases (see sign.rs)
+    zone!("secure.net.zone", "secure.net."),
+    zone!("secure.org.zone", "secure.org."),
+    zone!("expired.net.zone", "expired.net."),
+    zone!("notyet.net.zone", "notyet.net."),
+    zone!("dsnokey.net.zone", "dsnokey.net."),
+    zone!("nosig.net.zone", "nosig.net."),
+    zone!("rsamd5.net.zone", "rsamd5.net."),
+    zone!("unknownalg.net.zone", "unknownalg.net."),
+    zone!("badnsec.net.zone", "badnsec.net."),
+    zone!("optout.com.zone", "optout.com."),
+    zone!("unsigned.optout.com.zone", "unsigned.optout.com."),
+    zone!("iter500.org.zone", "iter500.org."),
+    zone!("insecure.net.zone", "insecure.net."),
+    zone!("rollover.net.zone", "rollover.net."),
+    zone!("keytrap.net.zone", "keytrap.net."),
 ];
 
 /// One authoritative lab server: host byte `x` of 127.53.N.x and the zone files it serves.
@@ -90,6 +109,27 @@ pub(crate) const SERVERS: &[ServerSpec] = &[
     server!(42, "ns1.nxns.com.", ["nxns.com.zone"]),
     server!(43, "ns.victim.net.", ["victim.net.zone"]),
     server!(66, "poison (fake ns.dnshost.net)", ["poison.com-fake.zone"]),
+    server!(
+        70,
+        "ns1.secure.net. (and every DNSSEC case)",
+        [
+            "secure.net.zone",
+            "secure.org.zone",
+            "expired.net.zone",
+            "notyet.net.zone",
+            "dsnokey.net.zone",
+            "nosig.net.zone",
+            "rsamd5.net.zone",
+            "unknownalg.net.zone",
+            "badnsec.net.zone",
+            "optout.com.zone",
+            "iter500.org.zone",
+            "insecure.net.zone",
+            "rollover.net.zone",
+            "keytrap.net.zone"
+        ]
+    ),
+    server!(71, "ns1.unsigned.optout.com.", ["unsigned.optout.com.zone"]),
 ];
 
 /// Host byte of the extra socket that `Fault::WrongSource` replies are sent from.
@@ -115,17 +155,22 @@ pub(crate) fn relocate(text: &str, net: u8) -> String {
 }
 
 /// A delegation below a zone's apex: the NS rrset at the cut.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Cut {
     pub name: Name,
     pub ns: Vec<Record>,
 }
 
 /// A parsed zone plus what the referral builder needs.
+#[derive(Clone)]
 pub(crate) struct LoadedZone {
+    /// The zone file it came from.
+    pub file: &'static str,
     pub origin: Name,
-    /// In-zone records, for hickory's `InMemoryZoneHandler`.
-    pub records: BTreeMap<RrKey, RecordSet>,
+    /// In-zone records, for hickory's `InMemoryZoneHandler` (with RRSIGs once signed).
+    pub records: ZoneRecords,
+    /// How the signed zone proves non-existence (`None`: unsigned).
+    pub nx: Option<NxProofKind>,
     /// Delegations below the apex.
     pub cuts: Vec<Cut>,
     /// A/AAAA records by owner name, in-zone (glue included) and out-of-zone (deliberate
@@ -168,14 +213,16 @@ pub(crate) fn load_zone(zf: &ZoneFile, net: u8) -> Result<LoadedZone, LabError> 
                 ns: rrset.records_without_rrsigs().cloned().collect(),
             });
         }
-        records.insert(key, rrset);
+        records.insert(key, Arc::new(rrset));
     }
     if !records.contains_key(&RrKey::new(origin.clone().into(), RecordType::SOA)) {
         return Err(zone_err(format!("no SOA at the apex {origin}")));
     }
     Ok(LoadedZone {
+        file: zf.file,
         origin,
         records,
+        nx: None,
         cuts,
         addresses,
     })
