@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../src"
 declare -A may=(
   [dns]=""
   [dnssec]=""
-  [cache]="dns"
+  [cache]="dns dnssec"
   [trace]="dns"
   [metrics]="dns cache"
   [transport]="dns cache"

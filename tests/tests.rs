@@ -17,3 +17,4 @@ mod ops;
 mod redirect;
 mod resolve;
 mod trace;
+mod validate;

@@ -121,6 +121,8 @@ pub struct Cache {
     pub messages: MessageCache,
     pub delegations: DelegationCache,
     pub infra: InfraCache,
+    /// Validated DNSSEC key sets and insecure/bogus zones (the validator's key cache).
+    pub keys: crate::dnssec::keycache::KeyCache,
     pub config: CacheConfig,
     prefetches: AtomicU64,
 }
@@ -142,6 +144,7 @@ impl Cache {
             messages: MessageCache::new(config.message_bytes()),
             delegations: DelegationCache::new(config.delegation_bytes(), config.max_ttl),
             infra: InfraCache::default(),
+            keys: crate::dnssec::keycache::KeyCache::default(),
             config,
             prefetches: AtomicU64::new(0),
         }

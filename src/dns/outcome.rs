@@ -39,6 +39,10 @@ pub enum Failure {
     PoolDown(String),
     #[error("{0} resolutions already pending (max-pending): refused at once")]
     Overloaded(usize),
+    /// The outcome was found bogus (RFC 4035 §5.5): SERVFAIL with this Extended DNS Error
+    /// (RFC 8914 INFO-CODE) and its reason as EXTRA-TEXT.
+    #[error("DNSSEC validation failed: {why} (EDE {ede})")]
+    Dnssec { ede: u16, why: String },
 }
 
 /// The end of one resolution.

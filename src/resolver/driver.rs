@@ -277,7 +277,11 @@ impl Resolver {
             let sink: Option<&mut dyn TraceSink> = if traced { Some(&mut sink) } else { None };
             let mut outcome = this.run(&question, sink, refresh).await;
             match &outcome {
-                Outcome::ServFail(why) if !matches!(why, Failure::UnsupportedClass(_)) => {
+                // Bogus data is never served, stale or not (RFC 8767 §4 serves data that
+                // could not be refreshed, not data that failed validation).
+                Outcome::ServFail(why)
+                    if !matches!(why, Failure::UnsupportedClass(_) | Failure::Dnssec { .. }) =>
+                {
                     if let Some(stale) = this.stale(&question) {
                         tracing::debug!(%question, %why, "serving stale (RFC 8767)");
                         outcome = stale;

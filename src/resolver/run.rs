@@ -99,7 +99,9 @@ impl<'a> Run<'a> {
                 m.handle(Event::Deadline, self.cache, (self.unix_clock)());
                 continue;
             };
-            let event = self.ask(server, &ask.query, ask.tcp, ask.edns).await;
+            let event = self
+                .ask(server, &ask.query, ask.tcp, ask.edns, ask.dnssec_ok)
+                .await;
             m.handle(event, self.cache, (self.unix_clock)());
             if Instant::now() >= self.deadline {
                 m.handle(Event::Deadline, self.cache, (self.unix_clock)());
@@ -135,6 +137,7 @@ impl<'a> Run<'a> {
         query: &Query,
         tcp: bool,
         want_edns: bool,
+        dnssec_ok: bool,
     ) -> Event {
         let infra = &self.cache.infra;
         let deadline = self.deadline;
@@ -150,6 +153,7 @@ impl<'a> Run<'a> {
             query: query.clone(),
             tcp,
             edns,
+            dnssec_ok: edns && dnssec_ok,
             timeout,
             case_0x20: infra.case_ok(server.ip(), now),
         };

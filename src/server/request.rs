@@ -33,6 +33,7 @@ use std::net::{IpAddr, SocketAddr};
 use hickory_proto::op::{
     Edns, Header, Message, MessageType, Metadata, OpCode, Query, ResponseCode,
 };
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tracing::{debug, trace};
@@ -275,6 +276,7 @@ pub fn respond(request: &Request, outcome: &Outcome, policy: &Policy) -> Option<
         rcode,
         answers: outcome.answers(),
         authority: outcome.soa(),
+        ede: ede_of(outcome),
     };
     reply.encode(request.proto, policy)
 }
@@ -354,6 +356,19 @@ struct Reply<'a> {
     rcode: ResponseCode,
     answers: &'a [Record],
     authority: Option<&'a Record>,
+    /// An Extended DNS Error for the client's OPT (RFC 8914): INFO-CODE and EXTRA-TEXT.
+    ede: Option<(u16, String)>,
+}
+
+/// The EDNS option code of Extended DNS Errors (RFC 8914 §2).
+pub const EDE_OPTION: u16 = 15;
+
+/// The Extended DNS Error an outcome carries: a bogus answer's reason (RFC 8914 §4).
+pub fn ede_of(outcome: &Outcome) -> Option<(u16, String)> {
+    match outcome {
+        Outcome::ServFail(Failure::Dnssec { ede, why }) => Some((*ede, why.clone())),
+        _ => None,
+    }
 }
 
 impl<'a> Reply<'a> {
@@ -370,6 +385,7 @@ impl<'a> Reply<'a> {
             rcode,
             answers: &[],
             authority: None,
+            ede: None,
         }
     }
 
@@ -391,6 +407,14 @@ impl<'a> Reply<'a> {
             opt.set_max_payload(policy.max_udp_payload)
                 .set_version(EDNS_VERSION)
                 .set_dnssec_ok(false);
+            if let Some((code, text)) = &self.ede {
+                // hickory-proto 0.26 has no EDE variant: its generic option carries it
+                // (INFO-CODE, then EXTRA-TEXT as UTF-8, RFC 8914 §2).
+                let mut data = code.to_be_bytes().to_vec();
+                data.extend_from_slice(text.as_bytes());
+                opt.options_mut()
+                    .insert(EdnsOption::Unknown(EDE_OPTION, data));
+            }
             message.set_edns(opt);
         }
         message

@@ -1,0 +1,165 @@
+//! DNSSEC validation in the resolution (issue 14.2-14.4): every signed-lab case through the
+//! machine, its state and Extended DNS Error checked against the verdict the lab records
+//! (the one Unbound 1.17 gives, `benches/dnssec/run.sh`). Lab networks 200-209.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_proto::dnssec::Proof;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RecordType};
+use hopdns::cache::{Cache, CacheConfig};
+use hopdns::dns::{Failure, Outcome, Question};
+use hopdns::lab::{Lab, LabConfig, Verdict, DNSSEC_CASES};
+use hopdns::resolver::machine::Resolution;
+use hopdns::resolver::run::{Pick, Run};
+use hopdns::resolver::ResolverConfig;
+use hopdns::transport::NetTransport;
+
+/// Resolves `qname`/`qtype` through the lab with validation, in `cache`: the outcome, its
+/// verdict and the signature verifications spent.
+async fn validate(
+    config: &ResolverConfig,
+    cache: &Cache,
+    qname: &str,
+    qtype: RecordType,
+) -> (Outcome, Option<hopdns::dnssec::Verdict>, u32) {
+    let q = Question::new(Name::from_ascii(qname).unwrap(), qtype);
+    let mut m = Resolution::new(
+        q,
+        config.root_hints.clone(),
+        Arc::new(config.settings.clone()),
+        false,
+    );
+    let transport = NetTransport::default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let outcome = Run::new(cache, &transport, Pick::First, deadline)
+        .drive(&mut m, None, || None)
+        .await;
+    (outcome, m.verdict().cloned(), m.validation_cost().0)
+}
+
+/// The rcode as the lab's cases spell it.
+fn rcode(outcome: &Outcome) -> &'static str {
+    match outcome.rcode() {
+        ResponseCode::NoError => "NOERROR",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        ResponseCode::ServFail => "SERVFAIL",
+        _ => "other",
+    }
+}
+
+fn ede(outcome: &Outcome) -> Option<u16> {
+    match outcome {
+        Outcome::ServFail(Failure::Dnssec { ede, .. }) => Some(*ede),
+        _ => None,
+    }
+}
+
+/// Every lab case, each with a cold cache: secure, insecure (unsigned delegation,
+/// unsupported algorithm, opt-out, too many NSEC3 iterations) and bogus with the EDE the
+/// lab expects.
+#[tokio::test]
+async fn every_signed_lab_case_gets_its_state_and_ede() {
+    let lab = Lab::start(LabConfig { net: 200 }).await.unwrap();
+    let config = hopdns::cli::lab::lab_config(&lab).unwrap();
+    let mut wrong = Vec::new();
+    for case in DNSSEC_CASES {
+        let cache = Cache::new(CacheConfig::default());
+        let (outcome, verdict, cost) = validate(&config, &cache, case.name, case.qtype).await;
+        let proof = verdict.as_ref().map(|v| v.proof);
+        let ok = match case.verdict {
+            Verdict::Secure => proof == Some(Proof::Secure) && rcode(&outcome) == case.rcode,
+            Verdict::Insecure => proof == Some(Proof::Insecure) && rcode(&outcome) == case.rcode,
+            Verdict::Bogus(code) => {
+                proof == Some(Proof::Bogus)
+                    && outcome.rcode() == ResponseCode::ServFail
+                    && ede(&outcome) == Some(code)
+            }
+        };
+        // KeyTrap: whatever the verdict, the work is bounded by the request's budget.
+        assert!(
+            cost <= hopdns::dnssec::verify::MAX_VERIFY_PER_REQUEST,
+            "{}: {cost}",
+            case.name
+        );
+        if !ok {
+            wrong.push(format!(
+                "{} {:?} ({}): expected {:?}, got {:?} {:?}",
+                case.name,
+                case.qtype,
+                case.what,
+                case.verdict,
+                verdict,
+                outcome.rcode()
+            ));
+        }
+    }
+    lab.shutdown().await;
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
+
+/// The EDE option (RFC 8914 §2) of a reply: INFO-CODE and EXTRA-TEXT.
+fn ede_option(m: &hickory_proto::op::Message) -> Option<(u16, String)> {
+    let opt = m.edns.as_ref()?;
+    opt.options().as_ref().iter().find_map(|(code, option)| {
+        if u16::from(*code) != 15 {
+            return None;
+        }
+        let hickory_proto::rr::rdata::opt::EdnsOption::Unknown(_, bytes) = option else {
+            return None;
+        };
+        let info = u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]);
+        Some((info, String::from_utf8_lossy(&bytes[2..]).into_owned()))
+    })
+}
+
+/// A bogus answer reaches the client as SERVFAIL with the reason's Extended DNS Error in
+/// its OPT (RFC 8914); secure and insecure answers come through as they are.
+#[tokio::test]
+async fn bogus_is_servfail_with_its_extended_dns_error() {
+    let env = crate::util::Env::start_validating(201).await;
+    for (qname, code) in [
+        ("www.expired.net.", 7),
+        ("www.notyet.net.", 8),
+        ("www.dsnokey.net.", 9),
+        ("www.nosig.net.", 10),
+        ("nope.badnsec.net.", 6),
+    ] {
+        let m = env.udp(qname, RecordType::A).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{qname}");
+        let (info, text) = ede_option(&m).unwrap_or_else(|| panic!("{qname}: no EDE in {m:?}"));
+        assert_eq!(info, code, "{qname}: {text}");
+        assert!(!text.is_empty(), "{qname}");
+    }
+    for qname in ["www.secure.net.", "www.insecure.net.", "www.example.com."] {
+        let m = env.udp(qname, RecordType::A).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{qname}");
+        assert_eq!(ede_option(&m), None, "{qname}");
+    }
+    env.stop().await;
+}
+
+/// KeyTrap (CVE-2023-50387) through a whole resolution: the lab's keytrap.net carries 16
+/// decoy keys with the real key's tag and 16 decoy signatures per RRset. The resolution
+/// gives up (DNSKEY Missing, as Unbound 1.17) having verified at most the request's budget
+/// of signatures, counted, not timed; a cached key set makes the next one cheap.
+#[tokio::test]
+async fn keytrap_costs_a_bounded_number_of_verifications() {
+    let lab = Lab::start(LabConfig { net: 202 }).await.unwrap();
+    let config = hopdns::cli::lab::lab_config(&lab).unwrap();
+    let cache = Cache::new(CacheConfig::default());
+    let (outcome, verdict, cost) =
+        validate(&config, &cache, "www.keytrap.net.", RecordType::A).await;
+    assert_eq!(ede(&outcome), Some(9), "{verdict:?}");
+    assert!(
+        cost <= hopdns::dnssec::verify::MAX_VERIFY_PER_REQUEST,
+        "{cost}"
+    );
+    // With the root's and net.'s keys cached, a secure name under net. costs three: its
+    // DS (net.'s key), its DNSKEY set (the DS-linked key), the answer.
+    let (_, verdict, cost) = validate(&config, &cache, "www.secure.net.", RecordType::A).await;
+    assert_eq!(verdict.unwrap().proof, Proof::Secure);
+    assert_eq!(cost, 3);
+    lab.shutdown().await;
+}
