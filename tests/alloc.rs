@@ -62,7 +62,7 @@ fn a_cache_hit_on_the_fast_path_allocates_nothing() {
     resolver
         .cache()
         .messages
-        .insert(&q, ResponseCode::NoError, &rs, None, 300, unix_now());
+        .insert(&q, ResponseCode::NoError, &rs, None, 300, unix_now(), false);
     let mut m = Message::query();
     m.metadata.recursion_desired = true;
     m.add_query(Query::query(

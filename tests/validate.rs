@@ -163,3 +163,52 @@ async fn keytrap_costs_a_bounded_number_of_verifications() {
     assert_eq!(cost, 3);
     lab.shutdown().await;
 }
+
+/// AD only on secure data and only for clients that set AD or DO (RFC 6840 §5.7-5.8), on
+/// the first (resolved) reply and on the cached one (the fast path) alike; never on
+/// insecure data.
+#[tokio::test]
+async fn ad_is_set_on_secure_data_for_clients_that_ask() {
+    use hickory_proto::op::Edns;
+    let env = crate::util::Env::start_validating(203).await;
+    let ask = |qname: &'static str, ad: bool, dnssec_ok: bool| {
+        let addr = env.addr;
+        async move {
+            let mut q = crate::util::query(qname, RecordType::A, Some(1232));
+            q.metadata.authentic_data = ad;
+            if dnssec_ok {
+                let mut e = Edns::new();
+                e.set_max_payload(1232).set_dnssec_ok(true);
+                q.set_edns(e);
+            }
+            let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            sock.send_to(&q.to_vec().unwrap(), addr).await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let (n, _) = tokio::time::timeout(Duration::from_secs(6), sock.recv_from(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            hickory_proto::op::Message::from_vec(&buf[..n]).unwrap()
+        }
+    };
+    for round in ["resolved", "cached"] {
+        for (ad, dnssec_ok, want) in [
+            (true, false, true),
+            (false, true, true),
+            (false, false, false),
+        ] {
+            let m = ask("www.secure.net.", ad, dnssec_ok).await;
+            assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+            assert_eq!(
+                m.metadata.authentic_data, want,
+                "{round}: AD {ad} DO {dnssec_ok}"
+            );
+        }
+        let m = ask("www.insecure.net.", true, true).await;
+        assert!(
+            !m.metadata.authentic_data,
+            "{round}: insecure data never has AD"
+        );
+    }
+    env.stop().await;
+}

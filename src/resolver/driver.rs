@@ -275,7 +275,7 @@ impl Resolver {
             let traced = tracing::enabled!(target: "hopdns::trace", tracing::Level::DEBUG);
             let mut sink = LogSink;
             let sink: Option<&mut dyn TraceSink> = if traced { Some(&mut sink) } else { None };
-            let mut outcome = this.run(&question, sink, refresh).await;
+            let (mut outcome, secure) = this.run(&question, sink, refresh).await;
             match &outcome {
                 // Bogus data is never served, stale or not (RFC 8767 §4 serves data that
                 // could not be refreshed, not data that failed validation).
@@ -290,7 +290,7 @@ impl Resolver {
                 Outcome::ServFail(_) => {}
                 _ => {
                     this.clamp_ttls(&mut outcome);
-                    this.remember_reply(&question, &outcome);
+                    this.remember_reply(&question, &outcome, secure);
                 }
             }
             this.inflight.finish(leader, &outcome);
@@ -334,8 +334,9 @@ impl Resolver {
     }
 
     /// Keeps the reply to `question` ready for the fast path, for as long as its shortest
-    /// TTL (negative answers: the SOA's negative TTL; without an SOA, not at all).
-    fn remember_reply(&self, question: &Question, outcome: &Outcome) {
+    /// TTL (negative answers: the SOA's negative TTL; without an SOA, not at all), with AD
+    /// when it was validated `secure`.
+    fn remember_reply(&self, question: &Question, outcome: &Outcome, secure: bool) {
         let answers_ttl = outcome.answers().iter().map(|r| r.ttl).min();
         let ttl = match outcome {
             Outcome::Answer { .. } | Outcome::YxDomain { .. } => answers_ttl,
@@ -355,6 +356,7 @@ impl Resolver {
                 outcome.soa(),
                 ttl,
                 unix_now(),
+                secure,
             );
         }
     }
@@ -402,19 +404,20 @@ impl Resolver {
         question: &Question,
         sink: Option<&mut dyn TraceSink>,
     ) -> Outcome {
-        self.run(question, sink, false).await
+        self.run(question, sink, false).await.0
     }
 
-    /// One resolution; `refresh` asks upstream even if the cache holds the answer.
+    /// One resolution; `refresh` asks upstream even if the cache holds the answer. Also says
+    /// whether the outcome was validated secure.
     async fn run(
         &self,
         question: &Question,
         mut sink: Option<&mut dyn TraceSink>,
         refresh: bool,
-    ) -> Outcome {
+    ) -> (Outcome, bool) {
         if question.qclass != DNSClass::IN {
             let outcome = Outcome::ServFail(Failure::UnsupportedClass(question.qclass));
-            return super::run::ended(&mut sink, outcome);
+            return (super::run::ended(&mut sink, outcome), false);
         }
         let deadline = Instant::now() + self.settings.limits.deadline;
         let mut m = Resolution::new(
@@ -445,7 +448,10 @@ impl Resolver {
         if m.queries_sent() == 0 && !refresh {
             crate::metrics::metrics().cache_hit();
         }
-        outcome
+        let secure = m
+            .verdict()
+            .is_some_and(|v| v.proof == crate::dnssec::Proof::Secure);
+        (outcome, secure)
     }
 }
 
@@ -453,6 +459,12 @@ impl Resolver {
 impl Answerer for Resolver {
     async fn answer(&self, question: &Question, _client: std::net::SocketAddr) -> Outcome {
         self.resolve(question).await
+    }
+
+    /// The reply kept for `question` was validated secure (one message-cache lookup, on
+    /// the slow path only).
+    fn secure(&self, question: &Question) -> bool {
+        self.cache.messages.secure(question, unix_now())
     }
 
     /// The server's cache-hit path found a reply near the end of its TTL.

@@ -159,7 +159,8 @@ pub async fn handle(
         Triage::Reply(reply) => Some(reply),
         Triage::Ask(request) => {
             let outcome = answerer.answer(request.question(), client).await;
-            respond(&request, &outcome, policy)
+            let secure = answerer.secure(request.question());
+            respond_validated(&request, &outcome, secure, policy)
         }
     }
 }
@@ -258,6 +259,17 @@ pub fn triage(bytes: &[u8], client: SocketAddr, proto: Proto, policy: &Policy) -
 
 /// Builds the reply to an allowed query from the answerer's outcome.
 pub fn respond(request: &Request, outcome: &Outcome, policy: &Policy) -> Option<Vec<u8>> {
+    respond_validated(request, outcome, false, policy)
+}
+
+/// [`respond`] for an outcome the answerer says was validated `secure`: AD is set when the
+/// client asked with AD or DO (RFC 6840 §5.7-5.8), never otherwise.
+pub fn respond_validated(
+    request: &Request,
+    outcome: &Outcome,
+    secure: bool,
+    policy: &Policy,
+) -> Option<Vec<u8>> {
     if matches!(outcome, Outcome::Drop) {
         debug!(id = request.id(), question = %request.question, "dropped by a rule; no reply");
         return None;
@@ -277,6 +289,10 @@ pub fn respond(request: &Request, outcome: &Outcome, policy: &Policy) -> Option<
         answers: outcome.answers(),
         authority: outcome.soa(),
         ede: ede_of(outcome),
+        ad: secure
+            && !matches!(outcome, Outcome::ServFail(_))
+            && (request.header.authentic_data
+                || request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok)),
     };
     reply.encode(request.proto, policy)
 }
@@ -358,6 +374,8 @@ struct Reply<'a> {
     authority: Option<&'a Record>,
     /// An Extended DNS Error for the client's OPT (RFC 8914): INFO-CODE and EXTRA-TEXT.
     ede: Option<(u16, String)>,
+    /// Set AD (RFC 4035 §3.2.3): the data was validated secure and the client asked.
+    ad: bool,
 }
 
 /// The EDNS option code of Extended DNS Errors (RFC 8914 §2).
@@ -386,6 +404,7 @@ impl<'a> Reply<'a> {
             answers: &[],
             authority: None,
             ede: None,
+            ad: false,
         }
     }
 
@@ -395,6 +414,7 @@ impl<'a> Reply<'a> {
         message.metadata = Metadata::response_from_request(self.header);
         message.metadata.recursion_available = true;
         message.metadata.response_code = self.rcode;
+        message.metadata.authentic_data = self.ad;
         if let Some(query) = self.query {
             message.add_query(query.clone());
         }

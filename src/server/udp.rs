@@ -320,7 +320,10 @@ fn handle_one(
                     _ = token.cancelled() => return,
                     outcome = shared.answerer.answer(req.question(), client) => outcome,
                 };
-                if let Some(mut reply) = request::respond(&req, &outcome, &shared.policy) {
+                let secure = shared.answerer.secure(req.question());
+                if let Some(mut reply) =
+                    request::respond_validated(&req, &outcome, secure, &shared.policy)
+                {
                     if !shared.outgoing_vec(&mut reply, client, Proto::Udp) {
                         return;
                     }
