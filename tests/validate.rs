@@ -212,3 +212,35 @@ async fn ad_is_set_on_secure_data_for_clients_that_ask() {
     }
     env.stop().await;
 }
+
+/// CD (RFC 6840 §5.9): bogus data comes back without AD instead of SERVFAIL, and is not
+/// cached for clients that did not set CD, which still get SERVFAIL with the EDE.
+#[tokio::test]
+async fn cd_returns_bogus_data_unchecked_and_apart() {
+    let env = crate::util::Env::start_validating(204).await;
+    let ask = |qname: &'static str, cd: bool| {
+        let addr = env.addr;
+        async move {
+            let mut q = crate::util::query(qname, RecordType::A, Some(1232));
+            q.metadata.checking_disabled = cd;
+            let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            sock.send_to(&q.to_vec().unwrap(), addr).await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let (n, _) = tokio::time::timeout(Duration::from_secs(6), sock.recv_from(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            hickory_proto::op::Message::from_vec(&buf[..n]).unwrap()
+        }
+    };
+    let m = ask("www.expired.net.", true).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(!m.metadata.authentic_data && m.metadata.checking_disabled);
+    assert_eq!(crate::util::answers(&m).len(), 1, "{m:?}");
+    let m = ask("nope.badnsec.net.", true).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    let m = ask("www.expired.net.", false).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert_eq!(ede_option(&m).map(|e| e.0), Some(7));
+    env.stop().await;
+}

@@ -32,4 +32,12 @@ pub trait Answerer: Send + Sync + 'static {
     fn secure(&self, _question: &Question) -> bool {
         false
     }
+
+    /// The answer to a client that set CD (RFC 6840 §5.9): data is returned without
+    /// enforcing validation (bogus data comes back as it is, without AD), and whether it
+    /// was validated secure. The default answers as for any client.
+    async fn answer_unchecked(&self, question: &Question, client: SocketAddr) -> (Outcome, bool) {
+        let outcome = self.answer(question, client).await;
+        (outcome, self.secure(question))
+    }
 }

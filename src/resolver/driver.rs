@@ -275,7 +275,7 @@ impl Resolver {
             let traced = tracing::enabled!(target: "hopdns::trace", tracing::Level::DEBUG);
             let mut sink = LogSink;
             let sink: Option<&mut dyn TraceSink> = if traced { Some(&mut sink) } else { None };
-            let (mut outcome, secure) = this.run(&question, sink, refresh).await;
+            let (mut outcome, secure) = this.run(&question, sink, refresh, false).await;
             match &outcome {
                 // Bogus data is never served, stale or not (RFC 8767 §4 serves data that
                 // could not be refreshed, not data that failed validation).
@@ -404,7 +404,16 @@ impl Resolver {
         question: &Question,
         sink: Option<&mut dyn TraceSink>,
     ) -> Outcome {
-        self.run(question, sink, false).await.0
+        self.run(question, sink, false, false).await.0
+    }
+
+    /// Resolves `question` for a client that set CD (RFC 6840 §5.9): validation is not
+    /// enforced, and the outcome is neither shared with other clients nor kept in the
+    /// message cache (CD data is cached apart from validated data: here, not at all).
+    pub async fn resolve_unchecked(&self, question: &Question) -> (Outcome, bool) {
+        let (mut outcome, secure) = self.run(question, None, false, true).await;
+        self.clamp_ttls(&mut outcome);
+        (outcome, secure)
     }
 
     /// One resolution; `refresh` asks upstream even if the cache holds the answer. Also says
@@ -414,6 +423,7 @@ impl Resolver {
         question: &Question,
         mut sink: Option<&mut dyn TraceSink>,
         refresh: bool,
+        unchecked: bool,
     ) -> (Outcome, bool) {
         if question.qclass != DNSClass::IN {
             let outcome = Outcome::ServFail(Failure::UnsupportedClass(question.qclass));
@@ -428,6 +438,9 @@ impl Resolver {
         );
         if refresh {
             m = m.refreshing();
+        }
+        if unchecked {
+            m = m.unchecked();
         }
         // Taken at the first query to an authority: the resolution is then a cache miss and
         // counts against the pending bound until it ends.
@@ -465,6 +478,14 @@ impl Answerer for Resolver {
     /// the slow path only).
     fn secure(&self, question: &Question) -> bool {
         self.cache.messages.secure(question, unix_now())
+    }
+
+    async fn answer_unchecked(
+        &self,
+        question: &Question,
+        _client: std::net::SocketAddr,
+    ) -> (Outcome, bool) {
+        self.resolve_unchecked(question).await
     }
 
     /// The server's cache-hit path found a reply near the end of its TTL.

@@ -290,6 +290,8 @@ struct Validation {
     /// Lowest TTL of the last fetch: how long an insecure verdict it proved is kept.
     last_ttl: u32,
     done: bool,
+    /// CD from the client (RFC 6840 §5.9): a bogus outcome is given as it is.
+    unchecked: bool,
 }
 
 impl Resolution {
@@ -321,6 +323,7 @@ impl Resolution {
                 keys: Vec::new(),
                 last_ttl: 0,
                 done: false,
+                unchecked: false,
             });
         }
         r.emit(|| HopEvent::Start { depth: 0, question });
@@ -338,6 +341,15 @@ impl Resolution {
         r.val = None;
         r.events = trace.then(Vec::new);
         r
+    }
+
+    /// For a client that set CD (RFC 6840 §5.9): validation still runs (its verdict says
+    /// whether AD may be set) but a bogus outcome is not turned into SERVFAIL.
+    pub fn unchecked(mut self) -> Self {
+        if let Some(v) = self.val.as_mut() {
+            v.unchecked = true;
+        }
+        self
     }
 
     /// Makes this a refresh (prefetch): answers for the question itself are not taken from
@@ -1081,7 +1093,7 @@ impl Resolution {
         };
         val.done = true;
         let outcome = match val.pending.take() {
-            Some((_, _)) if verdict.proof == dnssec::Proof::Bogus => {
+            Some((_, _)) if verdict.proof == dnssec::Proof::Bogus && !val.unchecked => {
                 let reason = verdict
                     .reason
                     .clone()

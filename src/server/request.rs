@@ -158,11 +158,25 @@ pub async fn handle(
         Triage::Drop => None,
         Triage::Reply(reply) => Some(reply),
         Triage::Ask(request) => {
-            let outcome = answerer.answer(request.question(), client).await;
-            let secure = answerer.secure(request.question());
+            let (outcome, secure) = answer(answerer, &request, client).await;
             respond_validated(&request, &outcome, secure, policy)
         }
     }
+}
+
+/// The answerer's outcome for `request`, and whether it was validated secure; a CD query
+/// is answered without enforcing validation (RFC 6840 §5.9).
+pub async fn answer(
+    answerer: &dyn Answerer,
+    request: &Request,
+    client: SocketAddr,
+) -> (Outcome, bool) {
+    if request.header.checking_disabled {
+        return answerer.answer_unchecked(request.question(), client).await;
+    }
+    let outcome = answerer.answer(request.question(), client).await;
+    let secure = answerer.secure(request.question());
+    (outcome, secure)
 }
 
 /// Every check that needs no answer, in the order of the module documentation.
