@@ -244,3 +244,57 @@ async fn cd_returns_bogus_data_unchecked_and_apart() {
     assert_eq!(ede_option(&m).map(|e| e.0), Some(7));
     env.stop().await;
 }
+
+/// `hopdns trace NAME --dnssec` (text and JSON): per zone the DNSKEY and DS checks with key
+/// tags, algorithms and RRSIG windows, then the state and its EDE; without `--dnssec` none
+/// of it is shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_dnssec_shows_the_chain_and_the_verdict() {
+    let lab = Lab::start(LabConfig { net: 205 }).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("hopdns-validate-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (hints, anchor) = (dir.join("lab.root"), dir.join("lab.anchor"));
+    std::fs::write(&hints, lab.root_hints()).unwrap();
+    std::fs::write(&anchor, lab.trust_anchor()).unwrap();
+    let trace = |args: &[&str]| {
+        let out = std::process::Command::new(crate::util::bin())
+            .arg("trace")
+            .args(args)
+            .args(["--root-hints", hints.to_str().unwrap()])
+            .args(["--trust-anchor", anchor.to_str().unwrap()])
+            .args(["--query-loopback", "--no-ipv6", "--no-prime"])
+            .output()
+            .unwrap();
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            out.status.code().unwrap_or(-1),
+        )
+    };
+    let (text, code) = tokio::task::block_in_place(|| trace(&["www.secure.net", "A", "--dnssec"]));
+    assert_eq!(code, 0, "{text}");
+    for want in [
+        ";; dnssec .: DNSKEY: key ",
+        " KSK",
+        "RRSIG DNSKEY by . key ",
+        ";; dnssec secure.net.: DS: DS ",
+        ";; dnssec secure.net.: DNSKEY: ",
+        "keys of secure.net. trusted",
+        ";; dnssec result: secure",
+    ] {
+        assert!(text.contains(want), "{want:?} missing in\n{text}");
+    }
+    let (text, code) =
+        tokio::task::block_in_place(|| trace(&["www.expired.net", "A", "--dnssec", "--json"]));
+    assert_eq!(code, 1, "{text}");
+    let last_validated = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .rfind(|v| v["event"] == "validated")
+        .unwrap_or_else(|| panic!("no validated event in\n{text}"));
+    assert_eq!(last_validated["state"], "bogus");
+    assert_eq!(last_validated["ede"], 7);
+    let (text, _) = tokio::task::block_in_place(|| trace(&["www.secure.net", "A"]));
+    assert!(!text.contains(";; dnssec"), "{text}");
+    lab.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1027,6 +1027,63 @@ impl Resolution {
     }
 }
 
+/// DNSKEY or DS records as a trace shows them: key tag, algorithm, role or digest type;
+/// then their signatures.
+fn describe_records(records: &[Record], rrsigs: &[Record]) -> String {
+    let mut parts = Vec::new();
+    for r in records {
+        if let Some(k) = dnssec::verify::dnskey(r) {
+            let tag = k
+                .calculate_key_tag()
+                .map_or(String::from("?"), |t| t.to_string());
+            let role = if k.revoke() {
+                "revoked"
+            } else if k.secure_entry_point() {
+                "KSK"
+            } else {
+                "ZSK"
+            };
+            parts.push(format!(
+                "key {tag} alg {} {role}",
+                u8::from(hickory_proto::dnssec::Verifier::algorithm(k))
+            ));
+        } else if let Some(d) = dnssec::verify::ds(r) {
+            parts.push(format!(
+                "DS {} alg {} digest {}",
+                d.key_tag(),
+                u8::from(d.algorithm()),
+                u8::from(d.digest_type())
+            ));
+        }
+    }
+    format!("{}{}", parts.join(", "), describe_sigs(rrsigs))
+}
+
+/// RRSIGs as a trace shows them: covered type, signer, key tag, algorithm, validity window.
+fn describe_sigs(rrsigs: &[Record]) -> String {
+    let sigs: Vec<String> = rrsigs
+        .iter()
+        .filter_map(dnssec::verify::rrsig)
+        .map(|s| {
+            let i = s.input();
+            format!(
+                "RRSIG {} by {} key {} alg {} valid {}..{}",
+                i.type_covered,
+                i.signer_name,
+                i.key_tag,
+                u8::from(i.algorithm),
+                i.sig_inception.get(),
+                i.sig_expiration.get()
+            )
+        })
+        .collect();
+    if sigs.is_empty() {
+        "; no RRSIG".into()
+    } else {
+        format!("; {}", sigs.join("; "))
+    }
+}
+
 /// What validation does next.
 enum ValStep {
     Fetch(Name, RecordType),
@@ -1092,6 +1149,11 @@ impl Resolution {
             return Step::Continue;
         };
         val.done = true;
+        let signed = val
+            .pending
+            .as_ref()
+            .filter(|_| self.events.is_some())
+            .map(|(o, s)| (o.clone(), s.clone()));
         let outcome = match val.pending.take() {
             Some((_, _)) if verdict.proof == dnssec::Proof::Bogus && !val.unchecked => {
                 let reason = verdict
@@ -1112,6 +1174,37 @@ impl Resolution {
             reason = ?verdict.reason,
             "dnssec: outcome validated"
         );
+        if self.events.is_some() {
+            if let Some((o, sigs)) = &signed {
+                let zone = sigs
+                    .iter()
+                    .filter_map(dnssec::verify::rrsig)
+                    .map(|s| s.input().signer_name.clone())
+                    .next()
+                    .unwrap_or_else(|| self.frames[0].question.name.clone());
+                let step = format!(
+                    "outcome: {} record(s){}",
+                    o.answers().len(),
+                    describe_sigs(sigs)
+                );
+                self.emit(|| HopEvent::Dnssec {
+                    depth: 0,
+                    zone,
+                    step,
+                });
+            }
+            let (state, ede, reason) = (
+                format!("{:?}", verdict.proof).to_lowercase(),
+                verdict.ede(),
+                verdict.reason.as_ref().map(|r| r.to_string()),
+            );
+            self.emit(|| HopEvent::Validated {
+                depth: 0,
+                state,
+                ede,
+                reason,
+            });
+        }
         self.verdict = Some(verdict);
         self.frames[0].phase = Phase::Finished(outcome);
         Step::Continue
@@ -1119,7 +1212,17 @@ impl Resolution {
 
     /// A fetch frame ended: its outcome goes to the walk.
     fn fetched(&mut self, frame: Frame, outcome: &Outcome, now: u64) {
-        let Some(val) = self.val.as_mut() else { return };
+        let step = self.feed_walk(frame, outcome, now);
+        if let Some((zone, step)) = step {
+            let depth = self.depth();
+            self.emit(|| HopEvent::Dnssec { depth, zone, step });
+        }
+    }
+
+    /// Feeds a fetch's outcome to the walk; with trace on, says what it brought and proved.
+    fn feed_walk(&mut self, frame: Frame, outcome: &Outcome, now: u64) -> Option<(Name, String)> {
+        let traced = self.events.is_some();
+        let val = self.val.as_mut()?;
         let Validation {
             walk: Some(walk),
             budget,
@@ -1127,11 +1230,10 @@ impl Resolution {
             ..
         } = val
         else {
-            return;
+            return None;
         };
-        let Some((name, rtype)) = walk.need() else {
-            return;
-        };
+        let (name, rtype) = walk.need()?;
+        let mut seen = String::new();
         let rrsigs: Vec<Record> = frame
             .sigs
             .iter()
@@ -1152,6 +1254,9 @@ impl Resolution {
                     .cloned()
                     .collect();
                 *last_ttl = records.iter().map(|r| r.ttl).min().unwrap_or(0);
+                if traced {
+                    seen = describe_records(&records, &rrsigs);
+                }
                 walk.feed(
                     chain::Fetched::Records {
                         records: &records,
@@ -1167,6 +1272,18 @@ impl Resolution {
                     .map(|s| s.ttl)
                     .or_else(|| proof.iter().map(|r| r.ttl).min())
                     .unwrap_or(0);
+                if traced {
+                    seen = format!(
+                        "no {rtype} ({}): {} NSEC/NSEC3 record(s) as proof{}",
+                        if matches!(outcome, Outcome::NxDomain { .. }) {
+                            "NXDOMAIN"
+                        } else {
+                            "NODATA"
+                        },
+                        proof.len(),
+                        describe_sigs(&rrsigs)
+                    );
+                }
                 walk.feed(
                     chain::Fetched::Negative {
                         nxdomain: matches!(outcome, Outcome::NxDomain { .. }),
@@ -1177,8 +1294,35 @@ impl Resolution {
                     budget,
                 );
             }
-            _ => walk.feed(chain::Fetched::Failed, now, budget),
+            _ => {
+                seen = format!("no usable {rtype} answer");
+                walk.feed(chain::Fetched::Failed, now, budget);
+            }
         }
+        if !traced {
+            return None;
+        }
+        let proved = match walk.done() {
+            Some(Ok(keys)) => format!(
+                "keys of {} trusted (entry key tag {})",
+                keys.zone, keys.entry_key_tag
+            ),
+            Some(Err(v)) => match &v.reason {
+                Some(r) => format!("{:?}: {r}", v.proof),
+                None => format!("{:?}", v.proof),
+            },
+            None => match walk.need() {
+                Some((n, RecordType::DS)) if rtype == RecordType::DNSKEY => {
+                    format!("keys of {name} trusted; next DS of {n}")
+                }
+                Some((n, RecordType::DNSKEY)) if rtype == RecordType::DS => {
+                    format!("DS verified; next DNSKEY of {n}")
+                }
+                Some((n, t)) => format!("next {t} of {n}"),
+                None => String::new(),
+            },
+        };
+        Some((name, format!("{rtype}: {seen} -> {proved}")))
     }
 }
 
