@@ -298,3 +298,25 @@ async fn trace_dnssec_shows_the_chain_and_the_verdict() {
     lab.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Negative trust anchors (RFC 7646, `--insecure-domain`, reloadable): a bogus zone under
+/// one is insecure (its data served, no SERVFAIL, no AD) without any DS or DNSKEY fetch;
+/// taken away, it is bogus again.
+#[tokio::test]
+async fn a_negative_trust_anchor_makes_a_bogus_zone_insecure() {
+    let lab = Lab::start(LabConfig { net: 207 }).await.unwrap();
+    let config = hopdns::cli::lab::lab_config(&lab).unwrap();
+    let dnssec = config.settings.dnssec.clone().unwrap();
+    dnssec.set_negative(hopdns::dnssec::anchor::NegativeAnchors::parse(&["expired.net"]).unwrap());
+    let cache = Cache::new(CacheConfig::default());
+    let (outcome, verdict, cost) =
+        validate(&config, &cache, "www.expired.net.", RecordType::A).await;
+    assert_eq!(outcome.rcode(), ResponseCode::NoError);
+    assert_eq!(verdict.unwrap().proof, Proof::Insecure);
+    assert_eq!(cost, 0, "nothing verified under a negative anchor");
+    dnssec.set_negative(hopdns::dnssec::anchor::NegativeAnchors::default());
+    let cache = Cache::new(CacheConfig::default());
+    let (outcome, _, _) = validate(&config, &cache, "www.expired.net.", RecordType::A).await;
+    assert_eq!(ede(&outcome), Some(7));
+    lab.shutdown().await;
+}
