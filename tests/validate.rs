@@ -115,7 +115,8 @@ fn ede_option(m: &hickory_proto::op::Message) -> Option<(u16, String)> {
 }
 
 /// A bogus answer reaches the client as SERVFAIL with the reason's Extended DNS Error in
-/// its OPT (RFC 8914); secure and insecure answers come through as they are.
+/// its OPT (RFC 8914), and again from the bogus cache for 60 s; secure and insecure answers
+/// come through as they are.
 #[tokio::test]
 async fn bogus_is_servfail_with_its_extended_dns_error() {
     let env = crate::util::Env::start_validating(201).await;
@@ -132,6 +133,13 @@ async fn bogus_is_servfail_with_its_extended_dns_error() {
         assert_eq!(info, code, "{qname}: {text}");
         assert!(!text.is_empty(), "{qname}");
     }
+    // Bogus is remembered for 60 s (Unbound's val-bogus-ttl): asked again, the answer
+    // (and its EDE) comes without asking anyone.
+    env.lab.clear_query_log();
+    let m = env.udp("www.nosig.net.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert_eq!(ede_option(&m).map(|e| e.0), Some(10));
+    assert_eq!(env.lab.query_log().len(), 0, "{:?}", env.lab.query_log());
     for qname in ["www.secure.net.", "www.insecure.net.", "www.example.com."] {
         let m = env.udp(qname, RecordType::A).await;
         assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{qname}");

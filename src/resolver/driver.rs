@@ -429,6 +429,14 @@ impl Resolver {
             let outcome = Outcome::ServFail(Failure::UnsupportedClass(question.qclass));
             return (super::run::ended(&mut sink, outcome), false);
         }
+        // A bogus answer is remembered for 60 s (Unbound's val-bogus-ttl); CD clients and
+        // refreshes resolve again.
+        if !unchecked && !refresh {
+            if let Some((ede, why)) = self.cache.answers.bogus(question, unix_now()) {
+                let outcome = Outcome::ServFail(Failure::Dnssec { ede, why });
+                return (super::run::ended(&mut sink, outcome), false);
+            }
+        }
         let deadline = Instant::now() + self.settings.limits.deadline;
         let mut m = Resolution::new(
             question.clone(),
@@ -464,6 +472,12 @@ impl Resolver {
         let secure = m
             .verdict()
             .is_some_and(|v| v.proof == crate::dnssec::Proof::Secure);
+        if let Outcome::ServFail(Failure::Dnssec { ede, why }) = &outcome {
+            let now = unix_now();
+            self.cache
+                .answers
+                .insert_bogus(question, *ede, why.clone(), now);
+        }
         (outcome, secure)
     }
 }
