@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../src"
 declare -A may=(
   [dns]=""
   [dnssec]=""
-  [cache]="dns"
+  [cache]="dns dnssec"
   [trace]="dns"
   [local]="dns"
   [metrics]="dns cache"

@@ -110,7 +110,7 @@ fn hit_path(c: &mut Criterion) {
         resolver
             .cache()
             .messages
-            .insert(&q, ResponseCode::NoError, &rs, None, 300, now);
+            .insert(&q, ResponseCode::NoError, &rs, None, 300, now, false);
         resolver.cache().answers.insert_records(q, rs, now);
     }
     let queries: Vec<Vec<u8>> = (0..N)

@@ -107,7 +107,7 @@ EOF
     IP=$HOP_IP
     taskset -c 1 "$BIN" serve --listen "$IP:5300" --listen-tls "$IP" --listen-https "$IP" \
       --tls-cert "$PKI/cert.pem" --tls-key "$PKI/key.pem" --root-hints "$BENCH/root.hints" \
-      --threads 1 --query-loopback --no-ipv6 --no-prime --cache-size 150m \
+      --no-dnssec --threads 1 --query-loopback --no-ipv6 --no-prime --cache-size 150m \
       > "$RUN/logs/hopdns-enc.log" 2>&1 &
     ;;
   esac

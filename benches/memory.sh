@@ -47,7 +47,7 @@ start() {  # start hopdns|unbound [hopdns args...]
         "$BENCH/peers/unbound.conf" > "$run/unbound.conf"
     taskset -c 1 unbound -d -c "$run/unbound.conf" >"$run/log" 2>&1 &
   else
-    taskset -c 1 "$BIN" serve --listen "$ADDR:$PORT" --root-hints "$BENCH/root.hints" --threads 1 \
+    taskset -c 1 "$BIN" serve --listen "$ADDR:$PORT" --root-hints "$BENCH/root.hints" --no-dnssec --threads 1 \
       --query-loopback --no-ipv6 --no-prime "$@" >"$OUT/hopdns-mem.log" 2>&1 &
   fi
   PEER_PID=$!

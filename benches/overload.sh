@@ -61,7 +61,7 @@ taskset -c "$LAB_CPU" nice -n 19 "$BIN" lab --net "$NET" --threads 1 >"$RUN/lab.
 PIDS+=($!)
 sed "s/127\.53\.0\./127.53.$NET./" root-hints/lab.root >"$RUN/hints"
 sleep 1
-taskset -c "$SERVER_CPU" nice -n 19 "$BIN" serve --listen "$ADDR:53" --root-hints "$RUN/hints" --query-loopback --no-ipv6 \
+taskset -c "$SERVER_CPU" nice -n 19 "$BIN" serve --listen "$ADDR:53" --root-hints "$RUN/hints" --no-dnssec --query-loopback --no-ipv6 \
   --threads "$THREADS" --log-level warn >"$RUN/serve.log" 2>&1 &
 RES=$!
 PIDS+=($RES)

@@ -71,6 +71,7 @@ async fn a_flood_of_malformed_edns_writes_a_summary_line_not_a_line_each() {
             "--no-prime",
             "--no-ipv6",
             "--query-loopback",
+            "--no-dnssec",
             "--root-hints",
         ])
         .arg(&hints)

@@ -65,6 +65,7 @@ fn a_cache_hit_on_the_fast_path_allocates_nothing() {
         None,
         300,
         hopdns::dns::Clock::system().unix_secs(),
+        false,
     );
     let mut m = Message::query();
     m.metadata.recursion_desired = true;

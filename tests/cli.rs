@@ -28,6 +28,7 @@ async fn serve_answers_udp_and_tcp_and_exits_zero_on_sigterm() {
             "--no-prime",
             "--no-ipv6",
             "--query-loopback",
+            "--no-dnssec",
         ])
         .args(["--root-hints", &hints_file(&env)])
         .stderr(Stdio::null())

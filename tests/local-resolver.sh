@@ -82,6 +82,10 @@ for _ in {1..100}; do
 done
 [ -n "$HINTS" ] || fail "the lab did not start"
 cp "$HINTS" "$WORK/lab.root"
+# The lab's zones are signed with its own root key: validate from its trust anchor.
+ANCHOR=$(sed -n 's/^Trust anchor for this lab: //p' "$WORK/lab.log")
+[ -n "$ANCHOR" ] || fail "the lab printed no trust anchor"
+cp "$ANCHOR" "$WORK/lab.anchor"
 
 # hopdns on 127.0.0.53 from a config file, as docs/local-resolver.md has it (plus the
 # lab's root hints; referrals to 127.53.x need query-loopback, the lab has no IPv6).
@@ -89,6 +93,7 @@ cat > "$WORK/hopdns.toml" <<TOML
 listen = ["127.0.0.53:53"]
 threads = 1
 root-hints = "$WORK/lab.root"
+trust-anchor = ["$WORK/lab.anchor"]
 query-loopback = true
 no-ipv6 = true
 control-socket = "$WORK/control.sock"

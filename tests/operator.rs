@@ -418,7 +418,7 @@ async fn reload_compares_with_the_running_settings() {
     let config = dir.path("hopdns.toml");
     let base = format!(
         "listen = [\"{listen}\"]\nthreads = 1\nno-prime = true\nno-ipv6 = true\n\
-         query-loopback = true\nroot-hints = \"{}\"\ncontrol-socket = \"{}\"\n",
+         query-loopback = true\nno-dnssec = true\nroot-hints = \"{}\"\ncontrol-socket = \"{}\"\n",
         hints_file(&lab, &dir).display(),
         socket.display()
     );

@@ -83,6 +83,7 @@ pub(crate) fn lab_args(listen: SocketAddr, hints: &Path, extra: &[&str]) -> Vec<
         "--no-prime",
         "--no-ipv6",
         "--query-loopback",
+        "--no-dnssec",
         "--root-hints",
         hints.to_str().unwrap(),
     ]
@@ -256,7 +257,7 @@ async fn config_ctl_metrics_and_query_log_on_a_running_server() {
         &config,
         format!(
             "listen = [\"{file_listen}\"]\nthreads = 1\nno-prime = true\nno-ipv6 = true\n\
-             query-loopback = true\nroot-hints = \"{}\"\ncontrol-socket = \"{}\"\n\
+             query-loopback = true\nno-dnssec = true\nroot-hints = \"{}\"\ncontrol-socket = \"{}\"\n\
              metrics = \"127.53.110.251:9153\"\nlog-level = \"warn\"\nlog-format = \"json\"\n\
              query-log = true\nquery-log-hash-clients = true\n",
             hints_file(&lab, &dir).display(),

@@ -617,6 +617,7 @@ async fn serve_reloads_rules_on_sighup_and_ctl_and_keeps_them_when_the_file_is_b
             "--no-prime",
             "--no-ipv6",
             "--query-loopback",
+            "--no-dnssec",
         ])
         .arg("--listen")
         .arg(listen.to_string())
@@ -780,11 +781,18 @@ async fn trace_shows_the_redirect_hop_with_rule_action_and_members() {
     .unwrap();
     let run = |name: &'static str, json: bool| {
         let mut c = std::process::Command::new(bin());
-        c.args(["trace", name, "--no-prime", "--no-ipv6", "--query-loopback"])
-            .arg("--root-hints")
-            .arg(&hints)
-            .arg("--rules")
-            .arg(&rules);
+        c.args([
+            "trace",
+            name,
+            "--no-prime",
+            "--no-ipv6",
+            "--query-loopback",
+            "--no-dnssec",
+        ])
+        .arg("--root-hints")
+        .arg(&hints)
+        .arg("--rules")
+        .arg(&rules);
         if json {
             c.arg("--json");
         }

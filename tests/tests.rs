@@ -20,3 +20,4 @@ mod ops;
 mod redirect;
 mod resolve;
 mod trace;
+mod validate;

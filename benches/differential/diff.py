@@ -190,7 +190,7 @@ def trace_wrong(lab_: "Lab", case: lab.Case, rows: list[dict]):
     if row is None:
         return
     name, qtype = row["q"].split()
-    argv = [lab_.binary, "trace", name, qtype, "--root-hints", lab_.hints, "--query-loopback",
+    argv = [lab_.binary, "trace", name, qtype, "--root-hints", lab_.hints, "--no-dnssec", "--query-loopback",
             "--no-ipv6"]
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
@@ -310,7 +310,7 @@ def start_lab(lab_: Lab):
     lab_.binary, lab_.hints = copy, hints
     desc = describe_binary(copy, hop)
     hopdns = lab_.start("hopdns", [copy, "serve", "--listen", f"{lab.HOPDNS_ADDR}:53",
-                                   "--root-hints", hints, "--query-loopback", "--no-ipv6",
+                                   "--root-hints", hints, "--no-dnssec", "--query-loopback", "--no-ipv6",
                                    "--allow", "127.0.0.0/8",
                                    "--outgoing-address", lab.HOPDNS_ADDR])
     deadline = time.monotonic() + 15

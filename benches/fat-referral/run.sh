@@ -97,7 +97,7 @@ start_peer() {  # start_peer hopdns|unbound; sets PEER_PID, ADDR, STATS
   if [ "$who" = hopdns ]; then
     ADDR=$HOPDNS_ADDR
     rm -f "$RUN/hopdns.ctl"
-    "${PIN_RES[@]}" "$HOPDNS" serve --listen "$ADDR:53" --root-hints "$RUN/root.hints" \
+    "${PIN_RES[@]}" "$HOPDNS" serve --listen "$ADDR:53" --root-hints "$RUN/root.hints" --no-dnssec \
       --query-loopback --no-ipv6 --allow 127.0.0.0/8 --cache-size 16m --threads 1 \
       --control-socket "$RUN/hopdns.ctl" --log-level warn >>"$RUN/hopdns.log" 2>&1 &
     PEER_PID=$!

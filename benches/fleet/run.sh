@@ -84,7 +84,7 @@ declare -A INST_PID
 # start_instance I [extra serve flags...]: hopdns number I on 127.53.NET.(210+I):53.
 start_instance() {
   local i=$1; shift
-  "$BIN" serve --listen "$(ip_of "$i"):53" --threads 1 --root-hints "$WORK/root.hints" \
+  "$BIN" serve --listen "$(ip_of "$i"):53" --threads 1 --root-hints "$WORK/root.hints" --no-dnssec \
     --query-loopback --no-ipv6 --control-socket "$WORK/hopdns-$i.sock" \
     --health-check-name "$CHECK_NAME" --drain-timeout 1 --log-level warn "$@" \
     >>"$WORK/hopdns-$i.log" 2>&1 &

@@ -73,6 +73,10 @@ pub struct AnswerCache {
     /// Recent failures (RFC 9520), apart from the data so a failure never evicts the entry
     /// that serve-stale may still need.
     failures: Mutex<LruCache<Box<[u8]>, u64>>,
+    /// Questions whose answer was found bogus, with until when and the EDE code and reason,
+    /// kept [`crate::dnssec::keycache::BOGUS_TTL`] (Unbound's `val-bogus-ttl`, 60 s) so a
+    /// bogus name is not resolved and validated again for every query.
+    bogus: Mutex<LruCache<Box<[u8]>, Bogus>>,
     min_ttl: u32,
     max_ttl: u32,
     max_negative_ttl: u32,
@@ -90,6 +94,9 @@ impl std::fmt::Debug for AnswerCache {
             .finish()
     }
 }
+
+/// A bogus answer remembered: until when, its EDE code and reason.
+type Bogus = (u64, u16, String);
 
 /// Recent failures remembered at most.
 const FAILURE_ENTRIES: usize = 10_000;
@@ -132,6 +139,9 @@ impl AnswerCache {
         Self {
             store: Store::new(config.rrset_bytes()),
             failures: Mutex::new(LruCache::new(
+                NonZeroUsize::new(FAILURE_ENTRIES).expect("non-zero"),
+            )),
+            bogus: Mutex::new(LruCache::new(
                 NonZeroUsize::new(FAILURE_ENTRIES).expect("non-zero"),
             )),
             min_ttl: config.min_ttl,
@@ -299,6 +309,33 @@ impl AnswerCache {
         }
     }
 
+    /// Remembers that the answer to `q` was bogus (EDE `ede`, `why`) for 60 s.
+    pub fn insert_bogus(&self, q: &Question, ede: u16, why: String, now: u64) {
+        let until = now.saturating_add(crate::dnssec::keycache::BOGUS_TTL);
+        self.bogus
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(KeyBuf::of(q).as_bytes().into(), (until, ede, why));
+    }
+
+    /// The EDE code and reason of a bogus answer to `q` remembered less than 60 s ago.
+    pub fn bogus(&self, q: &Question, now: u64) -> Option<(u16, String)> {
+        let key = KeyBuf::of(q);
+        let mut bogus = self.bogus.lock().unwrap_or_else(|e| e.into_inner());
+        match bogus.get(key.as_bytes()) {
+            Some((until, ede, why))
+                if *until > now && *until - now <= crate::dnssec::keycache::BOGUS_TTL =>
+            {
+                Some((*ede, why.clone()))
+            }
+            Some(_) => {
+                bogus.pop(key.as_bytes());
+                None
+            }
+            None => None,
+        }
+    }
+
     fn failed_recently(&self, key: &[u8], now: u64) -> bool {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         match failures.get(key) {
@@ -346,6 +383,16 @@ impl AnswerCache {
         for k in doomed {
             failures.pop(&k);
         }
+        drop(failures);
+        let mut bogus = self.bogus.lock().unwrap_or_else(|e| e.into_inner());
+        let doomed: Vec<Box<[u8]>> = bogus
+            .iter()
+            .filter(|(k, _)| names.contains(key_name(k)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in doomed {
+            bogus.pop(&k);
+        }
         gone
     }
 
@@ -355,6 +402,7 @@ impl AnswerCache {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        self.bogus.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Every entry not yet past serve-stale, as (key, expiry, kind, wire records), for

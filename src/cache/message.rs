@@ -27,6 +27,7 @@ const QR: u8 = 0x80;
 const RD: u8 = 0x01;
 const RA: u8 = 0x80;
 const CD: u8 = 0x10;
+const AD: u8 = 0x20;
 
 /// Our OPT record appended to replies of EDNS clients: root owner, type 41, the payload we
 /// accept as class, extended RCODE 0, version 0, DO clear, no options (RFC 6891 §6.1.2).
@@ -59,6 +60,9 @@ pub struct Patch<'a> {
     /// The client's RD and CD flags, copied (RFC 1035 §4.1.1, RFC 4035 §3.2.2).
     pub rd: bool,
     pub cd: bool,
+    /// The client set AD or DO: a template validated secure keeps its AD (RFC 6840
+    /// §5.7-5.8); otherwise AD is cleared.
+    pub ad: bool,
     /// The question name exactly as the client sent it (uncompressed wire form).
     pub qname: &'a [u8],
     /// `Some(our payload)` to append our OPT: the client sent one.
@@ -103,7 +107,9 @@ impl MessageCache {
         }
     }
 
-    /// Stores the reply to `q` for `ttl` seconds. The records carry their TTLs as of `now`.
+    /// Stores the reply to `q` for `ttl` seconds. The records carry their TTLs as of `now`;
+    /// a `secure` (DNSSEC-validated) reply keeps AD in its header.
+    #[allow(clippy::too_many_arguments)]
     pub fn insert(
         &self,
         q: &Question,
@@ -112,12 +118,14 @@ impl MessageCache {
         authority: Option<&Record>,
         ttl: u32,
         now: u64,
+        secure: bool,
     ) {
         if ttl == 0 {
             return;
         }
         let mut msg = Message::new(0, MessageType::Response, OpCode::Query);
         msg.metadata.recursion_available = true;
+        msg.metadata.authentic_data = secure;
         msg.metadata.response_code = rcode;
         msg.add_query(q.to_query());
         msg.add_answers(answers.iter().cloned());
@@ -198,7 +206,8 @@ impl MessageCache {
         };
         out[0..2].copy_from_slice(&patch.id.to_be_bytes());
         out[2] = QR | if patch.rd { RD } else { 0 };
-        out[3] = (out[3] & 0x0f) | RA | if patch.cd { CD } else { 0 };
+        let ad = patch.ad && out[3] & AD != 0;
+        out[3] = (out[3] & 0x0f) | RA | if patch.cd { CD } else { 0 } | if ad { AD } else { 0 };
         out[12..12 + patch.qname.len()].copy_from_slice(patch.qname);
         let mut len = len;
         if let Some(payload) = patch.opt_payload {
@@ -209,6 +218,16 @@ impl MessageCache {
             out[10..12].copy_from_slice(&1u16.to_be_bytes());
         }
         Ok(Written { len, prefetch })
+    }
+
+    /// Whether the fresh reply kept for `q` was validated secure (its template has AD).
+    pub fn secure(&self, q: &Question, now: u64) -> bool {
+        let key = KeyBuf::of(q);
+        let shard = self.store.shard(key.as_bytes());
+        shard.lru.peek(key.as_bytes()).is_some_and(|t| {
+            t.inserted.saturating_add(u64::from(t.ttl)) > now
+                && t.wire.get(3).is_some_and(|f| f & AD != 0)
+        })
     }
 
     /// Drops the templates for `name` (every type).
@@ -258,6 +277,7 @@ mod tests {
             id: 0xbeef,
             rd: true,
             cd: false,
+            ad: false,
             qname,
             opt_payload: None,
             limit: 512,
@@ -279,7 +299,7 @@ mod tests {
     fn a_hit_is_patched_for_the_client() {
         let c = MessageCache::new(1 << 20);
         let q = Question::new(name("www.example."), RecordType::A);
-        c.insert(&q, ResponseCode::NoError, &chain(), None, 60, 1000);
+        c.insert(&q, ResponseCode::NoError, &chain(), None, 60, 1000, false);
         let key = KeyBuf::of(&q);
         let mut out = [0u8; 512];
         let qname = b"\x03WwW\x07ExAmple\x00";
@@ -298,11 +318,43 @@ mod tests {
         assert!(m.edns.is_none(), "no OPT for a client without one");
     }
 
+    /// RFC 6840 §5.7-5.8: AD only from a secure template, only to a client that set AD or
+    /// DO.
+    #[test]
+    fn ad_only_from_a_secure_template_to_a_client_that_asked() {
+        let c = MessageCache::new(1 << 20);
+        let secure = Question::new(name("secure.example."), RecordType::A);
+        let plain = Question::new(name("plain.example."), RecordType::A);
+        c.insert(&secure, ResponseCode::NoError, &chain(), None, 60, 0, true);
+        c.insert(&plain, ResponseCode::NoError, &chain(), None, 60, 0, false);
+        assert!(c.secure(&secure, 10) && !c.secure(&plain, 10));
+        assert!(!c.secure(&secure, 60), "expired");
+        let ad = |q: &Question, asked: bool| {
+            let mut out = [0u8; 512];
+            let qname = KeyBuf::of(q);
+            let wire = &qname.as_bytes()[..qname.as_bytes().len() - 4];
+            let p = Patch {
+                ad: asked,
+                ..patch(wire)
+            };
+            let w = c
+                .write_reply(KeyBuf::of(q).as_bytes(), 10, &p, &mut out)
+                .unwrap();
+            Message::from_bytes(&out[..w.len])
+                .unwrap()
+                .metadata
+                .authentic_data
+        };
+        assert!(ad(&secure, true));
+        assert!(!ad(&secure, false));
+        assert!(!ad(&plain, true));
+    }
+
     #[test]
     fn edns_clients_get_our_opt_and_limits_hold() {
         let c = MessageCache::new(1 << 20);
         let q = Question::new(name("www.example."), RecordType::A);
-        c.insert(&q, ResponseCode::NoError, &chain(), None, 60, 0);
+        c.insert(&q, ResponseCode::NoError, &chain(), None, 60, 0, false);
         let key = KeyBuf::of(&q);
         let qname = b"\x03www\x07example\x00";
         let mut out = [0u8; 512];
@@ -339,7 +391,7 @@ mod tests {
                 300,
             )),
         );
-        c.insert(&q, ResponseCode::NXDomain, &[], Some(&soa), 300, 0);
+        c.insert(&q, ResponseCode::NXDomain, &[], Some(&soa), 300, 0, false);
         let mut out = [0u8; 512];
         let w = c
             .write_reply(
@@ -358,7 +410,7 @@ mod tests {
     fn expiry_and_a_single_prefetch_in_the_last_tenth() {
         let c = MessageCache::new(1 << 20);
         let q = Question::new(name("www.example."), RecordType::A);
-        c.insert(&q, ResponseCode::NoError, &chain(), None, 100, 0);
+        c.insert(&q, ResponseCode::NoError, &chain(), None, 100, 0, false);
         let key = KeyBuf::of(&q);
         let qn = b"\x03www\x07example\x00";
         let mut out = [0u8; 512];
@@ -375,7 +427,7 @@ mod tests {
     fn a_clock_that_steps_back_serves_the_stored_ttls() {
         let c = MessageCache::new(1 << 20);
         let q = Question::new(name("www.example."), RecordType::A);
-        c.insert(&q, ResponseCode::NoError, &chain(), None, 60, 1_000);
+        c.insert(&q, ResponseCode::NoError, &chain(), None, 60, 1_000, false);
         let key = KeyBuf::of(&q);
         let mut out = [0u8; 512];
         let qn = b"\x03www\x07example\x00";
@@ -411,6 +463,7 @@ mod tests {
                 None,
                 60,
                 0,
+                false,
             );
         }
         assert_eq!(c.flush_name(b"\x07example\x00"), 1);

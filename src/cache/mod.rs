@@ -101,6 +101,8 @@ pub struct Cache {
     pub messages: MessageCache,
     pub delegations: DelegationCache,
     pub infra: InfraCache,
+    /// Validated DNSSEC key sets and insecure/bogus zones (the validator's key cache).
+    pub keys: crate::dnssec::keycache::KeyCache,
     pub config: CacheConfig,
     /// The clock every TTL and expiry of these stores is read from (issue 13.4).
     pub clock: Clock,
@@ -130,6 +132,7 @@ impl Cache {
             messages: MessageCache::new(config.message_bytes()),
             delegations: DelegationCache::new(config.delegation_bytes(), config.max_ttl),
             infra: InfraCache::default(),
+            keys: crate::dnssec::keycache::KeyCache::default(),
             config,
             clock,
             prefetches: AtomicU64::new(0),

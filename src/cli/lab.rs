@@ -77,6 +77,14 @@ pub fn lab_config(lab: &Lab) -> Result<ResolverConfig, hints::HintsError> {
     let mut config = ResolverConfig::new(hints::parse(&lab.root_hints(), "(lab root hints)")?);
     config.settings.ipv6 = false;
     config.settings.query_loopback = true;
+    // The lab's zones are signed with its own root key: validate from its anchor (the
+    // built-in root anchors would find every lab answer bogus).
+    let anchor = crate::dnssec::Config::from_anchor_text(
+        std::path::Path::new("(lab trust anchor)"),
+        lab.trust_anchor(),
+    )
+    .expect("the lab writes an anchor it can parse (tests/lab)");
+    config.settings.dnssec = Some(Arc::new(anchor));
     Ok(config)
 }
 
@@ -129,8 +137,9 @@ pub fn run(args: LabArgs) -> CmdResult {
             addr.ip()
         );
         outln!(
-            "  hopdns trace chain.example.com --root-hints {} --query-loopback --no-ipv6",
-            hints_file.display()
+            "  hopdns trace chain.example.com --root-hints {} --trust-anchor {} --query-loopback --no-ipv6",
+            hints_file.display(),
+            anchor_file.display()
         );
         outln!();
         outln!("DNSSEC (the root, com, net, org and these zones are signed; ask a validating");

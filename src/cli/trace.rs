@@ -27,6 +27,10 @@ pub struct TraceArgs {
     /// hop, with pool members checked once first so their health is real.
     #[arg(long, value_name = "FILE")]
     pub rules: Option<std::path::PathBuf>,
+    /// Show the DNSSEC checks: per zone the DS -> DNSKEY -> RRSIG steps (key tags,
+    /// algorithms, validity windows, what each proved) and the final state with its EDE.
+    #[arg(long)]
+    pub dnssec: bool,
     /// Client address the rules see (for rules with `clients`).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
     pub client: std::net::IpAddr,
@@ -69,25 +73,24 @@ pub fn run(args: TraceArgs) -> CmdResult {
             None => None,
         };
         let stdout = std::io::stdout();
-        let mut sink: Box<dyn TraceSink> = if args.json {
+        let mut printer: Box<dyn TraceSink> = if args.json {
             Box::new(JsonPrinter::new(stdout))
         } else {
             Box::new(TextPrinter::new(stdout))
         };
+        let mut filtered = crate::trace::WithoutDnssec(printer.as_mut());
+        let sink: &mut dyn TraceSink = if args.dnssec {
+            printer.as_mut()
+        } else {
+            &mut filtered
+        };
         if prime {
-            resolver.prime(Some(sink.as_mut())).await;
+            resolver.prime(Some(&mut *sink)).await;
         }
         let question = Question::new(name, qtype);
         let outcome = match &redirect {
-            Some(r) => {
-                r.trace(&resolver, &question, args.client, sink.as_mut())
-                    .await
-            }
-            None => {
-                resolver
-                    .resolve_traced(&question, Some(sink.as_mut()))
-                    .await
-            }
+            Some(r) => r.trace(&resolver, &question, args.client, &mut *sink).await,
+            None => resolver.resolve_traced(&question, Some(&mut *sink)).await,
         };
         Ok::<_, crate::redirect::RedirectError>(outcome)
     })?;

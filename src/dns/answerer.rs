@@ -25,4 +25,19 @@ pub trait Answerer: Send + Sync + 'static {
     /// A cached reply just served is in the last 10% of its TTL: refresh `question` in the
     /// background (Unbound's `prefetch`). The default does nothing.
     fn prefetch(&self, _question: Question) {}
+
+    /// The answer just given for `question` was validated secure (DNSSEC, RFC 4035 §4.3):
+    /// the server sets AD for clients that asked with AD or DO (RFC 6840 §5.7-5.8). The
+    /// default (answers not from a validating resolver) says no.
+    fn secure(&self, _question: &Question) -> bool {
+        false
+    }
+
+    /// The answer to a client that set CD (RFC 6840 §5.9): data is returned without
+    /// enforcing validation (bogus data comes back as it is, without AD), and whether it
+    /// was validated secure. The default answers as for any client.
+    async fn answer_unchecked(&self, question: &Question, client: SocketAddr) -> (Outcome, bool) {
+        let outcome = self.answer(question, client).await;
+        (outcome, self.secure(question))
+    }
 }

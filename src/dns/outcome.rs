@@ -41,6 +41,10 @@ pub enum Failure {
     Overloaded(usize),
     #[error("stopping: the health check fails so that balancers send no new queries")]
     Stopping,
+    /// The outcome was found bogus (RFC 4035 §5.5): SERVFAIL with this Extended DNS Error
+    /// (RFC 8914 INFO-CODE) and its reason as EXTRA-TEXT.
+    #[error("DNSSEC validation failed: {why} (EDE {ede})")]
+    Dnssec { ede: u16, why: String },
 }
 
 /// The end of one resolution.

@@ -73,6 +73,31 @@ impl Config {
         })
     }
 
+    /// Validation from the anchors in `text` (zone-file form, as `--trust-anchor` reads
+    /// it; root anchors there replace the built-in ones), nothing else: the lab's own root.
+    pub fn from_anchor_text(label: &Path, text: &str) -> Result<Config, AnchorError> {
+        let mut from_text = TrustAnchors::default();
+        for (zone, anchor) in super::anchor::parse(label, text)? {
+            from_text.add(zone, anchor);
+        }
+        let mut anchors = TrustAnchors::builtin();
+        if from_text.zones().any(|z| z.is_root()) {
+            anchors.replace(&hickory_proto::rr::Name::root(), Vec::new());
+        }
+        for zone in from_text.zones().cloned().collect::<Vec<_>>() {
+            for anchor in from_text.get(&zone) {
+                anchors.add(zone.clone(), anchor.clone());
+            }
+        }
+        Ok(Config {
+            anchors,
+            trust_points: Vec::new(),
+            state_file: None,
+            negative: ArcSwap::from_pointee(NegativeAnchors::default()),
+            skew: Skew::default(),
+        })
+    }
+
     /// Replaces the negative trust anchors (`reload`); returns a one-line report.
     pub fn set_negative(&self, negative: NegativeAnchors) -> String {
         let names: Vec<String> = negative.domains().iter().map(|d| d.to_string()).collect();

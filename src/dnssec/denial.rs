@@ -77,6 +77,11 @@ pub fn prove(
     match (result, denial) {
         (Ok(Held::Fully), Denial::NoDs) | (Ok(Held::OptOut), _) => Verdict::insecure(None),
         (Ok(Held::Fully), _) => Verdict::secure(),
+        // Records that verify but prove nothing are a wrong proof, not a missing one: EDE
+        // 6 as Unbound gives (EDE 12 stays for no NSEC/NSEC3 at all, `verified_proof`).
+        (Err(Reason::NsecMissing), _) if !records.is_empty() => Verdict::bogus(Reason::Bogus(
+            "the NSEC/NSEC3 records do not prove the denial",
+        )),
         (Err(reason), _) => Verdict::from(reason),
     }
 }

@@ -46,7 +46,7 @@ fn rrsets(records: &[Record]) -> Vec<(Name, RecordType, Vec<Record>)> {
 
 /// Worse of two verdicts: bogus over insecure over secure (RFC 4035 §4.3: an answer is only
 /// as secure as its least secure part).
-fn worse(a: Verdict, b: Verdict) -> Verdict {
+pub fn worse(a: Verdict, b: Verdict) -> Verdict {
     let rank = |v: &Verdict| match v.proof {
         Proof::Secure => 0,
         Proof::Insecure => 1,

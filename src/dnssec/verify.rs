@@ -359,7 +359,9 @@ pub fn validate_keyset(
                     } else {
                         failures += 1;
                         if failures >= MAX_DS_MATCH_FAILURES {
-                            return Err(Reason::BudgetSpent("DS digests that match no key"));
+                            // No key matched the DS set within the budget: RFC 8914
+                            // §4.10's DNSKEY Missing (EDE 9), as Unbound reports it.
+                            return Err(Reason::DnskeyMissing);
                         }
                     }
                 }

@@ -281,7 +281,7 @@ pub fn fast_path(data: &[u8]) {
         return;
     }
     let cache = MessageCache::new(1 << 20);
-    cache.insert(&question, rcode, &answers, soa, ttl, NOW);
+    cache.insert(&question, rcode, &answers, soa, ttl, NOW, false);
 
     let ours = [512, 1232, 1400, 4096][usize::from(flags & 3)];
     let step = FAST_PATH_STEPS[usize::from((flags >> 2) & 7)];

@@ -439,6 +439,24 @@ impl Answerer for Redirector {
     fn prefetch(&self, question: Question) {
         self.inner.prefetch(question);
     }
+
+    /// The inner answerer's word only when no rules are loaded: a redirected answer is
+    /// never secure, and which one was redirected depends on the client.
+    fn secure(&self, question: &Question) -> bool {
+        let rules = self.active.load(Ordering::Relaxed) && self.rules.load().is_some();
+        !rules && self.inner.secure(question)
+    }
+
+    /// CD queries (RFC 6840 §5.9) reach the inner answerer as such when no rules are
+    /// loaded; with rules they are answered as any query.
+    async fn answer_unchecked(&self, question: &Question, client: SocketAddr) -> (Outcome, bool) {
+        let rules = self.active.load(Ordering::Acquire) && self.rules.load().is_some();
+        if !rules {
+            return self.inner.answer_unchecked(question, client).await;
+        }
+        let outcome = self.answer(question, client).await;
+        (outcome, false)
+    }
 }
 
 #[cfg(test)]

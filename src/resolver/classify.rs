@@ -34,7 +34,19 @@ pub fn scrub(msg: &Message, zone: &Name, question: &Question) -> Scrubbed {
             .authorities
             .iter()
             .filter(keep)
-            .filter(|r| matches!(r.record_type(), RecordType::NS | RecordType::SOA))
+            // NS and SOA drive the classification; DS, NSEC, NSEC3 and RRSIG are kept for
+            // validation (RFC 4035 §3.1.3-3.1.4 puts the proofs here).
+            .filter(|r| {
+                matches!(
+                    r.record_type(),
+                    RecordType::NS
+                        | RecordType::SOA
+                        | RecordType::DS
+                        | RecordType::NSEC
+                        | RecordType::NSEC3
+                        | RecordType::RRSIG
+                )
+            })
             .cloned()
             .collect(),
         additional: msg

@@ -279,9 +279,13 @@ impl Resolver {
             let traced = tracing::enabled!(target: "hopdns::trace", tracing::Level::DEBUG);
             let mut sink = LogSink;
             let sink: Option<&mut dyn TraceSink> = if traced { Some(&mut sink) } else { None };
-            let mut outcome = this.run(&question, sink, refresh).await;
+            let (mut outcome, secure) = this.run(&question, sink, refresh, false).await;
             match &outcome {
-                Outcome::ServFail(why) if !matches!(why, Failure::UnsupportedClass(_)) => {
+                // Bogus data is never served, stale or not (RFC 8767 §4 serves data that
+                // could not be refreshed, not data that failed validation).
+                Outcome::ServFail(why)
+                    if !matches!(why, Failure::UnsupportedClass(_) | Failure::Dnssec { .. }) =>
+                {
                     if let Some(stale) = this.stale(&question) {
                         tracing::debug!(%question, %why, "serving stale (RFC 8767)");
                         outcome = stale;
@@ -290,7 +294,7 @@ impl Resolver {
                 Outcome::ServFail(_) => {}
                 _ => {
                     this.clamp_ttls(&mut outcome);
-                    this.remember_reply(&question, &outcome);
+                    this.remember_reply(&question, &outcome, secure);
                 }
             }
             this.inflight.finish(leader, &outcome);
@@ -334,8 +338,9 @@ impl Resolver {
     }
 
     /// Keeps the reply to `question` ready for the fast path, for as long as its shortest
-    /// TTL (negative answers: the SOA's negative TTL; without an SOA, not at all).
-    fn remember_reply(&self, question: &Question, outcome: &Outcome) {
+    /// TTL (negative answers: the SOA's negative TTL; without an SOA, not at all), with AD
+    /// when it was validated `secure`.
+    fn remember_reply(&self, question: &Question, outcome: &Outcome, secure: bool) {
         let answers_ttl = outcome.answers().iter().map(|r| r.ttl).min();
         let ttl = match outcome {
             Outcome::Answer { .. } | Outcome::YxDomain { .. } => answers_ttl,
@@ -355,6 +360,7 @@ impl Resolver {
                 outcome.soa(),
                 ttl,
                 self.cache.clock.unix_secs(),
+                secure,
             );
         }
     }
@@ -402,19 +408,42 @@ impl Resolver {
         question: &Question,
         sink: Option<&mut dyn TraceSink>,
     ) -> Outcome {
-        self.run(question, sink, false).await
+        self.run(question, sink, false, false).await.0
     }
 
-    /// One resolution; `refresh` asks upstream even if the cache holds the answer.
+    /// Resolves `question` for a client that set CD (RFC 6840 §5.9): validation is not
+    /// enforced, and the outcome is neither shared with other clients nor kept in the
+    /// message cache (CD data is cached apart from validated data: here, not at all).
+    pub async fn resolve_unchecked(&self, question: &Question) -> (Outcome, bool) {
+        let (mut outcome, secure) = self.run(question, None, false, true).await;
+        self.clamp_ttls(&mut outcome);
+        (outcome, secure)
+    }
+
+    /// One resolution; `refresh` asks upstream even if the cache holds the answer. Also says
+    /// whether the outcome was validated secure.
     async fn run(
         &self,
         question: &Question,
         mut sink: Option<&mut dyn TraceSink>,
         refresh: bool,
-    ) -> Outcome {
+        unchecked: bool,
+    ) -> (Outcome, bool) {
         if question.qclass != DNSClass::IN {
             let outcome = Outcome::ServFail(Failure::UnsupportedClass(question.qclass));
-            return super::run::ended(&mut sink, outcome);
+            return (super::run::ended(&mut sink, outcome), false);
+        }
+        // A bogus answer is remembered for 60 s (Unbound's val-bogus-ttl); CD clients and
+        // refreshes resolve again.
+        if !unchecked && !refresh {
+            if let Some((ede, why)) = self
+                .cache
+                .answers
+                .bogus(question, self.cache.clock.unix_secs())
+            {
+                let outcome = Outcome::ServFail(Failure::Dnssec { ede, why });
+                return (super::run::ended(&mut sink, outcome), false);
+            }
         }
         let deadline = self.cache.clock.now() + self.settings.limits.deadline;
         let mut m = Resolution::new(
@@ -425,6 +454,9 @@ impl Resolver {
         );
         if refresh {
             m = m.refreshing();
+        }
+        if unchecked {
+            m = m.unchecked();
         }
         // Taken at the first query to an authority: the resolution is then a cache miss and
         // counts against the pending bound until it ends.
@@ -445,7 +477,16 @@ impl Resolver {
         if m.queries_sent() == 0 && !refresh {
             crate::metrics::metrics().cache_hit();
         }
-        outcome
+        let secure = m
+            .verdict()
+            .is_some_and(|v| v.proof == crate::dnssec::Proof::Secure);
+        if let Outcome::ServFail(Failure::Dnssec { ede, why }) = &outcome {
+            let now = self.cache.clock.unix_secs();
+            self.cache
+                .answers
+                .insert_bogus(question, *ede, why.clone(), now);
+        }
+        (outcome, secure)
     }
 }
 
@@ -453,6 +494,22 @@ impl Resolver {
 impl Answerer for Resolver {
     async fn answer(&self, question: &Question, _client: std::net::SocketAddr) -> Outcome {
         self.resolve(question).await
+    }
+
+    /// The reply kept for `question` was validated secure (one message-cache lookup, on
+    /// the slow path only).
+    fn secure(&self, question: &Question) -> bool {
+        self.cache
+            .messages
+            .secure(question, self.cache.clock.unix_secs())
+    }
+
+    async fn answer_unchecked(
+        &self,
+        question: &Question,
+        _client: std::net::SocketAddr,
+    ) -> (Outcome, bool) {
+        self.resolve_unchecked(question).await
     }
 
     /// The server's cache-hit path found a reply near the end of its TTL.

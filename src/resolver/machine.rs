@@ -45,6 +45,7 @@ use super::minimise::{minimised_verdict, Minimise, Verdict};
 pub use super::minimise::{MinimiseMode, MAX_MINIMISE_COUNT, MINIMISE_ONE_LAB};
 use super::{Failure, Limits, Outcome, Question};
 use crate::cache::{Cache, Cached, Delegation};
+use crate::dnssec::{self, chain, judge};
 use crate::local::LocalZones;
 use crate::trace::{CutSource, HopEvent, ReplyKind};
 use crate::transport::Upstream;
@@ -66,8 +67,8 @@ pub struct Settings {
     /// hopdns's own listen addresses: never asked upstream (a referral to them would make
     /// hopdns query itself), whatever `query_loopback` says.
     pub own_addrs: Vec<IpAddr>,
-    /// DNSSEC validation settings; `None` is `--no-dnssec` (docs/dnssec.md). Read by
-    /// nothing in the machine yet: validation frames are the next step.
+    /// DNSSEC validation settings; `None` is `--no-dnssec` (docs/dnssec.md): the client's
+    /// outcome is validated with DS/DNSKEY fetch frames before it is given.
     pub dnssec: Option<Arc<crate::dnssec::Config>>,
     /// Forward and stub zones (`[[forward]]`, `[[stub]]`, `--forward`, `--stub`).
     pub zones: Arc<ZoneRules>,
@@ -120,6 +121,8 @@ pub struct Ask {
     /// A forward or stub zone's configured servers: how each candidate is reached (TCP
     /// only, DNS over TLS). Empty for cuts learned from referrals (UDP, TCP after TC).
     pub upstreams: Arc<[Upstream]>,
+    /// Set DO (RFC 4035 §3.2.1): validation is on and wants RRSIGs and proofs.
+    pub dnssec_ok: bool,
 }
 
 /// How the driver reaches the server it chose among an [`Ask`]'s candidates.
@@ -200,6 +203,9 @@ enum Phase {
         cut: Cut,
         sent: Ask,
     },
+    /// The bottom frame's outcome is being validated (`Resolution::val`): fetch frames run
+    /// above it until the walk and the judgement are done.
+    Validate,
     Finished(Outcome),
 }
 
@@ -228,6 +234,14 @@ struct Frame {
     min: Minimise,
     /// The forwarders of a forward-first zone all failed: iterate instead.
     no_forward: bool,
+    /// A DS or DNSKEY fetch for validation: its outcome feeds the chain walk.
+    fetch: bool,
+    /// RRSIG, NSEC and NSEC3 records of the replies that made this frame's outcome, kept
+    /// for validation (only when validating).
+    sigs: Vec<Record>,
+    /// The zones whose servers gave those replies: each is walked to before judging, so
+    /// unsigned data is found insecure rather than missing its RRSIGs.
+    zones: Vec<Name>,
 }
 
 impl Frame {
@@ -241,6 +255,9 @@ impl Frame {
             ns_for,
             min: Minimise::default(),
             no_forward: false,
+            fetch: false,
+            sigs: Vec::new(),
+            zones: Vec::new(),
         }
     }
 
@@ -295,6 +312,35 @@ pub struct Resolution {
     refresh: bool,
     /// RFC 8109 priming: `. NS` of the hint servers, learnt as the root cut.
     priming: bool,
+    /// DNSSEC validation of the client's outcome; `None` with `--no-dnssec` and priming.
+    val: Option<Validation>,
+    /// The validation state of the outcome, once it is known.
+    verdict: Option<dnssec::Verdict>,
+}
+
+/// Where validation of the bottom frame's outcome stands.
+#[derive(Debug)]
+struct Validation {
+    config: Arc<dnssec::Config>,
+    /// One budget per client request (KeyTrap, CVE-2023-50387; NSEC3, CVE-2023-50868).
+    budget: dnssec::Budget,
+    /// The outcome being judged, and the RRSIG/NSEC/NSEC3 records that came with it.
+    pending: Option<(Outcome, Vec<Record>)>,
+    /// Zones that answered, still to walk to before judging.
+    zones: Vec<Name>,
+    /// The least secure verdict of a walk that found no keys (insecure, indeterminate).
+    unsigned: Option<dnssec::Verdict>,
+    /// Walks started: a bound on the signers one outcome may name.
+    walks: usize,
+    /// The walk under way to a signer's keys.
+    walk: Option<chain::Walk>,
+    /// Validated key sets of the signers walked to.
+    keys: Vec<dnssec::verify::KeySet>,
+    /// Lowest TTL of the last fetch: how long an insecure verdict it proved is kept.
+    last_ttl: u32,
+    done: bool,
+    /// CD from the client (RFC 6840 §5.9): a bogus outcome is given as it is.
+    unchecked: bool,
 }
 
 impl Resolution {
@@ -311,7 +357,24 @@ impl Resolution {
             events: trace.then(Vec::new),
             refresh: false,
             priming: false,
+            val: None,
+            verdict: None,
         };
+        if let Some(config) = r.settings.dnssec.clone() {
+            r.val = Some(Validation {
+                config,
+                budget: dnssec::Budget::default(),
+                pending: None,
+                zones: Vec::new(),
+                unsigned: None,
+                walks: 0,
+                walk: None,
+                keys: Vec::new(),
+                last_ttl: 0,
+                done: false,
+                unchecked: false,
+            });
+        }
         r.emit(|| HopEvent::Start { depth: 0, question });
         r
     }
@@ -324,8 +387,18 @@ impl Resolution {
         let question = Question::new(Name::root(), RecordType::NS);
         let mut r = Self::new(question, root, settings, false).refreshing();
         r.priming = true;
+        r.val = None;
         r.events = trace.then(Vec::new);
         r
+    }
+
+    /// For a client that set CD (RFC 6840 §5.9): validation still runs (its verdict says
+    /// whether AD may be set) but a bogus outcome is not turned into SERVFAIL.
+    pub fn unchecked(mut self) -> Self {
+        if let Some(v) = self.val.as_mut() {
+            v.unchecked = true;
+        }
+        self
     }
 
     /// Makes this a refresh (prefetch): answers for the question itself are not taken from
@@ -338,6 +411,19 @@ impl Resolution {
     /// Upstream queries asked for so far (sub-resolutions included).
     pub fn queries_sent(&self) -> usize {
         self.queries
+    }
+
+    /// The outcome's validation state (RFC 4035 §4.3): `None` with `--no-dnssec` or before
+    /// the outcome is known.
+    pub fn verdict(&self) -> Option<&dnssec::Verdict> {
+        self.verdict.as_ref()
+    }
+
+    /// Signature verifications and NSEC3 hashes spent by validation so far.
+    pub fn validation_cost(&self) -> (u32, u32) {
+        self.val
+            .as_ref()
+            .map_or((0, 0), |v| (v.budget.verifications(), v.budget.hashes()))
     }
 
     /// Hop events recorded since the last call.
@@ -398,6 +484,7 @@ impl Resolution {
                     };
                     Step::Ask(sent)
                 }
+                Phase::Validate => self.validate(cache, now),
                 Phase::Finished(outcome) => {
                     self.pop(outcome, cache, now);
                     Step::Continue
@@ -542,7 +629,11 @@ impl Resolution {
                 return Step::Continue;
             }
         }
-        let use_cache = !(self.refresh && self.frames.len() == 1);
+        // The answer cache keeps no RRSIGs: a validated outcome and the fetches for it are
+        // asked upstream (validated replies are cached whole in the message cache).
+        let bottom = self.frames.len() == 1;
+        let use_cache = !(bottom && (self.refresh || self.val.is_some())
+            || self.frames.len() > 1 && self.top().fetch);
         if let Some(hit) = use_cache.then(|| cache.answers.get(&q, now)).flatten() {
             let frame = self.top();
             let answers = std::mem::take(&mut frame.chain);
@@ -697,6 +788,7 @@ impl Resolution {
                 edns,
                 rd: forward,
                 upstreams,
+                dnssec_ok: settings.dnssec.is_some(),
             };
             frame.phase = Phase::Waiting {
                 cut,
@@ -723,11 +815,11 @@ impl Resolution {
             let server_name = cut.server_name(from.ip());
             self.emit(|| HopEvent::Fallback {
                 depth,
-                zone,
+                zone: zone.clone(),
                 server: from,
                 server_name,
             });
-            self.apply(reply, &asked, cache, now);
+            self.apply(reply, &asked, (&zone, Vec::new()), cache, now);
             return Step::Continue;
         }
 
@@ -800,6 +892,24 @@ impl Resolution {
 
     /// A frame ended: report it, and hand a glueless-NS result to the frame that asked.
     fn pop(&mut self, outcome: Outcome, cache: &Cache, now: u64) {
+        // The bottom frame's outcome is validated before it is given (RFC 4035 §5).
+        if self.frames.len() == 1 {
+            let validatable = matches!(
+                outcome,
+                Outcome::Answer { .. } | Outcome::NxDomain { .. } | Outcome::NoData { .. }
+            );
+            if let Some(val) = self.val.as_mut().filter(|v| !v.done) {
+                if validatable {
+                    let frame = &mut self.frames[0];
+                    val.zones = std::mem::take(&mut frame.zones);
+                    val.zones.reverse();
+                    val.pending = Some((outcome, std::mem::take(&mut frame.sigs)));
+                    frame.phase = Phase::Validate;
+                    return;
+                }
+                val.done = true;
+            }
+        }
         let depth = self.depth();
         self.emit(|| HopEvent::Done {
             depth,
@@ -807,6 +917,11 @@ impl Resolution {
         });
         if !self.priming {
             remember_failure(cache, &self.top().question, &outcome, now);
+        }
+        if self.frames.len() > 1 && self.top().fetch {
+            let frame = self.frames.pop().expect("more than one frame");
+            self.fetched(frame, &outcome, now);
+            return;
         }
         let ns_for = if self.frames.len() > 1 {
             self.frames.pop().and_then(|f| f.ns_for)
@@ -946,7 +1061,12 @@ impl Resolution {
                 Phase::Query { cut, retry: None }
             }
             (Verdict::Act, reply) => {
-                self.apply(reply, &q, cache, now);
+                let sigs = if self.val.is_some() {
+                    dnssec_records(msg, &zone, &q)
+                } else {
+                    Vec::new()
+                };
+                self.apply(reply, &q, (&zone, sigs), cache, now);
                 return;
             }
         };
@@ -955,10 +1075,26 @@ impl Resolution {
     /// Acts on a reply that ends the current cut's work: an answer, a negative answer, a
     /// chain to follow or a referral to go down. `q` is what was asked. The cache writes
     /// are the reply's lessons (`learn.rs`).
-    fn apply(&mut self, reply: Reply, q: &Question, cache: &Cache, now: u64) {
+    /// `from` is the zone whose servers sent it, with the RRSIG/NSEC/NSEC3/SOA records of
+    /// the reply when validating.
+    fn apply(
+        &mut self,
+        reply: Reply,
+        q: &Question,
+        (from, sigs): (&Name, Vec<Record>),
+        cache: &Cache,
+        now: u64,
+    ) {
         let max_referrals = self.settings.limits.max_referrals;
         let settings = self.settings.clone();
+        let validating = self.val.is_some();
         let frame = self.top();
+        if validating && !matches!(reply, Reply::Referral { .. }) {
+            frame.sigs.extend(sigs);
+            if !frame.zones.contains(from) {
+                frame.zones.push(from.clone());
+            }
+        }
         let nxdomain = matches!(reply, Reply::NxDomain { .. });
         frame.phase = match reply {
             Reply::Answer { chain, records } => {
@@ -1032,6 +1168,462 @@ impl Resolution {
             }
         };
     }
+}
+
+/// DNSKEY or DS records as a trace shows them: key tag, algorithm, role or digest type;
+/// then their signatures.
+fn describe_records(records: &[Record], rrsigs: &[Record]) -> String {
+    let mut parts = Vec::new();
+    for r in records {
+        if let Some(k) = dnssec::verify::dnskey(r) {
+            let tag = k
+                .calculate_key_tag()
+                .map_or(String::from("?"), |t| t.to_string());
+            let role = if k.revoke() {
+                "revoked"
+            } else if k.secure_entry_point() {
+                "KSK"
+            } else {
+                "ZSK"
+            };
+            parts.push(format!(
+                "key {tag} alg {} {role}",
+                u8::from(hickory_proto::dnssec::Verifier::algorithm(k))
+            ));
+        } else if let Some(d) = dnssec::verify::ds(r) {
+            parts.push(format!(
+                "DS {} alg {} digest {}",
+                d.key_tag(),
+                u8::from(d.algorithm()),
+                u8::from(d.digest_type())
+            ));
+        }
+    }
+    format!("{}{}", parts.join(", "), describe_sigs(rrsigs))
+}
+
+/// RRSIGs as a trace shows them: covered type, signer, key tag, algorithm, validity window.
+fn describe_sigs(rrsigs: &[Record]) -> String {
+    let sigs: Vec<String> = rrsigs
+        .iter()
+        .filter_map(dnssec::verify::rrsig)
+        .map(|s| {
+            let i = s.input();
+            format!(
+                "RRSIG {} by {} key {} alg {} valid {}..{}",
+                i.type_covered,
+                i.signer_name,
+                i.key_tag,
+                u8::from(i.algorithm),
+                i.sig_inception.get(),
+                i.sig_expiration.get()
+            )
+        })
+        .collect();
+    if sigs.is_empty() {
+        "; no RRSIG".into()
+    } else {
+        format!("; {}", sigs.join("; "))
+    }
+}
+
+/// What validation does next.
+enum ValStep {
+    Fetch(Name, RecordType),
+    Conclude(dnssec::Verdict),
+}
+
+/// Most signer zones one outcome may need walks to (a chain through that many signed
+/// zones is far beyond any real one; the budget bounds the work anyway).
+const MAX_WALKS: usize = 16;
+
+impl Resolution {
+    /// The bottom frame's outcome is waiting for validation: walk to the keys of every zone
+    /// that answered and every signer named, fetching DS and DNSKEY sets as frames, then
+    /// judge the outcome with those keys.
+    fn validate(&mut self, cache: &Cache, now: u64) -> Step {
+        let qname = self.frames[0].question.name.clone();
+        let qtype = self.frames[0].question.qtype;
+        let Some(val) = self.val.as_mut() else {
+            self.top().phase = Phase::Finished(Outcome::ServFail(Failure::Deadline));
+            return Step::Continue;
+        };
+        let step = val.next(cache, now, &qname, qtype);
+        match step {
+            ValStep::Fetch(name, rtype) => {
+                if self.depth() + 1 > self.settings.limits.max_sub_depth {
+                    return self.conclude(dnssec::Verdict::bogus(dnssec::Reason::DnskeyMissing));
+                }
+                self.frames[0].phase = Phase::Validate;
+                let depth = self.depth() + 1;
+                let sub = Question::new(name, rtype);
+                self.emit(|| HopEvent::Start {
+                    depth,
+                    question: sub.clone(),
+                });
+                let mut frame = Frame::new(sub, None);
+                frame.fetch = true;
+                self.frames.push(frame);
+                Step::Continue
+            }
+            ValStep::Conclude(v) => {
+                if v.proof == dnssec::Proof::Bogus {
+                    // The bogus records were cached as they came; they must not answer
+                    // later questions (or be served stale).
+                    if let Some((outcome, _)) = &self.val.as_ref().and_then(|v| v.pending.as_ref())
+                    {
+                        let mut owners: Vec<&Name> =
+                            outcome.answers().iter().map(|r| &r.name).collect();
+                        owners.push(&qname);
+                        owners.dedup();
+                        for owner in owners {
+                            cache.flush_name(owner);
+                        }
+                    }
+                }
+                self.conclude(v)
+            }
+        }
+    }
+
+    /// Validation is over: the outcome is given with its verdict, bogus as SERVFAIL.
+    fn conclude(&mut self, verdict: dnssec::Verdict) -> Step {
+        let Some(val) = self.val.as_mut() else {
+            return Step::Continue;
+        };
+        val.done = true;
+        let signed = val
+            .pending
+            .as_ref()
+            .filter(|_| self.events.is_some())
+            .map(|(o, s)| (o.clone(), s.clone()));
+        let outcome = match val.pending.take() {
+            Some((_, _)) if verdict.proof == dnssec::Proof::Bogus && !val.unchecked => {
+                let reason = verdict
+                    .reason
+                    .clone()
+                    .unwrap_or(dnssec::Reason::Bogus("bogus"));
+                Outcome::ServFail(Failure::Dnssec {
+                    ede: reason.ede(),
+                    why: reason.to_string(),
+                })
+            }
+            Some((o, _)) => o,
+            None => Outcome::ServFail(Failure::Deadline),
+        };
+        tracing::debug!(
+            question = %self.frames[0].question.name,
+            state = ?verdict.proof,
+            reason = ?verdict.reason,
+            "dnssec: outcome validated"
+        );
+        if self.events.is_some() {
+            if let Some((o, sigs)) = &signed {
+                let zone = sigs
+                    .iter()
+                    .filter_map(dnssec::verify::rrsig)
+                    .map(|s| s.input().signer_name.clone())
+                    .next()
+                    .unwrap_or_else(|| self.frames[0].question.name.clone());
+                let step = format!(
+                    "outcome: {} record(s){}",
+                    o.answers().len(),
+                    describe_sigs(sigs)
+                );
+                self.emit(|| HopEvent::Dnssec {
+                    depth: 0,
+                    zone,
+                    step,
+                });
+            }
+            let (state, ede, reason) = (
+                format!("{:?}", verdict.proof).to_lowercase(),
+                verdict.ede(),
+                verdict.reason.as_ref().map(|r| r.to_string()),
+            );
+            self.emit(|| HopEvent::Validated {
+                depth: 0,
+                state,
+                ede,
+                reason,
+            });
+        }
+        self.verdict = Some(verdict);
+        self.frames[0].phase = Phase::Finished(outcome);
+        Step::Continue
+    }
+
+    /// A fetch frame ended: its outcome goes to the walk.
+    fn fetched(&mut self, frame: Frame, outcome: &Outcome, now: u64) {
+        let step = self.feed_walk(frame, outcome, now);
+        if let Some((zone, step)) = step {
+            let depth = self.depth();
+            self.emit(|| HopEvent::Dnssec { depth, zone, step });
+        }
+    }
+
+    /// Feeds a fetch's outcome to the walk; with trace on, says what it brought and proved.
+    fn feed_walk(&mut self, frame: Frame, outcome: &Outcome, now: u64) -> Option<(Name, String)> {
+        let traced = self.events.is_some();
+        let val = self.val.as_mut()?;
+        let Validation {
+            walk: Some(walk),
+            budget,
+            last_ttl,
+            ..
+        } = val
+        else {
+            return None;
+        };
+        let (name, rtype) = walk.need()?;
+        let mut seen = String::new();
+        let rrsigs: Vec<Record> = frame
+            .sigs
+            .iter()
+            .filter(|r| r.record_type() == RecordType::RRSIG)
+            .cloned()
+            .collect();
+        let proof: Vec<Record> = frame
+            .sigs
+            .iter()
+            .filter(|r| matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3))
+            .cloned()
+            .collect();
+        match outcome {
+            Outcome::Answer { answers } => {
+                let records: Vec<Record> = answers
+                    .iter()
+                    .filter(|r| r.name == name && r.record_type() == rtype)
+                    .cloned()
+                    .collect();
+                *last_ttl = records.iter().map(|r| r.ttl).min().unwrap_or(0);
+                if traced {
+                    seen = describe_records(&records, &rrsigs);
+                }
+                walk.feed(
+                    chain::Fetched::Records {
+                        records: &records,
+                        sigs: &rrsigs,
+                    },
+                    now,
+                    budget,
+                );
+            }
+            Outcome::NxDomain { soa, .. } | Outcome::NoData { soa, .. } => {
+                *last_ttl = soa
+                    .as_ref()
+                    .map(|s| s.ttl)
+                    .or_else(|| proof.iter().map(|r| r.ttl).min())
+                    .unwrap_or(0);
+                if traced {
+                    seen = format!(
+                        "no {rtype} ({}): {} NSEC/NSEC3 record(s) as proof{}",
+                        if matches!(outcome, Outcome::NxDomain { .. }) {
+                            "NXDOMAIN"
+                        } else {
+                            "NODATA"
+                        },
+                        proof.len(),
+                        describe_sigs(&rrsigs)
+                    );
+                }
+                walk.feed(
+                    chain::Fetched::Negative {
+                        nxdomain: matches!(outcome, Outcome::NxDomain { .. }),
+                        proof: &proof,
+                        sigs: &rrsigs,
+                    },
+                    now,
+                    budget,
+                );
+            }
+            _ => {
+                seen = format!("no usable {rtype} answer");
+                walk.feed(chain::Fetched::Failed, now, budget);
+            }
+        }
+        if !traced {
+            return None;
+        }
+        let proved = match walk.done() {
+            Some(Ok(keys)) => format!(
+                "keys of {} trusted (entry key tag {})",
+                keys.zone, keys.entry_key_tag
+            ),
+            Some(Err(v)) => match &v.reason {
+                Some(r) => format!("{:?}: {r}", v.proof),
+                None => format!("{:?}", v.proof),
+            },
+            None => match walk.need() {
+                Some((n, RecordType::DS)) if rtype == RecordType::DNSKEY => {
+                    format!("keys of {name} trusted; next DS of {n}")
+                }
+                Some((n, RecordType::DNSKEY)) if rtype == RecordType::DS => {
+                    format!("DS verified; next DNSKEY of {n}")
+                }
+                Some((n, t)) => format!("next {t} of {n}"),
+                None => String::new(),
+            },
+        };
+        Some((name, format!("{rtype}: {seen} -> {proved}")))
+    }
+}
+
+impl Validation {
+    fn next(&mut self, cache: &Cache, now: u64, qname: &Name, qtype: RecordType) -> ValStep {
+        loop {
+            if let Some(walk) = &self.walk {
+                if let Some((name, rtype)) = walk.need() {
+                    return ValStep::Fetch(name, rtype);
+                }
+                let walk = self.walk.take().expect("just matched");
+                for keys in &walk.validated {
+                    cache.keys.insert_keys(keys.clone(), now);
+                }
+                match walk.done() {
+                    Some(Ok(keys)) if !self.keys.iter().any(|k| k.zone == keys.zone) => {
+                        self.keys.push(keys.clone());
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(v)) => {
+                        if let Some((zone, _)) = walk.fetched.last() {
+                            cache
+                                .keys
+                                .insert_verdict(zone, v.clone(), self.last_ttl, now);
+                        }
+                        if v.proof == dnssec::Proof::Bogus {
+                            return ValStep::Conclude(v.clone());
+                        }
+                        let v = match self.unsigned.take() {
+                            Some(u) => judge::worse(u, v.clone()),
+                            None => v.clone(),
+                        };
+                        self.unsigned = Some(v);
+                    }
+                    None => {}
+                }
+                continue;
+            }
+            if let Some(zone) = self.zones.pop() {
+                if !self.keys.iter().any(|k| k.zone == zone) {
+                    self.start_walk(&zone, cache, now);
+                }
+                continue;
+            }
+            if let Some(v) = self.unsigned.take() {
+                // Some of the data comes from a zone with no chain of trust: insecure (or
+                // indeterminate without an anchor), never bogus for its missing RRSIGs.
+                return ValStep::Conclude(v);
+            }
+            let Some((outcome, sigs)) = &self.pending else {
+                return ValStep::Conclude(dnssec::Verdict::indeterminate());
+            };
+            let skew = self.config.skew;
+            match judge_outcome(
+                outcome,
+                sigs,
+                qname,
+                qtype,
+                &self.keys,
+                now,
+                skew,
+                &mut self.budget,
+            ) {
+                judge::Judged::Done(v) => return ValStep::Conclude(v),
+                judge::Judged::NeedKeys(zone) => {
+                    if self.walks >= MAX_WALKS || self.keys.iter().any(|k| k.zone == zone) {
+                        return ValStep::Conclude(dnssec::Verdict::bogus(
+                            dnssec::Reason::DnskeyMissing,
+                        ));
+                    }
+                    self.start_walk(&zone, cache, now);
+                }
+            }
+        }
+    }
+
+    fn start_walk(&mut self, zone: &Name, cache: &Cache, now: u64) {
+        self.walks += 1;
+        self.last_ttl = 0;
+        self.walk = Some(chain::Walk::from_cache(
+            zone,
+            &self.config,
+            &cache.keys,
+            now,
+        ));
+    }
+}
+
+/// Judges an outcome (its answer section, then the denial of a negative answer) with the
+/// RRSIG, NSEC, NSEC3 and SOA records that came with it.
+#[allow(clippy::too_many_arguments)]
+fn judge_outcome(
+    outcome: &Outcome,
+    sigs: &[Record],
+    qname: &Name,
+    qtype: RecordType,
+    keys: &[dnssec::verify::KeySet],
+    now: u64,
+    skew: dnssec::Skew,
+    budget: &mut dnssec::Budget,
+) -> judge::Judged {
+    let chain = outcome.answers();
+    // A CNAME synthesised from a DNAME is unsigned; the DNAME before it is what is
+    // validated (RFC 6672 §5.3.3).
+    let mut answer: Vec<Record> = chain
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| {
+            !(r.record_type() == RecordType::CNAME
+                && i.checked_sub(1)
+                    .is_some_and(|p| chain[p].record_type() == RecordType::DNAME))
+        })
+        .map(|(_, r)| r.clone())
+        .collect();
+    answer.extend(
+        sigs.iter()
+            .filter(|r| r.record_type() == RecordType::RRSIG)
+            .cloned(),
+    );
+    let authority: Vec<Record> = sigs
+        .iter()
+        .filter(|r| {
+            r.record_type() != RecordType::SOA || !matches!(outcome, Outcome::Answer { .. })
+        })
+        .cloned()
+        .collect();
+    let positive = judge::judge_answer(&answer, &authority, keys, now, skew, budget);
+    let (Outcome::NxDomain { .. } | Outcome::NoData { .. }) = outcome else {
+        return positive;
+    };
+    let first = match positive {
+        judge::Judged::Done(v) if v.proof == dnssec::Proof::Secure => v,
+        other => return other,
+    };
+    let end = chain_end(qname, chain);
+    let nxdomain = matches!(outcome, Outcome::NxDomain { .. });
+    match judge::judge_negative(&end, qtype, nxdomain, &authority, keys, now, skew, budget) {
+        judge::Judged::Done(v) => judge::Judged::Done(judge::worse(first, v)),
+        need => need,
+    }
+}
+
+/// The DNSSEC records of a reply from a server of `zone` that validation needs: RRSIGs,
+/// NSEC and NSEC3 records, and the SOA of a negative answer as signed (its TTL untouched).
+fn dnssec_records(msg: &Message, zone: &Name, q: &Question) -> Vec<Record> {
+    let keep = |r: &&Record| r.dns_class == q.qclass && zone.zone_of(&r.name);
+    msg.answers
+        .iter()
+        .filter(keep)
+        .filter(|r| r.record_type() == RecordType::RRSIG)
+        .chain(msg.authorities.iter().filter(keep).filter(|r| {
+            matches!(
+                r.record_type(),
+                RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3 | RecordType::SOA
+            )
+        }))
+        .cloned()
+        .collect()
 }
 
 /// Owners of the CNAME records in a chain (DNAME owners are not names we were sent to).

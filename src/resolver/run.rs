@@ -111,7 +111,13 @@ impl<'a> Run<'a> {
                 continue;
             };
             let event = self
-                .ask(server, &ask.query, ask.route(server), ask.edns)
+                .ask(
+                    server,
+                    &ask.query,
+                    ask.route(server),
+                    ask.edns,
+                    ask.dnssec_ok,
+                )
                 .await;
             m.handle(event, self.cache, self.unix_secs());
             if self.cache.clock.now() >= self.deadline {
@@ -154,6 +160,7 @@ impl<'a> Run<'a> {
         query: &Query,
         route: Route,
         want_edns: bool,
+        dnssec_ok: bool,
     ) -> Event {
         let infra = &self.cache.infra;
         let tcp = route.tcp;
@@ -170,6 +177,7 @@ impl<'a> Run<'a> {
             query: query.clone(),
             tcp,
             edns,
+            dnssec_ok: edns && dnssec_ok,
             timeout,
             case_0x20: infra.case_ok(server.ip(), now),
             rd: route.rd,

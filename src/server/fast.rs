@@ -54,6 +54,7 @@ pub fn patch_for<'q>(q: &PlainQuery<'q>, ours: usize) -> Patch<'q> {
         id: q.id,
         rd: q.rd,
         cd: q.cd,
+        ad: q.wants_ad,
         qname: q.qname,
         opt_payload: q
             .edns_payload

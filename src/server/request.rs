@@ -156,10 +156,25 @@ pub async fn handle(
         Triage::Drop => None,
         Triage::Reply(reply) => Some(reply),
         Triage::Ask(request) => {
-            let outcome = answerer.answer(request.question(), client).await;
-            respond(&request, &outcome, policy)
+            let (outcome, secure) = answer(answerer, &request, client).await;
+            respond_validated(&request, &outcome, secure, policy)
         }
     }
+}
+
+/// The answerer's outcome for `request`, and whether it was validated secure; a CD query
+/// is answered without enforcing validation (RFC 6840 §5.9).
+pub async fn answer(
+    answerer: &dyn Answerer,
+    request: &Request,
+    client: SocketAddr,
+) -> (Outcome, bool) {
+    if request.header.checking_disabled {
+        return answerer.answer_unchecked(request.question(), client).await;
+    }
+    let outcome = answerer.answer(request.question(), client).await;
+    let secure = answerer.secure(request.question());
+    (outcome, secure)
 }
 
 /// Every check that needs no answer, in the order of the module documentation.
@@ -256,6 +271,17 @@ pub fn triage(bytes: &[u8], client: SocketAddr, proto: Proto, policy: &Policy) -
 
 /// Builds the reply to an allowed query from the answerer's outcome.
 pub fn respond(request: &Request, outcome: &Outcome, policy: &Policy) -> Option<Vec<u8>> {
+    respond_validated(request, outcome, false, policy)
+}
+
+/// [`respond`] for an outcome the answerer says was validated `secure`: AD is set when the
+/// client asked with AD or DO (RFC 6840 §5.7-5.8), never otherwise.
+pub fn respond_validated(
+    request: &Request,
+    outcome: &Outcome,
+    secure: bool,
+    policy: &Policy,
+) -> Option<Vec<u8>> {
     if matches!(outcome, Outcome::Drop) {
         debug!(id = request.id(), question = %request.question, "dropped by a rule; no reply");
         return None;
@@ -274,6 +300,11 @@ pub fn respond(request: &Request, outcome: &Outcome, policy: &Policy) -> Option<
         rcode,
         answers: outcome.answers(),
         authority: outcome.soa(),
+        ede: ede_of(outcome),
+        ad: secure
+            && !matches!(outcome, Outcome::ServFail(_))
+            && (request.header.authentic_data
+                || request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok)),
     };
     reply.encode(request.proto, policy)
 }
@@ -368,6 +399,21 @@ struct Reply<'a> {
     rcode: ResponseCode,
     answers: &'a [Record],
     authority: Option<&'a Record>,
+    /// An Extended DNS Error for the client's OPT (RFC 8914): INFO-CODE and EXTRA-TEXT.
+    ede: Option<(u16, String)>,
+    /// Set AD (RFC 4035 §3.2.3): the data was validated secure and the client asked.
+    ad: bool,
+}
+
+/// The EDNS option code of Extended DNS Errors (RFC 8914 §2).
+pub const EDE_OPTION: u16 = 15;
+
+/// The Extended DNS Error an outcome carries: a bogus answer's reason (RFC 8914 §4).
+pub fn ede_of(outcome: &Outcome) -> Option<(u16, String)> {
+    match outcome {
+        Outcome::ServFail(Failure::Dnssec { ede, why }) => Some((*ede, why.clone())),
+        _ => None,
+    }
 }
 
 impl<'a> Reply<'a> {
@@ -384,6 +430,8 @@ impl<'a> Reply<'a> {
             rcode,
             answers: &[],
             authority: None,
+            ede: None,
+            ad: false,
         }
     }
 
@@ -393,6 +441,7 @@ impl<'a> Reply<'a> {
         message.metadata = Metadata::response_from_request(self.header);
         message.metadata.recursion_available = true;
         message.metadata.response_code = self.rcode;
+        message.metadata.authentic_data = self.ad;
         if let Some(query) = self.query {
             message.add_query(query.clone());
         }
@@ -405,6 +454,14 @@ impl<'a> Reply<'a> {
             opt.set_max_payload(policy.max_udp_payload)
                 .set_version(EDNS_VERSION)
                 .set_dnssec_ok(false);
+            if let Some((code, text)) = &self.ede {
+                // hickory-proto 0.26 has no EDE variant: its generic option carries it
+                // (INFO-CODE, then EXTRA-TEXT as UTF-8, RFC 8914 §2).
+                let mut data = code.to_be_bytes().to_vec();
+                data.extend_from_slice(text.as_bytes());
+                opt.options_mut()
+                    .insert(EdnsOption::Unknown(EDE_OPTION, data));
+            }
             message.set_edns(opt);
         }
         message

@@ -316,11 +316,13 @@ fn handle_one(
             let shared_logs = shared.query_log.is_some();
             let task = async move {
                 let _permit = permit;
-                let outcome = tokio::select! {
+                let (outcome, secure) = tokio::select! {
                     _ = token.cancelled() => return,
-                    outcome = shared.answerer.answer(req.question(), client) => outcome,
+                    answered = request::answer(&*shared.answerer, &req, client) => answered,
                 };
-                if let Some(mut reply) = request::respond(&req, &outcome, &shared.policy) {
+                if let Some(mut reply) =
+                    request::respond_validated(&req, &outcome, secure, &shared.policy)
+                {
                     if !shared.outgoing_vec(&mut reply, client, Proto::Udp) {
                         return;
                     }

@@ -189,6 +189,17 @@ pub fn to_json(event: &HopEvent) -> Value {
                 "changes": m.changes, "chosen": m.chosen,
             })).collect::<Vec<_>>(),
         }),
+        HopEvent::Dnssec { depth, zone, step } => json!({
+            "event": "dnssec", "depth": depth, "zone": zone.to_string(), "step": step,
+        }),
+        HopEvent::Validated {
+            depth,
+            state,
+            ede,
+            reason,
+        } => json!({
+            "event": "validated", "depth": depth, "state": state, "ede": ede, "reason": reason,
+        }),
         HopEvent::Done { depth, outcome } => json!({
             "event": "done", "depth": depth, "rcode": rcode_name(outcome.rcode()),
             "answers": record_strings(outcome.answers()),

@@ -189,6 +189,39 @@ pub enum HopEvent {
     },
     /// The resolution ended.
     Done { depth: usize, outcome: Outcome },
+    /// A DNSSEC check (`trace --dnssec`): what a DS or DNSKEY fetch, or the outcome's own
+    /// records, brought for `zone` (key tags, algorithms, RRSIG validity windows) and what
+    /// it proved.
+    Dnssec {
+        depth: usize,
+        zone: Name,
+        step: String,
+    },
+    /// The outcome's validation state (RFC 4035 §4.3) and its Extended DNS Error, if any.
+    Validated {
+        depth: usize,
+        state: String,
+        ede: Option<u16>,
+        reason: Option<String>,
+    },
+}
+
+impl HopEvent {
+    /// A DNSSEC event, shown only by `trace --dnssec` (and the debug log).
+    pub fn is_dnssec(&self) -> bool {
+        matches!(self, HopEvent::Dnssec { .. } | HopEvent::Validated { .. })
+    }
+}
+
+/// Passes every event but the DNSSEC ones to `inner` (`trace` without `--dnssec`).
+pub struct WithoutDnssec<'a>(pub &'a mut dyn TraceSink);
+
+impl TraceSink for WithoutDnssec<'_> {
+    fn event(&mut self, event: &HopEvent) {
+        if !event.is_dnssec() {
+            self.0.event(event);
+        }
+    }
 }
 
 /// One pool member as a [`HopEvent::Redirect`] shows it.

@@ -204,6 +204,24 @@ fn block(event: &HopEvent) -> String {
             }
             s
         }
+        HopEvent::Dnssec { depth, zone, step } => {
+            format!("{};; dnssec {zone}: {step}", indent(*depth))
+        }
+        HopEvent::Validated {
+            depth,
+            state,
+            ede,
+            reason,
+        } => {
+            let mut s = format!("{};; dnssec result: {state}", indent(*depth));
+            if let Some(reason) = reason {
+                s.push_str(&format!(" ({reason})"));
+            }
+            if let Some(ede) = ede {
+                s.push_str(&format!(", EDE {ede}"));
+            }
+            s
+        }
         HopEvent::Done { depth, outcome } => {
             let pad = indent(*depth);
             match outcome {

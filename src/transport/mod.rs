@@ -37,6 +37,9 @@ pub struct OutQuery {
     pub query: Query,
     pub tcp: bool,
     pub edns: bool,
+    /// Set DO in our OPT (RFC 4035 §3.2.1): validation wants the RRSIGs and NSEC/NSEC3
+    /// proofs. Only with `edns`.
+    pub dnssec_ok: bool,
     pub timeout: Duration,
     /// Randomise the case of the question (0x20) if the transport does it at all: the
     /// driver clears it for servers known not to echo case.
@@ -60,6 +63,7 @@ impl OutQuery {
             case_0x20: false,
             rd: false,
             tls: None,
+            dnssec_ok: false,
         }
     }
 }
@@ -280,8 +284,8 @@ pub fn randomise_case(name: &Name) -> Name {
 }
 
 /// Builds the wire query: random ID, RD as asked (clear for authorities: we iterate
-/// ourselves, and RD to an authority invites resolver loops), EDNS with our payload and DO
-/// clear when asked.
+/// ourselves, and RD to an authority invites resolver loops), EDNS with our payload (and DO
+/// when validating) unless asked for none.
 pub fn encode_query(q: &OutQuery, query: &Query) -> Result<(u16, Vec<u8>), TransportError> {
     let id: u16 = rand::random();
     let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
@@ -290,6 +294,7 @@ pub fn encode_query(q: &OutQuery, query: &Query) -> Result<(u16, Vec<u8>), Trans
     if q.edns {
         let mut edns = Edns::new();
         edns.set_max_payload(EDNS_PAYLOAD);
+        edns.set_dnssec_ok(q.dnssec_ok);
         msg.set_edns(edns);
     }
     let wire = msg
@@ -357,6 +362,7 @@ mod tests {
             query: q(),
             tcp: false,
             edns: true,
+            dnssec_ok: false,
             timeout: Duration::from_secs(1),
             case_0x20: false,
             rd: false,
@@ -411,6 +417,7 @@ mod tests {
             query: Query::query(name.clone(), RecordType::A),
             tcp: false,
             edns: true,
+            dnssec_ok: false,
             timeout: Duration::from_secs(2),
             case_0x20: true,
             rd: false,
@@ -481,6 +488,7 @@ mod tests {
                 query: Query::query(name.clone(), RecordType::A),
                 tcp: false,
                 edns: true,
+                dnssec_ok: false,
                 timeout: Duration::from_secs(3),
                 case_0x20,
                 rd: false,

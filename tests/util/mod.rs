@@ -44,11 +44,26 @@ impl Env {
 
     /// [`Env::start`] with the lab resolver's configuration changed by `change`.
     pub async fn start_configured(net: u8, change: impl FnOnce(&mut ResolverConfig)) -> Env {
+        Self::start_inner(net, false, change).await
+    }
+
+    /// [`Env::start`] with DNSSEC validation from the lab's trust anchor, as `hopdns lab`
+    /// runs it.
+    pub async fn start_validating(net: u8) -> Env {
+        Self::start_inner(net, true, |_| {}).await
+    }
+
+    async fn start_inner(net: u8, validate: bool, change: impl FnOnce(&mut ResolverConfig)) -> Env {
         let lab = Lab::start(LabConfig { net })
             .await
             .expect("lab starts (tests run as root)");
         let mut config = hopdns::cli::lab::lab_config(&lab).unwrap();
         config.clock = Clock::manual();
+        // Tests count upstream queries and hops as a non-validating resolver makes them;
+        // the validation tests (`validate.rs`) keep it on.
+        if !validate {
+            config.settings.dnssec = None;
+        }
         change(&mut config);
         let clock = config.clock.clone();
         let resolver = Arc::new(Resolver::new(
@@ -233,6 +248,7 @@ pub fn trace_against(env: &Env, hints: &std::path::Path, args: &[&str]) -> (Stri
             "--root-hints",
             hints.to_str().unwrap(),
             "--query-loopback",
+            "--no-dnssec",
             "--no-ipv6",
         ])
         .output()

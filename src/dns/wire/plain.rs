@@ -16,6 +16,8 @@ pub struct PlainQuery<'a> {
     pub id: u16,
     pub rd: bool,
     pub cd: bool,
+    /// The client set AD or DO: a secure cached reply keeps its AD (RFC 6840 §5.7-5.8).
+    pub wants_ad: bool,
     /// The question name as the client wrote it (wire form, case kept).
     pub qname: &'a [u8],
     pub qtype: u16,
@@ -87,6 +89,7 @@ pub fn parse_plain_query(query: &[u8]) -> Option<PlainQuery<'_>> {
     let qclass = u16_at(query, at + 2)?;
     at += 4;
     let mut edns_payload = None;
+    let mut dnssec_ok = false;
     if additional == 1 {
         // OPT: root owner, type 41, class = payload, TTL = ext-rcode, version, flags.
         if *query.get(at)? != 0 || u16_at(query, at + 1)? != 41 {
@@ -94,6 +97,7 @@ pub fn parse_plain_query(query: &[u8]) -> Option<PlainQuery<'_>> {
         }
         let payload = u16_at(query, at + 3)?;
         let version = *query.get(at + 6)?;
+        dnssec_ok = *query.get(at + 7)? & 0x80 != 0;
         if version != 0 {
             return None;
         }
@@ -122,6 +126,7 @@ pub fn parse_plain_query(query: &[u8]) -> Option<PlainQuery<'_>> {
         id: u16_at(query, 0)?,
         rd: flags1 & 0x01 != 0,
         cd: flags2 & 0x10 != 0,
+        wants_ad: flags2 & 0x20 != 0 || dnssec_ok,
         qname,
         qtype,
         qclass,

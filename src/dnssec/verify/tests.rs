@@ -415,7 +415,8 @@ fn keytrap_ds_collisions_stop_after_four_digest_failures() {
         );
     }
     let e = keyset(&keys, &sigs, Link::Ds(&[ksk.ds(DigestType::SHA256)])).unwrap_err();
-    assert!(matches!(e, Reason::BudgetSpent(_)), "{e}");
+    // RFC 8914 §4.10: no key matched the DS within the budget, DNSKEY Missing.
+    assert_eq!(e, Reason::DnskeyMissing, "{e}");
 }
 
 /// RFC 4034 §5.4's example: the DNSKEY of dskey.example.com has key tag 60485 and this
