@@ -641,6 +641,98 @@ async fn behind_a_proxy_a_refused_client_is_closed_before_the_handshake() {
         .expect("closed")
         .unwrap_or(0);
     assert_eq!(n, 0);
+
+    plain_udp_and_tcp_behind_a_balancer(&front, &log).await;
+}
+
+/// Issue 19.4: the plain listeners behind a balancer that speaks PROXY v2 (dnsdist's
+/// `useProxyProtocol`): over UDP the header leads every datagram and the reply goes back to
+/// the balancer without one; over TCP it opens the connection. The allow-list and the query
+/// log see the client the header names; a balancer's datagram without a header is dropped.
+/// The next datagram on `socket`, if one comes within 800 ms.
+async fn udp_reply(socket: &tokio::net::UdpSocket) -> Option<Message> {
+    let mut buf = [0u8; 1500];
+    let got = tokio::time::timeout(Duration::from_millis(800), socket.recv(&mut buf)).await;
+    got.ok()
+        .map(|n| Message::from_vec(&buf[..n.unwrap()]).unwrap())
+}
+
+async fn plain_udp_and_tcp_behind_a_balancer(front: &Front, log: &Path) {
+    use ppp::v2::{Builder, Command, Protocol, Version};
+    let plain = SocketAddr::new(front.ip, 53);
+    let header = |client: &str, protocol: Protocol| {
+        let client: SocketAddr = client.parse().unwrap();
+        Builder::with_addresses(Version::Two | Command::Proxy, protocol, (client, plain))
+            .build()
+            .unwrap()
+    };
+    let balancer = tokio::net::UdpSocket::bind(format!("{PROXY}:0"))
+        .await
+        .unwrap();
+    let ask = |client: Option<&str>, name: &str| {
+        let mut datagram = client
+            .map(|c| header(c, Protocol::Datagram))
+            .unwrap_or_default();
+        datagram.extend(query(name, RecordType::A, None).to_vec().unwrap());
+        datagram
+    };
+    balancer
+        .send_to(
+            &ask(Some("198.51.100.8:5300"), "udp-proxied.example"),
+            plain,
+        )
+        .await
+        .unwrap();
+    let m = udp_reply(&balancer)
+        .await
+        .expect("answered to the balancer");
+    assert_eq!(m.answers.len(), 1);
+    balancer
+        .send_to(&ask(Some("192.0.2.9:5300"), "udp-refused.example"), plain)
+        .await
+        .unwrap();
+    let m = udp_reply(&balancer).await.expect("REFUSED to the balancer");
+    assert_eq!(
+        m.metadata.response_code,
+        hickory_proto::op::ResponseCode::Refused
+    );
+    balancer
+        .send_to(&ask(None, "udp-bare.example"), plain)
+        .await
+        .unwrap();
+    assert!(udp_reply(&balancer).await.is_none(), "no header: dropped");
+
+    let mut s = connect_from(PROXY, plain).await;
+    s.write_all(&header("198.51.100.9:5300", Protocol::Stream))
+        .await
+        .unwrap();
+    let wire = query("tcp-proxied.example", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    let mut framed = (wire.len() as u16).to_be_bytes().to_vec();
+    framed.extend(wire);
+    s.write_all(&framed).await.unwrap();
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).await.unwrap();
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut body).await.unwrap();
+    assert_eq!(Message::from_vec(&body).unwrap().answers.len(), 1);
+
+    let logged = std::fs::read_to_string(log).unwrap();
+    for (name, client, proto) in [
+        ("udp-proxied.example", "198.51.100.8", "udp"),
+        ("tcp-proxied.example", "198.51.100.9", "tcp"),
+    ] {
+        let line = logged
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no line for {name} in {logged}"));
+        assert!(
+            line.contains(&format!("\"client\":\"{client}\""))
+                && line.contains(&format!("\"proto\":\"{proto}\"")),
+            "{line}"
+        );
+    }
 }
 
 /// Answers `slow.example` after 400 ms and everything else at once.

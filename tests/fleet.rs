@@ -69,7 +69,9 @@ async fn health_check_name_is_answered_locally_and_fails_before_the_drain() {
 /// `benches/fleet/run.sh smoke` with the debug binary: dnsdist (config from
 /// benches/fleet/dnsdist.conf.in) spreads a Zipf name set over two instances by query name
 /// with nothing lost, and an instance stopped with SIGTERM under load after failing its
-/// health check first loses no query. Skipped, loudly, without root or dnsdist.
+/// health check first loses no query. dnsdist speaks PROXY v2 to the instances
+/// (`useProxyProtocol`, issue 19.4): their query logs name the real client, never dnsdist.
+/// Skipped, loudly, without root or dnsdist.
 #[test]
 fn a_fleet_behind_dnsdist_shares_names_and_drains_without_loss() {
     let uid = Command::new("id").arg("-u").output().unwrap();
@@ -88,6 +90,7 @@ fn a_fleet_behind_dnsdist_shares_names_and_drains_without_loss() {
         .arg("smoke")
         .env("BIN", bin())
         .env("NET", "221")
+        .env("PROXY", "true")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -117,4 +120,7 @@ fn a_fleet_behind_dnsdist_shares_names_and_drains_without_loss() {
     let drain = line("drain SIGTERM fail_before_stop=3s");
     assert_eq!(field(drain, "lost"), "0", "{drain}");
     assert_ne!(field(drain, "marked_down_after"), "-", "{drain}");
+    let proxy = line("proxy ");
+    assert_eq!(field(proxy, "logged"), "600", "{proxy}");
+    assert_eq!(field(proxy, "dnsdist_seen"), "0", "{proxy}");
 }

@@ -43,6 +43,7 @@ CHECK_TIMEOUT_MS=${CHECK_TIMEOUT_MS:-500}
 MAX_CHECK_FAILURES=${MAX_CHECK_FAILURES:-1}
 FAIL_BEFORE_STOP=${FAIL_BEFORE_STOP:-3}
 WARM_QUERIES=${WARM_QUERIES:-5000}
+PROXY=${PROXY:-false}               # true: dnsdist sends PROXY v2, hopdns takes the client from it
 BIN=${BIN:-}
 if [ -z "$BIN" ]; then
   cargo build --release --manifest-path "$ROOT/Cargo.toml" >&2
@@ -67,6 +68,17 @@ stamp() { python3 -u -c 'import sys,time
 for l in sys.stdin: print(f"{time.time():.3f} {l}", end="", flush=True)'; }
 ip_of() { echo "127.53.$NET.$((210 + $1))"; }
 DNSDIST=127.53.$NET.200:53
+PROXY_FLAGS=()
+[ "$PROXY" = true ] && PROXY_FLAGS=(--proxy-protocol-from "127.53.$NET.200/32")
+# proxy_report: which clients the instances' query logs name (PROXY=true only): the real
+# clients when the PROXY headers are honoured, dnsdist's own address when not.
+proxy_report() {
+  [ "$PROXY" = true ] || return 0
+  local lines dnsdist_seen
+  lines=$(cat "$WORK"/qlog-*.json 2>/dev/null | grep -v "$CHECK_NAME" || true)
+  dnsdist_seen=$(grep -c "\"client\":\"127.53.$NET.200\"" <<<"$lines" || true)
+  echo "proxy logged=$(grep -c . <<<"$lines" || true) dnsdist_seen=$dnsdist_seen clients=$(grep -o '"client":"[^"]*"' <<<"$lines" | sort -u | cut -d'"' -f4 | paste -sd, -)"
+}
 
 # --- the lab -------------------------------------------------------------------------------
 "$BIN" lab --net "$NET" --threads 1 >"$WORK/lab.out" 2>&1 &
@@ -86,7 +98,8 @@ start_instance() {
   local i=$1; shift
   "$BIN" serve --listen "$(ip_of "$i"):53" --threads 1 --root-hints "$WORK/root.hints" --no-dnssec \
     --query-loopback --no-ipv6 --control-socket "$WORK/hopdns-$i.sock" \
-    --health-check-name "$CHECK_NAME" --drain-timeout 1 --log-level warn "$@" \
+    --health-check-name "$CHECK_NAME" --drain-timeout 1 --log-level warn "${PROXY_FLAGS[@]}" \
+    ${PROXY_FLAGS:+--query-log-file "$WORK/qlog-$i.json"} "$@" \
     >>"$WORK/hopdns-$i.log" 2>&1 &
   INST_PID[$i]=$!
   PIDS+=($!)
@@ -124,7 +137,7 @@ start_dnsdist() {
   local backends="" i
   for i in "$@"; do backends+="\"$(ip_of "$i"):53\", "; done
   sed -e "s|@LISTEN@|$DNSDIST|" -e "s|@BACKENDS@|$backends|" -e "s|@POLICY@|$policy|" \
-    -e "s|@CHECK_NAME@|$CHECK_NAME|" -e "s|@CHECK_INTERVAL@|$CHECK_INTERVAL|" \
+    -e "s|@CHECK_NAME@|$CHECK_NAME|" -e "s|@CHECK_INTERVAL@|$CHECK_INTERVAL|" -e "s|@PROXY@|$PROXY|" -e "s|@SOURCE@|${DNSDIST%:*}|" \
     -e "s|@CHECK_TIMEOUT_MS@|$CHECK_TIMEOUT_MS|" -e "s|@MAX_CHECK_FAILURES@|$MAX_CHECK_FAILURES|" \
     "$HERE/dnsdist.conf.in" >"$WORK/dnsdist.conf"
   dnsdist --check-config -C "$WORK/dnsdist.conf" >/dev/null
@@ -303,6 +316,7 @@ smoke() {
   INSTANCES=2 NAMES=300 QUERIES=600 RATE=300
   python3 "$HERE/zipf.py" "$NAMES" "$QUERIES" "$ZIPF_S" 19 >"$WORK/zipf.txt"
   locality_run chashed chashed 1m 1 2
+  proxy_report
   DRAIN_SECS=6 STOP_AT=1.5 RATE=200 drain_run 3
 }
 

@@ -42,9 +42,11 @@ pub struct TlsArgs {
     #[arg(long, value_name = "SECS", default_value_t = 5.0,
           value_parser = parse_handshake, help_heading = "Encrypted DNS")]
     pub tls_handshake_timeout: f64,
-    /// Peers (a TLS terminator, dnsdist) that send a PROXY protocol v2 header before TLS,
-    /// naming the real client for the allow-list and the connection caps (repeatable; off
-    /// unless given). Connections from them without a valid header are closed.
+    /// Peers (a TLS terminator, dnsdist) that send a PROXY protocol v2 header, naming the
+    /// real client for the allow-list, RRL, rules, connection caps and the query log: before
+    /// every UDP datagram, at the start of TCP connections, before TLS (repeatable; off
+    /// unless given). Datagrams and connections from them without a valid header are
+    /// dropped.
     #[arg(long, value_name = "CIDR", help_heading = "Encrypted DNS")]
     pub proxy_protocol_from: Vec<ipnet::IpNet>,
 }

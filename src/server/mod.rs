@@ -230,6 +230,7 @@ pub struct BoundServer {
     /// DoT and DoH listeners, each with its bound address and transport.
     encrypted_listeners: Vec<(SocketAddr, Proto, std::net::TcpListener)>,
     encrypted: Option<Arc<tls::Encrypted>>,
+    proxy_from: Vec<ipnet::IpNet>,
 }
 
 /// The sockets of one listen address (port 0 already resolved).
@@ -284,6 +285,16 @@ pub(crate) struct Shared {
     pub(crate) hits: Option<Arc<Cache>>,
     /// The DoT and DoH settings (`None` without those listeners).
     pub(crate) encrypted: Option<Arc<tls::Encrypted>>,
+    /// Balancers that name the client in a PROXY v2 header (`proxy-protocol-from`): on
+    /// every UDP datagram and at the start of every TCP connection from them.
+    pub(crate) proxy_from: Vec<ipnet::IpNet>,
+}
+
+impl Shared {
+    /// Whether `peer` is a balancer that must send a PROXY v2 header.
+    pub(crate) fn from_proxy(&self, peer: SocketAddr) -> bool {
+        !self.proxy_from.is_empty() && self.proxy_from.iter().any(|n| n.contains(&peer.ip()))
+    }
 }
 
 impl Shared {
@@ -414,6 +425,7 @@ impl BoundServer {
             hits: None,
             encrypted_listeners,
             encrypted,
+            proxy_from: cfg.proxy_protocol_from.clone(),
         })
     }
 
@@ -493,6 +505,7 @@ impl BoundServer {
             stats: self.stats,
             hits: self.hits,
             encrypted: self.encrypted,
+            proxy_from: self.proxy_from,
         });
         // A child token: a failing listener stops this server without cancelling the caller's.
         // `token` stops the loops (nothing new is accepted); `abort` stops the queries

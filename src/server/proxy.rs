@@ -1,10 +1,12 @@
-//! PROXY protocol version 2 (haproxy's proxy-protocol.txt §2.2) on the DoT and DoH
-//! listeners: a TLS terminator or dnsdist in front names the real client, so that the
-//! allow-list and the per-client connection budget judge the client, not the proxy.
+//! PROXY protocol version 2 (haproxy's proxy-protocol.txt §2.2) on every listener: a TLS
+//! terminator or a balancer such as dnsdist (`useProxyProtocol`) in front names the real
+//! client, so that the allow-list, RRL, redirect rules scoped to client networks, the
+//! per-client connection budget and the query log judge the client, not the balancer.
 //!
-//! Only peers in `proxy-protocol-from` send it, and they must (a connection from one of them
-//! without a valid header is closed); everyone else is a client speaking TLS at once, as
-//! dnsdist's `setProxyProtocolACL` does. The header is parsed by the `ppp` crate. A LOCAL
+//! Only peers in `proxy-protocol-from` send it, and they must (a connection or datagram
+//! from one of them without a valid header is refused); everyone else speaks DNS (or TLS) at
+//! once, as dnsdist's `setProxyProtocolACL` does. Over UDP the header leads every datagram
+//! (dnsdist's format); the reply goes back to the balancer without one. The header is parsed by the `ppp` crate. A LOCAL
 //! header (the proxy's own health check) or one for a non-IP family keeps the peer as the
 //! client.
 
@@ -45,6 +47,15 @@ pub async fn read_header(
     stream.read_exact(&mut bytes[FIXED..]).await?;
     let header = Header::try_from(bytes.as_slice()).map_err(ProxyError::Parse)?;
     Ok(client_of(&header, peer))
+}
+
+/// The client a datagram's leading v2 header names, and where the DNS message starts.
+pub fn strip_datagram(
+    datagram: &[u8],
+    peer: SocketAddr,
+) -> Result<(SocketAddr, usize), ProxyError> {
+    let header = Header::try_from(datagram).map_err(ProxyError::Parse)?;
+    Ok((client_of(&header, peer), header.len()))
 }
 
 /// The client a parsed header names.

@@ -276,8 +276,11 @@ pub(super) async fn serve(
     debug!(?local, "TCP listener started");
 
     while let Some((stream, peer)) = accept(&listener, &token, &mut backoff).await {
-        // The allow-list first: a refused client never holds a slot.
-        if !request::plausible_client(peer) || !shared.policy.acl().allows(peer.ip()) {
+        // The allow-list first: a refused client never holds a slot. A trusted balancer's
+        // client is judged once its PROXY header is read (in the connection's own task).
+        let proxied = shared.from_proxy(peer);
+        if !proxied && (!request::plausible_client(peer) || !shared.policy.acl().allows(peer.ip()))
+        {
             client_errors::note(ClientError::NotAllowed);
             crate::metrics::metrics().tcp_refused();
             debug!(%peer, "TCP client not in the allow-list; closed");
@@ -367,6 +370,7 @@ pub(super) fn log_close(proto: Proto, peer: SocketAddr, close: Close) {
         Close::Stalled => debug!(%peer, %proto, "connection closed: message or reply stalled"),
         Close::Shutdown => trace!(%peer, %proto, "connection closed: shutting down"),
         Close::Evicted => trace!(%peer, %proto, "connection closed: idle, to make room"),
+        Close::Refused => debug!(%peer, %proto, "connection refused"),
     }
 }
 
@@ -383,6 +387,8 @@ pub(super) enum Close {
     Shutdown,
     /// Closed while idle to make room for a new connection.
     Evicted,
+    /// Refused at the start: a bad PROXY header, or the client it names is not allowed.
+    Refused,
 }
 
 async fn connection(
@@ -399,9 +405,42 @@ async fn connection(
             trace!(%peer, "TCP connection closed: drain time over");
             return;
         }
-        close = serve_connection(stream, peer, &shared, &slot, &tokens.stop) => close,
+        close = serve_proxied(stream, peer, &shared, &slot, &tokens.stop) => close,
     };
     log_close(Proto::Tcp, peer, close);
+}
+
+/// A connection from a trusted balancer starts with its PROXY v2 header, read within the
+/// idle timeout; the client it names must pass the allow-list like any other.
+async fn serve_proxied(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+    slot: &Slot,
+    stop: &CancellationToken,
+) -> Close {
+    let mut client = peer;
+    if shared.from_proxy(peer) {
+        let header = timeout(
+            shared.tcp_idle_timeout,
+            super::proxy::read_header(&mut stream, peer),
+        );
+        client = match header.await {
+            Err(_) => return Close::Stalled,
+            Ok(Err(error)) => {
+                debug!(%peer, %error, "TCP from a PROXY-protocol peer without a valid header; closed");
+                return Close::Refused;
+            }
+            Ok(Ok(client)) => client,
+        };
+        if !request::plausible_client(client) || !shared.policy.acl().allows(client.ip()) {
+            client_errors::note(ClientError::NotAllowed);
+            crate::metrics::metrics().tcp_refused();
+            debug!(%peer, %client, "TCP client (behind a proxy) not in the allow-list; closed");
+            return Close::Refused;
+        }
+    }
+    serve_connection(stream, client, shared, slot, stop).await
 }
 
 async fn serve_connection(

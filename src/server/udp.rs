@@ -277,10 +277,25 @@ fn handle_one(
     in_flight: &Arc<Semaphore>,
     local: Option<SocketAddr>,
 ) {
-    let Some(client) = source(&batch.addrs[i]) else {
+    let Some(peer) = source(&batch.addrs[i]) else {
         return;
     };
-    let bytes = &batch.input[i * SLOT..i * SLOT + batch.lens[i]];
+    let mut bytes = &batch.input[i * SLOT..i * SLOT + batch.lens[i]];
+    // A trusted balancer names the client in a PROXY v2 header before the message; the
+    // reply still goes to the balancer (`peer`), without a header.
+    let mut client = peer;
+    if shared.from_proxy(peer) {
+        match super::proxy::strip_datagram(bytes, peer) {
+            Ok((named, len)) => {
+                client = named;
+                bytes = &bytes[len..];
+            }
+            Err(error) => {
+                debug!(%peer, %error, "datagram from a PROXY-protocol peer without a valid header; dropped");
+                return;
+            }
+        }
+    }
     if let Some(cache) = shared.hits.as_deref().filter(|_| {
         !batch.truncated[i] && plausible_client(client) && shared.policy.acl().allows(client.ip())
     }) {
@@ -304,7 +319,7 @@ fn handle_one(
         Triage::Drop => {}
         Triage::Reply(mut reply) => {
             if shared.outgoing_vec(&mut reply, client, Proto::Udp) {
-                send_now(socket, &reply, client)
+                send_now(socket, &reply, peer)
             }
         }
         Triage::Ask(req) => {
@@ -326,8 +341,8 @@ fn handle_one(
                     if !shared.outgoing_vec(&mut reply, client, Proto::Udp) {
                         return;
                     }
-                    if let Err(error) = socket.send_to(&reply, client).await {
-                        debug!(%client, %error, "UDP send failed");
+                    if let Err(error) = socket.send_to(&reply, peer).await {
+                        debug!(%peer, %error, "UDP send failed");
                     }
                 }
             };
