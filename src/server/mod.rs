@@ -292,7 +292,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Whether `peer` is a balancer that must send a PROXY v2 header.
-    pub(crate) fn from_proxy(&self, peer: SocketAddr) -> bool {
+    pub(crate) fn is_proxy(&self, peer: SocketAddr) -> bool {
         !self.proxy_from.is_empty() && self.proxy_from.iter().any(|n| n.contains(&peer.ip()))
     }
 }

@@ -278,7 +278,7 @@ pub(super) async fn serve(
     while let Some((stream, peer)) = accept(&listener, &token, &mut backoff).await {
         // The allow-list first: a refused client never holds a slot. A trusted balancer's
         // client is judged once its PROXY header is read (in the connection's own task).
-        let proxied = shared.from_proxy(peer);
+        let proxied = shared.is_proxy(peer);
         if !proxied && (!request::plausible_client(peer) || !shared.policy.acl().allows(peer.ip()))
         {
             client_errors::note(ClientError::NotAllowed);
@@ -420,7 +420,7 @@ async fn serve_proxied(
     stop: &CancellationToken,
 ) -> Close {
     let mut client = peer;
-    if shared.from_proxy(peer) {
+    if shared.is_proxy(peer) {
         let header = timeout(
             shared.tcp_idle_timeout,
             super::proxy::read_header(&mut stream, peer),

@@ -284,7 +284,7 @@ fn handle_one(
     // A trusted balancer names the client in a PROXY v2 header before the message; the
     // reply still goes to the balancer (`peer`), without a header.
     let mut client = peer;
-    if shared.from_proxy(peer) {
+    if shared.is_proxy(peer) {
         match super::proxy::strip_datagram(bytes, peer) {
             Ok((named, len)) => {
                 client = named;
