@@ -446,13 +446,27 @@ async fn a_certificate_reload_under_load_fails_no_query() {
             }
         }));
     }
+    // Each reload lands while queries flow: at least 20 more answered before each, and
+    // after the last (a condition, not a fixed sleep).
+    let answered_more = |n: usize| {
+        let ok = ok.clone();
+        let from = ok.load(Ordering::Relaxed);
+        async move {
+            util::until(
+                "queries answered under load",
+                Duration::from_secs(10),
+                || ok.load(Ordering::Relaxed) >= from + n,
+            )
+            .await
+        }
+    };
     let mut last_pem = String::new();
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        answered_more(20).await;
         last_pem = pki.issue();
         front.certs.reload().expect("the new pair loads");
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    answered_more(20).await;
     stop.cancel();
     for c in clients {
         c.await.unwrap();
