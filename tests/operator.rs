@@ -489,6 +489,36 @@ fn config_check_reports_every_error_with_file_line_and_key() {
     }
 }
 
+/// Issue 14: own root hints with validation on and no anchor of their own are named in a
+/// warning (a lab's or private root would make every answer bogus), with both fixes; an
+/// anchor or `no-dnssec` silences it.
+#[test]
+fn own_root_hints_without_an_anchor_are_warned_about() {
+    let dir = Scratch::new("privroot");
+    let hints = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("root-hints/lab.root");
+    let file = dir.path("hopdns.toml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &file,
+            format!("root-hints = \"{}\"\n{extra}", hints.display()),
+        )
+        .unwrap()
+    };
+    write("");
+    let (code, _, err) = hopdns(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning: --root-hints")
+            && err.contains("--trust-anchor FILE")
+            && err.contains("--no-dnssec"),
+        "{err}"
+    );
+    write("no-dnssec = true\n");
+    let (code, _, err) = hopdns(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("warning"), "{err}");
+}
+
 /// Issue 12.8: `hopdns rules check FILE` reports every bad rule with file:line, alias loops
 /// and overlaps; a /33 prefix and an RPZ CNAME without target get messages that name the
 /// real problem (they were "invalid IP address syntax" and a missing origin).

@@ -76,7 +76,10 @@ pub fn config(command: ConfigCommand) -> CmdResult {
                     command: Command::Serve(args),
                     ..
                 }) => {
-                    if let Some(warning) = super::serve::lan_without_allow(&args) {
+                    let warnings = super::serve::lan_without_allow(&args)
+                        .into_iter()
+                        .chain(args.upstream.private_root_warning());
+                    for warning in warnings {
                         eprintln!("{}: warning: {warning}", file.display());
                     }
                     for (key, message) in super::serve::check(&args) {

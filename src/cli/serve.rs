@@ -211,6 +211,9 @@ pub fn run(args: ServeArgs) -> CmdResult {
     if let Some(warning) = lan_without_allow(&args) {
         tracing::warn!("{warning}");
     }
+    if let Some(warning) = args.upstream.private_root_warning() {
+        tracing::warn!("{warning}");
+    }
     raise_open_files();
     let query_log = match &args.ops.query_log_file {
         Some(path) => Some(QueryLog::new(args.ops.query_log_hash_clients).to_file(path)?),

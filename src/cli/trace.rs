@@ -58,6 +58,9 @@ pub fn run(args: TraceArgs) -> CmdResult {
     let name = parse_name(&args.name)?;
     let qtype = parse_type(&args.qtype)?;
     let (config, transport) = args.upstream.build()?;
+    if let Some(warning) = args.upstream.private_root_warning() {
+        eprintln!("hopdns: warning: {warning}");
+    }
     // Forwarding everything: the root is never asked, so not primed either.
     let prime = !args.upstream.no_prime && !config.settings.zones.forwards_everything();
     let rt = runtime(1)?;

@@ -122,6 +122,25 @@ pub struct DnssecArgs {
     pub insecure_domain: Vec<String>,
 }
 
+impl UpstreamArgs {
+    /// Own root hints with validation on and no anchor of their own: fine if the hints name
+    /// the real root (a newer list), but a lab's or a private root is not signed with the
+    /// IANA keys, and then every answer is SERVFAIL (bogus). Named in one warning at start.
+    pub fn private_root_warning(&self) -> Option<String> {
+        let hints = self.root_hints.as_ref()?;
+        if self.dnssec.no_dnssec || !self.dnssec.trust_anchor.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "--root-hints {} with the built-in root trust anchors (IANA's KSK-2017 and \
+             KSK-2024): if these hints name a private or lab root, every answer will be \
+             SERVFAIL (DNSSEC bogus); give that root's anchor with --trust-anchor FILE \
+             (`hopdns lab` prints one) or turn validation off with --no-dnssec",
+            hints.display()
+        ))
+    }
+}
+
 impl DnssecArgs {
     /// The validation settings, or `None` with `--no-dnssec`.
     pub fn build(&self) -> Result<Option<Arc<dnssec::Config>>, ConfigError> {
