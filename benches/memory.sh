@@ -75,11 +75,18 @@ per-name)
   ;;
 curve)
   N=${2:-1000000}; STEP=${3:-100000}
-  start hopdns "${@:4}"
-  echo "names=0 rss_kb=$(rss_kb)"
+  # jemalloc's own counts beside RSS (hopdns_allocator_bytes): live bytes against what the
+  # allocator keeps resident tells cache growth from allocator slack.
+  METRICS=$ADDR:9317
+  start hopdns --metrics "$METRICS" "${@:4}"
+  alloc() {
+    curl -s "http://$METRICS/metrics" | awk -F'[{}" ]+' '/^hopdns_allocator_bytes\{/ {printf "%s_kb=%d ", $3, $NF / 1024}
+      /^hopdns_cache_bytes\{/ {c += $NF} END {printf "cache_counted_kb=%d", c / 1024}'
+  }
+  echo "names=0 rss_kb=$(rss_kb) $(alloc)"
   for from in $(seq 0 "$STEP" $(( N - 1 ))); do
     send c "$from" $(( from + STEP ))
-    echo "names=$(( from + STEP )) rss_kb=$(rss_kb)"
+    echo "names=$(( from + STEP )) rss_kb=$(rss_kb) $(alloc)"
   done
   stop
   ;;
