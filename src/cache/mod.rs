@@ -150,7 +150,8 @@ impl Cache {
         self.answers.flush_name(key.name()) + self.messages.flush_name(key.name())
     }
 
-    /// Forgets everything at or below `zone`, zone cuts included (Unbound `flush_zone`).
+    /// Forgets everything at or below `zone`, zone cuts and validated keys included
+    /// (Unbound `flush_zone`).
     pub fn flush_zone(&self, zone: &Name) -> usize {
         let key = crate::dns::wire::KeyBuf::from_parts(
             zone,
@@ -160,13 +161,16 @@ impl Cache {
         self.answers.flush_zone(key.name())
             + self.messages.flush_zone(key.name())
             + self.delegations.flush_zone(zone)
+            + self.keys.flush_zone(zone)
     }
 
-    /// Forgets every answer and zone cut (server facts in the infra cache stay).
+    /// Forgets every answer, zone cut and validated key set (server facts in the infra
+    /// cache stay).
     pub fn flush_all(&self) {
         self.answers.clear();
         self.messages.clear();
         self.delegations.clear();
+        self.keys.clear();
     }
 
     pub fn stats(&self) -> CacheStats {

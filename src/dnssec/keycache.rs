@@ -94,6 +94,27 @@ impl KeyCache {
         None
     }
 
+    /// Forgets the key sets and verdicts of `zone` and every zone below it (Unbound's
+    /// `flush_zone` drops them from its key cache too); returns how many went.
+    pub fn flush_zone(&self, zone: &Name) -> usize {
+        let zone = zone.to_lowercase();
+        let mut zones = self.zones.lock().unwrap_or_else(|e| e.into_inner());
+        let gone: Vec<Name> = zones
+            .iter()
+            .filter(|(z, _)| zone.zone_of(z))
+            .map(|(z, _)| z.clone())
+            .collect();
+        for z in &gone {
+            zones.pop(z);
+        }
+        gone.len()
+    }
+
+    /// Forgets everything (`ctl flush` of the whole cache).
+    pub fn clear(&self) {
+        self.zones.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     pub fn len(&self) -> usize {
         self.zones.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
@@ -151,6 +172,26 @@ mod tests {
         assert!(
             matches!(at("www.plain.example.", 3599), Some(Known::Verdict(v)) if v.proof == Proof::Insecure)
         );
+    }
+
+    #[test]
+    fn a_zone_flush_takes_its_keys_and_those_below_and_clear_takes_all() {
+        let cache = KeyCache::default();
+        for z in [
+            ".",
+            "com.",
+            "example.com.",
+            "sub.example.com.",
+            "example.net.",
+        ] {
+            cache.insert_keys(keys(z, 100), 0);
+        }
+        assert_eq!(cache.flush_zone(&name("Example.COM.")), 2);
+        let (zone, _) = cache.closest(&name("www.sub.example.com."), 1).unwrap();
+        assert_eq!(zone, name("com."), "the keys above stay");
+        assert_eq!(cache.len(), 3);
+        cache.clear();
+        assert!(cache.is_empty());
     }
 
     #[test]
