@@ -293,7 +293,20 @@ pub(crate) struct Shared {
 impl Shared {
     /// Whether `peer` is a balancer that must send a PROXY v2 header.
     pub(crate) fn is_proxy(&self, peer: SocketAddr) -> bool {
-        !self.proxy_from.is_empty() && self.proxy_from.iter().any(|n| n.contains(&peer.ip()))
+        let ip = peer.ip().to_canonical();
+        !self.proxy_from.is_empty() && self.proxy_from.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Whether a stream client (TCP, DoT, DoH) may connect: a plausible address in the
+    /// allow-list. A refusal is counted and logged here, once for every stream transport.
+    pub(crate) fn admits_stream(&self, client: SocketAddr, proto: Proto) -> bool {
+        if request::plausible_client(client) && self.policy.acl().allows(client.ip()) {
+            return true;
+        }
+        client_errors::note(crate::metrics::ClientError::NotAllowed);
+        crate::metrics::metrics().tcp_refused();
+        debug!(%client, %proto, "client not in the allow-list; connection closed");
+        false
     }
 }
 
@@ -398,7 +411,6 @@ impl BoundServer {
                 dot: certs.server_config(&[b"dot"]),
                 doh: certs.server_config(&[b"h2", b"http/1.1"]),
                 handshake_timeout: cfg.tls_handshake_timeout,
-                proxy_from: cfg.proxy_protocol_from.clone(),
                 https_path: cfg.https_path.clone(),
             })),
         };

@@ -49,6 +49,29 @@ pub async fn read_header(
     Ok(client_of(&header, peer))
 }
 
+/// The client named by the header a trusted balancer's connection starts with, read by
+/// `deadline`; `None` (logged; a bad header counted as malformed) when it does not come in
+/// time or does not parse: the connection is then closed.
+pub(super) async fn read_client(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    proto: crate::dns::Proto,
+    deadline: tokio::time::Instant,
+) -> Option<SocketAddr> {
+    match tokio::time::timeout_at(deadline, read_header(stream, peer)).await {
+        Ok(Ok(client)) => Some(client),
+        Ok(Err(error)) => {
+            super::client_errors::note(crate::metrics::ClientError::Malformed);
+            tracing::debug!(%peer, %error, %proto, "bad PROXY protocol header; closed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, %proto, "no PROXY protocol header in time; closed");
+            None
+        }
+    }
+}
+
 /// The client a datagram's leading v2 header names, and where the DNS message starts.
 pub fn strip_datagram(
     datagram: &[u8],

@@ -43,8 +43,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, trace};
 
 use super::request::{self, Proto};
-use super::{client_errors, Shared, Tokens};
-use crate::metrics::ClientError;
+use super::{Shared, Tokens};
 
 /// First pause after a failed accept, doubled up to [`MAX_ACCEPT_BACKOFF`].
 pub(super) const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
@@ -278,12 +277,7 @@ pub(super) async fn serve(
     while let Some((stream, peer)) = accept(&listener, &token, &mut backoff).await {
         // The allow-list first: a refused client never holds a slot. A trusted balancer's
         // client is judged once its PROXY header is read (in the connection's own task).
-        let proxied = shared.is_proxy(peer);
-        if !proxied && (!request::plausible_client(peer) || !shared.policy.acl().allows(peer.ip()))
-        {
-            client_errors::note(ClientError::NotAllowed);
-            crate::metrics::metrics().tcp_refused();
-            debug!(%peer, "TCP client not in the allow-list; closed");
+        if !shared.is_proxy(peer) && !shared.admits_stream(peer, Proto::Tcp) {
             continue;
         }
         let slot = loop {
@@ -421,23 +415,11 @@ async fn serve_proxied(
 ) -> Close {
     let mut client = peer;
     if shared.is_proxy(peer) {
-        let header = timeout(
-            shared.tcp_idle_timeout,
-            super::proxy::read_header(&mut stream, peer),
-        );
-        client = match header.await {
-            Err(_) => return Close::Stalled,
-            Ok(Err(error)) => {
-                debug!(%peer, %error, "TCP from a PROXY-protocol peer without a valid header; closed");
-                return Close::Refused;
-            }
-            Ok(Ok(client)) => client,
-        };
-        if !request::plausible_client(client) || !shared.policy.acl().allows(client.ip()) {
-            client_errors::note(ClientError::NotAllowed);
-            crate::metrics::metrics().tcp_refused();
-            debug!(%peer, %client, "TCP client (behind a proxy) not in the allow-list; closed");
-            return Close::Refused;
+        let deadline = tokio::time::Instant::now() + shared.tcp_idle_timeout;
+        let named = super::proxy::read_client(&mut stream, peer, Proto::Tcp, deadline).await;
+        match named {
+            Some(named) if shared.admits_stream(named, Proto::Tcp) => client = named,
+            _ => return Close::Refused,
         }
     }
     serve_connection(stream, client, shared, slot, stop).await

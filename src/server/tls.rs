@@ -42,10 +42,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, trace};
 
-use super::request::{self, Proto};
+use super::request::Proto;
 use super::tcp::{self, Close, Slot};
-use super::{client_errors, Shared, Tokens};
-use crate::metrics::{ClientError, ConnectionGuard};
+use super::{Shared, Tokens};
+use crate::metrics::ConnectionGuard;
 
 /// Queries one DoT connection may have in hand at once (Knot Resolver's `tcp_pipeline`
 /// default); past it the connection is not read until one is answered.
@@ -158,8 +158,6 @@ pub(crate) struct Encrypted {
     pub(crate) dot: Arc<rustls::ServerConfig>,
     pub(crate) doh: Arc<rustls::ServerConfig>,
     pub(crate) handshake_timeout: Duration,
-    /// Peers that send a PROXY protocol v2 header first (empty: off).
-    pub(crate) proxy_from: Vec<ipnet::IpNet>,
     /// Where DoH answers (RFC 8484 §6 leaves the path to the server).
     pub(crate) https_path: String,
 }
@@ -225,32 +223,13 @@ async fn accept(
 ) -> Option<Admitted> {
     let enc = shared.encrypted.as_deref()?;
     let deadline = tokio::time::Instant::now() + enc.handshake_timeout;
-    let trusted_proxy = enc
-        .proxy_from
-        .iter()
-        .any(|n| n.contains(&peer.ip().to_canonical()));
-    let client = if trusted_proxy {
-        match tokio::time::timeout_at(deadline, super::proxy::read_header(&mut stream, peer)).await
-        {
-            Ok(Ok(client)) => client,
-            Ok(Err(error)) => {
-                client_errors::note(ClientError::Malformed);
-                debug!(%peer, %error, %proto, "bad PROXY protocol header; closed");
-                return None;
-            }
-            Err(_) => {
-                debug!(%peer, %proto, "no PROXY protocol header in time; closed");
-                return None;
-            }
-        }
+    let client = if shared.is_proxy(peer) {
+        super::proxy::read_client(&mut stream, peer, proto, deadline).await?
     } else {
         peer
     };
     // The allow-list first: a refused client gets no handshake and holds no slot.
-    if !request::plausible_client(client) || !shared.policy.acl().allows(client.ip()) {
-        client_errors::note(ClientError::NotAllowed);
-        crate::metrics::metrics().tcp_refused();
-        debug!(%client, %proto, "client not in the allow-list; closed before the handshake");
+    if !shared.admits_stream(client, proto) {
         return None;
     }
     let slot = loop {
