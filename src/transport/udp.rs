@@ -49,25 +49,44 @@ struct Pooled {
 /// Idle connected sockets by (local address, server).
 #[derive(Debug, Default)]
 pub struct SocketPool {
-    idle: Mutex<HashMap<(IpAddr, SocketAddr), Vec<Pooled>>>,
+    idle: Mutex<Idle>,
+}
+
+#[derive(Debug, Default)]
+struct Idle {
+    /// Only servers with at least one idle socket have an entry.
+    by_server: HashMap<(IpAddr, SocketAddr), Vec<Pooled>>,
+    /// Sockets in `by_server`, so a return costs no walk over every server.
+    total: usize,
 }
 
 impl SocketPool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Idle> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// An idle socket to `server`, fresh enough and with uses left.
     fn take(&self, local: IpAddr, server: SocketAddr) -> Option<Pooled> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(&(local, server))?;
+        let mut idle = self.lock();
+        let Idle { by_server, total } = &mut *idle;
+        let list = by_server.get_mut(&(local, server))?;
         let now = tokio::time::Instant::now();
+        let mut found = None;
         while let Some(p) = list.pop() {
+            *total -= 1;
             // Anything that arrived while it sat idle (a late duplicate, or a forger who
             // learnt the port filling its queue ahead of the next query) retires it.
             let mut probe = [0u8; 1];
             let quiet = matches!(p.sock.try_recv(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
             if quiet && now.duration_since(p.since) <= MAX_IDLE {
-                return Some(p);
+                found = Some(p);
+                break;
             }
         }
-        None
+        if list.is_empty() {
+            by_server.remove(&(local, server));
+        }
+        found
     }
 
     /// Keeps `p` for another query unless it is spent or the pool is full.
@@ -75,34 +94,36 @@ impl SocketPool {
         if p.uses >= MAX_USES {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.lock();
+        let Idle { by_server, total } = &mut *idle;
         let now = tokio::time::Instant::now();
-        if idle.values().map(Vec::len).sum::<usize>() >= IDLE_TOTAL {
+        if *total >= IDLE_TOTAL {
             // Make room by dropping what has gone stale; if nothing has, close this one.
-            idle.retain(|_, l| {
+            by_server.retain(|_, l| {
                 l.retain(|q| now.duration_since(q.since) <= MAX_IDLE);
                 !l.is_empty()
             });
-            if idle.values().map(Vec::len).sum::<usize>() >= IDLE_TOTAL {
+            *total = by_server.values().map(Vec::len).sum();
+            if *total >= IDLE_TOTAL {
                 return;
             }
         }
-        let list = idle.entry((local, server)).or_default();
+        let list = by_server.entry((local, server)).or_default();
         if list.len() < IDLE_PER_SERVER {
             p.since = now;
             list.push(p);
+            *total += 1;
         }
     }
 
     /// Closes every idle socket (when descriptors run out, they matter more elsewhere).
     fn clear(&self) {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.lock() = Idle::default();
     }
 
     /// Idle sockets held now (tests, stats).
     pub fn idle(&self) -> usize {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.values().map(Vec::len).sum()
+        self.lock().total
     }
 }
 
