@@ -137,11 +137,8 @@ pub fn classify(
     tcp: bool,
 ) -> Reply {
     let rcode = msg.metadata.response_code;
-    if edns_rejected(msg, sent_edns) {
-        return Reply::EdnsRejected;
-    }
-    if msg.metadata.truncation && !tcp {
-        return Reply::Truncated;
+    if let Some(retry) = retry_reply(msg, sent_edns, tcp) {
+        return retry;
     }
     let aa = msg.metadata.authoritative;
     // A recursive server answering from its cache, not from the zone (Unbound's REC_LAME):
@@ -287,6 +284,15 @@ pub fn classify(
     })
 }
 
+/// The replies that only ask for the same query again another way, whoever sent them:
+/// FORMERR to EDNS (again without it, RFC 6891 §7) and TC over UDP (again over TCP).
+fn retry_reply(msg: &Message, sent_edns: bool, tcp: bool) -> Option<Reply> {
+    if edns_rejected(msg, sent_edns) {
+        return Some(Reply::EdnsRejected);
+    }
+    (msg.metadata.truncation && !tcp).then_some(Reply::Truncated)
+}
+
 /// Classifies a forwarder's reply (RD was set): a recursive server's answer is final, as
 /// Unbound takes a forward zone's replies. The scrub still drops what lies outside the
 /// forward zone; a chain that leaves it is followed from its target. A negative answer
@@ -300,11 +306,8 @@ pub fn classify_recursive(
     tcp: bool,
 ) -> Reply {
     let rcode = msg.metadata.response_code;
-    if edns_rejected(msg, sent_edns) {
-        return Reply::EdnsRejected;
-    }
-    if msg.metadata.truncation && !tcp {
-        return Reply::Truncated;
+    if let Some(retry) = retry_reply(msg, sent_edns, tcp) {
+        return retry;
     }
     let s = scrub(msg, zone, question);
     let (chain, current, found) = follow_chain(&s.answers, question, zone);

@@ -89,8 +89,13 @@ impl Cut {
                 }
             })
             .collect();
+        Self::fresh(d.zone, servers, None)
+    }
+
+    /// A cut nobody has asked yet: no attempts, first round, child side.
+    fn fresh(zone: Name, servers: Vec<Server>, configured: Option<Arc<ZoneRule>>) -> Self {
         Self {
-            zone: d.zone,
+            zone,
             servers,
             attempts: HashMap::new(),
             bad: HashSet::new(),
@@ -98,7 +103,7 @@ impl Cut {
             parent_side: false,
             fallback: None,
             cycle: None,
-            configured: None,
+            configured,
         }
     }
 
@@ -119,17 +124,7 @@ impl Cut {
                 tried_aaaa: true,
             })
             .collect();
-        Self {
-            zone: rule.zone.clone(),
-            servers,
-            attempts: HashMap::new(),
-            bad: HashSet::new(),
-            round: 1,
-            parent_side: false,
-            fallback: None,
-            cycle: None,
-            configured: Some(rule),
-        }
+        Self::fresh(rule.zone.clone(), servers, Some(rule))
     }
 
     /// A forward zone's cut: its servers recurse for us.

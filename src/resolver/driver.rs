@@ -66,6 +66,19 @@ pub const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1800);
 /// of its own (when a runtime is there to run it).
 struct Detach<F: Future<Output = Outcome> + Send + 'static>(Option<Pin<Box<F>>>);
 
+impl<F: Future<Output = Outcome> + Send + 'static> Detach<F> {
+    /// Runs the resolution here to its end; then nothing is left to move on drop.
+    async fn finish(&mut self) -> Outcome {
+        let outcome = match self.0.as_mut() {
+            Some(resolution) => resolution.await,
+            // Finished already: `lead` finishes once.
+            None => Outcome::ServFail(Failure::Deadline),
+        };
+        self.0 = None;
+        outcome
+    }
+}
+
 impl<F: Future<Output = Outcome> + Send + 'static> Drop for Detach<F> {
     fn drop(&mut self) {
         if let (Some(resolution), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
@@ -234,33 +247,17 @@ impl Resolver {
         F: Future<Output = Outcome> + Send + 'static,
     {
         let mut own = Detach(Some(resolution));
-        let timer = self
-            .cache
-            .config
-            .serve_stale
-            .then_some(CLIENT_RESPONSE_TIMER);
-        let early = match (own.0.as_mut(), timer) {
-            (Some(r), Some(timer)) => tokio::select! {
-                outcome = r => Some(outcome),
-                _ = tokio::time::sleep(timer) => None,
-            },
-            (Some(r), None) => Some(r.await),
-            (None, _) => None,
-        };
-        if let Some(outcome) = early {
-            own.0 = None;
-            return outcome;
+        if self.cache.config.serve_stale {
+            tokio::select! {
+                outcome = own.finish() => return outcome,
+                _ = tokio::time::sleep(CLIENT_RESPONSE_TIMER) => {}
+            }
+            if let Some(stale) = self.stale(question) {
+                tracing::debug!(%question, "slow resolution: serving stale (RFC 8767 §5)");
+                return stale; // `own` moves the resolution to a task of its own
+            }
         }
-        if let Some(stale) = self.stale(question) {
-            tracing::debug!(%question, "slow resolution: serving stale (RFC 8767 §5)");
-            return stale; // `own` moves the resolution to a task of its own
-        }
-        let outcome = match own.0.as_mut() {
-            Some(r) => r.await,
-            None => Outcome::ServFail(Failure::Deadline),
-        };
-        own.0 = None;
-        outcome
+        own.finish().await
     }
 
     /// One resolution of `question` that publishes its outcome to every waiter and returns
