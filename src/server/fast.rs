@@ -1,5 +1,5 @@
-//! The cache-hit fast path: a plain UDP query answered from the message cache without
-//! decoding, without the resolver and without allocating.
+//! The cache-hit fast path: a plain query (over UDP, or TCP) answered from the message cache
+//! without decoding, without the resolver and without allocating.
 //!
 //! The worker reads the query in place ([`parse_plain_query`]), the message cache writes
 //! the ready reply into the worker's output slot ([`MessageCache::write_reply`]), and the
@@ -29,9 +29,39 @@ pub fn reply_from_cache(
 ) -> Option<usize> {
     let q = parse_plain_query(query)?;
     let patch = patch_for(&q, out.len());
+    hit(cache, answerer, &q, &patch, client, out)
+}
+
+/// [`reply_from_cache`] for a stream transport (TCP): the reply may fill `out` (a stream
+/// reply is never truncated, RFC 7766 §8), and our OPT, when the client sent one, carries
+/// `ours_udp` as on every other reply.
+#[inline]
+pub fn stream_reply_from_cache(
+    cache: &Cache,
+    answerer: &dyn Answerer,
+    query: &[u8],
+    client: SocketAddr,
+    ours_udp: u16,
+    out: &mut [u8],
+) -> Option<usize> {
+    let q = parse_plain_query(query)?;
+    let mut patch = patch_for(&q, usize::from(ours_udp));
+    patch.limit = out.len();
+    hit(cache, answerer, &q, &patch, client, out)
+}
+
+#[inline(always)]
+fn hit(
+    cache: &Cache,
+    answerer: &dyn Answerer,
+    q: &PlainQuery<'_>,
+    patch: &Patch<'_>,
+    client: SocketAddr,
+    out: &mut [u8],
+) -> Option<usize> {
     let written = cache
         .messages
-        .write_reply(q.key.as_bytes(), cache.clock.unix_secs(), &patch, out)
+        .write_reply(q.key.as_bytes(), cache.clock.unix_secs(), patch, out)
         .ok()?;
     if !answerer.may_serve_cached(q.qname, &out[..written.len], client) {
         return None;

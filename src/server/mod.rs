@@ -323,9 +323,14 @@ impl Shared {
         self.outgoing_as(reply, client, proto, false)
     }
 
-    /// [`Shared::outgoing`] for a reply of the UDP fast path (a cache hit).
-    pub(crate) fn outgoing_hit(&self, reply: &mut [u8], client: SocketAddr) -> Option<usize> {
-        self.outgoing_as(reply, client, Proto::Udp, true)
+    /// [`Shared::outgoing`] for a reply of the fast path (a cache hit).
+    pub(crate) fn outgoing_hit(
+        &self,
+        reply: &mut [u8],
+        client: SocketAddr,
+        proto: Proto,
+    ) -> Option<usize> {
+        self.outgoing_as(reply, client, proto, true)
     }
 
     fn outgoing_as(

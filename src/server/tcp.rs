@@ -5,6 +5,10 @@
 //! * Several queries per connection, including pipelined ones (RFC 7766 §6.2.1); they are
 //!   answered one after the other, in the order received (allowed by RFC 7766 §6.2.1.1).
 //!   No task per message, so one client cannot multiply its load.
+//! * Cache hits take the UDP workers' fast path ([`super::fast::stream_reply_from_cache`]):
+//!   no decode, no answerer. The replies to a burst of pipelined queries leave in one write
+//!   once no further whole query is buffered; a query that needs the resolver first sends
+//!   what is pending, so no reply waits behind a slow one.
 //! * Admission (issue 11.3: idle and refused clients must not starve the rest):
 //!   - the allow-list is checked before a slot is taken: a client outside it is closed at
 //!     once;
@@ -434,9 +438,34 @@ async fn serve_connection(
 ) -> Close {
     let limit = shared.tcp_idle_timeout;
     let (reader, mut writer) = stream.split();
+    // Replies not yet written: the replies to pipelined queries leave together, in one
+    // write, once no further whole query is waiting (or before a query that must wait for
+    // the resolver, so no reply is held back by a slow one).
+    let mut pending = Vec::new();
+    let close = serve_messages(reader, &mut writer, &mut pending, peer, shared, slot, stop).await;
+    // Replies already made still go out when the connection ends for another reason
+    // (shutdown, eviction, a client that half-closed after its last query).
+    if !matches!(close, Close::Stalled) {
+        let _ = flush(&mut writer, &mut pending, limit).await;
+    }
+    close
+}
+
+async fn serve_messages(
+    reader: impl AsyncReadExt + Unpin,
+    writer: &mut (impl AsyncWriteExt + Unpin),
+    pending: &mut Vec<u8>,
+    peer: SocketAddr,
+    shared: &Shared,
+    slot: &Slot,
+    stop: &CancellationToken,
+) -> Close {
+    let limit = shared.tcp_idle_timeout;
     // Buffered so pipelined queries cost one read, not two per message.
     let mut reader = BufReader::new(reader);
     let mut message = Vec::new();
+    // Where the fast path writes a cache hit (replies longer than this take the slow path).
+    let mut hit = vec![0u8; HIT_SLOT];
     loop {
         let mut prefix = [0u8; 2];
         if stop.is_cancelled() {
@@ -447,6 +476,12 @@ async fn serve_connection(
         }
         // Pipelined messages already read need no wait (and never count as idle).
         let pipelined = reader.buffer().len() >= 2;
+        // Pending replies wait only for a next query that is already wholly here.
+        if !whole_message_buffered(reader.buffer()) {
+            if let Err(close) = flush(writer, pending, limit).await {
+                return close;
+            }
+        }
         let read = if pipelined {
             Ok(reader.read_exact(&mut prefix).await)
         } else {
@@ -481,22 +516,80 @@ async fn serve_connection(
         }
         slot.busy();
 
-        let Some(reply) = answer(shared, &message, peer, Proto::Tcp).await else {
-            continue;
-        };
-        // request::handle never returns more than 65535 bytes for TCP.
-        let Ok(reply_len) = u16::try_from(reply.len()) else {
-            debug!(%peer, len = reply.len(), "reply too long for TCP; dropped");
-            continue;
-        };
-        let mut framed = Vec::with_capacity(reply.len() + 2);
-        framed.extend_from_slice(&reply_len.to_be_bytes());
-        framed.extend_from_slice(&reply);
-        match timeout(limit, writer.write_all(&framed)).await {
-            Err(_) => return Close::Stalled,
-            Ok(Err(error)) => return Close::Peer(error),
-            Ok(Ok(())) => {}
+        if let Some(len) = cache_hit(shared, &message, peer, &mut hit) {
+            push_framed(pending, &hit[..len]);
+        } else {
+            if let Err(close) = flush(writer, pending, limit).await {
+                return close;
+            }
+            let Some(reply) = answer(shared, &message, peer, Proto::Tcp).await else {
+                continue;
+            };
+            // request::handle never returns more than 65535 bytes for TCP.
+            if u16::try_from(reply.len()).is_err() {
+                debug!(%peer, len = reply.len(), "reply too long for TCP; dropped");
+                continue;
+            }
+            push_framed(pending, &reply);
         }
+        if pending.len() >= FLUSH_AT {
+            if let Err(close) = flush(writer, pending, limit).await {
+                return close;
+            }
+        }
+    }
+}
+
+/// The largest cache hit the TCP fast path writes; longer replies take the slow path.
+const HIT_SLOT: usize = 4096;
+
+/// Pending replies are written once they reach this many bytes, even while more pipelined
+/// queries wait.
+const FLUSH_AT: usize = 16 * 1024;
+
+/// The reply to `message` from the message cache (the UDP workers' fast path), written into
+/// `out`, for an allowed client; `None` takes the general path.
+fn cache_hit(shared: &Shared, message: &[u8], client: SocketAddr, out: &mut [u8]) -> Option<usize> {
+    let cache = shared.hits.as_deref()?;
+    if !shared.policy.acl().allows(client.ip()) {
+        return None;
+    }
+    let ours = shared.policy.max_udp_payload();
+    let len =
+        super::fast::stream_reply_from_cache(cache, &*shared.answerer, message, client, ours, out)?;
+    shared.outgoing_hit(&mut out[..len], client, Proto::Tcp)
+}
+
+/// `buffered` starts with a whole framed message.
+fn whole_message_buffered(buffered: &[u8]) -> bool {
+    match buffered {
+        [hi, lo, rest @ ..] => rest.len() >= usize::from(u16::from_be_bytes([*hi, *lo])),
+        _ => false,
+    }
+}
+
+/// Appends `reply` with its two-octet length (RFC 1035 §4.2.2); `reply` fits in 65535 bytes.
+fn push_framed(pending: &mut Vec<u8>, reply: &[u8]) {
+    let len = u16::try_from(reply.len()).unwrap_or(u16::MAX);
+    pending.extend_from_slice(&len.to_be_bytes());
+    pending.extend_from_slice(reply);
+}
+
+/// Writes the pending replies, within `limit`.
+async fn flush(
+    writer: &mut (impl AsyncWriteExt + Unpin),
+    pending: &mut Vec<u8>,
+    limit: Duration,
+) -> Result<(), Close> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let written = timeout(limit, writer.write_all(pending)).await;
+    pending.clear();
+    match written {
+        Err(_) => Err(Close::Stalled),
+        Ok(Err(error)) => Err(Close::Peer(error)),
+        Ok(Ok(())) => Ok(()),
     }
 }
 

@@ -187,6 +187,74 @@ async fn tcp_three_pipelined_queries_answered_in_order() {
     running.stop().await;
 }
 
+/// Answers like [`Fake`] and counts the questions that reached it.
+#[derive(Default)]
+struct Counting(std::sync::atomic::AtomicUsize);
+
+#[async_trait]
+impl Answerer for Counting {
+    async fn answer(&self, question: &Question, client: SocketAddr) -> Outcome {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Fake.answer(question, client).await
+    }
+}
+
+/// Pipelined TCP queries for cached names are answered by the fast path (the answerer never
+/// hears of them), in order, with the client's ID and question case, around one that does
+/// go to the answerer; the replies of a burst may share one write.
+#[tokio::test]
+async fn tcp_pipelined_cache_hits_come_from_the_cache_in_order() {
+    let cache = Arc::new(crate::cache::Cache::new(Default::default()));
+    let name = Name::from_ascii("hit.example.").expect("name");
+    let cached = Record::from_rdata(name.clone(), 300, RData::A(A(Ipv4Addr::new(192, 0, 2, 7))));
+    cache.messages.insert(
+        &Question::new(name, RecordType::A),
+        ResponseCode::NoError,
+        &[cached],
+        None,
+        300,
+        cache.clock.unix_secs(),
+        false,
+    );
+    let server = BoundServer::bind(&config("127.54.0.13"))
+        .expect("bind")
+        .serve_hits_from(cache);
+    let answerer = Arc::new(Counting::default());
+    let running = start(server, answerer.clone());
+    let mut stream = TcpStream::connect(running.addr).await.expect("connect");
+    let mut burst = Vec::new();
+    for (id, qname) in [
+        (201, "Hit.Example."),
+        (202, "miss.example."),
+        (203, "hit.example."),
+    ] {
+        burst.extend(framed(&query(id, qname)));
+    }
+    stream.write_all(&burst).await.expect("write");
+    for (id, qname, addr) in [
+        (201, "Hit.Example.", [192, 0, 2, 7]),
+        (202, "miss.example.", [192, 0, 2, 1]),
+        (203, "hit.example.", [192, 0, 2, 7]),
+    ] {
+        let reply = read_framed(&mut stream).await;
+        assert_answered(&reply, id);
+        assert!(reply.queries[0]
+            .name
+            .eq_case(&Name::from_ascii(qname).expect("name")));
+        assert_eq!(
+            reply.answers[0].data,
+            RData::A(A(Ipv4Addr::from(addr))),
+            "reply {id}"
+        );
+    }
+    assert_eq!(
+        answerer.0.load(Ordering::Relaxed),
+        1,
+        "only the miss is asked"
+    );
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn tcp_idle_connection_is_closed() {
     let mut cfg = config("127.54.0.4");

@@ -303,7 +303,7 @@ fn handle_one(
         if let Some(len) =
             super::fast::reply_from_cache(cache, &*shared.answerer, bytes, client, out)
         {
-            if let Some(len) = shared.outgoing_hit(&mut out[..len], client) {
+            if let Some(len) = shared.outgoing_hit(&mut out[..len], client, Proto::Udp) {
                 batch.ready.push((i, len));
             }
             return;
