@@ -140,13 +140,17 @@ impl DelegationCache {
 
     /// The cut for exactly `zone`, if cached and unexpired.
     pub fn get(&self, zone: &Name, now: u64) -> Option<Delegation> {
-        let key = zone.to_lowercase();
-        let mut shard = self.shard(&key);
-        let entry = shard.lru.get(&key)?;
+        self.get_lowercase(&zone.to_lowercase(), now)
+    }
+
+    /// [`Self::get`] for a name already in lowercase.
+    fn get_lowercase(&self, key: &Name, now: u64) -> Option<Delegation> {
+        let mut shard = self.shard(key);
+        let entry = shard.lru.get(key)?;
         // More left than `max-ttl` means the system clock stepped back since the insert:
         // the cut is asked for again rather than trusted for that long.
         if entry.expires <= now || entry.expires - now > u64::from(self.max_ttl) {
-            if let Some(gone) = shard.lru.pop(&key) {
+            if let Some(gone) = shard.lru.pop(key) {
                 shard.bytes -= gone.cost;
             }
             return None;
@@ -200,7 +204,7 @@ impl DelegationCache {
     pub fn closest(&self, name: &Name, now: u64) -> Option<Delegation> {
         let mut zone = name.to_lowercase();
         loop {
-            if let Some(d) = self.get(&zone, now) {
+            if let Some(d) = self.get_lowercase(&zone, now) {
                 return Some(d);
             }
             if zone.is_root() {

@@ -238,6 +238,10 @@ pub struct LocalZoneError(pub String, pub String);
 #[derive(Clone, Debug, Default)]
 pub struct LocalZones {
     zones: HashMap<Name, LocalZone>,
+    /// The last label of every zone, lowercase (`None`: the root is a zone, so every name
+    /// is under one): a name whose top-level label is not here needs no lookup, which is
+    /// every name on the way of an ordinary cache miss.
+    tlds: Option<Vec<Box<[u8]>>>,
 }
 
 impl LocalZones {
@@ -252,7 +256,17 @@ impl LocalZones {
             let name = name.to_lowercase();
             zones.insert(name.clone(), LocalZone::with_defaults(name));
         }
-        Ok(Self { zones })
+        let mut tlds: Option<Vec<Box<[u8]>>> = Some(Vec::new());
+        for zone in zones.keys() {
+            match (zone.iter().next_back(), &mut tlds) {
+                (Some(tld), Some(list)) if !list.iter().any(|t| t.as_ref() == tld) => {
+                    list.push(tld.to_ascii_lowercase().into_boxed_slice())
+                }
+                (None, _) => tlds = None,
+                _ => {}
+            }
+        }
+        Ok(Self { zones, tlds })
     }
 
     /// The defaults ([`DEFAULT_ZONES`]).
@@ -268,6 +282,11 @@ impl LocalZones {
     pub fn find(&self, name: &Name, class: DNSClass) -> Option<&LocalZone> {
         if class != DNSClass::IN || self.zones.is_empty() {
             return None;
+        }
+        if let (Some(tlds), Some(tld)) = (&self.tlds, name.iter().next_back()) {
+            if !tlds.iter().any(|t| t.eq_ignore_ascii_case(tld)) {
+                return None;
+            }
         }
         let mut n = name.to_lowercase();
         loop {
@@ -300,6 +319,27 @@ mod tests {
             .find(&q.name, q.qclass)
             .expect("a local zone")
             .answer(&q)
+    }
+
+    /// The top-level-label shortcut of `find`: other names are not looked up, names under
+    /// a local TLD in any case are, and with the root served locally every name is local.
+    #[test]
+    fn the_top_level_label_decides_before_any_lookup() {
+        let z = LocalZones::new(&["home.arpa.", "Test."]).unwrap();
+        let find = |z: &LocalZones, n: &str| {
+            z.find(&Name::from_ascii(n).unwrap(), DNSClass::IN)
+                .map(|l| l.zone.to_string())
+        };
+        assert_eq!(find(&z, "x.HOME.ARPA."), Some("home.arpa.".into()));
+        assert_eq!(find(&z, "a.b.tEsT."), Some("test.".into()));
+        assert_eq!(
+            find(&z, "in-addr.arpa."),
+            None,
+            "arpa. itself is not a zone here"
+        );
+        assert_eq!(find(&z, "www.example.com."), None);
+        let root = LocalZones::new(&["."]).unwrap();
+        assert_eq!(find(&root, "www.example.com."), Some(".".into()));
     }
 
     #[test]
