@@ -102,6 +102,16 @@ async fn front(
     answerer: Arc<dyn Answerer>,
     change: impl FnOnce(&mut ServerConfig),
 ) -> Front {
+    front_serving(pki, answerer, None, change).await
+}
+
+/// [`front`], answering cache hits from `hits` on the fast path as `serve` does.
+async fn front_serving(
+    pki: &Pki,
+    answerer: Arc<dyn Answerer>,
+    hits: Option<Arc<hopdns::cache::Cache>>,
+    change: impl FnOnce(&mut ServerConfig),
+) -> Front {
     let ip = pki.ip;
     let certs = pki.certs();
     let mut cfg = ServerConfig {
@@ -113,7 +123,10 @@ async fn front(
         ..ServerConfig::default()
     };
     change(&mut cfg);
-    let bound = BoundServer::bind(&cfg).expect("binds (tests run as root)");
+    let mut bound = BoundServer::bind(&cfg).expect("binds (tests run as root)");
+    if let Some(cache) = hits {
+        bound = bound.serve_hits_from(cache);
+    }
     let addrs = bound.encrypted_addrs();
     let find = |p: Proto| {
         addrs
@@ -206,9 +219,11 @@ async fn kdig_curl_and_dnspython_get_answers_over_dot_and_doh() {
         Arc::new(hopdns::transport::NetTransport::default()),
     ));
     let pki = Pki::new("dot-doh", lab_ip(net));
-    let front = front(&pki, resolver, |_| {}).await;
+    let hits = resolver.cache().clone();
+    let front = front_serving(&pki, resolver, Some(hits), |_| {}).await;
 
-    // kdig over TLS: a miss, then the same name again (a hit); padded to 468 (RFC 8467).
+    // kdig over TLS: a miss, then the same name again (a hit, which the fast path leaves to
+    // the normal path because it asks for padding); padded to 468 (RFC 8467).
     for _ in 0..2 {
         let out = run("kdig", kdig(&front, &pki, "+tls", "www.example.com")).await;
         assert!(out.contains("TLS session (TLS1.3)"), "{out}");
@@ -224,6 +239,15 @@ async fn kdig_curl_and_dnspython_get_answers_over_dot_and_doh() {
             .unwrap_or_else(|| panic!("no size in {out}"));
         assert_eq!(received % 468, 0, "reply padded to a 468-byte block: {out}");
     }
+    // Without padding, the hit comes from the fast path: the same answer, unpadded.
+    let mut args = kdig(&front, &pki, "+tls", "www.example.com");
+    args.push("+nopadding".into());
+    let out = run("kdig", args).await;
+    assert!(
+        out.contains("www.example.com.") && out.contains("192.0.2.1"),
+        "{out}"
+    );
+    assert!(!out.contains("PADDING"), "{out}");
     // kdig over HTTPS (HTTP/2, POST by default, then GET).
     for method in ["+https", "+https-get"] {
         let mut args = kdig(&front, &pki, method, "www.example.org");

@@ -4,7 +4,8 @@
 # and each of RUNS fresh starts: start it, wait until it answers `localhost. A` (answered locally
 # by both, so nothing upstream is cached), then time one query for NAME from a client on the
 # same machine, and count every query the resolver sent to the lab from its start to the
-# answer (tcpdump on lo: UDP datagrams and TCP SYNs to port 53 of 127.0.0.2-99).
+# answer (tcpdump on lo: UDP datagrams and TCP SYNs to port 53 of 127.0.0.2-99; the queries
+# of each run are listed in target/cold/PEER-RUN.queries).
 #
 # usage: benches/cold/run.sh [NAME] [TYPE]      (default chain.example.com A)
 #   RUNS=5 PEERS="unbound hopdns" HOPDNS_BIN=target/release/hopdns HOPDNS_ARGS="..."
@@ -115,7 +116,9 @@ for r in $(seq "$RUNS"); do
     sleep 0.2 # the last packets reach the capture
     kill "$pid"; wait "$pid" 2>/dev/null || true
     kill -INT "$dump"; wait "$dump" 2>/dev/null || true
-    n=$(tcpdump -r "$cap" -n 2>/dev/null | wc -l)
+    # The queries themselves, one line each, to compare what each resolver asked.
+    tcpdump -r "$cap" -n 2>/dev/null > "$OUT/$p-$r.queries" || true
+    n=$(wc -l < "$OUT/$p-$r.queries")
     rm -f "$cap"
     echo "run=$r peer=$p $(awk '{printf "ms=%s rcode=%s answers=%s", $1, $2, $3}' <<< "$res") upstream=$n" | tee -a "$RAW"
   done

@@ -32,9 +32,10 @@ pub fn reply_from_cache(
     hit(cache, answerer, &q, &patch, client, out)
 }
 
-/// [`reply_from_cache`] for a stream transport (TCP): the reply may fill `out` (a stream
-/// reply is never truncated, RFC 7766 §8), and our OPT, when the client sent one, carries
-/// `ours_udp` as on every other reply.
+/// [`reply_from_cache`] for a stream transport (TCP, DoT): the reply may fill `out` (a
+/// stream reply is never truncated, RFC 7766 §8), and our OPT, when the client sent one,
+/// carries `ours_udp` as on every other reply. An `encrypted` transport leaves a query that
+/// asks for padding to the normal path, which pads (RFC 8467 §4.1).
 #[inline]
 pub fn stream_reply_from_cache(
     cache: &Cache,
@@ -42,9 +43,13 @@ pub fn stream_reply_from_cache(
     query: &[u8],
     client: SocketAddr,
     ours_udp: u16,
+    encrypted: bool,
     out: &mut [u8],
 ) -> Option<usize> {
     let q = parse_plain_query(query)?;
+    if encrypted && q.padding {
+        return None;
+    }
     let mut patch = patch_for(&q, usize::from(ours_udp));
     patch.limit = out.len();
     hit(cache, answerer, &q, &patch, client, out)

@@ -516,7 +516,7 @@ async fn serve_messages(
         }
         slot.busy();
 
-        if let Some(len) = cache_hit(shared, &message, peer, &mut hit) {
+        if let Some(len) = cache_hit(shared, &message, peer, Proto::Tcp, &mut hit) {
             push_framed(pending, &hit[..len]);
         } else {
             if let Err(close) = flush(writer, pending, limit).await {
@@ -540,24 +540,37 @@ async fn serve_messages(
     }
 }
 
-/// The largest cache hit the TCP fast path writes; longer replies take the slow path.
-const HIT_SLOT: usize = 4096;
+/// The largest cache hit the stream fast path writes; longer replies take the slow path.
+pub(super) const HIT_SLOT: usize = 4096;
 
 /// Pending replies are written once they reach this many bytes, even while more pipelined
 /// queries wait.
-const FLUSH_AT: usize = 16 * 1024;
+pub(super) const FLUSH_AT: usize = 16 * 1024;
 
 /// The reply to `message` from the message cache (the UDP workers' fast path), written into
-/// `out`, for an allowed client; `None` takes the general path.
-fn cache_hit(shared: &Shared, message: &[u8], client: SocketAddr, out: &mut [u8]) -> Option<usize> {
+/// `out`, for an allowed client of a stream transport; `None` takes the general path.
+pub(super) fn cache_hit(
+    shared: &Shared,
+    message: &[u8],
+    client: SocketAddr,
+    proto: Proto,
+    out: &mut [u8],
+) -> Option<usize> {
     let cache = shared.hits.as_deref()?;
     if !shared.policy.acl().allows(client.ip()) {
         return None;
     }
     let ours = shared.policy.max_udp_payload();
-    let len =
-        super::fast::stream_reply_from_cache(cache, &*shared.answerer, message, client, ours, out)?;
-    shared.outgoing_hit(&mut out[..len], client, Proto::Tcp)
+    let len = super::fast::stream_reply_from_cache(
+        cache,
+        &*shared.answerer,
+        message,
+        client,
+        ours,
+        proto.encrypted(),
+        out,
+    )?;
+    shared.outgoing_hit(&mut out[..len], client, proto)
 }
 
 /// `buffered` starts with a whole framed message.
@@ -569,7 +582,7 @@ fn whole_message_buffered(buffered: &[u8]) -> bool {
 }
 
 /// Appends `reply` with its two-octet length (RFC 1035 §4.2.2); `reply` fits in 65535 bytes.
-fn push_framed(pending: &mut Vec<u8>, reply: &[u8]) {
+pub(super) fn push_framed(pending: &mut Vec<u8>, reply: &[u8]) {
     let len = u16::try_from(reply.len()).unwrap_or(u16::MAX);
     pending.extend_from_slice(&len.to_be_bytes());
     pending.extend_from_slice(reply);

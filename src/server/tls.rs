@@ -363,6 +363,8 @@ async fn serve_dot(conn: Admitted, shared: Arc<Shared>, stop: CancellationToken)
         async move {
             // Buffered so pipelined queries cost one read, not two per message.
             let mut reader = BufReader::new(reader);
+            // Where a cache hit is written (the fast path: no task, no decode).
+            let mut hit = vec![0u8; tcp::HIT_SLOT];
             loop {
                 let mut prefix = [0u8; 2];
                 let read = tokio::select! {
@@ -382,6 +384,10 @@ async fn serve_dot(conn: Admitted, shared: Arc<Shared>, stop: CancellationToken)
                     return Close::Shutdown;
                 };
                 activity.busy(slot);
+                if let Some(len) = tcp::cache_hit(&shared, &message, client, Proto::Tls, &mut hit) {
+                    let _ = tx.send((hit[..len].to_vec(), permit));
+                    continue;
+                }
                 let (shared, tx) = (shared.clone(), tx.clone());
                 // Answered on a task of its own, so replies leave in the order they are
                 // ready (RFC 7766 §6.2.1.1); bounded by the resolver's deadline.
@@ -394,25 +400,34 @@ async fn serve_dot(conn: Admitted, shared: Arc<Shared>, stop: CancellationToken)
         }
     });
     let mut write = Box::pin(async {
-        while let Some((reply, permit)) = rx.recv().await {
-            // request::handle never returns more than 65535 bytes for a stream transport.
-            let Ok(len) = u16::try_from(reply.len()) else {
-                continue;
-            };
-            let mut framed = Vec::with_capacity(reply.len() + 2);
-            framed.extend_from_slice(&len.to_be_bytes());
-            framed.extend_from_slice(&reply);
+        let mut framed = Vec::new();
+        let mut held = Vec::new();
+        while let Some(first) = rx.recv().await {
+            // The replies ready now leave together: one write, one TLS record (up to
+            // tcp::FLUSH_AT bytes), not one each.
+            let mut next = Some(first);
+            while let Some((reply, permit)) = next.take() {
+                // request::handle never returns more than 65535 bytes for a stream transport.
+                if u16::try_from(reply.len()).is_ok() {
+                    tcp::push_framed(&mut framed, &reply);
+                }
+                held.push(permit);
+                if framed.len() < tcp::FLUSH_AT {
+                    next = rx.try_recv().ok();
+                }
+            }
             let written = timeout(limit, async {
                 writer.write_all(&framed).await?;
                 writer.flush().await
             })
             .await;
+            framed.clear();
             match written {
                 Err(_) => return Close::Stalled,
                 Ok(Err(error)) => return Close::Peer(error),
                 Ok(Ok(())) => {}
             }
-            drop(permit);
+            held.clear();
             if permits.available_permits() == PIPELINE {
                 activity.idle(slot);
             }

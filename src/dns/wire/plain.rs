@@ -26,6 +26,9 @@ pub struct PlainQuery<'a> {
     pub key: KeyBuf,
     /// The client's EDNS UDP payload, if it sent an OPT.
     pub edns_payload: Option<u16>,
+    /// The query carries an EDNS Padding option: over an encrypted transport the reply must
+    /// be padded too (RFC 8467 §4.1), which a cached template is not.
+    pub padding: bool,
 }
 
 impl PlainQuery<'_> {
@@ -42,6 +45,8 @@ impl PlainQuery<'_> {
 
 /// EDNS option code of Client Subnet (RFC 7871 §6).
 const EDNS_CLIENT_SUBNET: u16 = 8;
+/// EDNS Padding (RFC 7830).
+const EDNS_PADDING: u16 = 12;
 
 /// Parses `query` if it is plain enough for the fast path. Inlined so the key is built in
 /// the caller's frame rather than copied out.
@@ -90,6 +95,7 @@ pub fn parse_plain_query(query: &[u8]) -> Option<PlainQuery<'_>> {
     at += 4;
     let mut edns_payload = None;
     let mut dnssec_ok = false;
+    let mut padding = false;
     if additional == 1 {
         // OPT: root owner, type 41, class = payload, TTL = ext-rcode, version, flags.
         if *query.get(at)? != 0 || u16_at(query, at + 1)? != 41 {
@@ -108,8 +114,10 @@ pub fn parse_plain_query(query: &[u8]) -> Option<PlainQuery<'_>> {
         // RFC 7871 §7.1.1), so it takes the normal path (found by the fast_path fuzzer).
         let end = at + rdlen;
         while at < end {
-            if u16_at(query, at)? == EDNS_CLIENT_SUBNET {
-                return None;
+            match u16_at(query, at)? {
+                EDNS_CLIENT_SUBNET => return None,
+                EDNS_PADDING => padding = true,
+                _ => {}
             }
             let opt_len = usize::from(u16_at(query, at + 2)?);
             at += 4 + opt_len;
@@ -132,6 +140,7 @@ pub fn parse_plain_query(query: &[u8]) -> Option<PlainQuery<'_>> {
         qclass,
         key: KeyBuf::from_wire(qname, qtype, qclass)?,
         edns_payload,
+        padding,
     })
 }
 
@@ -170,6 +179,23 @@ mod tests {
         let q = query("www.example.com.", Some(4096));
         let f = parse_plain_query(&q).unwrap();
         assert_eq!(f.edns_payload, Some(4096));
+        assert!(!f.padding);
+    }
+
+    /// RFC 8467 §4.1: a query that carries Padding is marked, so an encrypted transport can
+    /// send it where replies are padded.
+    #[test]
+    fn a_padding_option_is_noticed() {
+        let mut m = Message::from_vec(&query("www.example.com.", Some(1232))).unwrap();
+        if let Some(e) = m.edns.as_mut() {
+            e.options_mut()
+                .insert(hickory_proto::rr::rdata::opt::EdnsOption::Unknown(
+                    12,
+                    vec![0; 16],
+                ));
+        }
+        let wire = m.to_vec().unwrap();
+        assert!(parse_plain_query(&wire).expect("still plain").padding);
     }
 
     #[test]
