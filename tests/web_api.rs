@@ -13,7 +13,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use hopdns::lab::{Lab, LabConfig};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::ops::{hints_file, lab_args, run, serve, Scratch};
@@ -35,7 +35,19 @@ async fn http(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Reply {
-    let mut stream = TcpStream::connect(addr).await.expect("dashboard accepts");
+    let stream = TcpStream::connect(addr).await.expect("dashboard accepts");
+    http_on(stream, addr, method, path, headers, body).await
+}
+
+/// [`http`] on a stream already open (TLS).
+async fn http_on<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -188,6 +200,38 @@ async fn the_read_only_api_shows_queries_in_the_overview_log_and_top_lists() {
 
     let rules = get(web, "/api/rules", &[]).await;
     assert_eq!(rules.body["files"], serde_json::json!([]));
+
+    // The event stream's first tick comes at once: the hour's overview, newest bucket only.
+    let mut stream = TcpStream::connect(web).await.unwrap();
+    let req = format!("GET /api/events HTTP/1.1\r\nHost: {web}\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let tick = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early");
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen).to_string();
+            if let Some(at) = text.find("event: tick\ndata: ") {
+                if let Some(line) = text[at..].lines().nth(1) {
+                    if text[at..].contains("\n\n") {
+                        return (text.clone(), line.trim_start_matches("data: ").to_string());
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("a tick within 5 s");
+    assert!(
+        tick.0.contains("content-type: text/event-stream"),
+        "{}",
+        tick.0
+    );
+    let data: Value = serde_json::from_str(&tick.1).unwrap();
+    assert_eq!(data["series"].as_array().unwrap().len(), 1, "{data}");
+    assert!(data["totals"]["queries"].as_u64().unwrap() >= 5);
 
     // Without a password, the dashboard is read-only and says how to set one.
     let r = http(web, "POST", "/api/pause", &[], r#"{"minutes":5}"#).await;
@@ -480,4 +524,42 @@ fn config_check_names_a_bad_hash_and_a_taken_web_address() {
     let out = run(&["web-password"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("printf"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_serves_https_with_the_given_certificate() {
+    let dir = Scratch::new("web-tls");
+    let ip = IpAddr::V4(std::net::Ipv4Addr::new(
+        127,
+        53,
+        233,
+        crate::util::RESOLVER_HOST,
+    ));
+    let pki = crate::encrypted::Pki::new("web-tls-pki", ip);
+    let cert = pki.dir().join("cert.pem");
+    let key = pki.dir().join("key.pem");
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let (lab, _server, _dns, web) =
+        start(233, &dir, &["--web-tls-cert", cert, "--web-tls-key", key]).await;
+    let mut config = (*crate::encrypted::client_config_for(&pki, rustls::DEFAULT_VERSIONS)).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = rustls_pki_types::ServerName::try_from(crate::encrypted::HOST).unwrap();
+    let tcp = TcpStream::connect(web).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("handshake with the lab CA");
+    let r = http_on(tls, web, "GET", "/api/session", &[], "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["logged_in"], false);
+    // Plain HTTP on the HTTPS port gets no page.
+    let mut plain = TcpStream::connect(web).await.unwrap();
+    plain
+        .write_all(b"GET /api/session HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut out)).await;
+    assert!(!String::from_utf8_lossy(&out).contains("logged_in"));
+    lab.shutdown().await;
 }
