@@ -561,5 +561,15 @@ async fn the_dashboard_serves_https_with_the_given_certificate() {
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut out)).await;
     assert!(!String::from_utf8_lossy(&out).contains("logged_in"));
+    // One address holds at most 16 connections; the 17th is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(TcpStream::connect(web).await.unwrap());
+    }
+    let mut extra = TcpStream::connect(web).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(3), extra.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    drop(held);
     lab.shutdown().await;
 }
