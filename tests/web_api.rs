@@ -277,9 +277,18 @@ async fn login(web: SocketAddr, password: &str) -> Result<(String, String), Repl
 async fn a_logged_in_operator_pauses_blocking_flushes_looks_up_and_traces() {
     let dir = Scratch::new("web-act");
     let rules = dir.path("rules.toml");
+    // A pool member that answers its TCP check, and one that does not.
+    let _up = tokio::net::TcpListener::bind("127.53.231.200:8080")
+        .await
+        .unwrap();
     std::fs::write(
         &rules,
-        "[[rule]]\nname = \"v4only.example.com\"\naction = \"block\"\n",
+        "[[rule]]\nname = \"v4only.example.com\"\naction = \"block\"\n\
+         [[pool]]\nname = \"app\"\n\
+         members = [{ address = \"127.53.231.200\" }, { address = \"127.53.231.201\" }]\n\
+         [pool.health]\ncheck = \"tcp\"\nport = 8080\ninterval = \"100ms\"\n\
+         timeout = \"100ms\"\n\
+         [[rule]]\nname = \"app.lan\"\naction = \"pool\"\npool = \"app\"\n",
     )
     .unwrap();
     let hash = hopdns::web::hash_password("lab password").unwrap();
@@ -393,11 +402,35 @@ async fn a_logged_in_operator_pauses_blocking_flushes_looks_up_and_traces() {
     let r = get(web, "/api/rules", &[]).await;
     let file = &r.body["files"][0];
     assert_eq!(file["path"], rules_arg.as_str());
-    assert_eq!(file["entries"], 1);
+    assert_eq!(file["entries"], 2);
     assert_eq!(file["by_action"]["block"], 1);
+    assert_eq!(file["by_action"]["pool"], 1);
     assert!(file["loaded_at"].as_u64().unwrap() > 0);
     assert_eq!(r.body["rules"][0]["hits"], 2, "{}", r.body);
     assert_eq!(r.body["rules"][0]["action"], "block");
+    // Pool members: health, last check, latency (checks every 100 ms; the first round
+    // may still be running).
+    let start = std::time::Instant::now();
+    let members = loop {
+        let r = get(web, "/api/rules", &[]).await;
+        let m = r.body["pools"][0]["members"].clone();
+        if m.as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["last_check"].is_u64())
+        {
+            break m;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{}", r.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(members[0]["addr"], "127.53.231.200");
+    assert_eq!(members[0]["up"], true, "{members}");
+    assert!(
+        members[0]["latency_ms"].as_f64().unwrap() >= 0.0,
+        "{members}"
+    );
+    assert_eq!(members[1]["up"], false, "{members}");
 
     // Look up and trace through the running engine.
     let r = http(
