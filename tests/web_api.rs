@@ -123,6 +123,10 @@ async fn the_read_only_api_shows_queries_in_the_overview_log_and_top_lists() {
         "{csp}"
     );
     assert_eq!(page.headers["x-content-type-options"], "nosniff");
+    let icon = get(web, "/favicon.svg", &[]).await;
+    assert_eq!(icon.status, 200);
+    assert_eq!(icon.headers["content-type"], "image/svg+xml");
+    assert_eq!(get(web, "/favicon.ico", &[]).await.status, 204);
 
     let s = get(web, "/api/session", &[]).await;
     assert_eq!(s.status, 200);
@@ -408,6 +412,8 @@ async fn a_logged_in_operator_pauses_blocking_flushes_looks_up_and_traces() {
     assert!(file["loaded_at"].as_u64().unwrap() > 0);
     assert_eq!(r.body["rules"][0]["hits"], 2, "{}", r.body);
     assert_eq!(r.body["rules"][0]["action"], "block");
+    assert_eq!(r.body["rules"][0]["name"], "v4only.example.com");
+    assert_eq!(r.body["rules"][0]["names"], 1);
     // Pool members: health, last check, latency (checks every 100 ms; the first round
     // may still be running).
     let start = std::time::Instant::now();
@@ -487,6 +493,25 @@ async fn a_logged_in_operator_pauses_blocking_flushes_looks_up_and_traces() {
     assert!(
         events.contains(&"reply"),
         "a cold name goes upstream: {events:?}"
+    );
+    // The same name again comes from the cache; with fresh=1 every hop shows.
+    let kinds = |r: &Reply| -> Vec<String> {
+        r.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let path = "/api/trace?name=www.example.org";
+    let cached = kinds(&get(web, path, &[("Cookie", &cookie)]).await);
+    assert!(!cached.contains(&"reply".to_string()), "{cached:?}");
+    let fresh = get(web, &format!("{path}&fresh=1"), &[("Cookie", &cookie)]).await;
+    assert_eq!(fresh.status, 200, "{}", fresh.body);
+    let fresh = kinds(&fresh);
+    assert!(
+        fresh.iter().filter(|e| *e == "reply").count() >= 3,
+        "root, org, example.org: {fresh:?}"
     );
 
     // Logout ends the session; five wrong passwords a minute lock the address out.

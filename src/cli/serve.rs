@@ -22,6 +22,9 @@ use crate::server::health::HealthCheck;
 use crate::server::querylog::{QueryLog, ReplyTap};
 use crate::server::{Acl, Answerer, BoundServer, ServerConfig, TlsCerts};
 
+/// Cache of the dashboard's fresh-trace resolvers: enough for one resolution's records.
+const COLD_CACHE_BYTES: usize = 2 << 20;
+
 /// Time allowed for listeners to stop after SIGTERM before the process exits anyway.
 const STOP_GRACE: Duration = Duration::from_millis(800);
 
@@ -330,7 +333,16 @@ pub fn run(args: ServeArgs) -> CmdResult {
         // Forwarding everything: the root is never asked, so not primed either.
         let prime =
             !args.upstream.no_prime && !resolver_config.settings.zones.forwards_everything();
-        let resolver = Arc::new(Resolver::new(resolver_config, Arc::new(transport)));
+        let transport = Arc::new(transport);
+        // The dashboard's fresh traces: the same configuration and transport, an empty
+        // cache of its own (small: one resolution's worth).
+        let cold: crate::web::ColdResolver = {
+            let mut config = resolver_config.clone();
+            config.cache.size_bytes = COLD_CACHE_BYTES;
+            let transport = transport.clone();
+            Arc::new(move || Resolver::new(config.clone(), transport.clone()))
+        };
+        let resolver = Arc::new(Resolver::new(resolver_config, transport));
         if prime {
             let r = resolver.clone();
             tokio::spawn(async move { r.keep_primed().await });
@@ -402,6 +414,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
                     redirect: redirect.clone(),
                     answerer: answerer.clone(),
                     controls,
+                    cold: Some((cold, prime)),
                 };
                 let dash = crate::web::Dashboard::new(config, collector, engine);
                 let (bound, task) = crate::web::serve_web(dash, shutdown.clone()).await?;

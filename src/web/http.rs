@@ -395,6 +395,7 @@ mod tests {
             redirect: None,
             answerer: resolver,
             controls: Controls::default(),
+            cold: None,
         };
         let config = WebConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
