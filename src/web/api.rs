@@ -399,7 +399,7 @@ fn log(dash: &Dashboard, params: &HashMap<String, String>) -> Response<Body> {
     };
     let filter = Filter {
         client: text("client"),
-        name: text("name").map(|n| n.to_ascii_lowercase()),
+        name: text("name"),
         qtype: text("qtype"),
         outcome,
         rcode: text("rcode"),
