@@ -398,10 +398,17 @@ fn log(dash: &Dashboard, params: &HashMap<String, String>) -> Response<Body> {
         Ok(n) => n as usize,
         Err(e) => return e.response(),
     };
+    let qtype = match text("qtype") {
+        None => None,
+        Some(t) => match parse_type(&t) {
+            Ok(t) => Some(u16::from(t)),
+            Err(e) => return e.response(),
+        },
+    };
     let filter = Filter {
         client: text("client"),
         name: text("name"),
-        qtype: text("qtype"),
+        qtype,
         outcome,
         rcode: text("rcode"),
     };
