@@ -78,7 +78,8 @@ pub fn config(command: ConfigCommand) -> CmdResult {
                 }) => {
                     let warnings = super::serve::lan_without_allow(&args)
                         .into_iter()
-                        .chain(args.upstream.private_root_warning());
+                        .chain(args.upstream.private_root_warning())
+                        .chain(super::serve::web_warnings(&args));
                     for warning in warnings {
                         eprintln!("{}: warning: {warning}", file.display());
                     }
@@ -111,6 +112,30 @@ pub fn config(command: ConfigCommand) -> CmdResult {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `hopdns web-password`: the first line of standard input (its line ending removed) as an
+/// argon2id PHC string, for `web-password-hash`. Standard input rather than an argument, so
+/// the password stays out of the shell history and `ps`.
+pub fn web_password() -> CmdResult {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("hopdns: type the dashboard password and press Enter (it is echoed; pipe it in to avoid that):");
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err(
+            "no password on standard input: e.g. `printf '%s' \"$PW\" | hopdns web-password`"
+                .into(),
+        );
+    }
+    let hash = crate::web::hash_password(password)?;
+    outln!("{hash}");
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Subcommand, Debug)]
@@ -204,6 +229,10 @@ pub enum CtlCommand {
     LoadCache { file: PathBuf },
     /// The state of every redirect pool member.
     Health,
+    /// Blocking rules (block, sinkhole, RPZ NODATA and DROP) answer as if absent for
+    /// MINUTES, then blocking resumes by itself; 0 resumes at once (Pi-hole's `pihole
+    /// disable 5m`). Overrides, aliases, local data and pools still apply.
+    PauseBlocking { minutes: u64 },
 }
 
 impl CtlCommand {
@@ -217,6 +246,7 @@ impl CtlCommand {
             CtlCommand::DumpCache { file } => ("dump-cache", Some(absolute(file))),
             CtlCommand::LoadCache { file } => ("load-cache", Some(absolute(file))),
             CtlCommand::Health => ("health", None),
+            CtlCommand::PauseBlocking { minutes } => ("pause-blocking", Some(minutes.to_string())),
         };
         Request {
             command: command.to_string(),

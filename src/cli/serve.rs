@@ -13,13 +13,17 @@ use super::serve_services::{ConfigReloader, OpsRuntime, ResolverCache};
 use super::{runtime, CmdResult};
 use crate::config::encrypted::TlsArgs;
 use crate::config::service::OpsArgs;
+use crate::config::web::WebArgs;
 use crate::config::UpstreamArgs;
-use crate::control::{Controls, Reloadable};
+use crate::control::{BlockingSwitch, Controls, Reloadable};
 use crate::redirect::Redirector;
 use crate::resolver::Resolver;
 use crate::server::health::HealthCheck;
-use crate::server::querylog::QueryLog;
-use crate::server::{Answerer, BoundServer, ServerConfig};
+use crate::server::querylog::{QueryLog, ReplyTap};
+use crate::server::{Acl, Answerer, BoundServer, ServerConfig, TlsCerts};
+
+/// Cache of the dashboard's fresh-trace resolvers: enough for one resolution's records.
+const COLD_CACHE_BYTES: usize = 2 << 20;
 
 /// Time allowed for listeners to stop after SIGTERM before the process exits anyway.
 const STOP_GRACE: Duration = Duration::from_millis(800);
@@ -50,6 +54,8 @@ pub struct ServeArgs {
     pub ops: OpsArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
 }
 
 /// Raises the soft limit on open files to the hard limit, as Unbound and Knot Resolver do:
@@ -131,6 +137,35 @@ pub(super) fn lan_without_allow(args: &ServeArgs) -> Option<String> {
     })
 }
 
+/// A dashboard on a LAN address that LAN clients cannot use: no `--allow` (only loopback
+/// is admitted), or a password over plain HTTP (browsers keep the `Secure` session cookie
+/// only over HTTPS or loopback, and the password would cross the LAN in clear). Named in
+/// warnings at start and by `config check`.
+pub(super) fn web_warnings(args: &ServeArgs) -> Vec<String> {
+    let Some(addr) = args
+        .web
+        .web
+        .filter(|a| !a.ip().to_canonical().is_loopback())
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if args.allow.is_empty() {
+        out.push(format!(
+            "the dashboard listens on {addr} but no --allow is given: only loopback clients \
+             may open it, everyone else gets 403; add --allow with your network"
+        ));
+    }
+    if args.web.web_password_hash.is_some() && args.web.web_tls_cert.is_none() {
+        out.push(format!(
+            "the dashboard on {addr} takes a password over plain HTTP: it crosses the LAN in \
+             clear, and browsers keep the login's Secure cookie only over HTTPS (or \
+             loopback); add --web-tls-cert and --web-tls-key"
+        ));
+    }
+    out
+}
+
 /// `--health-fail-before-stop` without a name to fail: it would only delay the stop.
 fn health_problem(args: &ServeArgs) -> Option<String> {
     (args.ops.health_fail_before_stop > 0.0 && args.ops.health_check_name.is_none()).then(|| {
@@ -157,8 +192,28 @@ fn forward_loop_problem(args: &ServeArgs) -> Option<String> {
     ))
 }
 
+/// The dashboard's switches: companions without `--web`, a hash that is not argon2id, a
+/// certificate that does not load. Returns the certificate when one is given and loads.
+fn web_problems(args: &WebArgs) -> (Vec<(&'static str, String)>, Option<Arc<TlsCerts>>) {
+    let mut problems = args.problems();
+    if let Some(hash) = &args.web_password_hash {
+        if let Err(e) = crate::web::check_hash(hash) {
+            problems.push(("web-password-hash", e));
+        }
+    }
+    let mut certs = None;
+    if let (Some(cert), Some(key)) = (&args.web_tls_cert, &args.web_tls_key) {
+        match TlsCerts::load(cert, key) {
+            Ok(c) => certs = Some(c),
+            Err(e) => problems.push(("web-tls-cert", format!("dashboard: {e}"))),
+        }
+    }
+    (problems, certs)
+}
+
 /// Checks what can be checked without binding anything (`hopdns config check`): every
-/// problem, each with the config key it is about. The rules file is loaded too.
+/// problem, each with the config key it is about. The rules file is loaded too, and the
+/// dashboard's address is bound for a moment to see that it is free.
 pub fn check(args: &ServeArgs) -> Vec<(&'static str, String)> {
     let mut problems = Vec::new();
     if let Some(p) = open_resolver_problem(args) {
@@ -179,6 +234,12 @@ pub fn check(args: &ServeArgs) -> Vec<(&'static str, String)> {
     if let Err(e) = args.tls.apply(&mut ServerConfig::default()) {
         problems.push((e.key(), e.to_string()));
     }
+    problems.extend(web_problems(&args.web).0);
+    if let Some(addr) = args.web.web {
+        if let Err(e) = crate::web::probe(addr) {
+            problems.push(("web", e.to_string()));
+        }
+    }
     if let Some(path) = &args.rules {
         if let Err(errors) = crate::redirect::file::load_all(path) {
             for e in errors {
@@ -190,6 +251,14 @@ pub fn check(args: &ServeArgs) -> Vec<(&'static str, String)> {
         }
     }
     problems
+}
+
+/// `log` feeding `tap` too, when there is one.
+fn with_tap(log: QueryLog, tap: Option<Arc<dyn ReplyTap>>) -> QueryLog {
+    match tap {
+        Some(tap) => log.with_tap(tap),
+        None => log,
+    }
 }
 
 pub fn run(args: ServeArgs) -> CmdResult {
@@ -211,16 +280,33 @@ pub fn run(args: ServeArgs) -> CmdResult {
     if let Some(warning) = lan_without_allow(&args) {
         tracing::warn!("{warning}");
     }
+    for warning in web_warnings(&args) {
+        tracing::warn!("{warning}");
+    }
     if let Some(warning) = args.upstream.private_root_warning() {
         tracing::warn!("{warning}");
     }
+    let (web_problems, web_certs) = web_problems(&args.web);
+    if let Some((_, p)) = web_problems.into_iter().next() {
+        return Err(p.into());
+    }
     raise_open_files();
-    let query_log = match &args.ops.query_log_file {
-        Some(path) => Some(QueryLog::new(args.ops.query_log_hash_clients).to_file(path)?),
-        None if args.ops.query_log => Some(QueryLog::new(args.ops.query_log_hash_clients)),
-        None => None,
-    };
     let (mut resolver_config, transport) = args.upstream.build()?;
+    let clock = resolver_config.clock.clone();
+    // The dashboard's data exists only with --web: it hears every reply through the query
+    // log (with or without --query-log's lines).
+    let collector = args
+        .web
+        .web
+        .map(|_| crate::web::Collector::new(args.web.web_log_bytes, clock.clone()));
+    let tap = collector.clone().map(|c| c as Arc<dyn ReplyTap>);
+    let hash = args.ops.query_log_hash_clients;
+    let query_log = match (&args.ops.query_log_file, args.ops.query_log, tap) {
+        (Some(path), _, tap) => Some(with_tap(QueryLog::new(hash).to_file(path)?, tap)),
+        (None, true, tap) => Some(with_tap(QueryLog::new(hash), tap)),
+        (None, false, Some(tap)) => Some(QueryLog::tap_only(hash, tap)),
+        (None, false, None) => None,
+    };
     resolver_config.max_pending = args.ops.max_pending;
     // A referral to our own listen address would make hopdns ask itself.
     resolver_config.settings.own_addrs = args.listen.iter().map(|a| a.ip()).collect();
@@ -247,7 +333,16 @@ pub fn run(args: ServeArgs) -> CmdResult {
         // Forwarding everything: the root is never asked, so not primed either.
         let prime =
             !args.upstream.no_prime && !resolver_config.settings.zones.forwards_everything();
-        let resolver = Arc::new(Resolver::new(resolver_config, Arc::new(transport)));
+        let transport = Arc::new(transport);
+        // The dashboard's fresh traces: the same configuration and transport, an empty
+        // cache of its own (small: one resolution's worth).
+        let cold: crate::web::ColdResolver = {
+            let mut config = resolver_config.clone();
+            config.cache.size_bytes = COLD_CACHE_BYTES;
+            let transport = transport.clone();
+            Arc::new(move || Resolver::new(config.clone(), transport.clone()))
+        };
+        let resolver = Arc::new(Resolver::new(resolver_config, transport));
         if prime {
             let r = resolver.clone();
             tokio::spawn(async move { r.keep_primed().await });
@@ -260,13 +355,17 @@ pub fn run(args: ServeArgs) -> CmdResult {
         }
         let shutdown = CancellationToken::new();
         let redirect = match &args.rules {
-            Some(path) => Some(Arc::new(Redirector::from_file(resolver.clone(), path)?)),
+            Some(path) => Some(Arc::new(Redirector::from_file_on(
+                resolver.clone(),
+                path,
+                clock.clone(),
+            )?)),
             None => None,
         };
         let mut reloaders: Vec<Arc<dyn Reloadable>> = ConfigReloader::for_args(&args, dnssec)
             .into_iter()
             .collect();
-        if let Some(certs) = tls_certs {
+        for certs in tls_certs.into_iter().chain(web_certs.clone()) {
             // SIGHUP and `ctl reload` read the certificate and key again (a renewal).
             reloaders.push(Arc::new(super::serve_services::TlsCertFiles(certs)));
         }
@@ -285,12 +384,13 @@ pub fn run(args: ServeArgs) -> CmdResult {
         let controls = Controls {
             cache: Some(cache),
             reloaders,
+            blocking: redirect.clone().map(|r| r as Arc<dyn BlockingSwitch>),
         };
-        let mut ops = OpsRuntime::start(&args.ops, controls, &shutdown).await?;
-        let answerer: Arc<dyn Answerer> = match redirect {
+        let mut ops = OpsRuntime::start(&args.ops, controls.clone(), &shutdown).await?;
+        let answerer: Arc<dyn Answerer> = match redirect.clone() {
             Some(r) => r,
             // No rules: the resolver answers directly, with no layer in between.
-            None => resolver,
+            None => resolver.clone(),
         };
         let health = args
             .ops
@@ -300,6 +400,33 @@ pub fn run(args: ServeArgs) -> CmdResult {
         let answerer: Arc<dyn Answerer> = match &health {
             Some(h) => h.clone(),
             None => answerer,
+        };
+        let web = match (args.web.web, collector) {
+            (Some(addr), Some(collector)) => {
+                let config = crate::web::WebConfig {
+                    addr,
+                    password_hash: args.web.web_password_hash.clone(),
+                    tls: web_certs,
+                    acl: Acl::new(args.allow.clone()),
+                };
+                let engine = crate::web::Engine {
+                    resolver: resolver.clone(),
+                    redirect: redirect.clone(),
+                    answerer: answerer.clone(),
+                    controls,
+                    cold: Some((cold, prime)),
+                };
+                let dash = crate::web::Dashboard::new(config, collector, engine);
+                let (bound, task) = crate::web::serve_web(dash, shutdown.clone()).await?;
+                let scheme = if args.web.web_tls_cert.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                tracing::info!(addr = %bound, "dashboard at {scheme}://{bound}/");
+                Some(task)
+            }
+            _ => None,
         };
         let bound = bound.serve_hits_from(resolver_cache);
         let server = tokio::spawn(bound.run(answerer, shutdown.clone()));
@@ -321,9 +448,51 @@ pub fn run(args: ServeArgs) -> CmdResult {
             Err(_) => tracing::warn!("listeners did not stop in time; exiting anyway"),
             _ => {}
         }
+        if let Some(task) = web {
+            let _ = tokio::time::timeout(STOP_GRACE, task).await;
+        }
         ops.finish().await;
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     rt.shutdown_timeout(Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn serve_args(extra: &[&str]) -> ServeArgs {
+        let argv = ["hopdns", "serve"].iter().chain(extra);
+        match super::super::Cli::try_parse_from(argv).unwrap().command {
+            super::super::Command::Serve(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_lan_dashboard_without_allow_or_certificate_is_warned_about() {
+        assert!(web_warnings(&serve_args(&["--web", "127.0.0.1:8053"])).is_empty());
+        let hash = "--web-password-hash=$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA";
+        let w = web_warnings(&serve_args(&["--web", "192.168.1.2:8053", hash]));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("no --allow"), "{w:?}");
+        assert!(w[1].contains("--web-tls-cert"), "{w:?}");
+        let w = web_warnings(&serve_args(&[
+            "--web",
+            "192.168.1.2:8053",
+            "--allow",
+            "192.168.1.0/24",
+        ]));
+        assert!(w.is_empty(), "read-only over HTTP: fine: {w:?}");
+    }
+
+    #[test]
+    fn serve_refuses_web_companions_without_the_dashboard_and_bad_hashes() {
+        let (p, _) = web_problems(&serve_args(&["--web-password-hash", "x"]).web);
+        let keys: Vec<&str> = p.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["web-password-hash", "web-password-hash"], "{p:?}");
+        assert!(p[1].1.contains("hopdns web-password"), "{p:?}");
+    }
 }

@@ -20,6 +20,7 @@ pub mod file;
 pub mod health;
 pub mod import;
 pub mod names;
+pub mod pause;
 pub mod pool;
 pub mod rules;
 
@@ -39,7 +40,8 @@ use crate::dns::{Failure, Outcome, Question};
 use crate::resolver::Resolver;
 use crate::trace::{HopEvent, LogSink, TraceSink};
 
-pub use rules::{Action, RuleSet, Verdict};
+pub use pause::BlockingPause;
+pub use rules::{Action, FileSummary, RuleHits, RuleSet, Verdict};
 
 /// Aliases followed for one question before giving up (as the resolver's CNAME budget).
 const MAX_ALIASES: usize = 12;
@@ -95,6 +97,8 @@ pub struct Redirector {
     runtime: Option<tokio::runtime::Handle>,
     /// One reload at a time.
     reloading: Mutex<()>,
+    /// The pause of blocking rules (kept across reloads).
+    pause: Arc<BlockingPause>,
 }
 
 impl Redirector {
@@ -108,13 +112,35 @@ impl Redirector {
             stats: Arc::new(Stats::default()),
             runtime: tokio::runtime::Handle::try_current().ok(),
             reloading: Mutex::new(()),
+            pause: Arc::new(BlockingPause::new(crate::dns::Clock::system())),
         }
+    }
+
+    /// The layer on `clock` (the resolver's; a manual one in tests) for the pause of
+    /// blocking and load times. Call before installing rules.
+    pub fn with_clock(mut self, clock: crate::dns::Clock) -> Self {
+        self.pause = Arc::new(BlockingPause::new(clock));
+        self
+    }
+
+    /// The pause of blocking rules (`ctl pause-blocking`, the dashboard).
+    pub fn pause(&self) -> &Arc<BlockingPause> {
+        &self.pause
     }
 
     /// Loads the rules file at `path` (health checks start on the current tokio runtime,
     /// if any); [`Redirector::reload`] reads the same path again.
     pub fn from_file(inner: Arc<dyn Answerer>, path: &Path) -> Result<Self, RedirectError> {
-        let mut me = Self::new(inner);
+        Self::from_file_on(inner, path, crate::dns::Clock::system())
+    }
+
+    /// [`Redirector::from_file`] on `clock` (see [`Redirector::with_clock`]).
+    pub fn from_file_on(
+        inner: Arc<dyn Answerer>,
+        path: &Path,
+        clock: crate::dns::Clock,
+    ) -> Result<Self, RedirectError> {
+        let mut me = Self::new(inner).with_clock(clock);
         me.path = Some(path.to_path_buf());
         me.reload()?;
         Ok(me)
@@ -128,6 +154,8 @@ impl Redirector {
         if let Some(rt) = &self.runtime {
             set.start_health(&self.stats, rt);
         }
+        set.loaded_at = self.pause.clock().unix_secs();
+        set.pause = Some(self.pause.clone());
         let active = !set.is_empty();
         self.rules.store(Some(Arc::new(set)));
         self.active.store(active, Ordering::Release);
@@ -291,6 +319,17 @@ impl crate::control::Reloadable for Redirector {
                 )
             })
             .map_err(|e| format!("{e}; the previous rules stay in use"))
+    }
+}
+
+/// `hopdns ctl pause-blocking MINUTES` (Pi-hole's `pihole disable`).
+impl crate::control::BlockingSwitch for Redirector {
+    fn pause(&self, minutes: u64) -> Result<Option<u64>, String> {
+        self.pause.pause(minutes)
+    }
+
+    fn paused_until(&self) -> Option<u64> {
+        self.pause.paused_until()
     }
 }
 
@@ -659,6 +698,107 @@ mod tests {
             matches!(r.answer(&q, client()).await, Outcome::Answer { .. }),
             "a name whose own answer reaches no rule is answered"
         );
+    }
+
+    /// Pi-hole's `disable 5m`: while paused, block rules answer as if absent (and the fast
+    /// path may serve the cached reply), overrides still apply, and blocking comes back by
+    /// itself when the clock passes the deadline.
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_lets_blocked_names_through_until_it_ends_by_itself() {
+        let clock = crate::dns::Clock::manual();
+        let inner = Arc::new(Fixed::default());
+        let r = Redirector::new(inner.clone()).with_clock(clock.clone());
+        r.install(rules(
+            "[[rule]]\nname = \"*.ads.lan\"\naction = \"block\"\n\
+             [[rule]]\nname = \"nas.lan\"\naction = \"override\"\na = [\"192.168.1.5\"]\n",
+        ));
+        let ads = Question::new(Name::from_ascii("x.ads.lan.").unwrap(), RecordType::A);
+        let nas = Question::new(Name::from_ascii("nas.lan.").unwrap(), RecordType::A);
+        let plain = ready_reply("x.ads.lan.", vec![]);
+        assert!(matches!(
+            r.answer(&ads, client()).await,
+            Outcome::NxDomain { .. }
+        ));
+        assert!(!r.may_serve_cached(&wire("x.ads.lan."), &plain, client()));
+
+        let until = r.pause().pause(5).unwrap().unwrap();
+        assert_eq!(until, clock.unix_secs() + 300);
+        let Outcome::Answer { answers } = r.answer(&ads, client()).await else {
+            panic!("paused: resolved")
+        };
+        assert_eq!(owner_and_data(&answers), ["x.ads.lan. 192.0.2.1"]);
+        assert!(r.may_serve_cached(&wire("x.ads.lan."), &plain, client()));
+        let Outcome::Answer { answers } = r.answer(&nas, client()).await else {
+            panic!("the override still applies")
+        };
+        assert_eq!(owner_and_data(&answers), ["nas.lan. 192.168.1.5"]);
+
+        clock.advance(std::time::Duration::from_secs(300));
+        assert!(matches!(
+            r.answer(&ads, client()).await,
+            Outcome::NxDomain { .. }
+        ));
+        assert!(!r.may_serve_cached(&wire("x.ads.lan."), &plain, client()));
+        assert_eq!(
+            inner.asked.load(Ordering::Relaxed),
+            1,
+            "asked only while paused"
+        );
+        // A reload keeps a pause in force.
+        r.pause().pause(1).unwrap();
+        r.install(rules(
+            "[[rule]]\nname = \"*.ads.lan\"\naction = \"block\"\n",
+        ));
+        assert!(matches!(
+            r.answer(&ads, client()).await,
+            Outcome::Answer { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn rule_hits_and_file_summaries_count_what_each_rule_did() {
+        let r = Redirector::new(Arc::new(Fixed::default()));
+        r.install(rules(
+            "[[rule]]\nname = \"a.lan\"\naction = \"block\"\n\
+             [[rule]]\nname = \"b.lan\"\naction = \"block\"\n\
+             [[rule]]\nname = \"c.lan\"\naction = \"override\"\na = [\"192.0.2.9\"]\n",
+        ));
+        for name in ["a.lan.", "a.lan.", "c.lan.", "other.example."] {
+            let q = Question::new(Name::from_ascii(name).unwrap(), RecordType::A);
+            r.answer(&q, client()).await;
+        }
+        let set = r.rules().unwrap();
+        let names: Vec<(Option<String>, u64)> = set
+            .rule_hits()
+            .into_iter()
+            .map(|h| (h.name, h.names))
+            .collect();
+        assert_eq!(names[0], (Some("a.lan".to_string()), 1));
+        assert_eq!(names[3], (Some("9.2.0.192.in-addr.arpa".to_string()), 1));
+        let hits: Vec<(String, &str, u64)> = set
+            .rule_hits()
+            .into_iter()
+            .map(|h| (h.origin, h.action, h.hits))
+            .collect();
+        assert_eq!(
+            hits,
+            [
+                ("test.toml:1".to_string(), "block", 2),
+                ("test.toml:4".to_string(), "block", 0),
+                ("test.toml:7".to_string(), "override", 1),
+                (
+                    "test.toml:7 (PTR for the override's address)".to_string(),
+                    "local",
+                    0
+                )
+            ]
+        );
+        assert!(set.loaded_at > 0);
+        let files = set.file_summaries();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert_eq!(files[0].entries, 4);
+        let by: Vec<(&str, u64)> = files[0].by_action.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(by, [("block", 2), ("local", 1), ("override", 1)]);
     }
 
     #[tokio::test]
