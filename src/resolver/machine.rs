@@ -45,6 +45,7 @@ use super::minimise::{minimised_verdict, Minimise, Verdict};
 pub use super::minimise::{MinimiseMode, MAX_MINIMISE_COUNT, MINIMISE_ONE_LAB};
 use super::{Failure, Limits, Outcome, Question};
 use crate::cache::{Cache, Cached, Delegation};
+use crate::dns::DnssecRecords;
 use crate::dnssec::{self, chain, judge};
 use crate::local::LocalZones;
 use crate::trace::{CutSource, HopEvent, ReplyKind};
@@ -316,6 +317,9 @@ pub struct Resolution {
     val: Option<Validation>,
     /// The validation state of the outcome, once it is known.
     verdict: Option<dnssec::Verdict>,
+    /// The outcome's RRSIGs and NSEC/NSEC3 proof, for clients that set DO (RFC 4035
+    /// §3.2.1): chosen from the records that came with it once it is validated.
+    dnssec_records: DnssecRecords,
 }
 
 /// Where validation of the bottom frame's outcome stands.
@@ -359,6 +363,7 @@ impl Resolution {
             priming: false,
             val: None,
             verdict: None,
+            dnssec_records: DnssecRecords::default(),
         };
         if let Some(config) = r.settings.dnssec.clone() {
             r.val = Some(Validation {
@@ -417,6 +422,14 @@ impl Resolution {
     /// the outcome is known.
     pub fn verdict(&self) -> Option<&dnssec::Verdict> {
         self.verdict.as_ref()
+    }
+
+    /// The outcome's RRSIGs and NSEC/NSEC3 proof for a client that set DO (RFC 4035
+    /// §3.2.1, §3.1.3): empty without validation, for unsigned data and for a bogus
+    /// outcome given as SERVFAIL; for secure, insecure-but-signed and (CD) unchecked bogus
+    /// data, what the authorities sent with it. TTLs as received.
+    pub fn dnssec_records(&self) -> &DnssecRecords {
+        &self.dnssec_records
     }
 
     /// Signature verifications and NSEC3 hashes spent by validation so far.
@@ -1090,7 +1103,7 @@ impl Resolution {
         let validating = self.val.is_some();
         let frame = self.top();
         if validating && !matches!(reply, Reply::Referral { .. }) {
-            frame.sigs.extend(sigs);
+            frame.sigs.extend(sigs.iter().cloned());
             if !frame.zones.contains(from) {
                 frame.zones.push(from.clone());
             }
@@ -1098,11 +1111,12 @@ impl Resolution {
         let nxdomain = matches!(reply, Reply::NxDomain { .. });
         frame.phase = match reply {
             Reply::Answer { chain, records } => {
-                cache_chain(cache, &chain, now);
+                cache_chain(cache, &chain, &sigs, now);
                 let final_name = records[0].name.clone();
-                cache.answers.insert_records(
+                cache.answers.insert_signed(
                     Question::with_class(final_name.clone(), q.qtype, q.qclass),
                     records.clone(),
+                    &covering(&sigs, &final_name, q.qtype),
                     now,
                 );
                 let mut answers = std::mem::take(&mut frame.chain);
@@ -1116,19 +1130,19 @@ impl Resolution {
                 }
             }
             Reply::Cname { chain, target } => {
-                cache_chain(cache, &chain, now);
+                cache_chain(cache, &chain, &sigs, now);
                 self.follow(chain, target);
                 return;
             }
             Reply::YxDomain { chain } => {
                 // Not cached: the DNAME is, and a fresh question is rewritten again.
-                cache_chain(cache, &chain, now);
+                cache_chain(cache, &chain, &sigs, now);
                 let mut answers = std::mem::take(&mut frame.chain);
                 answers.extend(chain);
                 Phase::Finished(Outcome::YxDomain { answers })
             }
             Reply::NxDomain { chain, soa } | Reply::NoData { chain, soa } => {
-                cache_chain(cache, &chain, now);
+                cache_chain(cache, &chain, &sigs, now);
                 let end = chain_end(&q.name, &chain);
                 let soa = soa.map(|soa| negative_soa(cache, soa));
                 // A minimised question answered NXDOMAIN (strict mode only) caches the name
@@ -1308,7 +1322,10 @@ impl Resolution {
                     why: reason.to_string(),
                 })
             }
-            Some((o, _)) => o,
+            Some((o, sigs)) => {
+                self.dnssec_records = DnssecRecords::select(&o, &sigs);
+                o
+            }
             None => Outcome::ServFail(Failure::Deadline),
         };
         tracing::debug!(
@@ -1622,6 +1639,14 @@ fn dnssec_records(msg: &Message, zone: &Name, q: &Question) -> Vec<Record> {
                 RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3 | RecordType::SOA
             )
         }))
+        .cloned()
+        .collect()
+}
+
+/// The RRSIGs among `sigs` over the RRset `name`/`rtype`.
+pub(super) fn covering(sigs: &[Record], name: &Name, rtype: RecordType) -> Vec<Record> {
+    sigs.iter()
+        .filter(|s| s.name == *name && crate::dns::rrsig_covers(s) == Some(rtype))
         .cloned()
         .collect()
 }
