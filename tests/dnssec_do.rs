@@ -240,3 +240,85 @@ async fn tcp_message(addr: SocketAddr, q: &Message) -> Message {
     s.read_exact(&mut buf).await.unwrap();
     Message::from_vec(&buf).unwrap()
 }
+
+/// RFC 8198 aggressive use of the DNSSEC-validated cache: after one validated NXDOMAIN in
+/// secure.net (NSEC), another name in the same range is NXDOMAIN with AD and its proof at
+/// once, without any upstream query; after a validated NODATA, another missing type at the
+/// name is NODATA likewise; each counted in `hopdns_aggressive_nsec_total`. Never for a CD
+/// query, and never from an insecure zone.
+#[tokio::test]
+async fn aggressive_nsec_answers_from_validated_ranges_only() {
+    use hopdns::metrics::{metrics, Aggressive};
+    let env = Env::start_validating(228).await;
+    let m = ask(env.addr, "nope.secure.net.", RecordType::A, true, false).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(m.metadata.authentic_data);
+    let nx = metrics().aggressive_nsec_count(Aggressive::NxDomain);
+    env.lab.clear_query_log();
+    // "a" sorts between the apex and ns1, as "nope" does: the apex NSEC covers it and
+    // *.secure.net.
+    let m = ask(env.addr, "a.secure.net.", RecordType::A, true, false).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(m.metadata.authentic_data, "secure, as validated data");
+    check_signed(
+        &m,
+        "synthesised",
+        &[],
+        &["SOA", "RRSIG(SOA)", "NSEC", "RRSIG(NSEC)"],
+    );
+    let soa = m
+        .authorities
+        .iter()
+        .find(|r| r.record_type() == RecordType::SOA);
+    assert!(
+        soa.is_some_and(|s| s.ttl <= 300),
+        "TTL within the SOA MINIMUM: {soa:?}"
+    );
+    assert_eq!(env.lab.query_log().len(), 0, "{:?}", env.lab.query_log());
+    assert!(metrics().aggressive_nsec_count(Aggressive::NxDomain) > nx);
+    // Without DO: the same NXDOMAIN (and AD when asked for), no proof.
+    let m = ask(env.addr, "b.secure.net.", RecordType::A, false, false).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    check_plain(&m, "synthesised, no DO");
+    assert_eq!(env.lab.query_log().len(), 0, "{:?}", env.lab.query_log());
+
+    // NODATA: www has A and TXT; its NSEC says no AAAA, and no MX either.
+    let m = ask(env.addr, "www.secure.net.", RecordType::AAAA, true, false).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    let nodata = metrics().aggressive_nsec_count(Aggressive::NoData);
+    env.lab.clear_query_log();
+    let m = ask(env.addr, "www.secure.net.", RecordType::MX, true, false).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty() && m.metadata.authentic_data);
+    check_signed(
+        &m,
+        "nodata",
+        &[],
+        &["SOA", "RRSIG(SOA)", "NSEC", "RRSIG(NSEC)"],
+    );
+    assert_eq!(env.lab.query_log().len(), 0, "{:?}", env.lab.query_log());
+    assert!(metrics().aggressive_nsec_count(Aggressive::NoData) > nodata);
+    // The types the NSEC lists are never denied: TXT is asked for and answered.
+    let m = ask(env.addr, "www.secure.net.", RecordType::TXT, false, false).await;
+    assert_eq!(crate::util::answers(&m).len(), 1, "{m:?}");
+
+    // CD: asked upstream, not synthesised (RFC 8198 is about validated answers).
+    env.lab.clear_query_log();
+    let m = ask(env.addr, "c.secure.net.", RecordType::A, false, true).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(!env.lab.query_log().is_empty(), "a CD query goes upstream");
+
+    // An insecure zone: its NXDOMAIN is never kept as a range, so every name is asked.
+    let m = ask(env.addr, "nope.insecure.net.", RecordType::A, true, false).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(!m.metadata.authentic_data);
+    env.lab.clear_query_log();
+    let m = ask(env.addr, "nope2.insecure.net.", RecordType::A, true, false).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(!m.metadata.authentic_data);
+    assert!(
+        !env.lab.query_log().is_empty(),
+        "insecure data is never synthesised from"
+    );
+    env.stop().await;
+}

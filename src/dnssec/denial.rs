@@ -86,6 +86,91 @@ pub fn prove(
     }
 }
 
+/// An NXDOMAIN or NODATA that cached, validated NSEC records prove without asking (RFC
+/// 8198 §5), and the records that prove it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Synthesised {
+    pub nxdomain: bool,
+    /// The NSEC records of the proof (one or two): what a DO client gets in the authority
+    /// section.
+    pub proof: Vec<Record>,
+}
+
+/// RFC 8198 §5.1-5.3: whether the validated NSEC records of `zone` (from the cache, each
+/// still fresh) prove that `qname` does not exist or has no `qtype`, and with which of
+/// them. The same [`prove`] judges as for a reply, on the one or two records a reply would
+/// carry: the NSEC matching or covering the name and, for NXDOMAIN, the one covering the
+/// wildcard at its closest encloser (Unbound's `val_neg_getmsg`). `None` when they prove
+/// nothing, or only that data exists (a wildcard with the type: an answer, not a denial).
+/// No NODATA for ANY (a query type, not a type to disprove; RFC 8198 §5.3 as Unbound),
+/// and none for DS, which is the parent's (the cached range of the child proves nothing
+/// about it). NSEC3 is not synthesised from (as Unbound 1.17, which uses it only for DS).
+pub fn synthesise(
+    qname: &Name,
+    qtype: RecordType,
+    zone: &Name,
+    records: &[Record],
+    budget: &mut Budget,
+) -> Option<Synthesised> {
+    if qtype == RecordType::DS || !zone.zone_of(qname) {
+        return None;
+    }
+    let nsecs: Vec<(&Record, &NSEC)> = records
+        .iter()
+        .filter(|r| zone.zone_of(&r.name))
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::NSEC(n)) => Some((r, n)),
+            _ => None,
+        })
+        .collect();
+    let mut holds = |denial: Denial, used: &[&Record]| {
+        let used: Vec<Record> = used.iter().map(|r| (*r).clone()).collect();
+        (prove(&denial, qname, zone, &used, budget).proof == super::Proof::Secure).then(|| {
+            Synthesised {
+                nxdomain: denial == Denial::NxDomain,
+                proof: used,
+            }
+        })
+    };
+    let nodata = Denial::NoData(qtype);
+    let any = qtype == RecordType::ANY;
+    if let Some((m, _)) = nsecs.iter().find(|(r, _)| r.name == *qname) {
+        return if any { None } else { holds(nodata, &[m]) };
+    }
+    let covers = |name: &Name| {
+        nsecs.iter().find(|(r, n)| {
+            nsec_covers(&r.name, n.next_domain_name(), name) && !blocks_below(&r.name, n, name)
+        })
+    };
+    let (c, cn) = covers(qname)?;
+    // An empty non-terminal: the range's next name is below the question (RFC 7129 §3.2).
+    let next = cn.next_domain_name();
+    if qname.zone_of(next) && next != qname {
+        return if any { None } else { holds(nodata, &[c]) };
+    }
+    let (a, b) = (
+        common_ancestor(qname, &c.name),
+        common_ancestor(qname, next),
+    );
+    let ce = if a.iter().count() >= b.iter().count() {
+        a
+    } else {
+        b
+    };
+    let wildcard = wildcard_of(&ce)?;
+    if let Some((w, _)) = nsecs.iter().find(|(r, _)| r.name == wildcard) {
+        // The wildcard exists: NODATA if it lacks the type, else it would answer.
+        let used: &[&Record] = if w.name == c.name { &[c] } else { &[c, w] };
+        return if any { None } else { holds(nodata, used) };
+    }
+    let (w, _) = covers(&wildcard)?;
+    if w.name == c.name {
+        holds(Denial::NxDomain, &[c])
+    } else {
+        holds(Denial::NxDomain, &[c, w])
+    }
+}
+
 /// How a proof held.
 #[derive(Debug, PartialEq, Eq)]
 enum Held {

@@ -538,6 +538,13 @@ impl Resolver {
         let secure = m
             .verdict()
             .is_some_and(|v| v.proof == crate::dnssec::Proof::Secure);
+        if let Some(nxdomain) = m.aggressive() {
+            crate::metrics::metrics().aggressive_nsec(if nxdomain {
+                crate::metrics::Aggressive::NxDomain
+            } else {
+                crate::metrics::Aggressive::NoData
+            });
+        }
         if let Outcome::ServFail(Failure::Dnssec { ede, why }) = &outcome {
             let now = self.cache.clock.unix_secs();
             self.cache

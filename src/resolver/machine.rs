@@ -320,6 +320,9 @@ pub struct Resolution {
     /// The outcome's RRSIGs and NSEC/NSEC3 proof, for clients that set DO (RFC 4035
     /// §3.2.1): chosen from the records that came with it once it is validated.
     dnssec_records: DnssecRecords,
+    /// The outcome was synthesised from cached NSEC ranges (RFC 8198): `Some(true)` for
+    /// NXDOMAIN, `Some(false)` for NODATA.
+    aggressive: Option<bool>,
 }
 
 /// Where validation of the bottom frame's outcome stands.
@@ -364,6 +367,7 @@ impl Resolution {
             val: None,
             verdict: None,
             dnssec_records: DnssecRecords::default(),
+            aggressive: None,
         };
         if let Some(config) = r.settings.dnssec.clone() {
             r.val = Some(Validation {
@@ -430,6 +434,12 @@ impl Resolution {
     /// data, what the authorities sent with it. TTLs as received.
     pub fn dnssec_records(&self) -> &DnssecRecords {
         &self.dnssec_records
+    }
+
+    /// Whether the outcome was synthesised from the validated cache without asking (RFC
+    /// 8198): `Some(true)` NXDOMAIN, `Some(false)` NODATA.
+    pub fn aggressive(&self) -> Option<bool> {
+        self.aggressive
     }
 
     /// Signature verifications and NSEC3 hashes spent by validation so far.
@@ -642,8 +652,12 @@ impl Resolution {
                 return Step::Continue;
             }
         }
-        // The answer cache keeps no RRSIGs: a validated outcome and the fetches for it are
-        // asked upstream (validated replies are cached whole in the message cache).
+        if let Some(step) = self.synthesise(cache, now) {
+            return step;
+        }
+        // The answer cache keeps no validation state: a validated outcome and the fetches
+        // for it are asked upstream (validated replies are cached whole in the message
+        // cache).
         let bottom = self.frames.len() == 1;
         let use_cache = !(bottom && (self.refresh || self.val.is_some())
             || self.frames.len() > 1 && self.top().fetch);
@@ -1281,6 +1295,13 @@ impl Resolution {
                 Step::Continue
             }
             ValStep::Conclude(v) => {
+                if v.proof == dnssec::Proof::Secure {
+                    if let Some((outcome, sigs)) =
+                        self.val.as_ref().and_then(|v| v.pending.as_ref())
+                    {
+                        keep_nsec_ranges(cache, outcome, sigs, now);
+                    }
+                }
                 if v.proof == dnssec::Proof::Bogus {
                     // The bogus records were cached as they came; they must not answer
                     // later questions (or be served stale).
@@ -1569,6 +1590,126 @@ impl Validation {
             now,
         ));
     }
+}
+
+impl Resolution {
+    /// RFC 8198: the client's question answered NXDOMAIN or NODATA from cached, validated
+    /// NSEC ranges (`cache.nsec`) without asking, when they prove it (`denial::synthesise`)
+    /// and the zone's SOA is cached too (§5.1). Secure, with the proof for DO clients; its
+    /// TTL the least of the NSEC records', the SOA's and the SOA MINIMUM (§5.4), capped by
+    /// `max-negative-ttl`. Only while validating, for the bottom frame before any CNAME,
+    /// never for CD (the data would be validated, not the client's choice), a refresh
+    /// (it must ask), priming, or a name under a negative trust anchor.
+    fn synthesise(&mut self, cache: &Cache, now: u64) -> Option<Step> {
+        let val = self.val.as_mut()?;
+        if self.frames.len() != 1 || val.unchecked || val.done || self.refresh || self.priming {
+            return None;
+        }
+        let frame = &self.frames[0];
+        if !frame.chain.is_empty() || frame.qname != frame.question.name {
+            return None;
+        }
+        let q = frame.current();
+        if val.config.negative.load().covers(&q.name) {
+            return None;
+        }
+        let found = cache.nsec.closest(&q.name, now)?;
+        let synth = dnssec::denial::synthesise(
+            &q.name,
+            q.qtype,
+            &found.zone,
+            &found.nsecs,
+            &mut val.budget,
+        )?;
+        let soa = found
+            .soa
+            .iter()
+            .find(|r| r.record_type() == RecordType::SOA)?;
+        let RData::SOA(rdata) = &soa.data else {
+            return None;
+        };
+        let ttl = synth
+            .proof
+            .iter()
+            .map(|r| r.ttl)
+            .chain([soa.ttl, rdata.minimum])
+            .min()?;
+        let mut soa = soa.clone();
+        soa.ttl = ttl;
+        let soa = negative_soa(cache, soa);
+        let outcome = if synth.nxdomain {
+            Outcome::NxDomain {
+                answers: Vec::new(),
+                soa: Some(soa),
+            }
+        } else {
+            Outcome::NoData {
+                answers: Vec::new(),
+                soa: Some(soa),
+            }
+        };
+        let owners: Vec<&Name> = synth.proof.iter().map(|r| &r.name).collect();
+        let mut records: Vec<Record> = found.soa.clone();
+        records.extend(synth.proof.iter().cloned());
+        records.extend(
+            found
+                .nsecs
+                .iter()
+                .filter(|r| {
+                    crate::dns::rrsig_covers(r) == Some(RecordType::NSEC)
+                        && owners.contains(&&r.name)
+                })
+                .cloned(),
+        );
+        val.done = true;
+        self.dnssec_records = DnssecRecords::select(&outcome, &records);
+        self.verdict = Some(dnssec::Verdict::secure());
+        self.aggressive = Some(synth.nxdomain);
+        let depth = self.depth();
+        let zone = found.zone;
+        let step = format!(
+            "{} synthesised from cached NSEC {} (RFC 8198), TTL {ttl}",
+            if synth.nxdomain { "NXDOMAIN" } else { "NODATA" },
+            owners
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        tracing::debug!(question = %q, %zone, "dnssec: {step}");
+        self.emit(|| HopEvent::Dnssec { depth, zone, step });
+        self.emit(|| HopEvent::CacheAnswer {
+            depth,
+            question: q,
+            records: Vec::new(),
+            rcode: outcome.rcode(),
+        });
+        self.frames[0].phase = Phase::Finished(outcome);
+        Some(Step::Continue)
+    }
+}
+
+/// After a negative outcome validated secure: its NSEC ranges and SOA, with their RRSIGs,
+/// go to the cache for RFC 8198 synthesis. Only a denial with no chain before it (all of
+/// its records then come from the one zone whose keys verified them) and only NSEC (the
+/// SOA's signer must be the SOA's zone).
+fn keep_nsec_ranges(cache: &Cache, outcome: &Outcome, sigs: &[Record], now: u64) {
+    let (Outcome::NxDomain { answers, soa } | Outcome::NoData { answers, soa }) = outcome else {
+        return;
+    };
+    let Some(zone) = soa.as_ref().map(|s| &s.name).filter(|_| answers.is_empty()) else {
+        return;
+    };
+    let signed_by_zone = sigs.iter().any(|r| {
+        r.name == *zone
+            && dnssec::verify::rrsig(r).is_some_and(|s| {
+                s.input().type_covered == RecordType::SOA && s.input().signer_name == *zone
+            })
+    });
+    if !signed_by_zone || !sigs.iter().any(|r| r.record_type() == RecordType::NSEC) {
+        return;
+    }
+    cache.nsec.insert(zone, sigs, sigs, now);
 }
 
 /// Judges an outcome (its answer section, then the denial of a negative answer) with the
