@@ -40,6 +40,19 @@ impl Kept {
         self.records.first().map(|r| &r.name)
     }
 
+    /// Whether this range matches or covers one of `names`.
+    fn touches(&self, names: &[Name]) -> bool {
+        self.records.iter().any(|r| match &r.data {
+            hickory_proto::rr::RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::NSEC(
+                n,
+            )) => names.iter().any(|name| {
+                r.name == *name
+                    || crate::dnssec::denial::nsec_covers(&r.name, n.next_domain_name(), name)
+            }),
+            _ => false,
+        })
+    }
+
     /// The records with TTLs counted down to `now`, if still fresh (a clock stepped back
     /// gives no more than was kept).
     fn fresh(&self, now: u64) -> Option<Vec<Record>> {
@@ -164,18 +177,31 @@ impl NsecCache {
         }
     }
 
-    /// The fresh SOA and ranges of the closest zone at or above `name` that has a fresh SOA
-    /// and at least one fresh range.
+    /// The fresh SOA of the closest zone at or above `name` that has a fresh SOA and a
+    /// fresh range touching the name, with the ranges that could prove something about it:
+    /// those matching or covering the name, or a wildcard at one of its ancestors in the
+    /// zone (a few, however many the zone holds, so a miss copies little).
     pub fn closest(&self, name: &Name, now: u64) -> Option<NsecZone> {
         let mut zones = self.lock();
-        let mut at = name.to_lowercase();
+        let name = name.to_lowercase();
+        let mut at = name.clone();
         loop {
             if let Some(z) = zones.get_mut(&at) {
                 z.ranges.retain(|k| k.expires > now);
                 let soa = z.soa.as_ref().and_then(|s| s.fresh(now));
+                let mut wanted = vec![name.clone()];
+                let mut ancestor = name.clone();
+                while at.zone_of(&ancestor) {
+                    wanted.extend(ancestor.prepend_label("*").ok());
+                    if ancestor == at {
+                        break;
+                    }
+                    ancestor = ancestor.base_name();
+                }
                 let nsecs: Vec<Record> = z
                     .ranges
                     .iter()
+                    .filter(|k| k.touches(&wanted))
                     .filter_map(|k| k.fresh(now))
                     .flatten()
                     .collect();
@@ -294,16 +320,29 @@ mod tests {
         let z = c.closest(&name("b.X.example."), 1050).unwrap();
         assert_eq!(z.zone, name("example."));
         assert_eq!(z.soa.len(), 2);
-        assert_eq!(z.nsecs.len(), 4);
+        assert_eq!(
+            z.nsecs.len(),
+            2,
+            "c→apex covers b.x and *.x (x sorts after c)"
+        );
+        assert_eq!(z.nsecs[0].name, name("c.example."));
         assert!(z
             .nsecs
             .iter()
             .all(|r| r.name.to_ascii().ends_with("example.")));
+        assert_eq!(z.nsecs[0].ttl, 550, "counted down");
+        let z = c.closest(&name("b.example."), 1050).unwrap();
+        assert_eq!(z.nsecs[0].name, name("a.example."), "a→c covers b");
+        assert_eq!(z.nsecs.len(), 2, "nothing here covers *.example");
         assert_eq!(z.nsecs[0].ttl, 50, "counted down");
-        let z = c.closest(&name("b.example."), 1100).unwrap();
-        assert_eq!(z.nsecs.len(), 2, "a.example's range expired");
         assert_eq!(
-            c.closest(&name("b.example."), 1300),
+            c.closest(&name("b.example."), 1100),
+            None,
+            "a's range expired"
+        );
+        assert!(c.closest(&name("d.example."), 1299).is_some());
+        assert_eq!(
+            c.closest(&name("d.example."), 1300),
             None,
             "the SOA expired"
         );
@@ -319,7 +358,8 @@ mod tests {
         ];
         c.insert(&name("example."), &[soa(600)], &ranges, 0);
         assert_eq!(c.flush_name(&name("b.example.")), 1, "a→c covers b");
-        assert_eq!(c.closest(&name("b.example."), 1).unwrap().nsecs.len(), 1);
+        assert_eq!(c.closest(&name("b.example."), 1), None);
+        assert_eq!(c.closest(&name("d.example."), 1).unwrap().nsecs.len(), 1);
         assert_eq!(c.flush_zone(&name("example.")), 1);
         assert!(c.is_empty());
     }
@@ -331,11 +371,13 @@ mod tests {
             .map(|i| nsec(&format!("n{i}.example."), "example.", 100 + i as u32))
             .collect();
         c.insert(&name("example."), &[soa(600)], &many, 0);
-        let z = c.closest(&name("example."), 1).unwrap();
-        assert_eq!(z.nsecs.len(), MAX_RANGES_PER_ZONE);
-        assert!(
-            !z.nsecs.iter().any(|r| r.name == name("n0.example.")),
-            "the first to expire went"
+        let held = |n: &str| c.closest(&name(n), 1).is_some();
+        assert!(!held("n0.example."), "the first to expire went");
+        assert!(held(&format!("n{}.example.", MAX_RANGES_PER_ZONE + 9)));
+        let z = c.lock();
+        assert_eq!(
+            z.peek(&name("example.")).unwrap().ranges.len(),
+            MAX_RANGES_PER_ZONE
         );
     }
 }
