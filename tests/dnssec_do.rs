@@ -322,3 +322,55 @@ async fn aggressive_nsec_answers_from_validated_ranges_only() {
     );
     env.stop().await;
 }
+
+/// RFC 8198 §5.2 with NSEC3 (secure.org): once the chain's ranges are cached from validated
+/// NXDOMAINs, further names are NXDOMAIN with AD and their NSEC3 proof without asking; an
+/// opt-out zone (optout.com) is never synthesised from (§6), its denials being insecure.
+#[tokio::test]
+async fn aggressive_nsec3_answers_from_a_validated_chain_but_never_from_opt_out() {
+    use hopdns::metrics::{metrics, Aggressive};
+    let env = Env::start_validating(229).await;
+    let mut synthesised = 0;
+    for i in 0..24 {
+        let qname = format!("n{i}.secure.org.");
+        env.lab.clear_query_log();
+        let before = metrics().aggressive_nsec_count(Aggressive::NxDomain);
+        let m = ask(env.addr, &qname, RecordType::A, true, false).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{qname}");
+        assert!(m.metadata.authentic_data, "{qname}");
+        check_signed(
+            &m,
+            &qname,
+            &[],
+            &["SOA", "RRSIG(SOA)", "NSEC3", "RRSIG(NSEC3)"],
+        );
+        if env.lab.query_log().is_empty() {
+            synthesised += 1;
+            assert!(metrics().aggressive_nsec_count(Aggressive::NxDomain) > before);
+            let n = m
+                .authorities
+                .iter()
+                .filter(|r| r.record_type() == RecordType::NSEC3)
+                .count();
+            assert!(
+                (1..=3).contains(&n),
+                "{qname}: {n} NSEC3, not the whole chain"
+            );
+        }
+    }
+    assert!(
+        synthesised >= 12,
+        "the chain's ranges answer most names once learnt: {synthesised} of 24"
+    );
+    for i in 0..6 {
+        let qname = format!("n{i}.optout.com.");
+        env.lab.clear_query_log();
+        let m = ask(env.addr, &qname, RecordType::A, true, false).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{qname}");
+        assert!(
+            !env.lab.query_log().is_empty(),
+            "{qname}: an opt-out span never proves NXDOMAIN"
+        );
+    }
+    env.stop().await;
+}

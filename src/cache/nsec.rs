@@ -1,8 +1,8 @@
 //! Validated NSEC ranges by zone, for aggressive use of the DNSSEC-validated cache (RFC
 //! 8198; Unbound's `val_neg.c`, `aggressive-nsec: yes`).
 //!
-//! Only the resolver puts records here, and only the NSEC records (with their RRSIGs) and
-//! the SOA (with its RRSIGs) of a negative answer it validated *secure*: never insecure,
+//! Only the resolver puts records here, and only the NSEC or NSEC3 records (with their
+//! RRSIGs) and the SOA (with its RRSIGs) of a negative answer it validated *secure*: never insecure,
 //! bogus or unchecked (CD) data (RFC 8198 §4). Each range and the SOA expire with their
 //! lowest TTL. Bounded: at most [`MAX_ZONES`] zones (least recently used go first) and
 //! [`MAX_RANGES_PER_ZONE`] ranges per zone (the one expiring first goes first), a few
@@ -40,15 +40,16 @@ impl Kept {
         self.records.first().map(|r| &r.name)
     }
 
-    /// Whether this range matches or covers one of `names`.
+    /// Whether this range matches or covers one of `names`. An NSEC3 range may: which
+    /// names it covers is known only after hashing them, which the proof does.
     fn touches(&self, names: &[Name]) -> bool {
+        use hickory_proto::dnssec::rdata::DNSSECRData;
         self.records.iter().any(|r| match &r.data {
-            hickory_proto::rr::RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::NSEC(
-                n,
-            )) => names.iter().any(|name| {
+            hickory_proto::rr::RData::DNSSEC(DNSSECRData::NSEC(n)) => names.iter().any(|name| {
                 r.name == *name
                     || crate::dnssec::denial::nsec_covers(&r.name, n.next_domain_name(), name)
             }),
+            hickory_proto::rr::RData::DNSSEC(DNSSECRData::NSEC3(_)) => true,
             _ => false,
         })
     }
@@ -114,29 +115,28 @@ impl NsecCache {
         self.zones.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keeps the validated `soa` (SOA and RRSIGs) and `nsecs` (NSEC records and RRSIGs) of
+    /// Keeps the validated `soa` (SOA and RRSIGs) and `nsecs` (NSEC or NSEC3 records and
+    /// RRSIGs) of
     /// `zone`, TTLs as received at `now`. Records outside the zone are ignored; a range
     /// with the same owner as one kept replaces it.
     pub fn insert(&self, zone: &Name, soa: &[Record], nsecs: &[Record], now: u64) {
         let zone = zone.to_lowercase();
         let inside = |r: &&Record| zone.zone_of(&r.name);
-        let mut owners: Vec<&Name> = nsecs
+        let denial = |t: RecordType| matches!(t, RecordType::NSEC | RecordType::NSEC3);
+        let mut owners: Vec<(&Name, RecordType)> = nsecs
             .iter()
             .filter(inside)
-            .filter(|r| r.record_type() == RecordType::NSEC)
-            .map(|r| &r.name)
+            .filter(|r| denial(r.record_type()))
+            .map(|r| (&r.name, r.record_type()))
             .collect();
         owners.dedup();
         let ranges: Vec<Kept> = owners
             .into_iter()
-            .filter_map(|owner| {
+            .filter_map(|(owner, t)| {
                 let set = nsecs
                     .iter()
                     .filter(|r| r.name == *owner)
-                    .filter(|r| {
-                        r.record_type() == RecordType::NSEC
-                            || crate::dns::rrsig_covers(r) == Some(RecordType::NSEC)
-                    })
+                    .filter(|r| r.record_type() == t || crate::dns::rrsig_covers(r) == Some(t))
                     .cloned()
                     .collect();
                 Kept::new(set, now)
@@ -251,6 +251,7 @@ impl NsecCache {
                     ) => Some((&r.name, n)),
                     _ => None,
                 });
+                // An NSEC3 range says nothing readable about a name: it stays.
                 !nsec.is_some_and(|(owner, n)| {
                     owner == name
                         || crate::dnssec::denial::nsec_covers(owner, n.next_domain_name(), name)

@@ -72,7 +72,7 @@ pub fn prove(
             .collect();
         prove_nsec(denial, qname, &nsec)
     } else {
-        Nsec3Chain::new(zone, &nsec3).and_then(|chain| chain.prove(denial, qname, budget))
+        Nsec3Chain::new(zone, &nsec3).and_then(|mut chain| chain.prove(denial, qname, budget))
     };
     match (result, denial) {
         (Ok(Held::Fully), Denial::NoDs) | (Ok(Held::OptOut), _) => Verdict::insecure(None),
@@ -104,7 +104,10 @@ pub struct Synthesised {
 /// nothing, or only that data exists (a wildcard with the type: an answer, not a denial).
 /// No NODATA for ANY (a query type, not a type to disprove; RFC 8198 §5.3 as Unbound),
 /// and none for DS, which is the parent's (the cached range of the child proves nothing
-/// about it). NSEC3 is not synthesised from (as Unbound 1.17, which uses it only for DS).
+/// about it). With NSEC3 records instead (RFC 8198 §5.2; Unbound 1.17 does not), the
+/// same NSEC3 proof as for a reply (closest encloser, next closer, wildcard; RFC 5155
+/// §8.4-8.7) must hold fully: an opt-out range never proves NXDOMAIN or NODATA (§6), nor
+/// do more than [`MAX_NSEC3_ITERATIONS`]; the records it relied on are the proof.
 pub fn synthesise(
     qname: &Name,
     qtype: RecordType,
@@ -123,6 +126,9 @@ pub fn synthesise(
             _ => None,
         })
         .collect();
+    if nsecs.is_empty() {
+        return synthesise_nsec3(qname, qtype, zone, records, budget);
+    }
     let mut holds = |denial: Denial, used: &[&Record]| {
         let used: Vec<Record> = used.iter().map(|r| (*r).clone()).collect();
         (prove(&denial, qname, zone, &used, budget).proof == super::Proof::Secure).then(|| {
@@ -169,6 +175,58 @@ pub fn synthesise(
     } else {
         holds(Denial::NxDomain, &[c, w])
     }
+}
+
+/// [`synthesise`] from NSEC3 records: NODATA, then NXDOMAIN, on one chain (so a name is
+/// hashed once).
+fn synthesise_nsec3(
+    qname: &Name,
+    qtype: RecordType,
+    zone: &Name,
+    records: &[Record],
+    budget: &mut Budget,
+) -> Option<Synthesised> {
+    let nsec3: Vec<(&Name, &NSEC3)> = records
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::NSEC3(n)) => Some((&r.name, n)),
+            _ => None,
+        })
+        .collect();
+    let mut chain = Nsec3Chain::new(zone, &nsec3).ok()?;
+    let mut denials = vec![Denial::NxDomain];
+    if qtype != RecordType::ANY {
+        denials.insert(0, Denial::NoData(qtype));
+    }
+    for denial in denials {
+        chain.used.clear();
+        if let Ok(Held::Fully) = chain.prove(&denial, qname, budget) {
+            let used = std::mem::take(&mut chain.used);
+            let mut proof: Vec<Record> = Vec::new();
+            for r in records {
+                let RData::DNSSEC(DNSSECRData::NSEC3(n)) = &r.data else {
+                    continue;
+                };
+                let hash = r.name.iter().next().and_then(|l| {
+                    data_encoding::BASE32_DNSSEC
+                        .decode(&l.to_ascii_lowercase())
+                        .ok()
+                });
+                let same_chain = n.salt() == chain.salt && n.iterations() == chain.iterations;
+                if same_chain
+                    && hash.is_some_and(|h| used.contains(&h))
+                    && !proof.iter().any(|p| p.name == r.name)
+                {
+                    proof.push(r.clone());
+                }
+            }
+            return Some(Synthesised {
+                nxdomain: denial == Denial::NxDomain,
+                proof,
+            });
+        }
+    }
+    None
 }
 
 /// How a proof held.
@@ -319,6 +377,9 @@ struct Nsec3Chain<'a> {
     iterations: u16,
     entries: Vec<(Vec<u8>, &'a NSEC3)>,
     hashes: HashMap<Name, Vec<u8>>,
+    /// Owner hashes of the entries a proof relied on (for the records a synthesised answer
+    /// carries).
+    used: Vec<Vec<u8>>,
 }
 
 impl<'a> Nsec3Chain<'a> {
@@ -349,6 +410,7 @@ impl<'a> Nsec3Chain<'a> {
             iterations,
             entries,
             hashes: HashMap::new(),
+            used: Vec::new(),
         })
     }
 
@@ -367,18 +429,19 @@ impl<'a> Nsec3Chain<'a> {
         Ok(h)
     }
 
-    fn matching(&self, hash: &[u8]) -> Option<&'a NSEC3> {
-        self.entries
-            .iter()
-            .find(|(h, _)| h.as_slice() == hash)
-            .map(|(_, n)| *n)
+    fn matching(&mut self, hash: &[u8]) -> Option<&'a NSEC3> {
+        let (owner, n) = self.entries.iter().find(|(h, _)| h.as_slice() == hash)?;
+        self.used.push(owner.clone());
+        Some(*n)
     }
 
-    fn covering(&self, hash: &[u8]) -> Option<&'a NSEC3> {
-        self.entries
+    fn covering(&mut self, hash: &[u8]) -> Option<&'a NSEC3> {
+        let (owner, n) = self
+            .entries
             .iter()
-            .find(|(owner, n)| nsec3_covers(owner, n.next_hashed_owner_name(), hash))
-            .map(|(_, n)| *n)
+            .find(|(owner, n)| nsec3_covers(owner, n.next_hashed_owner_name(), hash))?;
+        self.used.push(owner.clone());
+        Some(*n)
     }
 
     /// RFC 5155 §8.3: the closest provable encloser of `qname` (an ancestor with a matching
@@ -413,7 +476,12 @@ impl<'a> Nsec3Chain<'a> {
         Err(Reason::NsecMissing)
     }
 
-    fn prove(mut self, denial: &Denial, qname: &Name, budget: &mut Budget) -> Result<Held, Reason> {
+    fn prove(
+        &mut self,
+        denial: &Denial,
+        qname: &Name,
+        budget: &mut Budget,
+    ) -> Result<Held, Reason> {
         let missing = Err(Reason::NsecMissing);
         let opt = |n: &NSEC3| {
             if n.opt_out() {

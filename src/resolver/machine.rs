@@ -1656,8 +1656,10 @@ impl Resolution {
                 .nsecs
                 .iter()
                 .filter(|r| {
-                    crate::dns::rrsig_covers(r) == Some(RecordType::NSEC)
-                        && owners.contains(&&r.name)
+                    matches!(
+                        crate::dns::rrsig_covers(r),
+                        Some(RecordType::NSEC | RecordType::NSEC3)
+                    ) && owners.contains(&&r.name)
                 })
                 .cloned(),
         );
@@ -1668,7 +1670,7 @@ impl Resolution {
         let depth = self.depth();
         let zone = found.zone;
         let step = format!(
-            "{} synthesised from cached NSEC {} (RFC 8198), TTL {ttl}",
+            "{} synthesised from cached NSEC/NSEC3 {} (RFC 8198), TTL {ttl}",
             if synth.nxdomain { "NXDOMAIN" } else { "NODATA" },
             owners
                 .iter()
@@ -1691,8 +1693,8 @@ impl Resolution {
 
 /// After a negative outcome validated secure: its NSEC ranges and SOA, with their RRSIGs,
 /// go to the cache for RFC 8198 synthesis. Only a denial with no chain before it (all of
-/// its records then come from the one zone whose keys verified them) and only NSEC (the
-/// SOA's signer must be the SOA's zone).
+/// its records then come from the one zone whose keys verified them), with NSEC or NSEC3
+/// records (the SOA's signer must be the SOA's zone).
 fn keep_nsec_ranges(cache: &Cache, outcome: &Outcome, sigs: &[Record], now: u64) {
     let (Outcome::NxDomain { answers, soa } | Outcome::NoData { answers, soa }) = outcome else {
         return;
@@ -1706,7 +1708,8 @@ fn keep_nsec_ranges(cache: &Cache, outcome: &Outcome, sigs: &[Record], now: u64)
                 s.input().type_covered == RecordType::SOA && s.input().signer_name == *zone
             })
     });
-    if !signed_by_zone || !sigs.iter().any(|r| r.record_type() == RecordType::NSEC) {
+    let denial = |r: &Record| matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3);
+    if !signed_by_zone || !sigs.iter().any(denial) {
         return;
     }
     cache.nsec.insert(zone, sigs, sigs, now);

@@ -434,3 +434,49 @@ fn aggressive_nsec_synthesises_only_what_the_ranges_prove() {
     assert!(synth("c.example.", RecordType::ANY, &zone).is_some_and(|s| s.0));
     assert_eq!(synth("c.other.", A, &zone), None);
 }
+
+/// RFC 8198 §5.2 with NSEC3: the same proof as for a reply, from the whole cached chain;
+/// the records it relied on are the proof (three for NXDOMAIN: closest encloser, next
+/// closer, wildcard); never through an opt-out range (§6) or over the iteration limit.
+#[test]
+fn aggressive_nsec3_synthesises_what_the_chain_proves() {
+    let names: &[(&str, &[RecordType])] = &[
+        APEX,
+        ("a.example.", &[A]),
+        ("w.example.", &[]),
+        ("*.w.example.", &[A]),
+    ];
+    let zone = nsec3_zone(names, 5, false);
+    let run = |qname: &str, qtype: RecordType, records: &[Record]| {
+        synthesise(
+            &name(qname),
+            qtype,
+            &name("example."),
+            records,
+            &mut Budget::default(),
+        )
+    };
+    let s = run("nope.example.", A, &zone).expect("NXDOMAIN");
+    assert!(s.nxdomain);
+    assert!(
+        (2..=3).contains(&s.proof.len()),
+        "closest encloser, next closer, wildcard (two may be one): {}",
+        s.proof.len()
+    );
+    assert!(s.proof.len() < zone.len() || zone.len() <= 3);
+    let s = run("a.example.", AAAA, &zone).expect("NODATA");
+    assert!(!s.nxdomain);
+    assert_eq!(s.proof.len(), 1, "the name's own NSEC3");
+    assert_eq!(run("a.example.", A, &zone), None, "the type exists");
+    assert_eq!(run("q.w.example.", A, &zone), None, "the wildcard answers");
+    assert!(run("q.w.example.", AAAA, &zone).is_some_and(|s| !s.nxdomain));
+    assert_eq!(
+        run("nope.example.", A, &nsec3_zone(names, 5, true)),
+        None,
+        "opt-out"
+    );
+    assert_eq!(
+        run("nope.example.", A, &nsec3_zone(names, 151, false)),
+        None
+    );
+}
