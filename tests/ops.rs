@@ -407,6 +407,8 @@ async fn config_ctl_metrics_and_query_log_on_a_running_server() {
         "hopdns_resolution_duration_seconds_bucket{le=\"0.1\"}",
         "hopdns_resolutions_in_flight 0",
         "hopdns_rrl_dropped_total 0",
+        "hopdns_aggressive_nsec_total{kind=\"nxdomain\"} ",
+        "hopdns_aggressive_nsec_total{kind=\"nodata\"} ",
         "# TYPE hopdns_pool_member_up gauge",
         "# EOF",
     ] {

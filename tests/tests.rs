@@ -8,6 +8,7 @@ mod abuse;
 mod alloc;
 mod cache;
 mod cli;
+mod dnssec_do;
 mod dnssec_lab;
 mod encrypted;
 mod fleet;

@@ -10,8 +10,10 @@
 # trust anchor (`trust-anchor-file`) and root hints, and, if this hopdns takes `--trust-anchor`,
 # `hopdns serve` on 127.57.0.54 with the same two files. Asks every case below with
 # `dig +dnssec` (some with +cd) and prints, per case and resolver, the rcode, the AD bit and
-# the EDE code; whether Unbound gave what the case expects; and how many cases hopdns and
-# Unbound agree on. Then restarts the lab (same keys, `--rollover-phase`) and Unbound for
+# the EDE code, and what the DO reply carries (RFC 4035 §3.2.1: RRSIGs in the answer
+# section, NSEC/NSEC3 in the authority section); whether Unbound gave what the case
+# expects; and how many cases hopdns and Unbound agree on, for the verdict and for the
+# DNSSEC records. Then restarts the lab (same keys, `--rollover-phase`) and Unbound for
 # each later phase of rollover.net's KSK rollover, which must stay secure. Stops the
 # processes it started, by PID.
 #
@@ -170,35 +172,47 @@ else
   echo "hopdns: skipped ($HOPDNS serve has no --trust-anchor yet: the validator is on the dnssec branch)"
 fi
 
-# "RCODE AD EDE" of one question, e.g. "SERVFAIL - 7"; "TIMEOUT - -" when no reply.
+# "RCODE AD EDE RECORDS" of one question (DO set), e.g. "NXDOMAIN ad - -/nsec/do";
+# "TIMEOUT - - -/-/-" when no reply. RECORDS is what the reply carries for a DO client:
+# "sig" when its answer section has an RRSIG, then the NSEC/NSEC3 types in its authority
+# section ("nsec", "nsec3"), then "do" when its OPT has DO (RFC 3225 §3); "-" for none.
 ask() {
-  local server=$1 name=$2 type=$3 flags=$4 out rcode ad ede
+  local server=$1 name=$2 type=$3 flags=$4 out rcode ad ede sig denial
   [ "$flags" = "-" ] && flags=""
   out=$(dig +dnssec +time=5 +tries=1 $flags @"$server" "$name" "$type" 2>&1) || true
   rcode=$(grep -o 'status: [A-Z]*' <<<"$out" | head -1 | cut -d' ' -f2)
-  [ -n "$rcode" ] || { echo "TIMEOUT - -"; return; }
+  [ -n "$rcode" ] || { echo "TIMEOUT - - -/-/-"; return; }
   ad=-
   grep -q '^;; flags:[a-z ]* ad[ ;]' <<<"$out" && ad=ad
   ede=$(grep -o 'EDE: [0-9]*' <<<"$out" | head -1 | cut -d' ' -f2)
-  echo "$rcode $ad ${ede:--}"
+  # The record types of a section: the 4th field of each line after its header.
+  types() { awk -v h=";; $1 SECTION:" '$0==h {on=1; next} on && /^$/ {on=0} on {print $4}' <<<"$out"; }
+  sig=-
+  types ANSWER | grep -qx RRSIG && sig=sig
+  denial=$(types AUTHORITY | grep -x 'NSEC3\|NSEC' | tr 'A-Z' 'a-z' | sort -u | paste -sd+ -)
+  dobit=-
+  grep -q '^; EDNS: version: [0-9]*, flags:[a-z ]* do[ ;]' <<<"$out" && dobit=do
+  echo "$rcode $ad ${ede:--} $sig/${denial:--}/$dobit"
 }
 
-printf '%-26s %-5s %-4s | %-17s %-3s | %-17s %-5s | %s\n' \
+printf '%-26s %-5s %-4s | %-28s %-3s | %-28s %-9s | %s\n' \
   case type flag "unbound" "exp" "hopdns" "agree" "what"
-UB_OK=0 AGREE=0 N=0 ASKED=0
+UB_OK=0 AGREE=0 AGREE_DO=0 N=0 ASKED=0
 for c in "${CASES[@]}"; do
   read -r name type flags e_rcode e_ad e_ede what <<<"$c"
   N=$((N + 1))
   ub=$(ask "$UNBOUND_ADDR" "$name" "$type" "$flags")
   expected="$e_rcode $e_ad $e_ede"
-  if [ "$ub" = "$expected" ]; then ok=ok; UB_OK=$((UB_OK + 1)); else ok=NO; fi
+  if [ "${ub% *}" = "$expected" ]; then ok=ok; UB_OK=$((UB_OK + 1)); else ok=NO; fi
   hp="(skipped)" agree=-
   if [ "$HOPDNS_UP" = 1 ]; then
     hp=$(ask "$HOPDNS_ADDR" "$name" "$type" "$flags")
     ASKED=$((ASKED + 1))
-    if [ "$hp" = "$ub" ]; then agree=yes; AGREE=$((AGREE + 1)); else agree=NO; fi
+    # The verdict (rcode, AD, EDE), then the DNSSEC records of the DO reply.
+    if [ "${hp% *}" = "${ub% *}" ]; then agree=yes; AGREE=$((AGREE + 1)); else agree=NO; fi
+    if [ "${hp##* }" = "${ub##* }" ]; then agree+=",yes"; AGREE_DO=$((AGREE_DO + 1)); else agree+=",NO"; fi
   fi
-  printf '%-26s %-5s %-4s | %-17s %-3s | %-17s %-5s | %s\n' \
+  printf '%-26s %-5s %-4s | %-28s %-3s | %-28s %-9s | %s\n' \
     "$name" "$type" "${flags/-/}" "$ub" "$ok" "$hp" "$agree" "$what"
   [ "$ok" = ok ] || echo "    unbound expected: $expected"
 done
@@ -217,8 +231,8 @@ for phase in new-key old-revoked old-removed; do
     read -r name type <<<"$q"
     N=$((N + 1))
     ub=$(ask "$UNBOUND_ADDR" "$name" "$type" -)
-    if [ "$ub" = "NOERROR ad -" ]; then ok=ok; UB_OK=$((UB_OK + 1)); else ok=NO; fi
-    printf '%-26s %-5s %-4s | %-17s %-3s | %-17s %-5s | %s\n' \
+    if [ "${ub% *}" = "NOERROR ad -" ]; then ok=ok; UB_OK=$((UB_OK + 1)); else ok=NO; fi
+    printf '%-26s %-5s %-4s | %-28s %-3s | %-28s %-9s | %s\n' \
       "$name" "$type" "" "$ub" "$ok" "(not asked)" - "rollover: $phase (DNSKEY flags ${keys% })"
   done
 done
@@ -226,6 +240,7 @@ echo
 echo "unbound: $UB_OK of $N cases as expected"
 if [ "$HOPDNS_UP" = 1 ]; then
   echo "hopdns and unbound agree on $AGREE of $ASKED cases (rcode, AD, EDE)"
+  echo "hopdns and unbound agree on $AGREE_DO of $ASKED cases (RRSIG in answer, NSEC/NSEC3 in authority, DO echoed)"
 else
   echo "hopdns: not compared (no --trust-anchor)"
 fi

@@ -3,6 +3,9 @@
 //! Each entry remembers when it expires on the system clock; readers get records whose TTL
 //! is the time left (RFC 1035 §3.2.1: TTLs count down while cached). CNAME RRsets are cached
 //! under their own (name, CNAME) key, so the resolver can rebuild a whole chain from cache.
+//! An RRset's RRSIGs are kept beside it in the same entry (after its records; Unbound's
+//! packed RRset holds both), so an answer rebuilt from the cache, a CNAME chain or a stale
+//! answer, has its signatures for clients that set DO (RFC 4035 §3.2.1).
 
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
@@ -182,12 +185,18 @@ impl AnswerCache {
     }
 
     pub fn get(&self, q: &Question, now: u64) -> Option<Cached> {
+        self.get_signed(q, now).map(|(hit, _)| hit)
+    }
+
+    /// [`Self::get`], with the RRSIGs kept beside a cached RRset (none for negative
+    /// answers and failures).
+    pub fn get_signed(&self, q: &Question, now: u64) -> Option<(Cached, Vec<Record>)> {
         let key = KeyBuf::of(q);
-        if let Some(hit) = self.lookup(key.as_bytes(), now, false) {
+        if let Some(hit) = self.lookup_signed(key.as_bytes(), now, false) {
             return Some(hit);
         }
         if self.failed_recently(key.as_bytes(), now) {
-            return Some(Cached::ServFail);
+            return Some((Cached::ServFail, Vec::new()));
         }
         let name = key.name();
         let class = u16::from(q.qclass);
@@ -195,11 +204,19 @@ impl AnswerCache {
         while at < name.len() {
             let nx = KeyBuf::from_wire(&name[at..], NXDOMAIN_KEY_TYPE, class)?;
             if let Some(hit @ Cached::NxDomain(_)) = self.lookup(nx.as_bytes(), now, false) {
-                return Some(hit);
+                return Some((hit, Vec::new()));
             }
             at += 1 + usize::from(name[at]);
         }
         None
+    }
+
+    /// [`Self::get_stale`], with the RRSIGs kept beside a cached RRset.
+    pub fn get_stale_signed(&self, q: &Question, now: u64) -> Option<(Cached, Vec<Record>)> {
+        let key = KeyBuf::of(q);
+        let nx = KeyBuf::from_wire(key.name(), NXDOMAIN_KEY_TYPE, u16::from(q.qclass))?;
+        self.lookup_signed(key.as_bytes(), now, true)
+            .or_else(|| self.lookup_signed(nx.as_bytes(), now, true))
     }
 
     /// Like [`Self::get`] for one question, but an entry that expired less than
@@ -213,6 +230,11 @@ impl AnswerCache {
     }
 
     fn lookup(&self, key: &[u8], now: u64, stale_ok: bool) -> Option<Cached> {
+        self.lookup_signed(key, now, stale_ok).map(|(hit, _)| hit)
+    }
+
+    /// [`Self::lookup`], with the RRSIGs kept beside an RRset.
+    fn lookup_signed(&self, key: &[u8], now: u64, stale_ok: bool) -> Option<(Cached, Vec<Record>)> {
         let mut shard = self.store.shard(key);
         let Some((expires, kind, data)) = shard
             .lru
@@ -241,15 +263,34 @@ impl AnswerCache {
         drop(shard);
         let mut records = decode_records(&data, ttl);
         Some(match kind {
-            Kind::Records => Cached::Records(records),
-            Kind::NxDomain => Cached::NxDomain(records.pop()),
-            Kind::NoData => Cached::NoData(records.pop()),
+            Kind::Records => {
+                // The RRSIGs after the RRset, unless the RRset is itself one of RRSIGs.
+                let rrsig = u16::from(hickory_proto::rr::RecordType::RRSIG);
+                let sigs = if key_type(key) == Some(rrsig) {
+                    Vec::new()
+                } else {
+                    let at = records
+                        .iter()
+                        .position(|r| r.record_type() == hickory_proto::rr::RecordType::RRSIG)
+                        .unwrap_or(records.len());
+                    records.split_off(at)
+                };
+                (Cached::Records(records), sigs)
+            }
+            Kind::NxDomain => (Cached::NxDomain(records.pop()), Vec::new()),
+            Kind::NoData => (Cached::NoData(records.pop()), Vec::new()),
         })
     }
 
     /// Caches an RRset (all records share the owner and type of `q`). The RRset's TTL is its
     /// lowest record TTL (RFC 2181 §5.2), clamped to `min-ttl..=max-ttl`.
     pub fn insert_records(&self, q: Question, records: Vec<Record>, now: u64) {
+        self.insert_signed(q, records, &[], now);
+    }
+
+    /// [`Self::insert_records`] with the RRset's RRSIGs, kept beside it (their TTLs do not
+    /// shorten the entry: a signature is served with its RRset's TTL).
+    pub fn insert_signed(&self, q: Question, records: Vec<Record>, sigs: &[Record], now: u64) {
         if q.qtype == hickory_proto::rr::RecordType::DNAME {
             self.dnames
                 .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -258,7 +299,9 @@ impl AnswerCache {
             return;
         };
         let ttl = self.clamp(ttl);
-        let refs: Vec<&Record> = records.iter().collect();
+        let rrsig = hickory_proto::rr::RecordType::RRSIG;
+        let sigs = sigs.iter().filter(|_| q.qtype != rrsig);
+        let refs: Vec<&Record> = records.iter().chain(sigs).collect();
         if let Some(data) = encode_records(&refs) {
             self.put(KeyBuf::of(&q).as_bytes(), Kind::Records, data, ttl, now);
         }
@@ -452,6 +495,12 @@ impl AnswerCache {
     }
 }
 
+/// The type at the end of a key (name, type, class).
+fn key_type(key: &[u8]) -> Option<u16> {
+    let at = key.len().checked_sub(4)?;
+    Some(u16::from_be_bytes([key[at], key[at + 1]]))
+}
+
 /// RFC 2308 §5: the negative TTL is the minimum of the SOA's own TTL and its MINIMUM field.
 fn negative_ttl(soa: &Record) -> Option<u32> {
     match &soa.data {
@@ -614,6 +663,35 @@ mod tests {
         });
         off.insert_records(q.clone(), vec![a("www.example.", 300)], 0);
         assert_eq!(off.get_stale(&q, 400), None, "serve-stale off");
+    }
+
+    /// RRSIGs are kept beside their RRset: a signed lookup returns them apart from the
+    /// data, a plain one leaves them out, and the CNAME link of a chain keeps its own.
+    #[test]
+    fn rrsigs_are_kept_beside_their_rrset() {
+        let c = AnswerCache::new(&CacheConfig::default());
+        let q = Question::new(name("www.example."), RecordType::A);
+        let sig = crate::dns::fake_rrsig("www.example.", RecordType::A, 300);
+        c.insert_signed(q.clone(), vec![a("www.example.", 300)], &[sig], 1000);
+        let Some((Cached::Records(rs), sigs)) = c.get_signed(&q, 1100) else {
+            panic!("expected records")
+        };
+        assert_eq!(rs.len(), 1);
+        assert_eq!(rs[0].record_type(), RecordType::A);
+        assert_eq!(sigs.len(), 1);
+        assert_eq!(sigs[0].ttl, 200, "counted down with its RRset");
+        assert!(matches!(c.get(&q, 1100), Some(Cached::Records(r)) if r.len() == 1));
+        assert!(
+            matches!(c.get_stale_signed(&q, 1400), Some((Cached::Records(_), s)) if s.len() == 1 && s[0].ttl == STALE_TTL),
+            "served stale with its signature"
+        );
+        // An RRset of RRSIGs (asked for by type) is data, not signatures.
+        let rq = Question::new(name("www.example."), RecordType::RRSIG);
+        let rrsig = crate::dns::fake_rrsig("www.example.", RecordType::A, 300);
+        c.insert_signed(rq.clone(), vec![rrsig], &[], 1000);
+        assert!(
+            matches!(c.get_signed(&rq, 1000), Some((Cached::Records(r), s)) if r.len() == 1 && s.is_empty())
+        );
     }
 
     #[test]

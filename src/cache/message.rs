@@ -14,13 +14,22 @@
 //!
 //! Prefetch: a hit in the last 10% of the template's TTL asks for a refresh, once per entry
 //! (Unbound `prefetch: yes`); the new template replaces the old when the refresh is done.
+//!
+//! DNSSEC (RFC 4035 §3.2.1): an entry whose answer came with RRSIGs or NSEC/NSEC3 proofs
+//! holds two templates, the plain one and one for clients that set DO (each RRset followed
+//! by its RRSIGs, the proof in the authority section, DO in our OPT). Two templates in one
+//! entry rather than a DO bit in the key: they share one TTL, one prefetch and one place in
+//! the LRU, so a DO client can never find the plain reply of a signed answer while its
+//! signed one was evicted, and a flush takes both; unsigned answers keep one template,
+//! which serves DO clients too (with DO set in our OPT). The plain template is the one the
+//! hit path reads for clients without DO, as before: one branch more, nothing copied more.
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
 
 use super::store::{Names, Store, StoreStats, Weigh};
 use crate::dns::wire::{records, KeyBuf};
-use crate::dns::Question;
+use crate::dns::{DnssecRecords, Question};
 
 /// Header flags we set in every reply: QR in the first flag byte, RA in the second.
 const QR: u8 = 0x80;
@@ -30,8 +39,11 @@ const CD: u8 = 0x10;
 const AD: u8 = 0x20;
 
 /// Our OPT record appended to replies of EDNS clients: root owner, type 41, the payload we
-/// accept as class, extended RCODE 0, version 0, DO clear, no options (RFC 6891 §6.1.2).
+/// accept as class, extended RCODE 0, version 0, the client's DO (RFC 3225 §3: copied from
+/// the query), no options (RFC 6891 §6.1.2).
 const OPT_LEN: usize = 11;
+/// DO in the first flag byte of the OPT's TTL field (RFC 3225 §3).
+const OPT_DO: u8 = 0x80;
 
 /// One cached reply.
 #[derive(Debug)]
@@ -42,14 +54,41 @@ struct Template {
     ttl: u32,
     /// A refresh was asked for already.
     prefetching: bool,
-    /// Length of the message in `wire`; the TTL offsets (u16, big-endian) follow it.
+    /// The reply for clients without DO.
+    plain: Wire,
+    /// The reply for clients that set DO, when the answer has DNSSEC records.
+    signed: Option<Wire>,
+}
+
+/// One encoded reply and where its TTLs are.
+#[derive(Debug)]
+struct Wire {
+    /// Length of the message in `bytes`; the TTL offsets (u16, big-endian) follow it.
     msg_len: u16,
-    wire: Box<[u8]>,
+    bytes: Box<[u8]>,
+}
+
+impl Wire {
+    /// `msg` encoded, with the offsets of its TTLs; `None` if it cannot be encoded or is
+    /// longer than a message can be.
+    fn encode(msg: &Message) -> Option<Wire> {
+        let bytes = msg.to_vec().ok()?;
+        let offsets = ttl_offsets(&bytes)?;
+        let msg_len = u16::try_from(bytes.len()).ok()?;
+        let mut wire = bytes;
+        for o in &offsets {
+            wire.extend_from_slice(&o.to_be_bytes());
+        }
+        Some(Wire {
+            msg_len,
+            bytes: wire.into_boxed_slice(),
+        })
+    }
 }
 
 impl Weigh for Template {
     fn heap_bytes(&self) -> usize {
-        self.wire.len()
+        self.plain.bytes.len() + self.signed.as_ref().map_or(0, |w| w.bytes.len())
     }
 }
 
@@ -63,6 +102,9 @@ pub struct Patch<'a> {
     /// The client set AD or DO: a template validated secure keeps its AD (RFC 6840
     /// §5.7-5.8); otherwise AD is cleared.
     pub ad: bool,
+    /// The client set DO: the signed template, if there is one, and DO in our OPT (RFC
+    /// 4035 §3.2.1, RFC 3225 §3).
+    pub dnssec_ok: bool,
     /// The question name exactly as the client sent it (uncompressed wire form).
     pub qname: &'a [u8],
     /// `Some(our payload)` to append our OPT: the client sent one.
@@ -120,37 +162,71 @@ impl MessageCache {
         now: u64,
         secure: bool,
     ) {
+        self.insert_with_dnssec(
+            q,
+            rcode,
+            answers,
+            authority,
+            ttl,
+            now,
+            secure,
+            &DnssecRecords::default(),
+        );
+    }
+
+    /// [`Self::insert`], with the DNSSEC records of the answer: when there are any, a
+    /// second template for DO clients holds them (the module's documentation says why).
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_with_dnssec(
+        &self,
+        q: &Question,
+        rcode: ResponseCode,
+        answers: &[Record],
+        authority: Option<&Record>,
+        ttl: u32,
+        now: u64,
+        secure: bool,
+        dnssec: &DnssecRecords,
+    ) {
         if ttl == 0 {
             return;
         }
-        let mut msg = Message::new(0, MessageType::Response, OpCode::Query);
-        msg.metadata.recursion_available = true;
-        msg.metadata.authentic_data = secure;
-        msg.metadata.response_code = rcode;
-        msg.add_query(q.to_query());
-        msg.add_answers(answers.iter().cloned());
-        if let Some(soa) = authority {
-            msg.add_authority(soa.clone());
-        }
-        let Ok(bytes) = msg.to_vec() else {
+        let message = |answers: Vec<Record>, authority: Vec<Record>| {
+            let mut msg = Message::new(0, MessageType::Response, OpCode::Query);
+            msg.metadata.recursion_available = true;
+            msg.metadata.authentic_data = secure;
+            msg.metadata.response_code = rcode;
+            msg.add_query(q.to_query());
+            msg.add_answers(answers);
+            msg.add_authorities(authority);
+            msg
+        };
+        let Some(plain) = Wire::encode(&message(
+            answers.to_vec(),
+            authority.cloned().into_iter().collect(),
+        )) else {
             return;
         };
-        let Some(offsets) = ttl_offsets(&bytes) else {
-            return;
+        let signed = if dnssec.is_empty() {
+            None
+        } else {
+            let msg = message(
+                dnssec.answer_section(answers),
+                dnssec.authority_section(authority),
+            );
+            // A signed reply that cannot be kept leaves the entry out: a DO client must
+            // not get the plain one instead.
+            let Some(wire) = Wire::encode(&msg) else {
+                return;
+            };
+            Some(wire)
         };
-        let Ok(msg_len) = u16::try_from(bytes.len()) else {
-            return;
-        };
-        let mut wire = bytes;
-        for o in &offsets {
-            wire.extend_from_slice(&o.to_be_bytes());
-        }
         let template = Template {
             inserted: now,
             ttl,
             prefetching: false,
-            msg_len,
-            wire: wire.into_boxed_slice(),
+            plain,
+            signed,
         };
         let key = KeyBuf::of(q);
         self.store
@@ -180,18 +256,22 @@ impl MessageCache {
                 shard.misses += 1;
                 return Err(Miss::Absent);
             }
-            let len = usize::from(t.msg_len);
+            let wire = match &t.signed {
+                Some(signed) if patch.dnssec_ok => signed,
+                _ => &t.plain,
+            };
+            let len = usize::from(wire.msg_len);
             let total = len + patch.opt_payload.map_or(0, |_| OPT_LEN);
             let qname_end = 12 + patch.qname.len();
             if total > patch.limit || total > out.len() || qname_end > len {
                 return Err(Miss::TooLong);
             }
-            out[..len].copy_from_slice(&t.wire[..len]);
+            out[..len].copy_from_slice(&wire.bytes[..len]);
             // Patch TTLs while the offsets are at hand. Saturating: if the system clock has
             // stepped back since the insert, no time has passed (TTLs are served as stored,
             // never wrapped to 0 or a panic).
             let elapsed = now.saturating_sub(t.inserted).min(u64::from(u32::MAX)) as u32;
-            for o in t.wire[len..].chunks_exact(2) {
+            for o in wire.bytes[len..].chunks_exact(2) {
                 let at = usize::from(u16::from_be_bytes([o[0], o[1]]));
                 let old = u32::from_be_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]);
                 out[at..at + 4].copy_from_slice(&old.saturating_sub(elapsed).to_be_bytes());
@@ -212,7 +292,8 @@ impl MessageCache {
         let mut len = len;
         if let Some(payload) = patch.opt_payload {
             let [p0, p1] = payload.to_be_bytes();
-            out[len..len + OPT_LEN].copy_from_slice(&[0, 0, 41, p0, p1, 0, 0, 0, 0, 0, 0]);
+            let flags = if patch.dnssec_ok { OPT_DO } else { 0 };
+            out[len..len + OPT_LEN].copy_from_slice(&[0, 0, 41, p0, p1, 0, 0, flags, 0, 0, 0]);
             len += OPT_LEN;
             // ARCOUNT: templates carry no additional records, so ours is the only one.
             out[10..12].copy_from_slice(&1u16.to_be_bytes());
@@ -226,7 +307,7 @@ impl MessageCache {
         let shard = self.store.shard(key.as_bytes());
         shard.lru.peek(key.as_bytes()).is_some_and(|t| {
             t.inserted.saturating_add(u64::from(t.ttl)) > now
-                && t.wire.get(3).is_some_and(|f| f & AD != 0)
+                && t.plain.bytes.get(3).is_some_and(|f| f & AD != 0)
         })
     }
 
@@ -278,6 +359,7 @@ mod tests {
             rd: true,
             cd: false,
             ad: false,
+            dnssec_ok: false,
             qname,
             opt_payload: None,
             limit: 512,
@@ -348,6 +430,76 @@ mod tests {
         assert!(ad(&secure, true));
         assert!(!ad(&secure, false));
         assert!(!ad(&plain, true));
+    }
+
+    /// RFC 4035 §3.2.1: a signed answer has a second template, served only to clients that
+    /// set DO (RRSIGs after their RRset, the proof in the authority section, DO in our
+    /// OPT, RFC 3225 §3); clients without DO get the plain reply as before; an unsigned
+    /// answer serves DO clients from its one template.
+    #[test]
+    fn do_clients_get_the_signed_template() {
+        let c = MessageCache::new(1 << 20);
+        let q = Question::new(name("www.example."), RecordType::A);
+        let dnssec = DnssecRecords {
+            answer: vec![
+                crate::dns::fake_rrsig("www.example.", RecordType::CNAME, 300),
+                crate::dns::fake_rrsig("web.example.", RecordType::A, 60),
+            ],
+            authority: Vec::new(),
+        };
+        c.insert_with_dnssec(
+            &q,
+            ResponseCode::NoError,
+            &chain(),
+            None,
+            60,
+            0,
+            true,
+            &dnssec,
+        );
+        let unsigned = Question::new(name("plain.example."), RecordType::A);
+        c.insert(
+            &unsigned,
+            ResponseCode::NoError,
+            &chain(),
+            None,
+            60,
+            0,
+            false,
+        );
+        let ask = |q: &Question, dnssec_ok: bool| {
+            let mut out = [0u8; 1232];
+            let key = KeyBuf::of(q);
+            let wire = &key.as_bytes()[..key.as_bytes().len() - 4];
+            let p = Patch {
+                dnssec_ok,
+                ad: dnssec_ok,
+                opt_payload: Some(1232),
+                limit: 1232,
+                ..patch(wire)
+            };
+            let w = c.write_reply(key.as_bytes(), 10, &p, &mut out).unwrap();
+            Message::from_bytes(&out[..w.len]).unwrap()
+        };
+        let m = ask(&q, true);
+        let types: Vec<RecordType> = m.answers.iter().map(|r| r.record_type()).collect();
+        use RecordType::{A as TA, CNAME as TC, RRSIG as TS};
+        assert_eq!(types, vec![TC, TS, TA, TS]);
+        assert_eq!(m.answers[3].ttl, 50, "signatures count down as their RRset");
+        assert!(m.edns.as_ref().unwrap().flags().dnssec_ok, "DO copied");
+        assert!(m.metadata.authentic_data);
+        let m = ask(&q, false);
+        let types: Vec<RecordType> = m.answers.iter().map(|r| r.record_type()).collect();
+        assert_eq!(types, vec![TC, TA], "no RRSIG without DO");
+        assert!(!m.edns.as_ref().unwrap().flags().dnssec_ok);
+        let m = ask(&unsigned, true);
+        assert_eq!(m.answers.len(), 2);
+        assert!(m.edns.as_ref().unwrap().flags().dnssec_ok);
+        assert_eq!(
+            c.flush_name(b"\x03www\x07example\x00"),
+            1,
+            "one entry, both replies"
+        );
     }
 
     #[test]

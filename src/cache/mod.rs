@@ -16,6 +16,7 @@ mod answer;
 mod delegation;
 mod infra;
 mod message;
+mod nsec;
 mod persist;
 mod store;
 
@@ -29,6 +30,7 @@ pub use answer::{AnswerCache, Cached, STALE_TTL};
 pub use delegation::{Delegation, DelegationCache, NsName};
 pub use infra::{Feedback, InfraCache, ServerStats, HOST_TTL, INITIAL_RTO, PROBE_AFTER};
 pub use message::{MessageCache, Miss, Patch, Written};
+pub use nsec::{NsecCache, NsecZone, MAX_RANGES_PER_ZONE, MAX_ZONES};
 pub use persist::{is_cache_header, LoadError, MAGIC_PREFIX};
 pub use store::StoreStats;
 
@@ -103,6 +105,8 @@ pub struct Cache {
     pub infra: InfraCache,
     /// Validated DNSSEC key sets and insecure/bogus zones (the validator's key cache).
     pub keys: crate::dnssec::keycache::KeyCache,
+    /// Validated NSEC ranges by zone, for RFC 8198 synthesis.
+    pub nsec: NsecCache,
     pub config: CacheConfig,
     /// The clock every TTL and expiry of these stores is read from (issue 13.4).
     pub clock: Clock,
@@ -133,6 +137,7 @@ impl Cache {
             delegations: DelegationCache::new(config.delegation_bytes(), config.max_ttl),
             infra: InfraCache::default(),
             keys: crate::dnssec::keycache::KeyCache::default(),
+            nsec: NsecCache::default(),
             config,
             clock,
             prefetches: AtomicU64::new(0),
@@ -147,7 +152,9 @@ impl Cache {
             hickory_proto::rr::RecordType::A,
             DNSClass::IN,
         );
-        self.answers.flush_name(key.name()) + self.messages.flush_name(key.name())
+        self.answers.flush_name(key.name())
+            + self.messages.flush_name(key.name())
+            + self.nsec.flush_name(name)
     }
 
     /// Forgets everything at or below `zone`, zone cuts and validated keys included
@@ -162,6 +169,7 @@ impl Cache {
             + self.messages.flush_zone(key.name())
             + self.delegations.flush_zone(zone)
             + self.keys.flush_zone(zone)
+            + self.nsec.flush_zone(zone)
     }
 
     /// Forgets every answer, zone cut and validated key set (server facts in the infra
@@ -171,6 +179,7 @@ impl Cache {
         self.messages.clear();
         self.delegations.clear();
         self.keys.clear();
+        self.nsec.clear();
     }
 
     pub fn stats(&self) -> CacheStats {

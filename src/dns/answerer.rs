@@ -5,7 +5,16 @@ use std::net::SocketAddr;
 
 use async_trait::async_trait;
 
-use super::{Outcome, Question};
+use super::{DnssecRecords, Outcome, Question};
+
+/// An answer for a client that set DO: the outcome, whether it was validated secure, and
+/// the DNSSEC records that go with it (RFC 4035 §3.2.1).
+#[derive(Clone, Debug)]
+pub struct Answered {
+    pub outcome: Outcome,
+    pub secure: bool,
+    pub dnssec: DnssecRecords,
+}
 
 /// What the front end asks for each allowed, well-formed query.
 #[async_trait]
@@ -39,5 +48,23 @@ pub trait Answerer: Send + Sync + 'static {
     async fn answer_unchecked(&self, question: &Question, client: SocketAddr) -> (Outcome, bool) {
         let outcome = self.answer(question, client).await;
         (outcome, self.secure(question))
+    }
+
+    /// The answer to a client that set DO (RFC 4035 §3.2.1), and with `cd` CD as well
+    /// (unchecked as [`Self::answer_unchecked`]): the outcome, whether it was validated
+    /// secure, and its RRSIGs and NSEC/NSEC3 proof. The default gives the outcome without
+    /// DNSSEC records (an answerer that does not validate has none).
+    async fn answer_dnssec(&self, question: &Question, client: SocketAddr, cd: bool) -> Answered {
+        let (outcome, secure) = if cd {
+            self.answer_unchecked(question, client).await
+        } else {
+            let outcome = self.answer(question, client).await;
+            (outcome, self.secure(question))
+        };
+        Answered {
+            outcome,
+            secure,
+            dnssec: DnssecRecords::default(),
+        }
     }
 }

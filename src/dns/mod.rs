@@ -21,9 +21,11 @@ mod rdata;
 mod transport;
 pub mod wire;
 
-pub use answerer::Answerer;
+pub use answerer::{Answered, Answerer};
 pub use clock::Clock;
-pub use outcome::{Failure, Outcome};
+#[cfg(test)]
+pub(crate) use outcome::fake_rrsig;
+pub use outcome::{rrsig_covers, DnssecRecords, Failure, Outcome};
 pub use present::record_text;
 pub use question::Question;
 pub use rdata::{dname_target, ns_target};

@@ -72,7 +72,7 @@ pub fn prove(
             .collect();
         prove_nsec(denial, qname, &nsec)
     } else {
-        Nsec3Chain::new(zone, &nsec3).and_then(|chain| chain.prove(denial, qname, budget))
+        Nsec3Chain::new(zone, &nsec3).and_then(|mut chain| chain.prove(denial, qname, budget))
     };
     match (result, denial) {
         (Ok(Held::Fully), Denial::NoDs) | (Ok(Held::OptOut), _) => Verdict::insecure(None),
@@ -84,6 +84,149 @@ pub fn prove(
         )),
         (Err(reason), _) => Verdict::from(reason),
     }
+}
+
+/// An NXDOMAIN or NODATA that cached, validated NSEC records prove without asking (RFC
+/// 8198 §5), and the records that prove it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Synthesised {
+    pub nxdomain: bool,
+    /// The NSEC records of the proof (one or two): what a DO client gets in the authority
+    /// section.
+    pub proof: Vec<Record>,
+}
+
+/// RFC 8198 §5.1-5.3: whether the validated NSEC records of `zone` (from the cache, each
+/// still fresh) prove that `qname` does not exist or has no `qtype`, and with which of
+/// them. The same [`prove`] judges as for a reply, on the one or two records a reply would
+/// carry: the NSEC matching or covering the name and, for NXDOMAIN, the one covering the
+/// wildcard at its closest encloser (Unbound's `val_neg_getmsg`). `None` when they prove
+/// nothing, or only that data exists (a wildcard with the type: an answer, not a denial).
+/// No NODATA for ANY (a query type, not a type to disprove; RFC 8198 §5.3 as Unbound),
+/// and none for DS, which is the parent's (the cached range of the child proves nothing
+/// about it). With NSEC3 records instead (RFC 8198 §5.2; Unbound 1.17 does not), the
+/// same NSEC3 proof as for a reply (closest encloser, next closer, wildcard; RFC 5155
+/// §8.4-8.7) must hold fully: an opt-out range never proves NXDOMAIN or NODATA (§6), nor
+/// do more than [`MAX_NSEC3_ITERATIONS`]; the records it relied on are the proof.
+pub fn synthesise(
+    qname: &Name,
+    qtype: RecordType,
+    zone: &Name,
+    records: &[Record],
+    budget: &mut Budget,
+) -> Option<Synthesised> {
+    if qtype == RecordType::DS || !zone.zone_of(qname) {
+        return None;
+    }
+    let nsecs: Vec<(&Record, &NSEC)> = records
+        .iter()
+        .filter(|r| zone.zone_of(&r.name))
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::NSEC(n)) => Some((r, n)),
+            _ => None,
+        })
+        .collect();
+    if nsecs.is_empty() {
+        return synthesise_nsec3(qname, qtype, zone, records, budget);
+    }
+    let mut holds = |denial: Denial, used: &[&Record]| {
+        let used: Vec<Record> = used.iter().map(|r| (*r).clone()).collect();
+        (prove(&denial, qname, zone, &used, budget).proof == super::Proof::Secure).then(|| {
+            Synthesised {
+                nxdomain: denial == Denial::NxDomain,
+                proof: used,
+            }
+        })
+    };
+    let nodata = Denial::NoData(qtype);
+    let any = qtype == RecordType::ANY;
+    if let Some((m, _)) = nsecs.iter().find(|(r, _)| r.name == *qname) {
+        return if any { None } else { holds(nodata, &[m]) };
+    }
+    let covers = |name: &Name| {
+        nsecs.iter().find(|(r, n)| {
+            nsec_covers(&r.name, n.next_domain_name(), name) && !blocks_below(&r.name, n, name)
+        })
+    };
+    let (c, cn) = covers(qname)?;
+    // An empty non-terminal: the range's next name is below the question (RFC 7129 §3.2).
+    let next = cn.next_domain_name();
+    if qname.zone_of(next) && next != qname {
+        return if any { None } else { holds(nodata, &[c]) };
+    }
+    let (a, b) = (
+        common_ancestor(qname, &c.name),
+        common_ancestor(qname, next),
+    );
+    let ce = if a.iter().count() >= b.iter().count() {
+        a
+    } else {
+        b
+    };
+    let wildcard = wildcard_of(&ce)?;
+    if let Some((w, _)) = nsecs.iter().find(|(r, _)| r.name == wildcard) {
+        // The wildcard exists: NODATA if it lacks the type, else it would answer.
+        let used: &[&Record] = if w.name == c.name { &[c] } else { &[c, w] };
+        return if any { None } else { holds(nodata, used) };
+    }
+    let (w, _) = covers(&wildcard)?;
+    if w.name == c.name {
+        holds(Denial::NxDomain, &[c])
+    } else {
+        holds(Denial::NxDomain, &[c, w])
+    }
+}
+
+/// [`synthesise`] from NSEC3 records: NODATA, then NXDOMAIN, on one chain (so a name is
+/// hashed once).
+fn synthesise_nsec3(
+    qname: &Name,
+    qtype: RecordType,
+    zone: &Name,
+    records: &[Record],
+    budget: &mut Budget,
+) -> Option<Synthesised> {
+    let nsec3: Vec<(&Name, &NSEC3)> = records
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::NSEC3(n)) => Some((&r.name, n)),
+            _ => None,
+        })
+        .collect();
+    let mut chain = Nsec3Chain::new(zone, &nsec3).ok()?;
+    let mut denials = vec![Denial::NxDomain];
+    if qtype != RecordType::ANY {
+        denials.insert(0, Denial::NoData(qtype));
+    }
+    for denial in denials {
+        chain.used.clear();
+        if let Ok(Held::Fully) = chain.prove(&denial, qname, budget) {
+            let used = std::mem::take(&mut chain.used);
+            let mut proof: Vec<Record> = Vec::new();
+            for r in records {
+                let RData::DNSSEC(DNSSECRData::NSEC3(n)) = &r.data else {
+                    continue;
+                };
+                let hash = r.name.iter().next().and_then(|l| {
+                    data_encoding::BASE32_DNSSEC
+                        .decode(&l.to_ascii_lowercase())
+                        .ok()
+                });
+                let same_chain = n.salt() == chain.salt && n.iterations() == chain.iterations;
+                if same_chain
+                    && hash.is_some_and(|h| used.contains(&h))
+                    && !proof.iter().any(|p| p.name == r.name)
+                {
+                    proof.push(r.clone());
+                }
+            }
+            return Some(Synthesised {
+                nxdomain: denial == Denial::NxDomain,
+                proof,
+            });
+        }
+    }
+    None
 }
 
 /// How a proof held.
@@ -234,6 +377,9 @@ struct Nsec3Chain<'a> {
     iterations: u16,
     entries: Vec<(Vec<u8>, &'a NSEC3)>,
     hashes: HashMap<Name, Vec<u8>>,
+    /// Owner hashes of the entries a proof relied on (for the records a synthesised answer
+    /// carries).
+    used: Vec<Vec<u8>>,
 }
 
 impl<'a> Nsec3Chain<'a> {
@@ -264,6 +410,7 @@ impl<'a> Nsec3Chain<'a> {
             iterations,
             entries,
             hashes: HashMap::new(),
+            used: Vec::new(),
         })
     }
 
@@ -282,18 +429,19 @@ impl<'a> Nsec3Chain<'a> {
         Ok(h)
     }
 
-    fn matching(&self, hash: &[u8]) -> Option<&'a NSEC3> {
-        self.entries
-            .iter()
-            .find(|(h, _)| h.as_slice() == hash)
-            .map(|(_, n)| *n)
+    fn matching(&mut self, hash: &[u8]) -> Option<&'a NSEC3> {
+        let (owner, n) = self.entries.iter().find(|(h, _)| h.as_slice() == hash)?;
+        self.used.push(owner.clone());
+        Some(*n)
     }
 
-    fn covering(&self, hash: &[u8]) -> Option<&'a NSEC3> {
-        self.entries
+    fn covering(&mut self, hash: &[u8]) -> Option<&'a NSEC3> {
+        let (owner, n) = self
+            .entries
             .iter()
-            .find(|(owner, n)| nsec3_covers(owner, n.next_hashed_owner_name(), hash))
-            .map(|(_, n)| *n)
+            .find(|(owner, n)| nsec3_covers(owner, n.next_hashed_owner_name(), hash))?;
+        self.used.push(owner.clone());
+        Some(*n)
     }
 
     /// RFC 5155 §8.3: the closest provable encloser of `qname` (an ancestor with a matching
@@ -328,7 +476,12 @@ impl<'a> Nsec3Chain<'a> {
         Err(Reason::NsecMissing)
     }
 
-    fn prove(mut self, denial: &Denial, qname: &Name, budget: &mut Budget) -> Result<Held, Reason> {
+    fn prove(
+        &mut self,
+        denial: &Denial,
+        qname: &Name,
+        budget: &mut Budget,
+    ) -> Result<Held, Reason> {
         let missing = Err(Reason::NsecMissing);
         let opt = |n: &NSEC3| {
             if n.opt_out() {

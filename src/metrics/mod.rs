@@ -103,6 +103,25 @@ impl ClientError {
     }
 }
 
+/// What an answer synthesised from the DNSSEC-validated cache said (RFC 8198).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Aggressive {
+    NxDomain = 0,
+    NoData = 1,
+}
+
+impl Aggressive {
+    pub const ALL: [Aggressive; 2] = [Self::NxDomain, Self::NoData];
+
+    /// The `kind` label of `hopdns_aggressive_nsec_total`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::NxDomain => "nxdomain",
+            Self::NoData => "nodata",
+        }
+    }
+}
+
 /// Upstream servers tracked one by one; past this, they share the `other` row (bounds the
 /// map when authorities are many).
 const MAX_SERVERS: usize = 4096;
@@ -126,6 +145,8 @@ pub struct Metrics {
     /// Connections of the stream transports, by [`Proto::index`] (UDP's stays zero).
     connections: [ConnCounters; Proto::ALL.len()],
     client_errors: [AtomicU64; ClientError::ALL.len()],
+    /// Answers synthesised from cached, validated NSEC ranges (RFC 8198), by kind.
+    aggressive_nsec: [AtomicU64; Aggressive::ALL.len()],
     latency: Histogram,
     upstream: RwLock<HashMap<IpAddr, Arc<ServerCounters>>>,
     upstream_other: ServerCounters,
@@ -389,6 +410,16 @@ impl Metrics {
         self.client_errors[kind as usize].load(Relaxed)
     }
 
+    /// An NXDOMAIN or NODATA synthesised from the validated cache without asking (RFC 8198).
+    pub fn aggressive_nsec(&self, kind: Aggressive) {
+        self.aggressive_nsec[kind as usize].fetch_add(1, Relaxed);
+    }
+
+    /// How many answers of `kind` were synthesised since start.
+    pub fn aggressive_nsec_count(&self, kind: Aggressive) -> u64 {
+        self.aggressive_nsec[kind as usize].load(Relaxed)
+    }
+
     /// A resolution starts waiting on authorities; the guard ends it and records its latency.
     pub fn resolution_started(&'static self) -> InFlightGuard {
         self.in_flight.fetch_add(1, Relaxed);
@@ -502,6 +533,12 @@ impl Metrics {
             ClientError::ALL
                 .map(|k| (format!("client_errors_{}", k.name()), self.client_errors(k))),
         )
+        .chain(Aggressive::ALL.map(|k| {
+            (
+                format!("aggressive_nsec_{}", k.name()),
+                self.aggressive_nsec_count(k),
+            )
+        }))
         .collect()
     }
 
@@ -809,6 +846,20 @@ impl Collector for Exporter {
                 family
                     .encode_family(&[("kind", kind.name())])?
                     .encode_counter::<NoLabelSet, u64, u64>(&m.client_errors(kind), None)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "hopdns_aggressive_nsec",
+                "NXDOMAIN and NODATA answers synthesised from cached, validated NSEC records \
+                 without asking upstream (RFC 8198), by kind",
+                None,
+                MetricType::Counter,
+            )?;
+            for kind in Aggressive::ALL {
+                family
+                    .encode_family(&[("kind", kind.name())])?
+                    .encode_counter::<NoLabelSet, u64, u64>(&m.aggressive_nsec_count(kind), None)?;
             }
         }
         {

@@ -496,6 +496,26 @@ impl Answerer for Redirector {
         let outcome = self.answer(question, client).await;
         (outcome, false)
     }
+
+    /// DO queries (RFC 4035 §3.2.1) get the inner answerer's RRSIGs and proofs when no
+    /// rules are loaded; with rules they are answered as any query, without DNSSEC records
+    /// (a redirected answer has none, and which one was redirected depends on the client).
+    async fn answer_dnssec(
+        &self,
+        question: &Question,
+        client: SocketAddr,
+        cd: bool,
+    ) -> crate::dns::Answered {
+        let rules = self.active.load(Ordering::Acquire) && self.rules.load().is_some();
+        if !rules {
+            return self.inner.answer_dnssec(question, client, cd).await;
+        }
+        crate::dns::Answered {
+            outcome: self.answer(question, client).await,
+            secure: false,
+            dnssec: crate::dns::DnssecRecords::default(),
+        }
+    }
 }
 
 #[cfg(test)]

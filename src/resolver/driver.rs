@@ -20,7 +20,7 @@ use super::machine::{Resolution, Settings};
 use super::run::{Pick, Run};
 use super::{Failure, Outcome, Question};
 use crate::cache::{Cache, CacheConfig, Cached, Delegation};
-use crate::dns::{Answerer, Clock};
+use crate::dns::{Answered, Answerer, Clock, DnssecRecords};
 use crate::trace::{LogSink, TraceSink};
 use crate::transport::Exchange;
 
@@ -62,24 +62,44 @@ impl ResolverConfig {
 /// refreshes the cache). 1.8 s is the RFC's suggestion, under common stub timeouts.
 pub const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1800);
 
+/// One resolution's result as each of its clients gets it: the outcome, whether it was
+/// validated secure, and its DNSSEC records for clients that set DO (RFC 4035 §3.2.1),
+/// shared rather than copied between coalesced clients.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub outcome: Outcome,
+    pub secure: bool,
+    pub dnssec: Arc<DnssecRecords>,
+}
+
+impl Resolved {
+    fn unsigned(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            secure: false,
+            dnssec: Arc::default(),
+        }
+    }
+}
+
 /// A leader's resolution that outlives its client: dropped unfinished, it goes on in a task
 /// of its own (when a runtime is there to run it).
-struct Detach<F: Future<Output = Outcome> + Send + 'static>(Option<Pin<Box<F>>>);
+struct Detach<F: Future<Output = Resolved> + Send + 'static>(Option<Pin<Box<F>>>);
 
-impl<F: Future<Output = Outcome> + Send + 'static> Detach<F> {
+impl<F: Future<Output = Resolved> + Send + 'static> Detach<F> {
     /// Runs the resolution here to its end; then nothing is left to move on drop.
-    async fn finish(&mut self) -> Outcome {
+    async fn finish(&mut self) -> Resolved {
         let outcome = match self.0.as_mut() {
             Some(resolution) => resolution.await,
             // Finished already: `lead` finishes once.
-            None => Outcome::ServFail(Failure::Deadline),
+            None => Resolved::unsigned(Outcome::ServFail(Failure::Deadline)),
         };
         self.0 = None;
         outcome
     }
 }
 
-impl<F: Future<Output = Outcome> + Send + 'static> Drop for Detach<F> {
+impl<F: Future<Output = Resolved> + Send + 'static> Drop for Detach<F> {
     fn drop(&mut self) {
         if let (Some(resolution), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
             drop(rt.spawn(resolution));
@@ -203,6 +223,12 @@ impl Resolver {
     /// miss); only if it leaves early with a stale answer does the resolution move to a task
     /// of its own, so that it still refreshes the cache for everyone.
     pub async fn resolve(&self, question: &Question) -> Outcome {
+        self.resolve_full(question).await.outcome
+    }
+
+    /// [`Self::resolve`], with whether the outcome was validated secure and its DNSSEC
+    /// records (for clients that set DO).
+    pub async fn resolve_full(&self, question: &Question) -> Resolved {
         loop {
             crate::metrics::note::with(|n| n.resolved = true);
             let rx = match self.inflight.join(question) {
@@ -242,9 +268,9 @@ impl Resolver {
     /// [`CLIENT_RESPONSE_TIMER`] while the resolution goes on in a task of its own. If the
     /// client's task goes away first (a DoH stream reset, shutdown), the resolution goes on
     /// too: followers and the cache still get its outcome.
-    async fn lead<F>(&self, question: &Question, resolution: Pin<Box<F>>) -> Outcome
+    async fn lead<F>(&self, question: &Question, resolution: Pin<Box<F>>) -> Resolved
     where
-        F: Future<Output = Outcome> + Send + 'static,
+        F: Future<Output = Resolved> + Send + 'static,
     {
         let mut own = Detach(Some(resolution));
         if self.cache.config.serve_stale {
@@ -268,7 +294,7 @@ impl Resolver {
         question: Question,
         leader: inflight::Leader,
         refresh: bool,
-    ) -> impl Future<Output = Outcome> + Send + 'static {
+    ) -> impl Future<Output = Resolved> + Send + 'static {
         let this = self.clone();
         // The query log's count of upstream queries (when it is on) follows the leader.
         let counter = crate::metrics::note::upstream_counter();
@@ -276,8 +302,8 @@ impl Resolver {
             let traced = tracing::enabled!(target: "hopdns::trace", tracing::Level::DEBUG);
             let mut sink = LogSink;
             let sink: Option<&mut dyn TraceSink> = if traced { Some(&mut sink) } else { None };
-            let (mut outcome, secure) = this.run(&question, sink, refresh, false).await;
-            match &outcome {
+            let mut resolved = this.run(&question, sink, refresh, false).await;
+            match &resolved.outcome {
                 // Bogus data is never served, stale or not (RFC 8767 §4 serves data that
                 // could not be refreshed, not data that failed validation).
                 Outcome::ServFail(why)
@@ -285,17 +311,17 @@ impl Resolver {
                 {
                     if let Some(stale) = this.stale(&question) {
                         tracing::debug!(%question, %why, "serving stale (RFC 8767)");
-                        outcome = stale;
+                        resolved = stale;
                     }
                 }
                 Outcome::ServFail(_) => {}
                 _ => {
-                    this.clamp_ttls(&mut outcome);
-                    this.remember_reply(&question, &outcome, secure);
+                    this.finish_ttls(&mut resolved);
+                    this.remember_reply(&question, &resolved);
                 }
             }
-            this.inflight.finish(leader, &outcome);
-            outcome
+            this.inflight.finish(leader, &resolved);
+            resolved
         };
         // Without the query log there is nothing to count into: the task-local is set only
         // when there is a counter.
@@ -334,11 +360,27 @@ impl Resolver {
         }
     }
 
+    /// [`Self::clamp_ttls`], then the DNSSEC records' TTLs made to fit the outcome's
+    /// ([`DnssecRecords::align_ttls`]).
+    fn finish_ttls(&self, resolved: &mut Resolved) {
+        self.clamp_ttls(&mut resolved.outcome);
+        if !resolved.dnssec.is_empty() {
+            Arc::make_mut(&mut resolved.dnssec).align_ttls(&resolved.outcome);
+        }
+    }
+
     /// Keeps the reply to `question` ready for the fast path, for as long as its shortest
     /// TTL (negative answers: the SOA's negative TTL; without an SOA, not at all), with AD
-    /// when it was validated `secure`.
-    fn remember_reply(&self, question: &Question, outcome: &Outcome, secure: bool) {
-        let answers_ttl = outcome.answers().iter().map(|r| r.ttl).min();
+    /// when it was validated secure, and a signed template for DO clients when it has
+    /// DNSSEC records.
+    fn remember_reply(&self, question: &Question, resolved: &Resolved) {
+        let outcome = &resolved.outcome;
+        let answers_ttl = outcome
+            .answers()
+            .iter()
+            .chain(&resolved.dnssec.authority)
+            .map(|r| r.ttl)
+            .min();
         let ttl = match outcome {
             Outcome::Answer { .. } | Outcome::YxDomain { .. } => answers_ttl,
             Outcome::NxDomain { soa, .. } | Outcome::NoData { soa, .. } => self
@@ -350,21 +392,23 @@ impl Resolver {
             Outcome::ServFail(_) | Outcome::Drop => None,
         };
         if let Some(ttl) = ttl {
-            self.cache.messages.insert(
+            self.cache.messages.insert_with_dnssec(
                 question,
                 outcome.rcode(),
                 outcome.answers(),
                 outcome.soa(),
                 ttl,
                 self.cache.clock.unix_secs(),
-                secure,
+                resolved.secure,
+                &resolved.dnssec,
             );
         }
     }
 
     /// The answer from expired cache entries, following a stale CNAME chain, when resolution
-    /// failed or is slow (RFC 8767), counted as a stale answer. `None` if any link is missing.
-    fn stale(&self, question: &Question) -> Option<Outcome> {
+    /// failed or is slow (RFC 8767), counted as a stale answer, with the RRSIGs kept beside
+    /// its RRsets (never AD: it could not be validated again). `None` if any link is missing.
+    fn stale(&self, question: &Question) -> Option<Resolved> {
         let stale = self.stale_chain(question);
         if stale.is_some() {
             crate::metrics::metrics().stale_answer();
@@ -372,19 +416,29 @@ impl Resolver {
         stale
     }
 
-    fn stale_chain(&self, question: &Question) -> Option<Outcome> {
+    fn stale_chain(&self, question: &Question) -> Option<Resolved> {
         let now = self.cache.clock.unix_secs();
         let mut answers = Vec::new();
+        let mut sigs = Vec::new();
         let mut name = question.name.clone();
         for _ in 0..=self.settings.limits.max_chain {
             let q = Question::with_class(name.clone(), question.qtype, question.qclass);
-            if let Some(hit) = self.cache.answers.get_stale(&q, now) {
-                return Some(super::learn::outcome_from_cached(answers, hit));
+            if let Some((hit, more)) = self.cache.answers.get_stale_signed(&q, now) {
+                sigs.extend(more);
+                let outcome = super::learn::outcome_from_cached(answers, hit);
+                let dnssec = DnssecRecords::select(&outcome, &sigs);
+                return Some(Resolved {
+                    outcome,
+                    secure: false,
+                    dnssec: Arc::new(dnssec),
+                });
             }
             let cq = Question::with_class(name.clone(), RecordType::CNAME, question.qclass);
-            let Some(Cached::Records(rs)) = self.cache.answers.get_stale(&cq, now) else {
+            let Some((Cached::Records(rs), more)) = self.cache.answers.get_stale_signed(&cq, now)
+            else {
                 return None;
             };
+            sigs.extend(more);
             let Some(hickory_proto::rr::RData::CNAME(target)) = rs.first().map(|r| &r.data) else {
                 return None;
             };
@@ -405,30 +459,37 @@ impl Resolver {
         question: &Question,
         sink: Option<&mut dyn TraceSink>,
     ) -> Outcome {
-        self.run(question, sink, false, false).await.0
+        self.run(question, sink, false, false).await.outcome
     }
 
     /// Resolves `question` for a client that set CD (RFC 6840 §5.9): validation is not
     /// enforced, and the outcome is neither shared with other clients nor kept in the
     /// message cache (CD data is cached apart from validated data: here, not at all).
     pub async fn resolve_unchecked(&self, question: &Question) -> (Outcome, bool) {
-        let (mut outcome, secure) = self.run(question, None, false, true).await;
-        self.clamp_ttls(&mut outcome);
-        (outcome, secure)
+        let resolved = self.resolve_unchecked_full(question).await;
+        (resolved.outcome, resolved.secure)
+    }
+
+    /// [`Self::resolve_unchecked`], with the DNSSEC records (a CD client that set DO gets
+    /// them as for any data, RFC 6840 §5.9).
+    pub async fn resolve_unchecked_full(&self, question: &Question) -> Resolved {
+        let mut resolved = self.run(question, None, false, true).await;
+        self.finish_ttls(&mut resolved);
+        resolved
     }
 
     /// One resolution; `refresh` asks upstream even if the cache holds the answer. Also says
-    /// whether the outcome was validated secure.
+    /// whether the outcome was validated secure, and gives its DNSSEC records.
     async fn run(
         &self,
         question: &Question,
         mut sink: Option<&mut dyn TraceSink>,
         refresh: bool,
         unchecked: bool,
-    ) -> (Outcome, bool) {
+    ) -> Resolved {
         if question.qclass != DNSClass::IN {
             let outcome = Outcome::ServFail(Failure::UnsupportedClass(question.qclass));
-            return (super::run::ended(&mut sink, outcome), false);
+            return Resolved::unsigned(super::run::ended(&mut sink, outcome));
         }
         // A bogus answer is remembered for 60 s (Unbound's val-bogus-ttl); CD clients and
         // refreshes resolve again.
@@ -439,7 +500,7 @@ impl Resolver {
                 .bogus(question, self.cache.clock.unix_secs())
             {
                 let outcome = Outcome::ServFail(Failure::Dnssec { ede, why });
-                return (super::run::ended(&mut sink, outcome), false);
+                return Resolved::unsigned(super::run::ended(&mut sink, outcome));
             }
         }
         let deadline = self.cache.clock.now() + self.settings.limits.deadline;
@@ -477,13 +538,29 @@ impl Resolver {
         let secure = m
             .verdict()
             .is_some_and(|v| v.proof == crate::dnssec::Proof::Secure);
+        if let Some(nxdomain) = m.aggressive() {
+            crate::metrics::metrics().aggressive_nsec(if nxdomain {
+                crate::metrics::Aggressive::NxDomain
+            } else {
+                crate::metrics::Aggressive::NoData
+            });
+        }
         if let Outcome::ServFail(Failure::Dnssec { ede, why }) = &outcome {
             let now = self.cache.clock.unix_secs();
             self.cache
                 .answers
                 .insert_bogus(question, *ede, why.clone(), now);
         }
-        (outcome, secure)
+        let dnssec = m.dnssec_records();
+        Resolved {
+            outcome,
+            secure,
+            dnssec: if dnssec.is_empty() {
+                Arc::default()
+            } else {
+                Arc::new(dnssec.clone())
+            },
+        }
     }
 }
 
@@ -507,6 +584,26 @@ impl Answerer for Resolver {
         _client: std::net::SocketAddr,
     ) -> (Outcome, bool) {
         self.resolve_unchecked(question).await
+    }
+
+    /// A DO client's answer with its RRSIGs and proof, shared by coalesced clients; with CD,
+    /// resolved unchecked and apart as [`Self::answer_unchecked`].
+    async fn answer_dnssec(
+        &self,
+        question: &Question,
+        _client: std::net::SocketAddr,
+        cd: bool,
+    ) -> Answered {
+        let resolved = if cd {
+            self.resolve_unchecked_full(question).await
+        } else {
+            self.resolve_full(question).await
+        };
+        Answered {
+            outcome: resolved.outcome,
+            secure: resolved.secure,
+            dnssec: Arc::unwrap_or_clone(resolved.dnssec),
+        }
     }
 
     /// The server's cache-hit path found a reply near the end of its TTL.

@@ -6,12 +6,13 @@ use std::sync::Mutex;
 
 use tokio::sync::watch;
 
-use super::{Outcome, Question};
+use super::driver::Resolved;
+use super::Question;
 
 /// Questions being resolved now, each with a channel its waiters listen on.
 #[derive(Debug, Default)]
 pub struct InFlight {
-    running: Mutex<HashMap<Question, watch::Receiver<Option<Outcome>>>>,
+    running: Mutex<HashMap<Question, watch::Receiver<Option<Resolved>>>>,
 }
 
 /// What a caller is to do about its question.
@@ -19,20 +20,20 @@ pub enum Role {
     /// Nobody is resolving it: resolve it, then [`Leader::finish`].
     Leader(Leader),
     /// Someone is: wait for their outcome.
-    Follower(watch::Receiver<Option<Outcome>>),
+    Follower(watch::Receiver<Option<Resolved>>),
 }
 
 /// The right and duty to resolve one question. Dropping it without `finish` (the task was
 /// cancelled) closes the channel, and followers resolve on their own.
 pub struct Leader {
     question: Question,
-    tx: watch::Sender<Option<Outcome>>,
+    tx: watch::Sender<Option<Resolved>>,
 }
 
 impl InFlight {
     fn lock(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<Question, watch::Receiver<Option<Outcome>>>> {
+    ) -> std::sync::MutexGuard<'_, HashMap<Question, watch::Receiver<Option<Resolved>>>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -58,9 +59,9 @@ impl InFlight {
     }
 
     /// Publishes the outcome to every follower and forgets the question.
-    pub fn finish(&self, leader: Leader, outcome: &Outcome) {
+    pub fn finish(&self, leader: Leader, resolved: &Resolved) {
         self.lock().remove(&leader.question);
-        let _ = leader.tx.send(Some(outcome.clone()));
+        let _ = leader.tx.send(Some(resolved.clone()));
     }
 
     /// Forgets a question whose leader went away without an outcome.
@@ -76,7 +77,7 @@ impl InFlight {
 }
 
 /// Waits for a leader's outcome; `None` if the leader was cancelled first.
-pub async fn wait(mut rx: watch::Receiver<Option<Outcome>>) -> Option<Outcome> {
+pub async fn wait(mut rx: watch::Receiver<Option<Resolved>>) -> Option<Resolved> {
     loop {
         if let Some(o) = rx.borrow_and_update().clone() {
             return Some(o);

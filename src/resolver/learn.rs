@@ -121,14 +121,16 @@ pub(super) fn cached_dname(cache: &Cache, name: &Name, now: u64) -> Option<(Reco
 /// Caches each CNAME of a chain under its own (owner, CNAME) key. A CNAME synthesised from
 /// a DNAME is cached with the DNAME before it, so an answer from the cache carries the DNAME
 /// first as a fresh one does (RFC 6672 §3.4: the synthesised CNAME has the DNAME's TTL).
-pub(super) fn cache_chain(cache: &Cache, chain: &[Record], now: u64) {
+/// Each link keeps its RRSIGs from `sigs` beside it (the synthesised CNAME has none).
+pub(super) fn cache_chain(cache: &Cache, chain: &[Record], sigs: &[Record], now: u64) {
     for (i, r) in chain.iter().enumerate() {
         if r.record_type() == RecordType::DNAME {
             // Also under its own name, so other names below it are rewritten from the
             // cache (RFC 6672 §3.3).
-            cache.answers.insert_records(
+            cache.answers.insert_signed(
                 Question::new(r.name.clone(), RecordType::DNAME),
                 vec![r.clone()],
+                &super::machine::covering(sigs, &r.name, RecordType::DNAME),
                 now,
             );
             continue;
@@ -140,9 +142,18 @@ pub(super) fn cache_chain(cache: &Cache, chain: &[Record], now: u64) {
             Some(d) if d.record_type() == RecordType::DNAME => vec![d.clone(), r.clone()],
             _ => vec![r.clone()],
         };
-        cache.answers.insert_records(
+        let own = super::machine::covering(sigs, &r.name, RecordType::CNAME);
+        let dname_sigs = match records.first() {
+            Some(d) if d.record_type() == RecordType::DNAME => {
+                super::machine::covering(sigs, &d.name, RecordType::DNAME)
+            }
+            _ => Vec::new(),
+        };
+        let all: Vec<Record> = dname_sigs.into_iter().chain(own).collect();
+        cache.answers.insert_signed(
             Question::new(r.name.clone(), RecordType::CNAME),
             records,
+            &all,
             now,
         );
     }

@@ -45,6 +45,7 @@ use super::minimise::{minimised_verdict, Minimise, Verdict};
 pub use super::minimise::{MinimiseMode, MAX_MINIMISE_COUNT, MINIMISE_ONE_LAB};
 use super::{Failure, Limits, Outcome, Question};
 use crate::cache::{Cache, Cached, Delegation};
+use crate::dns::DnssecRecords;
 use crate::dnssec::{self, chain, judge};
 use crate::local::LocalZones;
 use crate::trace::{CutSource, HopEvent, ReplyKind};
@@ -316,6 +317,12 @@ pub struct Resolution {
     val: Option<Validation>,
     /// The validation state of the outcome, once it is known.
     verdict: Option<dnssec::Verdict>,
+    /// The outcome's RRSIGs and NSEC/NSEC3 proof, for clients that set DO (RFC 4035
+    /// §3.2.1): chosen from the records that came with it once it is validated.
+    dnssec_records: DnssecRecords,
+    /// The outcome was synthesised from cached NSEC ranges (RFC 8198): `Some(true)` for
+    /// NXDOMAIN, `Some(false)` for NODATA.
+    aggressive: Option<bool>,
 }
 
 /// Where validation of the bottom frame's outcome stands.
@@ -359,6 +366,8 @@ impl Resolution {
             priming: false,
             val: None,
             verdict: None,
+            dnssec_records: DnssecRecords::default(),
+            aggressive: None,
         };
         if let Some(config) = r.settings.dnssec.clone() {
             r.val = Some(Validation {
@@ -417,6 +426,20 @@ impl Resolution {
     /// the outcome is known.
     pub fn verdict(&self) -> Option<&dnssec::Verdict> {
         self.verdict.as_ref()
+    }
+
+    /// The outcome's RRSIGs and NSEC/NSEC3 proof for a client that set DO (RFC 4035
+    /// §3.2.1, §3.1.3): empty without validation, for unsigned data and for a bogus
+    /// outcome given as SERVFAIL; for secure, insecure-but-signed and (CD) unchecked bogus
+    /// data, what the authorities sent with it. TTLs as received.
+    pub fn dnssec_records(&self) -> &DnssecRecords {
+        &self.dnssec_records
+    }
+
+    /// Whether the outcome was synthesised from the validated cache without asking (RFC
+    /// 8198): `Some(true)` NXDOMAIN, `Some(false)` NODATA.
+    pub fn aggressive(&self) -> Option<bool> {
+        self.aggressive
     }
 
     /// Signature verifications and NSEC3 hashes spent by validation so far.
@@ -629,8 +652,12 @@ impl Resolution {
                 return Step::Continue;
             }
         }
-        // The answer cache keeps no RRSIGs: a validated outcome and the fetches for it are
-        // asked upstream (validated replies are cached whole in the message cache).
+        if let Some(step) = self.synthesise(cache, now) {
+            return step;
+        }
+        // The answer cache keeps no validation state: a validated outcome and the fetches
+        // for it are asked upstream (validated replies are cached whole in the message
+        // cache).
         let bottom = self.frames.len() == 1;
         let use_cache = !(bottom && (self.refresh || self.val.is_some())
             || self.frames.len() > 1 && self.top().fetch);
@@ -1090,7 +1117,7 @@ impl Resolution {
         let validating = self.val.is_some();
         let frame = self.top();
         if validating && !matches!(reply, Reply::Referral { .. }) {
-            frame.sigs.extend(sigs);
+            frame.sigs.extend(sigs.iter().cloned());
             if !frame.zones.contains(from) {
                 frame.zones.push(from.clone());
             }
@@ -1098,11 +1125,12 @@ impl Resolution {
         let nxdomain = matches!(reply, Reply::NxDomain { .. });
         frame.phase = match reply {
             Reply::Answer { chain, records } => {
-                cache_chain(cache, &chain, now);
+                cache_chain(cache, &chain, &sigs, now);
                 let final_name = records[0].name.clone();
-                cache.answers.insert_records(
+                cache.answers.insert_signed(
                     Question::with_class(final_name.clone(), q.qtype, q.qclass),
                     records.clone(),
+                    &covering(&sigs, &final_name, q.qtype),
                     now,
                 );
                 let mut answers = std::mem::take(&mut frame.chain);
@@ -1116,19 +1144,19 @@ impl Resolution {
                 }
             }
             Reply::Cname { chain, target } => {
-                cache_chain(cache, &chain, now);
+                cache_chain(cache, &chain, &sigs, now);
                 self.follow(chain, target);
                 return;
             }
             Reply::YxDomain { chain } => {
                 // Not cached: the DNAME is, and a fresh question is rewritten again.
-                cache_chain(cache, &chain, now);
+                cache_chain(cache, &chain, &sigs, now);
                 let mut answers = std::mem::take(&mut frame.chain);
                 answers.extend(chain);
                 Phase::Finished(Outcome::YxDomain { answers })
             }
             Reply::NxDomain { chain, soa } | Reply::NoData { chain, soa } => {
-                cache_chain(cache, &chain, now);
+                cache_chain(cache, &chain, &sigs, now);
                 let end = chain_end(&q.name, &chain);
                 let soa = soa.map(|soa| negative_soa(cache, soa));
                 // A minimised question answered NXDOMAIN (strict mode only) caches the name
@@ -1267,6 +1295,13 @@ impl Resolution {
                 Step::Continue
             }
             ValStep::Conclude(v) => {
+                if v.proof == dnssec::Proof::Secure {
+                    if let Some((outcome, sigs)) =
+                        self.val.as_ref().and_then(|v| v.pending.as_ref())
+                    {
+                        keep_nsec_ranges(cache, outcome, sigs, now);
+                    }
+                }
                 if v.proof == dnssec::Proof::Bogus {
                     // The bogus records were cached as they came; they must not answer
                     // later questions (or be served stale).
@@ -1308,7 +1343,10 @@ impl Resolution {
                     why: reason.to_string(),
                 })
             }
-            Some((o, _)) => o,
+            Some((o, sigs)) => {
+                self.dnssec_records = DnssecRecords::select(&o, &sigs);
+                o
+            }
             None => Outcome::ServFail(Failure::Deadline),
         };
         tracing::debug!(
@@ -1554,6 +1592,129 @@ impl Validation {
     }
 }
 
+impl Resolution {
+    /// RFC 8198: the client's question answered NXDOMAIN or NODATA from cached, validated
+    /// NSEC ranges (`cache.nsec`) without asking, when they prove it (`denial::synthesise`)
+    /// and the zone's SOA is cached too (§5.1). Secure, with the proof for DO clients; its
+    /// TTL the least of the NSEC records', the SOA's and the SOA MINIMUM (§5.4), capped by
+    /// `max-negative-ttl`. Only while validating, for the bottom frame before any CNAME,
+    /// never for CD (the data would be validated, not the client's choice), a refresh
+    /// (it must ask), priming, or a name under a negative trust anchor.
+    fn synthesise(&mut self, cache: &Cache, now: u64) -> Option<Step> {
+        let val = self.val.as_mut()?;
+        if self.frames.len() != 1 || val.unchecked || val.done || self.refresh || self.priming {
+            return None;
+        }
+        let frame = &self.frames[0];
+        if !frame.chain.is_empty() || frame.qname != frame.question.name {
+            return None;
+        }
+        let q = frame.current();
+        if val.config.negative.load().covers(&q.name) {
+            return None;
+        }
+        let found = cache.nsec.closest(&q.name, now)?;
+        let synth = dnssec::denial::synthesise(
+            &q.name,
+            q.qtype,
+            &found.zone,
+            &found.nsecs,
+            &mut val.budget,
+        )?;
+        let soa = found
+            .soa
+            .iter()
+            .find(|r| r.record_type() == RecordType::SOA)?;
+        let RData::SOA(rdata) = &soa.data else {
+            return None;
+        };
+        let ttl = synth
+            .proof
+            .iter()
+            .map(|r| r.ttl)
+            .chain([soa.ttl, rdata.minimum])
+            .min()?;
+        let mut soa = soa.clone();
+        soa.ttl = ttl;
+        let soa = negative_soa(cache, soa);
+        let outcome = if synth.nxdomain {
+            Outcome::NxDomain {
+                answers: Vec::new(),
+                soa: Some(soa),
+            }
+        } else {
+            Outcome::NoData {
+                answers: Vec::new(),
+                soa: Some(soa),
+            }
+        };
+        let owners: Vec<&Name> = synth.proof.iter().map(|r| &r.name).collect();
+        let mut records: Vec<Record> = found.soa.clone();
+        records.extend(synth.proof.iter().cloned());
+        records.extend(
+            found
+                .nsecs
+                .iter()
+                .filter(|r| {
+                    matches!(
+                        crate::dns::rrsig_covers(r),
+                        Some(RecordType::NSEC | RecordType::NSEC3)
+                    ) && owners.contains(&&r.name)
+                })
+                .cloned(),
+        );
+        val.done = true;
+        self.dnssec_records = DnssecRecords::select(&outcome, &records);
+        self.verdict = Some(dnssec::Verdict::secure());
+        self.aggressive = Some(synth.nxdomain);
+        let depth = self.depth();
+        let zone = found.zone;
+        let step = format!(
+            "{} synthesised from cached NSEC/NSEC3 {} (RFC 8198), TTL {ttl}",
+            if synth.nxdomain { "NXDOMAIN" } else { "NODATA" },
+            owners
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        tracing::debug!(question = %q, %zone, "dnssec: {step}");
+        self.emit(|| HopEvent::Dnssec { depth, zone, step });
+        self.emit(|| HopEvent::CacheAnswer {
+            depth,
+            question: q,
+            records: Vec::new(),
+            rcode: outcome.rcode(),
+        });
+        self.frames[0].phase = Phase::Finished(outcome);
+        Some(Step::Continue)
+    }
+}
+
+/// After a negative outcome validated secure: its NSEC ranges and SOA, with their RRSIGs,
+/// go to the cache for RFC 8198 synthesis. Only a denial with no chain before it (all of
+/// its records then come from the one zone whose keys verified them), with NSEC or NSEC3
+/// records (the SOA's signer must be the SOA's zone).
+fn keep_nsec_ranges(cache: &Cache, outcome: &Outcome, sigs: &[Record], now: u64) {
+    let (Outcome::NxDomain { answers, soa } | Outcome::NoData { answers, soa }) = outcome else {
+        return;
+    };
+    let Some(zone) = soa.as_ref().map(|s| &s.name).filter(|_| answers.is_empty()) else {
+        return;
+    };
+    let signed_by_zone = sigs.iter().any(|r| {
+        r.name == *zone
+            && dnssec::verify::rrsig(r).is_some_and(|s| {
+                s.input().type_covered == RecordType::SOA && s.input().signer_name == *zone
+            })
+    });
+    let denial = |r: &Record| matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3);
+    if !signed_by_zone || !sigs.iter().any(denial) {
+        return;
+    }
+    cache.nsec.insert(zone, sigs, sigs, now);
+}
+
 /// Judges an outcome (its answer section, then the denial of a negative answer) with the
 /// RRSIG, NSEC, NSEC3 and SOA records that came with it.
 #[allow(clippy::too_many_arguments)]
@@ -1622,6 +1783,14 @@ fn dnssec_records(msg: &Message, zone: &Name, q: &Question) -> Vec<Record> {
                 RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3 | RecordType::SOA
             )
         }))
+        .cloned()
+        .collect()
+}
+
+/// The RRSIGs among `sigs` over the RRset `name`/`rtype`.
+pub(super) fn covering(sigs: &[Record], name: &Name, rtype: RecordType) -> Vec<Record> {
+    sigs.iter()
+        .filter(|s| s.name == *name && crate::dns::rrsig_covers(s) == Some(rtype))
         .cloned()
         .collect()
 }

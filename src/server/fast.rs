@@ -81,8 +81,8 @@ fn hit(
 }
 
 /// What the cached reply must change for the client of `q` when we accept `ours` bytes
-/// over UDP: its ID, RD, CD and question case, our OPT if it sent one, and its size limit
-/// (RFC 6891 §6.2.5).
+/// over UDP: its ID, RD, CD and question case, AD if it asked, the signed template and DO
+/// if it set DO, our OPT if it sent one, and its size limit (RFC 6891 §6.2.5).
 #[inline(always)]
 pub fn patch_for<'q>(q: &PlainQuery<'q>, ours: usize) -> Patch<'q> {
     Patch {
@@ -90,6 +90,7 @@ pub fn patch_for<'q>(q: &PlainQuery<'q>, ours: usize) -> Patch<'q> {
         rd: q.rd,
         cd: q.cd,
         ad: q.wants_ad,
+        dnssec_ok: q.dnssec_ok,
         qname: q.qname,
         opt_payload: q
             .edns_payload

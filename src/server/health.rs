@@ -85,6 +85,34 @@ impl Answerer for HealthCheck {
     fn prefetch(&self, question: Question) {
         self.inner.prefetch(question)
     }
+
+    // The rest goes to the inner answerer as it is (the health name is never validated).
+    fn secure(&self, question: &Question) -> bool {
+        question.name != self.name && self.inner.secure(question)
+    }
+
+    async fn answer_unchecked(&self, question: &Question, client: SocketAddr) -> (Outcome, bool) {
+        if question.name == self.name {
+            return (self.outcome(question), false);
+        }
+        self.inner.answer_unchecked(question, client).await
+    }
+
+    async fn answer_dnssec(
+        &self,
+        question: &Question,
+        client: SocketAddr,
+        cd: bool,
+    ) -> crate::dns::Answered {
+        if question.name == self.name {
+            return crate::dns::Answered {
+                outcome: self.outcome(question),
+                secure: false,
+                dnssec: crate::dns::DnssecRecords::default(),
+            };
+        }
+        self.inner.answer_dnssec(question, client, cd).await
+    }
 }
 
 #[cfg(test)]

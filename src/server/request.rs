@@ -42,7 +42,7 @@ use super::acl::Acl;
 use super::{client_errors, Answerer};
 use crate::dns::wire::{records, u16_at};
 pub use crate::dns::Proto;
-use crate::dns::{Failure, Outcome, Question};
+use crate::dns::{Answered, DnssecRecords, Failure, Outcome, Question};
 use crate::metrics::ClientError;
 
 /// Largest UDP reply without EDNS (RFC 1035 §4.2.1), and the floor of any EDNS payload
@@ -142,6 +142,11 @@ impl Request {
     pub fn proto(&self) -> Proto {
         self.proto
     }
+
+    /// The client set DO in its OPT (RFC 3225).
+    pub fn dnssec_ok(&self) -> bool {
+        self.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok)
+    }
 }
 
 /// The whole path for one message: checks, answerer, reply. `None` means send nothing.
@@ -156,25 +161,31 @@ pub async fn handle(
         Triage::Drop => None,
         Triage::Reply(reply) => Some(reply),
         Triage::Ask(request) => {
-            let (outcome, secure) = answer(answerer, &request, client).await;
-            respond_validated(&request, &outcome, secure, policy)
+            let answered = answer(answerer, &request, client).await;
+            respond_answered(&request, &answered, policy)
         }
     }
 }
 
-/// The answerer's outcome for `request`, and whether it was validated secure; a CD query
-/// is answered without enforcing validation (RFC 6840 §5.9).
-pub async fn answer(
-    answerer: &dyn Answerer,
-    request: &Request,
-    client: SocketAddr,
-) -> (Outcome, bool) {
-    if request.header.checking_disabled {
-        return answerer.answer_unchecked(request.question(), client).await;
+/// The answerer's outcome for `request`, whether it was validated secure, and for a DO
+/// query its DNSSEC records (RFC 4035 §3.2.1); a CD query is answered without enforcing
+/// validation (RFC 6840 §5.9).
+pub async fn answer(answerer: &dyn Answerer, request: &Request, client: SocketAddr) -> Answered {
+    let cd = request.header.checking_disabled;
+    if request.dnssec_ok() {
+        return answerer.answer_dnssec(request.question(), client, cd).await;
     }
-    let outcome = answerer.answer(request.question(), client).await;
-    let secure = answerer.secure(request.question());
-    (outcome, secure)
+    let (outcome, secure) = if cd {
+        answerer.answer_unchecked(request.question(), client).await
+    } else {
+        let outcome = answerer.answer(request.question(), client).await;
+        (outcome, answerer.secure(request.question()))
+    };
+    Answered {
+        outcome,
+        secure,
+        dnssec: DnssecRecords::default(),
+    }
 }
 
 /// Every check that needs no answer, in the order of the module documentation.
@@ -282,6 +293,33 @@ pub fn respond_validated(
     secure: bool,
     policy: &Policy,
 ) -> Option<Vec<u8>> {
+    respond_signed(request, outcome, secure, &DnssecRecords::default(), policy)
+}
+
+/// [`respond_validated`] for what [`answer`] gave: to a DO client, with the outcome's
+/// RRSIGs after each answer RRset and its proof in the authority section (RFC 4035
+/// §3.2.1, §3.1.3); to any other client, none of them.
+pub fn respond_answered(
+    request: &Request,
+    answered: &Answered,
+    policy: &Policy,
+) -> Option<Vec<u8>> {
+    respond_signed(
+        request,
+        &answered.outcome,
+        answered.secure,
+        &answered.dnssec,
+        policy,
+    )
+}
+
+fn respond_signed(
+    request: &Request,
+    outcome: &Outcome,
+    secure: bool,
+    dnssec: &DnssecRecords,
+    policy: &Policy,
+) -> Option<Vec<u8>> {
     if matches!(outcome, Outcome::Drop) {
         debug!(id = request.id(), question = %request.question, "dropped by a rule; no reply");
         return None;
@@ -293,13 +331,25 @@ pub fn respond_validated(
     if let Outcome::ServFail(failure) = outcome {
         debug!(id = request.id(), question = %request.question, %failure, %rcode, "no answer");
     }
+    // Only a DO client gets DNSSEC records (RFC 4035 §3.2.1), whoever computed them.
+    let signed = (request.dnssec_ok() && !dnssec.is_empty()).then(|| {
+        (
+            dnssec.answer_section(outcome.answers()),
+            dnssec.authority_section(outcome.soa()),
+        )
+    });
+    let soa: Vec<Record> = outcome.soa().cloned().into_iter().collect();
+    let (answers, authority) = match &signed {
+        Some((answers, authority)) => (answers.as_slice(), authority.as_slice()),
+        None => (outcome.answers(), soa.as_slice()),
+    };
     let reply = Reply {
         header: &request.header,
         query: Some(&request.query),
         client_edns: request.edns.as_ref(),
         rcode,
-        answers: outcome.answers(),
-        authority: outcome.soa(),
+        answers,
+        authority,
         ede: ede_of(outcome),
         ad: secure
             && !matches!(outcome, Outcome::ServFail(_))
@@ -398,7 +448,8 @@ struct Reply<'a> {
     client_edns: Option<&'a Edns>,
     rcode: ResponseCode,
     answers: &'a [Record],
-    authority: Option<&'a Record>,
+    /// The SOA of a negative answer and, for a DO client, the DNSSEC records after it.
+    authority: &'a [Record],
     /// An Extended DNS Error for the client's OPT (RFC 8914): INFO-CODE and EXTRA-TEXT.
     ede: Option<(u16, String)>,
     /// Set AD (RFC 4035 §3.2.3): the data was validated secure and the client asked.
@@ -429,7 +480,7 @@ impl<'a> Reply<'a> {
             client_edns,
             rcode,
             answers: &[],
-            authority: None,
+            authority: &[],
             ede: None,
             ad: false,
         }
@@ -446,14 +497,13 @@ impl<'a> Reply<'a> {
             message.add_query(query.clone());
         }
         message.add_answers(self.answers.iter().cloned());
-        if let Some(soa) = self.authority {
-            message.add_authority(soa.clone());
-        }
-        if self.client_edns.is_some() {
+        message.add_authorities(self.authority.iter().cloned());
+        if let Some(client) = self.client_edns {
             let mut opt = Edns::new();
+            // DO is copied from the query (RFC 3225 §3), as Unbound does.
             opt.set_max_payload(policy.max_udp_payload)
                 .set_version(EDNS_VERSION)
-                .set_dnssec_ok(false);
+                .set_dnssec_ok(client.flags().dnssec_ok);
             if let Some((code, text)) = &self.ede {
                 // hickory-proto 0.26 has no EDE variant: its generic option carries it
                 // (INFO-CODE, then EXTRA-TEXT as UTF-8, RFC 8914 §2).
@@ -877,7 +927,10 @@ mod tests {
         let reply = udp(&msg, answer(vec![]));
         let opt = reply.edns.expect("OPT in reply");
         assert_eq!(opt.max_payload(), 1232);
-        assert!(!opt.flags().dnssec_ok);
+        assert!(
+            opt.flags().dnssec_ok,
+            "DO copied from the query (RFC 3225 §3)"
+        );
         assert_eq!(opt.version(), 0);
         assert!(reply.additionals.is_empty());
 

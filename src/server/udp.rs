@@ -331,12 +331,11 @@ fn handle_one(
             let shared_logs = shared.query_log.is_some();
             let task = async move {
                 let _permit = permit;
-                let (outcome, secure) = tokio::select! {
+                let answered = tokio::select! {
                     _ = token.cancelled() => return,
                     answered = request::answer(&*shared.answerer, &req, client) => answered,
                 };
-                if let Some(mut reply) =
-                    request::respond_validated(&req, &outcome, secure, &shared.policy)
+                if let Some(mut reply) = request::respond_answered(&req, &answered, &shared.policy)
                 {
                     if !shared.outgoing_vec(&mut reply, client, Proto::Udp) {
                         return;

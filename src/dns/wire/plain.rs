@@ -18,6 +18,8 @@ pub struct PlainQuery<'a> {
     pub cd: bool,
     /// The client set AD or DO: a secure cached reply keeps its AD (RFC 6840 §5.7-5.8).
     pub wants_ad: bool,
+    /// The client set DO (RFC 3225): it gets RRSIGs and proofs (RFC 4035 §3.2.1).
+    pub dnssec_ok: bool,
     /// The question name as the client wrote it (wire form, case kept).
     pub qname: &'a [u8],
     pub qtype: u16,
@@ -135,6 +137,7 @@ pub fn parse_plain_query(query: &[u8]) -> Option<PlainQuery<'_>> {
         rd: flags1 & 0x01 != 0,
         cd: flags2 & 0x10 != 0,
         wants_ad: flags2 & 0x20 != 0 || dnssec_ok,
+        dnssec_ok,
         qname,
         qtype,
         qclass,
@@ -179,7 +182,13 @@ mod tests {
         let q = query("www.example.com.", Some(4096));
         let f = parse_plain_query(&q).unwrap();
         assert_eq!(f.edns_payload, Some(4096));
-        assert!(!f.padding);
+        assert!(!f.dnssec_ok && !f.wants_ad && !f.padding);
+        let mut m = Message::from_vec(&q).unwrap();
+        if let Some(e) = m.edns.as_mut() {
+            e.set_dnssec_ok(true);
+        }
+        let f = parse_plain_query(&m.to_vec().unwrap()).map(|f| (f.dnssec_ok, f.wants_ad));
+        assert_eq!(f, Some((true, true)), "DO read, and it asks for AD too");
     }
 
     /// RFC 8467 §4.1: a query that carries Padding is marked, so an encrypted transport can

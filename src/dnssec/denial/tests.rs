@@ -381,3 +381,102 @@ fn aggressive_synthesis_uses_the_same_proofs_on_cached_ranges() {
         Verdict::secure()
     );
 }
+
+fn synth(qname: &str, qtype: RecordType, records: &[Record]) -> Option<(bool, Vec<String>)> {
+    synthesise(
+        &name(qname),
+        qtype,
+        &name("example."),
+        records,
+        &mut Budget::default(),
+    )
+    .map(|s| {
+        let owners = s.proof.iter().map(|r| r.name.to_ascii()).collect();
+        (s.nxdomain, owners)
+    })
+}
+
+/// RFC 8198 §5: cached, validated NSEC ranges answer without asking, with the one or two
+/// records a reply would carry; never for what they do not prove.
+#[test]
+fn aggressive_nsec_synthesises_only_what_the_ranges_prove() {
+    let zone = nsec_zone();
+    // ab.example: covered by a→b, and *.example by the apex range: NXDOMAIN.
+    assert_eq!(
+        synth("ab.example.", A, &zone),
+        Some((true, vec!["a.example.".into(), "example.".into()]))
+    );
+    // Without the range covering the wildcard, nothing (it might exist).
+    assert_eq!(synth("ab.example.", A, &zone[1..]), None);
+    // a.example has A only: NODATA for AAAA from its own NSEC; nothing for A.
+    assert_eq!(
+        synth("a.example.", AAAA, &zone),
+        Some((false, vec!["a.example.".into()]))
+    );
+    assert_eq!(synth("a.example.", A, &zone), None);
+    // y.example is an empty non-terminal: NODATA.
+    assert_eq!(
+        synth("y.example.", A, &zone),
+        Some((false, vec!["*.w.example.".into()]))
+    );
+    // z.w.example matches *.w.example, which has A: an answer, not a denial; but the
+    // wildcard has no AAAA: NODATA.
+    assert_eq!(synth("z.w.example.", A, &zone), None);
+    assert_eq!(
+        synth("z.w.example.", AAAA, &zone),
+        Some((false, vec!["*.w.example.".into()]))
+    );
+    // Below the unsigned delegation b.example, the parent's range proves nothing.
+    assert_eq!(synth("c.b.example.", A, &zone), None);
+    // Never DS (the parent's), never NODATA for ANY, never outside the zone.
+    assert_eq!(synth("c.example.", DS, &zone), None);
+    assert_eq!(synth("a.example.", RecordType::ANY, &zone), None);
+    assert!(synth("c.example.", RecordType::ANY, &zone).is_some_and(|s| s.0));
+    assert_eq!(synth("c.other.", A, &zone), None);
+}
+
+/// RFC 8198 §5.2 with NSEC3: the same proof as for a reply, from the whole cached chain;
+/// the records it relied on are the proof (three for NXDOMAIN: closest encloser, next
+/// closer, wildcard); never through an opt-out range (§6) or over the iteration limit.
+#[test]
+fn aggressive_nsec3_synthesises_what_the_chain_proves() {
+    let names: &[(&str, &[RecordType])] = &[
+        APEX,
+        ("a.example.", &[A]),
+        ("w.example.", &[]),
+        ("*.w.example.", &[A]),
+    ];
+    let zone = nsec3_zone(names, 5, false);
+    let run = |qname: &str, qtype: RecordType, records: &[Record]| {
+        synthesise(
+            &name(qname),
+            qtype,
+            &name("example."),
+            records,
+            &mut Budget::default(),
+        )
+    };
+    let s = run("nope.example.", A, &zone).expect("NXDOMAIN");
+    assert!(s.nxdomain);
+    assert!(
+        (2..=3).contains(&s.proof.len()),
+        "closest encloser, next closer, wildcard (two may be one): {}",
+        s.proof.len()
+    );
+    assert!(s.proof.len() < zone.len() || zone.len() <= 3);
+    let s = run("a.example.", AAAA, &zone).expect("NODATA");
+    assert!(!s.nxdomain);
+    assert_eq!(s.proof.len(), 1, "the name's own NSEC3");
+    assert_eq!(run("a.example.", A, &zone), None, "the type exists");
+    assert_eq!(run("q.w.example.", A, &zone), None, "the wildcard answers");
+    assert!(run("q.w.example.", AAAA, &zone).is_some_and(|s| !s.nxdomain));
+    assert_eq!(
+        run("nope.example.", A, &nsec3_zone(names, 5, true)),
+        None,
+        "opt-out"
+    );
+    assert_eq!(
+        run("nope.example.", A, &nsec3_zone(names, 151, false)),
+        None
+    );
+}
