@@ -169,6 +169,19 @@ async fn keytrap_costs_a_bounded_number_of_verifications() {
     let (_, verdict, cost) = validate(&config, &cache, "www.secure.net.", RecordType::A).await;
     assert_eq!(verdict.unwrap().proof, Proof::Secure);
     assert_eq!(cost, 3);
+    // Signatures verified once are not verified again (dnssec::memo): the same wildcard
+    // answer with its NSEC3 proof, asked again once the answer has left the cache, costs
+    // nothing; another name under the wildcard reuses the wildcard's RRSIG (the same signed
+    // data for every expansion), and at most its NSEC3 proof is new.
+    let (_, verdict, first) = validate(&config, &cache, "m1.wild.secure.org.", RecordType::A).await;
+    assert_eq!(verdict.unwrap().proof, Proof::Secure);
+    assert!(first >= 2, "{first}");
+    cache.flush_name(&Name::from_ascii("m1.wild.secure.org.").unwrap());
+    let (_, verdict, again) = validate(&config, &cache, "m1.wild.secure.org.", RecordType::A).await;
+    assert_eq!((verdict.unwrap().proof, again), (Proof::Secure, 0));
+    let (_, verdict, other) = validate(&config, &cache, "m2.wild.secure.org.", RecordType::A).await;
+    assert_eq!(verdict.unwrap().proof, Proof::Secure);
+    assert!(other <= 1, "{other}");
     lab.shutdown().await;
 }
 

@@ -1248,6 +1248,7 @@ impl Resolution {
             self.top().phase = Phase::Finished(Outcome::ServFail(Failure::Deadline));
             return Step::Continue;
         };
+        val.budget.attach_memo(|| cache.keys.memo());
         let step = val.next(cache, now, &qname, qtype);
         match step {
             ValStep::Fetch(name, rtype) => {
