@@ -341,3 +341,159 @@ async fn a_negative_trust_anchor_makes_a_bogus_zone_insecure() {
     assert_eq!(ede(&outcome), Some(7));
     lab.shutdown().await;
 }
+
+/// RFC 5011 in `serve` (`--trust-anchor-state`): the refresher fetches rollover.net's DNSKEY
+/// set through the resolver, on the resolver's manual clock advanced between the lab's
+/// rollover phases. KSK2 waits out the 30-day add hold-down, then becomes an anchor; KSK1,
+/// revoked and self-signed, stops being one; the state file says so and a restart reads it
+/// back. The timer's interval is RFC 5011 §2.3's (an hour for the lab's short TTLs). Lab
+/// network 214.
+#[tokio::test]
+async fn rfc5011_refresh_adds_a_key_after_the_hold_down_and_drops_a_revoked_one() {
+    use hopdns::dnssec::autotrust::KeyState;
+    use hopdns::lab::RolloverPhase;
+    use hopdns::resolver::trustpoints::Refresher;
+    use hopdns::resolver::Resolver;
+    const DAY: Duration = Duration::from_secs(86400);
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    let lab = Lab::start(LabConfig { net: 214 }).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("hopdns-rfc5011-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let anchor_file = dir.join("lab.anchors");
+    std::fs::write(
+        &anchor_file,
+        format!("{}{}", lab.trust_anchor(), lab.rollover_anchor()),
+    )
+    .unwrap();
+    let state = dir.join("anchors.state");
+    let load = || {
+        hopdns::dnssec::Config::load(
+            std::slice::from_ref(&anchor_file),
+            Some(&state),
+            hopdns::dnssec::anchor::NegativeAnchors::default(),
+        )
+        .unwrap()
+    };
+    let dnssec = Arc::new(load());
+    let mut config = hopdns::cli::lab::lab_config(&lab).unwrap();
+    config.clock = hopdns::dns::Clock::manual();
+    config.settings.dnssec = Some(dnssec.clone());
+    let clock = config.clock.clone();
+    let resolver = Resolver::new(config, Arc::new(NetTransport::default()));
+    let mut refresher = Refresher::new(resolver.clone(), dnssec.clone(), state.clone());
+
+    let zone = Name::from_ascii(hopdns::lab::ROLLOVER_ZONE).unwrap();
+    let [ksk1, ksk2] = lab.rollover_keys().clone();
+    let tag = |k: &hickory_proto::dnssec::rdata::DNSKEY| k.calculate_key_tag().unwrap();
+    let states = |r: &Refresher| -> Vec<(u16, KeyState)> {
+        r.trust_points()
+            .into_iter()
+            .find(|tp| tp.zone == zone)
+            .unwrap()
+            .keys
+            .iter()
+            .map(|k| (tag(&k.key), k.state))
+            .collect()
+    };
+    let anchored = || {
+        let anchors = dnssec.anchors.load();
+        let mut tags: Vec<u16> = hopdns::dnssec::anchor::TrustAnchors::keys(anchors.get(&zone))
+            .iter()
+            .map(tag)
+            .collect();
+        tags.sort();
+        tags
+    };
+
+    // Start: KSK1 trusted; the state file is written at once; next refresh in an hour.
+    let wait = refresher.refresh_due().await;
+    assert_eq!(
+        wait, HOUR,
+        "RFC 5011 §2.3: max(1 hour, ...) for a 300 s TTL"
+    );
+    assert_eq!(states(&refresher), [(tag(&ksk1), KeyState::Valid)]);
+    assert!(std::fs::read_to_string(&state)
+        .unwrap()
+        .contains("rollover.net."));
+
+    // KSK2 appears: pending for 30 days, not an anchor yet.
+    lab.set_rollover(RolloverPhase::NewKey).await;
+    clock.advance(HOUR);
+    refresher.refresh_due().await;
+    assert_eq!(
+        states(&refresher),
+        [
+            (tag(&ksk1), KeyState::Valid),
+            (tag(&ksk2), KeyState::AddPend)
+        ]
+    );
+    assert_eq!(anchored(), [tag(&ksk1)]);
+    clock.advance(29 * DAY);
+    refresher.refresh_due().await;
+    assert_eq!(
+        states(&refresher)[1].1,
+        KeyState::AddPend,
+        "29 days: still held down"
+    );
+    clock.advance(DAY);
+    refresher.refresh_due().await;
+    assert_eq!(states(&refresher)[1].1, KeyState::Valid, "30 days: trusted");
+    let mut both = vec![tag(&ksk1), tag(&ksk2)];
+    both.sort();
+    assert_eq!(anchored(), both);
+
+    // KSK1 is revoked (REVOKE bit, self-signed): no longer an anchor; the zone still
+    // validates, from KSK2.
+    lab.set_rollover(RolloverPhase::OldRevoked).await;
+    clock.advance(HOUR);
+    refresher.refresh_due().await;
+    let revoked = hopdns::dnssec::autotrust::with_revoke(&ksk1);
+    assert_eq!(
+        states(&refresher),
+        [
+            (tag(&revoked), KeyState::Revoked),
+            (tag(&ksk2), KeyState::Valid)
+        ]
+    );
+    assert_eq!(anchored(), [tag(&ksk2)]);
+    let q = Question::new(
+        Name::from_ascii("www.rollover.net.").unwrap(),
+        RecordType::A,
+    );
+    let (outcome, secure) = resolver.resolve_unchecked(&q).await;
+    assert_eq!(
+        (rcode(&outcome), secure),
+        ("NOERROR", true),
+        "validated from KSK2 alone"
+    );
+
+    // The state file holds it all, and a restart reads it back: KSK2 is the only anchor.
+    let text = std::fs::read_to_string(&state).unwrap();
+    assert!(
+        text.contains(&format!(";;state=REVOKED ;;since={}", clock.unix_secs()))
+            && text.contains(&format!(
+                ";;state=VALID ;;since={}",
+                clock.unix_secs() - HOUR.as_secs()
+            )),
+        "{text}"
+    );
+    let restarted = load();
+    assert_eq!(
+        restarted
+            .trust_points
+            .iter()
+            .find(|tp| tp.zone == zone)
+            .unwrap()
+            .trusted(),
+        std::slice::from_ref(&ksk2)
+    );
+    let anchors = restarted.anchors.load();
+    assert_eq!(
+        hopdns::dnssec::anchor::TrustAnchors::keys(anchors.get(&zone)),
+        [ksk2]
+    );
+    drop(anchors);
+    std::fs::remove_dir_all(&dir).unwrap();
+    lab.shutdown().await;
+}

@@ -316,6 +316,9 @@ pub struct Resolution {
     val: Option<Validation>,
     /// The validation state of the outcome, once it is known.
     verdict: Option<dnssec::Verdict>,
+    /// The RRSIG/NSEC/NSEC3/SOA records that came with the outcome, kept when asked
+    /// ([`Resolution::keeping_signatures`]: the RFC 5011 refresh checks them itself).
+    signatures: Option<Vec<Record>>,
 }
 
 /// Where validation of the bottom frame's outcome stands.
@@ -359,6 +362,7 @@ impl Resolution {
             priming: false,
             val: None,
             verdict: None,
+            signatures: None,
         };
         if let Some(config) = r.settings.dnssec.clone() {
             r.val = Some(Validation {
@@ -406,6 +410,18 @@ impl Resolution {
     pub fn refreshing(mut self) -> Self {
         self.refresh = true;
         self
+    }
+
+    /// Keeps the RRSIG, NSEC, NSEC3 and SOA records that came with the outcome, for
+    /// [`Resolution::signatures`] (with validation on).
+    pub fn keeping_signatures(mut self) -> Self {
+        self.signatures = Some(Vec::new());
+        self
+    }
+
+    /// The records kept by [`Resolution::keeping_signatures`] once validation is over.
+    pub fn signatures(&self) -> &[Record] {
+        self.signatures.as_deref().unwrap_or(&[])
     }
 
     /// Upstream queries asked for so far (sub-resolutions included).
@@ -1292,6 +1308,9 @@ impl Resolution {
         let Some(val) = self.val.as_mut() else {
             return Step::Continue;
         };
+        if let (Some(keep), Some((_, sigs))) = (self.signatures.as_mut(), val.pending.as_ref()) {
+            keep.clone_from(sigs);
+        }
         val.done = true;
         let signed = val
             .pending
