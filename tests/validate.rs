@@ -185,6 +185,43 @@ async fn keytrap_costs_a_bounded_number_of_verifications() {
     lab.shutdown().await;
 }
 
+/// Locally served zones (RFC 6761 `localhost`, RFC 6303 reverse zones) are answered as they
+/// are with validation on: no query, no AD, never SERVFAIL for missing RRSIGs (they were
+/// bogus with EDE 10 before). No lab: the hints name an address where nothing listens
+/// (127.53.215.1), so a query sent would time out and fail the test.
+#[tokio::test]
+async fn locally_served_zones_are_not_validated() {
+    let hints = ". 3600000 NS a.root-servers.net.\na.root-servers.net. 3600000 A 127.53.215.1\n";
+    let mut config = ResolverConfig::new(hopdns::resolver::hints::parse(hints, "(test)").unwrap());
+    config.settings.query_loopback = true;
+    config.settings.ipv6 = false;
+    config.settings.local = Arc::new(hopdns::local::LocalZones::defaults());
+    config.settings.dnssec = Some(Arc::new(
+        hopdns::dnssec::Config::load(
+            &[],
+            None,
+            hopdns::dnssec::anchor::NegativeAnchors::default(),
+        )
+        .unwrap(),
+    ));
+    let cache = Cache::new(CacheConfig::default());
+    for (name, qtype, want) in [
+        ("localhost.", RecordType::A, "NOERROR"),
+        ("1.0.0.127.in-addr.arpa.", RecordType::PTR, "NOERROR"),
+        ("nothing.localhost.", RecordType::TXT, "NOERROR"),
+        ("4.3.2.10.in-addr.arpa.", RecordType::PTR, "NXDOMAIN"),
+    ] {
+        let (outcome, verdict, cost) = validate(&config, &cache, name, qtype).await;
+        assert_eq!(rcode(&outcome), want, "{name} {outcome:?}");
+        assert_eq!(
+            verdict.map(|v| v.proof),
+            Some(Proof::Indeterminate),
+            "{name}"
+        );
+        assert_eq!(cost, 0, "{name}: nothing verified");
+    }
+}
+
 /// AD only on secure data and only for clients that set AD or DO (RFC 6840 §5.7-5.8), on
 /// the first (resolved) reply and on the cached one (the fast path) alike; never on
 /// insecure data.

@@ -642,6 +642,14 @@ impl Resolution {
                     rcode: outcome.rcode(),
                 });
                 self.top().phase = Phase::Finished(outcome);
+                // Locally served data is ours, not signed: it is given as it is, without
+                // AD and never as bogus (Unbound answers local zones before its validator).
+                if self.frames.len() == 1 {
+                    if let Some(val) = self.val.as_mut() {
+                        val.done = true;
+                        self.verdict = Some(dnssec::Verdict::indeterminate());
+                    }
+                }
                 return Step::Continue;
             }
         }
