@@ -13,6 +13,8 @@
 # stopped by PID. Needs root, dnsperf and unbound (Debian packages).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=benches/dnssec/unbound.sh
+. "$ROOT/benches/dnssec/unbound.sh"
 NET=${NET:-231}; REPS=${REPS:-1}; DURATION=${DURATION:-10}; ZONE=${ZONE:-secure.net}
 N=${N:-200000}
 BIN=${BIN:-$ROOT/target/release/hopdns}
@@ -50,32 +52,8 @@ start() {  # start NAME ADDR -> pid in $PID
     taskset -c 1 "$BIN" serve --listen "$2:53" --root-hints "$HINTS" --no-dnssec \
       --threads 1 --query-loopback --no-ipv6 --log-level warn >"$WORK/$1.log" 2>&1 & ;;
   unbound-validating)
-    mkdir -p "$WORK/unbound"
-    cat >"$WORK/unbound/unbound.conf" <<CONF
-server:
-  interface: $2
-  port: 53
-  num-threads: 1
-  do-ip6: no
-  do-daemonize: no
-  username: ""
-  chroot: ""
-  directory: "$WORK/unbound"
-  pidfile: "$WORK/unbound/unbound.pid"
-  use-syslog: no
-  logfile: "$WORK/unbound/unbound.log"
-  do-not-query-localhost: no
-  access-control: 127.0.0.0/8 allow
-  root-hints: "$HINTS"
-  trust-anchor-file: "$ANCHOR"
-  module-config: "validator iterator"
-  trust-anchor-signaling: no
-  root-key-sentinel: no
-  msg-cache-size: 64m
-  rrset-cache-size: 128m
-remote-control:
-  control-enable: no
-CONF
+    unbound_conf "$WORK/unbound" "$2" "$HINTS" "$ANCHOR" \
+      "num-threads: 1" "msg-cache-size: 64m" "rrset-cache-size: 128m"
     taskset -c 1 unbound -c "$WORK/unbound/unbound.conf" >"$WORK/$1.log" 2>&1 & ;;
   esac
   PID=$!
