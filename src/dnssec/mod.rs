@@ -38,7 +38,7 @@ pub mod memo;
 pub mod verify;
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 pub use config::Config;
 pub use hickory_proto::dnssec::Proof;

@@ -258,6 +258,82 @@ mod tests {
         )
     }
 
+    /// The timer in paused tokio time, on a manual clock that follows it: a scripted root
+    /// serves `corp.test.`'s signed DNSKEY set (TTL 3600, so RFC 5011 §2.3 gives an hour)
+    /// and nothing for `. DNSKEY` (the built-in root's DS anchor: every refresh fails and is
+    /// retried after an hour). The first pass writes the state file; then `run` refreshes
+    /// `corp.test.` once an hour, no more and no less.
+    #[tokio::test(start_paused = true)]
+    async fn the_timer_refreshes_every_interval_and_retries_failures() {
+        use crate::dns::Clock;
+        use crate::dnssec::testkit::ZoneKey;
+        use crate::resolver::machine::MinimiseMode;
+        use crate::resolver::ResolverConfig;
+        use crate::transport::scripted::{self as s, Script, Scripted};
+
+        const ROOT: &str = "10.0.0.1";
+        let key = ZoneKey::ecdsa("corp.test.", true);
+        let anchor = format!("corp.test. IN DNSKEY {}\n", key.dnskey);
+        let dnssec = Arc::new(
+            crate::dnssec::Config::from_anchor_text(Path::new("(test)"), &anchor).unwrap(),
+        );
+        let clock = Clock::manual();
+        let mut config = ResolverConfig::new(s::root_hints(ROOT));
+        config.settings.ipv6 = false;
+        config.settings.minimise = MinimiseMode::Off;
+        config.settings.dnssec = Some(dnssec.clone());
+        config.clock = clock.clone();
+        let w = Arc::new(Scripted::new());
+        let now = clock.unix_secs();
+        let set = vec![key.record()];
+        let sig = key.sign_at(&set, (now - 86400) as u32, (now + 400 * 86400) as u32);
+        w.on(
+            ROOT,
+            "corp.test.",
+            RecordType::DNSKEY,
+            Script::Reply(s::answer(vec![set[0].clone(), sig])),
+        );
+        let resolver = Resolver::new(config, w.clone());
+        let dir = std::env::temp_dir().join(format!("hopdns-timer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let state = dir.join("anchors.state");
+        let mut refresher = Refresher::new(resolver, dnssec, state.clone());
+        let asked_of = |zone: &str| {
+            w.seen()
+                .iter()
+                .filter(|q| q.name.to_string() == zone && q.qtype == RecordType::DNSKEY)
+                .count()
+        };
+        let asked = || asked_of("corp.test.");
+
+        let wait = refresher.refresh_due().await;
+        assert!(
+            wait <= Duration::from_secs(3600) && wait > Duration::from_secs(3500),
+            "{wait:?}"
+        );
+        let per_refresh = asked();
+        let per_retry = asked_of(".");
+        assert!(per_refresh >= 1 && per_retry >= 1);
+        let text = std::fs::read_to_string(&state).unwrap();
+        assert!(text.contains("corp.test. IN DNSKEY 257 3 13") && text.contains(";;state=VALID"));
+        assert_eq!(
+            refresher.trust_points().len(),
+            1,
+            "the root (DS anchor) is not seeded until a refresh succeeds"
+        );
+
+        let timer = tokio::spawn(refresher.run());
+        tokio::time::sleep(Duration::from_secs(3 * 3600 + 600)).await;
+        timer.abort();
+        assert_eq!(asked(), 4 * per_refresh, "refreshed at 1 h, 2 h and 3 h");
+        assert_eq!(
+            asked_of("."),
+            4 * per_retry,
+            "retried after an hour each time"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn the_state_file_is_written_whole_and_read_back() {
         let dir = std::env::temp_dir().join(format!("hopdns-trustpoints-{}", std::process::id()));
