@@ -95,8 +95,23 @@ async fn every_signed_lab_case_gets_its_state_and_ede() {
             ));
         }
     }
-    lab.shutdown().await;
     assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    // DS sets come with the referrals (RFC 4035 §3.1.4.1, asked with DO) and are verified
+    // from there, as Unbound takes them: a cold resolution through signed delegations asks
+    // no DS, only the DNSKEY sets.
+    lab.clear_query_log();
+    let cache = Cache::new(CacheConfig::default());
+    let (_, verdict, _) = validate(&config, &cache, "www.secure.org.", RecordType::A).await;
+    assert_eq!(verdict.unwrap().proof, Proof::Secure);
+    let log = lab.query_log();
+    let asked = |t| log.iter().filter(|q| q.qtype == t).count();
+    assert_eq!(asked(RecordType::DS), 0, "{log:?}");
+    assert_eq!(
+        asked(RecordType::DNSKEY),
+        3,
+        "root, org., secure.org.: {log:?}"
+    );
+    lab.shutdown().await;
 }
 
 /// The EDE option (RFC 8914 §2) of a reply: INFO-CODE and EXTRA-TEXT.
@@ -334,7 +349,8 @@ async fn trace_dnssec_shows_the_chain_and_the_verdict() {
         ";; dnssec .: DNSKEY: key ",
         " KSK",
         "RRSIG DNSKEY by . key ",
-        ";; dnssec secure.net.: DS: DS ",
+        // The DS set came with the referral from net. (no DS query).
+        ";; dnssec secure.net.: DS (from the referral): DS ",
         ";; dnssec secure.net.: DNSKEY: ",
         "keys of secure.net. trusted",
         ";; dnssec result: secure",
