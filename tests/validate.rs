@@ -95,8 +95,23 @@ async fn every_signed_lab_case_gets_its_state_and_ede() {
             ));
         }
     }
-    lab.shutdown().await;
     assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    // DS sets come with the referrals (RFC 4035 §3.1.4.1, asked with DO) and are verified
+    // from there, as Unbound takes them: a cold resolution through signed delegations asks
+    // no DS, only the DNSKEY sets.
+    lab.clear_query_log();
+    let cache = Cache::new(CacheConfig::default());
+    let (_, verdict, _) = validate(&config, &cache, "www.secure.org.", RecordType::A).await;
+    assert_eq!(verdict.unwrap().proof, Proof::Secure);
+    let log = lab.query_log();
+    let asked = |t| log.iter().filter(|q| q.qtype == t).count();
+    assert_eq!(asked(RecordType::DS), 0, "{log:?}");
+    assert_eq!(
+        asked(RecordType::DNSKEY),
+        3,
+        "root, org., secure.org.: {log:?}"
+    );
+    lab.shutdown().await;
 }
 
 /// The EDE option (RFC 8914 §2) of a reply: INFO-CODE and EXTRA-TEXT.
@@ -169,7 +184,57 @@ async fn keytrap_costs_a_bounded_number_of_verifications() {
     let (_, verdict, cost) = validate(&config, &cache, "www.secure.net.", RecordType::A).await;
     assert_eq!(verdict.unwrap().proof, Proof::Secure);
     assert_eq!(cost, 3);
+    // Signatures verified once are not verified again (dnssec::memo): the same wildcard
+    // answer with its NSEC3 proof, asked again once the answer has left the cache, costs
+    // nothing; another name under the wildcard reuses the wildcard's RRSIG (the same signed
+    // data for every expansion), and at most its NSEC3 proof is new.
+    let (_, verdict, first) = validate(&config, &cache, "m1.wild.secure.org.", RecordType::A).await;
+    assert_eq!(verdict.unwrap().proof, Proof::Secure);
+    assert!(first >= 2, "{first}");
+    cache.flush_name(&Name::from_ascii("m1.wild.secure.org.").unwrap());
+    let (_, verdict, again) = validate(&config, &cache, "m1.wild.secure.org.", RecordType::A).await;
+    assert_eq!((verdict.unwrap().proof, again), (Proof::Secure, 0));
+    let (_, verdict, other) = validate(&config, &cache, "m2.wild.secure.org.", RecordType::A).await;
+    assert_eq!(verdict.unwrap().proof, Proof::Secure);
+    assert!(other <= 1, "{other}");
     lab.shutdown().await;
+}
+
+/// Locally served zones (RFC 6761 `localhost`, RFC 6303 reverse zones) are answered as they
+/// are with validation on: no query, no AD, never SERVFAIL for missing RRSIGs (they were
+/// bogus with EDE 10 before). No lab: the hints name an address where nothing listens
+/// (127.53.215.1), so a query sent would time out and fail the test.
+#[tokio::test]
+async fn locally_served_zones_are_not_validated() {
+    let hints = ". 3600000 NS a.root-servers.net.\na.root-servers.net. 3600000 A 127.53.215.1\n";
+    let mut config = ResolverConfig::new(hopdns::resolver::hints::parse(hints, "(test)").unwrap());
+    config.settings.query_loopback = true;
+    config.settings.ipv6 = false;
+    config.settings.local = Arc::new(hopdns::local::LocalZones::defaults());
+    config.settings.dnssec = Some(Arc::new(
+        hopdns::dnssec::Config::load(
+            &[],
+            None,
+            hopdns::dnssec::anchor::NegativeAnchors::default(),
+        )
+        .unwrap(),
+    ));
+    let cache = Cache::new(CacheConfig::default());
+    for (name, qtype, want) in [
+        ("localhost.", RecordType::A, "NOERROR"),
+        ("1.0.0.127.in-addr.arpa.", RecordType::PTR, "NOERROR"),
+        ("nothing.localhost.", RecordType::TXT, "NOERROR"),
+        ("4.3.2.10.in-addr.arpa.", RecordType::PTR, "NXDOMAIN"),
+    ] {
+        let (outcome, verdict, cost) = validate(&config, &cache, name, qtype).await;
+        assert_eq!(rcode(&outcome), want, "{name} {outcome:?}");
+        assert_eq!(
+            verdict.map(|v| v.proof),
+            Some(Proof::Indeterminate),
+            "{name}"
+        );
+        assert_eq!(cost, 0, "{name}: nothing verified");
+    }
 }
 
 /// AD only on secure data and only for clients that set AD or DO (RFC 6840 §5.7-5.8), on
@@ -284,7 +349,8 @@ async fn trace_dnssec_shows_the_chain_and_the_verdict() {
         ";; dnssec .: DNSKEY: key ",
         " KSK",
         "RRSIG DNSKEY by . key ",
-        ";; dnssec secure.net.: DS: DS ",
+        // The DS set came with the referral from net. (no DS query).
+        ";; dnssec secure.net.: DS (from the referral): DS ",
         ";; dnssec secure.net.: DNSKEY: ",
         "keys of secure.net. trusted",
         ";; dnssec result: secure",
@@ -326,5 +392,161 @@ async fn a_negative_trust_anchor_makes_a_bogus_zone_insecure() {
     let cache = Cache::new(CacheConfig::default());
     let (outcome, _, _) = validate(&config, &cache, "www.expired.net.", RecordType::A).await;
     assert_eq!(ede(&outcome), Some(7));
+    lab.shutdown().await;
+}
+
+/// RFC 5011 in `serve` (`--trust-anchor-state`): the refresher fetches rollover.net's DNSKEY
+/// set through the resolver, on the resolver's manual clock advanced between the lab's
+/// rollover phases. KSK2 waits out the 30-day add hold-down, then becomes an anchor; KSK1,
+/// revoked and self-signed, stops being one; the state file says so and a restart reads it
+/// back. The timer's interval is RFC 5011 §2.3's (an hour for the lab's short TTLs). Lab
+/// network 214.
+#[tokio::test]
+async fn rfc5011_refresh_adds_a_key_after_the_hold_down_and_drops_a_revoked_one() {
+    use hopdns::dnssec::autotrust::KeyState;
+    use hopdns::lab::RolloverPhase;
+    use hopdns::resolver::trustpoints::Refresher;
+    use hopdns::resolver::Resolver;
+    const DAY: Duration = Duration::from_secs(86400);
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    let lab = Lab::start(LabConfig { net: 214 }).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("hopdns-rfc5011-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let anchor_file = dir.join("lab.anchors");
+    std::fs::write(
+        &anchor_file,
+        format!("{}{}", lab.trust_anchor(), lab.rollover_anchor()),
+    )
+    .unwrap();
+    let state = dir.join("anchors.state");
+    let load = || {
+        hopdns::dnssec::Config::load(
+            std::slice::from_ref(&anchor_file),
+            Some(&state),
+            hopdns::dnssec::anchor::NegativeAnchors::default(),
+        )
+        .unwrap()
+    };
+    let dnssec = Arc::new(load());
+    let mut config = hopdns::cli::lab::lab_config(&lab).unwrap();
+    config.clock = hopdns::dns::Clock::manual();
+    config.settings.dnssec = Some(dnssec.clone());
+    let clock = config.clock.clone();
+    let resolver = Resolver::new(config, Arc::new(NetTransport::default()));
+    let mut refresher = Refresher::new(resolver.clone(), dnssec.clone(), state.clone());
+
+    let zone = Name::from_ascii(hopdns::lab::ROLLOVER_ZONE).unwrap();
+    let [ksk1, ksk2] = lab.rollover_keys().clone();
+    let tag = |k: &hickory_proto::dnssec::rdata::DNSKEY| k.calculate_key_tag().unwrap();
+    let states = |r: &Refresher| -> Vec<(u16, KeyState)> {
+        r.trust_points()
+            .into_iter()
+            .find(|tp| tp.zone == zone)
+            .unwrap()
+            .keys
+            .iter()
+            .map(|k| (tag(&k.key), k.state))
+            .collect()
+    };
+    let anchored = || {
+        let anchors = dnssec.anchors.load();
+        let mut tags: Vec<u16> = hopdns::dnssec::anchor::TrustAnchors::keys(anchors.get(&zone))
+            .iter()
+            .map(tag)
+            .collect();
+        tags.sort();
+        tags
+    };
+
+    // Start: KSK1 trusted; the state file is written at once; next refresh in an hour.
+    let wait = refresher.refresh_due().await;
+    assert_eq!(
+        wait, HOUR,
+        "RFC 5011 §2.3: max(1 hour, ...) for a 300 s TTL"
+    );
+    assert_eq!(states(&refresher), [(tag(&ksk1), KeyState::Valid)]);
+    assert!(std::fs::read_to_string(&state)
+        .unwrap()
+        .contains("rollover.net."));
+
+    // KSK2 appears: pending for 30 days, not an anchor yet.
+    lab.set_rollover(RolloverPhase::NewKey).await;
+    clock.advance(HOUR);
+    refresher.refresh_due().await;
+    assert_eq!(
+        states(&refresher),
+        [
+            (tag(&ksk1), KeyState::Valid),
+            (tag(&ksk2), KeyState::AddPend)
+        ]
+    );
+    assert_eq!(anchored(), [tag(&ksk1)]);
+    clock.advance(29 * DAY);
+    refresher.refresh_due().await;
+    assert_eq!(
+        states(&refresher)[1].1,
+        KeyState::AddPend,
+        "29 days: still held down"
+    );
+    clock.advance(DAY);
+    refresher.refresh_due().await;
+    assert_eq!(states(&refresher)[1].1, KeyState::Valid, "30 days: trusted");
+    let mut both = vec![tag(&ksk1), tag(&ksk2)];
+    both.sort();
+    assert_eq!(anchored(), both);
+
+    // KSK1 is revoked (REVOKE bit, self-signed): no longer an anchor; the zone still
+    // validates, from KSK2.
+    lab.set_rollover(RolloverPhase::OldRevoked).await;
+    clock.advance(HOUR);
+    refresher.refresh_due().await;
+    let revoked = hopdns::dnssec::autotrust::with_revoke(&ksk1);
+    assert_eq!(
+        states(&refresher),
+        [
+            (tag(&revoked), KeyState::Revoked),
+            (tag(&ksk2), KeyState::Valid)
+        ]
+    );
+    assert_eq!(anchored(), [tag(&ksk2)]);
+    let q = Question::new(
+        Name::from_ascii("www.rollover.net.").unwrap(),
+        RecordType::A,
+    );
+    let (outcome, secure) = resolver.resolve_unchecked(&q).await;
+    assert_eq!(
+        (rcode(&outcome), secure),
+        ("NOERROR", true),
+        "validated from KSK2 alone"
+    );
+
+    // The state file holds it all, and a restart reads it back: KSK2 is the only anchor.
+    let text = std::fs::read_to_string(&state).unwrap();
+    assert!(
+        text.contains(&format!(";;state=REVOKED ;;since={}", clock.unix_secs()))
+            && text.contains(&format!(
+                ";;state=VALID ;;since={}",
+                clock.unix_secs() - HOUR.as_secs()
+            )),
+        "{text}"
+    );
+    let restarted = load();
+    assert_eq!(
+        restarted
+            .trust_points
+            .iter()
+            .find(|tp| tp.zone == zone)
+            .unwrap()
+            .trusted(),
+        std::slice::from_ref(&ksk2)
+    );
+    let anchors = restarted.anchors.load();
+    assert_eq!(
+        hopdns::dnssec::anchor::TrustAnchors::keys(anchors.get(&zone)),
+        [ksk2]
+    );
+    drop(anchors);
+    std::fs::remove_dir_all(&dir).unwrap();
     lab.shutdown().await;
 }

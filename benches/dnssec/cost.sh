@@ -13,10 +13,22 @@
 # stopped by PID. Needs root, dnsperf and unbound (Debian packages).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=benches/dnssec/unbound.sh
+. "$ROOT/benches/dnssec/unbound.sh"
 NET=${NET:-231}; REPS=${REPS:-1}; DURATION=${DURATION:-10}; ZONE=${ZONE:-secure.net}
 N=${N:-200000}
 BIN=${BIN:-$ROOT/target/release/hopdns}
 [ -x "$BIN" ] || cargo build --release --manifest-path "$ROOT/Cargo.toml" >&2
+# Busy share of all CPUs over 2 s (from /proc/stat): the load other work puts on the machine,
+# printed before and after the measurement so figures can be read against it.
+background() {
+  local a b
+  a=($(head -1 /proc/stat)); sleep 2; b=($(head -1 /proc/stat))
+  awk -v a="${a[*]}" -v b="${b[*]}" 'BEGIN { split(a, x); split(b, y); t = 0
+    for (i = 2; i <= 9; i++) t += y[i] - x[i]
+    idle = (y[5] - x[5]) + (y[6] - x[6]); printf "%.0f%%", 100 * (t - idle) / t }'
+}
+echo "background CPU before: $(background) busy of $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 WORK=$(mktemp -d /tmp/hopdns-dnssec-cost.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -40,32 +52,8 @@ start() {  # start NAME ADDR -> pid in $PID
     taskset -c 1 "$BIN" serve --listen "$2:53" --root-hints "$HINTS" --no-dnssec \
       --threads 1 --query-loopback --no-ipv6 --log-level warn >"$WORK/$1.log" 2>&1 & ;;
   unbound-validating)
-    mkdir -p "$WORK/unbound"
-    cat >"$WORK/unbound/unbound.conf" <<CONF
-server:
-  interface: $2
-  port: 53
-  num-threads: 1
-  do-ip6: no
-  do-daemonize: no
-  username: ""
-  chroot: ""
-  directory: "$WORK/unbound"
-  pidfile: "$WORK/unbound/unbound.pid"
-  use-syslog: no
-  logfile: "$WORK/unbound/unbound.log"
-  do-not-query-localhost: no
-  access-control: 127.0.0.0/8 allow
-  root-hints: "$HINTS"
-  trust-anchor-file: "$ANCHOR"
-  module-config: "validator iterator"
-  trust-anchor-signaling: no
-  root-key-sentinel: no
-  msg-cache-size: 64m
-  rrset-cache-size: 128m
-remote-control:
-  control-enable: no
-CONF
+    unbound_conf "$WORK/unbound" "$2" "$HINTS" "$ANCHOR" \
+      "num-threads: 1" "msg-cache-size: 64m" "rrset-cache-size: 128m"
     taskset -c 1 unbound -c "$WORK/unbound/unbound.conf" >"$WORK/$1.log" 2>&1 & ;;
   esac
   PID=$!
@@ -94,6 +82,7 @@ for r in $(seq "$REPS"); do
     kill "$PID"; wait "$PID" 2>/dev/null || true
   done
 done
+echo "background CPU after: $(background) busy of $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$REPS"); do
   awk -v v="${QPS[$r,hopdns-validating]}" -v o="${QPS[$r,hopdns-off]}" -v u="${QPS[$r,unbound-validating]}" -v r="$r" \
     'BEGIN { printf "round=%d validating/off=%.2f validating/unbound-validating=%.2f\n", r, v/o, v/u }'

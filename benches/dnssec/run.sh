@@ -25,6 +25,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=benches/dnssec/unbound.sh
+. "$ROOT/benches/dnssec/unbound.sh"
 NET=${DNSSEC_NET:-57}
 UNBOUND=${UNBOUND:-/usr/sbin/unbound}
 UNBOUND_ADDR=127.57.0.53
@@ -106,33 +108,8 @@ start_lab() {
 
 # Unbound with its validator on, the lab's trust anchor and root hints, an empty cache.
 start_unbound() {
-  mkdir -p "$WORK/unbound"
-  cat >"$WORK/unbound/unbound.conf" <<EOF
-server:
-  interface: $UNBOUND_ADDR
-  port: 53
-  do-ip6: no
-  do-daemonize: no
-  username: ""
-  chroot: ""
-  directory: "$WORK/unbound"
-  pidfile: "$WORK/unbound/unbound.pid"
-  use-syslog: no
-  logfile: "$WORK/unbound/unbound.log"
-  verbosity: 1
-  val-log-level: 2
-  do-not-query-localhost: no
-  access-control: 127.0.0.0/8 allow
-  root-hints: "$HINTS"
-  trust-anchor-file: "$ANCHOR"
-  module-config: "validator iterator"
-  ede: yes
-  trust-anchor-signaling: no
-  root-key-sentinel: no
-  val-bogus-ttl: 1
-remote-control:
-  control-enable: no
-EOF
+  unbound_conf "$WORK/unbound" "$UNBOUND_ADDR" "$HINTS" "$ANCHOR" \
+    "verbosity: 1" "val-log-level: 2" "ede: yes" "val-bogus-ttl: 1"
   "$UNBOUND" -c "$WORK/unbound/unbound.conf" &
   UNBOUND_PID=$!
   PIDS+=("$UNBOUND_PID")

@@ -347,6 +347,17 @@ pub fn run(args: ServeArgs) -> CmdResult {
             let r = resolver.clone();
             tokio::spawn(async move { r.keep_primed().await });
         }
+        // RFC 5011 (`--trust-anchor-state`): the trust points refreshed on a timer.
+        if let Some(config) = dnssec.clone() {
+            if let Some(path) = config.state_file.clone() {
+                let refresher = crate::resolver::trustpoints::Refresher::new(
+                    Resolver::clone(&resolver),
+                    config,
+                    path,
+                );
+                tokio::spawn(refresher.run());
+            }
+        }
         for addr in bound.local_addrs() {
             tracing::info!(%addr, "listening (UDP and TCP)");
         }

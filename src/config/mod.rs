@@ -446,7 +446,11 @@ mod tests {
         let (config, _) = UpstreamArgs::default().build().unwrap();
         let dnssec = config.settings.dnssec.expect("validation is on by default");
         assert_eq!(
-            dnssec.anchors.get(&hickory_proto::rr::Name::root()).len(),
+            dnssec
+                .anchors
+                .load()
+                .get(&hickory_proto::rr::Name::root())
+                .len(),
             2
         );
 

@@ -23,10 +23,13 @@ use std::fmt;
 use std::path::Path;
 
 use hickory_proto::dnssec::rdata::DNSKEY;
+use hickory_proto::dnssec::rdata::DS;
 use hickory_proto::dnssec::{PublicKey as _, PublicKeyBuf, Verifier as _};
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{Name, Record, RecordType};
 
 use super::anchor::{self, Anchor, AnchorError};
+use super::verify::{dnskey, revocation_signed, rrsig, validate_keyset, Budget, Link, Skew};
+use super::Reason;
 
 /// RFC 5011 §2.4.1: a new key is trusted only after 30 days of being seen.
 pub const ADD_HOLD_DOWN: u64 = 30 * 86400;
@@ -35,6 +38,40 @@ pub const REMOVE_HOLD_DOWN: u64 = 30 * 86400;
 /// How long a missing key stays trusted before it is removed: Unbound's `keep-missing`
 /// default (366 days).
 pub const KEEP_MISSING: u64 = 366 * 86400;
+
+/// RFC 5011 §2.3: the active refresh interval is at least an hour and at most 15 days.
+pub const MIN_REFRESH: u64 = 3600;
+pub const MAX_REFRESH: u64 = 15 * 86400;
+/// RFC 5011 §2.3: after a failed refresh, retry within at most a day.
+pub const MAX_RETRY: u64 = 86400;
+
+/// The active refresh interval of RFC 5011 §2.3: MAX(1 hr, MIN(15 days, 1/2 × OrigTTL,
+/// 1/2 × RRSigExpirationInterval)), in seconds. `sig_remaining` is the time left before the
+/// DNSKEY set's signatures expire.
+pub fn refresh_interval(ttl: u32, sig_remaining: u64) -> u64 {
+    (u64::from(ttl) / 2)
+        .min(sig_remaining / 2)
+        .clamp(MIN_REFRESH, MAX_REFRESH)
+}
+
+/// The retry interval of RFC 5011 §2.3 after a failed query: MAX(1 hr, MIN(1 day,
+/// 1/10 × OrigTTL, 1/10 × RRSigExpirationInterval)). With nothing known yet (no TTL, no
+/// signature), an hour.
+pub fn retry_interval(ttl: u32, sig_remaining: u64) -> u64 {
+    (u64::from(ttl) / 10)
+        .min(sig_remaining / 10)
+        .clamp(MIN_REFRESH, MAX_RETRY)
+}
+
+/// What one refresh of a trust point learned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refreshed {
+    pub changes: Vec<Change>,
+    /// The DNSKEY set's original TTL (from its RRSIGs) and the time left before its
+    /// signatures expire: the inputs of [`refresh_interval`].
+    pub ttl: u32,
+    pub sig_remaining: u64,
+}
 
 const REVOKE: u16 = 0x0080;
 const SEP: u16 = 0x0001;
@@ -237,6 +274,93 @@ impl TrustPoint {
         changes
     }
 
+    /// Seeds a trust point from DS anchors and the DNSKEY set they validate (the first
+    /// refresh of a zone anchored by DS, as Unbound seeds `auto-trust-anchor-file` from a DS):
+    /// the SEP keys a DS names are trusted now; the rest are then observed as usual.
+    #[allow(clippy::too_many_arguments)]
+    pub fn seed_from_ds(
+        zone: Name,
+        ds: &[DS],
+        dnskeys: &[Record],
+        sigs: &[Record],
+        now: u64,
+        skew: Skew,
+        budget: &mut Budget,
+    ) -> Result<(TrustPoint, Refreshed), Reason> {
+        validate_keyset(&zone, dnskeys, sigs, Link::Ds(ds), now, skew, budget)?;
+        let named: Vec<DNSKEY> = dnskeys
+            .iter()
+            .filter(|r| r.name == zone)
+            .filter_map(dnskey)
+            .filter(|k| {
+                ds.iter().any(|d| {
+                    k.calculate_key_tag().ok() == Some(d.key_tag())
+                        && d.covers(&zone, k).unwrap_or(false)
+                })
+            })
+            .cloned()
+            .collect();
+        let mut tp = TrustPoint::seed(zone, &named, now);
+        let refreshed = tp.refresh(dnskeys, sigs, now, skew, budget)?;
+        Ok((tp, refreshed))
+    }
+
+    /// One RFC 5011 refresh with a fetched DNSKEY RRset of the zone and its RRSIGs: the set
+    /// must validate with a key trusted now (§2.2: an unvalidated set changes nothing); then
+    /// every key in it is observed, a revoked one counting only if it signed the set itself
+    /// (§2.1).
+    pub fn refresh(
+        &mut self,
+        dnskeys: &[Record],
+        sigs: &[Record],
+        now: u64,
+        skew: Skew,
+        budget: &mut Budget,
+    ) -> Result<Refreshed, Reason> {
+        let zone = self.zone.clone();
+        let trusted = self.trusted();
+        if trusted.is_empty() {
+            return Err(Reason::DnskeyMissing);
+        }
+        validate_keyset(
+            &zone,
+            dnskeys,
+            sigs,
+            Link::Keys(&trusted),
+            now,
+            skew,
+            budget,
+        )?;
+        let seen: Vec<Observed> = dnskeys
+            .iter()
+            .filter(|r| r.name == zone)
+            .filter_map(dnskey)
+            .map(|k| Observed {
+                key: k.clone(),
+                revoked_self_signed: k.revoke()
+                    && revocation_signed(&zone, dnskeys, sigs, k, now, skew, budget),
+            })
+            .collect();
+        let key_sigs = || {
+            sigs.iter()
+                .filter(|r| r.name == zone)
+                .filter_map(rrsig)
+                .map(|s| s.input())
+                .filter(|i| i.type_covered == RecordType::DNSKEY)
+        };
+        let ttl = key_sigs().map(|i| i.original_ttl).min().unwrap_or(0);
+        // RFC 4034 §3.1.5 serial arithmetic, as `verify::check_window`.
+        let sig_remaining = key_sigs()
+            .map(|i| (i.sig_expiration.get().wrapping_sub(now as u32) as i32).max(0) as u64)
+            .min()
+            .unwrap_or(0);
+        Ok(Refreshed {
+            changes: self.observe(&seen, now),
+            ttl,
+            sig_remaining,
+        })
+    }
+
     /// The state file text for this trust point: one DNSKEY per line in zone-file format
     /// (readable by `--trust-anchor` as well), its state in a trailing comment.
     pub fn to_text(&self) -> String {
@@ -308,20 +432,8 @@ impl TrustPoint {
     }
 }
 
-/// Writes every trust point to the state file `path`: a new file beside it, then a rename,
-/// so a crash never leaves half a file (Unbound writes its autotrust file the same way).
-pub fn save(path: &Path, points: &[TrustPoint]) -> std::io::Result<()> {
-    let text: String = points.iter().map(TrustPoint::to_text).collect();
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.tmp", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
-/// Reads the state file at `path` ([`save`]'s format).
+/// Reads the state file at `path` ([`TrustPoint::to_text`]'s format, one block per trust
+/// point; `serve` writes it, `resolver::trustpoints`).
 pub fn load(path: &Path) -> Result<Vec<TrustPoint>, AnchorError> {
     let text = std::fs::read_to_string(path).map_err(|e| AnchorError {
         path: path.to_path_buf(),

@@ -79,7 +79,8 @@ impl Walk {
         let state = if config.negative.load().covers(&signer) {
             State::Done(Err(Verdict::insecure(None)))
         } else {
-            match config.anchors.closest(&signer) {
+            let anchors = config.anchors.load();
+            match anchors.closest(&signer) {
                 None => State::Done(Err(Verdict::indeterminate())),
                 Some((zone, anchors)) => State::Keys {
                     zone: zone.clone(),

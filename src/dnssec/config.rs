@@ -15,8 +15,9 @@ use super::verify::Skew;
 #[derive(Debug)]
 pub struct Config {
     /// Where chains of trust start: built in, from files, and the RFC 5011 state's trusted
-    /// keys (which replace the anchors of their zone).
-    pub anchors: TrustAnchors,
+    /// keys (which replace the anchors of their zone); swapped whole when an RFC 5011
+    /// refresh changes a trust point's keys ([`Config::set_trusted`]).
+    pub anchors: ArcSwap<TrustAnchors>,
     /// RFC 5011 trust points read from the state file (empty without one).
     pub trust_points: Vec<TrustPoint>,
     /// The RFC 5011 state file, rewritten when a trust point changes.
@@ -65,7 +66,7 @@ impl Config {
             }
         }
         Ok(Config {
-            anchors,
+            anchors: ArcSwap::from_pointee(anchors),
             trust_points,
             state_file: state_file.map(Path::to_path_buf),
             negative: ArcSwap::from_pointee(negative),
@@ -90,12 +91,31 @@ impl Config {
             }
         }
         Ok(Config {
-            anchors,
+            anchors: ArcSwap::from_pointee(anchors),
             trust_points: Vec::new(),
             state_file: None,
             negative: ArcSwap::from_pointee(NegativeAnchors::default()),
             skew: Skew::default(),
         })
+    }
+
+    /// Makes `keys` the anchors of `zone` (an RFC 5011 trust point's trusted keys after a
+    /// refresh); an empty list leaves the zone's anchors as they are, so a trust point
+    /// never ends up with no anchor at all.
+    pub fn set_trusted(
+        &self,
+        zone: &hickory_proto::rr::Name,
+        keys: Vec<hickory_proto::dnssec::rdata::DNSKEY>,
+    ) {
+        if keys.is_empty() {
+            return;
+        }
+        let anchors = keys.into_iter().map(Anchor::Key).collect::<Vec<_>>();
+        self.anchors.rcu(|current| {
+            let mut next = TrustAnchors::clone(current);
+            next.replace(zone, anchors.clone());
+            next
+        });
     }
 
     /// Replaces the negative trust anchors (`reload`); returns a one-line report.
@@ -125,7 +145,7 @@ mod tests {
         let state = dir.join("root.state");
         let none = Config::load(&[], Some(&state), NegativeAnchors::default()).unwrap();
         assert_eq!(
-            none.anchors.get(&name(".")).len(),
+            none.anchors.load().get(&name(".")).len(),
             2,
             "built-in root DS anchors"
         );
@@ -137,7 +157,8 @@ mod tests {
         )
         .unwrap();
         let cfg = Config::load(&[], Some(&state), NegativeAnchors::default()).unwrap();
-        let root = cfg.anchors.get(&name("."));
+        let anchors = cfg.anchors.load();
+        let root = anchors.get(&name("."));
         assert_eq!(root.len(), 1);
         assert!(matches!(&root[0], Anchor::Key(_)));
 

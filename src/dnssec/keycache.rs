@@ -1,13 +1,15 @@
 //! Validated DNSKEY sets by zone, and the zones found insecure or bogus, with their expiry
 //! (Unbound's key cache, validator/val_kcache.c): a walk starts from the deepest entry at or
 //! above its signer instead of the anchor. Plain data behind a lock; time is passed in.
+//! It holds the [`SigMemo`] of verified signatures too, so a flush forgets both.
 
 use std::num::NonZeroUsize;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use hickory_proto::rr::Name;
 use lru::LruCache;
 
+use super::memo::SigMemo;
 use super::verify::KeySet;
 use super::Verdict;
 
@@ -37,6 +39,7 @@ struct Entry {
 #[derive(Debug)]
 pub struct KeyCache {
     zones: Mutex<LruCache<Name, Entry>>,
+    memo: Arc<SigMemo>,
 }
 
 impl Default for KeyCache {
@@ -51,7 +54,13 @@ impl KeyCache {
             zones: Mutex::new(LruCache::new(
                 NonZeroUsize::new(max.max(1)).expect("max(1)"),
             )),
+            memo: Arc::new(SigMemo::default()),
         }
+    }
+
+    /// The verified signatures, for a request's [`super::Budget`] to consult and fill.
+    pub fn memo(&self) -> Arc<SigMemo> {
+        Arc::clone(&self.memo)
     }
 
     /// Keeps a validated key set for its TTL.
@@ -95,8 +104,10 @@ impl KeyCache {
     }
 
     /// Forgets the key sets and verdicts of `zone` and every zone below it (Unbound's
-    /// `flush_zone` drops them from its key cache too); returns how many went.
+    /// `flush_zone` drops them from its key cache too); returns how many went. The memo of
+    /// verified signatures is emptied whole: its entries are digests, not names.
     pub fn flush_zone(&self, zone: &Name) -> usize {
+        self.memo.clear();
         let zone = zone.to_lowercase();
         let mut zones = self.zones.lock().unwrap_or_else(|e| e.into_inner());
         let gone: Vec<Name> = zones
@@ -112,6 +123,7 @@ impl KeyCache {
 
     /// Forgets everything (`ctl flush` of the whole cache).
     pub fn clear(&self) {
+        self.memo.clear();
         self.zones.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
@@ -186,7 +198,18 @@ mod tests {
         ] {
             cache.insert_keys(keys(z, 100), 0);
         }
+        let memo_key = crate::dnssec::memo::MemoKey::new(
+            &hickory_proto::dnssec::TBS::from(&b"data"[..]),
+            b"sig",
+            15,
+            b"key",
+        );
+        cache.memo().insert(memo_key, 100, 0);
         assert_eq!(cache.flush_zone(&name("Example.COM.")), 2);
+        assert!(
+            cache.memo().is_empty(),
+            "verified signatures go with a flush"
+        );
         let (zone, _) = cache.closest(&name("www.sub.example.com."), 1).unwrap();
         assert_eq!(zone, name("com."), "the keys above stay");
         assert_eq!(cache.len(), 3);

@@ -18,6 +18,8 @@
 //!   the signers' validated keys.
 //! * [`keycache`]: validated key sets and insecure/bogus zones by zone, with expiry, so a
 //!   walk starts from the deepest one known.
+//! * [`memo`]: signatures already verified (same data, signature and key), so each is
+//!   checked once while its data lives, not once per answer.
 //! * [`anchor`]: trust anchors (built-in root KSKs, `--trust-anchor` files), negative trust
 //!   anchors (RFC 7646).
 //! * [`autotrust`]: RFC 5011 automated trust-anchor updates, a pure state machine.
@@ -32,10 +34,11 @@ pub mod config;
 pub mod denial;
 pub mod judge;
 pub mod keycache;
+pub mod memo;
 pub mod verify;
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 pub use config::Config;
 pub use hickory_proto::dnssec::Proof;

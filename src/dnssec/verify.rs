@@ -6,10 +6,13 @@
 //! try, in what order, and how many.
 
 use hickory_proto::dnssec::rdata::{DNSSECRData, DNSKEY, DS, RRSIG};
-use hickory_proto::dnssec::{DigestType, PublicKey, Verifier};
+use std::sync::Arc;
+
+use hickory_proto::dnssec::{DigestType, PublicKey, Verifier, TBS};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::algo::{algorithm_supported, digest_len, digest_supported};
+use super::memo::{MemoKey, SigMemo};
 use super::Reason;
 
 /// Signature verifications tried for one RRset before it is bogus: Unbound 1.19.1's
@@ -34,12 +37,16 @@ pub const MAX_VERIFY_PER_REQUEST: u32 = 64;
 pub const MAX_NSEC3_HASHES_PER_REQUEST: u32 = 128;
 
 /// Work a request may spend on validation. Counts, not time, so tests can assert it.
+/// With a [`SigMemo`] attached, a signature verified before (same data, signature and key)
+/// is taken from it and costs no verification.
 #[derive(Clone, Debug)]
 pub struct Budget {
     max_verifications: u32,
     max_hashes: u32,
     verifications: u32,
     hashes: u32,
+    memo: Option<Arc<SigMemo>>,
+    memo_hits: u32,
 }
 
 impl Default for Budget {
@@ -55,7 +62,27 @@ impl Budget {
             max_hashes,
             verifications: 0,
             hashes: 0,
+            memo: None,
+            memo_hits: 0,
         }
+    }
+
+    /// Consults and fills `memo` from now on.
+    pub fn with_memo(mut self, memo: Arc<SigMemo>) -> Budget {
+        self.memo = Some(memo);
+        self
+    }
+
+    /// Attaches `memo` unless one is attached already.
+    pub fn attach_memo(&mut self, memo: impl FnOnce() -> Arc<SigMemo>) {
+        if self.memo.is_none() {
+            self.memo = Some(memo());
+        }
+    }
+
+    /// Verifications answered by the memo instead of the cryptography.
+    pub fn memo_hits(&self) -> u32 {
+        self.memo_hits
     }
 
     /// Signature verifications performed so far.
@@ -240,17 +267,46 @@ pub fn verify_rrset(
             .iter()
             .filter(|(t, k)| *t == input.key_tag && k.algorithm() == input.algorithm);
         let mut any_key = false;
+        // The signed data (RFC 4034 §3.1.8.1), built once per signature, only if a key
+        // matches; hickory-proto's `verify_rrsig` builds the same.
+        let mut tbs: Option<TBS> = None;
         for (tag, key) in matching {
             any_key = true;
             if tries >= MAX_VERIFY_PER_RRSET {
                 return Err(Reason::BudgetSpent("signature verifications per RRset"));
             }
-            tries += 1;
-            budget.spend_verification()?;
-            if key
-                .verify_rrsig(owner, DNSClass::IN, sig, rrset.iter().copied())
-                .is_ok()
-            {
+            let tbs = match &mut tbs {
+                Some(t) => &*t,
+                None => match TBS::from_input(owner, DNSClass::IN, input, rrset.iter().copied()) {
+                    Ok(t) => tbs.insert(t),
+                    Err(_) => {
+                        worst = Some(rank(worst, Reason::Bogus("RRset cannot be encoded")));
+                        break;
+                    }
+                },
+            };
+            let memo = budget.memo.clone();
+            let memo_key = memo.as_ref().map(|_| {
+                MemoKey::new(
+                    tbs,
+                    sig.sig(),
+                    u8::from(input.algorithm),
+                    key.public_key().public_bytes(),
+                )
+            });
+            let remembered = match (&memo, &memo_key) {
+                (Some(m), Some(k)) => m.contains(k, now),
+                _ => false,
+            };
+            let verified = if remembered {
+                budget.memo_hits += 1;
+                true
+            } else {
+                tries += 1;
+                budget.spend_verification()?;
+                key.verify(tbs.as_ref(), sig.sig()).is_ok()
+            };
+            if verified {
                 let to_expiry = (expiration - now as i64).max(0);
                 let ttl = rrset
                     .iter()
@@ -259,6 +315,9 @@ pub fn verify_rrset(
                     .min()
                     .unwrap_or(0)
                     .min(u32::try_from(to_expiry).unwrap_or(u32::MAX));
+                if let (Some(m), Some(k), false) = (memo, memo_key, remembered) {
+                    m.insert(k, ttl, now);
+                }
                 let wildcard = (input.num_labels < owner_labels).then(|| {
                     owner
                         .trim_to(usize::from(input.num_labels))

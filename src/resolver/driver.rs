@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hickory_proto::rr::{DNSClass, RecordType};
+use hickory_proto::rr::{DNSClass, Record, RecordType};
 
 use super::inflight::{self, InFlight, Role};
 use super::machine::{Resolution, Settings};
@@ -213,6 +213,26 @@ impl Resolver {
                 None
             }
         }
+    }
+
+    /// Asks `question` upstream (never from the cache), validating as usual but giving
+    /// bogus data as it is (as for CD), with the RRSIG, NSEC, NSEC3 and SOA records that
+    /// came with the outcome: the RFC 5011 refresh ([`super::trustpoints`]) judges a
+    /// trust point's DNSKEY set against its own trusted keys.
+    pub async fn fetch_signed(&self, question: &Question) -> (Outcome, Vec<Record>) {
+        let mut m = Resolution::new(
+            question.clone(),
+            self.root.clone(),
+            self.settings.clone(),
+            false,
+        )
+        .refreshing()
+        .unchecked()
+        .keeping_signatures();
+        let deadline = self.cache.clock.now() + self.settings.limits.deadline;
+        let mut run = Run::new(&self.cache, &*self.exchange, Pick::Rtt, deadline);
+        let outcome = run.drive(&mut m, None, || None).await;
+        (outcome, m.signatures().to_vec())
     }
 
     /// Resolves `question` for a client, logging hops at debug level when that level is

@@ -323,6 +323,9 @@ pub struct Resolution {
     /// The outcome was synthesised from cached NSEC ranges (RFC 8198): `Some(true)` for
     /// NXDOMAIN, `Some(false)` for NODATA.
     aggressive: Option<bool>,
+    /// The RRSIG/NSEC/NSEC3/SOA records that came with the outcome, kept when asked
+    /// ([`Resolution::keeping_signatures`]: the RFC 5011 refresh checks them itself).
+    signatures: Option<Vec<Record>>,
 }
 
 /// Where validation of the bottom frame's outcome stands.
@@ -348,7 +351,14 @@ struct Validation {
     done: bool,
     /// CD from the client (RFC 6840 §5.9): a bogus outcome is given as it is.
     unchecked: bool,
+    /// DS sets (with their RRSIGs) that came in the authority section of referrals on the
+    /// way down (RFC 4035 §3.1.4.1), by child zone: a walk takes them instead of asking
+    /// the parent again, as Unbound does. They are verified like fetched ones.
+    referral_ds: Vec<(Name, Vec<Record>, Vec<Record>)>,
 }
+
+/// Referral DS sets kept per resolution at most (a chain of delegations is far shorter).
+const MAX_REFERRAL_DS: usize = 16;
 
 impl Resolution {
     /// A resolution of `question`, starting from `root` (hints or primed) when the cache has
@@ -368,6 +378,7 @@ impl Resolution {
             verdict: None,
             dnssec_records: DnssecRecords::default(),
             aggressive: None,
+            signatures: None,
         };
         if let Some(config) = r.settings.dnssec.clone() {
             r.val = Some(Validation {
@@ -382,6 +393,7 @@ impl Resolution {
                 last_ttl: 0,
                 done: false,
                 unchecked: false,
+                referral_ds: Vec::new(),
             });
         }
         r.emit(|| HopEvent::Start { depth: 0, question });
@@ -415,6 +427,18 @@ impl Resolution {
     pub fn refreshing(mut self) -> Self {
         self.refresh = true;
         self
+    }
+
+    /// Keeps the RRSIG, NSEC, NSEC3 and SOA records that came with the outcome, for
+    /// [`Resolution::signatures`] (with validation on).
+    pub fn keeping_signatures(mut self) -> Self {
+        self.signatures = Some(Vec::new());
+        self
+    }
+
+    /// The records kept by [`Resolution::keeping_signatures`] once validation is over.
+    pub fn signatures(&self) -> &[Record] {
+        self.signatures.as_deref().unwrap_or(&[])
     }
 
     /// Upstream queries asked for so far (sub-resolutions included).
@@ -649,6 +673,14 @@ impl Resolution {
                     rcode: outcome.rcode(),
                 });
                 self.top().phase = Phase::Finished(outcome);
+                // Locally served data is ours, not signed: it is given as it is, without
+                // AD and never as bogus (Unbound answers local zones before its validator).
+                if self.frames.len() == 1 {
+                    if let Some(val) = self.val.as_mut() {
+                        val.done = true;
+                        self.verdict = Some(dnssec::Verdict::indeterminate());
+                    }
+                }
                 return Step::Continue;
             }
         }
@@ -1088,6 +1120,11 @@ impl Resolution {
                 Phase::Query { cut, retry: None }
             }
             (Verdict::Act, reply) => {
+                if let (Some(val), Reply::Referral { zone: child, .. }) =
+                    (self.val.as_mut(), &reply)
+                {
+                    val.keep_referral_ds(msg, &zone, child);
+                }
                 let sigs = if self.val.is_some() {
                     dnssec_records(msg, &zone, &q)
                 } else {
@@ -1276,24 +1313,31 @@ impl Resolution {
             self.top().phase = Phase::Finished(Outcome::ServFail(Failure::Deadline));
             return Step::Continue;
         };
+        val.budget.attach_memo(|| cache.keys.memo());
         let step = val.next(cache, now, &qname, qtype);
         match step {
-            ValStep::Fetch(name, rtype) => {
-                if self.depth() + 1 > self.settings.limits.max_sub_depth {
-                    return self.conclude(dnssec::Verdict::bogus(dnssec::Reason::DnskeyMissing));
+            ValStep::Fetch(name, rtype) if rtype == RecordType::DS => {
+                let kept = self.val.as_mut().and_then(|v| v.take_referral_ds(&name));
+                match kept {
+                    Some((records, rrsigs)) => {
+                        // The referral already brought this DS set: no query. The
+                        // bottom frame stays in validation for the walk's next step.
+                        self.frames[0].phase = Phase::Validate;
+                        let mut frame = Frame::new(Question::new(name, rtype), None);
+                        frame.fetch = true;
+                        frame.sigs = rrsigs;
+                        let outcome = Outcome::Answer { answers: records };
+                        if let Some((zone, step)) = self.feed_walk(frame, &outcome, now) {
+                            let depth = self.depth();
+                            let step = step.replacen("DS: ", "DS (from the referral): ", 1);
+                            self.emit(|| HopEvent::Dnssec { depth, zone, step });
+                        }
+                        Step::Continue
+                    }
+                    None => self.push_fetch(name, rtype),
                 }
-                self.frames[0].phase = Phase::Validate;
-                let depth = self.depth() + 1;
-                let sub = Question::new(name, rtype);
-                self.emit(|| HopEvent::Start {
-                    depth,
-                    question: sub.clone(),
-                });
-                let mut frame = Frame::new(sub, None);
-                frame.fetch = true;
-                self.frames.push(frame);
-                Step::Continue
             }
+            ValStep::Fetch(name, rtype) => self.push_fetch(name, rtype),
             ValStep::Conclude(v) => {
                 if v.proof == dnssec::Proof::Secure {
                     if let Some((outcome, sigs)) =
@@ -1321,11 +1365,33 @@ impl Resolution {
         }
     }
 
+    /// Pushes a frame that fetches `name`/`rtype` for the walk (as a glueless NS lookup is
+    /// pushed), within the sub-resolution depth.
+    fn push_fetch(&mut self, name: Name, rtype: RecordType) -> Step {
+        if self.depth() + 1 > self.settings.limits.max_sub_depth {
+            return self.conclude(dnssec::Verdict::bogus(dnssec::Reason::DnskeyMissing));
+        }
+        self.frames[0].phase = Phase::Validate;
+        let depth = self.depth() + 1;
+        let sub = Question::new(name, rtype);
+        self.emit(|| HopEvent::Start {
+            depth,
+            question: sub.clone(),
+        });
+        let mut frame = Frame::new(sub, None);
+        frame.fetch = true;
+        self.frames.push(frame);
+        Step::Continue
+    }
+
     /// Validation is over: the outcome is given with its verdict, bogus as SERVFAIL.
     fn conclude(&mut self, verdict: dnssec::Verdict) -> Step {
         let Some(val) = self.val.as_mut() else {
             return Step::Continue;
         };
+        if let (Some(keep), Some((_, sigs))) = (self.signatures.as_mut(), val.pending.as_ref()) {
+            keep.clone_from(sigs);
+        }
         val.done = true;
         let signed = val
             .pending
@@ -1508,6 +1574,46 @@ impl Resolution {
 }
 
 impl Validation {
+    /// Keeps the DS set of `child` (and its RRSIGs) from a referral sent by `zone`'s servers.
+    fn keep_referral_ds(&mut self, msg: &Message, zone: &Name, child: &Name) {
+        if self.referral_ds.len() >= MAX_REFERRAL_DS || !zone.zone_of(child) || zone == child {
+            return;
+        }
+        let child = child.to_lowercase();
+        let at_child = |r: &&Record| {
+            r.name.to_lowercase() == child && r.dns_class == hickory_proto::rr::DNSClass::IN
+        };
+        let ds: Vec<Record> = msg
+            .authorities
+            .iter()
+            .filter(at_child)
+            .filter(|r| r.record_type() == RecordType::DS)
+            .cloned()
+            .collect();
+        let rrsigs: Vec<Record> = msg
+            .authorities
+            .iter()
+            .filter(at_child)
+            .filter(|r| {
+                dnssec::verify::rrsig(r).is_some_and(|s| s.input().type_covered == RecordType::DS)
+            })
+            .cloned()
+            .collect();
+        if ds.is_empty() || rrsigs.is_empty() {
+            return;
+        }
+        self.referral_ds.retain(|(c, _, _)| *c != child);
+        self.referral_ds.push((child, ds, rrsigs));
+    }
+
+    /// The DS set a referral brought for `child`, if any (taken: used once).
+    fn take_referral_ds(&mut self, child: &Name) -> Option<(Vec<Record>, Vec<Record>)> {
+        let child = child.to_lowercase();
+        let i = self.referral_ds.iter().position(|(c, _, _)| *c == child)?;
+        let (_, ds, rrsigs) = self.referral_ds.swap_remove(i);
+        Some((ds, rrsigs))
+    }
+
     fn next(&mut self, cache: &Cache, now: u64, qname: &Name, qtype: RecordType) -> ValStep {
         loop {
             if let Some(walk) = &self.walk {

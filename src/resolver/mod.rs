@@ -11,6 +11,8 @@
 //!   timeouts, feedback to selection), used by serve, priming, trace, tests and the fuzzer.
 //! * `driver.rs`: `Resolver`, the service around it (coalescing, serve-stale, TTL clamps,
 //!   the message-cache refill, the pending bound, priming).
+//! * [`trustpoints`]: RFC 5011 in `serve`: the trust points' DNSKEY sets refreshed on a
+//!   timer, the anchors updated, the state file written.
 
 mod budget;
 pub mod classify;
@@ -25,6 +27,7 @@ pub mod minimise;
 pub mod run;
 #[cfg(test)]
 mod tests;
+pub mod trustpoints;
 
 pub use budget::Limits;
 pub use driver::{Resolver, ResolverConfig, DEFAULT_MAX_PENDING};

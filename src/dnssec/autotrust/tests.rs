@@ -5,36 +5,16 @@ use hickory_proto::rr::Record;
 
 use super::*;
 use crate::dnssec::testkit::{ZoneKey, NOW};
-use crate::dnssec::verify::{dnskey, revocation_signed, validate_keyset, Budget, Link, Skew};
+use crate::dnssec::verify::{Budget, Skew};
 
 const DAY: u64 = 86400;
 
-/// What the resolver does with a fetched root DNSKEY set: validate it with the keys trusted
-/// now, then report every key it holds (RFC 5011 §2.2).
+/// What the refresher does with a fetched DNSKEY set ([`TrustPoint::refresh`]): validate it
+/// with the keys trusted now, then report every key it holds (RFC 5011 §2.2).
 fn fetch(tp: &mut TrustPoint, keys: &[Record], sigs: &[Record], now: u64) -> Option<Vec<Change>> {
-    let zone = tp.zone.clone();
-    let mut budget = Budget::default();
-    let trusted = tp.trusted();
-    validate_keyset(
-        &zone,
-        keys,
-        sigs,
-        Link::Keys(&trusted),
-        now,
-        Skew::default(),
-        &mut budget,
-    )
-    .ok()?;
-    let seen: Vec<Observed> = keys
-        .iter()
-        .filter_map(dnskey)
-        .map(|k| Observed {
-            key: k.clone(),
-            revoked_self_signed: k.revoke()
-                && revocation_signed(&zone, keys, sigs, k, now, Skew::default(), &mut budget),
-        })
-        .collect();
-    Some(tp.observe(&seen, now))
+    tp.refresh(keys, sigs, now, Skew::default(), &mut Budget::default())
+        .ok()
+        .map(|r| r.changes)
 }
 
 fn states(tp: &TrustPoint) -> Vec<(u16, KeyState)> {
@@ -181,24 +161,68 @@ fn state_file_round_trips_and_bad_lines_are_located() {
 }
 
 #[test]
-fn save_writes_the_whole_file_and_load_reads_it_back() {
-    let dir = std::env::temp_dir().join(format!("hopdns-autotrust-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("root.state");
-    let mut root = TrustPoint::seed(Name::root(), &[key(1)], NOW);
-    root.observe(&seen(&[key(1), key(2)]), NOW);
-    let corp = TrustPoint::seed(Name::from_ascii("corp.example.").unwrap(), &[key(3)], NOW);
-    save(&path, &[root.clone(), corp.clone()]).unwrap();
-    assert_eq!(load(&path).unwrap(), [root, corp]);
+fn refresh_and_retry_intervals_follow_rfc5011_section_2_3() {
+    // MAX(1 hr, MIN(15 days, TTL/2, expiry/2)).
+    assert_eq!(refresh_interval(172_800, 10 * DAY), DAY);
+    assert_eq!(refresh_interval(172_800, DAY), DAY / 2);
+    assert_eq!(refresh_interval(600, 10 * DAY), 3600, "at least an hour");
     assert_eq!(
-        std::fs::read_dir(&dir).unwrap().count(),
-        1,
-        "no temporary file left"
+        refresh_interval(90 * 86400, 60 * DAY),
+        15 * DAY,
+        "at most 15 days"
     );
-    let e = load(&dir.join("missing.state")).unwrap_err().to_string();
-    assert!(
-        e.contains("missing.state") && e.contains("cannot read"),
-        "{e}"
+    // MAX(1 hr, MIN(1 day, TTL/10, expiry/10)).
+    assert_eq!(retry_interval(172_800, 10 * DAY), 17_280);
+    assert_eq!(retry_interval(90 * 86400, 60 * DAY), DAY);
+    assert_eq!(retry_interval(0, 0), 3600, "nothing known: an hour");
+}
+
+#[test]
+fn a_refresh_reports_the_sets_ttl_and_signature_lifetime() {
+    let ksk = ZoneKey::ecdsa("corp.example.", true);
+    let mut tp = TrustPoint::seed(ksk.zone.clone(), &[ksk.dnskey.clone()], NOW);
+    let set = vec![ksk.record()];
+    let sigs = vec![ksk.sign_at(&set, (NOW - DAY) as u32, (NOW + 20 * DAY) as u32)];
+    let r = tp
+        .refresh(&set, &sigs, NOW, Skew::default(), &mut Budget::default())
+        .unwrap();
+    assert_eq!((r.ttl, r.sig_remaining), (3600, 20 * DAY));
+    assert!(r.changes.is_empty());
+}
+
+#[test]
+fn a_ds_anchor_seeds_the_keys_it_names_and_holds_down_the_rest() {
+    let old = ZoneKey::ecdsa("corp.example.", true);
+    let new = ZoneKey::ecdsa("corp.example.", true);
+    let set = vec![old.record(), new.record()];
+    let sigs = vec![old.sign_at(&set, (NOW - DAY) as u32, (NOW + 20 * DAY) as u32)];
+    let ds = [old.ds(hickory_proto::dnssec::DigestType::SHA256)];
+    let (tp, r) = TrustPoint::seed_from_ds(
+        old.zone.clone(),
+        &ds,
+        &set,
+        &sigs,
+        NOW,
+        Skew::default(),
+        &mut Budget::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        states(&tp),
+        [(old.tag, KeyState::Valid), (new.tag, KeyState::AddPend)]
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(r.changes.len(), 1);
+    // A DS that names no key of the set seeds nothing.
+    let stranger = ZoneKey::ecdsa("corp.example.", true);
+    let ds = [stranger.ds(hickory_proto::dnssec::DigestType::SHA256)];
+    assert!(TrustPoint::seed_from_ds(
+        old.zone.clone(),
+        &ds,
+        &set,
+        &sigs,
+        NOW,
+        Skew::default(),
+        &mut Budget::default(),
+    )
+    .is_err());
 }

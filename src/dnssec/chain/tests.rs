@@ -120,7 +120,7 @@ impl Net {
         let mut anchors = TrustAnchors::default();
         anchors.add(Name::root(), Anchor::Key(self.root.dnskey.clone()));
         Config {
-            anchors,
+            anchors: arc_swap::ArcSwap::from_pointee(anchors),
             trust_points: Vec::new(),
             state_file: None,
             negative: ArcSwap::from_pointee(NegativeAnchors::default()),
@@ -232,11 +232,10 @@ fn negative_anchor_and_missing_anchor_need_no_fetch() {
     let (walk, _) = run("example.com.", &config, |_, _| panic!("nothing to fetch"));
     assert_eq!(walk.done().unwrap(), &Err(Verdict::insecure(None)));
 
-    let mut config = net.config();
-    config.anchors = TrustAnchors::default();
-    config
-        .anchors
-        .add(name("org."), Anchor::Key(net.com.dnskey.clone()));
+    let config = net.config();
+    let mut anchors = TrustAnchors::default();
+    anchors.add(name("org."), Anchor::Key(net.com.dnskey.clone()));
+    config.anchors.store(std::sync::Arc::new(anchors));
     let (walk, _) = run("example.com.", &config, |_, _| panic!("nothing to fetch"));
     assert_eq!(walk.done().unwrap(), &Err(Verdict::indeterminate()));
 }
@@ -377,11 +376,8 @@ fn the_key_cache_shortens_walks_but_never_bypasses_an_anchor() {
     assert_eq!(w.done(), Some(&Err(Verdict::insecure(None))));
 
     // An anchor below a cached key set is not bypassed: the walk starts at the anchor.
-    let mut config = net.config();
-    config.anchors.add(
-        name("example.com."),
-        Anchor::Key(net.example.dnskey.clone()),
-    );
+    let config = net.config();
+    config.set_trusted(&name("example.com."), vec![net.example.dnskey.clone()]);
     let cache = KeyCache::default();
     cache.insert_keys(first.validated[1].clone(), NOW); // com.
     let w = Walk::from_cache(&name("example.com."), &config, &cache, NOW);

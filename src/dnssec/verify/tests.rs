@@ -436,3 +436,149 @@ fn rfc4034_ds_example_matches() {
         "2BB183AF5F22588179A53B0A98631FAD1A292118"
     );
 }
+
+/// `verify_rrset` over `rrset` (owner and type of its first record) in `example.` with a
+/// request budget that uses `memo`; returns the result and the budget.
+fn check_memo(
+    rrset: &[Record],
+    sigs: &[Record],
+    keys: &[DNSKEY],
+    now: u64,
+    memo: &std::sync::Arc<crate::dnssec::memo::SigMemo>,
+) -> (Result<Secured, Reason>, Budget) {
+    let mut budget = Budget::default().with_memo(memo.clone());
+    let r = verify_rrset(
+        &rrset[0].name,
+        rrset[0].record_type(),
+        rrset,
+        sigs,
+        &name("example."),
+        keys,
+        now,
+        Skew::default(),
+        &mut budget,
+    );
+    (r, budget)
+}
+
+#[test]
+fn a_verified_signature_is_checked_once_while_its_data_lives() {
+    let memo = std::sync::Arc::new(crate::dnssec::memo::SigMemo::default());
+    let key = ZoneKey::ecdsa("example.", false);
+    let rrset = a_rrset("www.example.");
+    let sig = key.sign(&rrset);
+    let keys = [key.dnskey.clone()];
+    let (first, b) = check_memo(&rrset, &[sig.clone()], &keys, NOW, &memo);
+    assert_eq!((b.verifications(), b.memo_hits()), (1, 0));
+    // Another request, with its own budget: the same data, signature and key cost nothing,
+    // and give the same result.
+    let (again, b) = check_memo(&rrset, &[sig.clone()], &keys, NOW + 299, &memo);
+    assert_eq!((b.verifications(), b.memo_hits()), (0, 1));
+    assert_eq!(again.unwrap().key_tag, first.unwrap().key_tag);
+    // The entry lives for the data's TTL (300 s): after it, the signature is verified again.
+    let (r, b) = check_memo(&rrset, &[sig], &keys, NOW + 300, &memo);
+    assert!(r.is_ok());
+    assert_eq!((b.verifications(), b.memo_hits()), (1, 0));
+}
+
+#[test]
+fn a_changed_rrset_or_another_key_never_hits_the_memo() {
+    let memo = std::sync::Arc::new(crate::dnssec::memo::SigMemo::default());
+    let key = ZoneKey::ecdsa("example.", false);
+    let rrset = a_rrset("www.example.");
+    let sig = key.sign(&rrset);
+    assert!(
+        check_memo(&rrset, &[sig.clone()], &[key.dnskey.clone()], NOW, &memo)
+            .0
+            .is_ok()
+    );
+    // The same signature over one changed record is verified, and fails.
+    let mut forged = rrset.clone();
+    forged[1] = record("www.example.", 300, RData::A(A::new(203, 0, 113, 9)));
+    let (r, b) = check_memo(&forged, &[sig.clone()], &[key.dnskey.clone()], NOW, &memo);
+    assert!(matches!(r, Err(Reason::Bogus(_))), "{r:?}");
+    assert_eq!((b.verifications(), b.memo_hits()), (1, 0));
+    // A key with the same tag and algorithm but another public key: verified, and fails.
+    let decoy = colliding_keys(&key.dnskey, 1);
+    let (r, b) = check_memo(&rrset, &[sig.clone()], &decoy, NOW, &memo);
+    assert!(matches!(r, Err(Reason::Bogus(_))), "{r:?}");
+    assert_eq!((b.verifications(), b.memo_hits()), (1, 0));
+    // Another signature by the same key over the same data (a re-signing): verified once.
+    let resigned = key.sign_at(&rrset, INCEPTION + 1, EXPIRATION);
+    let (r, b) = check_memo(&rrset, &[resigned], &[key.dnskey.clone()], NOW, &memo);
+    assert!(r.is_ok());
+    assert_eq!((b.verifications(), b.memo_hits()), (1, 0));
+    // The window is checked before the memo: an entry does not outlive its signature.
+    let (r, _) = check_memo(
+        &rrset,
+        &[sig],
+        &[key.dnskey.clone()],
+        u64::from(EXPIRATION) + 30 * 86400,
+        &memo,
+    );
+    assert_eq!(r.unwrap_err(), Reason::SignatureExpired);
+}
+
+#[test]
+fn every_expansion_of_a_wildcard_shares_one_verification() {
+    // RFC 4035 §5.3.2: the signed data of an expansion has the wildcard as its owner, so
+    // one verification serves every name the wildcard answers for.
+    let memo = std::sync::Arc::new(crate::dnssec::memo::SigMemo::default());
+    let key = ZoneKey::ecdsa("example.", false);
+    let wild = a_rrset("*.example.");
+    let sig = key.sign(&wild);
+    let mut spent = Vec::new();
+    for owner in ["a.example.", "b.example.", "c.d.example."] {
+        let mut expanded = wild.clone();
+        for r in &mut expanded {
+            r.name = name(owner);
+        }
+        let mut s = sig.clone();
+        s.name = name(owner);
+        let (r, b) = check_memo(&expanded, &[s], &[key.dnskey.clone()], NOW, &memo);
+        assert_eq!(r.unwrap().wildcard, Some(name("*.example.")));
+        spent.push(b.verifications());
+    }
+    assert_eq!(spent, [1, 0, 0]);
+}
+
+#[test]
+fn a_memo_hit_is_free_even_when_the_request_budget_is_spent() {
+    let memo = std::sync::Arc::new(crate::dnssec::memo::SigMemo::default());
+    let key = ZoneKey::ecdsa("example.", false);
+    let rrset = a_rrset("www.example.");
+    let sig = key.sign(&rrset);
+    assert!(
+        check_memo(&rrset, &[sig.clone()], &[key.dnskey.clone()], NOW, &memo)
+            .0
+            .is_ok()
+    );
+    let mut budget = Budget::new(0, 0).with_memo(memo.clone());
+    let r = verify_rrset(
+        &rrset[0].name,
+        RecordType::A,
+        &rrset,
+        &[sig],
+        &name("example."),
+        &[key.dnskey.clone()],
+        NOW,
+        Skew::default(),
+        &mut budget,
+    );
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!((budget.verifications(), budget.memo_hits()), (0, 1));
+    // Something new still needs a verification, which the spent budget refuses.
+    let other = a_rrset("ftp.example.");
+    let e = verify_rrset(
+        &other[0].name,
+        RecordType::A,
+        &other,
+        &[key.sign(&other)],
+        &name("example."),
+        &[key.dnskey],
+        NOW,
+        Skew::default(),
+        &mut budget,
+    );
+    assert!(matches!(e, Err(Reason::BudgetSpent(_))), "{e:?}");
+}
