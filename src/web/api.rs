@@ -240,14 +240,15 @@ fn session(dash: &Dashboard, headers: &HeaderMap) -> Response<Body> {
 /// event stream's ticks).
 pub fn overview(dash: &Dashboard, window: Window, newest_only: bool) -> Value {
     let now = dash.collector.clock().unix_secs();
-    let live = crate::metrics::metrics().snapshot();
+    let live = dash.collector.reading();
     let (buckets, qps) = {
         let series = dash.collector.series();
         let buckets = series.view(window, now, &live);
         let hour = series.view(Window::Hour, now, &live);
         let qps = match series.last() {
             Some((t, s)) if now >= t + 2 => {
-                live.replies.saturating_sub(s.replies) as f64 / (now - t) as f64
+                let sent = |r: &super::series::Reading| r.classes.iter().sum::<u64>();
+                sent(&live).saturating_sub(sent(s)) as f64 / (now - t) as f64
             }
             // Just sampled: the last full 10 s.
             _ => hour.iter().rev().nth(1).map_or(0.0, |b| b.queries as f64) / 10.0,

@@ -3,13 +3,14 @@
 //! series (a sampler task reading the counters every 10 s). None of it exists when the
 //! dashboard is off.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
 
 use super::ring::{ClientKey, Entry, Outcome, Ring};
-use super::series::{Series, SAMPLE_EVERY};
+use super::series::{Reading, Series, SAMPLE_EVERY};
 use super::top::Top;
 use crate::dns::Clock;
 use crate::server::querylog::{Logged, ReplyTap};
@@ -18,6 +19,8 @@ use crate::server::querylog::{Logged, ReplyTap};
 #[derive(Debug)]
 pub struct Collector {
     clock: Clock,
+    /// Replies the tap heard, by class ([`Outcome::ALL`]'s order): the overview's classes.
+    classes: [AtomicU64; 5],
     log: Mutex<Log>,
     series: Mutex<Series>,
 }
@@ -34,6 +37,7 @@ impl Collector {
     pub fn new(log_bytes: usize, clock: Clock) -> Arc<Self> {
         Arc::new(Self {
             clock,
+            classes: Default::default(),
             log: Mutex::new(Log {
                 ring: Ring::new(log_bytes),
                 top: Top::default(),
@@ -46,11 +50,19 @@ impl Collector {
         &self.clock
     }
 
+    /// The counters as they are now: the process's and the replies by class.
+    pub fn reading(&self) -> Reading {
+        Reading {
+            snap: crate::metrics::metrics().snapshot(),
+            classes: std::array::from_fn(|i| self.classes[i].load(Relaxed)),
+        }
+    }
+
     /// Reads the counters now into the series.
     pub fn sample(&self) {
-        let snap = crate::metrics::metrics().snapshot();
+        let reading = self.reading();
         let now = self.clock.unix_secs();
-        self.series().record(now, snap);
+        self.series().record(now, reading);
     }
 
     /// Samples now and every [`SAMPLE_EVERY`] until `stop`.
@@ -86,6 +98,10 @@ impl ReplyTap for Collector {
             Some(h) => ClientKey::Hash(h),
             None => ClientKey::Addr(l.client),
         };
+        let outcome = Outcome::of(l.blocked, l.action, l.rcode, l.cache);
+        if let Some(i) = Outcome::ALL.iter().position(|o| *o == outcome) {
+            self.classes[i].fetch_add(1, Relaxed);
+        }
         let entry = Entry {
             t_ms,
             client,
@@ -93,7 +109,7 @@ impl ReplyTap for Collector {
             qtype: l.qtype,
             rcode: l.rcode,
             proto: l.proto,
-            outcome: Outcome::of(l.blocked, l.action, l.rcode, l.cache),
+            outcome,
             cache: l.cache,
             rule: l.rule.map(Into::into),
             action: l.action,
@@ -138,6 +154,8 @@ mod tests {
         let c = Collector::new(1 << 20, clock.clone());
         c.reply(&logged("www.example.com.", None, None));
         c.reply(&logged("x.ads.lan.", Some(0xabc), Some("block")));
+        // The overview's classes: one resolved, one blocked.
+        assert_eq!(c.reading().classes, [0, 1, 0, 1, 0]);
         let log = c.log();
         let rows: Vec<serde_json::Value> = log
             .ring

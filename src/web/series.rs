@@ -1,8 +1,11 @@
 //! The overview's time series: a sampler reads the process's counters
-//! ([`crate::metrics::Metrics::snapshot`]) every [`SAMPLE_EVERY`] and keeps the differences
-//! in two rings, [`HOUR_BUCKETS`] buckets of 10 s (the last hour) and [`DAY_BUCKETS`] of
-//! 5 minutes (the last day). Nothing is counted on the query path for this: the counters
-//! exist anyway, and the sampler's read is one pass over the per-thread blocks.
+//! ([`crate::metrics::Metrics::snapshot`]) and the replies the dashboard's tap counted by
+//! class ([`Reading`]) every [`SAMPLE_EVERY`] and keeps the differences in two rings, [`HOUR_BUCKETS`] buckets of 10 s (the last hour) and [`DAY_BUCKETS`] of
+//! 5 minutes (the last day). The classes (cached, resolved, redirected, blocked, failed)
+//! are the query log's own classes of each reply sent ([`super::ring::Outcome::of`]), so
+//! they add up to the replies and agree with the log; the process counters would not
+//! (a resolution answered from the RRset cache for a pool's health check or a CNAME link
+//! counts as a cache hit, yet no client got a reply from it).
 //!
 //! A sample's difference goes to the bucket holding the sample's time, so a bucket covers
 //! the queries of the sample period that ended in it (within one sample period of the
@@ -55,13 +58,23 @@ impl Window {
     }
 }
 
+/// What the sampler reads: the process's counters, and the replies the dashboard's tap
+/// counted by class, in [`super::ring::Outcome::ALL`]'s order.
+#[derive(Clone, Debug, Default)]
+pub struct Reading {
+    pub snap: Snapshot,
+    pub classes: [u64; 5],
+}
+
 /// What happened in one bucket.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Bucket {
     /// Start of the bucket, Unix seconds.
     pub t: u64,
+    /// Replies sent, the sum of the five classes.
     pub queries: u64,
     pub cached: u64,
+    pub resolved: u64,
     pub redirected: u64,
     pub blocked: u64,
     pub failed: u64,
@@ -73,15 +86,18 @@ pub struct Bucket {
 
 impl Bucket {
     /// The difference `now - before` (counters only grow; saturating in case one wrapped).
-    fn between(before: &Snapshot, now: &Snapshot) -> Bucket {
+    fn between(before: &Reading, now: &Reading) -> Bucket {
         let d = |a: u64, b: u64| b.saturating_sub(a);
+        let c: [u64; 5] = std::array::from_fn(|i| d(before.classes[i], now.classes[i]));
+        let (before, now) = (&before.snap, &now.snap);
         Bucket {
             t: 0,
-            queries: d(before.replies, now.replies),
-            cached: d(before.cache_hits, now.cache_hits),
-            redirected: d(before.redirected, now.redirected),
-            blocked: d(before.blocked, now.blocked),
-            failed: d(before.failed, now.failed),
+            queries: c.iter().sum(),
+            cached: c[0],
+            resolved: c[1],
+            redirected: c[2],
+            blocked: c[3],
+            failed: c[4],
             hits: d(before.cache_hits, now.cache_hits),
             misses: d(before.cache_misses, now.cache_misses),
             upstream: d(before.upstream_queries, now.upstream_queries),
@@ -92,6 +108,7 @@ impl Bucket {
     fn add(&mut self, o: &Bucket) {
         self.queries += o.queries;
         self.cached += o.cached;
+        self.resolved += o.resolved;
         self.redirected += o.redirected;
         self.blocked += o.blocked;
         self.failed += o.failed;
@@ -103,30 +120,17 @@ impl Bucket {
         }
     }
 
-    /// The queries by class, in the order the query log classes a reply ([`Outcome::of`]):
-    /// blocked, redirected, failed, cached, and resolved for the rest. The counters come
-    /// from different places (a cached SERVFAIL counts as a hit and a failure; the
-    /// dashboard's own lookups count as hits and send no reply), so each class is capped
-    /// at what the ones before it left, and the five add up to `queries`.
+    /// The replies by class, as the query log classes each one ([`Outcome::of`]); they add
+    /// up to `queries`.
     ///
     /// [`Outcome::of`]: super::ring::Outcome::of
     pub fn classes(&self) -> Classes {
-        let mut left = self.queries;
-        let mut take = |n: u64| {
-            let n = n.min(left);
-            left -= n;
-            n
-        };
-        let blocked = take(self.blocked);
-        let redirected = take(self.redirected);
-        let failed = take(self.failed);
-        let cached = take(self.cached);
         Classes {
-            cached,
-            resolved: left,
-            redirected,
-            blocked,
-            failed,
+            cached: self.cached,
+            resolved: self.resolved,
+            redirected: self.redirected,
+            blocked: self.blocked,
+            failed: self.failed,
         }
     }
 
@@ -167,7 +171,7 @@ impl Classes {
 /// The two rings and the last sample.
 #[derive(Debug, Default)]
 pub struct Series {
-    last: Option<(u64, Snapshot)>,
+    last: Option<(u64, Reading)>,
     hour: VecDeque<Bucket>,
     day: VecDeque<Bucket>,
 }
@@ -175,17 +179,17 @@ pub struct Series {
 impl Series {
     /// Takes the counters as read at `now` (Unix seconds). The first sample only sets the
     /// starting point.
-    pub fn record(&mut self, now: u64, snap: Snapshot) {
-        let Some((_, before)) = self.last.replace((now, snap.clone())) else {
+    pub fn record(&mut self, now: u64, reading: Reading) {
+        let Some((_, before)) = self.last.replace((now, reading.clone())) else {
             return;
         };
-        let delta = Bucket::between(&before, &snap);
+        let delta = Bucket::between(&before, &reading);
         add(&mut self.hour, Window::Hour, now, &delta);
         add(&mut self.day, Window::Day, now, &delta);
     }
 
     /// The last sample: its time and counters.
-    pub fn last(&self) -> Option<&(u64, Snapshot)> {
+    pub fn last(&self) -> Option<&(u64, Reading)> {
         self.last.as_ref()
     }
 
@@ -234,7 +238,7 @@ impl Series {
 impl Series {
     /// [`Series::buckets`] with what the counters `live` (read at `now`) add since the
     /// last sample put in the newest bucket, so the overview is current between samples.
-    pub fn view(&self, window: Window, now: u64, live: &Snapshot) -> Vec<Bucket> {
+    pub fn view(&self, window: Window, now: u64, live: &Reading) -> Vec<Bucket> {
         let mut out = self.buckets(window, now);
         if let Some((_, before)) = &self.last {
             let pending = Bucket::between(before, live);
@@ -299,12 +303,17 @@ pub fn percentile_ms(latency: &[u64; LATENCY_BUCKETS.len() + 1], p: f64) -> f64 
 mod tests {
     use super::*;
 
-    fn snap(replies: u64, hits: u64, blocked: u64) -> Snapshot {
-        Snapshot {
-            replies,
-            cache_hits: hits,
-            blocked,
-            ..Snapshot::default()
+    /// A reading with `replies` in all, `hits` of them cached and `blocked` blocked, the
+    /// rest resolved.
+    fn snap(replies: u64, hits: u64, blocked: u64) -> Reading {
+        Reading {
+            snap: Snapshot {
+                replies,
+                cache_hits: hits,
+                blocked,
+                ..Snapshot::default()
+            },
+            classes: [hits, replies - hits - blocked, 0, blocked, 0],
         }
     }
 
@@ -326,15 +335,14 @@ mod tests {
             .map(|b| (b.t - t0, b.queries, b.cached, b.classes().resolved))
             .collect();
         assert_eq!(got, [(10, 30, 10, 15), (20, 0, 0, 0), (30, 20, 10, 10)]);
-        // Classes never add up to more than the queries.
-        let odd = Bucket {
-            queries: 4,
-            cached: 6,
-            failed: 1,
-            ..Bucket::default()
-        };
-        let c = odd.classes();
-        assert_eq!((c.failed, c.cached, c.resolved), (1, 3, 0));
+        // The classes are the tap's, whatever the process counters say: a cache hit no
+        // client saw (a health check's lookup) moves the hit ratio, not the classes.
+        let mut extra = snap(150, 70, 5);
+        extra.snap.cache_hits += 40;
+        s.record(t0 + 40, extra);
+        let b = s.buckets(Window::Hour, t0 + 40).pop().unwrap();
+        let c = b.classes();
+        assert_eq!((b.queries, c.cached, c.resolved, b.hits), (0, 0, 0, 40));
         // The day's bucket holds all three samples.
         let day = s.buckets(Window::Day, t0 + 30);
         assert_eq!(day.len(), 1);
