@@ -21,3 +21,4 @@ mod redirect;
 mod resolve;
 mod trace;
 mod validate;
+mod web;
