@@ -208,6 +208,8 @@ function applyOverview(o) {
 function onTick(tick) {
   state.live = true;
   state.lastTick = Date.now();
+  // How many ticks arrived: tests and benches/web/ read it to see the stream is flowing.
+  $("conn").dataset.ticks = String(Number($("conn").dataset.ticks || 0) + 1);
   stopPolling();
   setConn("live");
   const o = state.overview;
@@ -221,7 +223,7 @@ function onTick(tick) {
       series.push(newest);
       if (series.length > 1 && series[series.length - 1].t - series[0].t >= 3600) series.shift();
     }
-    o.totals = totalsOf(series);
+    o.totals = tick.totals || totalsOf(series);
     o.now = tick.now;
   }
   applyOverview(tick);
@@ -246,8 +248,9 @@ function drawChart() {
   const box = $("chart");
   if (!o) return;
   const series = o.series || [];
-  const W = 720;
-  const H = 220;
+  // Drawn at the box's own size, so text keeps its shape on a phone.
+  const W = Math.max(240, box.clientWidth || 720);
+  const H = Math.max(120, box.clientHeight || 220);
   const left = 44;
   const bottom = 20;
   const top = 8;
@@ -263,7 +266,8 @@ function drawChart() {
 
   const root = svg("svg", {
     viewBox: `0 0 ${W} ${H}`,
-    preserveAspectRatio: "none",
+    width: W,
+    height: H,
     class: "bars",
     "aria-hidden": "true",
   });
@@ -276,8 +280,10 @@ function drawChart() {
     label.textContent = fmtNum(v, v < 10 ? 1 : 0);
     root.append(label);
   }
-  // Time labels: every 10 minutes for the hour, every 4 hours for the day.
-  const tick = state.window === "day" ? 4 * 3600 : 600;
+  // Time labels: every 10 minutes for the hour, every 4 hours for the day (half as many
+  // on a narrow screen).
+  const narrow = W < 500 ? 2 : 1;
+  const tick = (state.window === "day" ? 4 * 3600 : 600) * narrow;
   for (let t = Math.ceil(start / tick) * tick; t <= end; t += tick) {
     const x = left + ((t - start) / span) * plotW;
     root.append(svg("line", { x1: x, x2: x, y1: top + plotH, y2: top + plotH + 4, class: "grid" }));
@@ -452,7 +458,7 @@ async function loadLog() {
       text: e.name,
       title: `Trace ${e.name} ${e.qtype} hop by hop`,
     });
-    trace.addEventListener("click", () => openTrace(e.name, e.qtype));
+    trace.addEventListener("click", () => openTrace(e.name, e.qtype, trace));
     const rule = e.rule ? `${e.rule}${e.action ? ` (${e.action})` : ""}` : "";
     const tr = el(
       "tr",
@@ -474,7 +480,15 @@ async function loadLog() {
   $("log-empty").hidden = rows.length > 0;
 }
 
-async function openTrace(name, qtype) {
+let traceOpener = null;
+
+function closeTrace() {
+  $("trace").hidden = true;
+  if (traceOpener) traceOpener.focus();
+}
+
+async function openTrace(name, qtype, opener) {
+  traceOpener = opener || null;
   const box = $("trace");
   const hops = $("trace-hops");
   box.hidden = false;
@@ -808,8 +822,14 @@ function wire() {
   for (const id of ["log-outcome", "log-rcode", "log-limit"]) {
     $(id).addEventListener("change", () => refreshView());
   }
-  $("trace-close").addEventListener("click", () => {
-    $("trace").hidden = true;
+  $("trace-close").addEventListener("click", closeTrace);
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && !$("trace").hidden) closeTrace();
+  });
+  let resizing = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => state.view === "overview" && drawChart(), 150);
   });
   $("rules-filter").addEventListener("input", renderRules);
   wireActions();
