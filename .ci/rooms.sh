@@ -20,7 +20,8 @@ declare -A may=(
   [lab]="dns"
   [config]="dns dnssec cache transport server resolver local"
   [fuzz]="dns cache transport server resolver"
-  [cli]="dns dnssec cache metrics trace transport server resolver control redirect config lab local"
+  [web]="dns cache metrics trace control redirect resolver server"
+  [cli]="dns dnssec cache metrics trace transport server resolver control redirect config lab local web"
 )
 
 bad=0

@@ -35,3 +35,4 @@ pub mod resolver;
 pub mod server;
 pub mod trace;
 pub mod transport;
+pub mod web;

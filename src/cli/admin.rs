@@ -113,6 +113,30 @@ pub fn config(command: ConfigCommand) -> CmdResult {
     }
 }
 
+/// `hopdns web-password`: the first line of standard input (its line ending removed) as an
+/// argon2id PHC string, for `web-password-hash`. Standard input rather than an argument, so
+/// the password stays out of the shell history and `ps`.
+pub fn web_password() -> CmdResult {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("hopdns: type the dashboard password and press Enter (it is echoed; pipe it in to avoid that):");
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err(
+            "no password on standard input: e.g. `printf '%s' \"$PW\" | hopdns web-password`"
+                .into(),
+        );
+    }
+    let hash = crate::web::hash_password(password)?;
+    outln!("{hash}");
+    Ok(ExitCode::SUCCESS)
+}
+
 #[derive(Subcommand, Debug)]
 pub enum RulesCommand {
     /// Check a rules file and the lists and RPZ zones it imports: every error with its file

@@ -68,6 +68,9 @@ pub enum Command {
     Completions(admin::CompletionsArgs),
     /// Print the man page (roff) to standard output, or write every page to a directory.
     Man(admin::ManArgs),
+    /// Read a password on standard input and print its argon2id hash for
+    /// --web-password-hash (the dashboard's login).
+    WebPassword,
 }
 
 /// The whole program: parse the command line (applying the config file to `serve`), run.
@@ -96,6 +99,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Ctl(args) => admin::ctl(args),
         Command::Completions(args) => admin::completions(args),
         Command::Man(args) => admin::man(args),
+        Command::WebPassword => admin::web_password(),
     };
     match result {
         Ok(code) => code,

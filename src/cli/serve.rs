@@ -13,13 +13,14 @@ use super::serve_services::{ConfigReloader, OpsRuntime, ResolverCache};
 use super::{runtime, CmdResult};
 use crate::config::encrypted::TlsArgs;
 use crate::config::service::OpsArgs;
+use crate::config::web::WebArgs;
 use crate::config::UpstreamArgs;
-use crate::control::{Controls, Reloadable};
+use crate::control::{BlockingSwitch, Controls, Reloadable};
 use crate::redirect::Redirector;
 use crate::resolver::Resolver;
 use crate::server::health::HealthCheck;
-use crate::server::querylog::QueryLog;
-use crate::server::{Answerer, BoundServer, ServerConfig};
+use crate::server::querylog::{QueryLog, ReplyTap};
+use crate::server::{Acl, Answerer, BoundServer, ServerConfig, TlsCerts};
 
 /// Time allowed for listeners to stop after SIGTERM before the process exits anyway.
 const STOP_GRACE: Duration = Duration::from_millis(800);
@@ -50,6 +51,8 @@ pub struct ServeArgs {
     pub ops: OpsArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
 }
 
 /// Raises the soft limit on open files to the hard limit, as Unbound and Knot Resolver do:
@@ -157,8 +160,28 @@ fn forward_loop_problem(args: &ServeArgs) -> Option<String> {
     ))
 }
 
+/// The dashboard's switches: companions without `--web`, a hash that is not argon2id, a
+/// certificate that does not load. Returns the certificate when one is given and loads.
+fn web_problems(args: &WebArgs) -> (Vec<(&'static str, String)>, Option<Arc<TlsCerts>>) {
+    let mut problems = args.problems();
+    if let Some(hash) = &args.web_password_hash {
+        if let Err(e) = crate::web::check_hash(hash) {
+            problems.push(("web-password-hash", e));
+        }
+    }
+    let mut certs = None;
+    if let (Some(cert), Some(key)) = (&args.web_tls_cert, &args.web_tls_key) {
+        match TlsCerts::load(cert, key) {
+            Ok(c) => certs = Some(c),
+            Err(e) => problems.push(("web-tls-cert", format!("dashboard: {e}"))),
+        }
+    }
+    (problems, certs)
+}
+
 /// Checks what can be checked without binding anything (`hopdns config check`): every
-/// problem, each with the config key it is about. The rules file is loaded too.
+/// problem, each with the config key it is about. The rules file is loaded too, and the
+/// dashboard's address is bound for a moment to see that it is free.
 pub fn check(args: &ServeArgs) -> Vec<(&'static str, String)> {
     let mut problems = Vec::new();
     if let Some(p) = open_resolver_problem(args) {
@@ -179,6 +202,12 @@ pub fn check(args: &ServeArgs) -> Vec<(&'static str, String)> {
     if let Err(e) = args.tls.apply(&mut ServerConfig::default()) {
         problems.push((e.key(), e.to_string()));
     }
+    problems.extend(web_problems(&args.web).0);
+    if let Some(addr) = args.web.web {
+        if let Err(e) = crate::web::probe(addr) {
+            problems.push(("web", e.to_string()));
+        }
+    }
     if let Some(path) = &args.rules {
         if let Err(errors) = crate::redirect::file::load_all(path) {
             for e in errors {
@@ -190,6 +219,14 @@ pub fn check(args: &ServeArgs) -> Vec<(&'static str, String)> {
         }
     }
     problems
+}
+
+/// `log` feeding `tap` too, when there is one.
+fn with_tap(log: QueryLog, tap: Option<Arc<dyn ReplyTap>>) -> QueryLog {
+    match tap {
+        Some(tap) => log.with_tap(tap),
+        None => log,
+    }
 }
 
 pub fn run(args: ServeArgs) -> CmdResult {
@@ -214,13 +251,27 @@ pub fn run(args: ServeArgs) -> CmdResult {
     if let Some(warning) = args.upstream.private_root_warning() {
         tracing::warn!("{warning}");
     }
+    let (web_problems, web_certs) = web_problems(&args.web);
+    if let Some((_, p)) = web_problems.into_iter().next() {
+        return Err(p.into());
+    }
     raise_open_files();
-    let query_log = match &args.ops.query_log_file {
-        Some(path) => Some(QueryLog::new(args.ops.query_log_hash_clients).to_file(path)?),
-        None if args.ops.query_log => Some(QueryLog::new(args.ops.query_log_hash_clients)),
-        None => None,
-    };
     let (mut resolver_config, transport) = args.upstream.build()?;
+    let clock = resolver_config.clock.clone();
+    // The dashboard's data exists only with --web: it hears every reply through the query
+    // log (with or without --query-log's lines).
+    let collector = args
+        .web
+        .web
+        .map(|_| crate::web::Collector::new(args.web.web_log_bytes, clock.clone()));
+    let tap = collector.clone().map(|c| c as Arc<dyn ReplyTap>);
+    let hash = args.ops.query_log_hash_clients;
+    let query_log = match (&args.ops.query_log_file, args.ops.query_log, tap) {
+        (Some(path), _, tap) => Some(with_tap(QueryLog::new(hash).to_file(path)?, tap)),
+        (None, true, tap) => Some(with_tap(QueryLog::new(hash), tap)),
+        (None, false, Some(tap)) => Some(QueryLog::tap_only(hash, tap)),
+        (None, false, None) => None,
+    };
     resolver_config.max_pending = args.ops.max_pending;
     // A referral to our own listen address would make hopdns ask itself.
     resolver_config.settings.own_addrs = args.listen.iter().map(|a| a.ip()).collect();
@@ -260,13 +311,17 @@ pub fn run(args: ServeArgs) -> CmdResult {
         }
         let shutdown = CancellationToken::new();
         let redirect = match &args.rules {
-            Some(path) => Some(Arc::new(Redirector::from_file(resolver.clone(), path)?)),
+            Some(path) => Some(Arc::new(Redirector::from_file_on(
+                resolver.clone(),
+                path,
+                clock.clone(),
+            )?)),
             None => None,
         };
         let mut reloaders: Vec<Arc<dyn Reloadable>> = ConfigReloader::for_args(&args, dnssec)
             .into_iter()
             .collect();
-        if let Some(certs) = tls_certs {
+        for certs in tls_certs.into_iter().chain(web_certs.clone()) {
             // SIGHUP and `ctl reload` read the certificate and key again (a renewal).
             reloaders.push(Arc::new(super::serve_services::TlsCertFiles(certs)));
         }
@@ -285,12 +340,13 @@ pub fn run(args: ServeArgs) -> CmdResult {
         let controls = Controls {
             cache: Some(cache),
             reloaders,
+            blocking: redirect.clone().map(|r| r as Arc<dyn BlockingSwitch>),
         };
-        let mut ops = OpsRuntime::start(&args.ops, controls, &shutdown).await?;
-        let answerer: Arc<dyn Answerer> = match redirect {
+        let mut ops = OpsRuntime::start(&args.ops, controls.clone(), &shutdown).await?;
+        let answerer: Arc<dyn Answerer> = match redirect.clone() {
             Some(r) => r,
             // No rules: the resolver answers directly, with no layer in between.
-            None => resolver,
+            None => resolver.clone(),
         };
         let health = args
             .ops
@@ -300,6 +356,32 @@ pub fn run(args: ServeArgs) -> CmdResult {
         let answerer: Arc<dyn Answerer> = match &health {
             Some(h) => h.clone(),
             None => answerer,
+        };
+        let web = match (args.web.web, collector) {
+            (Some(addr), Some(collector)) => {
+                let config = crate::web::WebConfig {
+                    addr,
+                    password_hash: args.web.web_password_hash.clone(),
+                    tls: web_certs,
+                    acl: Acl::new(args.allow.clone()),
+                };
+                let engine = crate::web::Engine {
+                    resolver: resolver.clone(),
+                    redirect: redirect.clone(),
+                    answerer: answerer.clone(),
+                    controls,
+                };
+                let dash = crate::web::Dashboard::new(config, collector, engine);
+                let (bound, task) = crate::web::serve_web(dash, shutdown.clone()).await?;
+                let scheme = if args.web.web_tls_cert.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                tracing::info!(addr = %bound, "dashboard at {scheme}://{bound}/");
+                Some(task)
+            }
+            _ => None,
         };
         let bound = bound.serve_hits_from(resolver_cache);
         let server = tokio::spawn(bound.run(answerer, shutdown.clone()));
@@ -320,6 +402,9 @@ pub fn run(args: ServeArgs) -> CmdResult {
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "listener error while stopping"),
             Err(_) => tracing::warn!("listeners did not stop in time; exiting anyway"),
             _ => {}
+        }
+        if let Some(task) = web {
+            let _ = tokio::time::timeout(STOP_GRACE, task).await;
         }
         ops.finish().await;
         Ok::<_, Box<dyn std::error::Error>>(())

@@ -12,6 +12,7 @@
 pub mod encrypted;
 pub mod file;
 pub mod service;
+pub mod web;
 
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -36,7 +36,7 @@ const MAX_REQUEST: usize = 4096;
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The commands, with their argument (for help and validation).
-pub const COMMANDS: [(&str, Option<&str>, &str); 8] = [
+pub const COMMANDS: [(&str, Option<&str>, &str); 9] = [
     (
         "stats",
         None,
@@ -61,6 +61,11 @@ pub const COMMANDS: [(&str, Option<&str>, &str); 8] = [
         "add the entries of FILE to the cache",
     ),
     ("health", None, "state of every redirect pool member"),
+    (
+        "pause-blocking",
+        Some("MINUTES"),
+        "blocking rules answer as if absent for MINUTES (0 resumes)",
+    ),
 ];
 
 /// One request on the socket.
@@ -125,11 +130,22 @@ pub trait CacheAdmin: Send + Sync {
     fn stats(&self) -> Vec<(String, u64)>;
 }
 
+/// Pausing the blocking rules (implemented by the redirect layer).
+pub trait BlockingSwitch: Send + Sync {
+    /// Pauses blocking for `minutes` (0 resumes); returns when blocking resumes (Unix
+    /// seconds), `None` when it runs now. An error names the bound.
+    fn pause(&self, minutes: u64) -> Result<Option<u64>, String>;
+    /// When blocking resumes, while paused.
+    fn paused_until(&self) -> Option<u64>;
+}
+
 /// What the control commands act on; built by `serve`.
 #[derive(Default, Clone)]
 pub struct Controls {
     pub cache: Option<Arc<dyn CacheAdmin>>,
     pub reloaders: Vec<Arc<dyn Reloadable>>,
+    /// The redirect layer's pause of blocking (`None` without `--rules`).
+    pub blocking: Option<Arc<dyn BlockingSwitch>>,
 }
 
 impl Controls {
@@ -157,6 +173,7 @@ impl Controls {
             "stats" => self.stats(),
             "health" => health(),
             "reload" => self.reload(),
+            "pause-blocking" => self.pause_blocking(arg),
             cache_command => {
                 let Some(cache) = &self.cache else {
                     return Response::err("this server has no cache to act on");
@@ -179,6 +196,31 @@ impl Controls {
         let data: serde_json::Map<String, serde_json::Value> =
             lines.into_iter().map(|(k, v)| (k, v.into())).collect();
         Response::ok(text).with(data.into())
+    }
+
+    /// `pause-blocking MINUTES`: blocking rules answer as if absent until the pause ends.
+    pub fn pause_blocking(&self, arg: &str) -> Response {
+        let Ok(minutes) = arg.trim().parse::<u64>() else {
+            return Response::err(format!(
+                "{arg:?} is not a number of minutes: give e.g. 5, or 0 to resume blocking"
+            ));
+        };
+        let Some(switch) = &self.blocking else {
+            return Response::err(
+                "no redirect rules are loaded (serve --rules FILE): there is no blocking to \
+                 pause",
+            );
+        };
+        match switch.pause(minutes) {
+            Ok(Some(until)) => Response::ok(format!(
+                "blocking paused for {minutes} minutes (until Unix time {until})"
+            ))
+            .with(serde_json::json!({"paused_until": until})),
+            Ok(None) => {
+                Response::ok("blocking resumed").with(serde_json::json!({"paused_until": null}))
+            }
+            Err(e) => Response::err(e),
+        }
     }
 
     /// Reloads everything reloadable; one line each. Also what SIGHUP does.
@@ -439,5 +481,15 @@ mod tests {
             arg: None,
         });
         assert!(r.ok && r.text.contains("nothing to reload"), "{r:?}");
+        let r = c.execute(&Request {
+            command: "pause-blocking".into(),
+            arg: Some("soon".into()),
+        });
+        assert!(!r.ok && r.text.contains("number of minutes"), "{r:?}");
+        let r = c.execute(&Request {
+            command: "pause-blocking".into(),
+            arg: Some("5".into()),
+        });
+        assert!(!r.ok && r.text.contains("serve --rules"), "{r:?}");
     }
 }

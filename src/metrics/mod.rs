@@ -74,7 +74,7 @@ pub fn rcode_name(code: u16) -> &'static str {
 
 /// Upper bounds (seconds) of the resolution latency buckets: from a quick local authority
 /// (1 ms) to the resolver's deadline (4.5 s).
-const LATENCY_BUCKETS: [f64; 12] = [
+pub const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
@@ -513,6 +513,76 @@ impl Metrics {
             .fold((0, 0), |(q, t), r| {
                 (q + r.queries.load(Relaxed), t + r.timeouts.load(Relaxed))
             })
+    }
+}
+
+/// The counters the dashboard samples (`serve --web`), all totals since start: the sampler
+/// keeps the differences, so reading costs the hot path nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Replies sent (every transport, every RCODE).
+    pub replies: u64,
+    /// Questions answered from the cache without asking an authority.
+    pub cache_hits: u64,
+    /// Questions that went to the authorities.
+    pub cache_misses: u64,
+    /// Answers withheld by a blocking rule (block, sinkhole, nodata, drop).
+    pub blocked: u64,
+    /// Answers given by another rule (override, alias, pool, local data); PASSTHRU is not
+    /// counted, as it resolves normally.
+    pub redirected: u64,
+    /// Replies with SERVFAIL or REFUSED.
+    pub failed: u64,
+    /// Queries sent to authorities and forwarders.
+    pub upstream_queries: u64,
+    /// Resolution latencies, per [`LATENCY_BUCKETS`] bucket alone (the last: past 5 s).
+    pub latency: [u64; LATENCY_BUCKETS.len() + 1],
+}
+
+impl Metrics {
+    /// The dashboard's counters now (one pass over the per-thread blocks).
+    pub fn snapshot(&self) -> Snapshot {
+        let (mut replies, mut failed, mut cache_hits) = (0u64, 0u64, 0u64);
+        {
+            let hot = self.hot.lock().unwrap_or_else(|e| e.into_inner());
+            for h in hot.iter() {
+                for t in &h.replies.0 {
+                    for (r, c) in t.iter().enumerate() {
+                        let n = c.load(Relaxed);
+                        replies += n;
+                        // SERVFAIL (2) and REFUSED (5), RFC 1035 §4.1.1.
+                        if r == 2 || r == 5 {
+                            failed += n;
+                        }
+                    }
+                }
+                cache_hits += h.cache_hits.load(Relaxed);
+            }
+        }
+        let (mut blocked, mut redirected) = (0, 0);
+        for ((name, block), c) in RULE_ACTIONS.iter().zip(&self.rule_answers) {
+            match (block, *name) {
+                (true, _) => blocked += c.load(Relaxed),
+                (false, "passthru") => {}
+                (false, _) => redirected += c.load(Relaxed),
+            }
+        }
+        Snapshot {
+            replies,
+            cache_hits,
+            cache_misses: self.cache_misses.load(Relaxed),
+            blocked,
+            redirected,
+            failed,
+            upstream_queries: self.upstream_totals().0,
+            latency: std::array::from_fn(|i| self.latency.buckets[i].load(Relaxed)),
+        }
+    }
+
+    /// What the cache source (the resolver) reports, if one is installed.
+    pub fn cache_stats(&self) -> Option<crate::cache::CacheStats> {
+        let source = self.cache.read().unwrap_or_else(|e| e.into_inner()).clone();
+        source.map(|s| s.cache_stats())
     }
 }
 

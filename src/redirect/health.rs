@@ -201,6 +201,7 @@ fn apply(
     stats: &Stats,
 ) {
     let m = &pool.members[i];
+    m.state.checked_at(crate::dns::Clock::system().unix_secs());
     let ok = result.is_ok();
     match &result {
         Ok(rtt) => {

@@ -20,6 +20,7 @@ pub mod file;
 pub mod health;
 pub mod import;
 pub mod names;
+pub mod pause;
 pub mod pool;
 pub mod rules;
 
@@ -39,7 +40,8 @@ use crate::dns::{Failure, Outcome, Question};
 use crate::resolver::Resolver;
 use crate::trace::{HopEvent, LogSink, TraceSink};
 
-pub use rules::{Action, RuleSet, Verdict};
+pub use pause::BlockingPause;
+pub use rules::{Action, FileSummary, RuleHits, RuleSet, Verdict};
 
 /// Aliases followed for one question before giving up (as the resolver's CNAME budget).
 const MAX_ALIASES: usize = 12;
@@ -95,6 +97,8 @@ pub struct Redirector {
     runtime: Option<tokio::runtime::Handle>,
     /// One reload at a time.
     reloading: Mutex<()>,
+    /// The pause of blocking rules (kept across reloads).
+    pause: Arc<BlockingPause>,
 }
 
 impl Redirector {
@@ -108,13 +112,35 @@ impl Redirector {
             stats: Arc::new(Stats::default()),
             runtime: tokio::runtime::Handle::try_current().ok(),
             reloading: Mutex::new(()),
+            pause: Arc::new(BlockingPause::new(crate::dns::Clock::system())),
         }
+    }
+
+    /// The layer on `clock` (the resolver's; a manual one in tests) for the pause of
+    /// blocking and load times. Call before installing rules.
+    pub fn with_clock(mut self, clock: crate::dns::Clock) -> Self {
+        self.pause = Arc::new(BlockingPause::new(clock));
+        self
+    }
+
+    /// The pause of blocking rules (`ctl pause-blocking`, the dashboard).
+    pub fn pause(&self) -> &Arc<BlockingPause> {
+        &self.pause
     }
 
     /// Loads the rules file at `path` (health checks start on the current tokio runtime,
     /// if any); [`Redirector::reload`] reads the same path again.
     pub fn from_file(inner: Arc<dyn Answerer>, path: &Path) -> Result<Self, RedirectError> {
-        let mut me = Self::new(inner);
+        Self::from_file_on(inner, path, crate::dns::Clock::system())
+    }
+
+    /// [`Redirector::from_file`] on `clock` (see [`Redirector::with_clock`]).
+    pub fn from_file_on(
+        inner: Arc<dyn Answerer>,
+        path: &Path,
+        clock: crate::dns::Clock,
+    ) -> Result<Self, RedirectError> {
+        let mut me = Self::new(inner).with_clock(clock);
         me.path = Some(path.to_path_buf());
         me.reload()?;
         Ok(me)
@@ -128,6 +154,8 @@ impl Redirector {
         if let Some(rt) = &self.runtime {
             set.start_health(&self.stats, rt);
         }
+        set.loaded_at = self.pause.clock().unix_secs();
+        set.pause = Some(self.pause.clone());
         let active = !set.is_empty();
         self.rules.store(Some(Arc::new(set)));
         self.active.store(active, Ordering::Release);
@@ -291,6 +319,17 @@ impl crate::control::Reloadable for Redirector {
                 )
             })
             .map_err(|e| format!("{e}; the previous rules stay in use"))
+    }
+}
+
+/// `hopdns ctl pause-blocking MINUTES` (Pi-hole's `pihole disable`).
+impl crate::control::BlockingSwitch for Redirector {
+    fn pause(&self, minutes: u64) -> Result<Option<u64>, String> {
+        self.pause.pause(minutes)
+    }
+
+    fn paused_until(&self) -> Option<u64> {
+        self.pause.paused_until()
     }
 }
 

@@ -75,6 +75,8 @@ pub struct MemberState {
     srtt_us: AtomicU64,
     /// Up/down changes so far.
     transitions: AtomicU64,
+    /// Unix seconds of the last check that finished; 0 before the first.
+    last_check: AtomicU64,
 }
 
 impl Default for MemberState {
@@ -84,6 +86,7 @@ impl Default for MemberState {
             up: AtomicBool::new(true),
             srtt_us: AtomicU64::new(u64::MAX),
             transitions: AtomicU64::new(0),
+            last_check: AtomicU64::new(0),
         }
     }
 }
@@ -125,12 +128,27 @@ impl MemberState {
         self.transitions.load(Ordering::Relaxed)
     }
 
+    /// Unix seconds of the last finished check, if there was one.
+    pub fn last_check(&self) -> Option<u64> {
+        match self.last_check.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+
+    /// A check finished at `unix_secs`.
+    pub(crate) fn checked_at(&self, unix_secs: u64) {
+        self.last_check.store(unix_secs, Ordering::Relaxed);
+    }
+
     pub(crate) fn copy_from(&self, other: &MemberState) {
         self.up.store(other.is_up(), Ordering::Relaxed);
         self.srtt_us
             .store(other.srtt_us.load(Ordering::Relaxed), Ordering::Relaxed);
         self.transitions
             .store(other.transitions(), Ordering::Relaxed);
+        self.last_check
+            .store(other.last_check.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 }
 

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA};
@@ -47,6 +48,15 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether the action withholds the answer (the `block` actions of
+    /// [`crate::metrics::RULE_ACTIONS`]): what a [pause](super::pause) turns off.
+    pub fn is_block(&self) -> bool {
+        matches!(
+            self,
+            Action::Block { .. } | Action::NoData { .. } | Action::Drop
+        )
+    }
+
     /// The action's name in the `hopdns_blocked` and `hopdns_redirected` metrics.
     pub fn metric_name(&self) -> &'static str {
         match self {
@@ -128,12 +138,38 @@ pub struct RuleSet {
     /// Rule indices per name and scope, ordered as the module documentation says.
     groups: Vec<Box<[u32]>>,
     rules: Vec<Rule>,
+    /// Answers given by each rule since this set was loaded (relaxed atomics: one add per
+    /// redirected answer).
+    hits: Box<[AtomicU64]>,
+    /// Names bound to each rule.
+    bound: Vec<u64>,
     pub pools: Vec<Arc<Pool>>,
     /// Files read to build this set (the rules file first).
     pub files: Vec<std::path::PathBuf>,
     /// Entries skipped as unsupported (RPZ IP triggers and the like).
     pub skipped: usize,
+    /// Unix seconds when the set was put in service (0 before).
+    pub loaded_at: u64,
+    /// The layer's pause of blocking rules, shared across reloads.
+    pub(crate) pause: Option<Arc<super::pause::BlockingPause>>,
     stop: Option<DropGuard>,
+}
+
+/// One file of a rule set: names it bound, by action (for the dashboard).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSummary {
+    pub path: std::path::PathBuf,
+    pub entries: u64,
+    pub by_action: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// One rule and the answers it gave since the set was loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleHits {
+    /// Where it was defined (`file:line`, or the imported list).
+    pub origin: String,
+    pub action: &'static str,
+    pub hits: u64,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -149,6 +185,8 @@ impl std::fmt::Debug for RuleSet {
 /// A rule found for a name.
 pub struct Hit<'a> {
     pub rule: &'a Rule,
+    /// The rule's index in the set.
+    pub index: u32,
     /// The matched name (the suffix of the query name for `*.name`).
     pub zone: &'a [u8],
     pub scope: Scope,
@@ -185,15 +223,18 @@ impl RuleSet {
     }
 
     /// The rule for `key` (see [`names::key_from_name`]) as asked by `client`.
+    /// While blocking is paused, blocking rules are skipped as if absent.
     pub fn lookup<'a>(&'a self, key: &'a [u8], client: IpAddr) -> Option<Hit<'a>> {
+        let paused = self.pause.as_ref().is_some_and(|p| p.is_paused());
         let (len, scope, r) = self.names.find(key, |g| {
-            self.groups[g as usize]
-                .iter()
-                .copied()
-                .find(|&r| self.rules[r as usize].applies(client))
+            self.groups[g as usize].iter().copied().find(|&r| {
+                let rule = &self.rules[r as usize];
+                rule.applies(client) && !(paused && rule.action.is_block())
+            })
         })?;
         Some(Hit {
             rule: &self.rules[r as usize],
+            index: r,
             zone: &key[key.len() - len..],
             scope,
         })
@@ -236,6 +277,47 @@ impl RuleSet {
             }
         }
         None
+    }
+
+    /// Per file read, the names bound to its rules by action. A rule belongs to the file
+    /// its origin names (the longest file path its origin starts with).
+    pub fn file_summaries(&self) -> Vec<FileSummary> {
+        let mut out: Vec<FileSummary> = self
+            .files
+            .iter()
+            .map(|p| FileSummary {
+                path: p.clone(),
+                entries: 0,
+                by_action: Default::default(),
+            })
+            .collect();
+        let texts: Vec<String> = self.files.iter().map(|p| p.display().to_string()).collect();
+        for (rule, &n) in self.rules.iter().zip(&self.bound) {
+            let owner = texts
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| rule.origin.starts_with(t.as_str()))
+                .max_by_key(|(_, t)| t.len())
+                .map(|(i, _)| i);
+            if let Some(f) = owner.and_then(|i| out.get_mut(i)) {
+                f.entries += n;
+                *f.by_action.entry(rule.action.metric_name()).or_default() += n;
+            }
+        }
+        out
+    }
+
+    /// Every rule with its answers since the set was loaded.
+    pub fn rule_hits(&self) -> Vec<RuleHits> {
+        self.rules
+            .iter()
+            .zip(self.hits.iter())
+            .map(|(r, h)| RuleHits {
+                origin: r.origin.to_string(),
+                action: r.action.metric_name(),
+                hits: h.load(Ordering::Relaxed),
+            })
+            .collect()
     }
 
     /// Whether any rule applies to the raw `key` for `client` (the fast path's check).
@@ -288,6 +370,9 @@ impl RuleSet {
         let mut members = Vec::new();
         let verdict = self.verdict(question, client, &hit, traced.then_some(&mut members));
         crate::metrics::metrics().rule_answer(hit.rule.action.metric_name());
+        if let Some(h) = self.hits.get(hit.index as usize) {
+            h.fetch_add(1, Ordering::Relaxed);
+        }
         crate::metrics::note::with(|n| {
             n.rule = Some(format!("{} ({})", hit.pattern(), hit.rule.origin));
             n.action = Some(hit.rule.action.metric_name());
@@ -484,6 +569,8 @@ pub struct Builder {
     pub ptr_for_overrides: bool,
     /// Exact names bound to overrides, for those PTR answers.
     overrides: Vec<(Box<[u8]>, u32)>,
+    /// Names bound to each rule.
+    bound: Vec<u64>,
 }
 
 impl Builder {
@@ -493,6 +580,7 @@ impl Builder {
 
     pub fn add_rule(&mut self, rule: Rule) -> u32 {
         self.rules.push(rule);
+        self.bound.push(0);
         (self.rules.len() - 1) as u32
     }
 
@@ -529,7 +617,11 @@ impl Builder {
             None => self.single(rule),
             Some(g) => self.merge(g, rule),
         };
-        self.names.upsert(key, scope, |_| group)
+        self.names.upsert(key, scope, |_| group)?;
+        if let Some(n) = self.bound.get_mut(rule as usize) {
+            *n += 1;
+        }
+        Ok(())
     }
 
     fn single(&mut self, rule: u32) -> u32 {
@@ -621,10 +713,14 @@ impl Builder {
         RuleSet {
             names: self.names,
             groups: self.groups,
+            hits: self.rules.iter().map(|_| AtomicU64::new(0)).collect(),
+            bound: self.bound,
             rules: self.rules,
             pools: self.pools,
             files: self.files,
             skipped: self.skipped,
+            loaded_at: 0,
+            pause: None,
             stop: None,
         }
     }

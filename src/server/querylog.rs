@@ -11,6 +11,11 @@
 //!
 //! With `--query-log-file`, lines go to that file as JSON (with a `timestamp`) instead of
 //! the log; SIGHUP and `ctl reload` reopen it, for logrotate.
+//!
+//! A [`ReplyTap`] (the dashboard's query log ring, `--web`) hears every reply with the same
+//! fields, with or without log lines: `serve --web` opens a tap-only query log when
+//! `--query-log` is off. Without a tap and without lines there is no `QueryLog` at all, so
+//! replies pay nothing.
 
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, RandomState};
@@ -34,6 +39,39 @@ pub struct QueryLog {
     hasher: Option<RandomState>,
     /// `--query-log-file`: JSON lines to a file of their own instead of the log.
     file: Option<Arc<LogFile>>,
+    /// Write lines (to the log or the file): false for a tap-only log.
+    lines: bool,
+    /// Who else hears every reply (the dashboard).
+    tap: Option<Arc<dyn ReplyTap>>,
+}
+
+/// One reply as the query log sees it: what a [`ReplyTap`] is handed. Borrowed, so a tap
+/// copies only what it keeps.
+#[derive(Clone, Debug)]
+pub struct Logged<'a> {
+    /// The client as the log shows it (hashed with `--query-log-hash-clients`).
+    pub client: &'a str,
+    pub name: &'a str,
+    pub qtype: &'a str,
+    pub rcode: &'static str,
+    pub proto: &'static str,
+    pub tc: bool,
+    pub bytes: usize,
+    /// `hit`, `miss`, `joined` or `-` ([`crate::metrics::note::Note::cache`]).
+    pub cache: &'static str,
+    pub upstream: u32,
+    pub latency_ms: f64,
+    /// The redirect rule that answered (`pattern (origin)`), if one did.
+    pub rule: Option<&'a str>,
+    /// Its action, as the metrics name it.
+    pub action: Option<&'static str>,
+    /// The action withholds the answer (block, sinkhole, nodata, drop).
+    pub blocked: bool,
+}
+
+/// Hears every reply the query log sees (called on the sending task: keep it short).
+pub trait ReplyTap: Send + Sync + std::fmt::Debug {
+    fn reply(&self, logged: &Logged<'_>);
 }
 
 /// The query log's own file, reopened on SIGHUP (and `ctl reload`) so logrotate can move
@@ -57,7 +95,24 @@ impl QueryLog {
         Self {
             hasher: hash_clients.then(RandomState::new),
             file: None,
+            lines: true,
+            tap: None,
         }
+    }
+
+    /// A query log that writes no lines and only feeds `tap` (`--web` without
+    /// `--query-log`).
+    pub fn tap_only(hash_clients: bool, tap: Arc<dyn ReplyTap>) -> Self {
+        Self {
+            lines: false,
+            ..Self::new(hash_clients).with_tap(tap)
+        }
+    }
+
+    /// Also hands every reply to `tap`.
+    pub fn with_tap(mut self, tap: Arc<dyn ReplyTap>) -> Self {
+        self.tap = Some(tap);
+        self
     }
 
     /// Lines go to `path` (appended; created 0640) instead of the log.
@@ -133,6 +188,26 @@ impl QueryLog {
             .iter()
             .any(|(a, b)| *b && *a == action);
         let client = self.client(client);
+        if let Some(tap) = &self.tap {
+            tap.reply(&Logged {
+                client: &client,
+                name: &name,
+                qtype: &qtype,
+                rcode,
+                proto,
+                tc: header.metadata.truncation,
+                bytes: reply.len(),
+                cache,
+                upstream,
+                latency_ms,
+                rule: (rule != "-").then_some(rule.as_str()),
+                action: (action != "-").then_some(action),
+                blocked,
+            });
+        }
+        if !self.lines {
+            return;
+        }
         if let Some(f) = &self.file {
             let line = serde_json::json!({
                 "timestamp": humantime_now(),

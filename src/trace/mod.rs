@@ -14,7 +14,7 @@ use hickory_proto::rr::{Name, Record};
 
 use crate::dns::{Outcome, Question};
 
-pub use json::JsonPrinter;
+pub use json::{to_json, JsonPrinter};
 pub use text::TextPrinter;
 
 /// Where a resolution (or sub-resolution) starts its walk.

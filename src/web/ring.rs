@@ -1,0 +1,316 @@
+//! The dashboard's query log: the last replies in memory, bounded by a byte budget
+//! (`--web-log-bytes`), newest first on the way out, filtered as `/api/log` asks.
+//!
+//! Each entry is charged its struct size plus its strings plus [`ALLOC_OVERHEAD`] per heap
+//! string, an estimate of what the allocator really holds; the oldest entries go first
+//! when a new one would pass the budget.
+
+use std::collections::VecDeque;
+
+use serde_json::{json, Value};
+
+/// Bytes charged per heap allocation beyond its length (jemalloc's small size classes
+/// round up; 16 is a fair mean for short names).
+const ALLOC_OVERHEAD: usize = 16;
+
+/// How a reply was answered, as the overview counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Cached,
+    Resolved,
+    Redirected,
+    Blocked,
+    Failed,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Cached,
+        Outcome::Resolved,
+        Outcome::Redirected,
+        Outcome::Blocked,
+        Outcome::Failed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Cached => "cached",
+            Outcome::Resolved => "resolved",
+            Outcome::Redirected => "redirected",
+            Outcome::Blocked => "blocked",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.name() == text)
+    }
+
+    /// The class of one reply: a blocking rule, another rule (PASSTHRU excepted), a
+    /// failure (SERVFAIL, REFUSED), a cache hit, else resolved. The same order the
+    /// overview's counters give.
+    pub fn of(blocked: bool, action: Option<&str>, rcode: &str, cache: &str) -> Outcome {
+        if blocked {
+            Outcome::Blocked
+        } else if action.is_some_and(|a| a != "passthru") {
+            Outcome::Redirected
+        } else if rcode == "SERVFAIL" || rcode == "REFUSED" {
+            Outcome::Failed
+        } else if cache == "hit" {
+            Outcome::Cached
+        } else {
+            Outcome::Resolved
+        }
+    }
+}
+
+/// One reply kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// Unix milliseconds when it was sent.
+    pub t_ms: u64,
+    pub client: Box<str>,
+    pub name: Box<str>,
+    pub qtype: Box<str>,
+    pub rcode: &'static str,
+    pub proto: &'static str,
+    pub outcome: Outcome,
+    pub cache: &'static str,
+    pub rule: Option<Box<str>>,
+    pub action: Option<&'static str>,
+    pub upstream: u32,
+    pub latency_ms: f32,
+}
+
+impl Entry {
+    /// Bytes this entry is charged against the budget.
+    pub fn cost(&self) -> usize {
+        let heap = |s: &str| s.len() + ALLOC_OVERHEAD;
+        std::mem::size_of::<Entry>()
+            + heap(&self.client)
+            + heap(&self.name)
+            + heap(&self.qtype)
+            + self.rule.as_deref().map_or(0, heap)
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "t": self.t_ms,
+            "client": &*self.client,
+            "name": &*self.name,
+            "qtype": &*self.qtype,
+            "rcode": self.rcode,
+            "proto": self.proto,
+            "outcome": self.outcome.name(),
+            "cache": self.cache,
+            "rule": self.rule.as_deref(),
+            "action": self.action,
+            "upstream": self.upstream,
+            "latency_ms": self.latency_ms,
+        })
+    }
+}
+
+/// What `/api/log` asks for: substring filters on client and name (name without case),
+/// exact ones on the others; `None` matches everything.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub client: Option<String>,
+    pub name: Option<String>,
+    pub qtype: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub rcode: Option<String>,
+}
+
+impl Filter {
+    fn matches(&self, e: &Entry) -> bool {
+        self.client
+            .as_ref()
+            .is_none_or(|c| e.client.contains(c.as_str()))
+            && self
+                .name
+                .as_ref()
+                .is_none_or(|n| e.name.to_ascii_lowercase().contains(n.as_str()))
+            && self
+                .qtype
+                .as_ref()
+                .is_none_or(|t| e.qtype.eq_ignore_ascii_case(t))
+            && self.outcome.is_none_or(|o| e.outcome == o)
+            && self
+                .rcode
+                .as_ref()
+                .is_none_or(|r| e.rcode.eq_ignore_ascii_case(r))
+    }
+}
+
+/// The ring.
+#[derive(Debug)]
+pub struct Ring {
+    entries: VecDeque<Entry>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl Ring {
+    pub fn new(budget: usize) -> Self {
+        Self {
+            entries: VecDeque::new(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    /// Adds `entry`, dropping the oldest until it fits.
+    pub fn push(&mut self, entry: Entry) {
+        let cost = entry.cost();
+        if cost > self.budget {
+            return;
+        }
+        while self.bytes + cost > self.budget {
+            match self.entries.pop_front() {
+                Some(old) => self.bytes -= old.cost(),
+                None => break,
+            }
+        }
+        self.bytes += cost;
+        self.entries.push_back(entry);
+    }
+
+    /// Bytes charged now (at most the budget).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Up to `limit` entries that pass `filter`, newest first.
+    pub fn query(&self, filter: &Filter, limit: usize) -> Vec<&Entry> {
+        self.entries
+            .iter()
+            .rev()
+            .filter(|e| filter.matches(e))
+            .take(limit)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(i: u64, name: &str, outcome: Outcome) -> Entry {
+        Entry {
+            t_ms: i,
+            client: "192.0.2.1".into(),
+            name: name.into(),
+            qtype: "A".into(),
+            rcode: "NOERROR",
+            proto: "udp",
+            outcome,
+            cache: "miss",
+            rule: None,
+            action: None,
+            upstream: 1,
+            latency_ms: 1.5,
+        }
+    }
+
+    #[test]
+    fn the_ring_stays_within_its_byte_budget_dropping_the_oldest() {
+        let one = entry(0, "www.example.com.", Outcome::Resolved).cost();
+        let mut ring = Ring::new(one * 10 + one / 2);
+        for i in 0..25 {
+            ring.push(entry(i, "www.example.com.", Outcome::Resolved));
+            assert!(ring.bytes() <= one * 10 + one / 2);
+        }
+        assert_eq!(ring.len(), 10);
+        let newest: Vec<u64> = ring
+            .query(&Filter::default(), 3)
+            .iter()
+            .map(|e| e.t_ms)
+            .collect();
+        assert_eq!(newest, [24, 23, 22], "newest first; the oldest went");
+        // A longer entry takes the room of more than one short one.
+        ring.push(entry(99, &"x".repeat(200), Outcome::Resolved));
+        assert!(ring.len() < 10 && ring.bytes() <= one * 10 + one / 2);
+        // An entry larger than the whole budget is not kept (and evicts nothing).
+        let mut tiny = Ring::new(10);
+        tiny.push(entry(1, "a.", Outcome::Resolved));
+        assert!(tiny.is_empty());
+    }
+
+    #[test]
+    fn filters_are_substrings_for_client_and_name_and_exact_for_the_rest() {
+        let mut ring = Ring::new(1 << 20);
+        ring.push(entry(1, "ads.tracker.net.", Outcome::Blocked));
+        ring.push(entry(2, "www.Example.com.", Outcome::Cached));
+        let mut other = entry(3, "mail.example.com.", Outcome::Failed);
+        other.client = "198.51.100.7".into();
+        other.rcode = "SERVFAIL";
+        other.qtype = "MX".into();
+        ring.push(other);
+        let names =
+            |f: Filter| -> Vec<u64> { ring.query(&f, 100).iter().map(|e| e.t_ms).collect() };
+        let f = |name: &str| Filter {
+            name: Some(name.into()),
+            ..Filter::default()
+        };
+        assert_eq!(names(f("example")), [3, 2], "substring, any case");
+        assert_eq!(
+            names(Filter {
+                outcome: Some(Outcome::Blocked),
+                ..Filter::default()
+            }),
+            [1]
+        );
+        assert_eq!(
+            names(Filter {
+                client: Some("198.51".into()),
+                qtype: Some("mx".into()),
+                rcode: Some("servfail".into()),
+                ..Filter::default()
+            }),
+            [3]
+        );
+        assert_eq!(
+            names(Filter {
+                qtype: Some("A".into()),
+                ..Filter::default()
+            }),
+            [2, 1],
+            "exact type: MX is not A"
+        );
+    }
+
+    #[test]
+    fn outcomes_follow_the_overview_order() {
+        assert_eq!(
+            Outcome::of(true, Some("block"), "NXDOMAIN", "-"),
+            Outcome::Blocked
+        );
+        assert_eq!(
+            Outcome::of(false, Some("override"), "NOERROR", "-"),
+            Outcome::Redirected
+        );
+        assert_eq!(
+            Outcome::of(false, Some("passthru"), "NOERROR", "hit"),
+            Outcome::Cached
+        );
+        assert_eq!(
+            Outcome::of(false, None, "SERVFAIL", "miss"),
+            Outcome::Failed
+        );
+        assert_eq!(
+            Outcome::of(false, None, "NXDOMAIN", "miss"),
+            Outcome::Resolved
+        );
+        assert_eq!(Outcome::parse("blocked"), Some(Outcome::Blocked));
+        assert_eq!(Outcome::parse("nope"), None);
+    }
+}
