@@ -975,53 +975,72 @@ fn metric_names(expr: &str) -> Vec<String> {
 }
 
 /// Writes docs/dashboard/*.png: each view with real traffic (cached, resolved, redirected,
-/// blocked, failed) spread over a minute, on a desktop window and one phone screen.
+/// blocked, failed) spread over three minutes, on a desktop window and one phone screen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "writes docs/dashboard/*.png; run by hand after changing the page"]
 async fn screenshots() {
     let dash = Dash::start(239).await;
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard");
     std::fs::create_dir_all(&out).unwrap();
-    // A minute of mixed traffic, so the chart has several bars.
-    let names = [
-        ("www.example.com", 8),
-        ("alias.example.com", 3),
-        ("www.example.org", 2),
-        ("nas.home.lan", 2),
-        ("app.home.lan", 2),
-        ("www.example.net", 3),
-        ("tracker.ads.example", 2),
-        ("www.lame.com", 1),
-    ];
-    let start = Instant::now();
-    let mut round = 0u64;
-    while start.elapsed() < Duration::from_secs(60) {
-        for (name, n) in names {
-            for _ in 0..(n + round % 3) {
-                udp(dash.dns, name, RecordType::A, Some(1232)).await;
-            }
-        }
-        round += 1;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
     let b = Browser::start().await;
     b.client.set_window_size(1280, 900).await.unwrap();
     let shot = |name: &'static str| {
         let b = &b;
         let out = out.clone();
         async move {
+            b.js("window.scrollTo(0, 0); return true").await;
             let png = b.client.screenshot().await.unwrap();
             std::fs::write(out.join(format!("{name}.png")), png).unwrap();
         }
     };
     b.goto(&dash.url("/")).await;
+    // Three minutes of mixed traffic at a rate that rises and falls, so the chart has bars
+    // of every outcome: cached, resolved (a new name each round), redirected, blocked, failed
+    // (a CNAME loop). The overview is taken while it still flows.
+    let dns = dash.dns;
+    let traffic = tokio::spawn(async move {
+        let names = [
+            ("www.example.com", 6),
+            ("alias.example.com", 3),
+            ("www.example.org", 2),
+            ("nas.home.lan", 2),
+            ("app.home.lan", 2),
+            ("www.example.net", 3),
+            ("tracker.ads.example", 2),
+            ("self1.loops.com", 1),
+        ];
+        let start = Instant::now();
+        let mut round = 0u64;
+        while start.elapsed() < Duration::from_secs(180) {
+            let scale = [1, 2, 3, 4, 3, 2][(round / 3 % 6) as usize];
+            for (name, n) in names {
+                for _ in 0..n * scale {
+                    udp(dns, name, RecordType::A, Some(1232)).await;
+                }
+            }
+            udp(
+                dns,
+                &format!("x{round}.wild.net"),
+                RecordType::A,
+                Some(1232),
+            )
+            .await;
+            round += 1;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(170) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     b.until(
         "live numbers",
         "return document.getElementById('conn').textContent === 'live' && \
-         document.querySelectorAll('#chart svg rect').length > 3",
+         document.querySelectorAll('#chart svg rect').length > 10",
     )
     .await;
     shot("overview").await;
+    traffic.await.unwrap();
     b.goto(&dash.url("/#top")).await;
     b.until(
         "top lists",
@@ -1099,7 +1118,16 @@ async fn screenshots() {
     )
     .await;
     shot("phone").await;
-    b.click("resume-submit").await;
+    let token = csrf(&b).await;
+    let (status, body) = b
+        .fetch(
+            "POST",
+            "/api/pause",
+            json!({ "Content-Type": "application/json", "X-CSRF-Token": token }),
+            Some(r#"{"minutes":0}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "resume: {body}");
     let errors = b.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     b.close().await;

@@ -459,7 +459,10 @@ async function loadLog() {
       title: `Trace ${e.name} ${e.qtype} hop by hop`,
     });
     trace.addEventListener("click", () => openTrace(e.name, e.qtype, trace));
-    const rule = e.rule ? `${e.rule}${e.action ? ` (${e.action})` : ""}` : "";
+    // The rule names its file and line in parentheses: the cell shows the name and action,
+    // the tooltip the whole of it.
+    const ruleName = e.rule ? e.rule.replace(/ \(.*\)$/, "") : "";
+    const rule = e.rule ? `${ruleName}${e.action ? ` (${e.action})` : ""}` : "";
     const tr = el(
       "tr",
       { "data-name": e.name, "data-outcome": e.outcome, class: `o-${e.outcome}` },
@@ -469,7 +472,7 @@ async function loadLog() {
       el("td", { text: e.qtype }),
       el("td", {}, el("span", { class: `tag s-${e.outcome}`, text: e.outcome, title: e.cache || null })),
       el("td", { text: e.rcode }),
-      el("td", { text: rule }),
+      el("td", { text: rule, title: e.rule ? `${e.rule}${e.action ? `, action ${e.action}` : ""}` : null }),
       el("td", { class: "num", text: fmtInt(e.upstream) }),
       el("td", { class: "num", text: fmtNum(e.latency_ms, 1) }),
       el("td", { text: e.proto }),
@@ -667,14 +670,21 @@ function renderRules() {
 
   const needle = $("rules-filter").value.trim().toLowerCase();
   const rules = r.rules
-    .filter((x) => !needle || x.rule.toLowerCase().includes(needle) || x.action.includes(needle))
+    .filter(
+      (x) =>
+        !needle ||
+        x.rule.toLowerCase().includes(needle) ||
+        (x.name || "").toLowerCase().includes(needle) ||
+        x.action.includes(needle),
+    )
     .sort((a, b) => b.hits - a.hits || a.rule.localeCompare(b.rule))
     .slice(0, 500)
     .map((x) =>
       el(
         "tr",
         {},
-        el("td", { text: x.rule }),
+        // `rule` is where the rule is written (file:line); `name` what it matches.
+        el("td", { text: x.name || x.rule, title: x.name ? x.rule : null }),
         el("td", { text: x.action }),
         el("td", { class: "num", text: fmtInt(x.hits) }),
       ),
