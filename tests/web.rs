@@ -228,25 +228,22 @@ async fn http(
     (status, head.to_string(), body.to_string())
 }
 
-/// chromium's console (`goog:loggingPrefs`), read through chromedriver's log endpoint.
-/// Each read empties it.
+/// A POST to one of chromedriver's own endpoints under the session: `se/log` reads chromium's
+/// console (`goog:loggingPrefs`; each read empties it), `goog/cdp/execute` sends a DevTools
+/// command.
 #[derive(Debug)]
-struct BrowserLog;
+struct Chromedriver {
+    path: &'static str,
+    body: Value,
+}
 
-impl WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+impl WebDriverCompatibleCommand for Chromedriver {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/{}", session.unwrap_or_default(), self.path))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (
-            http::Method::POST,
-            Some(r#"{"type":"browser"}"#.to_string()),
-        )
+        (http::Method::POST, Some(self.body.to_string()))
     }
 }
 
@@ -378,7 +375,10 @@ impl Browser {
     async fn console_errors(&self) -> Vec<String> {
         let log = self
             .client
-            .issue_cmd(BrowserLog)
+            .issue_cmd(Chromedriver {
+                path: "se/log",
+                body: json!({ "type": "browser" }),
+            })
             .await
             .expect("chromedriver returns the browser log");
         let mut errors = self.errors.lock().unwrap();
@@ -413,6 +413,21 @@ impl Browser {
             v[0].as_u64().unwrap_or(0) as u16,
             v[1].as_str().unwrap_or_default().to_string(),
         )
+    }
+
+    /// Runs `script` in every page before the page's own scripts (DevTools'
+    /// `Page.addScriptToEvaluateOnNewDocument`).
+    async fn before_each_page(&self, script: &str) {
+        self.client
+            .issue_cmd(Chromedriver {
+                path: "goog/cdp/execute",
+                body: json!({
+                    "cmd": "Page.addScriptToEvaluateOnNewDocument",
+                    "params": { "source": script },
+                }),
+            })
+            .await
+            .expect("chromedriver passes the DevTools command");
     }
 
     async fn fill(&self, id: &str, text: &str) {
@@ -494,7 +509,7 @@ fn json_header() -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_view_loads_without_console_errors_on_a_desktop_and_a_phone_screen() {
+async fn every_view_loads_without_console_errors_on_a_desktop_and_a_phone_screen_and_polls_without_sse() {
     let dash = Dash::start(234).await;
     let b = Browser::start().await;
     for _ in 0..5 {
@@ -547,6 +562,26 @@ async fn every_view_loads_without_console_errors_on_a_desktop_and_a_phone_screen
             );
         }
     }
+    // A browser without EventSource (or a proxy that breaks the stream) polls instead, and
+    // the numbers still move.
+    b.client.set_window_size(1280, 900).await.unwrap();
+    b.before_each_page("delete window.EventSource;").await;
+    b.goto(&dash.url("/")).await;
+    b.until(
+        "without EventSource the page polls",
+        "return document.getElementById('conn').textContent === 'polling' && \
+         document.getElementById('t-queries').textContent !== '–'",
+    )
+    .await;
+    let before = b.text("t-queries").await;
+    for _ in 0..5 {
+        udp(dash.dns, "www.example.com", RecordType::A, Some(1232)).await;
+    }
+    b.until(
+        "polling shows the new queries",
+        &format!("return document.getElementById('t-queries').textContent !== '{before}'"),
+    )
+    .await;
     let errors = b.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     b.close().await;

@@ -186,22 +186,27 @@ async function loadOverview() {
   drawChart();
 }
 
-/** Fills the tiles and the blocking state from an overview or an SSE tick. */
-function applyOverview(o) {
+/**
+ * Fills the tiles and the blocking state from an overview or an SSE tick. A tick covers the
+ * last hour: while the day is shown, it updates only what does not depend on the window
+ * (queries per second, the cache now, the pause).
+ */
+function applyOverview(o, windowed = true) {
   state.offset = o.now - Date.now() / 1000;
   $("t-qps").textContent = fmtNum(o.qps, o.qps < 10 ? 2 : 1);
-  const totals = state.overview ? state.overview.totals : o.totals;
-  $("t-queries").textContent = fmtInt(totals.queries);
-  $("t-blocked").textContent = totals.queries ? fmtPct(totals.blocked / totals.queries) : "–";
+  $("t-entries").textContent = fmtInt(o.cache.entries);
+  $("t-bytes").textContent = fmtBytes(o.cache.bytes);
+  state.pausedUntil = o.blocking ? o.blocking.paused_until : null;
+  showBlocking();
+  if (!windowed) return;
+  const t = o.totals;
+  $("t-queries").textContent = fmtInt(t.queries);
+  $("t-blocked").textContent = t.queries ? fmtPct(t.blocked / t.queries) : "–";
   $("t-hit").textContent = fmtPct(o.cache.hit_ratio);
   $("t-p50").textContent = fmtMs(o.latency_ms.p50);
   $("t-p90").textContent = fmtMs(o.latency_ms.p90);
   $("t-p99").textContent = fmtMs(o.latency_ms.p99);
-  $("t-entries").textContent = fmtInt(o.cache.entries);
-  $("t-bytes").textContent = fmtBytes(o.cache.bytes);
   $("t-upstream").textContent = fmtNum(o.upstream_per_query, 2);
-  state.pausedUntil = o.blocking ? o.blocking.paused_until : null;
-  showBlocking();
 }
 
 /** An SSE tick: the newest bucket replaces or extends the hour's series. */
@@ -221,12 +226,12 @@ function onTick(tick) {
       series[series.length - 1] = newest;
     } else if (!last || newest.t > last.t) {
       series.push(newest);
-      if (series.length > 1 && series[series.length - 1].t - series[0].t >= 3600) series.shift();
+      while (series.length > 1 && series[series.length - 1].t - series[0].t >= 3600) series.shift();
     }
     o.totals = tick.totals || totalsOf(series);
     o.now = tick.now;
   }
-  applyOverview(tick);
+  applyOverview(tick, state.window === "hour");
   if (state.view === "overview" && state.window === "hour") drawChart();
 }
 
