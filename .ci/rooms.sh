@@ -20,7 +20,7 @@ declare -A may=(
   [lab]="dns"
   [config]="dns dnssec cache transport server resolver local"
   [fuzz]="dns cache transport server resolver"
-  [web]="dns cache metrics trace control redirect resolver server"
+  [web]="dns cache metrics trace transport control redirect resolver server"
   [cli]="dns dnssec cache metrics trace transport server resolver control redirect config lab local web"
 )
 

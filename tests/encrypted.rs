@@ -23,17 +23,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::util::{self, query};
 
-const HOST: &str = "dns.lab.test";
+pub(crate) const HOST: &str = "dns.lab.test";
 
 /// A throwaway CA and the server certificate it issued, as PEM files in `dir`.
-struct Pki {
+pub(crate) struct Pki {
     dir: PathBuf,
     ca: CertifiedIssuer<'static, KeyPair>,
     ip: IpAddr,
 }
 
 impl Pki {
-    fn new(name: &str, ip: IpAddr) -> Pki {
+    pub(crate) fn new(name: &str, ip: IpAddr) -> Pki {
         let dir = std::env::temp_dir().join(format!("hopdns-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -61,6 +61,10 @@ impl Pki {
             std::fs::rename(&tmp, self.dir.join(file)).unwrap();
         }
         cert.pem()
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn ca_file(&self) -> PathBuf {
@@ -352,7 +356,7 @@ fn client_config(pki: &Pki) -> Arc<rustls::ClientConfig> {
 }
 
 /// [`client_config`] speaking only `versions` of TLS.
-fn client_config_for(
+pub(crate) fn client_config_for(
     pki: &Pki,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Arc<rustls::ClientConfig> {

@@ -22,3 +22,4 @@ mod resolve;
 mod trace;
 mod validate;
 mod web;
+mod web_api;

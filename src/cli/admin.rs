@@ -228,6 +228,10 @@ pub enum CtlCommand {
     LoadCache { file: PathBuf },
     /// The state of every redirect pool member.
     Health,
+    /// Blocking rules (block, sinkhole, RPZ NODATA and DROP) answer as if absent for
+    /// MINUTES, then blocking resumes by itself; 0 resumes at once (Pi-hole's `pihole
+    /// disable 5m`). Overrides, aliases, local data and pools still apply.
+    PauseBlocking { minutes: u64 },
 }
 
 impl CtlCommand {
@@ -241,6 +245,7 @@ impl CtlCommand {
             CtlCommand::DumpCache { file } => ("dump-cache", Some(absolute(file))),
             CtlCommand::LoadCache { file } => ("load-cache", Some(absolute(file))),
             CtlCommand::Health => ("health", None),
+            CtlCommand::PauseBlocking { minutes } => ("pause-blocking", Some(minutes.to_string())),
         };
         Request {
             command: command.to_string(),

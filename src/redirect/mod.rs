@@ -700,6 +700,100 @@ mod tests {
         );
     }
 
+    /// Pi-hole's `disable 5m`: while paused, block rules answer as if absent (and the fast
+    /// path may serve the cached reply), overrides still apply, and blocking comes back by
+    /// itself when the clock passes the deadline.
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_lets_blocked_names_through_until_it_ends_by_itself() {
+        let clock = crate::dns::Clock::manual();
+        let inner = Arc::new(Fixed::default());
+        let r = Redirector::new(inner.clone()).with_clock(clock.clone());
+        r.install(rules(
+            "[[rule]]\nname = \"*.ads.lan\"\naction = \"block\"\n\
+             [[rule]]\nname = \"nas.lan\"\naction = \"override\"\na = [\"192.168.1.5\"]\n",
+        ));
+        let ads = Question::new(Name::from_ascii("x.ads.lan.").unwrap(), RecordType::A);
+        let nas = Question::new(Name::from_ascii("nas.lan.").unwrap(), RecordType::A);
+        let plain = ready_reply("x.ads.lan.", vec![]);
+        assert!(matches!(
+            r.answer(&ads, client()).await,
+            Outcome::NxDomain { .. }
+        ));
+        assert!(!r.may_serve_cached(&wire("x.ads.lan."), &plain, client()));
+
+        let until = r.pause().pause(5).unwrap().unwrap();
+        assert_eq!(until, clock.unix_secs() + 300);
+        let Outcome::Answer { answers } = r.answer(&ads, client()).await else {
+            panic!("paused: resolved")
+        };
+        assert_eq!(owner_and_data(&answers), ["x.ads.lan. 192.0.2.1"]);
+        assert!(r.may_serve_cached(&wire("x.ads.lan."), &plain, client()));
+        let Outcome::Answer { answers } = r.answer(&nas, client()).await else {
+            panic!("the override still applies")
+        };
+        assert_eq!(owner_and_data(&answers), ["nas.lan. 192.168.1.5"]);
+
+        clock.advance(std::time::Duration::from_secs(300));
+        assert!(matches!(
+            r.answer(&ads, client()).await,
+            Outcome::NxDomain { .. }
+        ));
+        assert!(!r.may_serve_cached(&wire("x.ads.lan."), &plain, client()));
+        assert_eq!(
+            inner.asked.load(Ordering::Relaxed),
+            1,
+            "asked only while paused"
+        );
+        // A reload keeps a pause in force.
+        r.pause().pause(1).unwrap();
+        r.install(rules(
+            "[[rule]]\nname = \"*.ads.lan\"\naction = \"block\"\n",
+        ));
+        assert!(matches!(
+            r.answer(&ads, client()).await,
+            Outcome::Answer { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn rule_hits_and_file_summaries_count_what_each_rule_did() {
+        let r = Redirector::new(Arc::new(Fixed::default()));
+        r.install(rules(
+            "[[rule]]\nname = \"a.lan\"\naction = \"block\"\n\
+             [[rule]]\nname = \"b.lan\"\naction = \"block\"\n\
+             [[rule]]\nname = \"c.lan\"\naction = \"override\"\na = [\"192.0.2.9\"]\n",
+        ));
+        for name in ["a.lan.", "a.lan.", "c.lan.", "other.example."] {
+            let q = Question::new(Name::from_ascii(name).unwrap(), RecordType::A);
+            r.answer(&q, client()).await;
+        }
+        let set = r.rules().unwrap();
+        let hits: Vec<(String, &str, u64)> = set
+            .rule_hits()
+            .into_iter()
+            .map(|h| (h.origin, h.action, h.hits))
+            .collect();
+        assert_eq!(
+            hits,
+            [
+                ("test.toml:1".to_string(), "block", 2),
+                ("test.toml:4".to_string(), "block", 0),
+                ("test.toml:7".to_string(), "override", 1),
+                (
+                    "test.toml:7 (PTR for the override's address)".to_string(),
+                    "local",
+                    0
+                )
+            ]
+        );
+        assert!(set.loaded_at > 0);
+        let files = set.file_summaries();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert_eq!(files[0].entries, 4);
+        let by: Vec<(&str, u64)> = files[0].by_action.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(by, [("block", 2), ("local", 1), ("override", 1)]);
+    }
+
     #[tokio::test]
     async fn reload_without_a_file_is_an_error_and_changes_nothing() {
         let r = Redirector::new(Arc::new(Fixed::default()));

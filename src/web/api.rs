@@ -461,9 +461,7 @@ struct Login {
 }
 
 /// Reads a JSON body of at most [`MAX_BODY`] bytes within [`BODY_TIMEOUT`].
-async fn body<T: serde::de::DeserializeOwned>(
-    request: Request<Incoming>,
-) -> Result<T, Refusal> {
+async fn body<T: serde::de::DeserializeOwned>(request: Request<Incoming>) -> Result<T, Refusal> {
     let limited = Limited::new(request.into_body(), MAX_BODY);
     let bytes = match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
         Err(_) => {

@@ -340,3 +340,135 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
 pub fn error(status: StatusCode, message: &str) -> Response<Body> {
     json(status, &serde_json::json!({ "error": message }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::Controls;
+    use crate::dns::Clock;
+    use crate::resolver::{Resolver, ResolverConfig};
+    use crate::server::Acl;
+    use crate::transport::scripted::{self as s, Scripted};
+    use crate::web::{Collector, Dashboard, Engine, WebConfig};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn dashboard() -> Arc<Dashboard> {
+        dashboard_with(None)
+    }
+
+    fn dashboard_with(password_hash: Option<String>) -> Arc<Dashboard> {
+        let resolver = Arc::new(Resolver::new(
+            ResolverConfig::new(s::root_hints("10.0.0.1")),
+            Arc::new(Scripted::new()),
+        ));
+        let engine = Engine {
+            resolver: resolver.clone(),
+            redirect: None,
+            answerer: resolver,
+            controls: Controls::default(),
+        };
+        let config = WebConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            password_hash,
+            tls: None,
+            acl: Acl::default(),
+        };
+        Dashboard::new(config, Collector::new(1 << 20, Clock::system()), engine)
+    }
+
+    /// Sends `request` on a fresh in-memory connection and returns what came back.
+    async fn exchange(allowed: bool, request: &[u8]) -> String {
+        exchange_with(dashboard(), allowed, request).await
+    }
+
+    async fn exchange_with(dash: Arc<Dashboard>, allowed: bool, request: &[u8]) -> String {
+        let (mut client, server) = tokio::io::duplex(64 << 10);
+        let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+        let task = tokio::spawn(connection(
+            server,
+            peer,
+            allowed,
+            dash,
+            CancellationToken::new(),
+        ));
+        client.write_all(request).await.unwrap();
+        let mut out = Vec::new();
+        let _ = client.read_to_end(&mut out).await;
+        task.await.unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn clients_outside_the_allow_list_get_403_on_every_request() {
+        let out = exchange(
+            false,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+        assert!(out.contains("allow-list"), "{out}");
+        assert!(
+            out.contains("content-security-policy: default-src 'self'"),
+            "{out}"
+        );
+        let out = exchange(
+            true,
+            b"GET /api/session HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn bodies_and_heads_are_bounded() {
+        let big = "x".repeat(MAX_BODY + 1);
+        let request = format!(
+            "POST /api/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{big}",
+            big.len()
+        );
+        // With a password set, login reads the body (and refuses it before any hashing).
+        let dash = dashboard_with(Some("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into()));
+        let out = exchange_with(dash, true, request.as_bytes()).await;
+        assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+        let head = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "y".repeat(MAX_HEAD)
+        );
+        let out = exchange(true, head.as_bytes()).await;
+        assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+        let out = exchange(
+            true,
+            b"DELETE /api/session HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(
+            out.starts_with("HTTP/1.1 405") && out.contains("allow: GET"),
+            "{out}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_keep_alive_connection_is_closed() {
+        let (mut client, server) = tokio::io::duplex(64 << 10);
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let task = tokio::spawn(connection(
+            server,
+            peer,
+            true,
+            dashboard(),
+            CancellationToken::new(),
+        ));
+        client
+            .write_all(b"GET /api/session HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = client.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        // Paused time: the idle timeout fires without a wait.
+        tokio::time::timeout(IDLE_TIMEOUT * 2, task)
+            .await
+            .expect("closed after the idle timeout")
+            .unwrap();
+    }
+}

@@ -239,6 +239,8 @@ mod tests {
         // A longer entry takes the room of more than one short one.
         ring.push(entry(99, &"x".repeat(200), Outcome::Resolved));
         assert!(ring.len() < 10 && ring.bytes() <= one * 10 + one / 2);
+        // A typical query costs about 230 bytes: 8 MiB (the default) holds some 35,000.
+        assert!((200..300).contains(&one), "{one}");
         // An entry larger than the whole budget is not kept (and evicts nothing).
         let mut tiny = Ring::new(10);
         tiny.push(entry(1, "a.", Outcome::Resolved));
