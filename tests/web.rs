@@ -238,8 +238,16 @@ struct Chromedriver {
 }
 
 impl WebDriverCompatibleCommand for Chromedriver {
-    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/{}", session.unwrap_or_default(), self.path))
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/{}",
+            session.unwrap_or_default(),
+            self.path
+        ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
@@ -509,7 +517,8 @@ fn json_header() -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_view_loads_without_console_errors_on_a_desktop_and_a_phone_screen_and_polls_without_sse() {
+async fn every_view_loads_without_console_errors_on_a_desktop_and_a_phone_screen_and_polls_without_sse(
+) {
     let dash = Dash::start(234).await;
     let b = Browser::start().await;
     for _ in 0..5 {

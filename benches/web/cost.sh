@@ -52,14 +52,28 @@ SERVE=; BROWSER=; LAB_STARTED=0
 cleanup() {
   if [ -n "$BROWSER" ]; then kill -TERM "$BROWSER" 2>/dev/null || true; wait "$BROWSER" 2>/dev/null || true; fi
   if [ -n "$SERVE" ]; then kill -TERM "$SERVE" 2>/dev/null || true; wait "$SERVE" 2>/dev/null || true; fi
-  if [ "$LAB_STARTED" = 1 ]; then "$BENCH/down.sh" >/dev/null 2>&1 || true; fi
+  if [ "$LAB_STARTED" = 1 ]; then LAB_RUN=$LAB_RUN "$BENCH/down.sh" >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 
 # The bench lab, once for the whole run (bench-peer.sh would start and stop it every time).
+# The lab's folder may be read-only, so its run dir (LAB_RUN) is writable: the one of a lab
+# already up (found from its NSD's command line), else our own, and then the lab is ours to
+# stop at the end.
+if [ -z "${LAB_RUN:-}" ]; then
+  for p in $(pgrep -f '^nsd -c .*/nsd/bench\.conf' || true); do
+    c=$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null || true)
+    case $c in *"/nsd/bench.conf"*) c=${c#*-c }; LAB_RUN=${c%/nsd/bench.conf*}; break ;; esac
+  done
+  export LAB_RUN=${LAB_RUN:-$OUT/benchrun}
+fi
+echo "[web-cost] bench lab run dir: $LAB_RUN" >&2
 # shellcheck source=/dev/null
 source "$BENCH/lib.sh"
-if ! pid_alive "$PIDS/nsd-bench.pid"; then AUTH_CPUS=0 "$BENCH/up.sh" >&2; LAB_STARTED=1; fi
+if ! pid_alive "$PIDS/nsd-bench.pid"; then
+  AUTH_CPUS=0 "$BENCH/up.sh" >&2 || { echo "cost.sh: the bench lab did not start (logs: $LAB_RUN/nsd/)" >&2; exit 1; }
+  LAB_STARTED=1
+fi
 
 busy() {  # busy SECONDS -> % of one CPU the machine spent busy (everything) over SECONDS
   local a b
