@@ -123,6 +123,10 @@ async fn the_read_only_api_shows_queries_in_the_overview_log_and_top_lists() {
         "{csp}"
     );
     assert_eq!(page.headers["x-content-type-options"], "nosniff");
+    let icon = get(web, "/favicon.svg", &[]).await;
+    assert_eq!(icon.status, 200);
+    assert_eq!(icon.headers["content-type"], "image/svg+xml");
+    assert_eq!(get(web, "/favicon.ico", &[]).await.status, 204);
 
     let s = get(web, "/api/session", &[]).await;
     assert_eq!(s.status, 200);
@@ -277,9 +281,18 @@ async fn login(web: SocketAddr, password: &str) -> Result<(String, String), Repl
 async fn a_logged_in_operator_pauses_blocking_flushes_looks_up_and_traces() {
     let dir = Scratch::new("web-act");
     let rules = dir.path("rules.toml");
+    // A pool member that answers its TCP check, and one that does not.
+    let _up = tokio::net::TcpListener::bind("127.53.231.200:8080")
+        .await
+        .unwrap();
     std::fs::write(
         &rules,
-        "[[rule]]\nname = \"v4only.example.com\"\naction = \"block\"\n",
+        "[[rule]]\nname = \"v4only.example.com\"\naction = \"block\"\n\
+         [[pool]]\nname = \"app\"\n\
+         members = [{ address = \"127.53.231.200\" }, { address = \"127.53.231.201\" }]\n\
+         [pool.health]\ncheck = \"tcp\"\nport = 8080\ninterval = \"100ms\"\n\
+         timeout = \"100ms\"\n\
+         [[rule]]\nname = \"app.lan\"\naction = \"pool\"\npool = \"app\"\n",
     )
     .unwrap();
     let hash = hopdns::web::hash_password("lab password").unwrap();
@@ -393,11 +406,37 @@ async fn a_logged_in_operator_pauses_blocking_flushes_looks_up_and_traces() {
     let r = get(web, "/api/rules", &[]).await;
     let file = &r.body["files"][0];
     assert_eq!(file["path"], rules_arg.as_str());
-    assert_eq!(file["entries"], 1);
+    assert_eq!(file["entries"], 2);
     assert_eq!(file["by_action"]["block"], 1);
+    assert_eq!(file["by_action"]["pool"], 1);
     assert!(file["loaded_at"].as_u64().unwrap() > 0);
     assert_eq!(r.body["rules"][0]["hits"], 2, "{}", r.body);
     assert_eq!(r.body["rules"][0]["action"], "block");
+    assert_eq!(r.body["rules"][0]["name"], "v4only.example.com");
+    assert_eq!(r.body["rules"][0]["names"], 1);
+    // Pool members: health, last check, latency (checks every 100 ms; the first round
+    // may still be running).
+    let start = std::time::Instant::now();
+    let members = loop {
+        let r = get(web, "/api/rules", &[]).await;
+        let m = r.body["pools"][0]["members"].clone();
+        if m.as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["last_check"].is_u64())
+        {
+            break m;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{}", r.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(members[0]["addr"], "127.53.231.200");
+    assert_eq!(members[0]["up"], true, "{members}");
+    assert!(
+        members[0]["latency_ms"].as_f64().unwrap() >= 0.0,
+        "{members}"
+    );
+    assert_eq!(members[1]["up"], false, "{members}");
 
     // Look up and trace through the running engine.
     let r = http(
@@ -454,6 +493,25 @@ async fn a_logged_in_operator_pauses_blocking_flushes_looks_up_and_traces() {
     assert!(
         events.contains(&"reply"),
         "a cold name goes upstream: {events:?}"
+    );
+    // The same name again comes from the cache; with fresh=1 every hop shows.
+    let kinds = |r: &Reply| -> Vec<String> {
+        r.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let path = "/api/trace?name=www.example.org";
+    let cached = kinds(&get(web, path, &[("Cookie", &cookie)]).await);
+    assert!(!cached.contains(&"reply".to_string()), "{cached:?}");
+    let fresh = get(web, &format!("{path}&fresh=1"), &[("Cookie", &cookie)]).await;
+    assert_eq!(fresh.status, 200, "{}", fresh.body);
+    let fresh = kinds(&fresh);
+    assert!(
+        fresh.iter().filter(|e| *e == "reply").count() >= 3,
+        "root, org, example.org: {fresh:?}"
     );
 
     // Logout ends the session; five wrong passwords a minute lock the address out.
@@ -561,5 +619,15 @@ async fn the_dashboard_serves_https_with_the_given_certificate() {
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut out)).await;
     assert!(!String::from_utf8_lossy(&out).contains("logged_in"));
+    // One address holds at most 16 connections; the 17th is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(TcpStream::connect(web).await.unwrap());
+    }
+    let mut extra = TcpStream::connect(web).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(3), extra.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    drop(held);
     lab.shutdown().await;
 }

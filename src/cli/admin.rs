@@ -78,7 +78,8 @@ pub fn config(command: ConfigCommand) -> CmdResult {
                 }) => {
                     let warnings = super::serve::lan_without_allow(&args)
                         .into_iter()
-                        .chain(args.upstream.private_root_warning());
+                        .chain(args.upstream.private_root_warning())
+                        .chain(super::serve::web_warnings(&args));
                     for warning in warnings {
                         eprintln!("{}: warning: {warning}", file.display());
                     }

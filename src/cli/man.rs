@@ -45,7 +45,7 @@ fn extra_sections(command: &str) -> String {
         ],
         "serve" => &[
             ("0", "Stopped by SIGTERM or SIGINT after the drain."),
-            ("2", "Did not start: bad arguments or config file (every error is named), an address that cannot be bound, a cache file that is not a hopdns cache file or whose directory is missing, an open allow-list without \\-\\-open\\-resolver."),
+            ("2", "Did not start: bad arguments or config file (every error is named), an address that cannot be bound (the dashboard's \\-\\-web included), a cache file that is not a hopdns cache file or whose directory is missing, an open allow-list without \\-\\-open\\-resolver, a \\-\\-web\\-password\\-hash that is not argon2id."),
         ],
         "trace" => &[
             ("0", "An answer: NOERROR, NXDOMAIN or NODATA."),
@@ -61,6 +61,10 @@ fn extra_sections(command: &str) -> String {
             ("0", "The server did the command."),
             ("1", "The server refused the command (the reason is printed)."),
             ("2", "The server could not be reached."),
+        ],
+        "web-password" => &[
+            ("0", "The hash was printed."),
+            ("2", "No password on standard input, or no random bytes from the OS."),
         ],
         _ => &[("0", "Success."), ("2", "Bad arguments, or a failure (named).")],
     };
@@ -85,7 +89,8 @@ fn extra_sections(command: &str) -> String {
              Reload, as hopdns ctl reload: the config file's log level, the redirect rules \
              (a broken file keeps the old rules), the query log file (reopened, for \
              logrotate) and the DoT/DoH certificate and key (\\-\\-tls\\-cert, \\-\\-tls\\-key: \
-             new connections get them, open ones are kept; a broken pair keeps the old). Keys that need a restart are named. Under systemd, RELOADING=1 and \
+             new connections get them, open ones are kept; a broken pair keeps the old), and \
+             the dashboard's (\\-\\-web\\-tls\\-cert, \\-\\-web\\-tls\\-key). Keys that need a restart are named. Under systemd, RELOADING=1 and \
              then READY=1 are sent.\n",
         );
     }

@@ -22,6 +22,9 @@ use crate::server::health::HealthCheck;
 use crate::server::querylog::{QueryLog, ReplyTap};
 use crate::server::{Acl, Answerer, BoundServer, ServerConfig, TlsCerts};
 
+/// Cache of the dashboard's fresh-trace resolvers: enough for one resolution's records.
+const COLD_CACHE_BYTES: usize = 2 << 20;
+
 /// Time allowed for listeners to stop after SIGTERM before the process exits anyway.
 const STOP_GRACE: Duration = Duration::from_millis(800);
 
@@ -132,6 +135,35 @@ pub(super) fn lan_without_allow(args: &ServeArgs) -> Option<String> {
             lan.join(", ")
         )
     })
+}
+
+/// A dashboard on a LAN address that LAN clients cannot use: no `--allow` (only loopback
+/// is admitted), or a password over plain HTTP (browsers keep the `Secure` session cookie
+/// only over HTTPS or loopback, and the password would cross the LAN in clear). Named in
+/// warnings at start and by `config check`.
+pub(super) fn web_warnings(args: &ServeArgs) -> Vec<String> {
+    let Some(addr) = args
+        .web
+        .web
+        .filter(|a| !a.ip().to_canonical().is_loopback())
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if args.allow.is_empty() {
+        out.push(format!(
+            "the dashboard listens on {addr} but no --allow is given: only loopback clients \
+             may open it, everyone else gets 403; add --allow with your network"
+        ));
+    }
+    if args.web.web_password_hash.is_some() && args.web.web_tls_cert.is_none() {
+        out.push(format!(
+            "the dashboard on {addr} takes a password over plain HTTP: it crosses the LAN in \
+             clear, and browsers keep the login's Secure cookie only over HTTPS (or \
+             loopback); add --web-tls-cert and --web-tls-key"
+        ));
+    }
+    out
 }
 
 /// `--health-fail-before-stop` without a name to fail: it would only delay the stop.
@@ -248,6 +280,9 @@ pub fn run(args: ServeArgs) -> CmdResult {
     if let Some(warning) = lan_without_allow(&args) {
         tracing::warn!("{warning}");
     }
+    for warning in web_warnings(&args) {
+        tracing::warn!("{warning}");
+    }
     if let Some(warning) = args.upstream.private_root_warning() {
         tracing::warn!("{warning}");
     }
@@ -298,7 +333,16 @@ pub fn run(args: ServeArgs) -> CmdResult {
         // Forwarding everything: the root is never asked, so not primed either.
         let prime =
             !args.upstream.no_prime && !resolver_config.settings.zones.forwards_everything();
-        let resolver = Arc::new(Resolver::new(resolver_config, Arc::new(transport)));
+        let transport = Arc::new(transport);
+        // The dashboard's fresh traces: the same configuration and transport, an empty
+        // cache of its own (small: one resolution's worth).
+        let cold: crate::web::ColdResolver = {
+            let mut config = resolver_config.clone();
+            config.cache.size_bytes = COLD_CACHE_BYTES;
+            let transport = transport.clone();
+            Arc::new(move || Resolver::new(config.clone(), transport.clone()))
+        };
+        let resolver = Arc::new(Resolver::new(resolver_config, transport));
         if prime {
             let r = resolver.clone();
             tokio::spawn(async move { r.keep_primed().await });
@@ -370,6 +414,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
                     redirect: redirect.clone(),
                     answerer: answerer.clone(),
                     controls,
+                    cold: Some((cold, prime)),
                 };
                 let dash = crate::web::Dashboard::new(config, collector, engine);
                 let (bound, task) = crate::web::serve_web(dash, shutdown.clone()).await?;
@@ -411,4 +456,43 @@ pub fn run(args: ServeArgs) -> CmdResult {
     })?;
     rt.shutdown_timeout(Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn serve_args(extra: &[&str]) -> ServeArgs {
+        let argv = ["hopdns", "serve"].iter().chain(extra);
+        match super::super::Cli::try_parse_from(argv).unwrap().command {
+            super::super::Command::Serve(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_lan_dashboard_without_allow_or_certificate_is_warned_about() {
+        assert!(web_warnings(&serve_args(&["--web", "127.0.0.1:8053"])).is_empty());
+        let hash = "--web-password-hash=$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA";
+        let w = web_warnings(&serve_args(&["--web", "192.168.1.2:8053", hash]));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("no --allow"), "{w:?}");
+        assert!(w[1].contains("--web-tls-cert"), "{w:?}");
+        let w = web_warnings(&serve_args(&[
+            "--web",
+            "192.168.1.2:8053",
+            "--allow",
+            "192.168.1.0/24",
+        ]));
+        assert!(w.is_empty(), "read-only over HTTP: fine: {w:?}");
+    }
+
+    #[test]
+    fn serve_refuses_web_companions_without_the_dashboard_and_bad_hashes() {
+        let (p, _) = web_problems(&serve_args(&["--web-password-hash", "x"]).web);
+        let keys: Vec<&str> = p.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["web-password-hash", "web-password-hash"], "{p:?}");
+        assert!(p[1].1.contains("hopdns web-password"), "{p:?}");
+    }
 }

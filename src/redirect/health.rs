@@ -294,9 +294,16 @@ mod tests {
         );
         let stats = Stats::default();
         let mut streak = (0, 0);
+        assert_eq!(pool.members[0].state.last_check(), None, "never checked");
         let ok = s.check(SocketAddr::new([127, 0, 0, 1].into(), port)).await;
         apply(&pool, 0, ok, &s, &mut streak, true, &stats);
         assert!(pool.members[0].state.is_up());
+        let checked = pool.members[0].state.last_check().expect("checked");
+        assert!(checked.abs_diff(crate::dns::Clock::system().unix_secs()) <= 1);
+        assert!(
+            pool.members[0].state.rtt().is_some(),
+            "the dashboard's latency"
+        );
         drop(l);
         let fail = || s.check(SocketAddr::new([127, 0, 0, 1].into(), port));
         apply(&pool, 0, fail().await, &s, &mut streak, false, &stats);

@@ -768,6 +768,13 @@ mod tests {
             r.answer(&q, client()).await;
         }
         let set = r.rules().unwrap();
+        let names: Vec<(Option<String>, u64)> = set
+            .rule_hits()
+            .into_iter()
+            .map(|h| (h.name, h.names))
+            .collect();
+        assert_eq!(names[0], (Some("a.lan".to_string()), 1));
+        assert_eq!(names[3], (Some("9.2.0.192.in-addr.arpa".to_string()), 1));
         let hits: Vec<(String, &str, u64)> = set
             .rule_hits()
             .into_iter()

@@ -143,6 +143,8 @@ pub struct RuleSet {
     hits: Box<[AtomicU64]>,
     /// Names bound to each rule.
     bound: Vec<u64>,
+    /// The first name bound to each rule, as rules write it (`name`, `*.name`).
+    first_name: Vec<Option<Box<str>>>,
     pub pools: Vec<Arc<Pool>>,
     /// Files read to build this set (the rules file first).
     pub files: Vec<std::path::PathBuf>,
@@ -168,6 +170,10 @@ pub struct FileSummary {
 pub struct RuleHits {
     /// Where it was defined (`file:line`, or the imported list).
     pub origin: String,
+    /// The first name it was bound to (`name` or `*.name`), and how many it has: one for a
+    /// `[[rule]]`, every entry for an imported list.
+    pub name: Option<String>,
+    pub names: u64,
     pub action: &'static str,
     pub hits: u64,
 }
@@ -312,8 +318,11 @@ impl RuleSet {
         self.rules
             .iter()
             .zip(self.hits.iter())
-            .map(|(r, h)| RuleHits {
+            .enumerate()
+            .map(|(i, (r, h))| RuleHits {
                 origin: r.origin.to_string(),
+                name: self.first_name.get(i).cloned().flatten().map(Into::into),
+                names: self.bound.get(i).copied().unwrap_or(0),
                 action: r.action.metric_name(),
                 hits: h.load(Ordering::Relaxed),
             })
@@ -571,6 +580,8 @@ pub struct Builder {
     overrides: Vec<(Box<[u8]>, u32)>,
     /// Names bound to each rule.
     bound: Vec<u64>,
+    /// The first name bound to each rule.
+    first_name: Vec<Option<Box<str>>>,
 }
 
 impl Builder {
@@ -581,6 +592,7 @@ impl Builder {
     pub fn add_rule(&mut self, rule: Rule) -> u32 {
         self.rules.push(rule);
         self.bound.push(0);
+        self.first_name.push(None);
         (self.rules.len() - 1) as u32
     }
 
@@ -620,6 +632,13 @@ impl Builder {
         self.names.upsert(key, scope, |_| group)?;
         if let Some(n) = self.bound.get_mut(rule as usize) {
             *n += 1;
+        }
+        if let Some(first @ None) = self.first_name.get_mut(rule as usize) {
+            let text = String::from_utf8_lossy(key);
+            *first = Some(match scope {
+                Scope::Exact => text.into(),
+                Scope::Below => format!("*.{text}").into(),
+            });
         }
         Ok(())
     }
@@ -715,6 +734,7 @@ impl Builder {
             groups: self.groups,
             hits: self.rules.iter().map(|_| AtomicU64::new(0)).collect(),
             bound: self.bound,
+            first_name: self.first_name,
             rules: self.rules,
             pools: self.pools,
             files: self.files,

@@ -6,7 +6,9 @@
 //! (Server-Sent Events), `/api/top`, `/api/log`, `/api/rules`. After `POST /api/login`:
 //! `POST /api/pause`, `/api/reload`, `/api/flush`, `/api/lookup`, `/api/logout` (each with
 //! the session cookie and `X-CSRF-Token`), and `GET /api/trace` (the session alone: it
-//! changes nothing but the cache, and the cookie is `SameSite=Strict`).
+//! changes nothing but the cache, and the cookie is `SameSite=Strict`; `fresh=1` traces on
+//! a resolver with an empty cache of its own, priming first as `serve` does, so every hop
+//! shows, as `hopdns trace` prints them).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -93,6 +95,9 @@ pub async fn route(
             }
             action(dash, request, peer, &path).await
         }
+        // Browsers ask for it whatever the page links: nothing, rather than a 404 in the
+        // console.
+        (&Method::GET, "/favicon.ico") => respond(StatusCode::NO_CONTENT, "image/x-icon", full("")),
         (&Method::GET, p) if !p.starts_with("/api/") => match super::assets::find(p) {
             Some(a) => respond(StatusCode::OK, a.content_type, full(a.bytes)),
             None => error(StatusCode::NOT_FOUND, "no such page: the dashboard is at /"),
@@ -394,7 +399,7 @@ fn log(dash: &Dashboard, params: &HashMap<String, String>) -> Response<Body> {
     };
     let filter = Filter {
         client: text("client"),
-        name: text("name").map(|n| n.to_ascii_lowercase()),
+        name: text("name"),
         qtype: text("qtype"),
         outcome,
         rcode: text("rcode"),
@@ -431,7 +436,12 @@ fn rules(dash: &Dashboard) -> Value {
     hits.truncate(RULES_MAX);
     let rules: Vec<Value> = hits
         .into_iter()
-        .map(|r| json!({"rule": r.origin, "action": r.action, "hits": r.hits}))
+        .map(|r| {
+            json!({
+                "rule": r.origin, "name": r.name, "names": r.names,
+                "action": r.action, "hits": r.hits,
+            })
+        })
         .collect();
     let pools: Vec<Value> = set
         .pools
@@ -750,8 +760,27 @@ async fn trace(
         events: Vec::new(),
     };
     let question = Question::new(name, qtype);
-    let resolver = &dash.engine.resolver;
+    let fresh = matches!(param(params, "fresh"), "1" | "true");
+    let cold = match (&dash.engine.cold, fresh) {
+        (_, false) => None,
+        (Some((make, prime)), true) => Some((make(), *prime)),
+        (None, true) => {
+            return error(
+                StatusCode::CONFLICT,
+                "fresh traces are not available here: trace without fresh=1",
+            )
+        }
+    };
     let run = async {
+        let resolver = match &cold {
+            Some((r, prime)) => {
+                if *prime {
+                    r.prime(Some(&mut keep)).await;
+                }
+                r
+            }
+            None => &*dash.engine.resolver,
+        };
         match &dash.engine.redirect {
             Some(r) => r.trace(resolver, &question, peer.ip(), &mut keep).await,
             None => resolver.resolve_traced(&question, Some(&mut keep)).await,

@@ -10,7 +10,7 @@ pub struct Asset {
 }
 
 /// Every file the dashboard serves outside `/api/`.
-pub const ASSETS: [Asset; 3] = [
+pub const ASSETS: [Asset; 4] = [
     Asset {
         path: "/",
         content_type: "text/html; charset=utf-8",
@@ -25,6 +25,11 @@ pub const ASSETS: [Asset; 3] = [
         path: "/app.css",
         content_type: "text/css; charset=utf-8",
         bytes: include_bytes!("page/app.css"),
+    },
+    Asset {
+        path: "/favicon.svg",
+        content_type: "image/svg+xml",
+        bytes: include_bytes!("page/favicon.svg"),
     },
 ];
 

@@ -2,7 +2,7 @@
 //! given), hardened as the DNS front end treats stream clients.
 //!
 //! * Admission: the DNS listeners' allow-list (`--allow`; loopback always): anyone else
-//!   gets 403 on every request and nothing else.
+//!   gets one 403 and the connection closes, without taking a connection slot.
 //! * At most [`MAX_CONNECTIONS`] connections (the oldest is closed to make room, as the
 //!   metrics endpoint does) and [`MAX_PER_CLIENT`] from one address (more are closed at
 //!   once), so idle connections can neither use up descriptors nor lock the operator out.
@@ -145,6 +145,16 @@ pub async fn serve_web(
                     continue;
                 }
             };
+            if !dash.config.acl.allows(peer.ip()) {
+                // Outside the allow-list: one 403 and close, within a short deadline, and
+                // no slot taken from the clients that are allowed.
+                let dash = dash.clone();
+                tokio::spawn(async move {
+                    let refuse = refuse(stream, peer, dash);
+                    let _ = tokio::time::timeout(HEADER_TIMEOUT, refuse).await;
+                });
+                continue;
+            }
             let ip = peer.ip().to_canonical();
             next_id += 1;
             let (id, token) = (next_id, shutdown.child_token());
@@ -166,19 +176,18 @@ pub async fn serve_web(
                 }
                 open.order.push_back((id, token.clone()));
             }
-            let allowed = dash.config.acl.allows(peer.ip());
             let (dash, open, tls) = (dash.clone(), open.clone(), tls.clone());
             tokio::spawn(async move {
                 let _ = stream.set_nodelay(true);
                 match tls {
-                    None => connection(stream, peer, allowed, dash, token).await,
+                    None => connection(stream, peer, true, dash, token).await,
                     Some(acceptor) => {
                         let handshake =
                             tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
                         tokio::select! {
                             _ = token.cancelled() => {}
                             done = handshake => match done {
-                                Ok(Ok(tls)) => connection(tls, peer, allowed, dash, token).await,
+                                Ok(Ok(tls)) => connection(tls, peer, true, dash, token).await,
                                 Ok(Err(error)) => tracing::debug!(%peer, %error, "dashboard TLS handshake failed"),
                                 Err(_) => tracing::debug!(%peer, "dashboard TLS handshake timed out"),
                             }
@@ -198,6 +207,23 @@ pub async fn serve_web(
         let _ = sampler.await;
     });
     Ok((local, task))
+}
+
+/// A client outside the allow-list: its first request gets 403 (over TLS when the
+/// dashboard has a certificate), then the connection closes.
+async fn refuse(stream: tokio::net::TcpStream, peer: SocketAddr, dash: Arc<Dashboard>) {
+    tracing::debug!(%peer, "dashboard: client not in the allow-list");
+    let tls = dash.config.tls.clone();
+    let stop = CancellationToken::new();
+    match tls {
+        None => connection(stream, peer, false, dash, stop).await,
+        Some(certs) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(certs.server_config(&[b"http/1.1"]));
+            if let Ok(tls) = acceptor.accept(stream).await {
+                connection(tls, peer, false, dash, stop).await;
+            }
+        }
+    }
 }
 
 /// What a connection has in hand, for the idle timeout.
@@ -232,11 +258,15 @@ impl Activity {
     async fn idle_out(&self) {
         loop {
             let last = *self.last.lock().unwrap_or_else(|e| e.into_inner());
-            let deadline = last + IDLE_TIMEOUT;
-            if self.in_hand.load(Relaxed) == 0 && tokio::time::Instant::now() >= deadline {
+            let now = tokio::time::Instant::now();
+            let next = if self.in_hand.load(Relaxed) > 0 {
+                // A request or an event stream in hand: look again a timeout later.
+                now + IDLE_TIMEOUT
+            } else if now >= last + IDLE_TIMEOUT {
                 return;
-            }
-            let next = deadline.max(tokio::time::Instant::now() + Duration::from_secs(1));
+            } else {
+                last + IDLE_TIMEOUT
+            };
             tokio::time::sleep_until(next).await;
         }
     }
@@ -261,7 +291,6 @@ async fn connection<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Activity::new();
-    let tls = dash.config.tls.is_some();
     let service = {
         let activity = activity.clone();
         hyper::service::service_fn(move |request| {
@@ -276,7 +305,7 @@ async fn connection<S>(
                         "your address is not in the allow-list of this resolver (--allow)",
                     )
                 };
-                secure(&mut response, tls);
+                secure(&mut response);
                 Ok::<_, Infallible>(response)
             }
         })
@@ -285,7 +314,7 @@ async fn connection<S>(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .max_buf_size(MAX_HEAD)
-        .keep_alive(true)
+        .keep_alive(allowed)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     tokio::select! {
@@ -300,7 +329,7 @@ async fn connection<S>(
 }
 
 /// Adds the headers every response carries.
-pub fn secure(response: &mut Response<Body>, _tls: bool) {
+pub fn secure(response: &mut Response<Body>) {
     let h = response.headers_mut();
     let set = |h: &mut hyper::HeaderMap, name: &'static str, value: &'static str| {
         h.insert(
@@ -366,6 +395,7 @@ mod tests {
             redirect: None,
             answerer: resolver,
             controls: Controls::default(),
+            cold: None,
         };
         let config = WebConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -399,12 +429,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn clients_outside_the_allow_list_get_403_on_every_request() {
-        let out = exchange(
-            false,
-            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        )
-        .await;
+    async fn clients_outside_the_allow_list_get_one_403_and_the_connection_closes() {
+        // No `Connection: close`: the server closes it itself.
+        let out = exchange(false, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(out.starts_with("HTTP/1.1 403"), "{out}");
         assert!(out.contains("allow-list"), "{out}");
         assert!(

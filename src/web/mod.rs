@@ -51,6 +51,10 @@ pub struct WebConfig {
     pub acl: Acl,
 }
 
+/// A resolver of the running configuration with an empty cache of its own (a small one),
+/// for traces that show every hop (`/api/trace?fresh=1`), as `hopdns trace` runs.
+pub type ColdResolver = Arc<dyn Fn() -> Resolver + Send + Sync>;
+
 /// What the dashboard shows and acts on: the running engine.
 #[derive(Clone)]
 pub struct Engine {
@@ -61,6 +65,9 @@ pub struct Engine {
     pub answerer: Arc<dyn Answerer>,
     /// `ctl`'s actions: reload, flush, pause.
     pub controls: Controls,
+    /// Makes cold resolvers for fresh traces, and whether they prime first (as `serve`
+    /// does); `None`: fresh traces are refused.
+    pub cold: Option<(ColdResolver, bool)>,
 }
 
 /// Everything the handlers share.

@@ -130,7 +130,7 @@ impl Filter {
             && self
                 .name
                 .as_ref()
-                .is_none_or(|n| e.name.to_ascii_lowercase().contains(n.as_str()))
+                .is_none_or(|n| contains_ignore_case(&e.name, n))
             && self
                 .qtype
                 .as_ref()
@@ -141,6 +141,13 @@ impl Filter {
                 .as_ref()
                 .is_none_or(|r| e.rcode.eq_ignore_ascii_case(r))
     }
+}
+
+/// Whether `needle` occurs in `hay`, ASCII letters compared without case (no allocation:
+/// a filter runs over every entry under the ring's lock).
+fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 /// The ring.
