@@ -664,19 +664,6 @@ async fn the_query_log_shows_a_query_just_sent_and_traces_it_hop_by_hop() {
     )
     .await;
     b.login(&dash).await;
-    // The trace runs through the resolver's cache: flushed, the name takes every hop again.
-    let token = csrf(&b).await;
-    for name in ["alias.example.com", "www.example.com"] {
-        let (status, body) = b
-            .fetch(
-                "POST",
-                "/api/flush",
-                json!({ "Content-Type": "application/json", "X-CSRF-Token": token }),
-                Some(&format!(r#"{{"name":"{name}"}}"#)),
-            )
-            .await;
-        assert_eq!(status, 200, "flush {name}: {body}");
-    }
     b.goto(&dash.url("/#log")).await;
     b.until(
         "the query is still in the log",
@@ -696,13 +683,30 @@ async fn the_query_log_shows_a_query_just_sent_and_traces_it_hop_by_hop() {
                  ? hops.map((h) => h.textContent).join('\\n') : null",
         )
         .await;
+    // By default a trace takes every hop on an empty cache, as `hopdns trace` does: from
+    // the root's referral down to example.com's server.
     let hops = hops.as_str().unwrap();
     assert!(
-        hops.contains("at ns1.example.com.")
+        hops.contains("referral")
+            && hops.contains("for example.com.:")
             && hops.contains("CNAME www.example.com.")
             && hops.contains("2001:db8::1"),
-        "the hop to example.com's server, the CNAME and the AAAA record: {hops}"
+        "the referrals, the hop to example.com's server, the CNAME and the AAAA: {hops}"
     );
+    // Through the running cache instead, the name (cached by the query above) shows the
+    // cache alone.
+    b.click("trace-fresh").await;
+    let hops = b
+        .until(
+            "a trace through the running cache shows the cache hop",
+            "const hops = [...document.querySelectorAll('#trace-hops li.hop')];
+             return hops.some((h) => h.classList.contains('hop-cache')) &&
+                    hops.some((h) => h.classList.contains('hop-done')) &&
+                    !hops.some((h) => h.classList.contains('hop-reply'))
+                 ? hops.map((h) => h.textContent).join('\\n') : null",
+        )
+        .await;
+    assert!(hops.as_str().unwrap().contains("2001:db8::1"), "{hops}");
     let errors = b.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     b.close().await;
@@ -1093,19 +1097,6 @@ async fn screenshots() {
     .await;
     shot("top").await;
     b.login(&dash).await;
-    // The trace runs through the resolver's cache: flushed, the name takes every hop again.
-    let token = csrf(&b).await;
-    for name in ["alias.example.com", "www.example.com"] {
-        let (status, body) = b
-            .fetch(
-                "POST",
-                "/api/flush",
-                json!({ "Content-Type": "application/json", "X-CSRF-Token": token }),
-                Some(&format!(r#"{{"name":"{name}"}}"#)),
-            )
-            .await;
-        assert_eq!(status, 200, "flush {name}: {body}");
-    }
     b.goto(&dash.url("/#log")).await;
     b.until(
         "the log",

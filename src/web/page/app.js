@@ -495,8 +495,11 @@ function closeTrace() {
   if (traceOpener) traceOpener.focus();
 }
 
+let traceQuestion = null;
+
 async function openTrace(name, qtype, opener) {
   traceOpener = opener || null;
+  traceQuestion = { name, qtype };
   const box = $("trace");
   const hops = $("trace-hops");
   box.hidden = false;
@@ -511,6 +514,7 @@ async function openTrace(name, qtype, opener) {
   }
   try {
     const q = new URLSearchParams({ name, type: qtype });
+    if ($("trace-fresh").checked) q.set("fresh", "1");
     const res = await fetch(`/api/trace?${q}`, {
       credentials: "same-origin",
       headers: { Accept: "application/json", "X-CSRF-Token": state.session.csrf || "" },
@@ -688,8 +692,12 @@ function renderRules() {
       el(
         "tr",
         {},
-        // `rule` is where the rule is written (file:line); `name` what it matches.
-        el("td", { text: x.name || x.rule, title: x.name ? x.rule : null }),
+        // `rule` is where the rule is written (file:line); `name` what it matches (an
+        // imported list's first entry, with `names` entries in all).
+        el("td", {
+          text: x.name ? `${x.name}${x.names > 1 ? ` and ${fmtInt(x.names - 1)} more` : ""}` : x.rule,
+          title: x.name ? x.rule : null,
+        }),
         el("td", { text: x.action }),
         el("td", { class: "num", text: fmtInt(x.hits) }),
       ),
@@ -838,6 +846,9 @@ function wire() {
     $(id).addEventListener("change", () => refreshView());
   }
   $("trace-close").addEventListener("click", closeTrace);
+  $("trace-fresh").addEventListener("change", () => {
+    if (traceQuestion) openTrace(traceQuestion.name, traceQuestion.qtype, traceOpener);
+  });
   document.addEventListener("keydown", (ev) => {
     if (ev.key === "Escape" && !$("trace").hidden) closeTrace();
   });
