@@ -111,7 +111,7 @@ function fmtAgo(unixSecs) {
 }
 
 function fmtDuration(secs) {
-  secs = Math.max(0, Math.round(secs));
+  secs = Math.max(0, Math.floor(secs));
   const m = Math.floor(secs / 60);
   return m > 0 ? `${m} min ${pad(secs % 60)} s` : `${secs} s`;
 }
@@ -192,7 +192,8 @@ async function loadOverview() {
  * (queries per second, the cache now, the pause).
  */
 function applyOverview(o, windowed = true) {
-  state.offset = o.now - Date.now() / 1000;
+  // The server sends whole seconds: its clock is half a second on, on average.
+  state.offset = o.now + 0.5 - Date.now() / 1000;
   $("t-qps").textContent = fmtNum(o.qps, o.qps < 10 ? 2 : 1);
   $("t-entries").textContent = fmtInt(o.cache.entries);
   $("t-bytes").textContent = fmtBytes(o.cache.bytes);
