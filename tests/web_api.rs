@@ -186,6 +186,7 @@ async fn the_read_only_api_shows_queries_in_the_overview_log_and_top_lists() {
         cached.body
     );
     assert_eq!(get(web, "/api/log?outcome=maybe", &[]).await.status, 400);
+    assert_eq!(get(web, "/api/log?qtype=NOPE", &[]).await.status, 400);
 
     let top = get(web, "/api/top?kind=domains&window=3600&n=1", &[]).await;
     assert_eq!(

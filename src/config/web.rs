@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-/// Default memory of the dashboard's query log: 8 MiB, some 35,000 queries (about 230
+/// Default memory of the dashboard's query log: 8 MiB, some 45,000 queries (about 180
 /// bytes each).
 pub const DEFAULT_WEB_LOG_BYTES: &str = "8m";
 /// Smallest and largest `--web-log-bytes`: some hundreds of queries, and 1 GiB.

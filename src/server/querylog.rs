@@ -20,7 +20,7 @@
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, RandomState};
 use std::io::{LineWriter, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -45,14 +45,21 @@ pub struct QueryLog {
     tap: Option<Arc<dyn ReplyTap>>,
 }
 
-/// One reply as the query log sees it: what a [`ReplyTap`] is handed. Borrowed, so a tap
-/// copies only what it keeps.
+/// One reply as the query log sees it: what a [`ReplyTap`] is handed. Read from the
+/// reply's bytes in place (no message decode, no allocation), so a tap costs the reply path
+/// little; the tap copies only what it keeps.
 #[derive(Clone, Debug)]
 pub struct Logged<'a> {
-    /// The client as the log shows it (hashed with `--query-log-hash-clients`).
-    pub client: &'a str,
+    /// The client's address (an IPv4-mapped address as the IPv4 address it is).
+    pub client: IpAddr,
+    /// With `--query-log-hash-clients`: the keyed hash that replaces the address (the
+    /// log's, so both show the same value).
+    pub client_hash: Option<u64>,
+    /// The question's name in presentation form, lowercase, with its trailing dot; `-`
+    /// without a question.
     pub name: &'a str,
-    pub qtype: &'a str,
+    /// The question's type code (0 without a question).
+    pub qtype: u16,
     pub rcode: &'static str,
     pub proto: &'static str,
     pub tc: bool,
@@ -67,6 +74,67 @@ pub struct Logged<'a> {
     pub action: Option<&'static str>,
     /// The action withholds the answer (block, sinkhole, nodata, drop).
     pub blocked: bool,
+}
+
+impl Logged<'_> {
+    /// The client as the log shows it: the hash in hex, or the address.
+    pub fn client_text(&self) -> String {
+        match self.client_hash {
+            Some(h) => format!("{h:016x}"),
+            None => self.client.to_string(),
+        }
+    }
+}
+
+/// Longest presentation form of a name: 254 bytes of labels and lengths, each byte at
+/// most four characters (`\DDD`, RFC 1035 §5.1).
+const MAX_NAME_TEXT: usize = 1024;
+
+/// The first question of `msg`: its name in presentation form (lowercase, trailing dot;
+/// bytes other than letters, digits, `-`, `_` and `*` as `\DDD`, RFC 1035 §5.1) written
+/// into `buf`, and its type. `None` without a question or for a question that does not
+/// read (a compressed or truncated name).
+pub fn question_text<'b>(msg: &[u8], buf: &'b mut [u8; MAX_NAME_TEXT]) -> Option<(&'b str, u16)> {
+    use crate::dns::wire::u16_at;
+    if u16_at(msg, 4)? == 0 {
+        return None;
+    }
+    let (mut at, mut len) = (12usize, 0usize);
+    loop {
+        let n = usize::from(*msg.get(at)?);
+        at += 1;
+        if n == 0 {
+            break;
+        }
+        if n > 63 {
+            return None;
+        }
+        for &b in msg.get(at..at + n)? {
+            if len + 5 > buf.len() {
+                return None;
+            }
+            let b = b.to_ascii_lowercase();
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'*') {
+                buf[len] = b;
+                len += 1;
+            } else {
+                buf[len] = b'\\';
+                buf[len + 1] = b'0' + b / 100;
+                buf[len + 2] = b'0' + b / 10 % 10;
+                buf[len + 3] = b'0' + b % 10;
+                len += 4;
+            }
+        }
+        buf[len] = b'.';
+        len += 1;
+        at += n;
+    }
+    if len == 0 {
+        buf[0] = b'.';
+        len = 1;
+    }
+    let qtype = u16_at(msg, at)?;
+    Some((std::str::from_utf8(&buf[..len]).ok()?, qtype))
 }
 
 /// Hears every reply the query log sees (called on the sending task: keep it short).
@@ -159,6 +227,12 @@ impl QueryLog {
     /// Logs one encoded reply to `client`. `fast_hit`: it came from the UDP fast path (a
     /// cache hit, answered in the receive loop with no note open).
     pub fn reply(&self, reply: &[u8], client: SocketAddr, proto: Proto, fast_hit: bool) {
+        if let Some(tap) = &self.tap {
+            self.feed(&**tap, reply, client, proto, fast_hit);
+        }
+        if !self.lines {
+            return;
+        }
         let mut decoder = BinDecoder::new(reply);
         let Ok(header) = Header::read(&mut decoder) else {
             return;
@@ -188,26 +262,6 @@ impl QueryLog {
             .iter()
             .any(|(a, b)| *b && *a == action);
         let client = self.client(client);
-        if let Some(tap) = &self.tap {
-            tap.reply(&Logged {
-                client: &client,
-                name: &name,
-                qtype: &qtype,
-                rcode,
-                proto,
-                tc: header.metadata.truncation,
-                bytes: reply.len(),
-                cache,
-                upstream,
-                latency_ms,
-                rule: (rule != "-").then_some(rule.as_str()),
-                action: (action != "-").then_some(action),
-                blocked,
-            });
-        }
-        if !self.lines {
-            return;
-        }
         if let Some(f) = &self.file {
             let line = serde_json::json!({
                 "timestamp": humantime_now(),
@@ -247,6 +301,55 @@ impl QueryLog {
             "query"
         );
     }
+
+    /// Hands one reply to `tap`, read in place.
+    fn feed(
+        &self,
+        tap: &dyn ReplyTap,
+        reply: &[u8],
+        client: SocketAddr,
+        proto: Proto,
+        fast_hit: bool,
+    ) {
+        let (Some(&flags), Some(&rcode)) = (reply.get(2), reply.get(3)) else {
+            return;
+        };
+        let mut buf = [0u8; MAX_NAME_TEXT];
+        let (name, qtype) = question_text(reply, &mut buf).unwrap_or(("-", 0));
+        let note = crate::metrics::note::current();
+        let (cache, upstream, latency_ms, rule, action) = match &note {
+            Some(n) => (
+                n.cache(),
+                n.upstream.load(std::sync::atomic::Ordering::Relaxed),
+                (n.start.elapsed().as_micros() as f64 / 1000.0),
+                n.rule.as_deref(),
+                n.action,
+            ),
+            None if fast_hit => ("hit", 0, 0.0, None, None),
+            None => ("-", 0, 0.0, None, None),
+        };
+        let ip = client.ip().to_canonical();
+        tap.reply(&Logged {
+            client: ip,
+            client_hash: self.hasher.as_ref().map(|h| h.hash_one(ip)),
+            name,
+            qtype,
+            rcode: crate::metrics::rcode_name(u16::from(rcode & 0x0f)),
+            proto: proto.name(),
+            tc: flags & 0x02 != 0,
+            bytes: reply.len(),
+            cache,
+            upstream,
+            latency_ms,
+            rule,
+            action,
+            blocked: action.is_some_and(|a| {
+                crate::metrics::RULE_ACTIONS
+                    .iter()
+                    .any(|(name, block)| *block && *name == a)
+            }),
+        });
+    }
 }
 
 /// Seconds since the epoch with microseconds, for the query log file's lines.
@@ -259,6 +362,29 @@ fn humantime_now() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn question_text_is_lowercase_presentation_form() {
+        let mut m = hickory_proto::op::Message::query();
+        m.add_query(Query::query(
+            hickory_proto::rr::Name::from_ascii("WwW.Ex\\.ample.COM.").unwrap(),
+            hickory_proto::rr::RecordType::AAAA,
+        ));
+        let wire = m.to_vec().unwrap();
+        let mut buf = [0u8; MAX_NAME_TEXT];
+        assert_eq!(
+            question_text(&wire, &mut buf),
+            Some(("www.ex\\046ample.com.", 28))
+        );
+        let mut root = hickory_proto::op::Message::query();
+        root.add_query(Query::query(
+            hickory_proto::rr::Name::root(),
+            hickory_proto::rr::RecordType::NS,
+        ));
+        let wire = root.to_vec().unwrap();
+        assert_eq!(question_text(&wire, &mut buf), Some((".", 2)));
+        assert_eq!(question_text(&wire[..12], &mut buf), None, "no question");
+    }
 
     #[test]
     fn hashed_clients_are_stable_within_a_process_and_hide_the_address() {

@@ -312,7 +312,7 @@ fn paused_until(dash: &Dashboard) -> Option<u64> {
 struct Ticks {
     dash: Arc<Dashboard>,
     tick: tokio::time::Interval,
-    _busy: Busy,
+    busy: Busy,
 }
 
 impl hyper::body::Body for Ticks {
@@ -326,6 +326,7 @@ impl hyper::body::Body for Ticks {
         if self.tick.poll_tick(cx).is_pending() {
             return Poll::Pending;
         }
+        self.busy.touch();
         let value = overview(&self.dash, Window::Hour, true);
         let event = format!("event: tick\ndata: {value}\n\n");
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(event)))))
@@ -338,7 +339,7 @@ fn events(dash: &Arc<Dashboard>, busy: Busy) -> Response<Body> {
     let body = Ticks {
         dash: dash.clone(),
         tick,
-        _busy: busy,
+        busy,
     };
     respond(StatusCode::OK, "text/event-stream", body.boxed())
 }
@@ -397,10 +398,17 @@ fn log(dash: &Dashboard, params: &HashMap<String, String>) -> Response<Body> {
         Ok(n) => n as usize,
         Err(e) => return e.response(),
     };
+    let qtype = match text("qtype") {
+        None => None,
+        Some(t) => match parse_type(&t) {
+            Ok(t) => Some(u16::from(t)),
+            Err(e) => return e.response(),
+        },
+    };
     let filter = Filter {
         client: text("client"),
         name: text("name"),
-        qtype: text("qtype"),
+        qtype,
         outcome,
         rcode: text("rcode"),
     };

@@ -8,8 +8,8 @@
 //!   once), so idle connections can neither use up descriptors nor lock the operator out.
 //! * Timeouts: [`TLS_HANDSHAKE_TIMEOUT`] for the handshake, [`HEADER_TIMEOUT`] to send a
 //!   request head (at most [`MAX_HEAD`] bytes), [`BODY_TIMEOUT`] for a body of at most
-//!   [`MAX_BODY`] bytes (413 past it), and [`IDLE_TIMEOUT`] of keep-alive with nothing in
-//!   hand; an event stream counts as in hand while it runs.
+//!   [`MAX_BODY`] bytes (413 past it), and [`IDLE_TIMEOUT`] with no request and no event
+//!   sent (an event stream whose reader stalls is closed too).
 //! * Every response carries the security headers ([`secure`]): a CSP of `default-src
 //!   'self'` with `frame-ancestors 'none'`, `X-Content-Type-Options: nosniff`, no
 //!   referrer, no caching.
@@ -17,7 +17,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -226,27 +225,26 @@ async fn refuse(stream: tokio::net::TcpStream, peer: SocketAddr, dash: Arc<Dashb
     }
 }
 
-/// What a connection has in hand, for the idle timeout.
+/// When a connection last did something, for the idle timeout.
 #[derive(Debug)]
 pub struct Activity {
-    in_hand: AtomicUsize,
     last: Mutex<tokio::time::Instant>,
 }
 
-/// One request (or event stream) in hand; dropping it marks the connection active now.
+/// One request (or event stream) in hand: it marks the connection active when it starts,
+/// when it ends, and (an event stream) at every event it sends.
 #[derive(Debug)]
 pub struct Busy(Arc<Activity>);
 
 impl Activity {
     fn new() -> Arc<Self> {
         Arc::new(Self {
-            in_hand: AtomicUsize::new(0),
             last: Mutex::new(tokio::time::Instant::now()),
         })
     }
 
     fn busy(self: &Arc<Self>) -> Busy {
-        self.in_hand.fetch_add(1, Relaxed);
+        self.touch();
         Busy(self.clone())
     }
 
@@ -254,28 +252,30 @@ impl Activity {
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
     }
 
-    /// Resolves once nothing has been in hand for [`IDLE_TIMEOUT`].
+    /// Resolves once the connection did nothing for [`IDLE_TIMEOUT`]: no request, and no
+    /// event sent (a stream whose reader stopped reading stalls and is closed too). No
+    /// request takes that long: bodies get [`BODY_TIMEOUT`], lookups and traces 10 s.
     async fn idle_out(&self) {
         loop {
-            let last = *self.last.lock().unwrap_or_else(|e| e.into_inner());
-            let now = tokio::time::Instant::now();
-            let next = if self.in_hand.load(Relaxed) > 0 {
-                // A request or an event stream in hand: look again a timeout later.
-                now + IDLE_TIMEOUT
-            } else if now >= last + IDLE_TIMEOUT {
+            let deadline = *self.last.lock().unwrap_or_else(|e| e.into_inner()) + IDLE_TIMEOUT;
+            if tokio::time::Instant::now() >= deadline {
                 return;
-            } else {
-                last + IDLE_TIMEOUT
-            };
-            tokio::time::sleep_until(next).await;
+            }
+            tokio::time::sleep_until(deadline).await;
         }
+    }
+}
+
+impl Busy {
+    /// Marks the connection active now.
+    pub fn touch(&self) {
+        self.0.touch();
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
         self.0.touch();
-        self.0.in_hand.fetch_sub(1, Relaxed);
     }
 }
 
@@ -496,6 +496,52 @@ mod tests {
         tokio::time::timeout(IDLE_TIMEOUT * 2, task)
             .await
             .expect("closed after the idle timeout")
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_stream_lives_while_read_and_closes_when_its_reader_stalls() {
+        let request = b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n";
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        // A reader that keeps reading: still open after six idle timeouts (100 ticks).
+        let (mut client, server) = tokio::io::duplex(64 << 10);
+        let task = tokio::spawn(connection(
+            server,
+            peer,
+            true,
+            dashboard(),
+            CancellationToken::new(),
+        ));
+        client.write_all(request).await.unwrap();
+        let reading = async {
+            let mut buf = vec![0u8; 64 << 10];
+            let mut ticks = 0;
+            while ticks < 100 {
+                let n = client.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed while read");
+                ticks += String::from_utf8_lossy(&buf[..n])
+                    .matches("event: tick")
+                    .count();
+            }
+        };
+        tokio::time::timeout(IDLE_TIMEOUT * 10, reading)
+            .await
+            .expect("ticks every 2 s");
+        assert!(!task.is_finished());
+        task.abort();
+        // A reader that stops: the stream fills the pipe, stalls, and is closed.
+        let (mut client, server) = tokio::io::duplex(4096);
+        let task = tokio::spawn(connection(
+            server,
+            peer,
+            true,
+            dashboard(),
+            CancellationToken::new(),
+        ));
+        client.write_all(request).await.unwrap();
+        tokio::time::timeout(IDLE_TIMEOUT * 10, task)
+            .await
+            .expect("a stalled stream is closed")
             .unwrap();
     }
 }

@@ -6,12 +6,50 @@
 //! when a new one would pass the budget.
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 
 use serde_json::{json, Value};
 
 /// Bytes charged per heap allocation beyond its length (jemalloc's small size classes
 /// round up; 16 is a fair mean for short names).
 const ALLOC_OVERHEAD: usize = 16;
+
+/// A client as the dashboard keeps it: its address, or (with `--query-log-hash-clients`)
+/// the query log's keyed hash of it. No allocation either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ClientKey {
+    Addr(IpAddr),
+    Hash(u64),
+}
+
+impl std::fmt::Display for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientKey::Addr(ip) => write!(f, "{ip}"),
+            // As the query log writes it.
+            ClientKey::Hash(h) => write!(f, "{h:016x}"),
+        }
+    }
+}
+
+impl ClientKey {
+    /// Whether the text form holds `needle`, formatted on the stack.
+    fn contains(&self, needle: &str) -> bool {
+        use std::io::Write;
+        let mut buf = [0u8; 48];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        if write!(cursor, "{self}").is_err() {
+            return false;
+        }
+        let len = cursor.position() as usize;
+        std::str::from_utf8(&buf[..len]).is_ok_and(|t| t.contains(needle))
+    }
+}
+
+/// A record type's mnemonic (`A`, `AAAA`, `TYPE65280`), as the query log writes it.
+pub fn qtype_name(code: u16) -> String {
+    hickory_proto::rr::RecordType::from(code).to_string()
+}
 
 /// How a reply was answered, as the overview counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,9 +107,9 @@ impl Outcome {
 pub struct Entry {
     /// Unix milliseconds when it was sent.
     pub t_ms: u64,
-    pub client: Box<str>,
+    pub client: ClientKey,
     pub name: Box<str>,
-    pub qtype: Box<str>,
+    pub qtype: u16,
     pub rcode: &'static str,
     pub proto: &'static str,
     pub outcome: Outcome,
@@ -86,19 +124,15 @@ impl Entry {
     /// Bytes this entry is charged against the budget.
     pub fn cost(&self) -> usize {
         let heap = |s: &str| s.len() + ALLOC_OVERHEAD;
-        std::mem::size_of::<Entry>()
-            + heap(&self.client)
-            + heap(&self.name)
-            + heap(&self.qtype)
-            + self.rule.as_deref().map_or(0, heap)
+        std::mem::size_of::<Entry>() + heap(&self.name) + self.rule.as_deref().map_or(0, heap)
     }
 
     pub fn to_json(&self) -> Value {
         json!({
             "t": self.t_ms,
-            "client": &*self.client,
+            "client": self.client.to_string(),
             "name": &*self.name,
-            "qtype": &*self.qtype,
+            "qtype": qtype_name(self.qtype),
             "rcode": self.rcode,
             "proto": self.proto,
             "outcome": self.outcome.name(),
@@ -117,7 +151,8 @@ impl Entry {
 pub struct Filter {
     pub client: Option<String>,
     pub name: Option<String>,
-    pub qtype: Option<String>,
+    /// A type code (the API parses the mnemonic).
+    pub qtype: Option<u16>,
     pub outcome: Option<Outcome>,
     pub rcode: Option<String>,
 }
@@ -131,10 +166,7 @@ impl Filter {
                 .name
                 .as_ref()
                 .is_none_or(|n| contains_ignore_case(&e.name, n))
-            && self
-                .qtype
-                .as_ref()
-                .is_none_or(|t| e.qtype.eq_ignore_ascii_case(t))
+            && self.qtype.is_none_or(|t| e.qtype == t)
             && self.outcome.is_none_or(|o| e.outcome == o)
             && self
                 .rcode
@@ -214,9 +246,9 @@ mod tests {
     fn entry(i: u64, name: &str, outcome: Outcome) -> Entry {
         Entry {
             t_ms: i,
-            client: "192.0.2.1".into(),
+            client: ClientKey::Addr("192.0.2.1".parse().unwrap()),
             name: name.into(),
-            qtype: "A".into(),
+            qtype: 1,
             rcode: "NOERROR",
             proto: "udp",
             outcome,
@@ -246,8 +278,8 @@ mod tests {
         // A longer entry takes the room of more than one short one.
         ring.push(entry(99, &"x".repeat(200), Outcome::Resolved));
         assert!(ring.len() < 10 && ring.bytes() <= one * 10 + one / 2);
-        // A typical query costs about 230 bytes: 8 MiB (the default) holds some 35,000.
-        assert!((200..300).contains(&one), "{one}");
+        // A typical query costs about 180 bytes: 8 MiB (the default) holds some 45,000.
+        assert!((150..200).contains(&one), "{one}");
         // An entry larger than the whole budget is not kept (and evicts nothing).
         let mut tiny = Ring::new(10);
         tiny.push(entry(1, "a.", Outcome::Resolved));
@@ -260,9 +292,9 @@ mod tests {
         ring.push(entry(1, "ads.tracker.net.", Outcome::Blocked));
         ring.push(entry(2, "www.Example.com.", Outcome::Cached));
         let mut other = entry(3, "mail.example.com.", Outcome::Failed);
-        other.client = "198.51.100.7".into();
+        other.client = ClientKey::Addr("198.51.100.7".parse().unwrap());
         other.rcode = "SERVFAIL";
-        other.qtype = "MX".into();
+        other.qtype = 15;
         ring.push(other);
         let names =
             |f: Filter| -> Vec<u64> { ring.query(&f, 100).iter().map(|e| e.t_ms).collect() };
@@ -281,7 +313,7 @@ mod tests {
         assert_eq!(
             names(Filter {
                 client: Some("198.51".into()),
-                qtype: Some("mx".into()),
+                qtype: Some(15),
                 rcode: Some("servfail".into()),
                 ..Filter::default()
             }),
@@ -289,12 +321,23 @@ mod tests {
         );
         assert_eq!(
             names(Filter {
-                qtype: Some("A".into()),
+                qtype: Some(1),
                 ..Filter::default()
             }),
             [2, 1],
             "exact type: MX is not A"
         );
+    }
+
+    #[test]
+    fn clients_show_as_the_query_log_shows_them() {
+        let ip = ClientKey::Addr("2001:db8::7".parse().unwrap());
+        assert_eq!(ip.to_string(), "2001:db8::7");
+        assert!(ip.contains("db8::"));
+        let h = ClientKey::Hash(0xabc);
+        assert_eq!(h.to_string(), "0000000000000abc");
+        assert!(h.contains("abc") && !h.contains("db8"));
+        assert_eq!(qtype_name(28), "AAAA");
     }
 
     #[test]

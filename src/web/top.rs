@@ -20,7 +20,12 @@
 //! of a disk write per query); this trades exactness in the tail for a fixed memory bound
 //! and no I/O.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::Hash;
+
+use hashbrown::HashMap;
+
+use super::ring::ClientKey;
 
 /// Distinct keys counted exactly per kind in the minute being filled.
 pub const LIVE_KEYS: usize = 4096;
@@ -57,24 +62,25 @@ impl Kind {
             Kind::Clients => "clients",
         }
     }
-
-    fn index(self) -> usize {
-        self as usize
-    }
 }
 
 /// One closed minute: its most counted keys per kind.
 #[derive(Debug)]
 struct Minute {
     minute: u64,
-    keys: [Vec<(Box<str>, u32)>; 3],
+    domains: Vec<(Box<str>, u32)>,
+    blocked: Vec<(Box<str>, u32)>,
+    clients: Vec<(ClientKey, u32)>,
 }
 
-/// The minute being filled.
+/// The minute being filled (hashbrown's maps: a faster hash than std's SipHash, and
+/// lookups by `&str` without allocating; a key is copied only when first seen).
 #[derive(Debug, Default)]
 struct Live {
     minute: u64,
-    keys: [HashMap<Box<str>, u32>; 3],
+    domains: HashMap<Box<str>, u32>,
+    blocked: HashMap<Box<str>, u32>,
+    clients: HashMap<ClientKey, u32>,
 }
 
 /// Per-minute buckets for the three kinds.
@@ -87,23 +93,22 @@ pub struct Top {
 impl Top {
     /// Counts one query at `now` (Unix seconds): its name under `Domains` or `Blocked`,
     /// its client under `Clients`.
-    pub fn count(&mut self, now: u64, name: &str, client: &str, blocked: bool) {
+    pub fn count(&mut self, now: u64, name: &str, client: ClientKey, blocked: bool) {
         self.roll(now / 60);
-        let kind = if blocked {
-            Kind::Blocked
+        let names = if blocked {
+            &mut self.live.blocked
         } else {
-            Kind::Domains
+            &mut self.live.domains
         };
-        self.bump(kind, name);
-        self.bump(Kind::Clients, client);
-    }
-
-    fn bump(&mut self, kind: Kind, key: &str) {
-        let map = &mut self.live.keys[kind.index()];
-        if let Some(n) = map.get_mut(key) {
+        if let Some(n) = names.get_mut(name) {
             *n = n.saturating_add(1);
-        } else if map.len() < LIVE_KEYS {
-            map.insert(key.into(), 1);
+        } else if names.len() < LIVE_KEYS {
+            names.insert(name.into(), 1);
+        }
+        if let Some(n) = self.live.clients.get_mut(&client) {
+            *n = n.saturating_add(1);
+        } else if self.live.clients.len() < LIVE_KEYS {
+            self.live.clients.insert(client, 1);
         }
     }
 
@@ -119,19 +124,14 @@ impl Top {
                 ..Live::default()
             },
         );
-        if live.keys.iter().all(HashMap::is_empty) {
+        if live.clients.is_empty() {
             return;
         }
-        let keys = live.keys.map(|map| {
-            let mut v: Vec<(Box<str>, u32)> = map.into_iter().collect();
-            v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            v.truncate(KEPT_KEYS);
-            v.shrink_to_fit();
-            v
-        });
         self.closed.push_back(Minute {
             minute: live.minute,
-            keys,
+            domains: most(live.domains),
+            blocked: most(live.blocked),
+            clients: most(live.clients),
         });
         while self.closed.len() > MINUTES
             || self
@@ -146,28 +146,33 @@ impl Top {
     /// The `n` most counted keys of `kind` over the last `window` seconds before `now`
     /// (the current minute included), most counted first, ties by key.
     pub fn top(&self, kind: Kind, now: u64, window: u64, n: usize) -> Vec<(String, u64)> {
-        let i = kind.index();
         let now_minute = now / 60;
         let first = now_minute.saturating_sub(window.div_ceil(60).saturating_sub(1));
-        let mut sum: HashMap<&str, u64> = HashMap::new();
-        if self.live.minute >= first && self.live.minute <= now_minute {
-            for (k, c) in &self.live.keys[i] {
-                *sum.entry(k).or_default() += u64::from(*c);
-            }
-        }
-        for m in self.closed.iter().rev() {
-            if m.minute < first {
-                break;
-            }
-            if m.minute > now_minute {
-                continue;
-            }
-            for (k, c) in &m.keys[i] {
-                *sum.entry(k).or_default() += u64::from(*c);
-            }
-        }
-        let mut out: Vec<(String, u64)> =
-            sum.into_iter().map(|(k, c)| (k.to_string(), c)).collect();
+        let live =
+            (self.live.minute >= first && self.live.minute <= now_minute).then_some(&self.live);
+        let closed = self
+            .closed
+            .iter()
+            .rev()
+            .take_while(|m| m.minute >= first)
+            .filter(|m| m.minute <= now_minute);
+        let mut out: Vec<(String, u64)> = match kind {
+            Kind::Domains => sum(
+                live.map(|l| &l.domains),
+                closed.map(|m| &m.domains[..]),
+                |k| k.to_string(),
+            ),
+            Kind::Blocked => sum(
+                live.map(|l| &l.blocked),
+                closed.map(|m| &m.blocked[..]),
+                |k| k.to_string(),
+            ),
+            Kind::Clients => sum(
+                live.map(|l| &l.clients),
+                closed.map(|m| &m.clients[..]),
+                ClientKey::to_string,
+            ),
+        };
         out.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         out.truncate(n);
         out
@@ -178,9 +183,36 @@ impl Top {
     fn closed_keys(&self) -> usize {
         self.closed
             .iter()
-            .map(|m| m.keys.iter().map(Vec::len).sum::<usize>())
+            .map(|m| m.domains.len() + m.blocked.len() + m.clients.len())
             .sum()
     }
+}
+
+/// A closed minute's share of `map`: its [`KEPT_KEYS`] most counted keys.
+fn most<K: Ord>(map: HashMap<K, u32>) -> Vec<(K, u32)> {
+    let mut v: Vec<(K, u32)> = map.into_iter().collect();
+    v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.truncate(KEPT_KEYS);
+    v.shrink_to_fit();
+    v
+}
+
+/// The counts of the live minute and the closed ones added up per key, as text.
+fn sum<'a, K: Hash + Eq + 'a>(
+    live: Option<&'a HashMap<K, u32>>,
+    closed: impl Iterator<Item = &'a [(K, u32)]>,
+    text: impl Fn(&K) -> String,
+) -> Vec<(String, u64)> {
+    let mut total: HashMap<&K, u64> = HashMap::new();
+    for (k, c) in live.into_iter().flatten() {
+        *total.entry(k).or_default() += u64::from(*c);
+    }
+    for minute in closed {
+        for (k, c) in minute {
+            *total.entry(k).or_default() += u64::from(*c);
+        }
+    }
+    total.into_iter().map(|(k, c)| (text(k), c)).collect()
 }
 
 #[cfg(test)]
@@ -189,15 +221,19 @@ mod tests {
 
     const T0: u64 = 1_000_000_020; // 20 s into a minute
 
+    fn c(ip: &str) -> ClientKey {
+        ClientKey::Addr(ip.parse().unwrap())
+    }
+
     #[test]
     fn counts_over_a_window_of_minutes() {
         let mut top = Top::default();
         for _ in 0..5 {
-            top.count(T0, "a.example.", "10.0.0.1", false);
+            top.count(T0, "a.example.", c("10.0.0.1"), false);
         }
-        top.count(T0, "ads.example.", "10.0.0.2", true);
-        top.count(T0 + 60, "b.example.", "10.0.0.2", false);
-        top.count(T0 + 60, "a.example.", "10.0.0.2", false);
+        top.count(T0, "ads.example.", c("10.0.0.2"), true);
+        top.count(T0 + 60, "b.example.", c("10.0.0.2"), false);
+        top.count(T0 + 60, "a.example.", c("10.0.0.2"), false);
         let now = T0 + 60;
         assert_eq!(
             top.top(Kind::Domains, now, 3600, 10),
@@ -217,7 +253,7 @@ mod tests {
             [("10.0.0.1".to_string(), 5)]
         );
         // A day later, the first minutes are gone.
-        top.count(T0 + 86_400 + 60, "c.example.", "10.0.0.3", false);
+        top.count(T0 + 86_400 + 60, "c.example.", c("10.0.0.3"), false);
         let later = top.top(Kind::Domains, T0 + 86_400 + 60, 86_400, 10);
         assert_eq!(later, [("c.example.".to_string(), 1)]);
     }
@@ -231,22 +267,22 @@ mod tests {
                 top.count(
                     T0 + m * 60,
                     &format!("r{i}.flood.example."),
-                    "10.0.0.9",
+                    c("10.0.0.9"),
                     false,
                 );
             }
             // The one real name, asked a few times each minute.
             for _ in 0..3 {
-                top.count(T0 + m * 60, "real.example.", "10.0.0.1", false);
+                top.count(T0 + m * 60, "real.example.", c("10.0.0.1"), false);
             }
         }
-        top.count(T0 + 30 * 60, "x.", "10.0.0.1", false);
+        top.count(T0 + 30 * 60, "x.", c("10.0.0.1"), false);
         assert!(
             top.closed_keys() <= 30 * 3 * KEPT_KEYS,
             "{}",
             top.closed_keys()
         );
-        assert!(top.live.keys.iter().all(|m| m.len() <= LIVE_KEYS));
+        assert!(top.live.domains.len() <= LIVE_KEYS && top.live.clients.len() <= LIVE_KEYS);
         // The real name came after LIVE_KEYS others each minute, so it was not counted:
         // the documented approximation. Clients are few, so they count exactly.
         let list = top.top(Kind::Domains, T0 + 30 * 60, 3600, 3);
