@@ -5,9 +5,9 @@
 
 Starts chromedriver (port chosen by itself) and one chromium session on URL, waits until the
 page's event stream is live, writes READY_FILE, then stays until SIGTERM. On exit it prints
-one line: `ticks=N live=yes|no` (server-sent events the page received, and whether the stream
-was still live), closes the session and kills chromedriver's process group (chromedriver and
-the chromium it started, nothing else). Only the standard library; the browser reaches only
+one line, `browser_ticks=N browser_live=yes|no` (server-sent events the page received, and
+whether the stream was still live), closes the session and kills chromedriver's process group
+(chromedriver and the chromium it started, nothing else). Only the standard library; the browser reaches only
 loopback (a dead proxy for everything else, no name resolution).
 """
 
@@ -79,7 +79,7 @@ def main():
             time.sleep(0.2)
         ticks = js(conn + "return Number(c.dataset.ticks || 0)")
         live = js(conn + "return c.textContent === 'live'")
-        print(f"ticks={ticks} live={'yes' if live else 'no'}", flush=True)
+        print(f"browser_ticks={ticks} browser_live={'yes' if live else 'no'}", flush=True)
         call("DELETE", f"/session/{session}")
     finally:
         try:

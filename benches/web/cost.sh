@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # benches/web/cost.sh -- what the web dashboard costs on the cache-hit path (issue 18): hopdns
 # with --web and a headless chromium open on the page (its event stream connected) against
-# hopdns without --web, in the same run: REPS rounds (3), the order alternating per round,
-# medians at the end.
+# hopdns without --web, in the same run: REPS rounds (3), the order alternating per round;
+# at the end benches/web/summary.py prints the medians and the medians of same-round ratios
+# (on / off), among them hits per hopdns CPU second, the per-query cost whatever CPU the
+# neighbours leave.
 #
 # Each measurement is one `MODE=hit` run of the shared bench lab's bench-peer.sh
 # (../shared/bench, see its README): dnsperf, then udp-blast, over 1000 cached names for
@@ -17,13 +19,14 @@
 #
 # Loopback only: the bench lab's NSD servers on 127.0.0.2-99, hopdns on 127.0.0.1:5300 (the
 # bench's address for a custom resolver), the dashboard on 127.0.0.1:5381; chromium gets a dead
-# proxy for every other address. Holds /tmp/hopdns-bench.lock for the whole run and ends after
+# proxy for every other address. Holds /tmp/hopdns-bench.lock for the whole run (waiting at
+# most LOCK_WAIT seconds, 1800, for it) and ends after
 # TIMEOUT seconds (1200) at the latest. Every process it starts is stopped by PID (the
 # browser by chromedriver's process group). Needs root, nsd, dnsperf, dig, gcc, python3,
 # chromium, chromium-driver.
 set -euo pipefail
 if [ -z "${HOPDNS_BENCH_LOCKED:-}" ]; then
-  exec env HOPDNS_BENCH_LOCKED=1 flock /tmp/hopdns-bench.lock \
+  exec env HOPDNS_BENCH_LOCKED=1 flock -w "${LOCK_WAIT:-1800}" /tmp/hopdns-bench.lock \
     timeout "${TIMEOUT:-1200}" "$0" "$@"
 fi
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -84,7 +87,7 @@ busy() {  # busy SECONDS -> % of one CPU the machine spent busy (everything) ove
 }
 
 run() {  # run on|off ROUND -> one key=value line
-  local mode=$1 r=$2 web=() ticks=none i
+  local mode=$1 r=$2 web=() ticks=browser_ticks=none i
   [ "$mode" = on ] && web=(--web "$WEB")
   taskset -c 1 "$BIN" serve --listen "$ADDR" --root-hints "$BENCH/root.hints" --threads 1 \
     --query-loopback --no-ipv6 --no-prime --no-dnssec --cache-size 150m --log-level warn \
@@ -114,7 +117,7 @@ run() {  # run on|off ROUND -> one key=value line
     ticks=$(tr -d '\n' < "$OUT/browser-$r.out")
   fi
   kill -TERM "$SERVE"; wait "$SERVE" || true; SERVE=
-  echo "round=$r web=$mode ${line/peer=custom /} browser=[$ticks]"
+  echo "round=$r web=$mode ${line/peer=custom /} $ticks"
 }
 
 echo "[web-cost] $VERSION, $REPS rounds of ${DURATION}s; machine busy before the run: $(busy 3)% of one CPU (of $((100 * $(nproc))))" | tee "$OUT/summary.txt" >&2
@@ -126,20 +129,4 @@ for r in $(seq "$REPS"); do
   done
 done
 
-python3 - "$RAW" <<'EOF' | tee -a "$OUT/summary.txt"
-import statistics, sys
-runs = [dict(kv.split("=", 1) for kv in line.split() if "=" in kv) for line in open(sys.argv[1])]
-def med(mode, key):
-    vals = [float(r[key].rstrip("%")) for r in runs if r.get("web") == mode and r.get(key, "").rstrip("%")]
-    return statistics.median(vals) if vals else float("nan")
-print("| measure | web off | web on + browser | on / off |")
-print("|---|---|---|---|")
-for key, what in [("hit_qps", "hit QPS, dnsperf"), ("hit_blast_qps", "hit QPS, udp-blast"),
-                  ("hit_cpu", "hopdns CPU % (dnsperf run)"), ("hit_bg_cpu", "background CPU % (dnsperf run)"),
-                  ("hit_blast_bg_cpu", "background CPU % (udp-blast run)"), ("rss_peak_mb", "hopdns peak RSS MB")]:
-    off, on = med("off", key), med("on", key)
-    ratio = f"{on / off:.3f}" if off else "-"
-    print(f"| {what} | {off:.0f} | {on:.0f} | {ratio} |")
-print(f"(medians of {len([r for r in runs if r.get('web') == 'on'])} runs each; background CPU is "
-      "the rest of the machine in % of one CPU, browser included in the 'on' runs)")
-EOF
+python3 "$ROOT/benches/web/summary.py" "$RAW" | tee -a "$OUT/summary.txt"
