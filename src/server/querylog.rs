@@ -76,16 +76,6 @@ pub struct Logged<'a> {
     pub blocked: bool,
 }
 
-impl Logged<'_> {
-    /// The client as the log shows it: the hash in hex, or the address.
-    pub fn client_text(&self) -> String {
-        match self.client_hash {
-            Some(h) => format!("{h:016x}"),
-            None => self.client.to_string(),
-        }
-    }
-}
-
 /// Longest presentation form of a name: 254 bytes of labels and lengths, each byte at
 /// most four characters (`\DDD`, RFC 1035 §5.1).
 const MAX_NAME_TEXT: usize = 1024;
