@@ -22,4 +22,5 @@ mod redirect;
 mod resolve;
 mod trace;
 mod validate;
+mod web;
 mod web_api;
