@@ -408,6 +408,7 @@ async fn config_ctl_metrics_and_query_log_on_a_running_server() {
         "hopdns_resolutions_in_flight 0",
         "hopdns_rrl_dropped_total 0",
         "hopdns_aggressive_nsec_total{kind=\"nxdomain\"} ",
+        "hopdns_dnssec_validations_total{state=\"bogus\"} ",
         "hopdns_aggressive_nsec_total{kind=\"nodata\"} ",
         "# TYPE hopdns_pool_member_up gauge",
         "# EOF",

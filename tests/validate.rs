@@ -134,7 +134,10 @@ fn ede_option(m: &hickory_proto::op::Message) -> Option<(u16, String)> {
 /// come through as they are.
 #[tokio::test]
 async fn bogus_is_servfail_with_its_extended_dns_error() {
+    use hopdns::metrics::{metrics, Validated};
     let env = crate::util::Env::start_validating(201).await;
+    // Counted in hopdns_dnssec_validations_total{state} (other tests only add to them).
+    let before = Validated::ALL.map(|s| metrics().validations(s));
     for (qname, code) in [
         ("www.expired.net.", 7),
         ("www.notyet.net.", 8),
@@ -160,6 +163,9 @@ async fn bogus_is_servfail_with_its_extended_dns_error() {
         assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{qname}");
         assert_eq!(ede_option(&m), None, "{qname}");
     }
+    let grew = |s: Validated| metrics().validations(s) - before[s as usize];
+    assert!(grew(Validated::Bogus) >= 5, "five bogus resolutions");
+    assert!(grew(Validated::Secure) >= 1 && grew(Validated::Insecure) >= 1);
     env.stop().await;
 }
 

@@ -122,6 +122,34 @@ impl Aggressive {
     }
 }
 
+/// The validation state of a resolution's outcome (RFC 4035 §4.3), as the metrics name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Validated {
+    Secure = 0,
+    Insecure = 1,
+    Bogus = 2,
+    Indeterminate = 3,
+}
+
+impl Validated {
+    pub const ALL: [Validated; 4] = [
+        Self::Secure,
+        Self::Insecure,
+        Self::Bogus,
+        Self::Indeterminate,
+    ];
+
+    /// The `state` label of `hopdns_dnssec_validations_total`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Secure => "secure",
+            Self::Insecure => "insecure",
+            Self::Bogus => "bogus",
+            Self::Indeterminate => "indeterminate",
+        }
+    }
+}
+
 /// Upstream servers tracked one by one; past this, they share the `other` row (bounds the
 /// map when authorities are many).
 const MAX_SERVERS: usize = 4096;
@@ -147,6 +175,9 @@ pub struct Metrics {
     client_errors: [AtomicU64; ClientError::ALL.len()],
     /// Answers synthesised from cached, validated NSEC ranges (RFC 8198), by kind.
     aggressive_nsec: [AtomicU64; Aggressive::ALL.len()],
+    /// Resolutions whose outcome the validator judged, by state (Unbound's
+    /// `num.answer.secure` / `num.answer.bogus`).
+    validations: [AtomicU64; Validated::ALL.len()],
     latency: Histogram,
     upstream: RwLock<HashMap<IpAddr, Arc<ServerCounters>>>,
     upstream_other: ServerCounters,
@@ -420,6 +451,16 @@ impl Metrics {
         self.aggressive_nsec[kind as usize].load(Relaxed)
     }
 
+    /// A resolution's outcome was judged `state` by the validator.
+    pub fn validated(&self, state: Validated) {
+        self.validations[state as usize].fetch_add(1, Relaxed);
+    }
+
+    /// How many outcomes were judged `state` since start.
+    pub fn validations(&self, state: Validated) -> u64 {
+        self.validations[state as usize].load(Relaxed)
+    }
+
     /// A resolution starts waiting on authorities; the guard ends it and records its latency.
     pub fn resolution_started(&'static self) -> InFlightGuard {
         self.in_flight.fetch_add(1, Relaxed);
@@ -539,6 +580,7 @@ impl Metrics {
                 self.aggressive_nsec_count(k),
             )
         }))
+        .chain(Validated::ALL.map(|k| (format!("dnssec_{}", k.name()), self.validations(k))))
         .collect()
     }
 
@@ -860,6 +902,21 @@ impl Collector for Exporter {
                 family
                     .encode_family(&[("kind", kind.name())])?
                     .encode_counter::<NoLabelSet, u64, u64>(&m.aggressive_nsec_count(kind), None)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "hopdns_dnssec_validations",
+                "Resolutions whose outcome the validator judged, by state (RFC 4035 §4.3): \
+                 secure, insecure, bogus (answered SERVFAIL), indeterminate (no trust anchor \
+                 above the name)",
+                None,
+                MetricType::Counter,
+            )?;
+            for state in Validated::ALL {
+                family
+                    .encode_family(&[("state", state.name())])?
+                    .encode_counter::<NoLabelSet, u64, u64>(&m.validations(state), None)?;
             }
         }
         {

@@ -558,6 +558,16 @@ impl Resolver {
         let secure = m
             .verdict()
             .is_some_and(|v| v.proof == crate::dnssec::Proof::Secure);
+        if let Some(v) = m.verdict() {
+            use crate::dnssec::Proof;
+            use crate::metrics::Validated;
+            crate::metrics::metrics().validated(match v.proof {
+                Proof::Secure => Validated::Secure,
+                Proof::Insecure => Validated::Insecure,
+                Proof::Bogus => Validated::Bogus,
+                Proof::Indeterminate => Validated::Indeterminate,
+            });
+        }
         if let Some(nxdomain) = m.aggressive() {
             crate::metrics::metrics().aggressive_nsec(if nxdomain {
                 crate::metrics::Aggressive::NxDomain
