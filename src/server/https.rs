@@ -3,8 +3,10 @@
 //!
 //! * `GET <path>?dns=<base64url>` and `POST <path>` with `Content-Type:
 //!   application/dns-message` (RFC 8484 §4.1); the path is `https-path` (`/dns-query`).
-//! * The message goes through the same answer path as TCP's ([`super::tcp::answer`]): the
-//!   checks, the allow-list, the answerer (rules, cache, resolver), counters, query log.
+//! * The message goes through the same answer path as TCP's: a cache hit from the message
+//!   cache ([`super::tcp::cache_hit`], the UDP workers' fast path), anything else through
+//!   [`super::tcp::answer`]: the checks, the allow-list, the answerer (rules, cache,
+//!   resolver), counters, query log.
 //! * DNS errors are DNS replies with status 200 (§4.2.1); HTTP errors are for HTTP
 //!   problems: 400 (no or bad `dns`, a message that gets no reply), 404 (another path),
 //!   405 (another method), 408 (a POST body slower than the idle timeout), 413 (over 65535
@@ -177,11 +179,24 @@ async fn respond(
             return response;
         }
     };
-    let Some(reply) = tcp::answer(shared, &message, client, Proto::Https).await else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "not a DNS query (a response, or shorter than a header)",
-        );
+    // A cache hit comes from the message cache as over UDP, TCP and DoT (a query asking
+    // for padding excepted: the normal path pads it).
+    let hit = {
+        let mut slot = [0u8; tcp::HIT_SLOT];
+        tcp::cache_hit(shared, &message, client, Proto::Https, &mut slot)
+            .map(|len| slot[..len].to_vec())
+    };
+    let reply = match hit {
+        Some(reply) => reply,
+        None => match tcp::answer(shared, &message, client, Proto::Https).await {
+            Some(reply) => reply,
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "not a DNS query (a response, or shorter than a header)",
+                )
+            }
+        },
     };
     let max_age = min_ttl(&reply);
     let mut response = Response::new(Full::new(Bytes::from(reply)));
