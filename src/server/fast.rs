@@ -1,5 +1,5 @@
-//! The cache-hit fast path: a plain query (over UDP, or TCP) answered from the message cache
-//! without decoding, without the resolver and without allocating.
+//! The cache-hit fast path: a plain query (over UDP, TCP, DoT or DoH) answered from the
+//! message cache without decoding, without the resolver and without allocating.
 //!
 //! The worker reads the query in place ([`parse_plain_query`]), the message cache writes
 //! the ready reply into the worker's output slot ([`MessageCache::write_reply`]), and the
