@@ -11,7 +11,8 @@
 //!
 //! Everything else runs the synchronous checks ([`request::triage`]): malformed or refused
 //! queries are answered at once with a non-blocking send (dropped if the socket buffer is
-//! full, as under overload), and queries for the answerer get a task. Tasks are capped per
+//! full, as under overload), and queries for the answerer get a task, whose reply leaves
+//! through the worker's [`Outbox`] with the others that finished in the same turn. Tasks are capped per
 //! worker; over the cap the query is dropped and the client retries (RFC 1035 §4.2.1: UDP is
 //! best effort; a recursive resolver under load drops rather than queues). Replies are sized
 //! by [`request`] (512 bytes, or the EDNS payload of RFC 6891 §6.2.5, with TC=1 beyond).
@@ -201,6 +202,7 @@ pub(super) async fn serve(
     let fd = socket.as_raw_fd();
     let local = socket.local_addr().ok();
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let outbox = Arc::new(Outbox::default());
     let mut batch = Batch::new(usize::from(shared.policy.max_udp_payload()));
     let mut backoff = MIN_ERROR_BACKOFF;
     debug!(?local, worker, "UDP worker started");
@@ -242,7 +244,7 @@ pub(super) async fn serve(
             shared.stats.count_udp(worker, n as u64);
             for i in 0..n {
                 handle_one(
-                    &mut batch, i, &socket, &shared, &tokens, &tasks, &in_flight, local,
+                    &mut batch, i, &socket, &shared, &tokens, &tasks, &in_flight, &outbox, local,
                 );
             }
             if !batch.ready.is_empty() {
@@ -275,6 +277,7 @@ fn handle_one(
     tokens: &Tokens,
     tasks: &TaskTracker,
     in_flight: &Arc<Semaphore>,
+    outbox: &Arc<Outbox>,
     local: Option<SocketAddr>,
 ) {
     let Some(peer) = source(&batch.addrs[i]) else {
@@ -328,21 +331,20 @@ fn handle_one(
                 return;
             };
             let (socket, shared, token) = (socket.clone(), shared.clone(), tokens.abort.clone());
+            let outbox = outbox.clone();
             let shared_logs = shared.query_log.is_some();
             let task = async move {
-                let _permit = permit;
                 let answered = tokio::select! {
                     _ = token.cancelled() => return,
                     answered = request::answer(&*shared.answerer, &req, client) => answered,
                 };
+                drop(permit);
                 if let Some(mut reply) = request::respond_answered(&req, &answered, &shared.policy)
                 {
                     if !shared.outgoing_vec(&mut reply, client, Proto::Udp) {
                         return;
                     }
-                    if let Err(error) = socket.send_to(&reply, peer).await {
-                        debug!(%peer, %error, "UDP send failed");
-                    }
+                    outbox.send(&socket, reply, peer).await;
                 }
             };
             // With the query log on, a note follows the query (rule, cache, latency).
@@ -350,6 +352,93 @@ fn handle_one(
                 tasks.spawn(crate::metrics::note::scope(task));
             } else {
                 tasks.spawn(task);
+            }
+        }
+    }
+}
+
+/// The replies of resolved queries on one worker's socket, sent together.
+///
+/// The first reply into an empty outbox makes its task the flusher: it yields once, which
+/// tokio defers until its next poll of the I/O driver, so every task woken by the same batch
+/// of upstream replies adds its client reply first, and then sends them all with
+/// `sendmmsg(2)`. On loopback each datagram sent to a sleeping client costs a wake-up of it
+/// (the profile of the miss load had 10% of the worker's time there); a batch pays one.
+#[derive(Default)]
+struct Outbox {
+    queue: std::sync::Mutex<Vec<(Vec<u8>, SocketAddr)>>,
+}
+
+impl Outbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Vec<u8>, SocketAddr)>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `reply` for `to`; sends the queue if this reply started it.
+    async fn send(&self, socket: &UdpSocket, reply: Vec<u8>, to: SocketAddr) {
+        let first = {
+            let mut queue = self.lock();
+            queue.push((reply, to));
+            queue.len() == 1
+        };
+        if !first {
+            return;
+        }
+        tokio::task::yield_now().await;
+        // Whatever is queued now is this flusher's; the next reply starts a new queue.
+        let queued = std::mem::take(&mut *self.lock());
+        for chunk in queued.chunks(BATCH) {
+            send_batch(socket, chunk).await;
+        }
+    }
+}
+
+/// Sends `replies` with as few `sendmmsg` calls as the kernel allows, waiting for room in
+/// the socket buffer rather than dropping (these replies cost a resolution each).
+async fn send_batch(socket: &UdpSocket, replies: &[(Vec<u8>, SocketAddr)]) {
+    let addrs: Vec<socket2::SockAddr> = replies.iter().map(|(_, to)| (*to).into()).collect();
+    let mut sent = 0;
+    while sent < replies.len() {
+        let result = socket
+            .async_io(Interest::WRITABLE, || {
+                // SAFETY: zeroed iovec/mmsghdr are valid; the entries used point into
+                // `replies` and `addrs`, which outlive the call.
+                let mut iov: [libc::iovec; BATCH] = unsafe { zeroed() };
+                // SAFETY: as above.
+                let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+                let rest = &replies[sent..];
+                for (k, ((reply, _), addr)) in rest.iter().zip(&addrs[sent..]).enumerate() {
+                    iov[k].iov_base = reply.as_ptr() as *mut libc::c_void;
+                    iov[k].iov_len = reply.len();
+                    hdrs[k].msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
+                    hdrs[k].msg_hdr.msg_namelen = addr.len();
+                    hdrs[k].msg_hdr.msg_iov = &mut iov[k];
+                    hdrs[k].msg_hdr.msg_iovlen = 1;
+                }
+                // SAFETY: the first `rest.len()` headers are initialised as above.
+                let n = unsafe {
+                    libc::sendmmsg(
+                        socket.as_raw_fd(),
+                        hdrs.as_mut_ptr(),
+                        rest.len() as libc::c_uint,
+                        libc::MSG_DONTWAIT,
+                    )
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            })
+            .await;
+        match result {
+            Ok(n) if n > 0 => sent += n,
+            Ok(_) => sent += 1,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                // Skip the datagram that failed (a bad address would fail forever).
+                debug!(to = %replies[sent].1, %error, "UDP send failed");
+                sent += 1;
             }
         }
     }
@@ -371,4 +460,47 @@ fn is_transient(error: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replies queued by many tasks at once all leave, whole, each to its own client, and
+    /// the outbox is empty once every task has returned.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_replies_all_reach_their_clients() {
+        let server = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            clients.push(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        }
+        let outbox = Arc::new(Outbox::default());
+        let mut tasks = Vec::new();
+        for n in 0..100u8 {
+            let to = clients[usize::from(n) % 3].local_addr().unwrap();
+            let (server, outbox) = (server.clone(), outbox.clone());
+            tasks.push(tokio::spawn(async move {
+                outbox.send(&server, vec![n; 1 + usize::from(n)], to).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert!(outbox.lock().is_empty(), "nothing left behind");
+        let mut seen = Vec::new();
+        for (k, c) in clients.iter().enumerate() {
+            let mut buf = [0u8; 512];
+            while let Ok(Ok(len)) =
+                tokio::time::timeout(Duration::from_millis(200), c.recv(&mut buf)).await
+            {
+                let n = buf[0];
+                assert_eq!(usize::from(n) % 3, k, "reply {n} went to its own client");
+                assert_eq!(&buf[..len], &vec![n; 1 + usize::from(n)][..]);
+                seen.push(n);
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, (0..100).collect::<Vec<u8>>());
+    }
 }
