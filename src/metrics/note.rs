@@ -45,8 +45,8 @@ impl Note {
     }
 }
 
-/// Runs `f` with a fresh note open.
-pub async fn scope<F: std::future::Future>(f: F) -> F::Output {
+/// Runs `f` with a fresh note open. (A plain function, as [`counting`].)
+pub fn scope<F: std::future::Future>(f: F) -> impl std::future::Future<Output = F::Output> {
     let note = Note {
         start: Instant::now(),
         rule: None,
@@ -55,7 +55,7 @@ pub async fn scope<F: std::future::Future>(f: F) -> F::Output {
         resolved: false,
         joined: false,
     };
-    NOTE.scope(RefCell::new(note), f).await
+    NOTE.scope(RefCell::new(note), f)
 }
 
 /// Writes into the open note, if there is one.
@@ -73,9 +73,13 @@ pub fn upstream_counter() -> Option<Arc<AtomicU32>> {
     NOTE.try_with(|n| n.borrow().upstream.clone()).ok()
 }
 
-/// Runs a resolution with `counter` counting its upstream queries.
-pub async fn counting<F: std::future::Future>(counter: Option<Arc<AtomicU32>>, f: F) -> F::Output {
-    UPSTREAM.scope(counter, f).await
+/// Runs a resolution with `counter` counting its upstream queries. (A plain function: an
+/// `async fn` would hold `f` twice, as its argument and inside the scope.)
+pub fn counting<F: std::future::Future>(
+    counter: Option<Arc<AtomicU32>>,
+    f: F,
+) -> impl std::future::Future<Output = F::Output> {
+    UPSTREAM.scope(counter, f)
 }
 
 /// One upstream query sent by the current resolution.

@@ -343,14 +343,10 @@ impl Resolver {
             this.inflight.finish(leader, &resolved);
             resolved
         };
-        // Without the query log there is nothing to count into: the task-local is set only
-        // when there is a counter.
-        async move {
-            match counter {
-                Some(c) => crate::metrics::note::counting(Some(c), resolution).await,
-                None => resolution.await,
-            }
-        }
+        // One wrapper whether or not there is a counter (without the query log there is
+        // none): a `match` with the resolution awaited in each arm held it twice over, and
+        // the future, boxed and moved once per miss, was three times the size.
+        crate::metrics::note::counting(counter, resolution)
     }
 
     /// Refreshes `question` in the background (prefetch) unless it is being resolved now.
@@ -648,6 +644,26 @@ mod tests {
     use crate::transport::scripted::{self as s, Script, Scripted};
     use hickory_proto::rr::rdata::NS;
     use hickory_proto::rr::{Name, RData, Record};
+
+    /// Issue 17.1: a miss boxes and moves its resolution future once, so its size is paid in
+    /// copies per miss. The wrappers around the machine's run (the upstream counter, the
+    /// publishing to followers) must hold the run once, not once per `match` arm or per
+    /// `async fn` argument (they held it three times over: 9.7 KB instead of 3.2 KB).
+    #[tokio::test(start_paused = true)]
+    async fn a_resolution_future_holds_its_run_once() {
+        let w = Arc::new(Scripted::new());
+        let r = Resolver::new(ResolverConfig::new(s::root_hints("10.0.0.1")), w.clone());
+        let q = Question::new(Name::from_ascii("www.test.").unwrap(), RecordType::A);
+        let run = std::mem::size_of_val(&r.run(&q, None, false, false));
+        let Role::Leader(leader) = r.inflight.join(&q) else {
+            panic!("the first asker leads")
+        };
+        let resolution = std::mem::size_of_val(&r.resolution(q.clone(), leader, false));
+        assert!(
+            resolution < run + 1024,
+            "resolution {resolution} bytes against its run's {run}"
+        );
+    }
 
     /// Issue 17.1: the first client runs the resolution in its own task; if that task is
     /// cancelled (a DoH stream reset, a client that went away), the resolution still ends
