@@ -12,10 +12,11 @@
 //! Everything else runs the synchronous checks ([`request::triage`]): malformed or refused
 //! queries are answered at once with a non-blocking send (dropped if the socket buffer is
 //! full, as under overload), and queries for the answerer get a task, whose reply leaves
-//! through the worker's [`Outbox`] with the others that finished in the same turn. Tasks are capped per
-//! worker; over the cap the query is dropped and the client retries (RFC 1035 §4.2.1: UDP is
-//! best effort; a recursive resolver under load drops rather than queues). Replies are sized
-//! by [`request`] (512 bytes, or the EDNS payload of RFC 6891 §6.2.5, with TC=1 beyond).
+//! through the worker's [`Outbox`] with the others that finished in the same turn. Tasks
+//! are capped per worker; over the cap the query is dropped and the client retries (RFC 1035
+//! §4.2.1: UDP is best effort; a recursive resolver under load drops rather than queues).
+//! Replies are sized by [`request`] (512 bytes, or the EDNS payload of RFC 6891 §6.2.5, with
+//! TC=1 beyond).
 //!
 //! Receive errors never end the loop: ICMP-induced `ECONNREFUSED`/`ECONNRESET` from an
 //! earlier send are skipped, anything else backs off briefly.
