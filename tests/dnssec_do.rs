@@ -4,7 +4,6 @@
 //! without DO gets none of them. Lab networks 226-229.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, ResponseCode};
 use hickory_proto::rr::{Record, RecordType};
@@ -25,15 +24,7 @@ async fn ask(
     let mut e = Edns::new();
     e.set_max_payload(4096).set_dnssec_ok(dnssec_ok);
     q.set_edns(e);
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    sock.send_to(&q.to_vec().unwrap(), addr).await.unwrap();
-    let mut buf = vec![0u8; 65535];
-    let (n, _) = tokio::time::timeout(Duration::from_secs(6), sock.recv_from(&mut buf))
-        .await
-        .expect("an answer within 6 s")
-        .unwrap();
-    let m = Message::from_vec(&buf[..n]).unwrap();
-    assert_eq!(m.metadata.id, q.metadata.id);
+    let m = crate::util::udp_message(addr, &q).await;
     assert!(!m.metadata.truncation, "{qname}: truncated");
     m
 }
@@ -190,7 +181,7 @@ async fn do_over_tcp_with_cd_and_for_insecure_signed_data() {
     let mut e = Edns::new();
     e.set_max_payload(1232).set_dnssec_ok(true);
     q.set_edns(e);
-    let m = tcp_message(env.addr, &q).await;
+    let m = crate::util::tcp_message(env.addr, &q).await;
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
     check_signed(
         &m,
@@ -222,23 +213,6 @@ async fn do_over_tcp_with_cd_and_for_insecure_signed_data() {
     let m = ask(env.addr, "www.insecure.net.", RecordType::A, true, false).await;
     assert_eq!(shape(&m.answers), ["A"]);
     env.stop().await;
-}
-
-async fn tcp_message(addr: SocketAddr, q: &Message) -> Message {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let bytes = q.to_vec().unwrap();
-    s.write_all(&(bytes.len() as u16).to_be_bytes())
-        .await
-        .unwrap();
-    s.write_all(&bytes).await.unwrap();
-    let len = tokio::time::timeout(Duration::from_secs(6), s.read_u16())
-        .await
-        .expect("an answer within 6 s")
-        .unwrap();
-    let mut buf = vec![0u8; usize::from(len)];
-    s.read_exact(&mut buf).await.unwrap();
-    Message::from_vec(&buf).unwrap()
 }
 
 /// RFC 8198 aggressive use of the DNSSEC-validated cache: after one validated NXDOMAIN in

@@ -260,14 +260,7 @@ async fn ad_is_set_on_secure_data_for_clients_that_ask() {
                 e.set_max_payload(1232).set_dnssec_ok(true);
                 q.set_edns(e);
             }
-            let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            sock.send_to(&q.to_vec().unwrap(), addr).await.unwrap();
-            let mut buf = vec![0u8; 4096];
-            let (n, _) = tokio::time::timeout(Duration::from_secs(6), sock.recv_from(&mut buf))
-                .await
-                .unwrap()
-                .unwrap();
-            hickory_proto::op::Message::from_vec(&buf[..n]).unwrap()
+            crate::util::udp_message(addr, &q).await
         }
     };
     for round in ["resolved", "cached"] {
@@ -302,14 +295,7 @@ async fn cd_returns_bogus_data_unchecked_and_apart() {
         async move {
             let mut q = crate::util::query(qname, RecordType::A, Some(1232));
             q.metadata.checking_disabled = cd;
-            let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            sock.send_to(&q.to_vec().unwrap(), addr).await.unwrap();
-            let mut buf = vec![0u8; 4096];
-            let (n, _) = tokio::time::timeout(Duration::from_secs(6), sock.recv_from(&mut buf))
-                .await
-                .unwrap()
-                .unwrap();
-            hickory_proto::op::Message::from_vec(&buf[..n]).unwrap()
+            crate::util::udp_message(addr, &q).await
         }
     };
     let m = ask("www.expired.net.", true).await;

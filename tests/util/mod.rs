@@ -139,8 +139,12 @@ pub fn query(name_: &str, qtype: RecordType, edns: Option<u16>) -> Message {
 
 /// One UDP query; panics if no answer within 6 s (longer than the resolver's deadline).
 pub async fn udp(addr: SocketAddr, name_: &str, qtype: RecordType, edns: Option<u16>) -> Message {
+    udp_message(addr, &query(name_, qtype, edns)).await
+}
+
+/// Sends `q` over UDP and returns the reply with its ID; panics if none within 6 s.
+pub async fn udp_message(addr: SocketAddr, q: &Message) -> Message {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let q = query(name_, qtype, edns);
     sock.send_to(&q.to_vec().unwrap(), addr).await.unwrap();
     let mut buf = vec![0u8; 65535];
     let (n, _) = tokio::time::timeout(Duration::from_secs(6), sock.recv_from(&mut buf))
@@ -154,8 +158,13 @@ pub async fn udp(addr: SocketAddr, name_: &str, qtype: RecordType, edns: Option<
 
 /// One TCP query with two-byte length framing.
 pub async fn tcp(addr: SocketAddr, name_: &str, qtype: RecordType) -> Message {
+    tcp_message(addr, &query(name_, qtype, Some(1232))).await
+}
+
+/// Sends `q` over a new TCP connection and returns the reply; panics if none within 6 s.
+pub async fn tcp_message(addr: SocketAddr, q: &Message) -> Message {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let q = query(name_, qtype, Some(1232)).to_vec().unwrap();
+    let q = q.to_vec().unwrap();
     s.write_all(&(q.len() as u16).to_be_bytes()).await.unwrap();
     s.write_all(&q).await.unwrap();
     let len = tokio::time::timeout(Duration::from_secs(6), s.read_u16())
