@@ -54,13 +54,7 @@ pub fn prove(
     if !zone.zone_of(qname) {
         return Verdict::bogus(Reason::Bogus("denial for a name outside the zone"));
     }
-    let nsec3: Vec<(&Name, &NSEC3)> = records
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::DNSSEC(DNSSECRData::NSEC3(n)) => Some((&r.name, n)),
-            _ => None,
-        })
-        .collect();
+    let nsec3 = nsec3_records(records);
     let result = if nsec3.is_empty() {
         let nsec: Vec<(&Name, &NSEC)> = records
             .iter()
@@ -177,6 +171,17 @@ pub fn synthesise(
     }
 }
 
+/// The NSEC3 records among `records`, with their owner names.
+fn nsec3_records(records: &[Record]) -> Vec<(&Name, &NSEC3)> {
+    records
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::NSEC3(n)) => Some((&r.name, n)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// [`synthesise`] from NSEC3 records: NODATA, then NXDOMAIN, on one chain (so a name is
 /// hashed once).
 fn synthesise_nsec3(
@@ -186,13 +191,7 @@ fn synthesise_nsec3(
     records: &[Record],
     budget: &mut Budget,
 ) -> Option<Synthesised> {
-    let nsec3: Vec<(&Name, &NSEC3)> = records
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::DNSSEC(DNSSECRData::NSEC3(n)) => Some((&r.name, n)),
-            _ => None,
-        })
-        .collect();
+    let nsec3 = nsec3_records(records);
     let mut chain = Nsec3Chain::new(zone, &nsec3).ok()?;
     let mut denials = vec![Denial::NxDomain];
     if qtype != RecordType::ANY {
