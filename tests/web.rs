@@ -516,6 +516,27 @@ fn json_header() -> Value {
     json!({ "Content-Type": "application/json" })
 }
 
+/// Waits until the page is read-only: the login form shows and the actions do not.
+async fn until_read_only(b: &Browser, what: &str) {
+    b.until(
+        what,
+        "return !document.getElementById('login-form').hidden && \
+         document.getElementById('actions').hidden",
+    )
+    .await;
+}
+
+/// The page's own request to flush the whole cache, without a CSRF token: (status, body).
+async fn flush_without_token(b: &Browser) -> (u16, String) {
+    b.fetch(
+        "POST",
+        "/api/flush",
+        json_header(),
+        Some(r#"{"name":null}"#),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_view_loads_without_console_errors_on_a_desktop_and_a_phone_screen_and_polls_without_sse(
 ) {
@@ -718,21 +739,9 @@ async fn actions_need_a_login_refuse_a_wrong_password_and_a_request_without_the_
     let dash = Dash::start(236).await;
     let b = Browser::start().await;
     b.goto(&dash.url("/#actions")).await;
-    b.until(
-        "read-only: the login form shows and the actions do not",
-        "return !document.getElementById('login-form').hidden && \
-         document.getElementById('actions').hidden",
-    )
-    .await;
+    until_read_only(&b, "read-only: the login form shows and the actions do not").await;
     // Without a session every action is refused, from the page or from outside it.
-    let (status, body) = b
-        .fetch(
-            "POST",
-            "/api/flush",
-            json_header(),
-            Some(r#"{"name":null}"#),
-        )
-        .await;
+    let (status, body) = flush_without_token(&b).await;
     assert_eq!(status, 401, "an action without a session: {body}");
     let (status, _, body) = http(
         dash.web,
@@ -769,14 +778,7 @@ async fn actions_need_a_login_refuse_a_wrong_password_and_a_request_without_the_
     assert_eq!(b.text("session-badge").await, "logged in");
 
     // CSRF: the session cookie alone does not make an action, nor does a wrong token.
-    let (status, body) = b
-        .fetch(
-            "POST",
-            "/api/flush",
-            json_header(),
-            Some(r#"{"name":null}"#),
-        )
-        .await;
+    let (status, body) = flush_without_token(&b).await;
     assert_eq!(status, 403, "an action without the CSRF token: {body}");
     let (status, body) = b
         .fetch(
@@ -843,20 +845,8 @@ async fn actions_need_a_login_refuse_a_wrong_password_and_a_request_without_the_
     );
     // Logging out makes the page read-only again.
     b.click("logout-submit").await;
-    b.until(
-        "logged out: the login form is back",
-        "return !document.getElementById('login-form').hidden && \
-         document.getElementById('actions').hidden",
-    )
-    .await;
-    let (status, _) = b
-        .fetch(
-            "POST",
-            "/api/flush",
-            json_header(),
-            Some(r#"{"name":null}"#),
-        )
-        .await;
+    until_read_only(&b, "logged out: the login form is back").await;
+    let (status, _) = flush_without_token(&b).await;
     assert_eq!(status, 401, "the session ended with the logout");
     let errors = b.console_errors().await;
     // The refused requests above are this test's own; nothing else may have failed.
