@@ -117,13 +117,19 @@ pub fn run(cli: Cli) -> ExitCode {
 /// with a lower mean latency and hits unchanged (docs/performance.md).
 const EVENT_INTERVAL: u32 = 127;
 
-/// A runtime with `threads` workers (at least one).
+/// A runtime with `threads` workers (at least one). One worker is the calling thread itself
+/// (tokio's current-thread scheduler): a multi-thread runtime with a single worker pays for
+/// work stealing and cross-thread wake-ups it cannot use, and the main thread beside it. On
+/// the one-core miss load that was 2-3% of the rate (docs/performance.md).
 fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .event_interval(EVENT_INTERVAL)
-        .enable_all()
-        .build()
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut multi = tokio::runtime::Builder::new_multi_thread();
+        multi.worker_threads(threads);
+        multi
+    };
+    builder.event_interval(EVENT_INTERVAL).enable_all().build()
 }
 
 /// Resolves when SIGINT (Ctrl-C) or SIGTERM arrives (the lab's stop; `serve` installs its own
