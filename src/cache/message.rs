@@ -243,17 +243,40 @@ impl MessageCache {
         patch: &Patch<'_>,
         out: &mut [u8],
     ) -> Result<Written, Miss> {
+        self.write(key, now, patch, out, true)
+    }
+
+    /// [`Self::write_reply`] for the client whose miss has just stored the template: neither
+    /// a hit nor a miss in the counters, and never a prefetch.
+    pub fn write_stored_reply(
+        &self,
+        key: &[u8],
+        now: u64,
+        patch: &Patch<'_>,
+        out: &mut [u8],
+    ) -> Result<Written, Miss> {
+        self.write(key, now, patch, out, false)
+    }
+
+    fn write(
+        &self,
+        key: &[u8],
+        now: u64,
+        patch: &Patch<'_>,
+        out: &mut [u8],
+        hit: bool,
+    ) -> Result<Written, Miss> {
         let (len, prefetch) = {
             let mut shard = self.store.shard(key);
             let Some(t) = shard.lru.get_mut(key) else {
-                shard.misses += 1;
+                shard.misses += u64::from(hit);
                 return Err(Miss::Absent);
             };
             let expires = t.inserted.saturating_add(u64::from(t.ttl));
             if expires <= now {
                 // Stale data is served by the resolver's path (RFC 8767), not from here.
                 shard.remove(key);
-                shard.misses += 1;
+                shard.misses += u64::from(hit);
                 return Err(Miss::Absent);
             }
             let wire = match &t.signed {
@@ -277,11 +300,11 @@ impl MessageCache {
                 out[at..at + 4].copy_from_slice(&old.saturating_sub(elapsed).to_be_bytes());
             }
             let left = expires.saturating_sub(now);
-            let prefetch = !t.prefetching && left.saturating_mul(10) <= u64::from(t.ttl);
+            let prefetch = hit && !t.prefetching && left.saturating_mul(10) <= u64::from(t.ttl);
             if prefetch {
                 t.prefetching = true;
             }
-            shard.hits += 1;
+            shard.hits += u64::from(hit);
             (len, prefetch)
         };
         out[0..2].copy_from_slice(&patch.id.to_be_bytes());

@@ -55,6 +55,28 @@ pub fn stream_reply_from_cache(
     hit(cache, answerer, &q, &patch, client, out)
 }
 
+/// The reply to `query` from the template that its own resolution has just stored: what a
+/// hit on it would be sent, copied and patched instead of encoded once more from the outcome.
+/// Counted neither as a hit nor as a miss. `None` (no fresh template, one that does not fit,
+/// or one the answerer will not serve this client) leaves the reply to the normal encoder.
+pub fn reply_from_stored(
+    cache: &Cache,
+    answerer: &dyn Answerer,
+    query: &[u8],
+    client: SocketAddr,
+    out: &mut [u8],
+) -> Option<usize> {
+    let q = parse_plain_query(query)?;
+    let patch = patch_for(&q, out.len());
+    let written = cache
+        .messages
+        .write_stored_reply(q.key.as_bytes(), cache.clock.unix_secs(), &patch, out)
+        .ok()?;
+    answerer
+        .may_serve_cached(q.qname, &out[..written.len], client)
+        .then_some(written.len)
+}
+
 #[inline(always)]
 fn hit(
     cache: &Cache,

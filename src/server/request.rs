@@ -188,6 +188,19 @@ pub async fn answer(answerer: &dyn Answerer, request: &Request, client: SocketAd
     }
 }
 
+/// Whether the message cache's template may carry the reply to `request` once `answered`
+/// (the template its resolution stored): a plain answer, NODATA or NXDOMAIN, to a client
+/// that set neither DO nor CD. Anything else (a failure with its EDE, a DO client's DNSSEC
+/// records, an unchecked answer) is encoded from the outcome.
+pub fn template_may_answer(request: &Request, answered: &Answered) -> bool {
+    !request.dnssec_ok()
+        && !request.header.checking_disabled
+        && matches!(
+            answered.outcome,
+            Outcome::Answer { .. } | Outcome::NoData { .. } | Outcome::NxDomain { .. }
+        )
+}
+
 /// Every check that needs no answer, in the order of the module documentation.
 pub fn triage(bytes: &[u8], client: SocketAddr, proto: Proto, policy: &Policy) -> Triage {
     if !plausible_client(client) {

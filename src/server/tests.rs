@@ -255,6 +255,68 @@ async fn tcp_pipelined_cache_hits_come_from_the_cache_in_order() {
     running.stop().await;
 }
 
+/// Stores a template with 192.0.2.9 for each question in the cache it is given, as the
+/// resolver does when it learns an answer, and returns [`Fake`]'s outcome (192.0.2.1): a
+/// reply with .9 came from the template, one with .1 was encoded from the outcome.
+struct Storing(Arc<crate::cache::Cache>);
+
+#[async_trait]
+impl Answerer for Storing {
+    async fn answer(&self, question: &Question, client: SocketAddr) -> Outcome {
+        let stored = Record::from_rdata(
+            question.name.clone(),
+            120,
+            RData::A(A(Ipv4Addr::new(192, 0, 2, 9))),
+        );
+        let now = self.0.clock.unix_secs();
+        let code = ResponseCode::NoError;
+        (self.0.messages).insert(question, code, &[stored], None, 120, now, false);
+        Fake.answer(question, client).await
+    }
+}
+
+/// A UDP miss is answered from the template its resolution has just stored, as the hit after
+/// it will be (with the client's ID and question case), and not counted as a hit; a DO
+/// client's reply is encoded from the outcome.
+#[tokio::test]
+async fn udp_miss_is_answered_from_the_template_its_resolution_stored() {
+    let cache = Arc::new(crate::cache::Cache::new(Default::default()));
+    let server = BoundServer::bind(&config("127.54.0.14"))
+        .expect("bind")
+        .serve_hits_from(cache.clone());
+    let running = start(server, Arc::new(Storing(cache.clone())));
+
+    let reply = udp_exchange(running.addr, &query(301, "Stored.Example.")).await;
+    assert_answered(&reply, 301);
+    assert!(reply.queries[0]
+        .name
+        .eq_case(&Name::from_ascii("Stored.Example.").expect("name")));
+    assert_eq!(
+        reply.answers[0].data,
+        RData::A(A(Ipv4Addr::new(192, 0, 2, 9)))
+    );
+    assert_eq!(reply.answers[0].ttl, 120);
+    assert_eq!(cache.messages.stats().hits, 0, "the miss is no hit");
+
+    let mut signed = Message::query();
+    signed.metadata.id = 302;
+    signed.metadata.recursion_desired = true;
+    signed.add_query(Query::query(
+        Name::from_ascii("signed.example.").expect("name"),
+        RecordType::A,
+    ));
+    let mut edns = hickory_proto::op::Edns::new();
+    edns.set_dnssec_ok(true);
+    signed.set_edns(edns);
+    let reply = udp_exchange(running.addr, &signed.to_vec().expect("encode")).await;
+    assert_answered(&reply, 302);
+    assert_eq!(
+        reply.answers[0].data,
+        RData::A(A(Ipv4Addr::new(192, 0, 2, 1)))
+    );
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn tcp_idle_connection_is_closed() {
     let mut cfg = config("127.54.0.4");

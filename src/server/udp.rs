@@ -334,13 +334,18 @@ fn handle_one(
             let (socket, shared, token) = (socket.clone(), shared.clone(), tokens.abort.clone());
             let outbox = outbox.clone();
             let shared_logs = shared.query_log.is_some();
+            let raw: Option<Box<[u8]>> = shared.hits.is_some().then(|| bytes.into());
             let task = async move {
                 let answered = tokio::select! {
                     _ = token.cancelled() => return,
                     answered = request::answer(&*shared.answerer, &req, client) => answered,
                 };
                 drop(permit);
-                if let Some(mut reply) = request::respond_answered(&req, &answered, &shared.policy)
+                let stored = raw
+                    .filter(|_| request::template_may_answer(&req, &answered))
+                    .and_then(|raw| reply_from_stored(&shared, &raw, client));
+                if let Some(mut reply) =
+                    stored.or_else(|| request::respond_answered(&req, &answered, &shared.policy))
                 {
                     if !shared.outgoing_vec(&mut reply, client, Proto::Udp) {
                         return;
@@ -356,6 +361,16 @@ fn handle_one(
             }
         }
     }
+}
+
+/// The reply to a resolved `query` from the template its resolution stored in the message
+/// cache ([`super::fast::reply_from_stored`]): one copy instead of an encode.
+fn reply_from_stored(shared: &Shared, query: &[u8], client: SocketAddr) -> Option<Vec<u8>> {
+    let cache = shared.hits.as_deref()?;
+    let mut out = vec![0; usize::from(shared.policy.max_udp_payload())];
+    let len = super::fast::reply_from_stored(cache, &*shared.answerer, query, client, &mut out)?;
+    out.truncate(len);
+    Some(out)
 }
 
 /// The replies of resolved queries on one worker's socket, sent together.
