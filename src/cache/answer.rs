@@ -165,12 +165,10 @@ impl AnswerCache {
         self.dnames.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The entry for `q` with TTLs counted down to `now`, or `None` if absent or expired.
-    /// Without an entry of its own, a cached NXDOMAIN for the name or any name above it
-    /// answers (RFC 8020 §2: nothing exists below a name that does not exist).
     /// Only the records cached under exactly `name`/`qtype` (class IN): no failure memory, no
     /// walk for an NXDOMAIN above. What a zone cut needs to know of its name servers' own
-    /// addresses, cheaply, every time a cut is entered.
+    /// addresses, cheaply, every time a cut is entered, and a resolution's start of its
+    /// name's CNAME once [`Self::get`] for its own type has looked for both.
     pub fn records(
         &self,
         name: &hickory_proto::rr::Name,
@@ -184,6 +182,9 @@ impl AnswerCache {
         }
     }
 
+    /// The entry for `q` with TTLs counted down to `now`, or `None` if absent or expired.
+    /// Without an entry of its own, a cached NXDOMAIN for the name or any name above it
+    /// answers (RFC 8020 §2: nothing exists below a name that does not exist).
     pub fn get(&self, q: &Question, now: u64) -> Option<Cached> {
         self.get_signed(q, now).map(|(hit, _)| hit)
     }

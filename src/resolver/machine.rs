@@ -44,7 +44,7 @@ pub use super::learn::{MAX_GLUE_PER_NS, MAX_NS_PER_CUT};
 use super::minimise::{minimised_verdict, Minimise, Verdict};
 pub use super::minimise::{MinimiseMode, MAX_MINIMISE_COUNT, MINIMISE_ONE_LAB};
 use super::{Failure, Limits, Outcome, Question};
-use crate::cache::{Cache, Cached, Delegation};
+use crate::cache::{Cache, Delegation};
 use crate::dns::DnssecRecords;
 use crate::dnssec::{self, chain, judge};
 use crate::local::LocalZones;
@@ -707,8 +707,8 @@ impl Resolution {
             return Step::Continue;
         }
         if q.qtype != RecordType::CNAME && use_cache {
-            let cq = Question::with_class(q.name.clone(), RecordType::CNAME, q.qclass);
-            if let Some(Cached::Records(rs)) = cache.answers.get(&cq, now) {
+            // Class IN only reaches the machine (the driver fails the others).
+            if let Some(rs) = cache.answers.records(&q.name, RecordType::CNAME, now) {
                 // The CNAME, after the DNAME it was synthesised from, if any.
                 let target = rs.iter().find_map(|r| match &r.data {
                     RData::CNAME(c) => Some(c.0.clone()),
