@@ -23,6 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 pub use select::{choose, choose_configured};
 pub use upstream::{Protocol, Upstream, UpstreamError, DOT_PORT};
@@ -258,29 +259,42 @@ impl Exchange for NetTransport {
 }
 
 /// The same name with each ASCII letter's case chosen at random (draft-vixie-dnsext-dns0x20
-/// §4); other bytes unchanged.
+/// §4); other bytes unchanged. Built in wire form on the stack and read back once: one name
+/// per upstream query, so no allocation per label.
 pub fn randomise_case(name: &Name) -> Name {
-    let labels: Vec<Vec<u8>> = name
-        .iter()
-        .map(|label| {
-            let mut bits: u64 = rand::random();
-            label
-                .iter()
-                .map(|b| {
-                    let flip = bits & 1 == 1;
-                    bits = bits.rotate_right(1);
-                    if b.is_ascii_alphabetic() && flip {
-                        b ^ 0x20
-                    } else {
-                        *b
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    let mut out = Name::from_labels(labels).unwrap_or_else(|_| name.clone());
-    out.set_fqdn(name.is_fqdn());
-    out
+    // A name's wire form is at most 255 bytes (RFC 1035 §3.1).
+    let mut wire = [0u8; 256];
+    let mut len = 0;
+    let (mut bits, mut left) = (0u64, 0);
+    for label in name.iter() {
+        let end = len + 1 + label.len();
+        if end >= wire.len() {
+            return name.clone();
+        }
+        wire[len] = label.len() as u8;
+        for (to, b) in wire[len + 1..end].iter_mut().zip(label) {
+            if left == 0 {
+                (bits, left) = (rand::random(), 64);
+            }
+            let flip = bits & 1 == 1;
+            (bits, left) = (bits >> 1, left - 1);
+            *to = if flip && b.is_ascii_alphabetic() {
+                b ^ 0x20
+            } else {
+                *b
+            };
+        }
+        len = end;
+    }
+    // The root label ends it.
+    let mut decoder = BinDecoder::new(&wire[..=len]);
+    match Name::read(&mut decoder) {
+        Ok(mut out) => {
+            out.set_fqdn(name.is_fqdn());
+            out
+        }
+        Err(_) => name.clone(),
+    }
 }
 
 /// Builds the wire query: random ID, RD as asked (clear for authorities: we iterate
@@ -609,5 +623,11 @@ mod tests {
         for v in &variants {
             assert_eq!(Name::from_ascii(v).unwrap(), name);
         }
+        // The root, and a name of the longest wire form (255 bytes), come back whole.
+        assert!(randomise_case(&Name::root()).is_root());
+        let (l63, l61) = ("x".repeat(63), "x".repeat(61));
+        let longest = Name::from_ascii(format!("{l63}.{l63}.{l63}.{l61}.")).unwrap();
+        assert_eq!(longest.len(), 254, "254 characters: 255 bytes in wire form");
+        assert_eq!(randomise_case(&longest), longest);
     }
 }
