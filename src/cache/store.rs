@@ -77,13 +77,11 @@ impl<V: Weigh> Shard<V> {
             self.remove(key);
             return;
         }
-        if let Some(old) = self.lru.get_mut(key) {
-            let old_cost = charge(key, old);
-            *old = value;
-            self.bytes = self.bytes + cost - old_cost;
-        } else {
-            self.lru.push(key.into(), value);
-            self.bytes += cost;
+        // The LRU is unbounded (the byte limit below evicts), so `push` gives back only the
+        // entry it replaced under the same key: one hash lookup for a new key, not two.
+        match self.lru.push(key.into(), value) {
+            Some((_, old)) => self.bytes = self.bytes + cost - charge(key, &old),
+            None => self.bytes += cost,
         }
         while self.bytes > self.limit {
             let Some((k, v)) = self.lru.pop_lru() else {
