@@ -21,9 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::op::{
+    Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query,
+};
 use hickory_proto::rr::{Name, RData};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
 pub use select::{choose, choose_configured};
 pub use upstream::{Protocol, Upstream, UpstreamError, DOT_PORT};
@@ -302,18 +304,31 @@ pub fn randomise_case(name: &Name) -> Name {
 /// when validating) unless asked for none.
 pub fn encode_query(q: &OutQuery, query: &Query) -> Result<(u16, Vec<u8>), TransportError> {
     let id: u16 = rand::random();
-    let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
-    msg.metadata.recursion_desired = q.rd;
-    msg.add_query(query.clone());
-    if q.edns {
+    // The parts emitted one after the other, as `Message::to_vec` would, without building
+    // a message (its OPT becomes a cloned record on the way): one query per cache miss.
+    let mut metadata = Metadata::new(id, MessageType::Query, OpCode::Query);
+    metadata.recursion_desired = q.rd;
+    let edns = q.edns.then(|| {
         let mut edns = Edns::new();
         edns.set_max_payload(EDNS_PAYLOAD);
         edns.set_dnssec_ok(q.dnssec_ok);
-        msg.set_edns(edns);
-    }
-    let wire = msg
-        .to_vec()
-        .map_err(|e| TransportError::Encode(e.to_string()))?;
+        edns
+    });
+    let header = Header {
+        metadata,
+        counts: HeaderCounts {
+            queries: 1,
+            additionals: u16::from(edns.is_some()),
+            ..HeaderCounts::default()
+        },
+    };
+    let mut wire = Vec::with_capacity(64);
+    let mut encoder = BinEncoder::new(&mut wire);
+    let emitted = header
+        .emit(&mut encoder)
+        .and_then(|()| query.emit(&mut encoder))
+        .and_then(|()| edns.as_ref().map_or(Ok(()), |e| e.emit(&mut encoder)));
+    emitted.map_err(|e| TransportError::Encode(e.to_string()))?;
     Ok((id, wire))
 }
 
@@ -367,6 +382,48 @@ mod tests {
 
     fn q() -> Query {
         Query::query(Name::from_ascii("www.example.com.").unwrap(), RecordType::A)
+    }
+
+    /// The query emitted part by part is the message hickory would encode, byte for byte.
+    #[test]
+    fn encoded_query_is_the_message_hickory_encodes() {
+        for (edns, dnssec_ok, rd) in [
+            (false, false, false),
+            (true, false, false),
+            (true, true, false),
+            (true, true, true),
+            (false, false, true),
+        ] {
+            let out = OutQuery {
+                server: "127.0.0.1:53".parse().unwrap(),
+                query: Query::query(
+                    Name::from_ascii("wWw.Example.COM.").unwrap(),
+                    RecordType::MX,
+                ),
+                tcp: false,
+                edns,
+                dnssec_ok,
+                timeout: Duration::from_secs(1),
+                case_0x20: false,
+                rd,
+                tls: None,
+            };
+            let (id, wire) = encode_query(&out, &out.query).unwrap();
+            let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
+            msg.metadata.recursion_desired = rd;
+            msg.add_query(out.query.clone());
+            if edns {
+                let mut opt = Edns::new();
+                opt.set_max_payload(EDNS_PAYLOAD);
+                opt.set_dnssec_ok(dnssec_ok);
+                msg.set_edns(opt);
+            }
+            assert_eq!(
+                wire,
+                msg.to_vec().unwrap(),
+                "edns {edns}, DO {dnssec_ok}, RD {rd}"
+            );
+        }
     }
 
     #[test]
