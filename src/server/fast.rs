@@ -12,7 +12,7 @@
 
 use std::net::SocketAddr;
 
-use crate::cache::{Cache, Patch};
+use crate::cache::{Cache, Patch, Written};
 use crate::dns::wire::{parse_plain_query, PlainQuery};
 use crate::dns::Answerer;
 
@@ -68,13 +68,7 @@ pub fn reply_from_stored(
 ) -> Option<usize> {
     let q = parse_plain_query(query)?;
     let patch = patch_for(&q, out.len());
-    let written = cache
-        .messages
-        .write_stored_reply(q.key.as_bytes(), cache.clock.unix_secs(), &patch, out)
-        .ok()?;
-    answerer
-        .may_serve_cached(q.qname, &out[..written.len], client)
-        .then_some(written.len)
+    served(cache, answerer, &q, &patch, client, out, false).map(|w| w.len)
 }
 
 #[inline(always)]
@@ -86,13 +80,7 @@ fn hit(
     client: SocketAddr,
     out: &mut [u8],
 ) -> Option<usize> {
-    let written = cache
-        .messages
-        .write_reply(q.key.as_bytes(), cache.clock.unix_secs(), patch, out)
-        .ok()?;
-    if !answerer.may_serve_cached(q.qname, &out[..written.len], client) {
-        return None;
-    }
+    let written = served(cache, answerer, q, patch, client, out, true)?;
     crate::metrics::metrics().cache_hit();
     if written.prefetch && cache.config.prefetch {
         if let Some(question) = q.question() {
@@ -100,6 +88,32 @@ fn hit(
         }
     }
     Some(written.len)
+}
+
+/// The template for `q` written into `out` if there is a fresh one the answerer lets this
+/// client have: a `hit` (counted in the cache's statistics, and may ask for a prefetch) or
+/// the reply to the miss that has just stored it.
+#[inline(always)]
+fn served(
+    cache: &Cache,
+    answerer: &dyn Answerer,
+    q: &PlainQuery<'_>,
+    patch: &Patch<'_>,
+    client: SocketAddr,
+    out: &mut [u8],
+    hit: bool,
+) -> Option<Written> {
+    let (key, now) = (q.key.as_bytes(), cache.clock.unix_secs());
+    let messages = &cache.messages;
+    let written = if hit {
+        messages.write_reply(key, now, patch, out)
+    } else {
+        messages.write_stored_reply(key, now, patch, out)
+    }
+    .ok()?;
+    answerer
+        .may_serve_cached(q.qname, &out[..written.len], client)
+        .then_some(written)
 }
 
 /// What the cached reply must change for the client of `q` when we accept `ours` bytes
