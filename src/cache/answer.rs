@@ -192,24 +192,44 @@ impl AnswerCache {
     /// [`Self::get`], with the RRSIGs kept beside a cached RRset (none for negative
     /// answers and failures).
     pub fn get_signed(&self, q: &Question, now: u64) -> Option<(Cached, Vec<Record>)> {
+        self.get_own(q, now)
+            .or_else(|| Some((self.nxdomain_above(q, 0, now)?, Vec::new())))
+    }
+
+    /// The entry of `q` itself, or its recent failure: [`Self::get_signed`] without the
+    /// walk up the name, for a caller that knows where it can stop
+    /// ([`Self::nxdomain_above`]).
+    pub fn get_own(&self, q: &Question, now: u64) -> Option<(Cached, Vec<Record>)> {
         let key = KeyBuf::of(q);
         if let Some(hit) = self.lookup_signed(key.as_bytes(), now, false) {
             return Some(hit);
         }
-        if self.failed_recently(key.as_bytes(), now) {
-            return Some((Cached::ServFail, Vec::new()));
-        }
+        self.failed_recently(key.as_bytes(), now)
+            .then(|| (Cached::ServFail, Vec::new()))
+    }
+
+    /// A cached NXDOMAIN for `q`'s name or a name above it with more than `exists` labels
+    /// (RFC 8020 §2). Names of `exists` labels or fewer above it are known to exist (the
+    /// closest cached zone cut and its ancestors; the root always), so a resolution's start
+    /// probes one name per label between the question and its zone, not up to the root.
+    /// The question's own name is always probed.
+    pub fn nxdomain_above(&self, q: &Question, exists: usize, now: u64) -> Option<Cached> {
+        let key = KeyBuf::of(q);
         let name = key.name();
         let class = u16::from(q.qclass);
+        let mut labels = wire_labels(name);
         let mut at = 0;
-        while at < name.len() {
+        loop {
             let nx = KeyBuf::from_wire(&name[at..], NXDOMAIN_KEY_TYPE, class)?;
             if let Some(hit @ Cached::NxDomain(_)) = self.lookup(nx.as_bytes(), now, false) {
-                return Some((hit, Vec::new()));
+                return Some(hit);
             }
-            at += 1 + usize::from(name[at]);
+            at += 1 + usize::from(*name.get(at)?);
+            labels = labels.checked_sub(1)?;
+            if labels <= exists {
+                return None;
+            }
         }
-        None
     }
 
     /// [`Self::get_stale`], with the RRSIGs kept beside a cached RRset.
@@ -503,6 +523,17 @@ fn key_type(key: &[u8]) -> Option<u16> {
 }
 
 /// RFC 2308 §5: the negative TTL is the minimum of the SOA's own TTL and its MINIMUM field.
+/// The labels of a wire-form name, the root's empty label not counted (unlike
+/// [`hickory_proto::rr::Name::num_labels`], a leading `*` counts).
+fn wire_labels(name: &[u8]) -> usize {
+    let (mut at, mut labels) = (0, 0);
+    while let Some(&len) = name.get(at).filter(|&&len| len != 0) {
+        labels += 1;
+        at += 1 + usize::from(len);
+    }
+    labels
+}
+
 fn negative_ttl(soa: &Record) -> Option<u32> {
     match &soa.data {
         hickory_proto::rr::RData::SOA(s) => Some(soa.ttl.min(s.minimum)),
@@ -598,6 +629,40 @@ mod tests {
         c.insert_records(q2.clone(), vec![a("b.example.", 86_400)], 0);
         assert!(matches!(c.get(&q1, 0), Some(Cached::Records(r)) if r[0].ttl == 60));
         assert!(matches!(c.get(&q2, 0), Some(Cached::Records(r)) if r[0].ttl == 600));
+    }
+
+    /// RFC 8020 §2 with a bound: the walk up from the question stops at the names known to
+    /// exist (`exists` labels or fewer), but always probes the question's own name.
+    #[test]
+    fn nxdomain_walk_stops_at_the_names_known_to_exist() {
+        let c = AnswerCache::new(&CacheConfig::default());
+        let nx = |name: &str| Question::new(Name::from_ascii(name).unwrap(), RecordType::A);
+        c.insert_negative(nx("a.example.com."), true, Some(soa(900, 120)), 0);
+        let below = nx("www.x.A.example.com.");
+        for exists in 0..=2 {
+            assert!(
+                matches!(
+                    c.nxdomain_above(&below, exists, 1),
+                    Some(Cached::NxDomain(_))
+                ),
+                "exists {exists}"
+            );
+        }
+        assert!(
+            c.nxdomain_above(&below, 3, 1).is_none(),
+            "a.example.com. exists"
+        );
+        let own = nx("a.example.com.");
+        assert!(matches!(
+            c.nxdomain_above(&own, 3, 1),
+            Some(Cached::NxDomain(_))
+        ));
+        assert!(matches!(c.get(&below, 1), Some(Cached::NxDomain(_))));
+        assert!(c
+            .nxdomain_above(&Question::new(Name::root(), RecordType::NS), 0, 1)
+            .is_none());
+        assert_eq!(wire_labels(&[1, b'*', 3, b'c', b'o', b'm', 0]), 2);
+        assert_eq!(wire_labels(&[0]), 0);
     }
 
     #[test]

@@ -158,6 +158,17 @@ impl DelegationCache {
         Some(entry.delegation.clone())
     }
 
+    /// Drops the cut for exactly `zone`: its parent has since answered that the name does
+    /// not exist. A resolution's NXDOMAIN walk (RFC 8020 §2) stops at the closest cached
+    /// cut, so a cut kept beside that NXDOMAIN would hide it.
+    pub fn forget(&self, zone: &Name) {
+        let key = zone.to_lowercase();
+        let mut shard = self.shard(&key);
+        if let Some(gone) = shard.lru.pop(&key) {
+            shard.bytes -= gone.cost;
+        }
+    }
+
     /// Drops the cuts at or below `zone`; returns how many.
     pub fn flush_zone(&self, zone: &Name) -> usize {
         let zone = zone.to_lowercase();

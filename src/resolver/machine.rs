@@ -693,18 +693,26 @@ impl Resolution {
         let bottom = self.frames.len() == 1;
         let use_cache = !(bottom && (self.refresh || self.val.is_some())
             || self.frames.len() > 1 && self.top().fetch);
-        if let Some(hit) = use_cache.then(|| cache.answers.get(&q, now)).flatten() {
-            let frame = self.top();
-            let answers = std::mem::take(&mut frame.chain);
-            let outcome = outcome_from_cached(answers, hit);
-            self.emit(|| HopEvent::CacheAnswer {
-                depth,
-                question: q,
-                records: outcome.answers().to_vec(),
-                rcode: outcome.rcode(),
-            });
-            self.top().phase = Phase::Finished(outcome);
-            return Step::Continue;
+        let own = use_cache.then(|| cache.answers.get_own(&q, now)).flatten();
+        if let Some((hit, _)) = own {
+            return self.answered_from_cache(depth, q, hit);
+        }
+        // DS records live in the parent zone (RFC 4035 §3.1.4.1): look for the cut above.
+        let cut_for = if q.qtype == RecordType::DS && !q.name.is_root() {
+            q.name.base_name()
+        } else {
+            q.name.clone()
+        };
+        let cached = (!self.priming)
+            .then(|| cache.delegations.closest(&cut_for, now))
+            .flatten();
+        // The cut's zone and the names above it exist: the NXDOMAIN walk stops below it.
+        let exists = cached.as_ref().map_or(0, |d| d.zone.iter().count());
+        let nx = use_cache
+            .then(|| cache.answers.nxdomain_above(&q, exists, now))
+            .flatten();
+        if let Some(hit) = nx {
+            return self.answered_from_cache(depth, q, hit);
         }
         if q.qtype != RecordType::CNAME && use_cache {
             // Class IN only reaches the machine (the driver fails the others).
@@ -726,21 +734,12 @@ impl Resolution {
                 return Step::Continue;
             }
         }
-        // DS records live in the parent zone (RFC 4035 §3.1.4.1): look for the cut above.
-        let cut_for = if q.qtype == RecordType::DS && !q.name.is_root() {
-            q.name.base_name()
-        } else {
-            q.name.clone()
-        };
         let rule = if cut_for == q.name {
             rule
         } else {
             self.settings.zones.find(&cut_for).cloned()
         };
         let rule = rule.filter(|r| !(r.is_forward() && self.top().no_forward));
-        let cached = (!self.priming)
-            .then(|| cache.delegations.closest(&cut_for, now))
-            .flatten();
         let cut = match (rule, cached) {
             // A forward zone's servers answer for everything below it.
             (Some(r), _) if r.is_forward() => (Cut::configured(r), CutSource::Forward),
@@ -763,6 +762,26 @@ impl Resolution {
             zone,
             source,
         });
+        Step::Continue
+    }
+
+    /// Finishes the top frame with `hit`, an entry of the answer cache.
+    fn answered_from_cache(
+        &mut self,
+        depth: usize,
+        q: Question,
+        hit: crate::cache::Cached,
+    ) -> Step {
+        let frame = self.top();
+        let answers = std::mem::take(&mut frame.chain);
+        let outcome = outcome_from_cached(answers, hit);
+        self.emit(|| HopEvent::CacheAnswer {
+            depth,
+            question: q,
+            records: outcome.answers().to_vec(),
+            rcode: outcome.rcode(),
+        });
+        self.top().phase = Phase::Finished(outcome);
         Step::Continue
     }
 
@@ -1198,6 +1217,9 @@ impl Resolution {
                 let soa = soa.map(|soa| negative_soa(cache, soa));
                 // A minimised question answered NXDOMAIN (strict mode only) caches the name
                 // as nonexistent, and everything below it with it (RFC 8020).
+                if nxdomain {
+                    cache.delegations.forget(&end);
+                }
                 let end_q = Question::with_class(end, q.qtype, q.qclass);
                 cache
                     .answers

@@ -1403,6 +1403,58 @@ fn a_fat_referral_keeps_at_most_thirteen_ns_names() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
+/// Issue 17.1: the NXDOMAIN walk of a resolution's start stops at the closest cached cut,
+/// so learning that a cut's own name does not exist (its zone was removed; the parent says
+/// NXDOMAIN) must drop the cut, or it would hide that NXDOMAIN from the names below it.
+#[test]
+fn an_nxdomain_for_a_cached_cut_drops_the_cut() {
+    let w = min_world(Script::Reply(s::nodata("example.com.")));
+    // A cut for a.example.com. learnt before the zone went away; asked for its DS, the
+    // parent now says the name does not exist.
+    w.on(
+        "10.0.2.1",
+        "a.example.com.",
+        RecordType::DS,
+        Script::Reply(s::nxdomain("example.com.")),
+    );
+    let cache = Cache::default();
+    let cut = |zone: &str, ns: &str, addr: &str| Delegation {
+        zone: Name::from_ascii(zone).unwrap(),
+        servers: vec![crate::cache::NsName {
+            name: Name::from_ascii(ns).unwrap(),
+            addrs: vec![addr.parse().unwrap()],
+        }],
+    };
+    cache.delegations.insert(
+        cut("example.com.", "ns.example.com.", "10.0.2.1"),
+        3600,
+        NOW,
+    );
+    cache.delegations.insert(
+        cut("a.example.com.", "ns.a.example.com.", "10.0.3.1"),
+        3600,
+        NOW,
+    );
+    let r = run(&w, &cache, q("a.example.com.", RecordType::DS));
+    assert!(
+        matches!(r.outcome, Outcome::NxDomain { .. }),
+        "{:?}",
+        r.outcome
+    );
+    assert!(cache
+        .delegations
+        .get(&Name::from_ascii("a.example.com.").unwrap(), NOW)
+        .is_none());
+    let before = w.seen().len();
+    let r = run(&w, &cache, q("www.a.example.com.", RecordType::A));
+    assert!(
+        matches!(r.outcome, Outcome::NxDomain { .. }),
+        "{:?}",
+        r.outcome
+    );
+    assert_eq!(w.seen().len(), before, "answered from the cached NXDOMAIN");
+}
+
 /// Hint servers `10.9.0.1`..`10.9.0.n`, named `h1.root.`...
 fn hints(n: u8) -> Delegation {
     Delegation {
