@@ -121,6 +121,9 @@ impl<V: Weigh> Shard<V> {
 /// Shards of byte-bounded LRU maps; `limit` bytes in all.
 pub struct Store<V> {
     shards: Box<[Mutex<Shard<V>>]>,
+    /// Picks a key's shard: foldhash, seeded per store, so names cannot be chosen to
+    /// crowd one shard (and its share of the budget), and a key is read a word at a time.
+    hasher: hashbrown::DefaultHashBuilder,
 }
 
 impl<V: Weigh> Store<V> {
@@ -139,13 +142,17 @@ impl<V: Weigh> Store<V> {
                     })
                 })
                 .collect(),
+            hasher: Default::default(),
         }
     }
 
     /// The shard holding `key`, locked. A poisoned lock only means another thread panicked
     /// mid-update of plain values; the map is still consistent enough to serve.
     pub fn shard(&self, key: &[u8]) -> MutexGuard<'_, Shard<V>> {
-        self.shards[shard_index(key)]
+        use std::hash::BuildHasher;
+        let h = self.hasher.hash_one(key);
+        // The high bits: the map inside the shard uses the low ones of its own hash.
+        self.shards[(h >> 32) as usize % STORE_SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
@@ -174,16 +181,6 @@ impl<V: Weigh> Store<V> {
         });
         st
     }
-}
-
-/// FNV-1a over the key: cheap for short keys and spreads names well enough to pick a shard
-/// (the map inside the shard has its own hasher).
-fn shard_index(key: &[u8]) -> usize {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in key {
-        h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
-    }
-    (h as usize) % STORE_SHARDS
 }
 
 #[cfg(test)]
