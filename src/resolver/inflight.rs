@@ -1,6 +1,7 @@
 //! In-flight coalescing: any number of clients asking the same uncached question cause one
 //! resolution, and all of them get its outcome (Unbound's mesh, Knot's request dedup).
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -40,17 +41,16 @@ impl InFlight {
     /// Joins the resolution of `question`, or starts it.
     pub fn join(&self, question: &Question) -> Role {
         let mut running = self.lock();
-        if let Some(rx) = running.get(question) {
-            if rx.has_changed().is_ok() {
-                return Role::Follower(rx.clone());
+        // One hash of the question for the look-up and the insert.
+        match running.entry(question.clone()) {
+            Entry::Occupied(e) if e.get().has_changed().is_ok() => Role::Follower(e.get().clone()),
+            entry => {
+                let (tx, rx) = watch::channel(None);
+                let question = entry.key().clone();
+                entry.insert_entry(rx);
+                Role::Leader(Leader { question, tx })
             }
         }
-        let (tx, rx) = watch::channel(None);
-        running.insert(question.clone(), rx);
-        Role::Leader(Leader {
-            question: question.clone(),
-            tx,
-        })
     }
 
     /// Resolutions running now.
@@ -61,7 +61,10 @@ impl InFlight {
     /// Publishes the outcome to every follower and forgets the question.
     pub fn finish(&self, leader: Leader, resolved: &Resolved) {
         self.lock().remove(&leader.question);
-        let _ = leader.tx.send(Some(resolved.clone()));
+        // Most resolutions have no follower: no copy of the outcome for nobody.
+        if leader.tx.receiver_count() > 0 {
+            let _ = leader.tx.send(Some(resolved.clone()));
+        }
     }
 
     /// Forgets a question whose leader went away without an outcome.
