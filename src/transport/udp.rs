@@ -191,52 +191,81 @@ async fn receive(
         // them rather than once each (on loopback the sender pays for the wake-up).
         tokio::task::yield_now().await;
         sock.send(wire).await?;
-        // Capacity only: the kernel writes what arrives, so no buffer is zeroed (and faulted in)
-        // per query.
-        let mut buf = Vec::with_capacity(RECV_BUF);
         loop {
-            buf.clear();
-            let (n, from) =
-                match tokio::time::timeout_at(deadline, sock.recv_buf_from(&mut buf)).await {
-                    Ok(r) => r?,
-                    Err(_) => return Err(TransportError::Timeout),
-                };
-            if from != server {
-                tracing::debug!(%from, %server, "dropping reply from unexpected source");
-                clean = false;
-                continue;
+            match tokio::time::timeout_at(deadline, sock.readable()).await {
+                Ok(r) => r?,
+                Err(_) => return Err(TransportError::Timeout),
             }
-            match Message::from_vec(&buf[..n]) {
-                Ok(msg) if matches(&msg, id, query) => return Ok(msg),
-                Ok(msg) if matches_ignoring_case(&msg, id, query) => {
-                    if !exact_case {
-                        return Ok(msg);
+            // Read and judged in one go, without an await: one buffer per thread serves every
+            // exchange (thousands in flight would each hold their own across the wait).
+            let judged = RECV.with_borrow_mut(|buf| {
+                buf.clear();
+                match sock.try_recv_buf_from(buf) {
+                    Ok((n, from)) => {
+                        Ok(Some(judge(&buf[..n], from, server, id, query, exact_case)))
                     }
-                    // Right source, port and ID, wrong case: a server that does not echo case
-                    // (or a forger who guessed all but the case). Say so now, so the driver
-                    // asks again at once without 0x20 on a new port and ID, rather than wait
-                    // out the timeout.
-                    tracing::debug!(%server, "reply whose question case differs (0x20)");
-                    return Err(TransportError::CaseMismatch);
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                    Err(e) => Err(e),
                 }
-                Ok(_) => {
-                    tracing::debug!(%server, "dropping reply with wrong ID or question");
-                    clean = false;
-                }
-                // Our ID and QR set but undecodable: the server is broken, say so now rather
-                // than wait out the timeout (a forger would have to guess the ID and port too).
-                Err(e) if n >= 12 && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 => {
-                    return Err(TransportError::Malformed(e.to_string()))
-                }
-                Err(e) => {
-                    tracing::debug!(%server, error = %e, "dropping malformed reply");
-                    clean = false;
-                }
+            })?;
+            match judged {
+                None => {}
+                Some(Some(done)) => return done,
+                Some(None) => clean = false,
             }
         }
     }
     .await;
     (result, clean)
+}
+
+thread_local! {
+    /// The receive buffer of this thread's exchanges. Capacity only: the kernel writes what
+    /// arrives, so nothing is zeroed per query.
+    static RECV: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(RECV_BUF));
+}
+
+/// What one datagram on an exchange's socket means: the reply or the exchange's error, or
+/// `None` for a datagram to drop (from elsewhere, for another query, undecodable), after
+/// which the socket is not reused.
+fn judge(
+    buf: &[u8],
+    from: SocketAddr,
+    server: SocketAddr,
+    id: u16,
+    query: &Query,
+    exact_case: bool,
+) -> Option<Result<Message, TransportError>> {
+    if from != server {
+        tracing::debug!(%from, %server, "dropping reply from unexpected source");
+        return None;
+    }
+    match Message::from_vec(buf) {
+        Ok(msg) if matches(&msg, id, query) => Some(Ok(msg)),
+        Ok(msg) if matches_ignoring_case(&msg, id, query) => {
+            if !exact_case {
+                return Some(Ok(msg));
+            }
+            // Right source, port and ID, wrong case: a server that does not echo case (or a
+            // forger who guessed all but the case). Say so now, so the driver asks again at
+            // once without 0x20 on a new port and ID, rather than wait out the timeout.
+            tracing::debug!(%server, "reply whose question case differs (0x20)");
+            Some(Err(TransportError::CaseMismatch))
+        }
+        Ok(_) => {
+            tracing::debug!(%server, "dropping reply with wrong ID or question");
+            None
+        }
+        // Our ID and QR set but undecodable: the server is broken, say so now rather than
+        // wait out the timeout (a forger would have to guess the ID and port too).
+        Err(e) if buf.len() >= 12 && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 => {
+            Some(Err(TransportError::Malformed(e.to_string())))
+        }
+        Err(e) => {
+            tracing::debug!(%server, error = %e, "dropping malformed reply");
+            None
+        }
+    }
 }
 
 fn is_out_of_descriptors(e: &io::Error) -> bool {
