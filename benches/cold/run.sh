@@ -5,7 +5,8 @@
 # by both, so nothing upstream is cached), then time one query for NAME from a client on the
 # same machine, and count every query the resolver sent to the lab from its start to the
 # answer (tcpdump on lo: UDP datagrams and TCP SYNs to port 53 of 127.0.0.2-99; the queries
-# of each run are listed in target/cold/PEER-RUN.queries).
+# of each run are listed in target/cold/PEER-RUN.queries), and how many of them left after
+# the client's question arrived (the capture also holds the client's queries).
 #
 # usage: benches/cold/run.sh [NAME] [TYPE]      (default chain.example.com A)
 #   RUNS=5 PEERS="unbound hopdns" HOPDNS_BIN=target/release/hopdns HOPDNS_ARGS="..."
@@ -106,7 +107,7 @@ for r in $(seq "$RUNS"); do
   for p in "${PEERS[@]}"; do
     cap=$OUT/$p-$r.pcap
     tcpdump -i lo --immediate-mode -U -n -w "$cap" \
-      '(udp dst port 53 or (tcp dst port 53 and tcp[tcpflags] & tcp-syn != 0)) and dst net 127.0.0.0/25 and not dst host 127.0.0.1' \
+      "((udp dst port 53 or (tcp dst port 53 and tcp[tcpflags] & tcp-syn != 0)) and dst net 127.0.0.0/25 and not dst host $ADDR) or (udp dst port $PORT and dst host $ADDR)" \
       >/dev/null 2>"$OUT/tcpdump.err" &
     dump=$!; pids+=("$dump")
     for _ in $(seq 100); do grep -q "listening on" "$OUT/tcpdump.err" 2>/dev/null && break; sleep 0.05; done
@@ -117,10 +118,16 @@ for r in $(seq "$RUNS"); do
     kill "$pid"; wait "$pid" 2>/dev/null || true
     kill -INT "$dump"; wait "$dump" 2>/dev/null || true
     # The queries themselves, one line each, to compare what each resolver asked.
-    tcpdump -r "$cap" -n 2>/dev/null > "$OUT/$p-$r.queries" || true
+    tcpdump -r "$cap" -n 2>/dev/null > "$OUT/$p-$r.all" || true
+    grep -v "> $ADDR.$PORT:" "$OUT/$p-$r.all" > "$OUT/$p-$r.queries" || true
     n=$(wc -l < "$OUT/$p-$r.queries")
+    # The queries sent after the client's question arrived: what the client waited for (a
+    # resolver that primes at start-up, RFC 8109 §3, has sent its priming query before).
+    # The client's last query is its question (the ones before asked for localhost.).
+    w=$(awk -v to="> $ADDR.$PORT:" 'index($0, to) { n = 0; next } { n++ } END { print n + 0 }' \
+      "$OUT/$p-$r.all")
     rm -f "$cap"
-    echo "run=$r peer=$p $(awk '{printf "ms=%s rcode=%s answers=%s", $1, $2, $3}' <<< "$res") upstream=$n" | tee -a "$RAW"
+    echo "run=$r peer=$p $(awk '{printf "ms=%s rcode=%s answers=%s", $1, $2, $3}' <<< "$res") upstream=$n waited=$w" | tee -a "$RAW"
   done
 done
 
@@ -130,15 +137,16 @@ python3 - "$RAW" <<'EOF'
 import sys, statistics
 rows = [dict(kv.split("=", 1) for kv in l.split()) for l in open(sys.argv[1]) if l.strip()]
 peers = list(dict.fromkeys(r["peer"] for r in rows))
-print("| resolver | time ms (median) | runs ms | upstream queries (median) | rcode |")
-print("|---|---|---|---|---|")
+print("| resolver | time ms (median) | runs ms | upstream queries from start (median) | after the client's question (median) | rcode |")
+print("|---|---|---|---|---|---|")
 med = {}
 for p in peers:
     rs = [r for r in rows if r["peer"] == p]
     ms = [float(r["ms"]) for r in rs]
     up = [int(r["upstream"]) for r in rs]
+    waited = [int(r["waited"]) for r in rs]
     med[p] = statistics.median(ms)
-    print(f"| {p} | {med[p]:.3f} | {', '.join(f'{m:.2f}' for m in ms)} | {statistics.median(up):g} | {rs[0]['rcode']} |")
+    print(f"| {p} | {med[p]:.3f} | {', '.join(f'{m:.2f}' for m in ms)} | {statistics.median(up):g} | {statistics.median(waited):g} | {rs[0]['rcode']} |")
 if "unbound" in med and "hopdns" in med:
     print(f"\nhopdns time over Unbound: {med['hopdns'] / med['unbound']:.2f}")
 EOF
