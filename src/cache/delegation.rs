@@ -5,8 +5,10 @@
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{DNSClass, Name, RecordType};
 use lru::LruCache;
+
+use crate::dns::wire::KeyBuf;
 
 /// Lock shards of the delegation cache: a zone hashes to one, so workers rarely wait on
 /// each other.
@@ -14,7 +16,7 @@ const CUT_SHARDS: usize = 16;
 
 /// The shard of a zone: foldhash with a per-process seed (SipHash, std's default, cost a
 /// resolution's start more than the lookups themselves: a name is hashed byte by byte).
-fn shard_of<K: std::hash::Hash>(key: &K) -> usize {
+fn shard_of(key: &[u8]) -> usize {
     use std::hash::BuildHasher;
     static SEED: std::sync::OnceLock<hashbrown::DefaultHashBuilder> = std::sync::OnceLock::new();
     let h = SEED.get_or_init(Default::default).hash_one(key);
@@ -45,7 +47,9 @@ struct Entry {
 /// One shard: an LRU of cuts and the bytes they are charged.
 #[derive(Debug)]
 struct Shard {
-    lru: LruCache<Name, Entry>,
+    /// By the zone's lowercase wire name: a closest-cut walk looks up each suffix of one
+    /// buffer, with no name built per label.
+    lru: LruCache<Box<[u8]>, Entry>,
     bytes: usize,
 }
 
@@ -97,7 +101,7 @@ impl DelegationCache {
         }
     }
 
-    fn shard(&self, zone: &Name) -> std::sync::MutexGuard<'_, Shard> {
+    fn shard(&self, zone: &[u8]) -> std::sync::MutexGuard<'_, Shard> {
         self.shards[shard_of(zone)]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -111,7 +115,7 @@ impl DelegationCache {
             return;
         }
         delegation.zone = delegation.zone.to_lowercase();
-        let key = delegation.zone.clone();
+        let key: Box<[u8]> = wire_key(&delegation.zone).name().into();
         let cost = delegation.cost();
         let entry = Entry {
             delegation,
@@ -141,11 +145,11 @@ impl DelegationCache {
 
     /// The cut for exactly `zone`, if cached and unexpired.
     pub fn get(&self, zone: &Name, now: u64) -> Option<Delegation> {
-        self.get_lowercase(&zone.to_lowercase(), now)
+        self.get_wire(wire_key(zone).name(), now)
     }
 
-    /// [`Self::get`] for a name already in lowercase.
-    fn get_lowercase(&self, key: &Name, now: u64) -> Option<Delegation> {
+    /// [`Self::get`] by the zone's lowercase wire name.
+    fn get_wire(&self, key: &[u8], now: u64) -> Option<Delegation> {
         let mut shard = self.shard(key);
         let entry = shard.lru.get(key)?;
         // More left than `max-ttl` means the system clock stepped back since the insert:
@@ -163,9 +167,9 @@ impl DelegationCache {
     /// not exist. A resolution's NXDOMAIN walk (RFC 8020 §2) stops at the closest cached
     /// cut, so a cut kept beside that NXDOMAIN would hide it.
     pub fn forget(&self, zone: &Name) {
-        let key = zone.to_lowercase();
-        let mut shard = self.shard(&key);
-        if let Some(gone) = shard.lru.pop(&key) {
+        let key = wire_key(zone);
+        let mut shard = self.shard(key.name());
+        if let Some(gone) = shard.lru.pop(key.name()) {
             shard.bytes -= gone.cost;
         }
     }
@@ -176,10 +180,10 @@ impl DelegationCache {
         let mut gone = 0;
         for s in &self.shards {
             let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
-            let doomed: Vec<Name> = s
+            let doomed: Vec<Box<[u8]>> = s
                 .lru
                 .iter()
-                .filter(|(k, _)| zone.zone_of(k))
+                .filter(|(_, e)| zone.zone_of(&e.delegation.zone))
                 .map(|(k, _)| k.clone())
                 .collect();
             for k in doomed {
@@ -214,17 +218,24 @@ impl DelegationCache {
 
     /// The deepest cached cut at or above `name` (the closest enclosing zone we know).
     pub fn closest(&self, name: &Name, now: u64) -> Option<Delegation> {
-        let mut zone = name.to_lowercase();
+        let key = wire_key(name);
+        let wire = key.name();
+        let mut at = 0;
         loop {
-            if let Some(d) = self.get_lowercase(&zone, now) {
+            if let Some(d) = self.get_wire(&wire[at..], now) {
                 return Some(d);
             }
-            if zone.is_root() {
-                return None;
+            match wire.get(at) {
+                Some(&len) if len != 0 => at += 1 + usize::from(len),
+                _ => return None,
             }
-            zone = zone.base_name();
         }
     }
+}
+
+/// A zone's key: its lowercase wire name (the type and class after it are not used).
+fn wire_key(zone: &Name) -> KeyBuf {
+    KeyBuf::from_parts(zone, RecordType::NS, DNSClass::IN)
 }
 
 #[cfg(test)]
