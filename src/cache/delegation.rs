@@ -23,6 +23,7 @@ fn shard_of(key: &[u8]) -> usize {
     (h >> 32) as usize % CUT_SHARDS
 }
 
+/// One name server of a zone cut, with the addresses known for it (glue, or looked up).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NsName {
     pub name: Name,
