@@ -1215,11 +1215,12 @@ impl Resolution {
                 cache_chain(cache, &chain, &sigs, now);
                 let end = chain_end(&q.name, &chain);
                 let soa = soa.map(|soa| negative_soa(cache, soa));
-                // A minimised question answered NXDOMAIN (strict mode only) caches the name
-                // as nonexistent, and everything below it with it (RFC 8020).
+                // A cut for a name that does not exist is gone (see `DelegationCache::forget`).
                 if nxdomain {
                     cache.delegations.forget(&end);
                 }
+                // A minimised question answered NXDOMAIN (strict mode only) caches the name
+                // as nonexistent, and everything below it with it (RFC 8020).
                 let end_q = Question::with_class(end, q.qtype, q.qclass);
                 cache
                     .answers
