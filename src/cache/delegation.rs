@@ -8,20 +8,12 @@ use std::sync::Mutex;
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use lru::LruCache;
 
+use super::store::ShardPicker;
 use crate::dns::wire::KeyBuf;
 
 /// Lock shards of the delegation cache: a zone hashes to one, so workers rarely wait on
 /// each other.
 const CUT_SHARDS: usize = 16;
-
-/// The shard of a zone: foldhash with a per-process seed (SipHash, std's default, cost a
-/// resolution's start more than the lookups themselves: a name is hashed byte by byte).
-fn shard_of(key: &[u8]) -> usize {
-    use std::hash::BuildHasher;
-    static SEED: std::sync::OnceLock<hashbrown::DefaultHashBuilder> = std::sync::OnceLock::new();
-    let h = SEED.get_or_init(Default::default).hash_one(key);
-    (h >> 32) as usize % CUT_SHARDS
-}
 
 /// One name server of a zone cut, with the addresses known for it (glue, or looked up).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +51,7 @@ struct Shard {
 #[derive(Debug)]
 pub struct DelegationCache {
     shards: Vec<Mutex<Shard>>,
+    picker: ShardPicker,
     /// Byte budget of each shard.
     shard_bytes: usize,
     max_ttl: u32,
@@ -97,13 +90,14 @@ impl DelegationCache {
                     })
                 })
                 .collect(),
+            picker: ShardPicker::default(),
             shard_bytes: (bytes / CUT_SHARDS).max(1),
             max_ttl,
         }
     }
 
     fn shard(&self, zone: &[u8]) -> std::sync::MutexGuard<'_, Shard> {
-        self.shards[shard_of(zone)]
+        self.shards[self.picker.pick(zone, CUT_SHARDS)]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }

@@ -121,9 +121,21 @@ impl<V: Weigh> Shard<V> {
 /// Shards of byte-bounded LRU maps; `limit` bytes in all.
 pub struct Store<V> {
     shards: Box<[Mutex<Shard<V>>]>,
-    /// Picks a key's shard: foldhash, seeded per store, so names cannot be chosen to
-    /// crowd one shard (and its share of the budget), and a key is read a word at a time.
-    hasher: hashbrown::DefaultHashBuilder,
+    picker: ShardPicker,
+}
+
+/// Picks a key's shard: foldhash, seeded per cache, so names cannot be chosen to crowd one
+/// shard (and its share of the budget), and a key is read a word at a time.
+#[derive(Debug, Default)]
+pub struct ShardPicker(hashbrown::DefaultHashBuilder);
+
+impl ShardPicker {
+    /// The shard of `key` among `shards`, from the high bits of its hash (the map inside
+    /// the shard uses the low ones of its own).
+    pub fn pick(&self, key: &[u8], shards: usize) -> usize {
+        use std::hash::BuildHasher;
+        (self.0.hash_one(key) >> 32) as usize % shards
+    }
 }
 
 impl<V: Weigh> Store<V> {
@@ -142,17 +154,14 @@ impl<V: Weigh> Store<V> {
                     })
                 })
                 .collect(),
-            hasher: Default::default(),
+            picker: ShardPicker::default(),
         }
     }
 
     /// The shard holding `key`, locked. A poisoned lock only means another thread panicked
     /// mid-update of plain values; the map is still consistent enough to serve.
     pub fn shard(&self, key: &[u8]) -> MutexGuard<'_, Shard<V>> {
-        use std::hash::BuildHasher;
-        let h = self.hasher.hash_one(key);
-        // The high bits: the map inside the shard uses the low ones of its own hash.
-        self.shards[(h >> 32) as usize % STORE_SHARDS]
+        self.shards[self.picker.pick(key, STORE_SHARDS)]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
