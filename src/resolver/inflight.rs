@@ -163,15 +163,21 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn followers_get_the_leaders_outcome_and_the_question_is_forgotten() {
-        let inflight = InFlight::default();
+    /// The first asker of `question()` leads; the second follows.
+    fn leader_and_follower(inflight: &InFlight) -> (Leader, Waiter) {
         let Role::Leader(leader) = inflight.join(&question()) else {
             panic!("the first asker leads")
         };
         let Role::Follower(waiter) = inflight.join(&question()) else {
             panic!("the second asker follows")
         };
+        (leader, waiter)
+    }
+
+    #[tokio::test]
+    async fn followers_get_the_leaders_outcome_and_the_question_is_forgotten() {
+        let inflight = InFlight::default();
+        let (leader, waiter) = leader_and_follower(&inflight);
         let waiting = tokio::spawn(wait(waiter.clone()));
         tokio::task::yield_now().await;
         inflight.finish(leader, &resolved());
@@ -185,12 +191,7 @@ mod tests {
     #[tokio::test]
     async fn a_leader_gone_without_an_outcome_releases_its_followers() {
         let inflight = InFlight::default();
-        let Role::Leader(leader) = inflight.join(&question()) else {
-            panic!("the first asker leads")
-        };
-        let Role::Follower(waiter) = inflight.join(&question()) else {
-            panic!("the second asker follows")
-        };
+        let (leader, waiter) = leader_and_follower(&inflight);
         let waiting = tokio::spawn(wait(waiter));
         tokio::task::yield_now().await;
         drop(leader);
