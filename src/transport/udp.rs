@@ -22,8 +22,8 @@ use super::{matches, matches_ignoring_case, TransportError};
 
 /// Largest reply datagram we read. We advertise 1232 bytes (EDNS) or 512 (without), so a
 /// reply above 4096 breaks the protocol anyway: the kernel cuts it, it does not decode, and
-/// the server is skipped. A small buffer matters under load: one per upstream query in
-/// flight (thousands), where 64 KiB each would cost hundreds of MiB.
+/// the server is skipped. Replies are read into one buffer of this size per thread
+/// ([`RECV`]), not one per upstream query in flight.
 const RECV_BUF: usize = 4096;
 
 /// Tries random ports in the unprivileged range before letting the kernel pick one.
