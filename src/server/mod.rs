@@ -482,12 +482,10 @@ impl BoundServer {
         for listener in self.listeners {
             let addr = listener.addr;
             for socket in listener.udp {
-                let socket = tokio::net::UdpSocket::from_std(socket).map_err(|source| {
-                    ServeError::Register {
-                        addr,
-                        proto: Proto::Udp,
-                        source,
-                    }
+                let socket = udp::Endpoint::new(socket).map_err(|source| ServeError::Register {
+                    addr,
+                    proto: Proto::Udp,
+                    source,
                 })?;
                 udp_sockets.push((addr, socket));
             }

@@ -158,6 +158,42 @@ async fn udp_round_trip() {
     running.stop().await;
 }
 
+/// A queue that backed up before the worker started (more than three batches) is answered
+/// whole, and once it has run dry a lone query still wakes the worker: the worker polled
+/// the backed-up queue outside the epoll set and joined it again (`udp::Endpoint`).
+#[tokio::test]
+async fn udp_backed_up_queue_is_drained_and_the_worker_wakes_again() {
+    let server = BoundServer::bind(&config("127.54.0.15")).expect("bind");
+    let addr = server.local_addrs()[0];
+    let client = UdpSocket::bind("127.0.0.1:0").await.expect("client socket");
+    for id in 0..100u16 {
+        client
+            .send_to(&query(id, "example.com."), addr)
+            .await
+            .expect("send");
+    }
+    let running = start(server, Arc::new(Fake));
+    let mut ids = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while ids.len() < 100 {
+        let (len, _) = tokio::time::timeout(Duration::from_secs(2), client.recv_from(&mut buf))
+            .await
+            .expect("every queued query answered in time")
+            .expect("recv");
+        let reply = Message::from_vec(&buf[..len]).expect("reply decodes");
+        assert_answered(&reply, reply.metadata.id);
+        ids.push(reply.metadata.id);
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (0..100).collect::<Vec<u16>>());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_answered(
+        &udp_exchange(running.addr, &query(500, "example.com.")).await,
+        500,
+    );
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn tcp_round_trip() {
     let server = BoundServer::bind(&config("127.54.0.2")).expect("bind");
