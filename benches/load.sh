@@ -13,6 +13,11 @@
 #                                              # (unpinned) in the same rounds
 #   PEERS="unbound hopdns hopdns-base" BASE_BIN=/path/to/old/hopdns benches/load.sh
 #                                              # before/after a change, same rounds
+#   PEERS="unbound hopdns echo64" benches/load.sh
+#                                              # with the batched echo limit (issue 17.2):
+#                                              # ../shared/bench/tools/udp-responder.c with
+#                                              # recvmmsg/sendmmsg batches of 64 on CPU 1,
+#                                              # loaded by udp-blast as the resolvers' hits
 #
 # Needs root, nsd, dnsperf, unbound, gcc (see ../shared/bench/README.md). Everything stays on
 # loopback; every process it starts is stopped by PID when it ends.
@@ -31,12 +36,30 @@ VERSION=$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknow
 
 PEERS=(${PEERS:-unbound hopdns})
 
+# echo64: the packet-rate limit of one core, in the same rounds as the resolvers' hits.
+echo_limit() {  # -> one key=value line, as ../shared/bench/limit-ref.sh prints
+  local run=${LAB_RUN:-$BENCH/run} src=$BENCH/tools
+  local resp=$run/udp-responder blast=$run/udp-blast hit=$run/q/hit.txt pid out
+  mkdir -p "$run/q"
+  [ -x "$resp" ] && [ "$resp" -nt "$src/udp-responder.c" ] || gcc -O2 -o "$resp" "$src/udp-responder.c"
+  [ -x "$blast" ] && [ "$blast" -nt "$src/udp-blast.c" ] || gcc -O2 -o "$blast" "$src/udp-blast.c"
+  # The resolvers' hit names (bench-peer.sh writes the same file): the echo answers any.
+  [ -s "$hit" ] || awk 'BEGIN { for (i = 0; i < 334; i++) { print "h" i ".example.com A"; print "h" i ".example.net A"; if (i < 332) print "h" i ".example.org A" } }' > "$hit"
+  # Bounded: the responder ends itself after DURATION + 30 s even if this script is killed.
+  taskset -c 1 "$resp" 127.0.0.1 5399 $((DURATION + 30)) 64 & pid=$!
+  sleep 0.5
+  out=$(taskset -c 0 "$blast" 127.0.0.1 5399 "$DURATION" "${HIT_Q:-200}" "${HIT_C:-8}" "$hit" | tail -n 1)
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+  echo "ref=echo-batch64 client=udp-blast qps=${out##*qps=}"
+}
+
 run_peer() {  # run_peer NAME -> one key=value line
   local threads=$THREADS
   case $1 in
   unbound)
     THREADS=$threads DURATION=$DURATION CACHE_MB=$CACHE_MB "$BENCH/bench-peer.sh" unbound
     return ;;
+  echo64) echo_limit; return ;;
   hopdns-t2) threads=2 ;;
   esac
   # hopdns-base: another build (BASE_BIN, e.g. the commit before a change) in the same rounds,
@@ -65,3 +88,25 @@ for r in $(seq "$REPS"); do
   done
 done
 python3 "$BENCH/summarize.py" "$RAW" | tee "$OUT/summary-$TAG.md"
+# Hits as a share of the echo limit measured in the same round (issue 17.2).
+python3 - "$RAW" <<'PY' | tee -a "$OUT/summary-$TAG.md"
+import statistics, sys
+from collections import defaultdict
+rounds = defaultdict(dict)
+for line in open(sys.argv[1]):
+    kv = dict(f.split("=", 1) for f in line.split() if "=" in f)
+    if kv.get("ref") == "echo-batch64":
+        rounds[kv["round"]]["echo"] = float(kv["qps"])
+    elif "peer" in kv and kv.get("hit_blast_qps"):
+        rounds[kv["round"]][kv["peer"]] = float(kv["hit_blast_qps"])
+shares = defaultdict(list)
+for r in rounds.values():
+    for peer, qps in r.items():
+        if peer != "echo" and r.get("echo"):
+            shares[peer].append(100 * qps / r["echo"])
+if shares:
+    print("\nCache hits (udp-blast) as a share of the batched echo limit in the same round:\n")
+    print("| resolver | rounds | share (median) | per round |\n|---|---|---|---|")
+    for peer, s in shares.items():
+        print(f"| {peer} | {len(s)} | {statistics.median(s):.0f}% | {', '.join(f'{x:.0f}%' for x in s)} |")
+PY
