@@ -343,9 +343,9 @@ impl Resolver {
             this.inflight.finish(leader, &resolved);
             resolved
         };
-        // One wrapper whether or not there is a counter (without the query log there is
-        // none): a `match` with the resolution awaited in each arm held it twice over, and
-        // the future, boxed and moved once per miss, was three times the size.
+        // `counting` picks with or without a counter (without the query log there is none)
+        // outside the future: a `match` with the resolution awaited in each arm held it
+        // twice over, and the future, boxed and moved once per miss, was three times the size.
         crate::metrics::note::counting(counter, resolution)
     }
 
