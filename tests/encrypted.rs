@@ -869,6 +869,9 @@ async fn dot_and_tcp_connections_share_the_slots() {
         .unwrap();
     let mut busy = dot_connect(&config, front.dot).await.unwrap();
     dot_send(&mut busy, "slow.example", 1).await.unwrap();
+    // Let the server take the slow query in hand (it answers after 400 ms): until then the
+    // DoT connection is idle too. Under a loaded test run it once was, and was closed.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     // Both slots taken, one idle: the newcomer takes the TCP connection's.
     let mut new = dot_connect(&config, front.dot).await.unwrap();
     closed_after(&mut tcp).await;
