@@ -345,6 +345,10 @@ pub(super) async fn serve(
                 full_batches += 1;
                 if full_batches % DRAIN_BATCHES == 0 {
                     tokio::task::yield_now().await;
+                    // A flood never lets the queue run dry: stop here, not after it.
+                    if token.is_cancelled() {
+                        break 'serve;
+                    }
                 }
                 continue;
             }
