@@ -69,10 +69,16 @@ EOF
 nodnssec=()
 if "$BIN" serve --help 2>/dev/null | grep -q -- --no-dnssec; then nodnssec=(--no-dnssec); fi
 
+# RESOLVER_CPUS=1 pins each resolver (and CLIENT_CPUS=0 the client) with taskset, so that
+# every run places them alike (unpinned, runs fall into two groups by where they landed).
+pin_resolver=(); pin_client=()
+[ -n "${RESOLVER_CPUS:-}" ] && pin_resolver=(taskset -c "$RESOLVER_CPUS")
+[ -n "${CLIENT_CPUS:-}" ] && pin_client=(taskset -c "$CLIENT_CPUS")
+
 start() {
   case $1 in
-    unbound) unbound -d -c "$OUT/unbound.conf" >/dev/null 2>&1 & ;;
-    hopdns) "$BIN" serve --listen "$ADDR:$PORT" --root-hints "$BENCH/root.hints" --threads 1 \
+    unbound) "${pin_resolver[@]}" unbound -d -c "$OUT/unbound.conf" >/dev/null 2>&1 & ;;
+    hopdns) "${pin_resolver[@]}" "$BIN" serve --listen "$ADDR:$PORT" --root-hints "$BENCH/root.hints" --threads 1 \
               --query-loopback --no-ipv6 "${nodnssec[@]}" "${EXTRA[@]}" >"$OUT/hopdns.log" 2>&1 & ;;
     *) echo "cold: unknown peer $1 (unbound, hopdns)" >&2; exit 2 ;;
   esac
@@ -81,7 +87,7 @@ start() {
 
 # One cold query: prints "<ms> <rcode> <answers>"; waits for the local readiness answer first.
 probe() {
-  python3 - "$ADDR" "$PORT" "$NAME" "$TYPE" <<'EOF'
+  "${pin_client[@]}" python3 - "$ADDR" "$PORT" "$NAME" "$TYPE" <<'EOF'
 import sys, time, dns.message, dns.query, dns.rcode
 addr, port, name, qtype = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 deadline = time.monotonic() + 10
