@@ -16,7 +16,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, Query};
-use tokio::net::UdpSocket;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 use super::{matches, matches_ignoring_case, TransportError};
 
@@ -40,10 +41,17 @@ pub const MAX_IDLE: Duration = Duration::from_secs(5);
 const IDLE_PER_SERVER: usize = 256;
 const IDLE_TOTAL: usize = 1024;
 
+/// A connected upstream socket, in the reactor's epoll set for reading only. Linux wakes a
+/// socket's epoll entry for each datagram it sends; registered for writing as well (as
+/// tokio's own `UdpSocket` is), that wake-up also queues an event that the next
+/// `epoll_wait` returns and tokio dispatches to no one. A UDP send does not wait for room:
+/// one query at a time cannot fill a socket's send buffer.
+type Socket = AsyncFd<std::net::UdpSocket>;
+
 /// One connected socket and what it has served.
 #[derive(Debug)]
 struct Pooled {
-    sock: UdpSocket,
+    sock: Socket,
     uses: u32,
     since: tokio::time::Instant,
 }
@@ -79,7 +87,10 @@ impl SocketPool {
             // Anything that arrived while it sat idle (a late duplicate, or a forger who
             // learnt the port filling its queue ahead of the next query) retires it.
             let mut probe = [0u8; 1];
-            let quiet = matches!(p.sock.try_recv(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+            let quiet = matches!(
+                p.sock.try_io(Interest::READABLE, |s| s.recv(&mut probe)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock
+            );
             if quiet && now.duration_since(p.since) <= MAX_IDLE {
                 found = Some(p);
                 break;
@@ -148,14 +159,15 @@ pub(super) async fn exchange(
     let mut pooled = match pool.take(local, server) {
         Some(p) => p,
         None => {
-            let sock = match bind_random(local).await {
+            let sock = match bind_random(local) {
                 Err(e) if is_out_of_descriptors(&e) && pool.idle() > 0 => {
                     pool.clear();
-                    bind_random(local).await?
+                    bind_random(local)?
                 }
                 r => r?,
             };
-            sock.connect(server).await?;
+            sock.connect(server)?;
+            let sock = register(sock)?;
             Pooled {
                 sock,
                 uses: 0,
@@ -175,7 +187,7 @@ pub(super) async fn exchange(
 /// One exchange on `sock`; the flag says whether the socket saw nothing but the matching
 /// reply (so it may serve another query).
 async fn receive(
-    sock: &UdpSocket,
+    sock: &Socket,
     server: SocketAddr,
     id: u16,
     query: &Query,
@@ -190,17 +202,17 @@ async fn receive(
         // driver, so the sends leave back to back and a sleeping authority is woken once for
         // them rather than once each (on loopback the sender pays for the wake-up).
         tokio::task::yield_now().await;
-        sock.send(wire).await?;
+        sock.get_ref().send(wire)?;
         loop {
             match tokio::time::timeout_at(deadline, sock.readable()).await {
-                Ok(r) => r?,
+                // Readiness stays until a read finds nothing (`try_io` clears it then).
+                Ok(ready) => drop(ready?),
                 Err(_) => return Err(TransportError::Timeout),
             }
             // Read and judged in one go, without an await: one buffer per thread serves every
             // exchange (thousands in flight would each hold their own across the wait).
             let judged = RECV.with_borrow_mut(|buf| {
-                buf.clear();
-                match sock.try_recv_buf_from(buf) {
+                match sock.try_io(Interest::READABLE, |s| s.recv_from(buf)) {
                     Ok((n, from)) => {
                         Ok(Some(judge(&buf[..n], from, server, id, query, exact_case)))
                     }
@@ -220,9 +232,9 @@ async fn receive(
 }
 
 thread_local! {
-    /// The receive buffer of this thread's exchanges. Capacity only: the kernel writes what
-    /// arrives, so nothing is zeroed per query.
-    static RECV: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(RECV_BUF));
+    /// The receive buffer of this thread's exchanges, zeroed once, when the thread first
+    /// uses it.
+    static RECV: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0; RECV_BUF].into());
 }
 
 /// What one datagram on an exchange's socket means: the reply or the exchange's error, or
@@ -272,14 +284,22 @@ fn is_out_of_descriptors(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
-async fn bind_random(local: IpAddr) -> io::Result<UdpSocket> {
+fn bind_random(local: IpAddr) -> io::Result<std::net::UdpSocket> {
     for _ in 0..PORT_TRIES {
         let port = rand::random_range(1024..=u16::MAX);
-        match UdpSocket::bind(SocketAddr::new(local, port)).await {
+        match std::net::UdpSocket::bind(SocketAddr::new(local, port)) {
             Ok(s) => return Ok(s),
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
             Err(e) => return Err(e),
         }
     }
-    UdpSocket::bind(SocketAddr::new(local, 0)).await
+    std::net::UdpSocket::bind(SocketAddr::new(local, 0))
+}
+
+/// Puts a bound, connected socket in the reactor's epoll set, for reading only ([`Socket`]).
+fn register(sock: std::net::UdpSocket) -> io::Result<Socket> {
+    sock.set_nonblocking(true)?;
+    // SAFETY: the registration owns the socket, so its descriptor stays open, and names it,
+    // for as long as the registration lives.
+    Ok(unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE)? })
 }
