@@ -6,7 +6,8 @@
 # RAW is a benches/load.sh result (default target/load/raw-t1.txt: one key=value line per
 # round and peer). Optional inputs beside it, when present:
 #   target/load/memory-curve.txt   benches/memory.sh curve output (names=N rss_kb=K lines)
-#   target/load/limit.txt          ../shared/bench/limit-ref.sh output (the echo limits)
+#   target/load/limit.txt          ../shared/bench/limit-ref.sh output (the echo limits), used
+#                                  when RAW has no echo64 rounds of its own
 # Writes OUT_DIR (default docs/img) qps.svg, latency.svg, and rss-curve.svg / hit-share.svg
 # when their inputs exist. Medians of the rounds, as the tables quote them. Needs gnuplot
 # (Debian gnuplot-nox) and python3.
@@ -24,8 +25,11 @@ python3 - "$RAW" "$TMP" "$DIR" <<'PY'
 import re, statistics, sys, os
 raw, tmp, d = sys.argv[1:4]
 rows = {}
+echo = []  # load.sh's echo64 peer: the limit measured in the same rounds
 for line in open(raw):
     kv = dict(re.findall(r'(\w+)=(\S+)', line))
+    if kv.get('ref') == 'echo-batch64':
+        echo.append(float(kv['qps']))
     if 'peer' not in kv:
         continue
     rows.setdefault(kv['peer'], []).append(kv)
@@ -46,7 +50,14 @@ if os.path.exists(curve):
             if 'names' in kv and 'rss_kb' in kv:
                 f.write(f"{kv['names']} {int(kv['rss_kb'])/1024:.1f}\n")
 limit = os.path.join(d, 'limit.txt')
-if os.path.exists(limit):
+if echo:
+    # Same rounds as the resolvers (PEERS="... echo64"): preferred to a separate sitting.
+    best = statistics.median(echo)
+    with open(f'{tmp}/share.dat', 'w') as f:
+        for p, rs in rows.items():
+            f.write(f'{p} {100 * med(rs, "hit_blast_qps") / best:.1f}\n')
+        f.write(f'echo64-limit 100\n')
+elif os.path.exists(limit):
     # The batched echo responder loaded by udp-blast (limit-ref.sh's "ref=echo-batch64
     # client=udp-blast" line): the packet rate the machine allows a server on one core.
     best = 0
