@@ -16,7 +16,7 @@ use lru::LruCache;
 
 use super::store::{Names, Store, StoreStats, Weigh};
 use super::CacheConfig;
-use crate::dns::wire::{key_name, KeyBuf};
+use crate::dns::wire::{key_name, wire_labels, KeyBuf};
 use crate::dns::Question;
 
 /// What a lookup finds: records with TTLs already decremented to the time left.
@@ -217,7 +217,9 @@ impl AnswerCache {
         let key = KeyBuf::of(q);
         let name = key.name();
         let class = u16::from(q.qclass);
-        let mut labels = wire_labels(name);
+        // Every label counts, a leading `*` too (unlike `Name::num_labels`), as the caller's
+        // count of the cut's labels does.
+        let mut labels = wire_labels(name).count();
         let mut at = 0;
         loop {
             let nx = KeyBuf::from_wire(&name[at..], NXDOMAIN_KEY_TYPE, class)?;
@@ -523,17 +525,6 @@ fn key_type(key: &[u8]) -> Option<u16> {
 }
 
 /// RFC 2308 §5: the negative TTL is the minimum of the SOA's own TTL and its MINIMUM field.
-/// The labels of a wire-form name, the root's empty label not counted (unlike
-/// [`hickory_proto::rr::Name::num_labels`], a leading `*` counts).
-fn wire_labels(name: &[u8]) -> usize {
-    let (mut at, mut labels) = (0, 0);
-    while let Some(&len) = name.get(at).filter(|&&len| len != 0) {
-        labels += 1;
-        at += 1 + usize::from(len);
-    }
-    labels
-}
-
 fn negative_ttl(soa: &Record) -> Option<u32> {
     match &soa.data {
         hickory_proto::rr::RData::SOA(s) => Some(soa.ttl.min(s.minimum)),
@@ -661,8 +652,8 @@ mod tests {
         assert!(c
             .nxdomain_above(&Question::new(Name::root(), RecordType::NS), 0, 1)
             .is_none());
-        assert_eq!(wire_labels(&[1, b'*', 3, b'c', b'o', b'm', 0]), 2);
-        assert_eq!(wire_labels(&[0]), 0);
+        assert_eq!(wire_labels(&[1, b'*', 3, b'c', b'o', b'm', 0]).count(), 2);
+        assert_eq!(wire_labels(&[0]).count(), 0);
     }
 
     #[test]
