@@ -126,43 +126,25 @@ impl Batch {
     /// Sends the ready replies with as few `sendmmsg` calls as the kernel allows. Replies
     /// that find the socket buffer full are dropped (the client retries), as `send_now`.
     fn send_ready(&mut self, fd: RawFd) {
-        // SAFETY: zeroed iovec/mmsghdr are valid (null pointers, zero lengths); the entries
-        // used are filled below with pointers into `self`, which outlives the calls.
-        let mut iov: [libc::iovec; BATCH] = unsafe { zeroed() };
-        // SAFETY: as above.
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
         let count = self.ready.len();
-        for (k, &(slot, len)) in self.ready.iter().enumerate() {
-            iov[k].iov_base = self.output[slot * self.out_slot..].as_mut_ptr().cast();
-            iov[k].iov_len = len;
-            hdrs[k].msg_hdr.msg_name =
-                (&mut self.addrs[slot] as *mut libc::sockaddr_storage).cast();
-            hdrs[k].msg_hdr.msg_namelen = self.addr_lens[slot];
-            hdrs[k].msg_hdr.msg_iov = &mut iov[k];
-            hdrs[k].msg_hdr.msg_iovlen = 1;
-        }
         let mut sent = 0;
         while sent < count {
-            // SAFETY: headers `sent..count` are initialised and point at live buffers.
-            let n = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    hdrs[sent..].as_mut_ptr(),
-                    (count - sent) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n <= 0 {
-                let error = io::Error::last_os_error();
-                if error.kind() == io::ErrorKind::Interrupted {
-                    continue;
+            let datagrams = self.ready[sent..].iter().map(|&(slot, len)| {
+                let at = slot * self.out_slot;
+                let to: *const libc::sockaddr_storage = &self.addrs[slot];
+                (&self.output[at..at + len], to.cast(), self.addr_lens[slot])
+            });
+            // SAFETY: each address points into `self.addrs`, live for the call, and its
+            // length is what the kernel wrote there on receipt.
+            match unsafe { send_datagrams(fd, datagrams) } {
+                Ok(n) => sent += n.max(1),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    debug!(%error, dropped = count - sent, "UDP send failed");
+                    // Skip the datagram that failed (a bad address would fail forever).
+                    sent += 1;
                 }
-                debug!(%error, dropped = count - sent, "UDP send failed");
-                // Skip the datagram that failed (a bad address would fail forever).
-                sent += 1;
-                continue;
             }
-            sent += n as usize;
         }
         self.ready.clear();
     }
@@ -511,7 +493,12 @@ async fn send_batch(socket: &std::net::UdpSocket, replies: &[(Vec<u8>, SocketAdd
     let addrs: Vec<socket2::SockAddr> = replies.iter().map(|(_, to)| (*to).into()).collect();
     let mut sent = 0;
     while sent < replies.len() {
-        match send_some(socket.as_raw_fd(), &replies[sent..], &addrs[sent..]) {
+        let datagrams = replies[sent..]
+            .iter()
+            .zip(&addrs[sent..])
+            .map(|((reply, _), to)| (&reply[..], to.as_ptr().cast(), to.len()));
+        // SAFETY: each address is a `SockAddr` of `addrs`, live for the call.
+        match unsafe { send_datagrams(socket.as_raw_fd(), datagrams) } {
             Ok(n) => sent += n.max(1),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
@@ -529,25 +516,31 @@ async fn send_batch(socket: &std::net::UdpSocket, replies: &[(Vec<u8>, SocketAdd
     }
 }
 
-/// One `sendmmsg` of up to [`BATCH`] of `replies`, each to its address in `addrs`.
-fn send_some(
+/// One `sendmmsg` of up to [`BATCH`] datagrams, each a payload and the socket address it
+/// goes to (pointer and length); returns how many were sent.
+///
+/// # Safety
+///
+/// Each address must point at a socket address of at least its length, live for the call.
+unsafe fn send_datagrams<'a>(
     fd: RawFd,
-    replies: &[(Vec<u8>, SocketAddr)],
-    addrs: &[socket2::SockAddr],
+    datagrams: impl Iterator<Item = (&'a [u8], *const libc::sockaddr, libc::socklen_t)>,
 ) -> io::Result<usize> {
-    // SAFETY: zeroed iovec/mmsghdr are valid; the entries used point into `replies` and
-    // `addrs`, which outlive the call.
+    // SAFETY: zeroed iovec/mmsghdr are valid (null pointers, zero lengths); the entries
+    // used point at the payloads, borrowed for the call, and at the addresses the caller
+    // vouches for.
     let mut iov: [libc::iovec; BATCH] = unsafe { zeroed() };
     // SAFETY: as above.
     let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-    let count = replies.len().min(BATCH);
-    for (k, ((reply, _), addr)) in replies.iter().zip(addrs).take(count).enumerate() {
-        iov[k].iov_base = reply.as_ptr() as *mut libc::c_void;
-        iov[k].iov_len = reply.len();
-        hdrs[k].msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
-        hdrs[k].msg_hdr.msg_namelen = addr.len();
+    let mut count = 0;
+    for (k, (payload, to, to_len)) in datagrams.take(BATCH).enumerate() {
+        iov[k].iov_base = payload.as_ptr() as *mut libc::c_void;
+        iov[k].iov_len = payload.len();
+        hdrs[k].msg_hdr.msg_name = to as *mut libc::c_void;
+        hdrs[k].msg_hdr.msg_namelen = to_len;
         hdrs[k].msg_hdr.msg_iov = &mut iov[k];
         hdrs[k].msg_hdr.msg_iovlen = 1;
+        count = k + 1;
     }
     // SAFETY: the first `count` headers are initialised as above.
     let n = unsafe {
