@@ -27,6 +27,6 @@ pub use clock::Clock;
 pub(crate) use outcome::fake_rrsig;
 pub use outcome::{rrsig_covers, DnssecRecords, Failure, Outcome};
 pub use present::record_text;
-pub use question::Question;
+pub use question::{lowercase, Question};
 pub use rdata::{dname_target, ns_target};
 pub use transport::Proto;

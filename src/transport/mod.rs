@@ -27,6 +27,8 @@ use hickory_proto::op::{
 use hickory_proto::rr::{Name, RData};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
+use crate::dns::lowercase;
+
 pub use select::{choose, choose_configured};
 pub use upstream::{Protocol, Upstream, UpstreamError, DOT_PORT};
 
@@ -240,19 +242,19 @@ impl Exchange for NetTransport {
             .chain(msg.authorities.iter_mut())
             .chain(msg.additionals.iter_mut())
         {
-            r.name = r.name.to_lowercase();
+            lowercase(&mut r.name);
             match &mut r.data {
-                RData::CNAME(c) => c.0 = c.0.to_lowercase(),
-                RData::NS(ns) => ns.0 = ns.0.to_lowercase(),
+                RData::CNAME(c) => lowercase(&mut c.0),
+                RData::NS(ns) => lowercase(&mut ns.0),
                 // Names inside RDATA too: a server that compresses without regard to case
                 // points them at our randomised question (seen from a forwarder's SOA).
                 RData::SOA(soa) => {
-                    soa.mname = soa.mname.to_lowercase();
-                    soa.rname = soa.rname.to_lowercase();
+                    lowercase(&mut soa.mname);
+                    lowercase(&mut soa.rname);
                 }
-                RData::PTR(p) => p.0 = p.0.to_lowercase(),
-                RData::MX(mx) => mx.exchange = mx.exchange.to_lowercase(),
-                RData::SRV(srv) => srv.target = srv.target.to_lowercase(),
+                RData::PTR(p) => lowercase(&mut p.0),
+                RData::MX(mx) => lowercase(&mut mx.exchange),
+                RData::SRV(srv) => lowercase(&mut srv.target),
                 _ => {}
             }
         }
