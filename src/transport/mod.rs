@@ -608,11 +608,18 @@ mod tests {
 
     /// Issue 17: a socket whose exchange ended cleanly serves the next query to the same
     /// server, from the same source port, for at most `MAX_USES` queries; one that saw a
-    /// stray datagram (wrong ID) is closed, never reused. Lab unit-test network 215.
+    /// stray datagram (wrong ID) before or behind the reply, or while idle, is closed, never
+    /// reused. Lab unit-test network 215.
     #[tokio::test]
     async fn clean_sockets_are_reused_a_few_times_and_stray_datagrams_retire_them() {
         use tokio::net::UdpSocket;
 
+        #[derive(Clone, Copy, PartialEq)]
+        enum Stray {
+            No,
+            Before,
+            Behind,
+        }
         let server: SocketAddr = "127.53.215.1:53".parse().unwrap();
         let auth = UdpSocket::bind(server).await.expect("bind 127.53.215.1:53");
         let transport = NetTransport {
@@ -621,8 +628,8 @@ mod tests {
             ..NetTransport::default()
         };
         let out = OutQuery::new(server, q(), false, false, Duration::from_secs(3));
-        // Answers one query; with `stray`, a reply with the wrong ID first.
-        let answer = |stray: bool| {
+        // Answers one query, with a reply of the wrong ID before or behind the right one.
+        let answer = |stray: Stray| {
             let (t, out, auth) = (transport.clone(), out.clone(), &auth);
             async move {
                 let task = tokio::spawn(async move { t.exchange(&out).await });
@@ -634,20 +641,22 @@ mod tests {
                     m.add_query(query.queries[0].clone());
                     m.to_vec().unwrap()
                 };
-                if stray {
-                    let wrong = query.metadata.id.wrapping_add(1);
-                    auth.send_to(&reply(wrong), client).await.unwrap();
+                let (right, wrong) = (query.metadata.id, query.metadata.id.wrapping_add(1));
+                let ids = match stray {
+                    Stray::No => vec![right],
+                    Stray::Before => vec![wrong, right],
+                    Stray::Behind => vec![right, wrong],
+                };
+                for id in ids {
+                    auth.send_to(&reply(id), client).await.unwrap();
                 }
-                auth.send_to(&reply(query.metadata.id), client)
-                    .await
-                    .unwrap();
                 task.await.unwrap().expect("answered");
                 client.port()
             }
         };
         let mut ports = Vec::new();
         for _ in 0..MAX_USES + 1 {
-            ports.push(answer(false).await);
+            ports.push(answer(Stray::No).await);
         }
         let first = ports[0];
         assert!(
@@ -656,21 +665,36 @@ mod tests {
         );
         assert_ne!(ports[MAX_USES as usize], first, "a new port after MAX_USES");
         assert_eq!(transport.sockets.idle(), 1);
-        let before = answer(true).await;
+        let before = answer(Stray::Before).await;
         assert_eq!(
             transport.sockets.idle(),
             0,
             "a socket that saw a stray is closed"
         );
-        let fresh = answer(false).await;
-        assert_ne!(fresh, before);
-        // A datagram queued while the socket sits idle retires it too.
+        // Behind the reply: read with it, or after it while the socket sits in the pool.
+        let behind = answer(Stray::Behind).await;
+        assert_ne!(behind, before);
+        let fresh = answer(Stray::No).await;
+        assert_ne!(fresh, behind, "not reused after a stray behind the reply");
+        // A datagram queued while the socket sits idle retires it too, even when the next
+        // query follows at once (the exchange yields to the I/O driver before it asks the
+        // pool, so the socket's readiness is known).
         assert_eq!(transport.sockets.idle(), 1);
         auth.send_to(b"early", ("127.53.215.253", fresh))
             .await
             .unwrap();
+        let next = answer(Stray::No).await;
+        assert_ne!(next, fresh, "not reused after an idle stray");
+        // A late one too.
+        auth.send_to(b"late", ("127.53.215.253", next))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_ne!(answer(false).await, fresh, "not reused after an idle stray");
+        assert_ne!(
+            answer(Stray::No).await,
+            next,
+            "not reused after an idle stray"
+        );
     }
 
     #[test]

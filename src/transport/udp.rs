@@ -24,7 +24,7 @@ use super::{matches, matches_ignoring_case, TransportError};
 /// Largest reply datagram we read. We advertise 1232 bytes (EDNS) or 512 (without), so a
 /// reply above 4096 breaks the protocol anyway: the kernel cuts it, it does not decode, and
 /// the server is skipped. Replies are read into one buffer of this size per thread
-/// ([`RECV`]), not one per upstream query in flight.
+/// ([`RECV`], two datagrams' worth), not one per upstream query in flight.
 const RECV_BUF: usize = 4096;
 
 /// Tries random ports in the unprivileged range before letting the kernel pick one.
@@ -85,7 +85,9 @@ impl SocketPool {
         while let Some(p) = list.pop() {
             *total -= 1;
             // Anything that arrived while it sat idle (a late duplicate, or a forger who
-            // learnt the port filling its queue ahead of the next query) retires it.
+            // learnt the port filling its queue ahead of the next query) retires it. The
+            // exchange that pooled it read its queue dry ([`receive_two`]), so only such a
+            // datagram can have made it readable: the read below is a system call only then.
             let mut probe = [0u8; 1];
             let quiet = matches!(
                 p.sock.try_io(Interest::READABLE, |s| s.recv(&mut probe)),
@@ -156,6 +158,12 @@ pub(super) async fn exchange(
     exact_case: bool,
 ) -> Result<Message, TransportError> {
     let deadline = tokio::time::Instant::now() + timeout;
+    // Send with the queries of every other task that reaches this point in the same turn of
+    // the scheduler: tokio runs the yielded task again after its next poll of the I/O driver,
+    // so the sends leave back to back and a sleeping authority is woken once for them rather
+    // than once each (on loopback the sender pays for the wake-up). Yielding before the pool
+    // is asked also means its idle sockets' readiness is as fresh as that poll.
+    tokio::task::yield_now().await;
     let mut pooled = match pool.take(local, server) {
         Some(p) => p,
         None => {
@@ -197,33 +205,40 @@ async fn receive(
 ) -> (Result<Message, TransportError>, bool) {
     let mut clean = true;
     let result = async {
-        // Send with the queries of every other task that reaches this point in the same turn
-        // of the scheduler: tokio runs the yielded task again after its next poll of the I/O
-        // driver, so the sends leave back to back and a sleeping authority is woken once for
-        // them rather than once each (on loopback the sender pays for the wake-up).
-        tokio::task::yield_now().await;
         sock.get_ref().send(wire)?;
         loop {
-            match tokio::time::timeout_at(deadline, sock.readable()).await {
-                // Readiness stays until a read finds nothing (`try_io` clears it then).
-                Ok(ready) => drop(ready?),
+            let mut ready = match tokio::time::timeout_at(deadline, sock.readable()).await {
+                Ok(ready) => ready?,
                 Err(_) => return Err(TransportError::Timeout),
-            }
+            };
             // Read and judged in one go, without an await: one buffer per thread serves every
             // exchange (thousands in flight would each hold their own across the wait).
-            let judged = RECV.with_borrow_mut(|buf| {
-                match sock.try_io(Interest::READABLE, |s| s.recv_from(buf)) {
-                    Ok((n, from)) => {
-                        Ok(Some(judge(&buf[..n], from, server, id, query, exact_case)))
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-                    Err(e) => Err(e),
+            let done = RECV.with_borrow_mut(|buf| -> io::Result<_> {
+                let got = match receive_two(ready.get_inner(), buf) {
+                    Ok(got) => got,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Received::default(),
+                    Err(e) => return Err(e),
+                };
+                if got.count < 2 {
+                    // The queue is empty: a datagram that comes later raises a new event.
+                    ready.clear_ready();
                 }
+                let mut done = None;
+                for i in 0..got.count {
+                    let datagram = &buf[i * RECV_BUF..i * RECV_BUF + got.lens[i]];
+                    match done {
+                        // Anything behind the reply is stray.
+                        Some(_) => clean = false,
+                        None => match judge(datagram, got.from[i], server, id, query, exact_case) {
+                            Some(d) => done = Some(d),
+                            None => clean = false,
+                        },
+                    }
+                }
+                Ok(done)
             })?;
-            match judged {
-                None => {}
-                Some(Some(done)) => return done,
-                Some(None) => clean = false,
+            if let Some(done) = done {
+                return done;
             }
         }
     }
@@ -231,10 +246,68 @@ async fn receive(
     (result, clean)
 }
 
+/// What one [`receive_two`] read: `count` datagrams, their lengths and sources.
+#[derive(Default)]
+struct Received {
+    count: usize,
+    lens: [usize; 2],
+    from: [Option<SocketAddr>; 2],
+}
+
+/// Reads up to two datagrams into `buf` (two [`RECV_BUF`] halves) without blocking. Two, so
+/// that reading the reply also tells whether anything is queued behind it: when one comes
+/// back the queue is empty, and the exchange clears the socket's readiness without the
+/// `EAGAIN` read that would otherwise find that out, here or when the pool hands it out.
+fn receive_two(sock: &std::net::UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
+    use std::os::fd::AsRawFd;
+    let (first, second) = buf.split_at_mut(RECV_BUF);
+    let mut iov = [first, second].map(|b| libc::iovec {
+        iov_base: b.as_mut_ptr().cast(),
+        iov_len: b.len(),
+    });
+    let mut names = [
+        socket2::SockAddrStorage::zeroed(),
+        socket2::SockAddrStorage::zeroed(),
+    ];
+    // SAFETY: a zeroed mmsghdr is valid (null pointers, zero lengths); every pointer set
+    // below points at `iov` or `names`, which outlive the call.
+    let mut hdrs: [libc::mmsghdr; 2] = unsafe { std::mem::zeroed() };
+    for ((h, v), name) in hdrs.iter_mut().zip(iov.iter_mut()).zip(names.iter_mut()) {
+        h.msg_hdr.msg_namelen = name.size_of();
+        h.msg_hdr.msg_name = (name as *mut socket2::SockAddrStorage).cast();
+        h.msg_hdr.msg_iov = v;
+        h.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: `hdrs` holds two initialised headers pointing at live buffers.
+    let n = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            2,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut got = Received {
+        count: n as usize,
+        ..Received::default()
+    };
+    for (i, (h, name)) in hdrs.iter().zip(names).take(got.count).enumerate() {
+        got.lens[i] = (h.msg_len as usize).min(RECV_BUF);
+        // SAFETY: the kernel wrote a socket address of this length into `name`.
+        got.from[i] = unsafe { socket2::SockAddr::new(name, h.msg_hdr.msg_namelen) }.as_socket();
+    }
+    Ok(got)
+}
+
 thread_local! {
     /// The receive buffer of this thread's exchanges, zeroed once, when the thread first
     /// uses it.
-    static RECV: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0; RECV_BUF].into());
+    static RECV: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; 2 * RECV_BUF].into());
 }
 
 /// What one datagram on an exchange's socket means: the reply or the exchange's error, or
@@ -242,14 +315,14 @@ thread_local! {
 /// which the socket is not reused.
 fn judge(
     buf: &[u8],
-    from: SocketAddr,
+    from: Option<SocketAddr>,
     server: SocketAddr,
     id: u16,
     query: &Query,
     exact_case: bool,
 ) -> Option<Result<Message, TransportError>> {
-    if from != server {
-        tracing::debug!(%from, %server, "dropping reply from unexpected source");
+    if from != Some(server) {
+        tracing::debug!(?from, %server, "dropping reply from unexpected source");
         return None;
     }
     match Message::from_vec(buf) {
