@@ -343,6 +343,10 @@ pub fn run(args: ServeArgs) -> CmdResult {
             Arc::new(move || Resolver::new(config.clone(), transport.clone()))
         };
         let resolver = Arc::new(Resolver::new(resolver_config, transport));
+        {
+            let r = resolver.clone();
+            tokio::spawn(async move { r.keep_timers_ahead().await });
+        }
         if prime {
             let r = resolver.clone();
             tokio::spawn(async move { r.keep_primed().await });

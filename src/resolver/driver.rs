@@ -15,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hickory_proto::rr::{DNSClass, Record, RecordType};
 
+use super::anchor::Anchor;
 use super::inflight::{self, InFlight, Role};
 use super::machine::{Resolution, Settings};
 use super::run::{Pick, Run};
@@ -120,6 +121,7 @@ pub struct Core {
     root: Delegation,
     inflight: InFlight,
     pending: Pending,
+    anchor: Anchor,
 }
 
 /// The bounded count of resolutions waiting on authorities.
@@ -170,6 +172,7 @@ impl Resolver {
             settings: Arc::new(config.settings),
             root: config.root_hints,
             inflight: InFlight::default(),
+            anchor: Anchor::default(),
             pending: Pending {
                 now: Default::default(),
                 max: config.max_pending.max(1),
@@ -185,6 +188,13 @@ impl Resolver {
     /// root zone cut. Returns whether it worked; on failure the hints stay in use.
     pub async fn prime(&self, sink: Option<&mut dyn TraceSink>) -> bool {
         self.prime_for(sink).await.is_some()
+    }
+
+    /// Keeps a timer ahead of the ones resolutions set, while misses come in, so that setting
+    /// those does not wake the I/O driver (`anchor.rs`). Runs until the task is dropped;
+    /// `serve` starts it.
+    pub async fn keep_timers_ahead(&self) {
+        self.anchor.run().await
     }
 
     /// Keeps the root NS set fresh (RFC 8109 §4: prime again before it expires): primes
@@ -253,6 +263,7 @@ impl Resolver {
             crate::metrics::note::with(|n| n.resolved = true);
             let rx = match self.inflight.join(question) {
                 Role::Leader(leader) => {
+                    self.anchor.busy();
                     let resolution = Box::pin(self.resolution(question.clone(), leader, false));
                     // (Boxed so it can move to a task of its own if the client leaves early.)
                     return self.lead(question, resolution).await;

@@ -14,6 +14,7 @@
 //! * [`trustpoints`]: RFC 5011 in `serve`: the trust points' DNSKEY sets refreshed on a
 //!   timer, the anchors updated, the state file written.
 
+mod anchor;
 mod budget;
 pub mod classify;
 pub mod cut;
