@@ -360,18 +360,31 @@ fn is_out_of_descriptors(e: &io::Error) -> bool {
 fn bind_random(local: IpAddr) -> io::Result<std::net::UdpSocket> {
     for _ in 0..PORT_TRIES {
         let port = rand::random_range(1024..=u16::MAX);
-        match std::net::UdpSocket::bind(SocketAddr::new(local, port)) {
+        match bind_nonblocking(SocketAddr::new(local, port)) {
             Ok(s) => return Ok(s),
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
             Err(e) => return Err(e),
         }
     }
-    std::net::UdpSocket::bind(SocketAddr::new(local, 0))
+    bind_nonblocking(SocketAddr::new(local, 0))
 }
 
-/// Puts a bound, connected socket in the reactor's epoll set, for reading only ([`Socket`]).
+/// A UDP socket bound to `addr`, non-blocking from its creation (`SOCK_NONBLOCK`): one
+/// system call fewer than setting it afterwards, once per socket the pool opens.
+fn bind_nonblocking(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(
+        Domain::for_address(addr),
+        Type::DGRAM.nonblocking().cloexec(),
+        None,
+    )?;
+    sock.bind(&addr.into())?;
+    Ok(sock.into())
+}
+
+/// Puts a bound, connected, non-blocking socket in the reactor's epoll set, for reading
+/// only ([`Socket`]).
 fn register(sock: std::net::UdpSocket) -> io::Result<Socket> {
-    sock.set_nonblocking(true)?;
     // SAFETY: the registration owns the socket, so its descriptor stays open, and names it,
     // for as long as the registration lives.
     Ok(unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE)? })
