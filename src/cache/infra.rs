@@ -6,7 +6,7 @@
 //! little before we move on. Entries older than [`HOST_TTL`] are forgotten (Unbound
 //! `infra-host-ttl`, 900 s), so a server that was down gets another chance.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -47,7 +47,10 @@ impl Question {
 /// Lowercases `name` in place. hickory's `to_lowercase` rebuilds the whole name (an
 /// allocation when it is long): only done when there is a capital to lower.
 pub fn lowercase(name: &mut Name) {
-    if name.iter().flatten().any(u8::is_ascii_uppercase) {
+    if name
+        .iter()
+        .any(|label| label.iter().any(u8::is_ascii_uppercase))
+    {
         *name = name.to_lowercase();
     }
 }

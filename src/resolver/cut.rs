@@ -2,7 +2,7 @@
 //! child's own, else the parent's glue, which is kept as a fallback), what was asked and what
 //! failed, and which addresses may be asked at all.
 
-use std::collections::{HashMap, HashSet};
+use hashbrown::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 

@@ -9,7 +9,7 @@
 //! stray datagram, during its exchange or while idle, is never reused: a late reply, or
 //! forged ones queued ahead of time, must not meet a later query.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;

@@ -32,11 +32,12 @@ impl KeyBuf {
                 break;
             }
             k.buf[k.len] = n as u8;
-            for (d, s) in k.buf[k.len + 1..k.len + 1 + n].iter_mut().zip(label) {
-                *d = s.to_ascii_lowercase();
-            }
+            k.buf[k.len + 1..k.len + 1 + n].copy_from_slice(&label[..n]);
             k.len += 1 + n;
         }
+        // One pass over the whole name: a length byte is at most 63, below b'A', so
+        // lowercasing leaves it as it is (and copying whole labels beats a byte loop).
+        k.buf[..k.len].make_ascii_lowercase();
         k.buf[k.len] = 0;
         k.len += 1;
         k.push_type_class(u16::from(qtype), u16::from(qclass));
