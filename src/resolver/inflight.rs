@@ -1,8 +1,9 @@
 //! In-flight coalescing: any number of clients asking the same uncached question cause one
 //! resolution, and all of them get its outcome (Unbound's mesh, Knot's request dedup).
 
-use hashbrown::hash_map::Entry;
-use hashbrown::HashMap;
+use hashbrown::hash_table::Entry;
+use hashbrown::{DefaultHashBuilder, HashTable};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -10,12 +11,22 @@ use tokio::sync::Notify;
 use super::driver::Resolved;
 use super::Question;
 
-/// Questions being resolved now, each with the slot its outcome goes to. hashbrown's map
-/// hashes with foldhash, seeded per map (as the cache's shard picker does): std's SipHash
-/// was over 1% of a cache miss.
-#[derive(Debug, Default)]
+/// Questions being resolved now, each with the slot its outcome goes to. Hashed with
+/// foldhash, seeded per table (as the cache's shard picker does): std's SipHash was over
+/// 1% of a cache miss. A question is hashed once: its leader keeps the hash and finds its
+/// entry again by its slot.
+#[derive(Default)]
 pub struct InFlight {
-    running: Mutex<HashMap<Question, Waiter>>,
+    running: Mutex<HashTable<(Question, Waiter)>>,
+    hasher: DefaultHashBuilder,
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight")
+            .field("running", &self.len())
+            .finish()
+    }
 }
 
 /// What a caller is to do about its question.
@@ -51,7 +62,7 @@ pub struct Waiter(Arc<Slot>);
 /// The right and duty to resolve one question. Dropping it without `finish` (the task was
 /// cancelled) tells the followers, and they resolve on their own.
 pub struct Leader {
-    question: Question,
+    hash: u64,
     slot: Arc<Slot>,
 }
 
@@ -84,23 +95,38 @@ impl Drop for Leader {
 }
 
 impl InFlight {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Question, Waiter>> {
+    fn lock(&self) -> MutexGuard<'_, HashTable<(Question, Waiter)>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn hash(&self, question: &Question) -> u64 {
+        self.hasher.hash_one(question)
     }
 
     /// Joins the resolution of `question`, or starts it.
     pub fn join(&self, question: &Question) -> Role {
+        let hash = self.hash(question);
         let mut running = self.lock();
-        // One hash of the question for the look-up and the insert.
-        match running.entry(question.clone()) {
-            Entry::Occupied(e) if e.get().0.running() => Role::Follower(e.get().clone()),
-            entry => {
-                let slot = Arc::new(Slot::default());
-                let question = entry.key().clone();
-                entry.insert(Waiter(slot.clone()));
-                Role::Leader(Leader { question, slot })
+        let entry = running.entry(hash, |(q, _)| q == question, |(q, _)| self.hash(q));
+        let waiter = match entry {
+            Entry::Occupied(e) if e.get().1 .0.running() => {
+                return Role::Follower(e.get().1.clone());
             }
-        }
+            // A question whose leader went away: this caller leads it anew.
+            Entry::Occupied(mut e) => {
+                e.get_mut().1 = Waiter(Arc::default());
+                e.get().1.clone()
+            }
+            Entry::Vacant(e) => e
+                .insert((question.clone(), Waiter(Arc::default())))
+                .get()
+                .1
+                .clone(),
+        };
+        Role::Leader(Leader {
+            hash,
+            slot: waiter.0,
+        })
     }
 
     /// Resolutions running now.
@@ -110,8 +136,13 @@ impl InFlight {
 
     /// Publishes the outcome to every follower and forgets the question.
     pub fn finish(&self, leader: Leader, resolved: &Resolved) {
-        self.lock().remove(&leader.question);
-        // The map's handle is gone: any other one is a follower's. Most resolutions have
+        if let Ok(entry) = self
+            .lock()
+            .find_entry(leader.hash, |(_, w)| Arc::ptr_eq(&w.0, &leader.slot))
+        {
+            entry.remove();
+        }
+        // The table's handle is gone: any other one is a follower's. Most resolutions have
         // none, and no copy of the outcome is made for nobody.
         if Arc::strong_count(&leader.slot) > 1 {
             leader.slot.end(State::Done(Box::new(resolved.clone())));
@@ -120,9 +151,12 @@ impl InFlight {
 
     /// Forgets a question whose leader went away without an outcome.
     pub fn abandon(&self, question: &Question) {
-        let mut running = self.lock();
-        if running.get(question).is_some_and(|w| !w.0.running()) {
-            running.remove(question);
+        let hash = self.hash(question);
+        if let Ok(entry) = self
+            .lock()
+            .find_entry(hash, |(q, w)| q == question && !w.0.running())
+        {
+            entry.remove();
         }
     }
 }
