@@ -210,10 +210,18 @@ impl Exchange for NetTransport {
         }
         let mut sent = q.query.clone();
         let randomised = self.case_randomisation && q.case_0x20;
-        if randomised {
-            sent.name = randomise_case(&sent.name);
-        }
-        let (id, wire) = encode_query(q, &sent)?;
+        // The 0x20 name goes into the query as built; `sent` carries it to match the reply.
+        let name = randomised
+            .then(|| WireName::randomised(&sent.name))
+            .flatten()
+            .and_then(|wire| Some((wire.to_name(sent.name.is_fqdn())?, wire)));
+        let (id, wire) = match name {
+            Some((name, wire)) => {
+                sent.name = name;
+                encode_named(q, &wire, &sent)?
+            }
+            None => encode_query(q, &sent)?,
+        };
         let mut msg = udp::exchange(
             &self.sockets,
             local,
@@ -266,38 +274,73 @@ impl Exchange for NetTransport {
 /// §4); other bytes unchanged. Built in wire form on the stack and read back once: one name
 /// per upstream query, so no allocation per label.
 pub fn randomise_case(name: &Name) -> Name {
+    WireName::randomised(name)
+        .and_then(|wire| wire.to_name(name.is_fqdn()))
+        .unwrap_or_else(|| name.clone())
+}
+
+/// A question's name in wire form, as it goes into a query: its labels uncompressed (one
+/// name needs no compression), then the root. Built on the stack and written into the
+/// query as it is: hickory's `Name::emit` keeps pointer bookkeeping per label, and the
+/// 0x20 name was built in wire form anyway.
+struct WireName {
     // A name's wire form is at most 255 bytes (RFC 1035 §3.1).
-    let mut wire = [0u8; 256];
-    let mut len = 0;
-    let (mut bits, mut left) = (0u64, 0);
-    for label in name.iter() {
-        let end = len + 1 + label.len();
-        if end >= wire.len() {
-            return name.clone();
-        }
-        wire[len] = label.len() as u8;
-        for (to, b) in wire[len + 1..end].iter_mut().zip(label) {
-            if left == 0 {
-                (bits, left) = (rand::random(), 64);
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl WireName {
+    /// `name` with the case of each letter flipped at random (draft-vixie-dnsext-dns0x20).
+    fn randomised(name: &Name) -> Option<Self> {
+        let (mut bits, mut left) = (0u64, 0);
+        Self::build(name, |label, to| {
+            for (to, b) in to.iter_mut().zip(label) {
+                if left == 0 {
+                    (bits, left) = (rand::random(), 64);
+                }
+                let flip = bits & 1 == 1;
+                (bits, left) = (bits >> 1, left - 1);
+                *to = if flip && b.is_ascii_alphabetic() {
+                    b ^ 0x20
+                } else {
+                    *b
+                };
             }
-            let flip = bits & 1 == 1;
-            (bits, left) = (bits >> 1, left - 1);
-            *to = if flip && b.is_ascii_alphabetic() {
-                b ^ 0x20
-            } else {
-                *b
-            };
-        }
-        len = end;
+        })
     }
-    // The root label ends it.
-    let mut decoder = BinDecoder::new(&wire[..=len]);
-    match Name::read(&mut decoder) {
-        Ok(mut out) => {
-            out.set_fqdn(name.is_fqdn());
-            out
+
+    /// `name` as it is.
+    fn exact(name: &Name) -> Option<Self> {
+        Self::build(name, |label, to| to.copy_from_slice(label))
+    }
+
+    fn build(name: &Name, mut copy: impl FnMut(&[u8], &mut [u8])) -> Option<Self> {
+        let mut wire = WireName {
+            buf: [0; 256],
+            len: 0,
+        };
+        for label in name.iter() {
+            let end = wire.len + 1 + label.len();
+            if end >= wire.buf.len() {
+                return None;
+            }
+            wire.buf[wire.len] = label.len() as u8;
+            copy(label, &mut wire.buf[wire.len + 1..end]);
+            wire.len = end;
         }
-        Err(_) => name.clone(),
+        // The root label ends it.
+        wire.len += 1;
+        Some(wire)
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn to_name(&self, fqdn: bool) -> Option<Name> {
+        let mut name = Name::read(&mut BinDecoder::new(self.as_bytes())).ok()?;
+        name.set_fqdn(fqdn);
+        Some(name)
     }
 }
 
@@ -305,6 +348,18 @@ pub fn randomise_case(name: &Name) -> Name {
 /// ourselves, and RD to an authority invites resolver loops), EDNS with our payload (and DO
 /// when validating) unless asked for none.
 pub fn encode_query(q: &OutQuery, query: &Query) -> Result<(u16, Vec<u8>), TransportError> {
+    let name = WireName::exact(&query.name)
+        .ok_or_else(|| TransportError::Encode(format!("name too long: {}", query.name)))?;
+    encode_named(q, &name, query)
+}
+
+/// [`encode_query`] with the question's name already in wire form (`name`, which may
+/// differ from `query.name` in case alone).
+fn encode_named(
+    q: &OutQuery,
+    name: &WireName,
+    query: &Query,
+) -> Result<(u16, Vec<u8>), TransportError> {
     let id: u16 = rand::random();
     // The parts emitted one after the other, as `Message::to_vec` would, without building
     // a message (its OPT becomes a cloned record on the way): one query per cache miss.
@@ -328,7 +383,9 @@ pub fn encode_query(q: &OutQuery, query: &Query) -> Result<(u16, Vec<u8>), Trans
     let mut encoder = BinEncoder::new(&mut wire);
     let emitted = header
         .emit(&mut encoder)
-        .and_then(|()| query.emit(&mut encoder))
+        .and_then(|()| encoder.emit_vec(name.as_bytes()))
+        .and_then(|()| query.query_type.emit(&mut encoder))
+        .and_then(|()| query.query_class.emit(&mut encoder))
         .and_then(|()| edns.as_ref().map_or(Ok(()), |e| e.emit(&mut encoder)));
     emitted.map_err(|e| TransportError::Encode(e.to_string()))?;
     Ok((id, wire))
@@ -695,6 +752,34 @@ mod tests {
             next,
             "not reused after an idle stray"
         );
+    }
+
+    /// The 0x20 name goes into the query byte for byte as built, and the query is the one
+    /// hickory would encode for the name `sent` carries to match the reply.
+    #[test]
+    fn a_randomised_query_carries_its_name_as_built() {
+        let name = Name::from_ascii("www.example-1.com.").unwrap();
+        let wire = WireName::randomised(&name).unwrap();
+        let sent = Query::query(wire.to_name(true).unwrap(), RecordType::AAAA);
+        let out = OutQuery {
+            server: "127.0.0.1:53".parse().unwrap(),
+            query: Query::query(name, RecordType::AAAA),
+            tcp: false,
+            edns: true,
+            dnssec_ok: true,
+            timeout: Duration::from_secs(1),
+            case_0x20: true,
+            rd: false,
+            tls: None,
+        };
+        let (_, built) = encode_named(&out, &wire, &sent).unwrap();
+        let msg = Message::from_vec(&built).unwrap();
+        assert!(msg.queries[0].name.eq_case(&sent.name));
+        assert_eq!(msg.queries[0], sent);
+        assert_eq!(built, msg.to_vec().unwrap(), "as hickory encodes it");
+        assert!(built
+            .windows(wire.as_bytes().len())
+            .any(|w| w == wire.as_bytes()));
     }
 
     #[test]
