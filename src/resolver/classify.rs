@@ -15,21 +15,31 @@ const RECURSIVE: &str = "recursive server, not authoritative (RA without AA)";
 /// Longest chain followed inside one reply; the overall chain budget is enforced by the machine.
 const MAX_CHAIN_IN_REPLY: usize = 16;
 
-/// The sections of a reply that survive scrubbing.
+/// The sections of a reply that survive scrubbing, borrowed from it: only what goes into
+/// the [`Reply`] is copied, through [`kept`].
 #[derive(Debug, Default)]
-pub struct Scrubbed {
-    pub answers: Vec<Record>,
-    pub authority: Vec<Record>,
-    pub additional: Vec<Record>,
+pub struct Scrubbed<'a> {
+    pub answers: Vec<&'a Record>,
+    pub authority: Vec<&'a Record>,
+    pub additional: Vec<&'a Record>,
+}
+
+/// A copy of a record the scrub kept. RFC 8767 §4 (updating RFC 2181 §8): a TTL with the
+/// top bit set is a positive value, capped at 2^31 - 1 here; the cache then caps it at
+/// `max-ttl`.
+fn kept(r: &Record) -> Record {
+    let mut r = r.clone();
+    r.ttl = r.ttl.min(i32::MAX as u32);
+    r
 }
 
 /// Drops every record a server for `zone` has no authority to tell us about: owners outside
 /// the zone (RFC 2181 §5.4.1: such data is not to be trusted), classes other than the
 /// question's, and anything in the additional section but A/AAAA (glue candidates).
-pub fn scrub(msg: &Message, zone: &Name, question: &Question) -> Scrubbed {
+pub fn scrub<'a>(msg: &'a Message, zone: &Name, question: &Question) -> Scrubbed<'a> {
     let keep = |r: &&Record| r.dns_class == question.qclass && zone.zone_of(&r.name);
-    let mut s = Scrubbed {
-        answers: msg.answers.iter().filter(keep).cloned().collect(),
+    Scrubbed {
+        answers: msg.answers.iter().filter(keep).collect(),
         authority: msg
             .authorities
             .iter()
@@ -47,27 +57,14 @@ pub fn scrub(msg: &Message, zone: &Name, question: &Question) -> Scrubbed {
                         | RecordType::RRSIG
                 )
             })
-            .cloned()
             .collect(),
         additional: msg
             .additionals
             .iter()
             .filter(keep)
             .filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA))
-            .cloned()
             .collect(),
-    };
-    // RFC 8767 §4 (updating RFC 2181 §8): a TTL with the top bit set is a positive value,
-    // capped at 2^31 - 1 here; the cache then caps it at `max-ttl`.
-    for r in s
-        .answers
-        .iter_mut()
-        .chain(&mut s.authority)
-        .chain(&mut s.additional)
-    {
-        r.ttl = r.ttl.min(i32::MAX as u32);
     }
-    s
 }
 
 /// What a reply is.
@@ -150,7 +147,7 @@ pub fn classify(
         .authority
         .iter()
         .find(|r| r.record_type() == RecordType::SOA && r.name.zone_of(&current))
-        .cloned();
+        .map(|r| kept(r));
     // An NS set in the authority section for a zone strictly below this one that holds the
     // name: a referral, whatever the answer section says when AA is clear (Unbound turns a
     // non-AA "provisional answer" into a REFERRAL the same way).
@@ -174,8 +171,9 @@ pub fn classify(
             .find(|r| is_dname(r) && r.name.zone_of(&current) && r.name != current);
         if let Some(d) = dname {
             let mut chain = chain;
-            if !chain.contains(d) {
-                chain.push(d.clone());
+            let d = kept(d);
+            if !chain.contains(&d) {
+                chain.push(d);
             }
             return Reply::YxDomain { chain };
         }
@@ -212,7 +210,7 @@ pub fn classify(
             let owner = &found[0].name;
             if question.qtype == RecordType::NS && owner != zone {
                 let child = owner.clone();
-                return referral(&s, &found, child);
+                return referral(&s, &found.iter().collect::<Vec<_>>(), child);
             }
         }
         let reply = Reply::Answer {
@@ -315,7 +313,7 @@ pub fn classify_recursive(
         .authority
         .iter()
         .find(|r| r.record_type() == RecordType::SOA && r.name.zone_of(&current))
-        .cloned();
+        .map(|r| kept(r));
     if rcode == ResponseCode::YXDomain {
         return Reply::YxDomain { chain };
     }
@@ -344,11 +342,11 @@ pub fn classify_recursive(
 
 /// A referral to `child`: the NS records for it among `ns_section`, and the glue we may
 /// believe.
-fn referral(s: &Scrubbed, ns_section: &[Record], child: Name) -> Reply {
+fn referral(s: &Scrubbed, ns_section: &[&Record], child: Name) -> Reply {
     let ns: Vec<Record> = ns_section
         .iter()
         .filter(|r| r.record_type() == RecordType::NS && r.name == child)
-        .cloned()
+        .map(|r| kept(r))
         .collect();
     // A set, not a scan per glue record: a referral may carry thousands of both.
     let targets: std::collections::HashSet<Name> = ns
@@ -360,7 +358,7 @@ fn referral(s: &Scrubbed, ns_section: &[Record], child: Name) -> Reply {
         .additional
         .iter()
         .filter(|g| targets.contains(&g.name.to_lowercase()))
-        .cloned()
+        .map(|g| kept(g))
         .collect();
     Reply::Referral {
         zone: child,
@@ -382,7 +380,7 @@ pub fn edns_rejected(msg: &Message, sent_edns: bool) -> bool {
 /// Follows CNAME and DNAME records in `answers` from the question's name. Returns the chain,
 /// the name it ends at, and the records of the asked type found there.
 fn follow_chain(
-    answers: &[Record],
+    answers: &[&Record],
     question: &Question,
     zone: &Name,
 ) -> (Vec<Record>, Name, Vec<Record>) {
@@ -393,7 +391,7 @@ fn follow_chain(
         let found: Vec<Record> = answers
             .iter()
             .filter(|r| r.name == current && (r.record_type() == qtype || qtype == RecordType::ANY))
-            .cloned()
+            .map(|r| kept(r))
             .collect();
         if !found.is_empty() {
             return (chain, current, found);
@@ -406,9 +404,10 @@ fn follow_chain(
                 .iter()
                 .find_map(|r| dname_substitute(r, &current).map(|s| (r, s)))
             {
-                chain.push(d.clone());
+                let d = kept(d);
                 let cname =
                     Record::from_rdata(current.clone(), d.ttl, RData::CNAME(CNAME(synth.clone())));
+                chain.push(d);
                 chain.push(cname);
                 current = synth;
                 if !zone.zone_of(&current) {
@@ -425,7 +424,7 @@ fn follow_chain(
                 break;
             };
             let target = target.clone();
-            chain.push(c.clone());
+            chain.push(kept(c));
             let cname_loop = chain
                 .iter()
                 .any(|r| r.record_type() == RecordType::CNAME && r.name == target);
