@@ -36,7 +36,7 @@ impl KeyBuf {
             k.len += 1 + n;
         }
         // One pass over the whole name: a length byte is at most 63, below b'A', so
-        // lowercasing leaves it as it is (and copying whole labels beats a byte loop).
+        // lowercasing leaves it as it is.
         k.buf[..k.len].make_ascii_lowercase();
         k.buf[k.len] = 0;
         k.len += 1;
@@ -127,6 +127,37 @@ mod tests {
         assert_eq!(k.as_bytes(), b"\x03www\x07example\x00\x00\x01\x00\x01");
         let w = KeyBuf::from_wire(b"\x03WWW\x07exAMPLE\x00", 1, 1).unwrap();
         assert_eq!(w.as_bytes(), k.as_bytes());
+    }
+
+    /// The lowercasing reaches every byte of the longest names and leaves the length
+    /// bytes, type and class alone.
+    #[test]
+    fn long_keys_are_lowercased_whole() {
+        let (l63, l61) = ("AbCdEfGhIj".repeat(7), "Zz".repeat(31));
+        let name = format!(
+            "{}.{}.{}.{}.",
+            &l63[..63],
+            &l63[..63],
+            &l63[..63],
+            &l61[..61]
+        );
+        let q = Question::new(Name::from_ascii(&name).unwrap(), RecordType::MX);
+        let k = KeyBuf::from_parts(
+            &Name::from_ascii(&name).unwrap(),
+            RecordType::MX,
+            DNSClass::IN,
+        );
+        assert_eq!(k.as_bytes().len(), 255 + 4);
+        let want: Vec<u8> = [&[63u8][..], l63[..63].to_ascii_lowercase().as_bytes()]
+            .concat()
+            .repeat(3)
+            .into_iter()
+            .chain([61u8])
+            .chain(l61[..61].to_ascii_lowercase().bytes())
+            .chain([0, 0, 15, 0, 1])
+            .collect();
+        assert_eq!(k.as_bytes(), &want[..]);
+        assert_eq!(KeyBuf::of(&q).as_bytes(), &want[..]);
     }
 
     #[test]
