@@ -27,7 +27,7 @@ async fn validate(
     let q = Question::new(Name::from_ascii(qname).unwrap(), qtype);
     let mut m = Resolution::new(
         q,
-        config.root_hints.clone(),
+        std::sync::Arc::new(config.root_hints.clone()),
         Arc::new(config.settings.clone()),
         false,
     );

@@ -126,7 +126,7 @@ pub fn machine(data: &[u8]) {
     let cache = Cache::default();
     let mut m = Resolution::new(
         Question::new(name, qtype),
-        root,
+        Arc::new(root),
         settings,
         setup & 0x40 != 0,
     );

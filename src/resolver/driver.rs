@@ -118,7 +118,7 @@ pub struct Core {
     cache: Arc<Cache>,
     exchange: Arc<dyn Exchange>,
     settings: Arc<Settings>,
-    root: Delegation,
+    root: Arc<Delegation>,
     inflight: InFlight,
     pending: Pending,
     anchor: Anchor,
@@ -170,7 +170,7 @@ impl Resolver {
             cache: Arc::new(Cache::with_clock(config.cache, config.clock)),
             exchange,
             settings: Arc::new(config.settings),
-            root: config.root_hints,
+            root: Arc::new(config.root_hints),
             inflight: InFlight::default(),
             anchor: Anchor::default(),
             pending: Pending {

@@ -302,7 +302,8 @@ enum Step {
 #[derive(Debug)]
 pub struct Resolution {
     frames: Vec<Frame>,
-    root: Delegation,
+    /// Shared, not copied per resolution: only a cold cache falls back to it.
+    root: Arc<Delegation>,
     settings: Arc<Settings>,
     queries: usize,
     ns_lookups: usize,
@@ -363,7 +364,12 @@ const MAX_REFERRAL_DS: usize = 16;
 impl Resolution {
     /// A resolution of `question`, starting from `root` (hints or primed) when the cache has
     /// no closer cut. With `trace`, hop events are recorded for [`Self::take_events`].
-    pub fn new(question: Question, root: Delegation, settings: Arc<Settings>, trace: bool) -> Self {
+    pub fn new(
+        question: Question,
+        root: Arc<Delegation>,
+        settings: Arc<Settings>,
+        trace: bool,
+    ) -> Self {
         let mut r = Self {
             frames: vec![Frame::new(question.clone(), None)],
             root,
@@ -404,7 +410,7 @@ impl Resolution {
     /// (never from the cache), at most [`PRIMING_TRIES`] of them, each with the usual TCP
     /// and no-EDNS retries; a valid reply (`hints::primed`) becomes the cached root cut and
     /// the outcome is its NS records. Its trace shows only the exchanges.
-    pub fn priming(root: Delegation, settings: Arc<Settings>, trace: bool) -> Self {
+    pub fn priming(root: Arc<Delegation>, settings: Arc<Settings>, trace: bool) -> Self {
         let question = Question::new(Name::root(), RecordType::NS);
         let mut r = Self::new(question, root, settings, false).refreshing();
         r.priming = true;
@@ -750,7 +756,7 @@ impl Resolution {
             (Some(r), _) => (Cut::configured(r), CutSource::Stub),
             (None, Some(d)) => (Cut::new(d, cache, now, &self.settings), CutSource::Cache),
             (None, None) => {
-                let root = self.root.clone();
+                let root = Delegation::clone(&self.root);
                 (Cut::new(root, cache, now, &self.settings), CutSource::Hints)
             }
         };

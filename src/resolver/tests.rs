@@ -150,7 +150,7 @@ fn drive(w: &Scripted, cache: &Cache, m: &mut Resolution) -> (Outcome, Vec<HopEv
 }
 
 fn run_with(w: &Scripted, cache: &Cache, question: Question, settings: Settings) -> Run {
-    let mut m = Resolution::new(question, root(), Arc::new(settings), true);
+    let mut m = Resolution::new(question, Arc::new(root()), Arc::new(settings), true);
     let (outcome, events) = drive(w, cache, &mut m);
     Run {
         outcome,
@@ -888,7 +888,7 @@ fn deadline_ends_in_servfail() {
     let cache = Cache::default();
     let mut m = Resolution::new(
         q("www.example.com.", RecordType::A),
-        root(),
+        Arc::new(root()),
         Arc::new(settings()),
         false,
     );
@@ -984,7 +984,7 @@ fn undecodable_reply_skips_the_server_without_waiting() {
     let cache = Cache::default();
     let mut m = Resolution::new(
         q("www.example.com.", RecordType::A),
-        root(),
+        Arc::new(root()),
         Arc::new(settings()),
         false,
     );
@@ -1482,7 +1482,7 @@ fn priming_reply() -> Message {
 }
 
 fn prime(w: &Scripted, cache: &Cache, root: Delegation) -> (Outcome, Vec<HopEvent>, usize) {
-    let mut m = Resolution::priming(root, Arc::new(settings()), true);
+    let mut m = Resolution::priming(Arc::new(root), Arc::new(settings()), true);
     let (outcome, events) = drive(w, cache, &mut m);
     (outcome, events, m.queries_sent())
 }
