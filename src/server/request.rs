@@ -171,6 +171,19 @@ pub async fn handle(
 /// query its DNSSEC records (RFC 4035 §3.2.1); a CD query is answered without enforcing
 /// validation (RFC 6840 §5.9).
 pub async fn answer(answerer: &dyn Answerer, request: &Request, client: SocketAddr) -> Answered {
+    let mut answered = answer_unsettled(answerer, request, client).await;
+    settle_ad(answerer, request, &mut answered);
+    answered
+}
+
+/// [`answer`] without the look-up of a plain answer's AD bit (`secure` stays false): for a
+/// caller that may reply from the message-cache template, which carries its own AD bit,
+/// and calls [`settle_ad`] only when it encodes the reply itself.
+pub async fn answer_unsettled(
+    answerer: &dyn Answerer,
+    request: &Request,
+    client: SocketAddr,
+) -> Answered {
     let cd = request.header.checking_disabled;
     if request.dnssec_ok() {
         return answerer.answer_dnssec(request.question(), client, cd).await;
@@ -178,13 +191,20 @@ pub async fn answer(answerer: &dyn Answerer, request: &Request, client: SocketAd
     let (outcome, secure) = if cd {
         answerer.answer_unchecked(request.question(), client).await
     } else {
-        let outcome = answerer.answer(request.question(), client).await;
-        (outcome, answerer.secure(request.question()))
+        (answerer.answer(request.question(), client).await, false)
     };
     Answered {
         outcome,
         secure,
         dnssec: DnssecRecords::default(),
+    }
+}
+
+/// Looks up whether a plain answer (neither DO nor CD) was validated secure: the AD bit of
+/// its template in the message cache. The other kinds came with theirs.
+pub fn settle_ad(answerer: &dyn Answerer, request: &Request, answered: &mut Answered) {
+    if !request.dnssec_ok() && !request.header.checking_disabled {
+        answered.secure = answerer.secure(request.question());
     }
 }
 

@@ -353,6 +353,74 @@ async fn udp_miss_is_answered_from_the_template_its_resolution_stored() {
     running.stop().await;
 }
 
+/// Says every answer was validated secure, and counts how often it was asked.
+struct Secure {
+    inner: Storing,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl Answerer for Secure {
+    async fn answer(&self, question: &Question, client: SocketAddr) -> Outcome {
+        self.inner.answer(question, client).await
+    }
+
+    fn secure(&self, _question: &Question) -> bool {
+        self.asked.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+}
+
+/// A UDP miss answered from its template does not look up its AD bit (the template carries
+/// its own); one encoded from the outcome does, and carries AD to a client that set it
+/// (RFC 6840 §5.7).
+#[tokio::test]
+async fn a_udp_miss_looks_up_its_ad_bit_only_when_it_encodes_the_reply() {
+    let cache = Arc::new(crate::cache::Cache::new(Default::default()));
+    let answerer = Arc::new(Secure {
+        inner: Storing(cache.clone()),
+        asked: Default::default(),
+    });
+    let mut ad = Message::from_vec(&query(303, "ad.example.")).expect("decode");
+    ad.metadata.authentic_data = true;
+    let ad = ad.to_vec().expect("encode");
+
+    let server = BoundServer::bind(&config("127.54.0.17"))
+        .expect("bind")
+        .serve_hits_from(cache.clone());
+    let running = start(server, answerer.clone());
+    let reply = udp_exchange(running.addr, &ad).await;
+    assert_answered(&reply, 303);
+    assert_eq!(
+        reply.answers[0].data,
+        RData::A(A(Ipv4Addr::new(192, 0, 2, 9)))
+    );
+    assert_eq!(
+        answerer.asked.load(Ordering::Relaxed),
+        0,
+        "from the template"
+    );
+    running.stop().await;
+
+    // Without the fast path the reply is encoded from the outcome.
+    let running = start(
+        BoundServer::bind(&config("127.54.0.18")).expect("bind"),
+        answerer.clone(),
+    );
+    let reply = udp_exchange(running.addr, &ad).await;
+    assert_answered(&reply, 303);
+    assert_eq!(
+        reply.answers[0].data,
+        RData::A(A(Ipv4Addr::new(192, 0, 2, 1)))
+    );
+    assert!(
+        reply.metadata.authentic_data,
+        "secure, to a client that set AD"
+    );
+    assert_eq!(answerer.asked.load(Ordering::Relaxed), 1);
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn tcp_idle_connection_is_closed() {
     let mut cfg = config("127.54.0.4");

@@ -418,15 +418,18 @@ fn handle_one(
             let task = async move {
                 let answered = tokio::select! {
                     _ = token.cancelled() => return,
-                    answered = request::answer(&*shared.answerer, &req, client) => answered,
+                    answered = request::answer_unsettled(&*shared.answerer, &req, client) => answered,
                 };
                 drop(permit);
                 let stored = raw
                     .filter(|_| request::template_may_answer(&req, &answered))
                     .and_then(|raw| reply_from_stored(&shared, &raw, client));
-                if let Some(mut reply) =
-                    stored.or_else(|| request::respond_answered(&req, &answered, &shared.policy))
-                {
+                // The template carries its own AD bit; an encoded reply looks it up.
+                if let Some(mut reply) = stored.or_else(|| {
+                    let mut answered = answered;
+                    request::settle_ad(&*shared.answerer, &req, &mut answered);
+                    request::respond_answered(&req, &answered, &shared.policy)
+                }) {
                     if !shared.outgoing_vec(&mut reply, client, Proto::Udp) {
                         return;
                     }
