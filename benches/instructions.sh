@@ -30,14 +30,12 @@ done
 [ "$LARGE" -gt "$SMALL" ] || { echo "instructions: LARGE ($LARGE) must be above SMALL ($SMALL)" >&2; exit 2; }
 
 export LAB_RUN=${LAB_RUN:-/tmp/hopdns-instructions-lab}
-lab_started=0
-if ! dig +time=1 +tries=1 +norec -p 53 @127.0.0.2 . NS >/dev/null 2>&1; then
-  "$BENCH/up.sh" >/dev/null; lab_started=1
-fi
+. "$here/lab.sh"
+lab_up_if_down
 pid=
 cleanup() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
-  if [ "$lab_started" = 1 ]; then "$BENCH/down.sh" >/dev/null 2>&1 || true; fi
+  lab_stop_if_started
 }
 trap cleanup EXIT
 

@@ -24,14 +24,12 @@ for t in dnsperf dig taskset; do
 done
 
 export LAB_RUN=${LAB_RUN:-/tmp/hopdns-pair-lab}
-lab_started=0
-if ! dig +time=1 +tries=1 +norec -p 53 @127.0.0.2 . NS >/dev/null 2>&1; then
-  "$BENCH/up.sh" >/dev/null; lab_started=1
-fi
+. "$here/lab.sh"
+lab_up_if_down
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [ "$lab_started" = 1 ]; then "$BENCH/down.sh" >/dev/null 2>&1 || true; fi
+  lab_stop_if_started
 }
 trap cleanup EXIT
 

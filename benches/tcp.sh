@@ -19,11 +19,9 @@ BIN=${HOPDNS_BIN:-$root/target/release/hopdns}
 OUT=$root/target/tcp; mkdir -p "$OUT"
 [ -x "$BIN" ] && [ -z "${REBUILD:-}" ] || (cd "$root" && cargo build --release --quiet)
 
-lab_started=0
-if ! dig +time=1 +tries=1 +norec -p 53 @127.0.0.2 . NS >/dev/null 2>&1; then
-  "$BENCH/up.sh" >/dev/null; lab_started=1
-fi
-trap '"$BENCH/down.sh" peers >/dev/null 2>&1 || true; [ "$lab_started" = 0 ] || "$BENCH/down.sh" >/dev/null 2>&1 || true' EXIT
+. "$here/lab.sh"
+lab_up_if_down
+trap '"$BENCH/down.sh" peers >/dev/null 2>&1 || true; lab_stop_if_started' EXIT
 
 busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $0}' /proc/stat | cut -d' ' -f1; }
 ticks() { local t=0 p; for p in $(ss -H -ltnp "sport = :$1" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
