@@ -270,15 +270,6 @@ impl Exchange for NetTransport {
     }
 }
 
-/// The same name with each ASCII letter's case chosen at random (draft-vixie-dnsext-dns0x20
-/// §4); other bytes unchanged. Built in wire form on the stack and read back once: one name
-/// per upstream query, so no allocation per label.
-pub fn randomise_case(name: &Name) -> Name {
-    WireName::randomised(name)
-        .and_then(|wire| wire.to_name(name.is_fqdn()))
-        .unwrap_or_else(|| name.clone())
-}
-
 /// A question's name in wire form, as it goes into a query: its labels uncompressed (one
 /// name needs no compression), then the root. Built on the stack and written into the
 /// query as it is: hickory's `Name::emit` keeps pointer bookkeeping per label, and the
@@ -290,7 +281,8 @@ struct WireName {
 }
 
 impl WireName {
-    /// `name` with the case of each letter flipped at random (draft-vixie-dnsext-dns0x20).
+    /// `name` with each ASCII letter's case chosen at random (draft-vixie-dnsext-dns0x20
+    /// §4); other bytes unchanged. Built on the stack: no allocation per label.
     fn randomised(name: &Name) -> Option<Self> {
         let (mut bits, mut left) = (0u64, 0);
         Self::build(name, |label, to| {
@@ -429,6 +421,13 @@ pub fn matches_ignoring_case(resp: &Message, id: u16, query: &Query) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The 0x20 name exchange_via sends, as a `Name` (the name itself if it cannot be built).
+    fn randomise_case(name: &Name) -> Name {
+        WireName::randomised(name)
+            .and_then(|wire| wire.to_name(name.is_fqdn()))
+            .unwrap_or_else(|| name.clone())
+    }
 
     /// Issue 11.5: running out of descriptors is ours, not the server's.
     #[test]
