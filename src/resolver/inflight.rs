@@ -23,9 +23,11 @@ pub struct InFlight {
 
 impl std::fmt::Debug for InFlight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // As std's Mutex prints itself: without waiting for the lock.
+        let running = self.running.try_lock().map(|t| t.len()).ok();
         f.debug_struct("InFlight")
-            .field("running", &self.len())
-            .finish()
+            .field("running", &running)
+            .finish_non_exhaustive()
     }
 }
 
