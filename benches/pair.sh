@@ -26,12 +26,7 @@ done
 export LAB_RUN=${LAB_RUN:-/tmp/hopdns-pair-lab}
 . "$here/lab.sh"
 lab_up_if_down
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  lab_stop_if_started
-}
-trap cleanup EXIT
+trap lab_cleanup EXIT
 
 ports=(5320 5322)
 for i in 0 1; do

@@ -34,12 +34,7 @@ done
 
 . "$here/../lab.sh"
 lab_up_if_down
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  lab_stop_if_started
-}
-trap cleanup EXIT
+trap lab_cleanup EXIT
 
 cat > "$OUT/unbound.conf" <<EOF
 server:
