@@ -3,10 +3,12 @@
 # against the shared bench lab (../../../shared/bench, NSD on 127.0.0.2-99). For each resolver
 # and each of RUNS fresh starts: start it, wait until it answers `localhost. A` (answered locally
 # by both, so nothing upstream is cached), then time one query for NAME from a client on the
-# same machine, and count every query the resolver sent to the lab from its start to the
-# answer (tcpdump on lo: UDP datagrams and TCP SYNs to port 53 of 127.0.0.2-99; the queries
-# of each run are listed in target/cold/PEER-RUN.queries), and how many of them left after
-# the client's question arrived (the capture also holds the client's queries).
+# same machine, both by the client's clock and on the wire (from the question to the answer in
+# the capture, which leaves out the client's own start-up and parse), and count every query the
+# resolver sent to the lab from its start to the answer (tcpdump on lo: UDP datagrams and TCP
+# SYNs to port 53 of 127.0.0.2-99; the queries of each run are listed in
+# target/cold/PEER-RUN.queries), and how many of them left after the client's question arrived
+# (the capture also holds the client's queries and answers and the lab's replies).
 #
 # usage: benches/cold/run.sh [NAME] [TYPE]      (default chain.example.com A)
 #   RUNS=5 PEERS="unbound hopdns" HOPDNS_BIN=target/release/hopdns HOPDNS_ARGS="..."
@@ -106,7 +108,7 @@ for r in $(seq "$RUNS"); do
   for p in "${PEERS[@]}"; do
     cap=$OUT/$p-$r.pcap
     tcpdump -i lo --immediate-mode -U -n -w "$cap" \
-      "((udp dst port 53 or (tcp dst port 53 and tcp[tcpflags] & tcp-syn != 0)) and dst net 127.0.0.0/25 and not dst host $ADDR) or (udp dst port $PORT and dst host $ADDR)" \
+      "((udp dst port 53 or (tcp dst port 53 and tcp[tcpflags] & tcp-syn != 0)) and dst net 127.0.0.0/25 and not dst host $ADDR) or (udp src port 53 and src net 127.0.0.0/25 and not src host $ADDR) or (udp port $PORT and host $ADDR)" \
       >/dev/null 2>"$OUT/tcpdump.err" &
     dump=$!; pids+=("$dump")
     for _ in $(seq 100); do grep -q "listening on" "$OUT/tcpdump.err" 2>/dev/null && break; sleep 0.05; done
@@ -117,16 +119,27 @@ for r in $(seq "$RUNS"); do
     kill "$pid"; wait "$pid" 2>/dev/null || true
     kill -INT "$dump"; wait "$dump" 2>/dev/null || true
     # The queries themselves, one line each, to compare what each resolver asked.
-    tcpdump -r "$cap" -n 2>/dev/null > "$OUT/$p-$r.all" || true
-    grep -v "> $ADDR.$PORT:" "$OUT/$p-$r.all" > "$OUT/$p-$r.queries" || true
+    # Fields: time, "IP", source, ">", destination. The capture holds the client's questions
+    # and their answers, the queries to the lab and the lab's replies.
+    tcpdump -tt -r "$cap" -n 2>/dev/null > "$OUT/$p-$r.all" || true
+    awk '$5 ~ /\.53:$/' "$OUT/$p-$r.all" > "$OUT/$p-$r.queries" || true
     n=$(wc -l < "$OUT/$p-$r.queries")
-    # The queries sent after the client's question arrived: what the client waited for (a
-    # resolver that primes at start-up, RFC 8109 §3, has sent its priming query before).
-    # The client's last query is its question (the ones before asked for localhost.).
-    w=$(awk -v to="> $ADDR.$PORT:" 'index($0, to) { n = 0; next } { n++ } END { print n + 0 }' \
-      "$OUT/$p-$r.all")
+    # From the client's question (its last query; the ones before asked for localhost.) to the
+    # resolver's answer, as the wire saw them: the queries sent in between (what the client
+    # waited for; a resolver that primes at start-up, RFC 8109 §3, has sent its priming query
+    # before), the time, and the part of it with no query to the lab outstanding (the
+    # resolver's own work; a TCP query, whose reply is not captured, counts as own work). The
+    # client's clock adds its own start-up and parse to the time.
+    wire=$(awk -v q="$ADDR.$PORT:" -v a="$ADDR.$PORT" '
+      $5 == q { t0 = $1; n = 0; open = 0; lab = 0; done = 0; next }
+      done || t0 == "" { next }
+      $5 ~ /\.53:$/ { n++; if (!/Flags \[/ && open++ == 0) since = $1; next }
+      $3 ~ /\.53$/ { if (open > 0 && --open == 0) lab += $1 - since; next }
+      $3 == a { out = sprintf("waited=%d wire_us=%.0f own_us=%.0f", n, ($1 - t0) * 1e6, ($1 - t0 - lab) * 1e6); done = 1 }
+      END { print out }
+    ' "$OUT/$p-$r.all")
     rm -f "$cap"
-    echo "run=$r peer=$p $(awk '{printf "ms=%s rcode=%s answers=%s", $1, $2, $3}' <<< "$res") upstream=$n waited=$w" | tee -a "$RAW"
+    echo "run=$r peer=$p $(awk '{printf "ms=%s rcode=%s answers=%s", $1, $2, $3}' <<< "$res") upstream=$n $wire" | tee -a "$RAW"
   done
 done
 
@@ -136,16 +149,18 @@ python3 - "$RAW" <<'EOF'
 import sys, statistics
 rows = [dict(kv.split("=", 1) for kv in l.split()) for l in open(sys.argv[1]) if l.strip()]
 peers = list(dict.fromkeys(r["peer"] for r in rows))
-print("| resolver | time ms (median) | runs ms | upstream queries from start (median) | after the client's question (median) | rcode |")
-print("|---|---|---|---|---|---|")
-med = {}
+print("| resolver | client's time ms (median) | runs ms | on the wire ms (median) | runs ms | own work ms (median) | upstream queries from start (median) | after the client's question (median) | rcode |")
+print("|---|---|---|---|---|---|---|---|---|")
+med, wire = {}, {}
 for p in peers:
     rs = [r for r in rows if r["peer"] == p]
     ms = [float(r["ms"]) for r in rs]
+    wi = [float(r["wire_us"]) / 1000 for r in rs]
+    own = [float(r["own_us"]) / 1000 for r in rs]
     up = [int(r["upstream"]) for r in rs]
     waited = [int(r["waited"]) for r in rs]
-    med[p] = statistics.median(ms)
-    print(f"| {p} | {med[p]:.3f} | {', '.join(f'{m:.2f}' for m in ms)} | {statistics.median(up):g} | {statistics.median(waited):g} | {rs[0]['rcode']} |")
+    med[p], wire[p] = statistics.median(ms), statistics.median(wi)
+    print(f"| {p} | {med[p]:.3f} | {', '.join(f'{m:.2f}' for m in ms)} | {wire[p]:.3f} | {', '.join(f'{m:.2f}' for m in wi)} | {statistics.median(own):.3f} | {statistics.median(up):g} | {statistics.median(waited):g} | {rs[0]['rcode']} |")
 if "unbound" in med and "hopdns" in med:
-    print(f"\nhopdns time over Unbound: {med['hopdns'] / med['unbound']:.2f}")
+    print(f"\nhopdns time over Unbound: {med['hopdns'] / med['unbound']:.2f} by the client's clock, {wire['hopdns'] / wire['unbound']:.2f} on the wire")
 EOF
