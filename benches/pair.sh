@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# CPU per cache miss of two hopdns binaries run side by side (issue 17.1): both on CPU 1 at
-# once, each loaded at RATE unique misses per second by its own dnsperf on CPU 0, for SECS
-# seconds; prints each one's CPU microseconds per answered query (from /proc/PID/stat) and
-# the ratio B/A. The two share the core, so the noise of a shared VM touches both alike;
-# swap A and B between runs to cancel the order of start.
+# CPU per cache miss of two resolvers run side by side (issue 17.1): both on CPU 1 at once,
+# each loaded at RATE unique misses per second by its own dnsperf on CPU 0, for SECS seconds;
+# prints each one's CPU microseconds per answered query (from /proc/PID/stat) and the ratio
+# B/A. The two share the core, so the noise of a shared VM touches both alike; swap A and B
+# between runs to cancel the order of start. Either may be `unbound` (Unbound with the bench's
+# own configuration, ../shared/bench/peers/unbound.conf): at a rate both keep up with, the
+# inverse of the ratio is how many more misses one core answers, a steadier figure than two
+# saturation runs a few seconds apart.
 #
-# usage: benches/pair.sh BIN_A BIN_B        RATE=9000 SECS=15 BENCH=../shared/bench
-# Needs dnsperf, dig, taskset and the shared bench lab (started here if it is down).
-# Loopback only; every process it starts is stopped by PID.
+# usage: benches/pair.sh A B       A, B: a hopdns binary or `unbound`
+#   RATE=9000 SECS=15 BENCH=../shared/bench
+# Needs dnsperf, dig, taskset (and unbound for `unbound`) and the shared bench lab (started
+# here if it is down). Loopback only; every process it starts is stopped by PID.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -17,8 +21,11 @@ SECS=${SECS:-15}
 OUT=${OUT:-$root/target/pair}
 ADDR=127.0.0.1
 mkdir -p "$OUT"
-[ "$#" = 2 ] || { echo "usage: benches/pair.sh BIN_A BIN_B (two hopdns binaries)" >&2; exit 2; }
-for b in "$@"; do [ -x "$b" ] || { echo "pair: no binary at $b (cargo build --release)" >&2; exit 2; }; done
+[ "$#" = 2 ] || { echo "usage: benches/pair.sh A B (each a hopdns binary or unbound)" >&2; exit 2; }
+for b in "$@"; do
+  [ "$b" = unbound ] || [ -x "$b" ] || { echo "pair: no binary at $b (cargo build --release)" >&2; exit 2; }
+done
+[[ " $* " != *" unbound "* ]] || command -v unbound >/dev/null || { echo "pair: needs unbound (apt-get install unbound)" >&2; exit 2; }
 for t in dnsperf dig taskset; do
   command -v "$t" >/dev/null || { echo "pair: needs $t (apt-get install dnsperf bind9-dnsutils util-linux)" >&2; exit 2; }
 done
@@ -30,9 +37,18 @@ trap lab_cleanup EXIT
 
 ports=(5320 5322)
 for i in 0 1; do
-  taskset -c 1 "${@:i+1:1}" serve --listen "$ADDR:${ports[i]}" --root-hints "$BENCH/root.hints" \
-    --threads 1 --query-loopback --no-ipv6 --no-prime --cache-size 150m --no-dnssec \
-    >"$OUT/hopdns-$i.log" 2>&1 &
+  peer=${@:i+1:1}
+  if [ "$peer" = unbound ]; then
+    # The bench's configuration, as bench-peer.sh renders it (150 MB: msg 50, rrset 100).
+    sed -e "s|@ADDR@|$ADDR|g" -e "s|@PORT@|${ports[i]}|g" -e "s|@THREADS@|1|g" \
+      -e "s|@LAB@|$BENCH|g" -e "s|@RUN@|$OUT|g" -e "s|@MSG_CACHE_MB@|50|g" \
+      -e "s|@RRSET_CACHE_MB@|100|g" "$BENCH/peers/unbound.conf" >"$OUT/unbound-$i.conf"
+    taskset -c 1 unbound -d -c "$OUT/unbound-$i.conf" >"$OUT/unbound-$i.log" 2>&1 &
+  else
+    taskset -c 1 "$peer" serve --listen "$ADDR:${ports[i]}" --root-hints "$BENCH/root.hints" \
+      --threads 1 --query-loopback --no-ipv6 --no-prime --cache-size 150m --no-dnssec \
+      >"$OUT/hopdns-$i.log" 2>&1 &
+  fi
   pids+=($!)
 done
 tag=$(date +%s%N | tail -c 9)
