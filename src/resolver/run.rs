@@ -110,17 +110,18 @@ impl<'a> Run<'a> {
                 m.handle(Event::Deadline, self.cache, self.unix_secs());
                 continue;
             };
-            let event = self
+            let (event, done) = self
                 .ask(
                     server,
                     &ask.query,
                     ask.route(server),
                     ask.edns,
                     ask.dnssec_ok,
+                    now,
                 )
                 .await;
             m.handle(event, self.cache, self.unix_secs());
-            if self.cache.clock.now() >= self.deadline {
+            if done >= self.deadline {
                 m.handle(Event::Deadline, self.cache, self.unix_secs());
             }
         }
@@ -151,9 +152,11 @@ impl<'a> Run<'a> {
         Some(server)
     }
 
-    /// Asks `server` one question and reports what happened, both to server selection (one
-    /// [`Feedback`] per exchange) and as the machine's [`Event`]: RTT, timeouts (never our
-    /// own shortage of sockets or memory), EDNS and 0x20 fallbacks.
+    /// Asks `server` one question, starting at `now`, and reports what happened, both to
+    /// server selection (one [`Feedback`] per exchange) and as the machine's [`Event`]: RTT,
+    /// timeouts (never our own shortage of sockets or memory), EDNS and 0x20 fallbacks. Also
+    /// returns when it ended, so the caller needs no clock read of its own.
+    #[allow(clippy::too_many_arguments)]
     async fn ask(
         &mut self,
         server: SocketAddr,
@@ -161,11 +164,11 @@ impl<'a> Run<'a> {
         route: Route,
         want_edns: bool,
         dnssec_ok: bool,
-    ) -> Event {
+        now: Instant,
+    ) -> (Event, Instant) {
         let infra = &self.cache.infra;
         let tcp = route.tcp;
         let deadline = self.deadline;
-        let now = self.cache.clock.now();
         let mut timeout = infra.rto(server.ip(), now);
         if tcp {
             timeout = timeout.saturating_mul(2).max(MIN_TCP_TIMEOUT);
@@ -212,7 +215,7 @@ impl<'a> Run<'a> {
             Err(e) if e.is_local() => metrics.upstream_local_error(),
             Err(_) => metrics.upstream_query(server.ip(), None),
         }
-        match result {
+        let event = match result {
             Ok((message, via)) => {
                 let rcode = message.metadata.response_code;
                 let feedback = match rcode {
@@ -260,7 +263,8 @@ impl<'a> Run<'a> {
                     after,
                 }
             }
-        }
+        };
+        (event, done)
     }
 }
 

@@ -75,12 +75,11 @@ impl SocketPool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// An idle socket to `server`, fresh enough and with uses left.
-    fn take(&self, local: IpAddr, server: SocketAddr) -> Option<Pooled> {
+    /// An idle socket to `server`, fresh enough at `now` and with uses left.
+    fn take(&self, local: IpAddr, server: SocketAddr, now: tokio::time::Instant) -> Option<Pooled> {
         let mut idle = self.lock();
         let Idle { by_server, total } = &mut *idle;
         let list = by_server.get_mut(&(local, server))?;
-        let now = tokio::time::Instant::now();
         let mut found = None;
         while let Some(p) = list.pop() {
             *total -= 1;
@@ -104,14 +103,20 @@ impl SocketPool {
         found
     }
 
-    /// Keeps `p` for another query unless it is spent or the pool is full.
-    fn give_back(&self, local: IpAddr, server: SocketAddr, mut p: Pooled) {
+    /// Keeps `p` for another query unless it is spent or the pool is full. `now` is when its
+    /// exchange began: its idle time counts from then, which retires it no later than due.
+    fn give_back(
+        &self,
+        local: IpAddr,
+        server: SocketAddr,
+        mut p: Pooled,
+        now: tokio::time::Instant,
+    ) {
         if p.uses >= MAX_USES {
             return;
         }
         let mut idle = self.lock();
         let Idle { by_server, total } = &mut *idle;
-        let now = tokio::time::Instant::now();
         if *total >= IDLE_TOTAL {
             // Make room by dropping what has gone stale; if nothing has, close this one.
             by_server.retain(|_, l| {
@@ -157,14 +162,15 @@ pub(super) async fn exchange(
     timeout: Duration,
     exact_case: bool,
 ) -> Result<Message, TransportError> {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let now = tokio::time::Instant::now();
+    let deadline = now + timeout;
     // Send with the queries of every other task that reaches this point in the same turn of
     // the scheduler: tokio runs the yielded task again after its next poll of the I/O driver,
     // so the sends leave back to back and a sleeping authority is woken once for them rather
     // than once each (on loopback the sender pays for the wake-up). Yielding before the pool
     // is asked also means its idle sockets' readiness is as fresh as that poll.
     tokio::task::yield_now().await;
-    let mut pooled = match pool.take(local, server) {
+    let mut pooled = match pool.take(local, server, now) {
         Some(p) => p,
         None => {
             let sock = match bind_random(local) {
@@ -179,7 +185,7 @@ pub(super) async fn exchange(
             Pooled {
                 sock,
                 uses: 0,
-                since: tokio::time::Instant::now(),
+                since: now,
             }
         }
     };
@@ -187,7 +193,7 @@ pub(super) async fn exchange(
     let (result, clean) =
         receive(&pooled.sock, server, id, query, wire, deadline, exact_case).await;
     if clean && result.is_ok() {
-        pool.give_back(local, server, pooled);
+        pool.give_back(local, server, pooled, now);
     }
     result
 }
