@@ -25,11 +25,11 @@ python3 - "$RAW" "$TMP" "$DIR" <<'PY'
 import re, statistics, sys, os
 raw, tmp, d = sys.argv[1:4]
 rows = {}
-echo = []  # load.sh's echo64 peer: the limit measured in the same rounds
+echo = {}  # load.sh's echo64 peer: the limit measured in each round
 for line in open(raw):
     kv = dict(re.findall(r'(\w+)=(\S+)', line))
     if kv.get('ref') == 'echo-batch64':
-        echo.append(float(kv['qps']))
+        echo[kv.get('round')] = float(kv['qps'])
     if 'peer' not in kv:
         continue
     rows.setdefault(kv['peer'], []).append(kv)
@@ -52,10 +52,13 @@ if os.path.exists(curve):
 limit = os.path.join(d, 'limit.txt')
 if echo:
     # Same rounds as the resolvers (PEERS="... echo64"): preferred to a separate sitting.
-    best = statistics.median(echo)
+    # Each round's hits over that round's limit, then the median, as load.sh's table has it.
     with open(f'{tmp}/share.dat', 'w') as f:
         for p, rs in rows.items():
-            f.write(f'{p} {100 * med(rs, "hit_blast_qps") / best:.1f}\n')
+            shares = [100 * float(r['hit_blast_qps']) / echo[r.get('round')]
+                      for r in rs if r.get('hit_blast_qps') and echo.get(r.get('round'))]
+            if shares:
+                f.write(f'{p} {statistics.median(shares):.1f}\n')
         f.write(f'echo64-limit 100\n')
 elif os.path.exists(limit):
     # The batched echo responder loaded by udp-blast (limit-ref.sh's "ref=echo-batch64
