@@ -81,6 +81,9 @@ proxy_report() {
 }
 
 # --- the lab -------------------------------------------------------------------------------
+# The file exists before the lab starts: the background job opens it only when it runs, and
+# on a busy machine the first look below can come first.
+: >"$WORK/lab.out"
 "$BIN" lab --net "$NET" --threads 1 >"$WORK/lab.out" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do
