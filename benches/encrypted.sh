@@ -31,6 +31,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=${BENCH_LAB:-$ROOT/../shared/bench}
 # shellcheck source=/dev/null
 source "$BENCH/lib.sh"
+# shellcheck source=benches/lab.sh
+. "$ROOT/benches/lab.sh"
 REPS=${REPS:-3}; DURATION=${DURATION:-5}; CONNS=${CONNS:-200}
 OUT=$ROOT/target/encrypted; mkdir -p "$OUT"
 RAW=$OUT/raw.txt; : > "$RAW"
@@ -63,7 +65,7 @@ trap cleanup EXIT
 trap 'exit 143' INT TERM
 
 HIT=$RUN/q/enc-hit.txt
-awk 'BEGIN { for (i = 0; i < 334; i++) { print "h" i ".example.com A"; print "h" i ".example.net A"; if (i < 332) print "h" i ".example.org A" } }' > "$HIT"
+lab_hit_names > "$HIT"
 
 start_peer() {  # start_peer NAME -> PEER_PID, IP
   case $1 in

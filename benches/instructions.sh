@@ -47,15 +47,9 @@ count() {
     --query-loopback --no-ipv6 --no-prime --cache-size 150m --no-dnssec \
     >"$OUT/hopdns.log" 2>"$OUT/valgrind.$n.log" &
   pid=$!
-  for _ in $(seq 100); do
-    dig +time=1 +tries=1 -p "$PORT" @"$ADDR" www.example.com A +short >/dev/null 2>&1 && break
-    sleep 0.3
-  done
+  lab_wait_answering "$ADDR" "$PORT" 100 0.3
   tag=$(date +%s%N | tail -c 9)
-  awk -v t="$tag" -v n="$n" 'BEGIN { for (i = 0; i < n; i++) printf "m%sx%d.bench.example A\n", t, i }' \
-    >"$OUT/names.txt"
-  # The delegation to bench.example is learnt before the counted misses.
-  dig +time=3 +tries=2 -p "$PORT" @"$ADDR" "warm$tag.bench.example" A +short >/dev/null
+  lab_miss_load "$ADDR" "$PORT" "$tag" "$n" "$OUT/names.txt"
   dnsperf -s "$ADDR" -p "$PORT" -d "$OUT/names.txt" -c 4 -q 20 -t 5 -n 1 -Q 300 >"$OUT/dnsperf.$n.out" 2>&1
   kill -INT "$pid"; wait "$pid" 2>/dev/null || true; pid=
   local lost

@@ -1,7 +1,8 @@
 # Sourced by the bench scripts (not run): the shared bench lab (NSD on 127.0.0.2-99) is
 # started if it is down, and stopped on exit only if it was started here. Needs BENCH (the
 # shared bench folder) and LAB_RUN; the script's EXIT trap calls `lab_stop_if_started`, or
-# is `lab_cleanup`, which also stops the processes listed in `pids` by PID.
+# is `lab_cleanup`, which also stops the processes listed in `pids` by PID. It also holds the
+# query lists and the readiness wait the scripts share.
 lab_started=0
 
 lab_up_if_down() {
@@ -20,4 +21,28 @@ pids=()
 lab_cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   lab_stop_if_started
+}
+
+# The bench's 1000 cache-hit names, one "NAME A" line each: h0..h333 under example.com and
+# .net, h0..h331 under .org (the list ../shared/bench/bench-peer.sh measures hits with).
+lab_hit_names() {
+  awk 'BEGIN { for (i = 0; i < 334; i++) { print "h" i ".example.com A"; print "h" i ".example.net A"; if (i < 332) print "h" i ".example.org A" } }'
+}
+
+# lab_wait_answering ADDR PORT [TRIES] [PAUSE]: waits until the resolver there answers a
+# lab name, TRIES times PAUSE seconds at most (a resolver under valgrind starts slowly).
+lab_wait_answering() {
+  local _
+  for _ in $(seq "${3:-50}"); do
+    dig +time=1 +tries=1 -p "$2" @"$1" www.example.com A +short >/dev/null 2>&1 && return 0
+    sleep "${4:-0.1}"
+  done
+}
+
+# lab_miss_load ADDR PORT TAG N FILE: N unique names under the lab's wildcard zone
+# bench.example (tagged TAG, so no run repeats another's) into FILE, each a cache miss with
+# one upstream query, once the resolver there has learnt the delegation to bench.example.
+lab_miss_load() {
+  awk -v t="$3" -v n="$4" 'BEGIN { for (i = 0; i < n; i++) printf "m%sx%d.bench.example A\n", t, i }' >"$5"
+  dig +time=3 +tries=2 -p "$2" @"$1" "warm$3.bench.example" A +short >/dev/null
 }

@@ -28,6 +28,8 @@ REPS=${REPS:-3}; THREADS=${THREADS:-1}; DURATION=${DURATION:-10}; CACHE_MB=${CAC
 TAG=${TAG:-t$THREADS}
 OUT=$ROOT/target/load; mkdir -p "$OUT"
 RAW=$OUT/raw-$TAG.txt; : > "$RAW"
+# shellcheck source=benches/lab.sh
+. "$ROOT/benches/lab.sh"
 
 cargo build --release --manifest-path "$ROOT/Cargo.toml" >&2
 # A private copy, so a rebuild during the run cannot swap the binary under the benchmark.
@@ -44,7 +46,7 @@ echo_limit() {  # -> one key=value line, as ../shared/bench/limit-ref.sh prints
   [ -x "$resp" ] && [ "$resp" -nt "$src/udp-responder.c" ] || gcc -O2 -o "$resp" "$src/udp-responder.c"
   [ -x "$blast" ] && [ "$blast" -nt "$src/udp-blast.c" ] || gcc -O2 -o "$blast" "$src/udp-blast.c"
   # The resolvers' hit names (bench-peer.sh writes the same file): the echo answers any.
-  [ -s "$hit" ] || awk 'BEGIN { for (i = 0; i < 334; i++) { print "h" i ".example.com A"; print "h" i ".example.net A"; if (i < 332) print "h" i ".example.org A" } }' > "$hit"
+  [ -s "$hit" ] || lab_hit_names > "$hit"
   # Bounded: the responder ends itself after DURATION + 30 s even if this script is killed.
   taskset -c 1 "$resp" 127.0.0.1 5399 $((DURATION + 30)) 64 & pid=$!
   sleep 0.5

@@ -60,20 +60,13 @@ done
 tag=$(date +%s%N | tail -c 9)
 for i in 0 1; do
   p=${ports[i]}
-  for _ in $(seq 50); do
-    dig +time=1 +tries=1 -p "$p" @"$ADDR" www.example.com A +short >/dev/null 2>&1 && break
-    sleep 0.1
-  done
+  lab_wait_answering "$ADDR" "$p"
   if [ "$MODE" = hit ]; then
-    awk 'BEGIN { for (i = 0; i < 334; i++) { print "h" i ".example.com A"; print "h" i ".example.net A"
-      if (i < 332) print "h" i ".example.org A" } }' >"$OUT/names-$i.txt"
+    lab_hit_names >"$OUT/names-$i.txt"
     # Every name is cached before the measured hits.
     dnsperf -s "$ADDR" -p "$p" -d "$OUT/names-$i.txt" -n 2 >/dev/null 2>&1
   else
-    awk -v t="$tag$p" -v n=$((RATE * SECS + 5000)) \
-      'BEGIN { for (i = 0; i < n; i++) printf "m%sx%d.bench.example A\n", t, i }' >"$OUT/names-$i.txt"
-    # The delegation to bench.example is learnt before the measured misses.
-    dig +time=3 +tries=2 -p "$p" @"$ADDR" "warm$tag$p.bench.example" A +short >/dev/null
+    lab_miss_load "$ADDR" "$p" "$tag$p" $((RATE * SECS + 5000)) "$OUT/names-$i.txt"
   fi
 done
 # Misses ask each name once; hits go round the 1000 names until the time is up.
