@@ -23,7 +23,7 @@
 //! earlier send are skipped, anything else backs off briefly.
 
 use std::io;
-use std::mem::{size_of, zeroed};
+use std::mem::{size_of, zeroed, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
@@ -62,50 +62,63 @@ struct Batch {
     input: Vec<u8>,
     lens: [usize; BATCH],
     truncated: [bool; BATCH],
-    addrs: [libc::sockaddr_storage; BATCH],
+    /// On the heap, as `input`, so that `headers` stay valid when the batch moves.
+    addrs: Box<[libc::sockaddr_storage; BATCH]>,
     addr_lens: [libc::socklen_t; BATCH],
     /// `BATCH` reply slots of `out_slot` bytes (our UDP payload limit).
     output: Vec<u8>,
     out_slot: usize,
     /// Replies ready to send: (slot, length); slot i goes to `addrs[i]`.
     ready: Vec<(usize, usize)>,
+    /// `recvmmsg`'s headers, one per slot, pointing into `input` and `addrs`. Set up once:
+    /// at a low rate each read takes one datagram and the next finds the queue empty, and
+    /// building and zeroing them (5 KiB) for every read, with the same for every send, was
+    /// 10% of a miss's instructions (`benches/instructions.sh`).
+    iov: Box<[libc::iovec; BATCH]>,
+    headers: Box<[libc::mmsghdr; BATCH]>,
 }
+
+// SAFETY: the raw pointers in `iov` and `headers` point only into this batch's own heap
+// buffers (`input`, `addrs`, `iov`), which move with it and are freed with it.
+unsafe impl Send for Batch {}
 
 impl Batch {
     fn new(out_slot: usize) -> Self {
-        Self {
+        let mut batch = Self {
             input: vec![0; BATCH * SLOT],
             lens: [0; BATCH],
             truncated: [false; BATCH],
             // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
-            addrs: unsafe { zeroed() },
+            addrs: Box::new(unsafe { zeroed() }),
             addr_lens: [0; BATCH],
             output: vec![0; BATCH * out_slot],
             out_slot,
             ready: Vec::with_capacity(BATCH),
+            // SAFETY: zeroed iovec/mmsghdr are valid (null pointers, zero lengths); the
+            // loop below points every one at its slot.
+            iov: Box::new(unsafe { zeroed() }),
+            // SAFETY: as above.
+            headers: Box::new(unsafe { zeroed() }),
+        };
+        for i in 0..BATCH {
+            batch.iov[i].iov_base = batch.input[i * SLOT..].as_mut_ptr().cast();
+            batch.iov[i].iov_len = SLOT;
+            let h = &mut batch.headers[i].msg_hdr;
+            h.msg_name = (&mut batch.addrs[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_iov = &mut batch.iov[i];
+            h.msg_iovlen = 1;
         }
+        batch
     }
 
     /// Receives up to `BATCH` datagrams without blocking; `WouldBlock` when none is queued.
     fn receive(&mut self, fd: RawFd) -> io::Result<usize> {
-        // SAFETY: zeroed iovec/mmsghdr are valid (null pointers, zero lengths) and every
-        // pointer set below points into `self`, which outlives the call.
-        let mut iov: [libc::iovec; BATCH] = unsafe { zeroed() };
-        // SAFETY: as above.
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-        for (i, (v, h)) in iov.iter_mut().zip(hdrs.iter_mut()).enumerate() {
-            v.iov_base = self.input[i * SLOT..].as_mut_ptr().cast();
-            v.iov_len = SLOT;
-            h.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_hdr.msg_iov = v;
-            h.msg_hdr.msg_iovlen = 1;
-        }
-        // SAFETY: `hdrs` holds BATCH initialised headers pointing at live buffers.
+        // SAFETY: `headers` holds BATCH headers pointing at this batch's live buffers.
         let n = unsafe {
             libc::recvmmsg(
                 fd,
-                hdrs.as_mut_ptr(),
+                self.headers.as_mut_ptr(),
                 BATCH as libc::c_uint,
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
@@ -115,10 +128,12 @@ impl Batch {
             return Err(io::Error::last_os_error());
         }
         let n = n as usize;
-        for (i, h) in hdrs.iter().take(n).enumerate() {
+        for (i, h) in self.headers.iter_mut().take(n).enumerate() {
             self.lens[i] = (h.msg_len as usize).min(SLOT);
             self.truncated[i] = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             self.addr_lens[i] = h.msg_hdr.msg_namelen;
+            // The kernel wrote the address's length over the room there was: restore it.
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         }
         Ok(n)
     }
@@ -529,27 +544,32 @@ unsafe fn send_datagrams<'a>(
     fd: RawFd,
     datagrams: impl Iterator<Item = (&'a [u8], *const libc::sockaddr, libc::socklen_t)>,
 ) -> io::Result<usize> {
-    // SAFETY: zeroed iovec/mmsghdr are valid (null pointers, zero lengths); the entries
-    // used point at the payloads, borrowed for the call, and at the addresses the caller
-    // vouches for.
-    let mut iov: [libc::iovec; BATCH] = unsafe { zeroed() };
-    // SAFETY: as above.
-    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+    // Only the headers used are written: zeroing all BATCH of them (5 KiB) cost more than
+    // the usual send of one or a few replies.
+    let mut iov = [MaybeUninit::<libc::iovec>::uninit(); BATCH];
+    let mut hdrs = [MaybeUninit::<libc::mmsghdr>::uninit(); BATCH];
     let mut count = 0;
     for (k, (payload, to, to_len)) in datagrams.take(BATCH).enumerate() {
-        iov[k].iov_base = payload.as_ptr() as *mut libc::c_void;
-        iov[k].iov_len = payload.len();
-        hdrs[k].msg_hdr.msg_name = to as *mut libc::c_void;
-        hdrs[k].msg_hdr.msg_namelen = to_len;
-        hdrs[k].msg_hdr.msg_iov = &mut iov[k];
-        hdrs[k].msg_hdr.msg_iovlen = 1;
+        let v = iov[k].write(libc::iovec {
+            iov_base: payload.as_ptr() as *mut libc::c_void,
+            iov_len: payload.len(),
+        });
+        // SAFETY: a zeroed mmsghdr is valid (null pointers, zero lengths); the fields set
+        // point at the payload, borrowed for the call, and at the address the caller
+        // vouches for.
+        let mut h: libc::mmsghdr = unsafe { zeroed() };
+        h.msg_hdr.msg_name = to as *mut libc::c_void;
+        h.msg_hdr.msg_namelen = to_len;
+        h.msg_hdr.msg_iov = v;
+        h.msg_hdr.msg_iovlen = 1;
+        hdrs[k].write(h);
         count = k + 1;
     }
     // SAFETY: the first `count` headers are initialised as above.
     let n = unsafe {
         libc::sendmmsg(
             fd,
-            hdrs.as_mut_ptr(),
+            hdrs.as_mut_ptr().cast(),
             count as libc::c_uint,
             libc::MSG_DONTWAIT,
         )
