@@ -306,23 +306,10 @@ impl WireName {
         Self::build(name, |label, to| to.copy_from_slice(label))
     }
 
-    fn build(name: &Name, mut copy: impl FnMut(&[u8], &mut [u8])) -> Option<Self> {
-        let mut wire = WireName {
-            buf: [0; 256],
-            len: 0,
-        };
-        for label in name.iter() {
-            let end = wire.len + 1 + label.len();
-            if end >= wire.buf.len() {
-                return None;
-            }
-            wire.buf[wire.len] = label.len() as u8;
-            copy(label, &mut wire.buf[wire.len + 1..end]);
-            wire.len = end;
-        }
-        // The root label ends it.
-        wire.len += 1;
-        Some(wire)
+    fn build(name: &Name, copy: impl FnMut(&[u8], &mut [u8])) -> Option<Self> {
+        let mut buf = [0; 256];
+        let len = crate::dns::wire::write_name(name, &mut buf, copy).ok()?;
+        Some(WireName { buf, len })
     }
 
     fn as_bytes(&self) -> &[u8] {

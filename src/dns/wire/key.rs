@@ -25,21 +25,20 @@ impl KeyBuf {
             buf: [0; MAX_KEY],
             len: 0,
         };
-        for label in name.iter() {
-            // A Name holds at most 255 wire bytes, so this never overruns.
-            let n = label.len().min(63);
-            if k.len + 1 + n + 1 + 4 > MAX_KEY {
-                break;
+        // The name leaves room for type and class. It always fits (a `Name` is at most 255
+        // wire bytes); were it cut, the key would end after the labels that fitted.
+        k.len = match super::write_name(name, &mut k.buf[..MAX_KEY - 4], |label, to| {
+            to.copy_from_slice(label)
+        }) {
+            Ok(len) => len,
+            Err(len) => {
+                k.buf[len] = 0;
+                len + 1
             }
-            k.buf[k.len] = n as u8;
-            k.buf[k.len + 1..k.len + 1 + n].copy_from_slice(&label[..n]);
-            k.len += 1 + n;
-        }
+        };
         // One pass over the whole name: a length byte is at most 63, below b'A', so
         // lowercasing leaves it as it is.
         k.buf[..k.len].make_ascii_lowercase();
-        k.buf[k.len] = 0;
-        k.len += 1;
         k.push_type_class(u16::from(qtype), u16::from(qclass));
         k
     }

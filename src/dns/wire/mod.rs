@@ -11,6 +11,8 @@ mod plain;
 
 use std::ops::Range;
 
+use hickory_proto::rr::Name;
+
 pub use key::{dotted_key, key_name, KeyBuf, MAX_KEY};
 pub use plain::{parse_plain_query, PlainQuery};
 
@@ -24,6 +26,37 @@ pub fn u16_at(b: &[u8], at: usize) -> Option<u16> {
         *b.get(at)?,
         *b.get(at.checked_add(1)?)?,
     ]))
+}
+
+/// Writes `name` uncompressed into `out`: each label's length byte, its bytes through `copy`
+/// (as they are, lowercased, case-randomised), then the root label; returns the length.
+/// `Err` holds the length of the labels that fitted, without the root label, when `out` is
+/// too short; never with 255 bytes or more, as a hickory `Name` is at most 255 wire bytes
+/// (RFC 1035 §3.1).
+#[inline(always)]
+pub fn write_name(
+    name: &Name,
+    out: &mut [u8],
+    mut copy: impl FnMut(&[u8], &mut [u8]),
+) -> Result<usize, usize> {
+    let mut len = 0;
+    for label in name.iter() {
+        // Room for the label and, after it, the root label.
+        let end = len + 1 + label.len();
+        if end >= out.len() {
+            return Err(len);
+        }
+        out[len] = label.len() as u8;
+        copy(label, &mut out[len + 1..end]);
+        len = end;
+    }
+    match out.get_mut(len) {
+        Some(root) => {
+            *root = 0;
+            Ok(len + 1)
+        }
+        None => Err(len),
+    }
 }
 
 /// The offset just past the (possibly compressed) name at `at` in a message; `None` if it
@@ -174,6 +207,46 @@ mod tests {
     use hickory_proto::op::{Message, Query};
     use hickory_proto::rr::rdata::{A, CNAME};
     use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+    /// A name is written label by label through `copy`, ending in the root label; a buffer
+    /// too short for it gets the labels that fit, with room left for the root label.
+    #[test]
+    fn write_name_writes_labels_and_the_root_and_reports_a_cut() {
+        let name = Name::from_ascii("www.Example.com.").unwrap();
+        let mut out = [0xffu8; 32];
+        let len = write_name(&name, &mut out, |l, to| to.copy_from_slice(l)).unwrap();
+        assert_eq!(&out[..len], b"\x03www\x07Example\x03com\x00");
+        let len = write_name(&name, &mut out, |l, to| {
+            for (t, b) in to.iter_mut().zip(l) {
+                *t = b.to_ascii_uppercase();
+            }
+        })
+        .unwrap();
+        assert_eq!(&out[..len], b"\x03WWW\x07EXAMPLE\x03COM\x00");
+        assert_eq!(write_name(&Name::root(), &mut out, |_, _| {}), Ok(1));
+        assert_eq!(out[0], 0);
+        // 4 + 8 + 4 bytes of labels and the root: 17 fit in 17, not in 16 or 12.
+        assert_eq!(
+            write_name(&name, &mut [0; 17], |l, to| to.copy_from_slice(l)),
+            Ok(17)
+        );
+        assert_eq!(
+            write_name(&name, &mut [0; 16], |l, to| to.copy_from_slice(l)),
+            Err(12)
+        );
+        assert_eq!(
+            write_name(&name, &mut [0; 12], |l, to| to.copy_from_slice(l)),
+            Err(4)
+        );
+        // The longest name there is (255 wire bytes) fits in 255.
+        let longest =
+            Name::from_ascii(format!("{0}.{0}.{0}.{1}.", "a".repeat(63), "b".repeat(61))).unwrap();
+        assert_eq!(
+            write_name(&longest, &mut [0; 255], |l, to| to.copy_from_slice(l)),
+            Ok(255)
+        );
+        assert!(write_name(&longest, &mut [0; 254], |l, to| to.copy_from_slice(l)).is_err());
+    }
 
     fn reply() -> Vec<u8> {
         let name = Name::from_ascii("www.example.com.").unwrap();
