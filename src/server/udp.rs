@@ -73,7 +73,8 @@ struct Batch {
     /// `recvmmsg`'s headers, one per slot, pointing into `input` and `addrs`. Set up once:
     /// at a low rate each read takes one datagram and the next finds the queue empty, and
     /// building and zeroing them (5 KiB) for every read, with the same for every send, was
-    /// 10% of a miss's instructions (`benches/instructions.sh`).
+    /// 10% of a miss's instructions as callgrind counts them (`benches/instructions.sh`),
+    /// though not a measurable share of its CPU time (docs/performance.md, round 8).
     iov: Box<[libc::iovec; BATCH]>,
     headers: Box<[libc::mmsghdr; BATCH]>,
 }
