@@ -18,14 +18,15 @@ ADDR=127.0.0.1; PORT=5300
 cargo build --release --manifest-path "$ROOT/Cargo.toml" >&2
 BIN=$OUT/hopdns-mem; cp "$ROOT/target/release/hopdns" "$BIN"
 
-LAB_STARTED=0
-if [ ! -s "$BENCH/run/pids/nsd-bench.pid" ] || ! kill -0 "$(head -n1 "$BENCH/run/pids/nsd-bench.pid")" 2>/dev/null; then
-  "$BENCH/up.sh" >&2; LAB_STARTED=1
-fi
+# The lab is found by asking it (it may run from another run dir), and stopped at the end
+# only if it was started here.
+export LAB_RUN=${LAB_RUN:-/tmp/hopdns-memory-lab}
+. "$ROOT/benches/lab.sh"
+lab_up_if_down
 PEER_PID=
 cleanup() {
   [ -n "$PEER_PID" ] && kill "$PEER_PID" 2>/dev/null && wait "$PEER_PID" 2>/dev/null || true
-  [ "$LAB_STARTED" = 1 ] && "$BENCH/down.sh" >&2 || true
+  lab_stop_if_started
 }
 trap cleanup EXIT
 trap 'exit 143' INT TERM
