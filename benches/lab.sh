@@ -29,14 +29,17 @@ lab_hit_names() {
   awk 'BEGIN { for (i = 0; i < 334; i++) { print "h" i ".example.com A"; print "h" i ".example.net A"; if (i < 332) print "h" i ".example.org A" } }'
 }
 
-# lab_wait_answering ADDR PORT [TRIES] [PAUSE]: waits until the resolver there answers a
-# lab name, TRIES times PAUSE seconds at most (a resolver under valgrind starts slowly).
+# lab_wait_answering ADDR PORT [TRIES] [PAUSE]: waits until the resolver there resolves a
+# lab name (www.example.com A is 127.1.0.2), TRIES times PAUSE seconds at most (a resolver
+# under valgrind starts slowly); fails, saying so, if it never does.
 lab_wait_answering() {
   local _
   for _ in $(seq "${3:-50}"); do
-    dig +time=1 +tries=1 -p "$2" @"$1" www.example.com A +short >/dev/null 2>&1 && return 0
+    dig +time=1 +tries=1 -p "$2" @"$1" www.example.com A +short 2>/dev/null | grep -qx 127.1.0.2 && return 0
     sleep "${4:-0.1}"
   done
+  echo "the resolver at $1 port $2 did not resolve www.example.com" >&2
+  return 1
 }
 
 # lab_miss_load ADDR PORT TAG N FILE: N unique names under the lab's wildcard zone

@@ -32,13 +32,6 @@ trap cleanup EXIT
 trap 'exit 143' INT TERM
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$PEER_PID/status"; }
-wait_up() {
-  for _ in $(seq 100); do
-    dig +short +tries=1 +time=1 -p "$PORT" @"$ADDR" www.example.com A 2>/dev/null | grep -q 127.1.0.2 && return 0
-    sleep 0.1
-  done
-  echo "resolver did not answer" >&2; exit 1
-}
 start() {  # start hopdns|unbound [hopdns args...]
   local who=$1; shift
   if [ "$who" = unbound ]; then
@@ -52,7 +45,7 @@ start() {  # start hopdns|unbound [hopdns args...]
       --query-loopback --no-ipv6 --no-prime "$@" >"$OUT/hopdns-mem.log" 2>&1 &
   fi
   PEER_PID=$!
-  wait_up
+  lab_wait_answering "$ADDR" "$PORT" 100 0.1
 }
 stop() { kill "$PEER_PID"; wait "$PEER_PID" 2>/dev/null || true; PEER_PID=; }
 send() {  # send PREFIX FROM TO: each name once
