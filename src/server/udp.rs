@@ -60,11 +60,8 @@ const MAX_ERROR_BACKOFF: Duration = Duration::from_millis(500);
 struct Batch {
     /// `BATCH` receive slots of `SLOT` bytes.
     input: Vec<u8>,
-    lens: [usize; BATCH],
-    truncated: [bool; BATCH],
     /// On the heap, as `input`, so that `headers` stay valid when the batch moves.
     addrs: Box<[libc::sockaddr_storage; BATCH]>,
-    addr_lens: [libc::socklen_t; BATCH],
     /// `BATCH` reply slots of `out_slot` bytes (our UDP payload limit).
     output: Vec<u8>,
     out_slot: usize,
@@ -75,8 +72,11 @@ struct Batch {
     /// building and zeroing them (5 KiB) for every read, with the same for every send, was
     /// 10% of a miss's instructions as callgrind counts them (`benches/instructions.sh`),
     /// though not a measurable share of its CPU time (docs/performance.md, round 8).
+    /// The last read's lengths, flags and address lengths stay in them until the next.
     iov: Box<[libc::iovec; BATCH]>,
     headers: Box<[libc::mmsghdr; BATCH]>,
+    /// Datagrams the last read took: the headers whose address length the kernel overwrote.
+    received: usize,
 }
 
 // SAFETY: the raw pointers in `iov` and `headers` point only into this batch's own heap
@@ -87,11 +87,8 @@ impl Batch {
     fn new(out_slot: usize) -> Self {
         let mut batch = Self {
             input: vec![0; BATCH * SLOT],
-            lens: [0; BATCH],
-            truncated: [false; BATCH],
             // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
             addrs: Box::new(unsafe { zeroed() }),
-            addr_lens: [0; BATCH],
             output: vec![0; BATCH * out_slot],
             out_slot,
             ready: Vec::with_capacity(BATCH),
@@ -100,6 +97,7 @@ impl Batch {
             iov: Box::new(unsafe { zeroed() }),
             // SAFETY: as above.
             headers: Box::new(unsafe { zeroed() }),
+            received: 0,
         };
         for i in 0..BATCH {
             batch.iov[i].iov_base = batch.input[i * SLOT..].as_mut_ptr().cast();
@@ -115,6 +113,11 @@ impl Batch {
 
     /// Receives up to `BATCH` datagrams without blocking; `WouldBlock` when none is queued.
     fn receive(&mut self, fd: RawFd) -> io::Result<usize> {
+        // The kernel wrote the last read's address lengths over the room there was: restore it.
+        for h in &mut self.headers[..self.received] {
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        }
+        self.received = 0;
         // SAFETY: `headers` holds BATCH headers pointing at this batch's live buffers.
         let n = unsafe {
             libc::recvmmsg(
@@ -128,15 +131,23 @@ impl Batch {
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        let n = n as usize;
-        for (i, h) in self.headers.iter_mut().take(n).enumerate() {
-            self.lens[i] = (h.msg_len as usize).min(SLOT);
-            self.truncated[i] = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-            self.addr_lens[i] = h.msg_hdr.msg_namelen;
-            // The kernel wrote the address's length over the room there was: restore it.
-            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        }
-        Ok(n)
+        self.received = n as usize;
+        Ok(self.received)
+    }
+
+    /// The length of datagram `i` of the last read in its slot (cut to `SLOT` bytes).
+    fn len(&self, i: usize) -> usize {
+        (self.headers[i].msg_len as usize).min(SLOT)
+    }
+
+    /// Whether datagram `i` of the last read was longer than its slot (`MSG_TRUNC`).
+    fn truncated(&self, i: usize) -> bool {
+        self.headers[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0
+    }
+
+    /// The length of datagram `i`'s source address, as the kernel wrote it.
+    fn addr_len(&self, i: usize) -> libc::socklen_t {
+        self.headers[i].msg_hdr.msg_namelen
     }
 
     /// Sends the ready replies with as few `sendmmsg` calls as the kernel allows. Replies
@@ -148,7 +159,7 @@ impl Batch {
             let datagrams = self.ready[sent..].iter().map(|&(slot, len)| {
                 let at = slot * self.out_slot;
                 let to: *const libc::sockaddr_storage = &self.addrs[slot];
-                (&self.output[at..at + len], to.cast(), self.addr_lens[slot])
+                (&self.output[at..at + len], to.cast(), self.addr_len(slot))
             });
             // SAFETY: each address points into `self.addrs`, live for the call, and its
             // length is what the kernel wrote there on receipt.
@@ -380,7 +391,7 @@ fn handle_one(
     let Some(peer) = source(&batch.addrs[i]) else {
         return;
     };
-    let mut bytes = &batch.input[i * SLOT..i * SLOT + batch.lens[i]];
+    let mut bytes = &batch.input[i * SLOT..i * SLOT + batch.len(i)];
     // A trusted balancer names the client in a PROXY v2 header before the message; the
     // reply still goes to the balancer (`peer`), without a header.
     let mut client = peer;
@@ -397,7 +408,7 @@ fn handle_one(
         }
     }
     if let Some(cache) = shared.hits.as_deref().filter(|_| {
-        !batch.truncated[i] && plausible_client(client) && shared.policy.acl().allows(client.ip())
+        !batch.truncated(i) && plausible_client(client) && shared.policy.acl().allows(client.ip())
     }) {
         let out = &mut batch.output[i * batch.out_slot..(i + 1) * batch.out_slot];
         if let Some(len) =
@@ -624,6 +635,35 @@ mod tests {
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         client.connect(server.local_addr().unwrap()).unwrap();
         (Endpoint::new(server).unwrap(), client)
+    }
+
+    /// What a read leaves in the batch's headers, read after read: each datagram's length
+    /// (an oversized one cut to its slot and marked truncated) and its source.
+    #[tokio::test]
+    async fn reads_report_lengths_truncation_and_sources_read_after_read() {
+        let (endpoint, client) = endpoint_and_client();
+        let fd = endpoint.socket.as_raw_fd();
+        let from = client.local_addr().unwrap();
+        let mut batch = Batch::new(512);
+        for round in 0..3 {
+            client.send(&[7; SLOT + 100]).unwrap();
+            client.send(&[round; 20]).unwrap();
+            // Both are queued on loopback by the time `send` returns.
+            assert_eq!(batch.receive(fd).unwrap(), 2, "round {round}");
+            assert!(batch.truncated(0));
+            assert_eq!(batch.len(0), SLOT);
+            assert!(!batch.truncated(1));
+            assert_eq!(batch.len(1), 20);
+            assert_eq!(&batch.input[SLOT..SLOT + 20], &[round; 20]);
+            for i in 0..2 {
+                assert_eq!(
+                    batch.addr_len(i) as usize,
+                    size_of::<libc::sockaddr_in>(),
+                    "round {round}"
+                );
+                assert_eq!(source(&batch.addrs[i]), Some(from), "round {round}");
+            }
+        }
     }
 
     /// A read that fills a batch takes the socket out of the epoll set; reads keep polling
