@@ -15,11 +15,13 @@ lab_stop_if_started() {
   if [ "$lab_started" = 1 ]; then "$BENCH/down.sh" >/dev/null 2>&1 || true; fi
 }
 
-# Processes the script started, each stopped by PID on exit.
+# Processes the script started, each stopped by PID on exit, and waited for: a script run
+# right after must find their ports free (Unbound takes a moment to close its sockets).
 pids=()
 
 lab_cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   lab_stop_if_started
 }
 
