@@ -82,6 +82,47 @@ async fn an_expired_answer_is_served_stale_when_the_authority_is_silent() {
     assert!(matches!(r.resolve(&other).await, Outcome::ServFail(_)));
 }
 
+/// RFC 8767 §5: with an expired answer cached and the authority silent, the client gets it
+/// when the client response timer fires, not when the resolution gives up; the resolution
+/// goes on.
+#[tokio::test(start_paused = true)]
+async fn a_stale_answer_comes_when_the_client_response_timer_fires() {
+    let w = Arc::new(Scripted::new());
+    answering(&w, 5);
+    let (r, clock) = resolver(&w);
+    let www = q("www.test.", RecordType::A);
+    r.resolve(&www).await;
+    // Now the root refers to servers that never answer: trying them all takes longer than
+    // the timer.
+    let servers: Vec<(String, String)> = (1..=5)
+        .map(|i| (format!("ns{i}.test."), format!("10.0.1.{i}")))
+        .collect();
+    let glue: Vec<(&str, Option<&str>)> = servers
+        .iter()
+        .map(|(n, a)| (n.as_str(), Some(a.as_str())))
+        .collect();
+    w.on(
+        ROOT,
+        "www.test.",
+        RecordType::A,
+        Script::Reply(s::referral("test.", &glue)),
+    );
+    for (_, a) in &servers {
+        w.default_for(a, Script::Timeout);
+    }
+    clock.advance(Duration::from_secs(6));
+    let asked = w.seen().len();
+    let start = tokio::time::Instant::now();
+    assert_eq!(ttl_of(&r.resolve(&www).await), STALE_TTL);
+    assert_eq!(
+        start.elapsed(),
+        crate::resolver::driver::CLIENT_RESPONSE_TIMER
+    );
+    // The resolution went on after the stale answer: it tried the silent servers.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(w.seen().len() > asked + 1, "{:?}", w.seen());
+}
+
 /// RFC 9520 §3.2: a failed resolution is answered SERVFAIL from the cache for
 /// `servfail-ttl` (5 s), even once the server is repaired; after that it is asked again.
 #[tokio::test(start_paused = true)]
