@@ -308,12 +308,12 @@ impl AnswerCache {
     /// Caches an RRset (all records share the owner and type of `q`). The RRset's TTL is its
     /// lowest record TTL (RFC 2181 §5.2), clamped to `min-ttl..=max-ttl`.
     pub fn insert_records(&self, q: Question, records: Vec<Record>, now: u64) {
-        self.insert_signed(q, records, &[], now);
+        self.insert_signed(q, &records, &[], now);
     }
 
     /// [`Self::insert_records`] with the RRset's RRSIGs, kept beside it (their TTLs do not
     /// shorten the entry: a signature is served with its RRset's TTL).
-    pub fn insert_signed(&self, q: Question, records: Vec<Record>, sigs: &[Record], now: u64) {
+    pub fn insert_signed(&self, q: Question, records: &[Record], sigs: &[Record], now: u64) {
         if q.qtype == hickory_proto::rr::RecordType::DNAME {
             self.dnames
                 .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -729,7 +729,7 @@ mod tests {
         let c = AnswerCache::new(&CacheConfig::default());
         let q = Question::new(name("www.example."), RecordType::A);
         let sig = crate::dns::fake_rrsig("www.example.", RecordType::A, 300);
-        c.insert_signed(q.clone(), vec![a("www.example.", 300)], &[sig], 1000);
+        c.insert_signed(q.clone(), &[a("www.example.", 300)], &[sig], 1000);
         let Some((Cached::Records(rs), sigs)) = c.get_signed(&q, 1100) else {
             panic!("expected records")
         };
@@ -745,7 +745,7 @@ mod tests {
         // An RRset of RRSIGs (asked for by type) is data, not signatures.
         let rq = Question::new(name("www.example."), RecordType::RRSIG);
         let rrsig = crate::dns::fake_rrsig("www.example.", RecordType::A, 300);
-        c.insert_signed(rq.clone(), vec![rrsig], &[], 1000);
+        c.insert_signed(rq.clone(), &[rrsig], &[], 1000);
         assert!(
             matches!(c.get_signed(&rq, 1000), Some((Cached::Records(r), s)) if r.len() == 1 && s.is_empty())
         );

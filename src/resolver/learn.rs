@@ -129,7 +129,7 @@ pub(super) fn cache_chain(cache: &Cache, chain: &[Record], sigs: &[Record], now:
             // cache (RFC 6672 §3.3).
             cache.answers.insert_signed(
                 Question::new(r.name.clone(), RecordType::DNAME),
-                vec![r.clone()],
+                std::slice::from_ref(r),
                 &super::machine::covering(sigs, &r.name, RecordType::DNAME),
                 now,
             );
@@ -152,7 +152,7 @@ pub(super) fn cache_chain(cache: &Cache, chain: &[Record], sigs: &[Record], now:
         let all: Vec<Record> = dname_sigs.into_iter().chain(own).collect();
         cache.answers.insert_signed(
             Question::new(r.name.clone(), RecordType::CNAME),
-            records,
+            &records,
             &all,
             now,
         );

@@ -315,7 +315,8 @@ pub struct Resolution {
     /// RFC 8109 priming: `. NS` of the hint servers, learnt as the root cut.
     priming: bool,
     /// DNSSEC validation of the client's outcome; `None` with `--no-dnssec` and priming.
-    val: Option<Validation>,
+    /// Boxed: it is most of a resolution's size, and a resolution is moved a few times.
+    val: Option<Box<Validation>>,
     /// The validation state of the outcome, once it is known.
     verdict: Option<dnssec::Verdict>,
     /// The outcome's RRSIGs and NSEC/NSEC3 proof, for clients that set DO (RFC 4035
@@ -387,7 +388,7 @@ impl Resolution {
             signatures: None,
         };
         if let Some(config) = r.settings.dnssec.clone() {
-            r.val = Some(Validation {
+            r.val = Some(Box::new(Validation {
                 config,
                 budget: dnssec::Budget::default(),
                 pending: None,
@@ -400,7 +401,7 @@ impl Resolution {
                 done: false,
                 unchecked: false,
                 referral_ds: Vec::new(),
-            });
+            }));
         }
         r.emit(|| HopEvent::Start { depth: 0, question });
         r
@@ -1191,7 +1192,7 @@ impl Resolution {
                 let final_name = records[0].name.clone();
                 cache.answers.insert_signed(
                     Question::with_class(final_name.clone(), q.qtype, q.qclass),
-                    records.clone(),
+                    &records,
                     &covering(&sigs, &final_name, q.qtype),
                     now,
                 );
@@ -1498,7 +1499,7 @@ impl Resolution {
     /// Feeds a fetch's outcome to the walk; with trace on, says what it brought and proved.
     fn feed_walk(&mut self, frame: Frame, outcome: &Outcome, now: u64) -> Option<(Name, String)> {
         let traced = self.events.is_some();
-        let val = self.val.as_mut()?;
+        let val = &mut **self.val.as_mut()?;
         let Validation {
             walk: Some(walk),
             budget,
