@@ -85,7 +85,12 @@ for r in $(seq "$REPS"); do
   for i in $(seq 0 $((n - 1))); do
     p=${PEERS[$(( (i + r - 1) % n ))]}   # rotate the order each round
     echo "[load] round $r: $p" >&2
-    line=$(run_peer "$p")
+    # bench-peer.sh starts the lab in its own run dir (LAB_RUN); it fails when a lab from
+    # another run dir holds the lab's addresses. Say so, rather than end without a word.
+    line=$(run_peer "$p") || {
+      echo "load: measuring $p in round $r failed; if a bench lab is up from another run dir, stop it or set LAB_RUN to that dir" >&2
+      exit 1
+    }
     echo "round=$r $line" | tee -a "$RAW"
   done
 done
