@@ -37,7 +37,7 @@ fn bench(c: &mut Criterion) {
     let cache = AnswerCache::new(&CacheConfig::default());
     let qs: Vec<Question> = (0..N).map(question).collect();
     for q in &qs {
-        cache.insert_records(q.clone(), record(q), 0);
+        cache.insert_records(q.clone(), &record(q), 0);
     }
     let mut i = 0;
     c.bench_function("answer_cache/get hit", |b| {
@@ -62,7 +62,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             j = (j + 1) % N;
             let (q, r) = &new[j];
-            cache.insert_records(q.clone(), r.clone(), 0)
+            cache.insert_records(q.clone(), r, 0)
         })
     });
     let small = AnswerCache::new(&CacheConfig {
@@ -74,7 +74,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             k = (k + 1) % N;
             let (q, r) = &new[k];
-            small.insert_records(q.clone(), r.clone(), 0)
+            small.insert_records(q.clone(), r, 0)
         })
     });
 }
@@ -111,7 +111,7 @@ fn hit_path(c: &mut Criterion) {
             .cache()
             .messages
             .insert(&q, ResponseCode::NoError, &rs, None, 300, now, false);
-        resolver.cache().answers.insert_records(q, rs, now);
+        resolver.cache().answers.insert_records(q, &rs, now);
     }
     let queries: Vec<Vec<u8>> = (0..N)
         .map(|i| wire_query(&format!("H{i}.Example.com.")))

@@ -97,7 +97,7 @@ fn bench(c: &mut Criterion) {
             .cache()
             .messages
             .insert(&q, ResponseCode::NoError, &rs, None, 300, now, false);
-        resolver.cache().answers.insert_records(q, rs, now);
+        resolver.cache().answers.insert_records(q, &rs, now);
     }
     let queries: Vec<Vec<u8>> = (0..N)
         .map(|i| wire(&format!("H{i}.Example.com.")))

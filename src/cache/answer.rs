@@ -307,8 +307,8 @@ impl AnswerCache {
 
     /// Caches an RRset (all records share the owner and type of `q`). The RRset's TTL is its
     /// lowest record TTL (RFC 2181 §5.2), clamped to `min-ttl..=max-ttl`.
-    pub fn insert_records(&self, q: Question, records: Vec<Record>, now: u64) {
-        self.insert_signed(q, &records, &[], now);
+    pub fn insert_records(&self, q: Question, records: &[Record], now: u64) {
+        self.insert_signed(q, records, &[], now);
     }
 
     /// [`Self::insert_records`] with the RRset's RRSIGs, kept beside it (their TTLs do not
@@ -555,7 +555,7 @@ mod tests {
     fn ttl_counts_down_and_entry_expires() {
         let c = AnswerCache::new(&CacheConfig::default());
         let q = Question::new(name("www.example."), RecordType::A);
-        c.insert_records(q.clone(), vec![a("www.example.", 300)], 1000);
+        c.insert_records(q.clone(), &[a("www.example.", 300)], 1000);
         let Some(Cached::Records(rs)) = c.get(&q, 1100) else {
             panic!("expected records")
         };
@@ -574,7 +574,7 @@ mod tests {
         };
         let c = AnswerCache::new(&config);
         let q = Question::new(name("www.example."), RecordType::A);
-        c.insert_records(q.clone(), vec![a("www.example.", 300)], 1_000_000);
+        c.insert_records(q.clone(), &[a("www.example.", 300)], 1_000_000);
         let Some(Cached::Records(rs)) = c.get(&q, 999_900) else {
             panic!("expected records")
         };
@@ -598,7 +598,7 @@ mod tests {
         let c = AnswerCache::new(&CacheConfig::default());
         c.insert_records(
             Question::new(name("WWW.Example."), RecordType::A),
-            vec![a("www.example.", 300)],
+            &[a("www.example.", 300)],
             0,
         );
         assert!(c
@@ -616,8 +616,8 @@ mod tests {
         let c = AnswerCache::new(&cfg);
         let q1 = Question::new(name("a.example."), RecordType::A);
         let q2 = Question::new(name("b.example."), RecordType::A);
-        c.insert_records(q1.clone(), vec![a("a.example.", 5)], 0);
-        c.insert_records(q2.clone(), vec![a("b.example.", 86_400)], 0);
+        c.insert_records(q1.clone(), &[a("a.example.", 5)], 0);
+        c.insert_records(q2.clone(), &[a("b.example.", 86_400)], 0);
         assert!(matches!(c.get(&q1, 0), Some(Cached::Records(r)) if r[0].ttl == 60));
         assert!(matches!(c.get(&q2, 0), Some(Cached::Records(r)) if r[0].ttl == 600));
     }
@@ -706,7 +706,7 @@ mod tests {
     fn expired_entries_are_served_stale_within_the_window() {
         let c = AnswerCache::new(&CacheConfig::default());
         let q = Question::new(name("www.example."), RecordType::A);
-        c.insert_records(q.clone(), vec![a("www.example.", 300)], 0);
+        c.insert_records(q.clone(), &[a("www.example.", 300)], 0);
         assert!(
             matches!(c.get_stale(&q, 100), Some(Cached::Records(r)) if r[0].ttl == 200),
             "fresh"
@@ -718,7 +718,7 @@ mod tests {
             serve_stale: false,
             ..CacheConfig::default()
         });
-        off.insert_records(q.clone(), vec![a("www.example.", 300)], 0);
+        off.insert_records(q.clone(), &[a("www.example.", 300)], 0);
         assert_eq!(off.get_stale(&q, 400), None, "serve-stale off");
     }
 
@@ -770,7 +770,7 @@ mod tests {
         let c = AnswerCache::new(&cfg);
         for i in 0..100_000 {
             let n = format!("n{i}.example.");
-            c.insert_records(Question::new(name(&n), RecordType::A), vec![a(&n, 300)], 0);
+            c.insert_records(Question::new(name(&n), RecordType::A), &[a(&n, 300)], 0);
         }
         let st = c.stats();
         assert!(st.bytes <= cfg.rrset_bytes(), "{st:?}");

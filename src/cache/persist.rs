@@ -295,9 +295,10 @@ mod tests {
         let n = Name::from_ascii("www.example.").unwrap();
         let q = Question::new(n.clone(), RecordType::A);
         let rec = Record::from_rdata(n.clone(), 300, RData::A(A::new(192, 0, 2, 1)));
-        a.answers.insert_records(q.clone(), vec![rec.clone()], 1000);
+        a.answers
+            .insert_records(q.clone(), std::slice::from_ref(&rec), 1000);
         let gone = Question::new(Name::from_ascii("old.example.").unwrap(), RecordType::A);
-        a.answers.insert_records(gone.clone(), vec![rec], 1000);
+        a.answers.insert_records(gone.clone(), &[rec], 1000);
         let mut file = Vec::new();
         assert_eq!(a.dump(&mut file).unwrap(), 2);
         // Presentation format, not hex (issue 12.11).
@@ -328,7 +329,7 @@ mod tests {
         let qt = Question::new(t.clone(), RecordType::TXT);
         a.answers.insert_records(
             qt.clone(),
-            vec![Record::from_rdata(t, 300, RData::TXT(txt))],
+            &[Record::from_rdata(t, 300, RData::TXT(txt))],
             now,
         );
         let zone = Name::from_ascii("example.").unwrap();
