@@ -51,3 +51,21 @@ lab_miss_load() {
   awk -v t="$3" -v n="$4" 'BEGIN { for (i = 0; i < n; i++) printf "m%sx%d.bench.example A\n", t, i }' >"$5"
   dig +time=3 +tries=2 -p "$2" @"$1" "warm$3.bench.example" A +short >/dev/null
 }
+
+# lab_start_resolver PEER ADDR PORT DIR: PEER (a hopdns binary, or `unbound` with the bench's
+# own configuration) on CPU 1, answering at ADDR:PORT with a 150 MB cache, logging into DIR;
+# its PID is added to `pids`. Validation is off: the lab is unsigned.
+lab_start_resolver() {
+  if [ "$1" = unbound ]; then
+    # As bench-peer.sh renders it (150 MB: msg 50, rrset 100).
+    sed -e "s|@ADDR@|$2|g" -e "s|@PORT@|$3|g" -e "s|@THREADS@|1|g" \
+      -e "s|@LAB@|$BENCH|g" -e "s|@RUN@|$4|g" -e "s|@MSG_CACHE_MB@|50|g" \
+      -e "s|@RRSET_CACHE_MB@|100|g" "$BENCH/peers/unbound.conf" >"$4/unbound-$3.conf"
+    taskset -c 1 unbound -d -c "$4/unbound-$3.conf" >"$4/unbound-$3.log" 2>&1 &
+  else
+    taskset -c 1 "$1" serve --listen "$2:$3" --root-hints "$BENCH/root.hints" \
+      --threads 1 --query-loopback --no-ipv6 --no-prime --cache-size 150m --no-dnssec \
+      >"$4/hopdns-$3.log" 2>&1 &
+  fi
+  pids+=($!)
+}

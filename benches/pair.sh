@@ -49,19 +49,7 @@ trap lab_cleanup EXIT
 
 ports=(5320 5322)
 for i in 0 1; do
-  peer=${@:i+1:1}
-  if [ "$peer" = unbound ]; then
-    # The bench's configuration, as bench-peer.sh renders it (150 MB: msg 50, rrset 100).
-    sed -e "s|@ADDR@|$ADDR|g" -e "s|@PORT@|${ports[i]}|g" -e "s|@THREADS@|1|g" \
-      -e "s|@LAB@|$BENCH|g" -e "s|@RUN@|$OUT|g" -e "s|@MSG_CACHE_MB@|50|g" \
-      -e "s|@RRSET_CACHE_MB@|100|g" "$BENCH/peers/unbound.conf" >"$OUT/unbound-$i.conf"
-    taskset -c 1 unbound -d -c "$OUT/unbound-$i.conf" >"$OUT/unbound-$i.log" 2>&1 &
-  else
-    taskset -c 1 "$peer" serve --listen "$ADDR:${ports[i]}" --root-hints "$BENCH/root.hints" \
-      --threads 1 --query-loopback --no-ipv6 --no-prime --cache-size 150m --no-dnssec \
-      >"$OUT/hopdns-$i.log" 2>&1 &
-  fi
-  pids+=($!)
+  lab_start_resolver "${@:i+1:1}" "$ADDR" "${ports[i]}" "$OUT"
 done
 tag=$(date +%s%N | tail -c 9)
 for i in 0 1; do
