@@ -65,15 +65,22 @@ async fn ttls_count_down_on_the_clock_and_an_expired_entry_is_asked_again() {
     assert_eq!(w.seen().len(), 2);
 }
 
-/// RFC 8767: past its TTL, with the authority silent, the entry is served with the stale
-/// TTL. The client response timer (1.8 s) and the upstream timeouts run in paused time.
-#[tokio::test(start_paused = true)]
-async fn an_expired_answer_is_served_stale_when_the_authority_is_silent() {
+/// A resolver (as [`resolver`]) that has resolved and cached `www.test. A` with TTL 5, and
+/// that question.
+async fn www_cached() -> (Arc<Scripted>, Resolver, Clock, crate::dns::Question) {
     let w = Arc::new(Scripted::new());
     answering(&w, 5);
     let (r, clock) = resolver(&w);
     let www = q("www.test.", RecordType::A);
     r.resolve(&www).await;
+    (w, r, clock, www)
+}
+
+/// RFC 8767: past its TTL, with the authority silent, the entry is served with the stale
+/// TTL. The client response timer (1.8 s) and the upstream timeouts run in paused time.
+#[tokio::test(start_paused = true)]
+async fn an_expired_answer_is_served_stale_when_the_authority_is_silent() {
+    let (w, r, clock, www) = www_cached().await;
     w.on(ROOT, "www.test.", RecordType::A, Script::Timeout);
     clock.advance(Duration::from_secs(6));
     assert_eq!(ttl_of(&r.resolve(&www).await), STALE_TTL);
@@ -87,11 +94,7 @@ async fn an_expired_answer_is_served_stale_when_the_authority_is_silent() {
 /// goes on.
 #[tokio::test(start_paused = true)]
 async fn a_stale_answer_comes_when_the_client_response_timer_fires() {
-    let w = Arc::new(Scripted::new());
-    answering(&w, 5);
-    let (r, clock) = resolver(&w);
-    let www = q("www.test.", RecordType::A);
-    r.resolve(&www).await;
+    let (w, r, clock, www) = www_cached().await;
     // Now the root refers to servers that never answer: trying them all takes longer than
     // the timer.
     let servers: Vec<(String, String)> = (1..=5)
