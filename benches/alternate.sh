@@ -51,10 +51,9 @@ trap lab_cleanup EXIT
 
 lab_start_resolver "$BIN" "$ADDR" "$HOP_PORT" "$OUT"
 if [ "$MODE" = hit ]; then
-  gcc -O2 -o "$OUT/udp-responder" "$BENCH/tools/udp-responder.c"
-  gcc -O2 -o "$OUT/udp-blast" "$BENCH/tools/udp-blast.c"
+  lab_tool udp-blast "$OUT" >/dev/null
   # Bounded: the echo ends itself after the whole run and a minute more.
-  taskset -c 1 "$OUT/udp-responder" "$ADDR" "$OTHER_PORT" $((PAIRS * SECS * 2 + 60)) 64 &
+  taskset -c 1 "$(lab_tool udp-responder "$OUT")" "$ADDR" "$OTHER_PORT" $((PAIRS * SECS * 2 + 60)) 64 &
   pids+=($!)
   lab_hit_names >"$OUT/names.txt"
   lab_wait_answering "$ADDR" "$HOP_PORT"
@@ -66,17 +65,16 @@ else
   lab_wait_answering "$ADDR" "$OTHER_PORT"
 fi
 
-turn=0
-measure() {  # measure PORT -> answered per second in one turn
-  turn=$((turn + 1))
+measure() {  # measure PORT -> answered per second in one turn (run in a subshell)
   if [ "$MODE" = hit ]; then
     local out
     out=$(taskset -c 0 "$OUT/udp-blast" "$ADDR" "$1" "$SECS" "${HIT_Q:-200}" "${HIT_C:-8}" \
       "$OUT/names.txt" | tail -n 1)
     echo "${out##*qps=}"
   else
-    # Names no turn has asked, enough for 40,000 misses a second.
-    lab_miss_load "$ADDR" "$1" "$(date +%s%N | tail -c 9)t$turn" $((SECS * 40000 + 5000)) "$OUT/miss.txt"
+    # Names no turn has asked (tagged with the clock's nanoseconds), enough for 40,000
+    # misses a second.
+    lab_miss_load "$ADDR" "$1" "$(date +%s%N | tail -c 9)" $((SECS * 40000 + 5000)) "$OUT/miss.txt"
     taskset -c 0 dnsperf -s "$ADDR" -p "$1" -d "$OUT/miss.txt" -c 8 -q 200 -t 5 -l "$SECS" -n 1 \
       2>&1 | awk '/Queries per second/ { printf "%.0f\n", $4 }'
   fi

@@ -52,6 +52,14 @@ lab_miss_load() {
   dig +time=3 +tries=2 -p "$2" @"$1" "warm$3.bench.example" A +short >/dev/null
 }
 
+# lab_tool NAME DIR: the shared bench's ../shared/bench/tools/NAME.c built into DIR/NAME
+# when that is missing or older than the source; prints the binary's path.
+lab_tool() {
+  local src=$BENCH/tools/$1.c bin=$2/$1
+  [ -x "$bin" ] && [ "$bin" -nt "$src" ] || gcc -O2 -o "$bin" "$src"
+  echo "$bin"
+}
+
 # lab_start_resolver PEER ADDR PORT DIR: PEER (a hopdns binary, or `unbound` with the bench's
 # own configuration) on CPU 1, answering at ADDR:PORT with a 150 MB cache, logging into DIR;
 # its PID is added to `pids`. Validation is off: the lab is unsigned.

@@ -40,11 +40,10 @@ PEERS=(${PEERS:-unbound hopdns})
 
 # echo64: the packet-rate limit of one core, in the same rounds as the resolvers' hits.
 echo_limit() {  # -> one key=value line, as ../shared/bench/limit-ref.sh prints
-  local run=${LAB_RUN:-$BENCH/run} src=$BENCH/tools
-  local resp=$run/udp-responder blast=$run/udp-blast hit=$run/q/hit.txt pid out
+  local run=${LAB_RUN:-$BENCH/run} resp blast hit pid out
+  hit=$run/q/hit.txt
   mkdir -p "$run/q"
-  [ -x "$resp" ] && [ "$resp" -nt "$src/udp-responder.c" ] || gcc -O2 -o "$resp" "$src/udp-responder.c"
-  [ -x "$blast" ] && [ "$blast" -nt "$src/udp-blast.c" ] || gcc -O2 -o "$blast" "$src/udp-blast.c"
+  resp=$(lab_tool udp-responder "$run"); blast=$(lab_tool udp-blast "$run")
   # The resolvers' hit names (bench-peer.sh writes the same file): the echo answers any.
   [ -s "$hit" ] || lab_hit_names > "$hit"
   # Bounded: the responder ends itself after DURATION + 30 s even if this script is killed.
