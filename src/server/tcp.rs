@@ -476,21 +476,25 @@ async fn serve_messages(
         }
         // Pipelined messages already read need no wait (and never count as idle).
         let pipelined = reader.buffer().len() >= 2;
+        // Idle from before the replies leave: a client holding its answer may open another
+        // connection at once, and this one must already be free to give way to it.
+        let idle = (!pipelined).then(|| slot.idle());
         // Pending replies wait only for a next query that is already wholly here.
         if !whole_message_buffered(reader.buffer()) {
             if let Err(close) = flush(writer, pending, limit).await {
                 return close;
             }
         }
-        let read = if pipelined {
-            Ok(reader.read_exact(&mut prefix).await)
-        } else {
-            let idle = slot.idle();
+        let read = if let Some(idle) = idle {
+            // An evicted connection answers nothing more, even a query already here.
             tokio::select! {
+                biased;
                 _ = stop.cancelled() => return Close::Shutdown,
                 _ = slot.evict.cancelled() => return Close::Evicted,
                 read = timeout(idle, reader.read_exact(&mut prefix)) => read,
             }
+        } else {
+            Ok(reader.read_exact(&mut prefix).await)
         };
         match read {
             Err(_) => return Close::Idle,
