@@ -24,11 +24,12 @@
 //! which serves DO clients too (with DO set in our OPT). The plain template is the one the
 //! hit path reads for clients without DO, as before: one branch more, nothing copied more.
 
-use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::Record;
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::store::{Names, Store, StoreStats, Weigh};
-use crate::dns::wire::{records, KeyBuf};
+use crate::dns::wire::{skip_name, KeyBuf};
 use crate::dns::{DnssecRecords, Question};
 
 /// Header flags we set in every reply: QR in the first flag byte, RA in the second.
@@ -69,19 +70,50 @@ struct Wire {
 }
 
 impl Wire {
-    /// `msg` encoded, with the offsets of its TTLs; `None` if it cannot be encoded or is
-    /// longer than a message can be.
-    fn encode(msg: &Message) -> Option<Wire> {
-        let bytes = msg.to_vec().ok()?;
-        let offsets = ttl_offsets(&bytes)?;
+    /// The reply to `q` encoded with `answers` and `authority` (no additional section), with
+    /// the offsets of its TTLs; `None` if it cannot be encoded or is longer than a message
+    /// can be. The records go through hickory's encoder (its name compression); only the
+    /// header and the question's type and class are written here, so no `Message` is built
+    /// and no record is copied to build one, and each TTL's offset is noted as its record
+    /// is written instead of found by a second walk over the bytes.
+    fn encode(
+        q: &Question,
+        rcode: ResponseCode,
+        secure: bool,
+        answers: &[Record],
+        authority: &[Record],
+    ) -> Option<Wire> {
+        // Templates carry no OPT, so an extended RCODE (RFC 6891 §6.1.3) cannot be kept.
+        if rcode.high() != 0 {
+            return None;
+        }
+        let count = |n: usize| u16::try_from(n).ok().map(u16::to_be_bytes);
+        let [an0, an1] = count(answers.len())?;
+        let [ns0, ns1] = count(authority.len())?;
+        let flags = (RA | if secure { AD } else { 0 }) | rcode.low();
+        let header = [0, 0, QR, flags, 0, 1, an0, an1, ns0, ns1, 0, 0];
+        let mut bytes = Vec::with_capacity(128);
+        let mut offsets = Vec::with_capacity(answers.len() + authority.len());
+        let mut encoder = BinEncoder::new(&mut bytes);
+        encoder.emit_vec(&header).ok()?;
+        q.name.emit(&mut encoder).ok()?;
+        encoder.emit_u16(u16::from(q.qtype)).ok()?;
+        encoder.emit_u16(u16::from(q.qclass)).ok()?;
+        for r in answers.iter().chain(authority) {
+            let start = encoder.offset();
+            r.emit(&mut encoder).ok()?;
+            // TYPE and CLASS follow the owner name, then the TTL (RFC 1035 §4.1.3).
+            let owner_end = skip_name(encoder.slice_of(start, encoder.offset()), 0)?;
+            offsets.push(u16::try_from(start + owner_end + 4).ok()?);
+        }
         let msg_len = u16::try_from(bytes.len()).ok()?;
-        let mut wire = bytes;
+        bytes.reserve_exact(2 * offsets.len());
         for o in &offsets {
-            wire.extend_from_slice(&o.to_be_bytes());
+            bytes.extend_from_slice(&o.to_be_bytes());
         }
         Some(Wire {
             msg_len,
-            bytes: wire.into_boxed_slice(),
+            bytes: bytes.into_boxed_slice(),
         })
     }
 }
@@ -191,32 +223,18 @@ impl MessageCache {
         if ttl == 0 {
             return;
         }
-        let message = |answers: Vec<Record>, authority: Vec<Record>| {
-            let mut msg = Message::new(0, MessageType::Response, OpCode::Query);
-            msg.metadata.recursion_available = true;
-            msg.metadata.authentic_data = secure;
-            msg.metadata.response_code = rcode;
-            msg.add_query(q.to_query());
-            msg.add_answers(answers);
-            msg.add_authorities(authority);
-            msg
-        };
-        let Some(plain) = Wire::encode(&message(
-            answers.to_vec(),
-            authority.cloned().into_iter().collect(),
-        )) else {
+        let soa: &[Record] = authority.map_or(&[], std::slice::from_ref);
+        let Some(plain) = Wire::encode(q, rcode, secure, answers, soa) else {
             return;
         };
         let signed = if dnssec.is_empty() {
             None
         } else {
-            let msg = message(
-                dnssec.answer_section(answers),
-                dnssec.authority_section(authority),
-            );
+            let answers = dnssec.answer_section(answers);
+            let authority = dnssec.authority_section(authority);
             // A signed reply that cannot be kept leaves the entry out: a DO client must
             // not get the plain one instead.
-            let Some(wire) = Wire::encode(&msg) else {
+            let Some(wire) = Wire::encode(q, rcode, secure, &answers, &authority) else {
                 return;
             };
             Some(wire)
@@ -353,21 +371,10 @@ impl MessageCache {
     }
 }
 
-/// Offsets of the TTL of every record in an encoded message without OPT; `None` if the
-/// message is not as [`Message::to_vec`] writes it.
-fn ttl_offsets(wire: &[u8]) -> Option<Vec<u16>> {
-    let mut walk = records(wire);
-    let offsets = walk
-        .by_ref()
-        .map(|r| u16::try_from(r.ttl_at).ok())
-        .collect::<Option<Vec<u16>>>()?;
-    (walk.end()? == wire.len()).then_some(offsets)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::op::Message;
+    use hickory_proto::op::{Message, MessageType, OpCode};
     use hickory_proto::rr::rdata::{A, CNAME, SOA};
     use hickory_proto::rr::{Name, RData, RecordType};
     use hickory_proto::serialize::binary::BinDecodable;
@@ -398,6 +405,80 @@ mod tests {
             ),
             Record::from_rdata(name("web.example."), 60, RData::A(A::new(192, 0, 2, 1))),
         ]
+    }
+
+    /// Issue 17.1: the template is written without a hickory `Message`. It must be the
+    /// bytes `Message::to_vec` wrote for the same reply (names compressed alike), and its
+    /// TTL offsets those a walk over the records finds.
+    #[test]
+    fn a_template_is_the_reply_hickory_encodes_with_every_ttl_found() {
+        let soa = Record::from_rdata(
+            name("Example."),
+            300,
+            RData::SOA(SOA::new(
+                name("ns.example."),
+                name("h.example."),
+                1,
+                2,
+                3,
+                4,
+                300,
+            )),
+        );
+        let many: Vec<Record> = (1..=20)
+            .map(|i| Record::from_rdata(name("www.example."), 60, RData::A(A::new(192, 0, 2, i))))
+            .collect();
+        let cases = [
+            ("www.example.", ResponseCode::NoError, true, chain(), vec![]),
+            ("www.example.", ResponseCode::NoError, false, many, vec![]),
+            (
+                "nx.example.",
+                ResponseCode::NXDomain,
+                false,
+                vec![],
+                vec![soa.clone()],
+            ),
+            (
+                "www.example.",
+                ResponseCode::NXDomain,
+                false,
+                chain(),
+                vec![soa],
+            ),
+            (
+                "empty.example.",
+                ResponseCode::YXDomain,
+                false,
+                vec![],
+                vec![],
+            ),
+        ];
+        for (qname, rcode, secure, answers, authority) in cases {
+            let q = Question::new(name(qname), RecordType::A);
+            let wire = Wire::encode(&q, rcode, secure, &answers, &authority).unwrap();
+            let mut msg = Message::new(0, MessageType::Response, OpCode::Query);
+            msg.metadata.recursion_available = true;
+            msg.metadata.authentic_data = secure;
+            msg.metadata.response_code = rcode;
+            msg.add_query(q.to_query());
+            msg.add_answers(answers.clone());
+            msg.add_authorities(authority.clone());
+            let expected = msg.to_vec().unwrap();
+            let len = usize::from(wire.msg_len);
+            assert_eq!(&wire.bytes[..len], &expected[..], "{qname} {rcode}");
+            let found: Vec<u16> = crate::dns::wire::records(&expected)
+                .map(|r| u16::try_from(r.ttl_at).unwrap())
+                .collect();
+            let offsets: Vec<u16> = wire.bytes[len..]
+                .chunks_exact(2)
+                .map(|o| u16::from_be_bytes([o[0], o[1]]))
+                .collect();
+            assert_eq!(offsets, found, "{qname} {rcode}");
+            assert_eq!(offsets.len(), answers.len() + authority.len());
+        }
+        // An extended RCODE needs an OPT, which templates do not carry: not kept.
+        let q = Question::new(name("www.example."), RecordType::A);
+        assert!(Wire::encode(&q, ResponseCode::BADCOOKIE, false, &[], &[]).is_none());
     }
 
     #[test]
