@@ -10,8 +10,10 @@
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
-use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
+use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::serialize::binary::{
+    BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
+};
 use lru::LruCache;
 
 use super::store::{Names, Store, StoreStats, Weigh};
@@ -107,10 +109,19 @@ const FAILURE_ENTRIES: usize = 10_000;
 /// TTL of a stale answer (RFC 8767 §4 recommends 30 s).
 pub const STALE_TTL: u32 = 30;
 
-/// Encodes records back to back; `None` if one cannot be encoded.
+/// Encodes records back to back, names compressed; `None` if one cannot be encoded.
 pub(super) fn encode_records(records: &[&Record]) -> Option<Box<[u8]>> {
     let mut buf = Vec::with_capacity(64);
     let mut encoder = BinEncoder::new(&mut buf);
+    // A lone address record has no name that compression could shorten (its owner comes
+    // first, its RDATA holds none): written uncompressed it is the same bytes, without the
+    // encoder's bookkeeping (a heap copy of each suffix of the owner name). The commonest
+    // RRset a miss stores.
+    if let [r] = records {
+        if matches!(r.record_type(), RecordType::A | RecordType::AAAA) {
+            encoder.set_name_encoding(NameEncoding::Uncompressed);
+        }
+    }
     for r in records {
         r.emit(&mut encoder).ok()?;
     }
@@ -535,8 +546,8 @@ fn negative_ttl(soa: &Record) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::rr::rdata::{A, SOA};
-    use hickory_proto::rr::{Name, RData, RecordType};
+    use hickory_proto::rr::rdata::{A, AAAA, SOA};
+    use hickory_proto::rr::{Name, RData};
 
     fn name(s: &str) -> Name {
         Name::from_ascii(s).unwrap()
@@ -549,6 +560,38 @@ mod tests {
     fn soa(ttl: u32, minimum: u32) -> Record {
         let s = SOA::new(name("ns.example."), name("h.example."), 1, 2, 3, 4, minimum);
         Record::from_rdata(name("example."), ttl, RData::SOA(s))
+    }
+
+    /// Issue 17.1: a lone address record is written without the compression bookkeeping;
+    /// its bytes are those compression writes, and larger sets are still compressed.
+    #[test]
+    fn a_lone_address_record_is_stored_as_compression_would_write_it() {
+        let compressed = |records: &[&Record]| {
+            let mut buf = Vec::new();
+            let mut encoder = BinEncoder::new(&mut buf);
+            for r in records {
+                r.emit(&mut encoder).unwrap();
+            }
+            buf
+        };
+        let aaaa = Record::from_rdata(
+            name("www.example."),
+            300,
+            RData::AAAA(AAAA::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+        );
+        for r in [a("www.example.", 300), aaaa] {
+            assert_eq!(&*encode_records(&[&r]).unwrap(), &compressed(&[&r])[..]);
+        }
+        let (one, two) = (a("www.example.", 300), a("www.example.", 300));
+        let set = encode_records(&[&one, &two]).unwrap();
+        assert_eq!(&*set, &compressed(&[&one, &two])[..]);
+        assert_eq!(
+            set.len(),
+            (13 + 14) + (2 + 14),
+            "the second owner is a pointer"
+        );
+        let back = decode_records(&set, 60);
+        assert_eq!(back.len(), 2);
     }
 
     #[test]
