@@ -25,7 +25,7 @@ use hickory_proto::op::{
     Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query,
 };
 use hickory_proto::rr::{Name, RData};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use crate::dns::lowercase;
 
@@ -208,42 +208,52 @@ impl Exchange for NetTransport {
                 .map_err(|_| TransportError::Timeout)?
                 .map(|m| (m, Via::Tcp));
         }
-        let mut sent = q.query.clone();
         let randomised = self.case_randomisation && q.case_0x20;
-        // The 0x20 name goes into the query as built; `sent` carries it to match the reply.
-        let name = randomised
-            .then(|| WireName::randomised(&sent.name))
-            .flatten()
-            .and_then(|wire| Some((wire.to_name(sent.name.is_fqdn())?, wire)));
-        let (id, wire) = match name {
-            Some((name, wire)) => {
-                sent.name = name;
-                encode_named(q, &wire, &sent)?
+        // The 0x20 name goes into the query as built; the reply is matched against it, then
+        // read as if the name had been sent as asked (`udp::judge`).
+        let names = randomised
+            .then(|| {
+                Some((
+                    WireName::randomised(&q.query.name)?,
+                    WireName::exact(&q.query.name)?,
+                ))
+            })
+            .flatten();
+        let ((id, wire), case) = match &names {
+            Some((sent, asked)) => {
+                let case = udp::Case0x20 {
+                    sent: sent.as_bytes(),
+                    asked: asked.as_bytes(),
+                };
+                (encode_named(q, sent, &q.query)?, Some(case))
             }
-            None => encode_query(q, &sent)?,
+            None => (encode_query(q, &q.query)?, None),
         };
         let mut msg = udp::exchange(
             &self.sockets,
             local,
             q.server,
             id,
-            &sent,
+            &q.query,
             &wire,
             q.timeout,
-            randomised,
+            case,
         )
         .await?;
-        if msg
+        // Give the rest of hopdns the names as it asked them: the random case only served to
+        // match the reply. Names compressed against the question decoded in the asked case
+        // already; a server that writes them out in full may have copied our random case,
+        // and one that folds case (taken without 0x20) folds them all.
+        let as_asked = msg
             .queries
             .first()
-            .is_none_or(|r| r.name.eq_case(&q.query.name))
-            && sent.name.eq_case(&q.query.name)
-        {
+            .is_none_or(|r| r.name.eq_case(&q.query.name));
+        if as_asked && case.is_none() {
             return Ok((msg, Via::Udp));
         }
-        // Give the rest of hopdns the names as it asked them: the random case only served
-        // to match the reply, and compression spreads it into owner and target names.
-        msg.queries = vec![q.query.clone()];
+        if !as_asked {
+            msg.queries = vec![q.query.clone()];
+        }
         for r in msg
             .answers
             .iter_mut()
@@ -316,7 +326,9 @@ impl WireName {
         &self.buf[..self.len]
     }
 
+    #[cfg(test)]
     fn to_name(&self, fqdn: bool) -> Option<Name> {
+        use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
         let mut name = Name::read(&mut BinDecoder::new(self.as_bytes())).ok()?;
         name.set_fqdn(fqdn);
         Some(name)

@@ -147,10 +147,18 @@ impl SocketPool {
     }
 }
 
+/// The question's name as a 0x20 query sent it and as it was asked, both in wire form (the
+/// same length: they differ in case alone).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Case0x20<'a> {
+    pub(super) sent: &'a [u8],
+    pub(super) asked: &'a [u8],
+}
+
 /// Sends `wire` and waits up to `timeout` for the reply that matches `id` and `query`, on a
-/// pooled socket to `server` or a new one. With `exact_case` (0x20 in use) the question's
-/// name must come back with the case we sent; without, it is compared without case
-/// (RFC 4343).
+/// pooled socket to `server` or a new one. With `case` (0x20 in use) the question's name
+/// must come back with the case we sent, and the reply reads as if `query` had been sent
+/// as asked; without, it is compared without case (RFC 4343).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn exchange(
     pool: &SocketPool,
@@ -160,7 +168,7 @@ pub(super) async fn exchange(
     query: &Query,
     wire: &[u8],
     timeout: Duration,
-    exact_case: bool,
+    case: Option<Case0x20<'_>>,
 ) -> Result<Message, TransportError> {
     let now = tokio::time::Instant::now();
     let deadline = now + timeout;
@@ -190,8 +198,7 @@ pub(super) async fn exchange(
         }
     };
     pooled.uses += 1;
-    let (result, clean) =
-        receive(&pooled.sock, server, id, query, wire, deadline, exact_case).await;
+    let (result, clean) = receive(&pooled.sock, server, id, query, wire, deadline, case).await;
     if clean && result.is_ok() {
         pool.give_back(local, server, pooled, now);
     }
@@ -207,7 +214,7 @@ async fn receive(
     query: &Query,
     wire: &[u8],
     deadline: tokio::time::Instant,
-    exact_case: bool,
+    case: Option<Case0x20<'_>>,
 ) -> (Result<Message, TransportError>, bool) {
     let mut clean = true;
     let result = async {
@@ -231,11 +238,11 @@ async fn receive(
                 }
                 let mut done = None;
                 for i in 0..got.count {
-                    let datagram = &buf[i * RECV_BUF..i * RECV_BUF + got.lens[i]];
+                    let datagram = &mut buf[i * RECV_BUF..i * RECV_BUF + got.lens[i]];
                     match done {
                         // Anything behind the reply is stray.
                         Some(_) => clean = false,
-                        None => match judge(datagram, got.from[i], server, id, query, exact_case) {
+                        None => match judge(datagram, got.from[i], server, id, query, case) {
                             Some(d) => done = Some(d),
                             None => clean = false,
                         },
@@ -319,22 +326,36 @@ thread_local! {
 /// What one datagram on an exchange's socket means: the reply or the exchange's error, or
 /// `None` for a datagram to drop (from elsewhere, for another query, undecodable), after
 /// which the socket is not reused.
+///
+/// With 0x20, the reply's question must hold the name in the case we sent. It is then
+/// written over, in place, with the name as asked, before the decode: the question matches
+/// `query`, and every name the server compressed against it (commonly all of them) decodes
+/// in the asked case, so no name needs rebuilding afterwards. The question is the first
+/// name of the message, never a pointer (RFC 1035 §4.1.4 points only back).
 fn judge(
-    buf: &[u8],
+    buf: &mut [u8],
     from: Option<SocketAddr>,
     server: SocketAddr,
     id: u16,
     query: &Query,
-    exact_case: bool,
+    case: Option<Case0x20<'_>>,
 ) -> Option<Result<Message, TransportError>> {
     if from != Some(server) {
         tracing::debug!(?from, %server, "dropping reply from unexpected source");
         return None;
     }
+    let mut case_differs = false;
+    if let Some(case) = case {
+        if let Some(name) = buf.get_mut(12..12 + case.sent.len()) {
+            if name.eq_ignore_ascii_case(case.sent) {
+                case_differs = name != case.sent;
+                name.copy_from_slice(case.asked);
+            }
+        }
+    }
     match Message::from_vec(buf) {
-        Ok(msg) if matches(&msg, id, query) => Some(Ok(msg)),
-        Ok(msg) if matches_ignoring_case(&msg, id, query) => {
-            if !exact_case {
+        Ok(msg) if matches(&msg, id, query) => {
+            if !case_differs {
                 return Some(Ok(msg));
             }
             // Right source, port and ID, wrong case: a server that does not echo case (or a
@@ -343,6 +364,7 @@ fn judge(
             tracing::debug!(%server, "reply whose question case differs (0x20)");
             Some(Err(TransportError::CaseMismatch))
         }
+        Ok(msg) if case.is_none() && matches_ignoring_case(&msg, id, query) => Some(Ok(msg)),
         Ok(_) => {
             tracing::debug!(%server, "dropping reply with wrong ID or question");
             None
@@ -394,4 +416,81 @@ fn register(sock: std::net::UdpSocket) -> io::Result<Socket> {
     // SAFETY: the registration owns the socket, so its descriptor stays open, and names it,
     // for as long as the registration lives.
     Ok(unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE)? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{MessageType, OpCode};
+    use hickory_proto::rr::rdata::{A, NS};
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+    use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    /// A reply to `qname` (as the server echoes it) with an answer and an NS record whose
+    /// names hickory compresses against the question.
+    fn reply(id: u16, qname: &str) -> Vec<u8> {
+        let mut m = Message::new(id, MessageType::Response, OpCode::Query);
+        m.add_query(Query::query(name(qname), RecordType::A));
+        m.add_answer(Record::from_rdata(
+            name(qname),
+            300,
+            RData::A(A::new(192, 0, 2, 1)),
+        ));
+        let zone = name(qname).base_name();
+        let ns = RData::NS(NS(Name::from_ascii("ns1")
+            .unwrap()
+            .append_domain(&zone)
+            .unwrap()));
+        m.add_authority(Record::from_rdata(zone, 300, ns));
+        m.to_vec().unwrap()
+    }
+
+    /// Issue 17.1: with 0x20 the reply's question must echo the case sent; it is then read
+    /// as asked, and so is every name compressed against it (no name rebuilt afterwards).
+    /// Another case is a case mismatch, another name is dropped.
+    #[test]
+    fn a_0x20_reply_is_read_in_the_asked_case_and_other_cases_are_refused() {
+        let server: SocketAddr = "192.0.2.53:53".parse().unwrap();
+        let asked = Query::query(name("www.example.com."), RecordType::A);
+        let wire = |n: &str| {
+            let mut buf = Vec::new();
+            name(n).emit(&mut BinEncoder::new(&mut buf)).unwrap();
+            buf
+        };
+        let (sent, asked_wire) = (wire("wWw.ExaMple.cOm."), wire("www.example.com."));
+        let case = Some(Case0x20 {
+            sent: &sent,
+            asked: &asked_wire,
+        });
+        let mut buf = reply(7, "wWw.ExaMple.cOm.");
+        let msg = judge(&mut buf, Some(server), server, 7, &asked, case)
+            .expect("the reply")
+            .expect("matched");
+        assert!(msg.queries[0].name.eq_case(&asked.name));
+        assert!(msg.answers[0].name.eq_case(&asked.name));
+        assert!(msg.authorities[0].name.eq_case(&name("example.com.")));
+        let RData::NS(ns) = &msg.authorities[0].data else {
+            panic!("NS")
+        };
+        assert!(ns.0.eq_case(&name("ns1.example.com.")));
+
+        let mut folded = reply(7, "WWW.EXAMPLE.COM.");
+        let r = judge(&mut folded, Some(server), server, 7, &asked, case);
+        assert!(
+            matches!(r, Some(Err(TransportError::CaseMismatch))),
+            "{r:?}"
+        );
+        let mut wrong_id = reply(8, "wWw.ExaMple.cOm.");
+        assert!(judge(&mut wrong_id, Some(server), server, 7, &asked, case).is_none());
+        let mut other = reply(7, "www.example.net.");
+        assert!(judge(&mut other, Some(server), server, 7, &asked, case).is_none());
+        // Without 0x20 the case of the question does not matter (RFC 4343).
+        let mut folded = reply(7, "WWW.EXAMPLE.COM.");
+        let r = judge(&mut folded, Some(server), server, 7, &asked, None);
+        assert!(matches!(r, Some(Ok(_))), "{r:?}");
+    }
 }
