@@ -29,7 +29,7 @@ use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::store::{Names, Store, StoreStats, Weigh};
-use crate::dns::wire::{skip_name, KeyBuf};
+use crate::dns::wire::{opt_record, skip_name, KeyBuf};
 use crate::dns::{DnssecRecords, Question};
 
 /// Header flags we set in every reply: QR in the first flag byte, RA in the second.
@@ -39,12 +39,8 @@ const RA: u8 = 0x80;
 const CD: u8 = 0x10;
 const AD: u8 = 0x20;
 
-/// Our OPT record appended to replies of EDNS clients: root owner, type 41, the payload we
-/// accept as class, extended RCODE 0, version 0, the client's DO (RFC 3225 §3: copied from
-/// the query), no options (RFC 6891 §6.1.2).
+/// Length of our OPT record ([`opt_record`]), appended to replies of EDNS clients.
 const OPT_LEN: usize = 11;
-/// DO in the first flag byte of the OPT's TTL field (RFC 3225 §3).
-const OPT_DO: u8 = 0x80;
 
 /// One cached reply.
 #[derive(Debug)]
@@ -332,9 +328,7 @@ impl MessageCache {
         out[12..12 + patch.qname.len()].copy_from_slice(patch.qname);
         let mut len = len;
         if let Some(payload) = patch.opt_payload {
-            let [p0, p1] = payload.to_be_bytes();
-            let flags = if patch.dnssec_ok { OPT_DO } else { 0 };
-            out[len..len + OPT_LEN].copy_from_slice(&[0, 0, 41, p0, p1, 0, 0, flags, 0, 0, 0]);
+            out[len..len + OPT_LEN].copy_from_slice(&opt_record(payload, patch.dnssec_ok));
             len += OPT_LEN;
             // ARCOUNT: templates carry no additional records, so ours is the only one.
             out[10..12].copy_from_slice(&1u16.to_be_bytes());

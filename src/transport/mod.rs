@@ -21,13 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hickory_proto::op::{
-    Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query,
-};
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use crate::dns::lowercase;
+use crate::dns::wire::{opt_record, HEADER_LEN};
 
 pub use select::{choose, choose_configured};
 pub use upstream::{Protocol, Upstream, UpstreamError, DOT_PORT};
@@ -225,7 +223,7 @@ impl Exchange for NetTransport {
                     sent: sent.as_bytes(),
                     asked: asked.as_bytes(),
                 };
-                (encode_named(q, sent, &q.query)?, Some(case))
+                (encode_named(q, sent, &q.query), Some(case))
             }
             None => (encode_query(q, &q.query)?, None),
         };
@@ -341,45 +339,27 @@ impl WireName {
 pub fn encode_query(q: &OutQuery, query: &Query) -> Result<(u16, Vec<u8>), TransportError> {
     let name = WireName::exact(&query.name)
         .ok_or_else(|| TransportError::Encode(format!("name too long: {}", query.name)))?;
-    encode_named(q, &name, query)
+    Ok(encode_named(q, &name, query))
 }
 
 /// [`encode_query`] with the question's name already in wire form (`name`, which may
 /// differ from `query.name` in case alone).
-fn encode_named(
-    q: &OutQuery,
-    name: &WireName,
-    query: &Query,
-) -> Result<(u16, Vec<u8>), TransportError> {
+fn encode_named(q: &OutQuery, name: &WireName, query: &Query) -> (u16, Vec<u8>) {
     let id: u16 = rand::random();
-    // The parts emitted one after the other, as `Message::to_vec` would, without building
-    // a message (its OPT becomes a cloned record on the way): one query per cache miss.
-    let mut metadata = Metadata::new(id, MessageType::Query, OpCode::Query);
-    metadata.recursion_desired = q.rd;
-    let edns = q.edns.then(|| {
-        let mut edns = Edns::new();
-        edns.set_max_payload(EDNS_PAYLOAD);
-        edns.set_dnssec_ok(q.dnssec_ok);
-        edns
-    });
-    let header = Header {
-        metadata,
-        counts: HeaderCounts {
-            queries: 1,
-            additionals: u16::from(edns.is_some()),
-            ..HeaderCounts::default()
-        },
-    };
-    let mut wire = Vec::with_capacity(64);
-    let mut encoder = BinEncoder::new(&mut wire);
-    let emitted = header
-        .emit(&mut encoder)
-        .and_then(|()| encoder.emit_vec(name.as_bytes()))
-        .and_then(|()| query.query_type.emit(&mut encoder))
-        .and_then(|()| query.query_class.emit(&mut encoder))
-        .and_then(|()| edns.as_ref().map_or(Ok(()), |e| e.emit(&mut encoder)));
-    emitted.map_err(|e| TransportError::Encode(e.to_string()))?;
-    Ok((id, wire))
+    // Written as `Message::to_vec` would write it, without building a message or an `Edns`
+    // (which becomes a cloned record on the way): one query per cache miss. The header
+    // (RFC 1035 §4.1.1): our ID, QUERY, RD as asked, one question, our OPT if any.
+    let [i0, i1] = id.to_be_bytes();
+    let rd = if q.rd { 0x01 } else { 0 };
+    let mut wire = Vec::with_capacity(HEADER_LEN + name.as_bytes().len() + 4 + 11);
+    wire.extend_from_slice(&[i0, i1, rd, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(q.edns)]);
+    wire.extend_from_slice(name.as_bytes());
+    wire.extend_from_slice(&u16::from(query.query_type).to_be_bytes());
+    wire.extend_from_slice(&u16::from(query.query_class).to_be_bytes());
+    if q.edns {
+        wire.extend_from_slice(&opt_record(EDNS_PAYLOAD, q.dnssec_ok));
+    }
+    (id, wire)
 }
 
 /// Does `resp` answer our query? ID, QR, opcode and the question (name compared with its
@@ -470,7 +450,7 @@ mod tests {
             msg.metadata.recursion_desired = rd;
             msg.add_query(out.query.clone());
             if edns {
-                let mut opt = Edns::new();
+                let mut opt = hickory_proto::op::Edns::new();
                 opt.set_max_payload(EDNS_PAYLOAD);
                 opt.set_dnssec_ok(dnssec_ok);
                 msg.set_edns(opt);
@@ -770,7 +750,7 @@ mod tests {
             rd: false,
             tls: None,
         };
-        let (_, built) = encode_named(&out, &wire, &sent).unwrap();
+        let (_, built) = encode_named(&out, &wire, &sent);
         let msg = Message::from_vec(&built).unwrap();
         assert!(msg.queries[0].name.eq_case(&sent.name));
         assert_eq!(msg.queries[0], sent);
