@@ -187,8 +187,9 @@ pub enum Event {
 
 /// Where one frame stands. The phases that work in a zone cut carry it, and the one that
 /// waits carries what it sent, so no phase reads state another phase may not have set.
-// One Phase per frame, a handful of frames per resolution: size does not matter here.
-#[allow(clippy::large_enum_variant)]
+/// A frame's phase moves out of the frame and back at every step of [`Resolution::poll`] and
+/// [`Resolution::handle`]: the zone cut (712 bytes) is boxed so those moves copy a pointer,
+/// not the cut (issue 17.1).
 #[derive(Clone, Debug)]
 enum Phase {
     /// Answer from the cache, or find the closest zone cut.
@@ -196,12 +197,12 @@ enum Phase {
     /// Choose what to ask in `cut`; a `retry` of one server (over TCP, without EDNS, with
     /// the full name) comes first.
     Query {
-        cut: Cut,
+        cut: Box<Cut>,
         retry: Option<Retry>,
     },
     /// `sent` is out: waiting for [`Resolution::handle`].
     Waiting {
-        cut: Cut,
+        cut: Box<Cut>,
         sent: Ask,
     },
     /// The bottom frame's outcome is being validated (`Resolution::val`): fetch frames run
@@ -268,7 +269,7 @@ impl Frame {
     }
 
     /// Moves to a new cut: minimisation starts again below it.
-    fn enter(&mut self, cut: Cut) {
+    fn enter(&mut self, cut: Box<Cut>) {
         self.min.known = cut.zone.iter().len();
         self.phase = Phase::Query { cut, retry: None };
     }
@@ -610,7 +611,7 @@ impl Resolution {
     /// server in this cut), then choose again.
     fn no_reply(
         &mut self,
-        mut cut: Cut,
+        mut cut: Box<Cut>,
         sent: &Ask,
         from: SocketAddr,
         error: String,
@@ -763,7 +764,7 @@ impl Resolution {
         };
         let (cut, source) = cut;
         let zone = cut.zone.clone();
-        self.top().enter(cut);
+        self.top().enter(Box::new(cut));
         self.emit(|| HopEvent::Cut {
             depth,
             zone,
@@ -820,7 +821,13 @@ impl Resolution {
     /// parent's glue where the child's addresses differ, then a glueless NS lookup, then a
     /// provisional reply kept from a server that did not do well, then a second round for
     /// servers that only timed out; else the cut has failed.
-    fn next_query(&mut self, mut cut: Cut, retry: Option<Retry>, cache: &Cache, now: u64) -> Step {
+    fn next_query(
+        &mut self,
+        mut cut: Box<Cut>,
+        retry: Option<Retry>,
+        cache: &Cache,
+        now: u64,
+    ) -> Step {
         let settings = self.settings.clone();
         let limits = &settings.limits;
         let zone = cut.zone.clone();
@@ -1040,7 +1047,7 @@ impl Resolution {
         from: SocketAddr,
         msg: &Message,
         rtt: Duration,
-        mut cut: Cut,
+        mut cut: Box<Cut>,
         sent: &Ask,
         cache: &Cache,
         now: u64,
@@ -1253,7 +1260,7 @@ impl Resolution {
                     let ttl = ns.iter().map(|r| r.ttl).min().unwrap_or(0);
                     cache.delegations.insert(d.clone(), ttl, now);
                     // The Reply event already names the new cut.
-                    frame.enter(Cut::new(d, cache, now, &settings));
+                    frame.enter(Box::new(Cut::new(d, cache, now, &settings)));
                     return;
                 }
             }
