@@ -29,7 +29,7 @@ use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::store::{Names, Store, StoreStats, Weigh};
-use crate::dns::wire::{opt_record, skip_name, KeyBuf};
+use crate::dns::wire::{opt_record, skip_name, KeyBuf, OPT_LEN};
 use crate::dns::{DnssecRecords, Question};
 
 /// Header flags we set in every reply: QR in the first flag byte, RA in the second.
@@ -38,9 +38,6 @@ const RD: u8 = 0x01;
 const RA: u8 = 0x80;
 const CD: u8 = 0x10;
 const AD: u8 = 0x20;
-
-/// Length of our OPT record ([`opt_record`]), appended to replies of EDNS clients.
-const OPT_LEN: usize = 11;
 
 /// One cached reply.
 #[derive(Debug)]
@@ -390,6 +387,12 @@ mod tests {
         }
     }
 
+    /// The SOA of `example.` (TTL and negative TTL 300), its owner written as `owner`.
+    fn soa(owner: &str) -> Record {
+        let s = SOA::new(name("ns.example."), name("h.example."), 1, 2, 3, 4, 300);
+        Record::from_rdata(name(owner), 300, RData::SOA(s))
+    }
+
     fn chain() -> Vec<Record> {
         vec![
             Record::from_rdata(
@@ -406,19 +409,7 @@ mod tests {
     /// TTL offsets those a walk over the records finds.
     #[test]
     fn a_template_is_the_reply_hickory_encodes_with_every_ttl_found() {
-        let soa = Record::from_rdata(
-            name("Example."),
-            300,
-            RData::SOA(SOA::new(
-                name("ns.example."),
-                name("h.example."),
-                1,
-                2,
-                3,
-                4,
-                300,
-            )),
-        );
+        let soa = soa("Example.");
         let many: Vec<Record> = (1..=20)
             .map(|i| Record::from_rdata(name("www.example."), 60, RData::A(A::new(192, 0, 2, i))))
             .collect();
@@ -628,19 +619,7 @@ mod tests {
     fn negative_replies_keep_rcode_and_soa() {
         let c = MessageCache::new(1 << 20);
         let q = Question::new(name("nx.example."), RecordType::A);
-        let soa = Record::from_rdata(
-            name("example."),
-            300,
-            RData::SOA(SOA::new(
-                name("ns.example."),
-                name("h.example."),
-                1,
-                2,
-                3,
-                4,
-                300,
-            )),
-        );
+        let soa = soa("example.");
         c.insert(&q, ResponseCode::NXDomain, &[], Some(&soa), 300, 0, false);
         let mut out = [0u8; 512];
         let w = c

@@ -25,7 +25,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData};
 
 use crate::dns::lowercase;
-use crate::dns::wire::{opt_record, HEADER_LEN};
+use crate::dns::wire::{opt_record, HEADER_LEN, OPT_LEN};
 
 pub use select::{choose, choose_configured};
 pub use upstream::{Protocol, Upstream, UpstreamError, DOT_PORT};
@@ -351,7 +351,7 @@ fn encode_named(q: &OutQuery, name: &WireName, query: &Query) -> (u16, Vec<u8>) 
     // (RFC 1035 §4.1.1): our ID, QUERY, RD as asked, one question, our OPT if any.
     let [i0, i1] = id.to_be_bytes();
     let rd = if q.rd { 0x01 } else { 0 };
-    let mut wire = Vec::with_capacity(HEADER_LEN + name.as_bytes().len() + 4 + 11);
+    let mut wire = Vec::with_capacity(HEADER_LEN + name.as_bytes().len() + 4 + OPT_LEN);
     wire.extend_from_slice(&[i0, i1, rd, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(q.edns)]);
     wire.extend_from_slice(name.as_bytes());
     wire.extend_from_slice(&u16::from(query.query_type).to_be_bytes());

@@ -19,10 +19,13 @@ pub use plain::{parse_plain_query, PlainQuery};
 /// Bytes of the fixed header (RFC 1035 §4.1.1).
 pub const HEADER_LEN: usize = 12;
 
+/// Bytes of our OPT pseudo-record ([`opt_record`]).
+pub const OPT_LEN: usize = 11;
+
 /// Our OPT pseudo-record as it goes into a message we write (RFC 6891 §6.1.2): root owner,
 /// TYPE 41, the payload we accept as CLASS, extended RCODE 0, version 0, DO as given (RFC
-/// 3225 §3), no options. Eleven bytes, the same in every query and reply we send.
-pub fn opt_record(payload: u16, dnssec_ok: bool) -> [u8; 11] {
+/// 3225 §3), no options. The same in every query and reply we send.
+pub fn opt_record(payload: u16, dnssec_ok: bool) -> [u8; OPT_LEN] {
     let [p0, p1] = payload.to_be_bytes();
     let flags = if dnssec_ok { 0x80 } else { 0 };
     [0, 0, 41, p0, p1, 0, 0, flags, 0, 0, 0]
