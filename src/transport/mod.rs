@@ -14,7 +14,7 @@ pub mod tls;
 mod udp;
 mod upstream;
 
-pub use udp::{SocketPool, MAX_IDLE, MAX_USES};
+pub use udp::{SocketPool, MAX_AGE, MAX_USES};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

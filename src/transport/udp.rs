@@ -2,12 +2,12 @@
 //! the kernel drops datagrams from elsewhere; we check the source again anyway.
 //!
 //! A socket whose exchange ended with the matching reply may be kept for the next query to
-//! the same server ([`SocketPool`]): at most [`MAX_USES`] queries and [`MAX_IDLE`] of idle
-//! time each, so a source port stays unpredictable (RFC 5452 asks for random ports, not a
-//! new one per query) while a cache miss saves the socket set-up and teardown (socket,
-//! bind, connect, epoll registration, close). A socket that saw a timeout, an error or a
-//! stray datagram, during its exchange or while idle, is never reused: a late reply, or
-//! forged ones queued ahead of time, must not meet a later query.
+//! the same server ([`SocketPool`]): at most [`MAX_USES`] queries within [`MAX_AGE`] of its
+//! opening, so a source port stays unpredictable and open only briefly (RFC 5452 asks for
+//! random ports, not a new one per query) while a cache miss saves the socket set-up and
+//! teardown (socket, bind, connect, epoll registration, close). A socket that saw a timeout,
+//! an error or a stray datagram, during its exchange or while idle, is never reused: a late
+//! reply, or forged ones queued ahead of time, must not meet a later query.
 
 use hashbrown::HashMap;
 use std::io;
@@ -30,10 +30,14 @@ const RECV_BUF: usize = 4096;
 /// Tries random ports in the unprivileged range before letting the kernel pick one.
 const PORT_TRIES: usize = 8;
 
-/// Queries one socket (one source port) answers before it is closed.
-pub const MAX_USES: u32 = 8;
-/// How long a socket may wait idle in the pool.
-pub const MAX_IDLE: Duration = Duration::from_secs(5);
+/// Queries one socket (one source port) answers before it is closed. Under load they take
+/// milliseconds; at 8 the socket's life cycle was 3.8% of a saturated miss load's CPU, and 32
+/// cost 3% less CPU per miss (docs/performance.md, round 11).
+pub const MAX_USES: u32 = 32;
+/// How long after its opening a socket may begin an exchange: what bounds how long a port
+/// stays open to a port scan (the SAD DNS side channel), whatever the load. A probe that
+/// finds the port retires it anyway (a stray datagram).
+pub const MAX_AGE: Duration = Duration::from_secs(5);
 /// Idle sockets kept per server, and in all: a bound on descriptors held. Under a miss load
 /// one authority can have a thousand queries in flight, and their sockets come back in bursts
 /// (one wake-up of the I/O driver hands back hundreds): with 32 per server, the measured
@@ -53,7 +57,7 @@ type Socket = AsyncFd<std::net::UdpSocket>;
 struct Pooled {
     sock: Socket,
     uses: u32,
-    since: tokio::time::Instant,
+    opened: tokio::time::Instant,
 }
 
 /// Idle connected sockets by (local address, server).
@@ -92,7 +96,7 @@ impl SocketPool {
                 p.sock.try_io(Interest::READABLE, |s| s.recv(&mut probe)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock
             );
-            if quiet && now.duration_since(p.since) <= MAX_IDLE {
+            if quiet && now.duration_since(p.opened) <= MAX_AGE {
                 found = Some(p);
                 break;
             }
@@ -103,16 +107,9 @@ impl SocketPool {
         found
     }
 
-    /// Keeps `p` for another query unless it is spent or the pool is full. `now` is when its
-    /// exchange began: its idle time counts from then, which retires it no later than due.
-    fn give_back(
-        &self,
-        local: IpAddr,
-        server: SocketAddr,
-        mut p: Pooled,
-        now: tokio::time::Instant,
-    ) {
-        if p.uses >= MAX_USES {
+    /// Keeps `p` for another query unless it is spent, too old at `now` or the pool is full.
+    fn give_back(&self, local: IpAddr, server: SocketAddr, p: Pooled, now: tokio::time::Instant) {
+        if p.uses >= MAX_USES || now.duration_since(p.opened) > MAX_AGE {
             return;
         }
         let mut idle = self.lock();
@@ -120,7 +117,7 @@ impl SocketPool {
         if *total >= IDLE_TOTAL {
             // Make room by dropping what has gone stale; if nothing has, close this one.
             by_server.retain(|_, l| {
-                l.retain(|q| now.duration_since(q.since) <= MAX_IDLE);
+                l.retain(|q| now.duration_since(q.opened) <= MAX_AGE);
                 !l.is_empty()
             });
             *total = by_server.values().map(Vec::len).sum();
@@ -130,7 +127,6 @@ impl SocketPool {
         }
         let list = by_server.entry((local, server)).or_default();
         if list.len() < IDLE_PER_SERVER {
-            p.since = now;
             list.push(p);
             *total += 1;
         }
@@ -193,7 +189,7 @@ pub(super) async fn exchange(
             Pooled {
                 sock,
                 uses: 0,
-                since: now,
+                opened: now,
             }
         }
     };
@@ -492,5 +488,40 @@ mod tests {
         let mut folded = reply(7, "WWW.EXAMPLE.COM.");
         let r = judge(&mut folded, Some(server), server, 7, &asked, None);
         assert!(matches!(r, Some(Ok(_))), "{r:?}");
+    }
+
+    /// Issue 17: a pooled socket serves at most `MAX_USES` exchanges, none starting later than
+    /// `MAX_AGE` after it was opened however few it served: that bounds how long its port is
+    /// open to a scan (RFC 5452 §9.2; the SAD DNS side channel). Lab unit-test network 216.
+    #[tokio::test]
+    async fn a_pooled_socket_serves_no_exchange_past_its_age_or_its_uses() {
+        let local: IpAddr = "127.53.216.253".parse().unwrap();
+        let server: SocketAddr = "127.53.216.1:53".parse().unwrap();
+        let pool = SocketPool::default();
+        let opened = tokio::time::Instant::now();
+        let fresh = |uses| {
+            let sock = bind_random(local).expect("bind 127.53.216.253");
+            sock.connect(server).unwrap();
+            Pooled {
+                sock: register(sock).unwrap(),
+                uses,
+                opened,
+            }
+        };
+        let young = opened + MAX_AGE - Duration::from_millis(1);
+        let old = opened + MAX_AGE + Duration::from_millis(1);
+
+        pool.give_back(local, server, fresh(1), opened);
+        assert!(pool.take(local, server, young).is_some(), "young: reused");
+        pool.give_back(local, server, fresh(1), opened);
+        assert!(pool.take(local, server, old).is_none(), "old: closed");
+        assert_eq!(pool.idle(), 0);
+
+        pool.give_back(local, server, fresh(1), old);
+        assert_eq!(pool.idle(), 0, "an exchange begun past the age: not kept");
+        pool.give_back(local, server, fresh(MAX_USES), opened);
+        assert_eq!(pool.idle(), 0, "spent: not kept");
+        pool.give_back(local, server, fresh(MAX_USES - 1), opened);
+        assert_eq!(pool.idle(), 1, "one use left: kept");
     }
 }
