@@ -17,6 +17,7 @@
 mod anchor;
 mod budget;
 pub mod classify;
+mod client_timer;
 pub mod cut;
 mod driver;
 pub mod forward;
