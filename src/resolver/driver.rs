@@ -16,7 +16,6 @@ use async_trait::async_trait;
 use hickory_proto::rr::{DNSClass, Record, RecordType};
 
 use super::anchor::Anchor;
-use super::client_timer::ClientTimers;
 use super::inflight::{self, InFlight, Role};
 use super::machine::{Resolution, Settings};
 use super::run::{Pick, Run};
@@ -123,7 +122,6 @@ pub struct Core {
     inflight: InFlight,
     pending: Pending,
     anchor: Anchor,
-    client_timers: Arc<ClientTimers>,
 }
 
 /// The bounded count of resolutions waiting on authorities.
@@ -175,7 +173,6 @@ impl Resolver {
             root: Arc::new(config.root_hints),
             inflight: InFlight::default(),
             anchor: Anchor::default(),
-            client_timers: Arc::default(),
             pending: Pending {
                 now: Default::default(),
                 max: config.max_pending.max(1),
@@ -279,7 +276,7 @@ impl Resolver {
             let waited = if self.cache.config.serve_stale {
                 tokio::select! {
                     outcome = inflight::wait(rx.clone()) => outcome,
-                    _ = self.client_timer() => match self.stale(question) {
+                    _ = tokio::time::sleep(CLIENT_RESPONSE_TIMER) => match self.stale(question) {
                         Some(stale) => {
                             tracing::debug!(%question, "slow resolution: serving stale (RFC 8767 §5)");
                             return stale;
@@ -298,12 +295,6 @@ impl Resolver {
         }
     }
 
-    /// A client's [`CLIENT_RESPONSE_TIMER`], from now.
-    fn client_timer(&self) -> super::client_timer::ClientTimer {
-        self.client_timers
-            .at(tokio::time::Instant::now() + CLIENT_RESPONSE_TIMER)
-    }
-
     /// The leading client's wait: its own resolution, or a stale answer after
     /// [`CLIENT_RESPONSE_TIMER`] while the resolution goes on in a task of its own. If the
     /// client's task goes away first (a DoH stream reset, shutdown), the resolution goes on
@@ -316,7 +307,7 @@ impl Resolver {
         if self.cache.config.serve_stale {
             tokio::select! {
                 outcome = own.finish() => return outcome,
-                _ = self.client_timer() => {}
+                _ = tokio::time::sleep(CLIENT_RESPONSE_TIMER) => {}
             }
             if let Some(stale) = self.stale(question) {
                 tracing::debug!(%question, "slow resolution: serving stale (RFC 8767 §5)");

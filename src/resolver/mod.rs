@@ -17,7 +17,6 @@
 mod anchor;
 mod budget;
 pub mod classify;
-mod client_timer;
 pub mod cut;
 mod driver;
 pub mod forward;
