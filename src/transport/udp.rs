@@ -60,6 +60,13 @@ struct Pooled {
     opened: tokio::time::Instant,
 }
 
+impl Pooled {
+    /// Whether it may still begin an exchange at `now` ([`MAX_AGE`]).
+    fn young(&self, now: tokio::time::Instant) -> bool {
+        now.duration_since(self.opened) <= MAX_AGE
+    }
+}
+
 /// Idle connected sockets by (local address, server).
 #[derive(Debug, Default)]
 pub struct SocketPool {
@@ -96,7 +103,7 @@ impl SocketPool {
                 p.sock.try_io(Interest::READABLE, |s| s.recv(&mut probe)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock
             );
-            if quiet && now.duration_since(p.opened) <= MAX_AGE {
+            if quiet && p.young(now) {
                 found = Some(p);
                 break;
             }
@@ -109,7 +116,7 @@ impl SocketPool {
 
     /// Keeps `p` for another query unless it is spent, too old at `now` or the pool is full.
     fn give_back(&self, local: IpAddr, server: SocketAddr, p: Pooled, now: tokio::time::Instant) {
-        if p.uses >= MAX_USES || now.duration_since(p.opened) > MAX_AGE {
+        if p.uses >= MAX_USES || !p.young(now) {
             return;
         }
         let mut idle = self.lock();
@@ -117,7 +124,7 @@ impl SocketPool {
         if *total >= IDLE_TOTAL {
             // Make room by dropping what has gone stale; if nothing has, close this one.
             by_server.retain(|_, l| {
-                l.retain(|q| now.duration_since(q.opened) <= MAX_AGE);
+                l.retain(|q| q.young(now));
                 !l.is_empty()
             });
             *total = by_server.values().map(Vec::len).sum();
